@@ -1,0 +1,153 @@
+"""Watch a serial console for boot milestones, in order, and build a timeline.
+
+Each :class:`Milestone` has a success pattern, failure patterns that end the
+wait at once, and its own timeout counted from the previous milestone. The
+result is a :class:`Timeline`: each milestone reached with its seconds since
+power-on, or the stage that failed, why, and the console text around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pexpect
+
+log = logging.getLogger(__name__)
+
+CONTEXT_LINES = 25
+
+
+@dataclass(frozen=True)
+class FailurePattern:
+    """Console text that proves the boot has failed, and what it means."""
+
+    pattern: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A point of the boot path recognised on the console."""
+
+    name: str
+    pattern: str
+    timeout: float
+    failures: tuple[FailurePattern, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MilestoneHit:
+    name: str
+    seconds: float
+    text: str
+
+
+@dataclass
+class Timeline:
+    """What happened on the console: milestones reached and, if any, the failure."""
+
+    scenario: str
+    hits: list[MilestoneHit] = field(default_factory=list)
+    failed_stage: str | None = None
+    failure: str | None = None
+    console_tail: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_stage is None
+
+    def seconds(self, name: str) -> float | None:
+        return next((h.seconds for h in self.hits if h.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok}
+
+    def render(self) -> str:
+        lines = [f"{h.seconds:7.2f}s  {h.name:<16} {h.text}" for h in self.hits]
+        if self.failed_stage:
+            lines.append(f"FAILED at stage {self.failed_stage!r}: {self.failure}")
+        return "\n".join(lines)
+
+
+OnHit = Callable[[MilestoneHit], None]
+
+
+class ConsoleWatcher:
+    """Runs a milestone list against a pexpect console (str or bytes mode)."""
+
+    def __init__(self, console: pexpect.spawn, started_at: float,
+                 failures: Sequence[FailurePattern] = ()) -> None:
+        self.console = console
+        self.started_at = started_at
+        self.global_failures = tuple(failures)
+        self._binary = getattr(console, "encoding", None) is None
+        self._seen = ""
+
+    def run(self, scenario: str, milestones: Sequence[Milestone],
+            on_hit: OnHit | None = None) -> Timeline:
+        timeline = Timeline(scenario)
+        for milestone in milestones:
+            if not self._wait(milestone, timeline, on_hit):
+                break
+        timeline.console_tail = self._tail()
+        return timeline
+
+    def _wait(self, milestone: Milestone, timeline: Timeline, on_hit: OnHit | None) -> bool:
+        failures = milestone.failures + self.global_failures
+        patterns = [milestone.pattern, *(f.pattern for f in failures)]
+        index = self.console.expect(
+            [self._compile(p) for p in patterns] + [pexpect.EOF, pexpect.TIMEOUT],
+            timeout=milestone.timeout)
+        self._remember()
+        if index == 0:
+            hit = MilestoneHit(milestone.name, time.monotonic() - self.started_at,
+                               self._text(self.console.after).strip())
+            log.info("milestone %s at %.2fs: %s", hit.name, hit.seconds, hit.text)
+            timeline.hits.append(hit)
+            if on_hit:
+                on_hit(hit)
+            return True
+        timeline.failed_stage = milestone.name
+        timeline.failure = self._explain(index - 1, failures, milestone)
+        log.warning("stage %s failed: %s", milestone.name, timeline.failure)
+        return False
+
+    def _explain(self, index: int, failures: Sequence[FailurePattern],
+                 milestone: Milestone) -> str:
+        if index < len(failures):
+            seen = self._text(self.console.after).strip()
+            return f"{failures[index].cause} (console: {seen!r})"
+        if index == len(failures):
+            return f"the guest stopped (QEMU exited) before {milestone.name}"
+        return (f"no {milestone.name} ({milestone.description or milestone.pattern!r}) "
+                f"within {milestone.timeout:.0f}s of the previous milestone")
+
+    def _compile(self, pattern: str) -> re.Pattern[Any]:
+        return re.compile(pattern.encode() if self._binary else pattern)
+
+    def _text(self, value: object) -> str:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value if isinstance(value, str) else ""
+
+    def _remember(self) -> None:
+        self._seen += self._text(self.console.before) + self._text(self.console.after)
+        self._seen = self._seen[-20000:]
+
+    def _tail(self) -> str:
+        text = _strip_ansi(self._seen + self._text(self.console.buffer))
+        return "\n".join(text.splitlines()[-CONTEXT_LINES:])
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+
+
+def _strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
