@@ -1,0 +1,125 @@
+"""One boot of one scenario in a fresh lab, with all its evidence kept.
+
+:class:`BootRun` wires the parts together — lab network, boot server, NFS
+server, guest, console watcher — and tears every one of them down, in reverse
+order, whatever happens. Each part stays usable on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pxelab import dataroot, firmware
+from pxelab.bootserver import BootServer, ServerConfig
+from pxelab.console import ConsoleWatcher, OnHit, Timeline
+from pxelab.events import Event, EventLog
+from pxelab.milestones import ANY_STAGE
+from pxelab.network import LabNetwork
+from pxelab.nfs import Ganesha
+from pxelab.payload import Payload, build_payload, kernel_cmdline
+from pxelab.policy import BootPolicy
+from pxelab.qemu import Guest
+from pxelab.scenarios import Scenario, policy_for
+
+log = logging.getLogger(__name__)
+
+MARKER = re.compile(r"PXELAB-USERSPACE root=(?P<root>\S+) fstype=(?P<fstype>\S+)")
+
+
+@dataclass(frozen=True)
+class BootResult:
+    """The outcome of one boot and where its evidence lies."""
+
+    scenario: str
+    timeline: Timeline
+    artifacts: Path
+    events: tuple[Event, ...]
+    nfs_source: str
+
+    @property
+    def marker(self) -> dict[str, str] | None:
+        """root and fstype printed by userspace, if it got that far."""
+        for hit in self.timeline.hits:
+            if found := MARKER.search(hit.text):
+                return found.groupdict()
+        return None
+
+    @property
+    def ok(self) -> bool:
+        """True only if userspace ran from the lab's NFS export."""
+        marker = self.marker
+        return (self.timeline.ok and marker is not None
+                and marker["root"] == self.nfs_source and marker["fstype"].startswith("nfs"))
+
+    def artifact_paths(self) -> dict[str, Path]:
+        names = {"serial log": "serial.log", "server events": "events.jsonl",
+                 "ganesha log": "nfs/ganesha.log", "qemu command": "qemu-cmdline.txt",
+                 "packet capture": "lab.pcap", "timeline": "timeline.json"}
+        return {k: self.artifacts / v for k, v in names.items() if (self.artifacts / v).exists()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "ok": self.ok, "marker": self.marker,
+                "timeline": self.timeline.to_dict(),
+                "artifacts": {k: str(v) for k, v in self.artifact_paths().items()},
+                "events": [json.loads(e.to_json()) for e in self.events]}
+
+
+class BootRun:
+    """Boot ``scenario`` once in a fresh lab; artifacts go to ``artifacts``."""
+
+    def __init__(self, scenario: Scenario, artifacts: Path, cache_dir: Path | None = None,
+                 on_hit: OnHit | None = None) -> None:
+        self.scenario = scenario
+        self.artifacts = artifacts
+        self.cache_dir = cache_dir
+        self.on_hit = on_hit
+        self.log = logging.getLogger(f"{__name__}.{scenario.name}")
+
+    def run(self) -> BootResult:
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        payload = build_payload(self.scenario.payload, self.cache_dir)
+        events = EventLog(self.artifacts / "events.jsonl")
+        try:
+            timeline, nfs_source = self._boot(payload, events)
+        finally:
+            events.close()
+        timeline.properties.update(self._versions(payload))
+        result = BootResult(self.scenario.name, timeline, self.artifacts, tuple(events),
+                            nfs_source)
+        (self.artifacts / "timeline.json").write_text(json.dumps(result.to_dict(), indent=2))
+        return result
+
+    def _boot(self, payload: Payload, events: EventLog) -> tuple[Timeline, str]:
+        with ExitStack() as stack:
+            net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
+            nfs = Ganesha(export_dir=payload.rootfs, workdir=self.artifacts / "nfs",
+                          namespace=net.namespace, bind_address=str(net.ipv4.ip))
+            data_root = dataroot.populate(self.artifacts / "data", self.scenario.loader,
+                                          payload, kernel_cmdline(nfs.mount_source))
+            stack.enter_context(nfs)
+            stack.enter_context(self._server(net, data_root, events))
+            guest = stack.enter_context(Guest(self.scenario.guest, net.add_tap(),
+                                              self.artifacts, net.namespace))
+            watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE)
+            timeline = watcher.run(self.scenario.name, self.scenario.milestones, self.on_hit)
+            timeline.properties["accelerator"] = str(guest.accel)
+            if timeline.ok:
+                guest.wait_exit(self.scenario.poweroff_timeout)
+            return timeline, nfs.mount_source
+
+    def _server(self, net: LabNetwork, data_root: Path, events: EventLog) -> BootServer:
+        config = ServerConfig(interface=net.bridge, ipv4=net.ipv4, ipv6=net.ipv6,
+                              data_root=data_root)
+        policy: BootPolicy = policy_for(self.scenario)
+        return BootServer(config, policy, events, namespace=net.namespace)
+
+    def _versions(self, payload: Payload) -> dict[str, Any]:
+        return {"kernel_version": payload.kernel_version,
+                "packages": payload.packages | firmware.versions_in_use(
+                    self.scenario.firmware_packages)}

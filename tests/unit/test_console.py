@@ -1,0 +1,69 @@
+"""The console watcher against a real process printing a boot-like log."""
+
+from __future__ import annotations
+
+import time
+
+import pexpect
+import pytest
+
+from pxelab.console import ConsoleWatcher, FailurePattern, Milestone
+
+pytestmark = pytest.mark.unit
+
+MILESTONES = (
+    Milestone("firmware", r"BIOS v\d", 5),
+    Milestone("loader", r"loader ok", 5,
+              failures=(FailurePattern(r"Failed to load \S+", "loader module missing"),)),
+    Milestone("kernel", r"Linux version \S+", 5),
+)
+
+
+def spawn(script: str) -> pexpect.spawn:
+    return pexpect.spawn("sh", ["-c", script], encoding="utf-8", timeout=5)
+
+
+def watch(script: str, milestones=MILESTONES):
+    console = spawn(script)
+    try:
+        return ConsoleWatcher(console, time.monotonic()).run("demo", milestones)
+    finally:
+        console.close(force=True)
+
+
+def test_all_milestones_in_order():
+    timeline = watch("echo 'BIOS v1'; echo 'loader ok'; echo 'Linux version 6.1'")
+    assert timeline.ok
+    assert [h.name for h in timeline.hits] == ["firmware", "loader", "kernel"]
+    assert timeline.hits[2].text == "Linux version 6.1"
+
+
+def test_failure_pattern_ends_the_wait_at_once():
+    started = time.monotonic()
+    timeline = watch("echo 'BIOS v1'; echo 'Failed to load ldlinux.c32'; sleep 30")
+    assert not timeline.ok
+    assert timeline.failed_stage == "loader"
+    assert "loader module missing" in (timeline.failure or "")
+    assert "ldlinux.c32" in (timeline.failure or "")
+    assert time.monotonic() - started < 4  # well before the 5 s stage timeout
+
+
+def test_exit_before_a_milestone_names_the_stage():
+    timeline = watch("echo 'BIOS v1'")
+    assert timeline.failed_stage == "loader"
+    assert "exited" in (timeline.failure or "")
+    assert "BIOS v1" in timeline.console_tail
+
+
+def test_stage_timeout_names_what_was_awaited():
+    quick = (Milestone("firmware", r"BIOS v\d", 0.5, description="the BIOS banner"),)
+    timeline = watch("sleep 5", quick)
+    assert timeline.failed_stage == "firmware"
+    assert "the BIOS banner" in (timeline.failure or "")
+
+
+def test_out_of_order_output_does_not_count():
+    # The kernel line comes before the loader line: the loader milestone still
+    # matches, but the kernel line was consumed, so 'kernel' is never reached.
+    timeline = watch("echo 'BIOS v1'; echo 'Linux version 6.1'; echo 'loader ok'")
+    assert timeline.failed_stage == "kernel"
