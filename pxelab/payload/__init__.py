@@ -1,0 +1,43 @@
+"""The guest payload: a Debian kernel, a busybox initramfs that mounts an NFSv4 root, and
+that root file system.
+
+    payload = build_payload(PayloadSpec(nic_modules=("virtio_net",)))
+    qemu ... -kernel payload.kernel -initrd payload.initrd \\
+        -append kernel_cmdline("192.0.2.1:/pxelab")
+
+and export ``payload.rootfs`` (see pxelab.nfs.Ganesha). The console lines the guest
+prints are in pxelab.payload.contract.
+"""
+
+from __future__ import annotations
+
+from pxelab.payload.builder import Payload, PayloadSpec, build_payload, load_payload
+from pxelab.payload.cache import default_cache_dir
+from pxelab.payload.contract import (
+    FAILURE_STAGES,
+    INIT_DHCP,
+    INIT_FAILED,
+    INIT_MODULES_LOADED,
+    INIT_NFS_MOUNTED,
+    INIT_START,
+    USERSPACE,
+    kernel_cmdline,
+    userspace_line,
+)
+
+__all__ = [
+    "FAILURE_STAGES",
+    "INIT_DHCP",
+    "INIT_FAILED",
+    "INIT_MODULES_LOADED",
+    "INIT_NFS_MOUNTED",
+    "INIT_START",
+    "USERSPACE",
+    "Payload",
+    "PayloadSpec",
+    "build_payload",
+    "default_cache_dir",
+    "kernel_cmdline",
+    "load_payload",
+    "userspace_line",
+]

@@ -1,0 +1,175 @@
+"""build_payload: Debian kernel + busybox -> kernel, initramfs and NFS root, cached by inputs."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pxelab.errors import ConfigError, PayloadError
+from pxelab.payload import debs, scripts
+from pxelab.payload.cache import build_once, default_cache_dir
+from pxelab.payload.initramfs import write_initramfs
+from pxelab.payload.modules import load_order, parse_builtin, parse_modules_dep, run_depmod
+from pxelab.payload.rootfs import build_rootfs
+
+log = logging.getLogger(__name__)
+
+# Bump when the builder's output changes for the same inputs (part of the cache key).
+BUILDER_VERSION = 1
+MANIFEST = "payload.json"
+BUSYBOX_PACKAGE = "busybox-static"
+
+# Modules a NIC driver needs but that modules.dep does not name (the bus driver).
+COMPANION_MODULES: dict[str, tuple[str, ...]] = {
+    "virtio_net": ("virtio_pci",),
+}
+
+
+@dataclass(frozen=True)
+class PayloadSpec:
+    """What to build. Every field is part of the cache key."""
+
+    # Debian linux-image-<ver>-<flavour>; "amd64" also has e1000, e1000e, 8139too, 8139cp.
+    kernel_flavour: str = "cloud-amd64"
+    nic_modules: tuple[str, ...] = ("virtio_net",)
+    nfs_modules: tuple[str, ...] = ("nfsv4",)
+    extra_modules: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.kernel_flavour or any(c.isspace() for c in self.kernel_flavour):
+            raise ConfigError(f"kernel_flavour {self.kernel_flavour!r}: use e.g. 'cloud-amd64'")
+        for name in ("nic_modules", "nfs_modules", "extra_modules"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(m, str) and m for m in value):
+                raise ConfigError(f"{name}={value!r} must be a tuple of module names")
+
+    def wanted_modules(self) -> tuple[str, ...]:
+        """Module names to load, before dependency resolution (companions added)."""
+        wanted: list[str] = []
+        for module in (*self.nic_modules, *self.nfs_modules, *self.extra_modules):
+            for name in (*COMPANION_MODULES.get(module.replace("-", "_"), ()), module):
+                if name not in wanted:
+                    wanted.append(name)
+        return tuple(wanted)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A built payload; ``rootfs`` is the directory to export over NFS."""
+
+    kernel: Path
+    initrd: Path
+    rootfs: Path
+    kernel_version: str
+    packages: dict[str, str]
+    modules: tuple[str, ...] = field(default=())  # loaded in this order by /init
+    key: str = ""
+
+
+def scripts_digest() -> str:
+    text = "\0".join((scripts.INIT, scripts.UDHCPC, scripts.ROOTFS_INIT))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_key(spec: PayloadSpec, packages: dict[str, str]) -> str:
+    """Hex digest of everything the payload's bytes depend on."""
+    inputs = {
+        "builder": BUILDER_VERSION,
+        "spec": asdict(spec),
+        "wanted": spec.wanted_modules(),
+        "packages": dict(sorted(packages.items())),
+        "scripts": scripts_digest(),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def resolve_packages(kernel_flavour: str) -> tuple[debs.DebPackage, debs.DebPackage]:
+    """The (kernel image, busybox-static) candidates apt would fetch now."""
+    kernel, (busybox,) = debs.resolve(kernel_flavour, BUSYBOX_PACKAGE)
+    return kernel, busybox
+
+
+def _kernel_version(package: debs.DebPackage) -> str:
+    return package.name.removeprefix("linux-image-")
+
+
+def build_payload(spec: PayloadSpec = PayloadSpec(), cache_dir: Path | None = None) -> Payload:
+    """Build (or find in the cache) the payload for ``spec``."""
+    cache = cache_dir if cache_dir is not None else default_cache_dir()
+    kernel_pkg, busybox_pkg = resolve_packages(spec.kernel_flavour)
+    packages = {p.name: p.version for p in (kernel_pkg, busybox_pkg)}
+    key = cache_key(spec, packages)
+    final = cache / "payloads" / f"{_kernel_version(kernel_pkg)}-{key[:16]}"
+
+    def build(tmp: Path) -> None:
+        _build(tmp, spec=spec, kernel_pkg=kernel_pkg, busybox_pkg=busybox_pkg,
+               debs_dir=cache / "debs", key=key)
+
+    started = time.monotonic()
+    if build_once(final, MANIFEST, build):
+        log.info("built payload %s in %.1f s", final, time.monotonic() - started)
+    return load_payload(final)
+
+
+def load_payload(directory: Path) -> Payload:
+    """The Payload described by ``directory/payload.json``."""
+    try:
+        manifest: dict[str, Any] = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PayloadError(f"cannot read {directory / MANIFEST}: {error}; delete {directory}"
+                           " to rebuild it") from error
+    return Payload(
+        kernel=directory / "vmlinuz",
+        initrd=directory / "initrd.img",
+        rootfs=directory / "rootfs",
+        kernel_version=manifest["kernel_version"],
+        packages=dict(manifest["packages"]),
+        modules=tuple(manifest["modules"]),
+        key=manifest["key"],
+    )
+
+
+def _build(tmp: Path, *, spec: PayloadSpec, kernel_pkg: debs.DebPackage,
+           busybox_pkg: debs.DebPackage, debs_dir: Path, key: str) -> None:
+    version = _kernel_version(kernel_pkg)
+    tree = tmp / "extract"
+    debs.extract(debs.download(kernel_pkg, debs_dir), tree / "kernel")
+    debs.extract(debs.download(busybox_pkg, debs_dir), tree / "busybox")
+    modules_dir = tree / "kernel" / "lib" / "modules" / version
+    vmlinuz = tree / "kernel" / "boot" / f"vmlinuz-{version}"
+    busybox = tree / "busybox" / "bin" / "busybox"
+    for needed in (modules_dir, vmlinuz, busybox):
+        if not needed.exists():
+            raise PayloadError(f"{needed.relative_to(tree)} missing from the extracted packages")
+    run_depmod(tree / "kernel", version)
+    deps = parse_modules_dep((modules_dir / "modules.dep").read_text(encoding="utf-8"))
+    builtin_file = modules_dir / "modules.builtin"
+    builtin = parse_builtin(builtin_file.read_text(encoding="utf-8")) if builtin_file.exists() \
+        else frozenset()
+    try:
+        modules = load_order(deps, spec.wanted_modules(), builtin)
+    except (LookupError, ValueError) as error:
+        raise PayloadError(f"{kernel_pkg.name}: {error}; pick another kernel_flavour "
+                           "(the 'amd64' kernel has more NIC drivers)") from error
+    size = write_initramfs(tmp / "initrd.img", busybox, modules_dir, modules)
+    shutil.copyfile(vmlinuz, tmp / "vmlinuz")
+    build_rootfs(tmp / "rootfs", busybox)
+    shutil.rmtree(tree)
+    log.info("payload %s: %d modules, initramfs %d bytes", tmp, len(modules), size)
+    manifest = {
+        "key": key,
+        "kernel_version": version,
+        "packages": {p.name: p.version for p in (kernel_pkg, busybox_pkg)},
+        "modules": modules,
+        "spec": asdict(spec),
+        "initrd_size": size,
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

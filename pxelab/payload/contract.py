@@ -1,0 +1,52 @@
+"""What the guest prints and how it is told what to do: the console lines and the cmdline.
+
+The shell scripts in pxelab.payload.scripts print these lines on the serial console
+(ttyS0); the console watcher and the tests match them. Keep both sides in step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from pxelab.errors import ConfigError
+
+INIT_START = "pxelab-init: start"
+INIT_MODULES_LOADED = "pxelab-init: modules loaded"
+# pxelab-init: dhcp <iface> <ip>/<prefix>
+INIT_DHCP = re.compile(r"pxelab-init: dhcp (?P<iface>\S+) (?P<address>[0-9.]+)/(?P<prefix>\d+)")
+# pxelab-init: nfs root mounted <source> on /newroot type <fstype>
+INIT_NFS_MOUNTED = re.compile(
+    r"pxelab-init: nfs root mounted (?P<source>\S+) on /newroot type (?P<fstype>\S+)"
+)
+# pxelab-init: FAILED <stage>: <why>
+INIT_FAILED = re.compile(
+    r"pxelab-init: FAILED (?P<stage>modules|link|dhcp|nfs|switch_root): (?P<why>.*)"
+)
+FAILURE_STAGES = ("modules", "link", "dhcp", "nfs", "switch_root")
+# PXELAB-USERSPACE root=<mount source> fstype=<fstype>
+USERSPACE = re.compile(r"PXELAB-USERSPACE root=(?P<root>\S*) fstype=(?P<fstype>\S*)")
+
+
+def userspace_line(root: str, fstype: str = "nfs4") -> str:
+    """The exact marker the rootfs init prints when ``root`` is mounted as ``fstype``."""
+    return f"PXELAB-USERSPACE root={root} fstype={fstype}"
+
+
+def kernel_cmdline(nfsroot: str, extra: str = "") -> str:
+    """The kernel command line every caller uses to boot the payload.
+
+    ``nfsroot`` is ``<server-ipv4>:<path>`` (e.g. ``192.0.2.1:/pxelab``). ``panic=-1``
+    makes a panic reboot at once, which QEMU's ``-no-reboot`` turns into an exit.
+    """
+    server, sep, path = nfsroot.partition(":")
+    try:
+        ipaddress.IPv4Address(server)
+    except ValueError:
+        sep = ""
+    if not sep or not path.startswith("/") or any(c.isspace() for c in nfsroot):
+        raise ConfigError(
+            f"nfsroot {nfsroot!r} must be <server-ipv4>:<absolute path>, e.g. 192.0.2.1:/pxelab"
+        )
+    return " ".join(part for part in ("console=ttyS0", "panic=-1", f"pxelab.nfsroot={nfsroot}",
+                                      extra.strip()) if part)
