@@ -1,0 +1,372 @@
+"""The lab's NFS server: nfs-ganesha serving one directory over NFSv4/TCP inside a namespace.
+
+There is no kernel NFS server here, and ganesha is a userspace one, so each lab runs
+its own ``ganesha.nfsd`` in the foreground inside the lab's network namespace. What
+it would otherwise share with other instances on the host is moved into ``workdir``:
+config, log, pid file, NFSv4 recovery directory (default /var/lib/nfs/ganesha),
+Kerberos credential cache (default /var/run/ganesha) and the libblkid cache
+(BLKID_FILE, default /run/blkid/blkid.tab). NFSv3, NLM, RQUOTA and UDP are off, so
+nothing needs rpcbind; ganesha still tries to register NFSv4 with the portmapper at
+[::1]:111 *inside the namespace*, which is refused and harmless ("Cannot register
+NFS V4 on TCP"). D-Bus is absent on lab hosts (CRIT lines in the log, harmless); a
+unique Dbus_Name_Prefix keeps instances apart where it is present.
+
+Readiness, probed from a thread inside the namespace: the process is alive, an NFS
+NULL call (RFC 5531, program 100003 version 4) is answered, and an NFSv4.0 COMPOUND
+PUTROOTFH + LOOKUP of the pseudo path returns NFS4_OK. The last step matters:
+ganesha keeps running without the export when the EXPORT block is rejected (it only
+logs "CONFIG :CRIT" lines), and a NULL call alone would call that ready.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TypeVar
+
+from pxelab.errors import ConfigError, HostCapabilityError, NfsError
+from pxelab.netns import exec_prefix, thread_in_namespace
+
+NFS_PORT = 2049
+NFS_PROGRAM = 100003
+NFS_VERSION = 4
+GANESHA = "ganesha.nfsd"
+
+_T = TypeVar("_T")
+_instances = itertools.count(1)
+
+# ---------------------------------------------------------------------------------------
+# ONC RPC over TCP (RFC 5531) and two NFSv4.0 requests (RFC 7530/7531): a pure codec.
+# Call: xid, msg_type=CALL(0), rpcvers=2, prog, vers, proc, cred, verf  (RFC 5531 s. 9)
+# Reply: xid, msg_type=REPLY(1), reply_stat=MSG_ACCEPTED(0), verf, accept_stat=SUCCESS(0)
+# Over TCP each record is prefixed by a 4-byte mark: last-fragment bit | length (s. 11).
+# ---------------------------------------------------------------------------------------
+_LAST_FRAGMENT = 0x80000000
+AUTH_NONE = 0
+AUTH_SYS = 1
+PROC_NULL = 0
+PROC_COMPOUND = 1
+OP_LOOKUP = 15
+OP_PUTROOTFH = 24
+NFS4_OK = 0
+NFS4ERR_DELAY = 10008
+NFS4ERR_GRACE = 10013
+
+
+def _xdr_opaque(data: bytes) -> bytes:
+    """Variable-length opaque/string: length, bytes, zero padding to 4 (RFC 4506 s. 4.10)."""
+    return struct.pack(">I", len(data)) + data + b"\0" * (-len(data) % 4)
+
+
+def auth_sys(machine: str = "pxelab", uid: int = 0, gid: int = 0) -> tuple[int, bytes]:
+    """AUTH_SYS credential body: stamp, machinename, uid, gid, gids<> (RFC 5531 s. A.1)."""
+    return AUTH_SYS, struct.pack(">I", 0) + _xdr_opaque(machine.encode()) + struct.pack(
+        ">III", uid, gid, 0)
+
+
+def rpc_call(xid: int, procedure: int, args: bytes = b"", *,
+             cred: tuple[int, bytes] = (AUTH_NONE, b""),
+             program: int = NFS_PROGRAM, version: int = NFS_VERSION) -> bytes:
+    """One record-marked RPC call (verifier AUTH_NONE)."""
+    body = (struct.pack(">6I", xid, 0, 2, program, version, procedure)
+            + struct.pack(">I", cred[0]) + _xdr_opaque(cred[1])
+            + struct.pack(">II", AUTH_NONE, 0) + args)
+    return struct.pack(">I", _LAST_FRAGMENT | len(body)) + body
+
+
+def rpc_null_call(xid: int) -> bytes:
+    return rpc_call(xid, PROC_NULL)
+
+
+def compound_lookup_args(path: str, tag: str = "pxelab") -> bytes:
+    """COMPOUND4args (minorversion 0): PUTROOTFH, then LOOKUP of each component of ``path``."""
+    components = [c for c in path.split("/") if c]
+    ops = struct.pack(">I", OP_PUTROOTFH) + b"".join(
+        struct.pack(">I", OP_LOOKUP) + _xdr_opaque(c.encode()) for c in components)
+    return _xdr_opaque(tag.encode()) + struct.pack(">II", 0, 1 + len(components)) + ops
+
+
+def rpc_reply_result(record: bytes, xid: int) -> bytes:
+    """The procedure's results in a record-marked reply to ``xid``; ValueError if refused."""
+    if len(record) < 4 + 24:
+        raise ValueError(f"RPC reply too short ({len(record)} bytes)")
+    mark, got_xid, msg_type, reply_stat, _flavor, verf_len = struct.unpack(">6I", record[:24])
+    if not mark & _LAST_FRAGMENT:
+        raise ValueError("RPC reply is fragmented; pxelab only reads single-fragment replies")
+    if (got_xid, msg_type) != (xid, 1):
+        raise ValueError(f"not a reply to xid {xid:#x}: xid={got_xid:#x} msg_type={msg_type}")
+    if reply_stat != 0:
+        raise ValueError(f"RPC call denied (reply_stat={reply_stat})")
+    offset = 24 + (verf_len + 3) // 4 * 4
+    if len(record) < offset + 4:
+        raise ValueError("RPC reply ends before accept_stat")
+    (accept_stat,) = struct.unpack(">I", record[offset:offset + 4])
+    if accept_stat != 0:
+        raise ValueError(f"RPC call not accepted (accept_stat={accept_stat}; 2=PROG_MISMATCH)")
+    return record[offset + 4:]
+
+
+def _rpc_exchange(address: str, port: int, timeout: float, request: bytes) -> bytes:
+    with socket.create_connection((address, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        reply = b""
+        while len(reply) < 4 or len(reply) < 4 + (struct.unpack(">I", reply[:4])[0] & 0x7FFFFFFF):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ValueError(f"connection closed after {len(reply)} bytes of RPC reply")
+            reply += chunk
+    return reply
+
+
+def nfs_null_ping(address: str, port: int = NFS_PORT, timeout: float = 1.0) -> None:
+    """NFSv4 NULL call over TCP in the caller's namespace; raises OSError or ValueError."""
+    xid = int.from_bytes(os.urandom(4), "big")
+    rpc_reply_result(_rpc_exchange(address, port, timeout, rpc_null_call(xid)), xid)
+
+
+def nfs4_lookup_status(address: str, path: str, port: int = NFS_PORT,
+                       timeout: float = 1.0) -> int:
+    """nfsstat4 of PUTROOTFH + LOOKUP ``path`` as root (AUTH_SYS): 0 if the path exists."""
+    xid = int.from_bytes(os.urandom(4), "big")
+    request = rpc_call(xid, PROC_COMPOUND, compound_lookup_args(path), cred=auth_sys())
+    result = rpc_reply_result(_rpc_exchange(address, port, timeout, request), xid)
+    if len(result) < 4:
+        raise ValueError("COMPOUND reply has no status")
+    return int(struct.unpack(">I", result[:4])[0])
+
+
+def call_in_namespace(namespace: str | None, function: Callable[[], _T]) -> _T:
+    """Run ``function`` in a short-lived thread inside ``namespace``; return or re-raise."""
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            with thread_in_namespace(namespace):
+                outcome.append(function())
+        except BaseException as error:  # re-raised in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=target, name=f"pxelab-netns-{namespace}", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+# ---------------------------------------------------------------------------------------
+# Configuration (ganesha-core-config(8), ganesha-export-config(8), ganesha 4.3)
+# ---------------------------------------------------------------------------------------
+def ganesha_config(*, export_dir: Path, workdir: Path, bind_address: str, pseudo_path: str,
+                   read_only: bool, dbus_prefix: str) -> str:
+    """The ganesha.conf text: NFSv4 over TCP only, one VFS export, all state in ``workdir``."""
+    return f"""\
+# Written by pxelab.nfs.Ganesha; rerun with the command line in the pxelab log.
+NFS_CORE_PARAM {{
+    Protocols = 4;
+    Bind_addr = {bind_address};
+    NFS_Port = {NFS_PORT};
+    Enable_NLM = false;
+    Enable_UDP = false;
+    Enable_RQUOTA = false;
+    Dbus_Name_Prefix = {dbus_prefix};
+}}
+NFSV4 {{
+    Graceless = true;
+    RecoveryBackend = fs;
+    RecoveryRoot = "{workdir / 'recovery'}";
+}}
+NFS_KRB5 {{
+    Active_krb5 = false;
+    CCacheDir = "{workdir / 'krb5'}";
+}}
+EXPORT {{
+    Export_Id = 1;
+    Path = "{export_dir}";
+    Pseudo = "{pseudo_path}";
+    Protocols = 4;
+    Transports = TCP;
+    Access_Type = {"RO" if read_only else "RW"};
+    Squash = No_Root_Squash;
+    SecType = sys;
+    FSAL {{
+        Name = VFS;
+    }}
+}}
+"""
+
+
+class Ganesha:
+    """One ganesha.nfsd exporting ``export_dir`` as ``<bind_address>:<pseudo_path>``.
+
+    Use as a context manager: ``__enter__`` starts it and waits until it answers an
+    NFS NULL call, ``__exit__`` stops it (SIGTERM, then SIGKILL) and reaps it.
+    The export is read-only by default: payload root file systems are shared cache
+    directories that a guest must not change.
+    """
+
+    def __init__(  # noqa: PLR0917 - the agreed positional signature
+            self, export_dir: Path, workdir: Path, namespace: str | None,
+            bind_address: str = "192.0.2.1", pseudo_path: str = "/pxelab",
+            ready_timeout: float = 30.0, *, read_only: bool = True,
+            stop_timeout: float = 10.0) -> None:
+        if not pseudo_path.startswith("/") or '"' in pseudo_path:
+            raise ConfigError(f"pseudo_path {pseudo_path!r} must be an absolute path")
+        self.export_dir = Path(export_dir).resolve()
+        self.workdir = Path(workdir).resolve()
+        self.namespace = namespace
+        self.bind_address = bind_address
+        self.pseudo_path = pseudo_path
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.read_only = read_only
+        self.instance = f"pxelab_{os.getpid()}_{next(_instances)}"
+        self.log = logging.getLogger(f"{__name__}.{self.instance}")
+        self.config_path = self.workdir / "ganesha.conf"
+        self.log_path = self.workdir / "ganesha.log"
+        self.pid_path = self.workdir / "ganesha.pid"
+        self.output_path = self.workdir / "ganesha.out"
+        self.command = [
+            *exec_prefix(namespace), GANESHA, "-F", "-L", str(self.log_path),
+            "-f", str(self.config_path), "-p", str(self.pid_path),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+        self._output: IO[bytes] | None = None
+
+    @property
+    def mount_source(self) -> str:
+        """What a client mounts: ``192.0.2.1:/pxelab`` (IPv6 addresses in brackets)."""
+        host = f"[{self.bind_address}]" if ":" in self.bind_address else self.bind_address
+        return f"{host}:{self.pseudo_path}"
+
+    def __enter__(self) -> Ganesha:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Write the config, start ganesha.nfsd and wait until it serves NFSv4."""
+        if self.process is not None:
+            raise NfsError(f"ganesha {self.instance} is already started")
+        if shutil.which(GANESHA) is None:
+            raise HostCapabilityError(f"{GANESHA} not found: apt-get install nfs-ganesha "
+                                      "nfs-ganesha-vfs")
+        if not self.export_dir.is_dir():
+            raise ConfigError(f"export_dir {self.export_dir} is not a directory")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(ganesha_config(
+            export_dir=self.export_dir, workdir=self.workdir, bind_address=self.bind_address,
+            pseudo_path=self.pseudo_path, read_only=self.read_only, dbus_prefix=self.instance,
+        ), encoding="utf-8")
+        env = dict(os.environ, BLKID_FILE=str(self.workdir / "blkid.tab"))
+        self.log.info("starting (BLKID_FILE=%s): %s", env["BLKID_FILE"], " ".join(self.command))
+        self._output = self.output_path.open("wb")
+        try:
+            self.process = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, stdout=self._output,
+                stderr=subprocess.STDOUT, env=env, cwd=self.workdir, start_new_session=True,
+            )
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.log.info("serving %s as %s (pid %d)", self.export_dir, self.mount_source,
+                      self.process.pid)
+
+    def ping(self, timeout: float = 1.0) -> None:
+        """One NFS NULL call from inside the namespace; raises OSError or ValueError."""
+        call_in_namespace(self.namespace,
+                          lambda: nfs_null_ping(self.bind_address, NFS_PORT, timeout))
+
+    def lookup_status(self, path: str | None = None, timeout: float = 1.0) -> int:
+        """nfsstat4 of looking up ``path`` (default: the export) from inside the namespace."""
+        target = self.pseudo_path if path is None else path
+        return call_in_namespace(
+            self.namespace,
+            lambda: nfs4_lookup_status(self.bind_address, target, NFS_PORT, timeout))
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.ready_timeout
+        last_error: Exception | str = "nothing tried yet"
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise NfsError(
+                    f"{GANESHA} exited with status {code} while starting; "
+                    f"command: {' '.join(self.command)}\n{self.log_tail()}\n"
+                    "Check the export path and that nothing else uses "
+                    f"{self.bind_address}:{NFS_PORT} in this namespace."
+                )
+            timeout = min(1.0, max(0.1, deadline - time.monotonic()))
+            try:
+                self.ping(timeout)
+                status = self.lookup_status(timeout=timeout)
+            except (OSError, ValueError) as error:
+                last_error = error
+            else:
+                if status == NFS4_OK:
+                    return
+                last_error = f"LOOKUP {self.pseudo_path} returned nfsstat4 {status}"
+                if status not in {NFS4ERR_DELAY, NFS4ERR_GRACE}:
+                    raise NfsError(
+                        f"{GANESHA} answers but does not export {self.pseudo_path} "
+                        f"({last_error}; 2=NOENT); it rejected the EXPORT block:\n"
+                        f"{self.log_tail(pattern=':CRIT :')}\n"
+                        f"Check that {self.export_dir} is a directory ganesha's FSAL VFS can "
+                        "export (nfs-ganesha-vfs installed, a local file system)."
+                    )
+            if time.monotonic() >= deadline:
+                raise NfsError(
+                    f"{GANESHA} did not serve {self.mount_source} within "
+                    f"{self.ready_timeout:.0f} s (last: {last_error}); "
+                    f"command: {' '.join(self.command)}\n{self.log_tail()}\n"
+                    "Check that the namespace has that address up (bridge configured)."
+                )
+            time.sleep(0.05)  # poll interval, not a guess at readiness
+
+    def stop(self) -> None:
+        """SIGTERM, wait up to ``stop_timeout``, then SIGKILL; always reaps. Idempotent."""
+        process, self.process = self.process, None
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    self.log.warning("no exit %.0f s after SIGTERM; sending SIGKILL",
+                                     self.stop_timeout)
+                    process.kill()
+                    process.wait()
+            self.log.info("stopped (exit status %s)", process.returncode)
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    def log_tail(self, lines: int = 25, pattern: str = "") -> str:
+        """The last ``lines`` (containing ``pattern``) of ganesha's log and stdout/stderr."""
+        parts = []
+        for path in (self.log_path, self.output_path):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            text = [line for line in text if pattern in line]
+            if text:
+                parts.append(f"--- last lines of {path} ---\n" + "\n".join(text[-lines:]))
+        return "\n".join(parts) or f"(no output in {self.log_path} or {self.output_path})"
