@@ -1,0 +1,1 @@
+"""dhcp4 protocol: codec.py is pure, server.py speaks it over asyncio."""

@@ -1,0 +1,1 @@
+"""http protocol: codec.py is pure, server.py speaks it over asyncio."""

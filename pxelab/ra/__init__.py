@@ -1,0 +1,1 @@
+"""ra protocol: codec.py is pure, server.py speaks it over asyncio."""

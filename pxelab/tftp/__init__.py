@@ -1,0 +1,1 @@
+"""tftp protocol: codec.py is pure, server.py speaks it over asyncio."""
