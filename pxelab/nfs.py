@@ -310,8 +310,9 @@ class Ganesha:
                 raise NfsError(
                     f"{GANESHA} exited with status {code} while starting; "
                     f"command: {' '.join(self.command)}\n{self.log_tail()}\n"
-                    "Check the export path and that nothing else uses "
-                    f"{self.bind_address}:{NFS_PORT} in this namespace."
+                    f"Check that {self.bind_address} is configured in namespace "
+                    f"{self.namespace or '(host)'} and that nothing else listens on port "
+                    f"{NFS_PORT} there."
                 )
             timeout = min(1.0, max(0.1, deadline - time.monotonic()))
             try:
