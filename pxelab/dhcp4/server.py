@@ -15,7 +15,7 @@ import socket
 import traceback
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
+from typing import Any, cast
 
 from pxelab.dhcp4 import codec
 from pxelab.dhcp4.codec import DhcpDecodeError, DhcpMessage, MessageType, Op, option
@@ -150,8 +150,8 @@ class Dhcp4Protocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # A DatagramTransport in fact, though before Python 3.12 not by inheritance.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         peer = f"{addr[0]}:{addr[1]}"

@@ -16,7 +16,7 @@ import logging
 import socket
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pxelab.events import EventLog
 from pxelab.tftp import codec
@@ -85,8 +85,8 @@ class TftpServerProtocol(asyncio.DatagramProtocol):
         self._transfers: set[asyncio.DatagramTransport] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # A DatagramTransport in fact, though before Python 3.12 not by inheritance.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
@@ -206,8 +206,10 @@ class ReadTransfer(asyncio.DatagramProtocol):
         self.done = done
         self.client = str(peer[0])
         self.total_blocks = self.size // self.blksize + 1  # a short (maybe empty) block ends it
-        self.acked = 0  # absolute number of the highest block acknowledged (0 = OACK)
-        self.sent = 0  # absolute number of the highest block sent
+        # Absolute block numbers: the OACK counts as block 0, so with an OACK nothing is
+        # acknowledged yet at -1; without one, DATA 1 goes out first and 0 means "none".
+        self.acked = -1 if negotiated.oack else 0
+        self.sent = 0  # the highest block sent
         self.retries = 0
         self.retransmits = 0
         self.transport: asyncio.DatagramTransport | None = None
@@ -219,9 +221,16 @@ class ReadTransfer(asyncio.DatagramProtocol):
     # -- asyncio callbacks -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # A DatagramTransport in fact, though before Python 3.12 not by inheritance.
+        self.transport = cast(asyncio.DatagramTransport, transport)
         self._started = self._loop.time()
+        try:
+            self._begin()
+        except Exception as exc:
+            log.exception("TFTP transfer of %s failed to start", self.request.filename)
+            self._finish("error", f"could not start: {exc!r}")
+
+    def _begin(self) -> None:
         if self.negotiated.oack:
             self._send_oack()
             self.events.emit("tftp", "oack", client=self.client, request=self.request.filename,
@@ -282,11 +291,11 @@ class ReadTransfer(asyncio.DatagramProtocol):
         self._deadline = self._loop.time() + self.timeout
 
     def _on_client_error(self, error: Error) -> None:
-        probe = (error.code == ErrorCode.OPTION_REFUSED and self.acked == 0
-                 and bool(self.negotiated.oack))
+        probe = error.code == ErrorCode.OPTION_REFUSED and self.acked < 0
         reason = (f"size probe: client sent ERROR 8 {error.message!r} after the OACK"
                   if probe else
-                  f"client sent ERROR {error.code} {error.message!r} after {self.acked} blocks")
+                  f"client sent ERROR {error.code} {error.message!r} "
+                  f"after {max(self.acked, 0)} blocks")
         self._finish("aborted", reason)
 
     def _send_oack(self) -> None:
@@ -317,12 +326,11 @@ class ReadTransfer(asyncio.DatagramProtocol):
             return
         self.retries += 1
         if self.retries > self.max_retries:
-            waiting = "ACK of the OACK" if self.acked == 0 and self.negotiated.oack else \
-                f"ACK of block {self.acked + 1}"
+            waiting = "ACK of the OACK" if self.acked < 0 else f"ACK of block {self.acked + 1}"
             self._finish("error", f"timed out: {self.max_retries} retransmissions, no {waiting}")
             return
         self.retransmits += 1
-        if self.acked == 0 and self.negotiated.oack:
+        if self.acked < 0:
             self._send_oack()
         else:
             self._send_window(self.acked + 1)
@@ -332,12 +340,13 @@ class ReadTransfer(asyncio.DatagramProtocol):
         if self.done.done():
             return
         seconds = self._loop.time() - self._started
-        delivered = min(self.acked * self.blksize, self.size)
+        blocks = max(self.acked, 0)
+        delivered = min(blocks * self.blksize, self.size)
         details = {"file": self.request.filename, "bytes": delivered, "size": self.size,
-                   "blocks": self.acked, "seconds": round(seconds, 6),
+                   "blocks": blocks, "seconds": round(seconds, 6),
                    "retransmits": self.retransmits, "blksize": self.blksize,
                    "windowsize": self.window, "port": self.peer[1]}
-        answer = f"{delivered} bytes in {self.acked} blocks, {seconds:.3f}s"
+        answer = f"{delivered} bytes in {blocks} blocks, {seconds:.3f}s"
         self.events.emit("tftp", kind, client=self.client, request=self.request.filename,
                          answer=answer, reason=reason, details=details)
         if self.transport is not None:
