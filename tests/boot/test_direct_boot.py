@@ -1,0 +1,170 @@
+"""The physical-limit boot: QEMU -kernel/-initrd straight into the payload, NFSv4 root.
+
+No firmware, no boot server: dnsmasq (a reference DHCP peer, DHCP only) answers the
+initramfs' udhcpc, Ganesha serves the root file system. It proves the payload and the
+NFS server on their own and measures the fastest boot the lab can do under TCG.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from pxelab.errors import HostCapabilityError
+from pxelab.netns import exec_prefix
+from pxelab.nfs import Ganesha
+from pxelab.payload import (
+    INIT_DHCP,
+    INIT_FAILED,
+    INIT_MODULES_LOADED,
+    INIT_NFS_MOUNTED,
+    INIT_START,
+    build_payload,
+    kernel_cmdline,
+    userspace_line,
+)
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow]
+
+SERVER = "192.0.2.1"
+FAILURES = [INIT_FAILED.pattern, r"Kernel panic - not syncing[^\r\n]*"]
+
+
+@contextmanager
+def lab_namespace() -> Iterator[tuple[str, str]]:
+    """(namespace, tap): a unique namespace with br0 = 192.0.2.1/24 and a tap in the bridge."""
+    pyroute2 = pytest.importorskip("pyroute2")
+    name = f"pxelab-direct-{uuid.uuid4().hex[:8]}"
+    pyroute2.netns.create(name)
+    try:
+        with pyroute2.NetNS(name) as ns:
+            ns.link("add", ifname="br0", kind="bridge")
+            ns.link("add", ifname="tap0", kind="tuntap", mode="tap")
+            (bridge,) = ns.link_lookup(ifname="br0")
+            (tap,) = ns.link_lookup(ifname="tap0")
+            (lo,) = ns.link_lookup(ifname="lo")
+            ns.addr("add", index=bridge, address=SERVER, prefixlen=24)
+            ns.link("set", index=tap, master=bridge)
+            for index in (lo, bridge, tap):
+                ns.link("set", index=index, state="up")
+        yield name, "tap0"
+    finally:
+        pyroute2.netns.remove(name)
+
+
+@contextmanager
+def spawned(command: list[str], log: Path, timeout: float) -> Iterator[pexpect.spawn]:
+    """A pexpect child logging to ``log``; terminated (SIGTERM, then SIGKILL) afterwards."""
+    with log.open("w", encoding="utf-8") as logfile:
+        child = pexpect.spawn(command[0], command[1:], encoding="utf-8",
+                              codec_errors="replace", timeout=timeout, logfile=logfile)
+        try:
+            yield child
+        finally:
+            if child.isalive():
+                child.terminate(force=True)
+            child.close()
+
+
+@contextmanager
+def dnsmasq(namespace: str, workdir: Path, timeout: float = 10.0) -> Iterator[Path]:
+    """dnsmasq as a DHCP-only reference peer on br0; yields its log. ``--no-ping``: its
+    default ICMP check of a new address drops the first DISCOVER (udhcpc then waits 3 s)."""
+    log = workdir / "dnsmasq.log"
+    command = [*exec_prefix(namespace), "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+               "--port=0", "--interface=br0", "--bind-interfaces", "--log-facility=-",
+               "--log-dhcp", "--no-ping", "--dhcp-authoritative",
+               "--dhcp-range=192.0.2.100,192.0.2.150,255.255.255.0,1h",
+               f"--dhcp-leasefile={workdir / 'dnsmasq.leases'}",
+               f"--pid-file={workdir / 'dnsmasq.pid'}"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while b"sockets bound exclusively to interface br0" not in log.read_bytes():
+            assert process.poll() is None, f"dnsmasq exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"dnsmasq not up in {timeout} s: {log.read_text()}"
+            time.sleep(0.05)
+        yield log
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def expect_line(console: pexpect.spawn, pattern: str, timeout: float, started: float,
+                what: str) -> tuple[float, str]:
+    """Wait for ``pattern`` (a failure line or EOF ends the wait); (seconds since start, line)."""
+    index = console.expect([pattern, *FAILURES, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+    if index != 0:
+        seen = "\n".join(str(console.before).splitlines()[-25:])
+        reason = ["", *(f"failure line: {console.after}" for _ in FAILURES), "QEMU exited",
+                  f"no {what} within {timeout:.0f} s"][index]
+        pytest.fail(f"waiting for {what} ({pattern!r}): {reason}\nlast console lines:\n{seen}")
+    return time.monotonic() - started, str(console.after)
+
+
+def test_direct_kernel_boot_reaches_nfs_userspace(tmp_path: Path,
+                                                  record_property: Any) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces, tap devices)")
+    for tool in ("qemu-system-x86_64", "dnsmasq"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    try:
+        payload = build_payload()
+    except HostCapabilityError as missing:
+        pytest.skip(str(missing))
+    append = kernel_cmdline(f"{SERVER}:/pxelab")
+    with ExitStack() as stack:
+        namespace, tap = stack.enter_context(lab_namespace())
+        stack.enter_context(dnsmasq(namespace, tmp_path))
+        nfs = stack.enter_context(Ganesha(payload.rootfs, tmp_path / "nfs", namespace,
+                                          bind_address=SERVER))
+        qemu = [*exec_prefix(namespace), "qemu-system-x86_64", "-machine", "pc", "-accel",
+                "tcg", "-m", "512", "-nographic", "-no-reboot",
+                "-netdev", f"tap,ifname={tap},script=no,downscript=no,id=n0",
+                "-device", "virtio-net-pci,netdev=n0",
+                "-kernel", str(payload.kernel), "-initrd", str(payload.initrd),
+                "-append", append]
+        (tmp_path / "qemu.cmdline").write_text(" ".join(repr(a) for a in qemu) + "\n")
+        started = time.monotonic()
+        console = stack.enter_context(spawned(qemu, tmp_path / "console.log", timeout=60))
+        timings = {}
+        timings["init"], _ = expect_line(console, re.escape(INIT_START), 60, started, "/init")
+        timings["modules"], _ = expect_line(console, re.escape(INIT_MODULES_LOADED), 60,
+                                            started, "modules")
+        timings["dhcp"], line = expect_line(console, INIT_DHCP.pattern, 30, started, "DHCP")
+        assert INIT_DHCP.search(line)
+        timings["nfs"], line = expect_line(console, INIT_NFS_MOUNTED.pattern, 60, started,
+                                           "NFS root")
+        mounted = INIT_NFS_MOUNTED.search(line)
+        assert mounted and mounted["source"] == nfs.mount_source
+        assert mounted["fstype"] == "nfs4"
+        marker = userspace_line(nfs.mount_source, "nfs4")
+        timings["userspace"], _ = expect_line(console, re.escape(marker), 60, started,
+                                              "the userspace marker")
+        index = console.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=30)
+        timings["exit"] = time.monotonic() - started
+        assert index == 0, "QEMU did not exit within 30 s after the userspace marker"
+        console.close()
+        assert console.exitstatus == 0, f"QEMU exit status {console.exitstatus}"
+    for name, seconds in timings.items():
+        record_property(f"seconds_to_{name}", round(seconds, 2))
+    print("direct boot timings (s since QEMU start): "
+          + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
