@@ -54,10 +54,14 @@ class Dhcp4Settings:
 
 
 def open_dhcp4_socket(interface: str, port: int = SERVER_PORT) -> socket.socket:
-    """UDP socket on 0.0.0.0:``port`` that only sees ``interface`` and may broadcast."""
+    """UDP socket on 0.0.0.0:``port`` that only sees ``interface`` and may broadcast.
+
+    No SO_REUSEADDR: with it on both sockets Linux lets a second DHCP server
+    bind the same port silently and both answer; without it the second one
+    fails with EADDRINUSE. UDP has no TIME_WAIT, so a restart does not need it.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         sock.bind(("0.0.0.0", port))

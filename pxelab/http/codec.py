@@ -106,11 +106,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
                 raise RangeNotSatisfiableError(f"suffix range {spec!r} of a {size}-byte file")
             return max(0, size - length), size - 1
         first = int(first_text)
-        last = int(last_text) if last_text else size - 1
+        last = int(last_text) if last_text else max(first, size - 1)
     except ValueError:
         return None  # RFC 9110 14.2: an invalid range is ignored
+    if first >= size and last >= first:
+        raise RangeNotSatisfiableError(f"range {spec!r} starts beyond the {size}-byte file")
     if first < 0 or last < first:
         return None
-    if first >= size:
-        raise RangeNotSatisfiableError(f"range {spec!r} starts beyond the {size}-byte file")
     return first, min(last, size - 1)

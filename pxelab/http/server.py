@@ -127,13 +127,17 @@ class HttpServer:
             return False
         answer = self._locate(path_text, request)
         keep = request.keep_alive  # error answers carry a Content-Length too
-        sent = await self._respond(writer, request, answer, keep)
+        sent, reason = 0, answer.reason
+        try:
+            sent = await self._respond(writer, request, answer, keep)
+        except (ConnectionError, OSError) as exc:
+            reason, keep = f"client went away: {exc}", False
         summary = f"{request.method} {request.target}"
         if request.header("range"):
             summary += f" Range: {request.header('range')}"
         self.events.emit(
             "http", request.method.lower(), client=client, request=summary,
-            answer=f"{answer.status} {sent} bytes", reason=answer.reason,
+            answer=f"{answer.status} {sent} bytes", reason=reason,
             details={"status": answer.status, "bytes": sent, "path": path_text,
                      "size": answer.size, "seconds": round(time.monotonic() - started, 6),
                      "keep_alive": keep})
@@ -196,6 +200,8 @@ class HttpServer:
 
     async def _refuse(self, writer: asyncio.StreamWriter, client: str, status: int,
                       reason: str, request: str = "") -> None:
+        self.events.emit("http", "error", client=client, request=request,
+                         answer=f"{status}", reason=reason, details={"status": status})
         body = f"{status} {reason}\n".encode("ascii", "replace")
         headers = [("Server", "pxelab"), ("Connection", "close"),
                    ("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
@@ -204,5 +210,3 @@ class HttpServer:
         self._write_head(writer, "HTTP/1.1", status, headers)
         writer.write(body)
         await writer.drain()
-        self.events.emit("http", "error", client=client, request=request,
-                         answer=f"{status}", reason=reason, details={"status": status})

@@ -51,10 +51,10 @@ class TftpSettings:
 
 def open_udp_socket(family: socket.AddressFamily, host: str, port: int,
                     interface: str | None) -> socket.socket:
+    """UDP socket bound to ``host``:``port`` on ``interface`` (no SO_REUSEADDR, see
+    :func:`pxelab.dhcp4.server.open_dhcp4_socket`)."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        if port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if interface:
