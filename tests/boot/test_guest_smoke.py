@@ -7,6 +7,7 @@ DHCP failure.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -19,6 +20,8 @@ from pxelab.network import LabNetwork, namespace_pids
 from pxelab.qemu import Firmware, Guest, GuestSpec
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
+
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture(autouse=True)
@@ -42,16 +45,14 @@ def assert_gone(pid: int) -> None:
     assert not Path(f"/proc/{pid}").exists(), f"QEMU pid {pid} still exists"
 
 
-def test_seabios_ipxe_rom_starts_dhcp(tmp_path: Path,
-                                      record_property: pytest.RecordProperty) -> None:
+def test_seabios_ipxe_rom_starts_dhcp(tmp_path: Path) -> None:
     with LabNetwork(artifacts_dir=tmp_path) as lab:
         with Guest(GuestSpec(), lab.add_tap(), tmp_path, lab.namespace) as guest:
             timings = reach(guest, [rb"SeaBIOS \(version", rb"iPXE \d+\.\d+",
                                     rb"Configuring \(net0 52:54:00:12:34:56\)"], timeout=60)
             pid = guest.pid
             assert pid is not None
-        record_property("accelerator", str(guest.accel))
-        record_property("timings", timings)
+        log.info("%s guest under %s: %s", guest.spec.firmware, guest.accel, timings)
         assert_gone(pid)
         left = [Path(f"/proc/{p}/comm").read_text().strip()
                 for p in namespace_pids(lab.namespace)]
@@ -62,16 +63,14 @@ def test_seabios_ipxe_rom_starts_dhcp(tmp_path: Path,
     assert command.startswith(f"ip netns exec {lab.namespace} qemu-system-x86_64 ")
 
 
-def test_ovmf_native_stack_starts_pxe(tmp_path: Path,
-                                      record_property: pytest.RecordProperty) -> None:
+def test_ovmf_native_stack_starts_pxe(tmp_path: Path) -> None:
     spec = GuestSpec(firmware=Firmware.OVMF, nic_romfile="")
     with LabNetwork(artifacts_dir=tmp_path) as lab:
         with Guest(spec, lab.add_tap(), tmp_path, lab.namespace) as guest:
             timings = reach(guest, [rb">>Start PXE over IPv4"], timeout=90)
             pid = guest.pid
             assert pid is not None
-        record_property("accelerator", str(guest.accel))
-        record_property("timings", timings)
+        log.info("%s guest under %s: %s", guest.spec.firmware, guest.accel, timings)
         assert_gone(pid)
     assert (tmp_path / "ovmf-vars.fd").stat().st_size > 0
     assert b">>Start PXE over IPv4" in (tmp_path / "serial.log").read_bytes()
