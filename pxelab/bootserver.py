@@ -125,6 +125,7 @@ class BootServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._stop_requested = threading.Event()
         self._failure: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -149,6 +150,7 @@ class BootServer:
             raise ConfigError(f"data_root {root} is not a directory; create it or pass "
                               "ServerConfig(data_root=...) pointing at the boot files")
         self._ready.clear()
+        self._stop_requested.clear()
         self._failure = None
         self._thread = threading.Thread(
             target=self._work, name=f"pxelab-bootserver-{self.namespace or 'host'}",
@@ -167,6 +169,9 @@ class BootServer:
             raise ServerError(f"{self!r} failed to start: {failure!r}") from failure
 
     def stop(self, timeout: float = 10.0) -> None:
+        # Flag first, loop second: a worker still starting checks the flag once its loop
+        # exists (see _serve), so the request cannot fall between the two.
+        self._stop_requested.set()
         thread, loop, stop = self._thread, self._loop, self._stop
         if thread is None:
             return
@@ -198,6 +203,8 @@ class BootServer:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop = asyncio.Event()
+        if self._stop_requested.is_set():
+            self._stop.set()
         loop.set_exception_handler(self._on_loop_exception)
         running = _Running()
         try:
