@@ -86,16 +86,19 @@ has_carrier() { [ "$(cat "/sys/class/net/$iface/carrier" 2>/dev/null)" = 1 ]; }
 wait_for 100 has_carrier || fail link "$iface has no carrier after 10 s"
 
 rm -f /run/pxelab-dhcp
-out=$(udhcpc -i "$iface" -f -q -n -t 5 -T 3 -V pxelab-init -s /etc/udhcpc.script 2>&1) \
-    || fail dhcp "udhcpc on $iface got no lease (5 tries, 3 s apart): $(echo $out | tail -c 200)"
+out=$(udhcpc -i "$iface" -f -q -n -t 6 -T 2 -V pxelab-init -s /etc/udhcpc.script 2>&1) \
+    || fail dhcp "udhcpc on $iface got no lease (6 tries, 2 s apart): $(echo $out | tail -c 200)"
 [ -s /run/pxelab-dhcp ] || fail dhcp "udhcpc on $iface exited without configuring an address"
 read -r lease_iface lease_addr < /run/pxelab-dhcp
 say "dhcp $lease_iface $lease_addr"
 
+# A refused or unanswered TCP connect explains itself in seconds; a mount would hang.
+reachable() { out=$(nc -w 4 "$server" 2049 -e true 2>&1); }
+reachable || reachable || fail nfs "cannot connect to $server port 2049 (twice, 4 s each): $out"
 opts="addr=$server,proto=tcp,sec=sys"
 extra=$(param pxelab.nfsopts) && opts="$opts,$extra"
-out=$(timeout 60 mount -t nfs4 -o "$opts" "$nfsroot" /newroot 2>&1) \
-    || fail nfs "mount -t nfs4 -o $opts $nfsroot /newroot: ${out:-failed or timed out after 60 s}"
+out=$(timeout 30 mount -t nfs4 -o "$opts" "$nfsroot" /newroot 2>&1) \
+    || fail nfs "mount -t nfs4 -o $opts $nfsroot /newroot: ${out:-failed or timed out after 30 s}"
 source="" fstype=""
 while read -r src mnt type rest; do
     [ "$mnt" = /newroot ] && { source=$src; fstype=$type; }

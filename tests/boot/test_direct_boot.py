@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -30,6 +31,8 @@ from pxelab.payload import (
     INIT_MODULES_LOADED,
     INIT_NFS_MOUNTED,
     INIT_START,
+    USERSPACE,
+    Payload,
     build_payload,
     kernel_cmdline,
     userspace_line,
@@ -113,38 +116,61 @@ def expect_line(console: pexpect.spawn, pattern: str, timeout: float, started: f
     index = console.expect([pattern, *FAILURES, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
     if index != 0:
         seen = "\n".join(str(console.before).splitlines()[-25:])
-        reason = ["", *(f"failure line: {console.after}" for _ in FAILURES), "QEMU exited",
-                  f"no {what} within {timeout:.0f} s"][index]
+        if index <= len(FAILURES):
+            reason = f"failure line: {console.after}"
+        else:
+            reason = "QEMU exited" if console.after is pexpect.EOF else f"{timeout:.0f} s passed"
         pytest.fail(f"waiting for {what} ({pattern!r}): {reason}\nlast console lines:\n{seen}")
     return time.monotonic() - started, str(console.after)
 
 
-def test_direct_kernel_boot_reaches_nfs_userspace(tmp_path: Path,
-                                                  record_property: Any) -> None:
+@pytest.fixture
+def payload() -> Payload:
+    """Function: the default payload (built once, then taken from the cache)."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces, tap devices)")
     for tool in ("qemu-system-x86_64", "dnsmasq"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
     try:
-        payload = build_payload()
+        return build_payload()
     except HostCapabilityError as missing:
         pytest.skip(str(missing))
-    append = kernel_cmdline(f"{SERVER}:/pxelab")
+
+
+@contextmanager
+def direct_boot(payload: Payload, workdir: Path, nfsroot: str, *,
+                dhcp: bool = True) -> Iterator[tuple[pexpect.spawn, float]]:
+    """Namespace, dnsmasq (if ``dhcp``), Ganesha and QEMU; yields (console, start time)."""
     with ExitStack() as stack:
         namespace, tap = stack.enter_context(lab_namespace())
-        stack.enter_context(dnsmasq(namespace, tmp_path))
-        nfs = stack.enter_context(Ganesha(payload.rootfs, tmp_path / "nfs", namespace,
-                                          bind_address=SERVER))
+        if dhcp:
+            stack.enter_context(dnsmasq(namespace, workdir))
+        stack.enter_context(Ganesha(payload.rootfs, workdir / "nfs", namespace,
+                                    bind_address=SERVER))
         qemu = [*exec_prefix(namespace), "qemu-system-x86_64", "-machine", "pc", "-accel",
                 "tcg", "-m", "512", "-nographic", "-no-reboot",
                 "-netdev", f"tap,ifname={tap},script=no,downscript=no,id=n0",
                 "-device", "virtio-net-pci,netdev=n0",
                 "-kernel", str(payload.kernel), "-initrd", str(payload.initrd),
-                "-append", append]
-        (tmp_path / "qemu.cmdline").write_text(" ".join(repr(a) for a in qemu) + "\n")
+                "-append", kernel_cmdline(nfsroot)]
+        (workdir / "qemu.cmdline").write_text(shlex.join(qemu) + "\n")
         started = time.monotonic()
-        console = stack.enter_context(spawned(qemu, tmp_path / "console.log", timeout=60))
+        yield stack.enter_context(spawned(qemu, workdir / "console.log", timeout=60)), started
+
+
+def expect_poweroff(console: pexpect.spawn, timeout: float = 30) -> None:
+    """QEMU exits by itself (the guest powered off) with status 0."""
+    index = console.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+    assert index == 0, f"QEMU still running {timeout:.0f} s later: {console.before[-2000:]}"
+    console.close()
+    assert console.exitstatus == 0, f"QEMU exit status {console.exitstatus}"
+
+
+def test_direct_kernel_boot_reaches_nfs_userspace(payload: Payload, tmp_path: Path,
+                                                  record_property: Any) -> None:
+    source = f"{SERVER}:/pxelab"
+    with direct_boot(payload, tmp_path, source) as (console, started):
         timings = {}
         timings["init"], _ = expect_line(console, re.escape(INIT_START), 60, started, "/init")
         timings["modules"], _ = expect_line(console, re.escape(INIT_MODULES_LOADED), 60,
@@ -154,17 +180,28 @@ def test_direct_kernel_boot_reaches_nfs_userspace(tmp_path: Path,
         timings["nfs"], line = expect_line(console, INIT_NFS_MOUNTED.pattern, 60, started,
                                            "NFS root")
         mounted = INIT_NFS_MOUNTED.search(line)
-        assert mounted and mounted["source"] == nfs.mount_source
-        assert mounted["fstype"] == "nfs4"
-        marker = userspace_line(nfs.mount_source, "nfs4")
+        assert mounted and (mounted["source"], mounted["fstype"]) == (source, "nfs4")
+        marker = userspace_line(source, "nfs4")
         timings["userspace"], _ = expect_line(console, re.escape(marker), 60, started,
                                               "the userspace marker")
-        index = console.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=30)
+        expect_poweroff(console)
         timings["exit"] = time.monotonic() - started
-        assert index == 0, "QEMU did not exit within 30 s after the userspace marker"
-        console.close()
-        assert console.exitstatus == 0, f"QEMU exit status {console.exitstatus}"
     for name, seconds in timings.items():
         record_property(f"seconds_to_{name}", round(seconds, 2))
     print("direct boot timings (s since QEMU start): "
           + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
+
+
+@pytest.mark.parametrize(("stage", "nfsroot", "dhcp"), [
+    ("nfs", f"{SERVER}:/not-exported", True),
+    ("dhcp", f"{SERVER}:/pxelab", False),
+])
+def test_initramfs_names_the_failed_stage_and_powers_off(
+        payload: Payload, tmp_path: Path, stage: str, nfsroot: str, dhcp: bool) -> None:
+    with direct_boot(payload, tmp_path, nfsroot, dhcp=dhcp) as (console, _):
+        index = console.expect([INIT_FAILED.pattern, USERSPACE.pattern, pexpect.EOF,
+                                pexpect.TIMEOUT], timeout=90)
+        assert index == 0, f"no FAILED line: {console.before[-2000:]}"
+        failed = INIT_FAILED.search(str(console.after))
+        assert failed and failed["stage"] == stage, failed
+        expect_poweroff(console)
