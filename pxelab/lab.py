@@ -25,7 +25,7 @@ from pxelab.nfs import Ganesha
 from pxelab.payload import Payload, build_payload, kernel_cmdline
 from pxelab.policy import BootPolicy
 from pxelab.qemu import Guest
-from pxelab.scenarios import Scenario, policy_for
+from pxelab.scenarios import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +116,10 @@ class BootRun:
     def _server(self, net: LabNetwork, data_root: Path, events: EventLog) -> BootServer:
         config = ServerConfig(interface=net.bridge, ipv4=net.ipv4, ipv6=net.ipv6,
                               data_root=data_root)
-        policy: BootPolicy = policy_for(self.scenario)
+        policy: BootPolicy = self.scenario.policy()
         return BootServer(config, policy, events, namespace=net.namespace)
 
     def _versions(self, payload: Payload) -> dict[str, Any]:
         return {"kernel_version": payload.kernel_version,
                 "packages": payload.packages | firmware.versions_in_use(
-                    self.scenario.firmware_packages)}
+                    self.scenario.firmware)}

@@ -36,7 +36,7 @@ IPXE_ROM = (
 )
 
 PXELINUX = (
-    Milestone("bootloader", r"PXELINUX \d+\.\d+", 30,
+    Milestone("bootloader", r"PXELINUX \d+\.\d+ [^\r\n]*[\r\n]", 30,
               description="PXELINUX started"),
     Milestone("config", r"pxelab: pxelinux config loaded", 60,
               description="ldlinux.c32 loaded and read pxelinux.cfg",
@@ -63,7 +63,7 @@ KERNEL_FAILURES = (
 )
 
 LINUX_NFSROOT = (
-    Milestone("kernel", r"Linux version \S+", 60, description="the kernel started"),
+    Milestone("kernel", r"Linux version [^\r\n]*[\r\n]", 60, description="the kernel started"),
     Milestone("initramfs", r"pxelab-init: start", 60, description="the initramfs /init ran",
               failures=KERNEL_FAILURES),
     Milestone("initramfs_dhcp", r"pxelab-init: dhcp \S+ \S+", 60,

@@ -13,6 +13,7 @@ from pxelab import milestones as ms
 from pxelab.console import Milestone
 from pxelab.errors import ConfigError
 from pxelab.payload import PayloadSpec
+from pxelab.policy import BootPolicy, RulePolicy
 from pxelab.qemu import Firmware, GuestSpec
 
 
@@ -37,9 +38,14 @@ class Scenario:
     # Seconds QEMU gets to power off by itself after the last milestone.
     poweroff_timeout: float = 60.0
 
-    @property
-    def marker_milestone(self) -> str:
-        return self.milestones[-1].name
+    # Firmware catalog entries whose package versions are recorded with every result.
+    firmware: tuple[str, ...] = ("seabios", "rom-virtio", "pxelinux.0", "ldlinux.c32", "qemu")
+    # None: the iPXE ROM is the firmware's PXE client and gets the NBP like any BIOS.
+    ipxe_script: str | None = None
+
+    def policy(self) -> BootPolicy:
+        """The boot server's per-client decisions for this scenario."""
+        return RulePolicy(ipxe_script=self.ipxe_script)
 
 
 SCENARIOS: dict[str, Scenario] = {
