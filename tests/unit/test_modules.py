@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import lzma
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from pxelab.payload.modules import (
@@ -9,6 +15,7 @@ from pxelab.payload.modules import (
     module_name,
     parse_builtin,
     parse_modules_dep,
+    read_module,
     uncompressed_name,
 )
 
@@ -121,3 +128,21 @@ def test_cycle_is_reported() -> None:
 def test_dependency_missing_from_modules_dep_is_reported() -> None:
     with pytest.raises(LookupError, match=r"c\.ko"):
         load_order(parse_modules_dep("a.ko: c.ko\n"), ["a"])
+
+
+@pytest.mark.parametrize("suffix", [".ko", ".ko.xz", ".ko.gz"])
+def test_read_module_decompresses(tmp_path: Path, suffix: str) -> None:
+    data = b"\x7fELF module" * 100
+    packed = {".ko": data, ".ko.xz": lzma.compress(data), ".ko.gz": gzip.compress(data)}[suffix]
+    path = tmp_path / f"virtio_net{suffix}"
+    path.write_bytes(packed)
+    assert read_module(path) == data
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd not installed")
+def test_read_module_decompresses_zstd(tmp_path: Path) -> None:
+    data = b"\x7fELF module" * 100
+    (tmp_path / "m.ko").write_bytes(data)
+    subprocess.run(["zstd", "-q", str(tmp_path / "m.ko"), "-o", str(tmp_path / "m.ko.zst")],
+                   check=True)
+    assert read_module(tmp_path / "m.ko.zst") == data
