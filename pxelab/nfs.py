@@ -266,8 +266,8 @@ class Ganesha:
         if shutil.which(GANESHA) is None:
             raise HostCapabilityError(f"{GANESHA} not found: apt-get install nfs-ganesha "
                                       "nfs-ganesha-vfs")
-        if not self.export_dir.is_dir():
-            raise ConfigError(f"export_dir {self.export_dir} is not a directory")
+        if not self.export_dir.is_dir() or '"' in str(self.export_dir):
+            raise ConfigError(f"export_dir {self.export_dir} is not a directory (without '\"')")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(ganesha_config(
             export_dir=self.export_dir, workdir=self.workdir, bind_address=self.bind_address,
