@@ -6,10 +6,14 @@ it would otherwise share with other instances on the host is moved into ``workdi
 config, log, pid file, NFSv4 recovery directory (default /var/lib/nfs/ganesha),
 Kerberos credential cache (default /var/run/ganesha) and the libblkid cache
 (BLKID_FILE, default /run/blkid/blkid.tab). NFSv3, NLM, RQUOTA and UDP are off, so
-nothing needs rpcbind; ganesha still tries to register NFSv4 with the portmapper at
-[::1]:111 *inside the namespace*, which is refused and harmless ("Cannot register
-NFS V4 on TCP"). D-Bus is absent on lab hosts (CRIT lines in the log, harmless); a
-unique Dbus_Name_Prefix keeps instances apart where it is present.
+nothing needs rpcbind; ganesha 4.3 still unregisters program 100003 and registers
+NFSv4 with the portmapper, first through /run/rpcbind.sock (a path: NOT namespaced),
+then at [::1]:111 inside the namespace (refused: "Cannot register NFS V4 on TCP",
+harmless). On a host that runs rpcbind, every lab's ganesha therefore rewrites the
+host's NFS registration; NFSv4 clients never consult it, so labs do not disturb each
+other, but a host kernel nfsd serving NFSv3 would lose its rpcbind entry. D-Bus is
+absent on lab hosts (CRIT lines in the log, harmless); a unique Dbus_Name_Prefix
+keeps instances apart where it is present.
 
 Readiness, probed from a thread inside the namespace: the process is alive, an NFS
 NULL call (RFC 5531, program 100003 version 4) is answered, and an NFSv4.0 COMPOUND
