@@ -216,7 +216,9 @@ class Ganesha:
     """One ganesha.nfsd exporting ``export_dir`` as ``<bind_address>:<pseudo_path>``.
 
     Use as a context manager: ``__enter__`` starts it and waits until it answers an
-    NFS NULL call, ``__exit__`` stops it (SIGTERM, then SIGKILL) and reaps it.
+    NFS NULL call and a LOOKUP of the export, ``__exit__`` stops it (SIGTERM, then
+    SIGKILL) and reaps it; a failed start stops it too. ``command`` is the exact
+    command line (run with ``BLKID_FILE=<workdir>/blkid.tab`` to reproduce by hand).
     The export is read-only by default: payload root file systems are shared cache
     directories that a guest must not change.
     """
