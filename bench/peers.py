@@ -22,7 +22,7 @@ from pxelab.netns import exec_prefix
 class Dnsmasq:
     """dnsmasq as DHCPv4 + TFTP server on the lab bridge (no DNS)."""
 
-    def __init__(self, namespace: str, interface: str, address: IPv4Interface,
+    def __init__(self, namespace: str, interface: str, address: IPv4Interface, *,
                  data_root: Path, boot_file: str, workdir: Path) -> None:
         self.namespace = namespace
         self.interface = interface
@@ -51,7 +51,8 @@ class Dnsmasq:
         try:
             self._process = subprocess.Popen(self.command, stderr=subprocess.PIPE)
         except FileNotFoundError as missing:
-            raise HostCapabilityError("dnsmasq not found: apt-get install dnsmasq-base") from missing
+            raise HostCapabilityError(
+                "dnsmasq not found: apt-get install dnsmasq-base") from missing
         self._wait_ready(timeout=10.0)
         return self
 
@@ -60,12 +61,17 @@ class Dnsmasq:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
-                stderr = self._process.stderr.read().decode() if self._process and self._process.stderr else ""
+                stderr = self._stderr()
                 raise ServerError(f"dnsmasq exited at start: {stderr.strip()}")
             if self.log_path.exists() and "TFTP root is" in self.log_path.read_text():
                 return
             time.sleep(0.05)
         raise ServerError(f"dnsmasq not ready after {timeout}s; see {self.log_path}")
+
+    def _stderr(self) -> str:
+        if self._process and self._process.stderr:
+            return self._process.stderr.read().decode(errors="replace").strip()
+        return ""
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -38,9 +38,9 @@ class GuestError(PxelabError):
     """The QEMU guest could not be started or controlled."""
 
 
-class WaitTimeout(PxelabError):
+class WaitTimeoutError(PxelabError):
     """A wait for an event ran out of time; the message says what was awaited and seen."""
 
 
-class BootFailure(PxelabError):
+class BootFailedError(PxelabError):
     """A boot did not reach its last milestone; carries the timeline."""

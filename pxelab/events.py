@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from pxelab.errors import WaitTimeout
+from pxelab.errors import WaitTimeoutError
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class EventLog:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     last = [e.summary() for e in self._events[-5:]]
-                    raise WaitTimeout(
+                    raise WaitTimeoutError(
                         f"no {what} within {timeout:.1f}s; last events: {last or 'none'}")
                 self._changed.wait(remaining)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pxelab import dataroot, firmware
 from pxelab.bootserver import BootServer, ServerConfig
 from pxelab.console import ConsoleWatcher, OnHit, Timeline
 from pxelab.events import Event, EventLog
-from pxelab.milestones import ANY_STAGE
+from pxelab.milestones import ANY_STAGE, LINUX_NFSROOT
 from pxelab.network import LabNetwork
 from pxelab.nfs import Ganesha
 from pxelab.payload import Payload, build_payload, kernel_cmdline
@@ -70,15 +71,27 @@ class BootResult:
                 "events": [json.loads(e.to_json()) for e in self.events]}
 
 
-class BootRun:
-    """Boot ``scenario`` once in a fresh lab; artifacts go to ``artifacts``."""
+# Builds the boot server for a lab: (network, data root, events) -> context manager.
+ServerFactory = Callable[[LabNetwork, Path, EventLog], AbstractContextManager[object]]
 
-    def __init__(self, scenario: Scenario, artifacts: Path, cache_dir: Path | None = None,
-                 on_hit: OnHit | None = None) -> None:
+
+class BootRun:
+    """Boot ``scenario`` once in a fresh lab; artifacts go to ``artifacts``.
+
+    ``server`` replaces pxelab's boot server (benchmarks run dnsmasq there);
+    ``direct_kernel`` skips firmware and boot loader and starts the payload's
+    kernel with QEMU's -kernel/-initrd: the physical limit of this payload.
+    """
+
+    def __init__(self, scenario: Scenario, artifacts: Path, cache_dir: Path | None = None, *,
+                 on_hit: OnHit | None = None, server: ServerFactory | None = None,
+                 direct_kernel: bool = False) -> None:
         self.scenario = scenario
         self.artifacts = artifacts
         self.cache_dir = cache_dir
         self.on_hit = on_hit
+        self.server_factory: ServerFactory = server or self._server
+        self.direct_kernel = direct_kernel
         self.log = logging.getLogger(f"{__name__}.{scenario.name}")
 
     def run(self) -> BootResult:
@@ -100,20 +113,26 @@ class BootRun:
             net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
             nfs = Ganesha(export_dir=payload.rootfs, workdir=self.artifacts / "nfs",
                           namespace=net.namespace, bind_address=str(net.ipv4.ip))
+            cmdline = kernel_cmdline(nfs.mount_source)
             data_root = dataroot.populate(self.artifacts / "data", self.scenario.loader,
-                                          payload, kernel_cmdline(nfs.mount_source))
+                                          payload, cmdline)
             stack.enter_context(nfs)
-            stack.enter_context(self._server(net, data_root, events))
-            guest = stack.enter_context(Guest(self.scenario.guest, net.add_tap(),
-                                              self.artifacts, net.namespace))
+            stack.enter_context(self.server_factory(net, data_root, events))
+            spec, milestones = self.scenario.guest, self.scenario.milestones
+            if self.direct_kernel:
+                spec = replace(spec, kernel=payload.kernel, initrd=payload.initrd, append=cmdline)
+                milestones = LINUX_NFSROOT
+            guest = stack.enter_context(Guest(spec, net.add_tap(), self.artifacts,
+                                              net.namespace))
             watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE)
-            timeline = watcher.run(self.scenario.name, self.scenario.milestones, self.on_hit)
+            timeline = watcher.run(self.scenario.name, milestones, self.on_hit)
             timeline.properties["accelerator"] = str(guest.accel)
             if timeline.ok:
                 guest.wait_exit(self.scenario.poweroff_timeout)
             return timeline, nfs.mount_source
 
     def _server(self, net: LabNetwork, data_root: Path, events: EventLog) -> BootServer:
+        """pxelab's own boot server, deciding with the scenario's policy."""
         config = ServerConfig(interface=net.bridge, ipv4=net.ipv4, ipv6=net.ipv6,
                               data_root=data_root)
         policy: BootPolicy = self.scenario.policy()

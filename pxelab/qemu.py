@@ -35,7 +35,7 @@ from typing import BinaryIO
 import pexpect
 
 from pxelab import kvm
-from pxelab.errors import ConfigError, GuestError, WaitTimeout
+from pxelab.errors import ConfigError, GuestError, WaitTimeoutError
 from pxelab.firmware import OvmfImage, find_ovmf
 from pxelab.netns import exec_prefix
 
@@ -241,7 +241,7 @@ class Guest:
         try:
             child.expect(pexpect.EOF, timeout=timeout)
         except pexpect.TIMEOUT:
-            raise WaitTimeout(f"QEMU ({self.tap}) still running after {timeout:.1f}s; last "
+            raise WaitTimeoutError(f"QEMU ({self.tap}) still running after {timeout:.1f}s; last "
                               f"console output: {self._tail()!r}") from None
         return self._reap(child)
 

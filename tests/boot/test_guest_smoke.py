@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.errors import GuestError, WaitTimeout
+from pxelab.errors import GuestError, WaitTimeoutError
 from pxelab.network import LabNetwork, namespace_pids
 from pxelab.qemu import Firmware, Guest, GuestSpec
 
@@ -80,7 +80,7 @@ def test_wait_exit_times_out_on_a_running_guest_which_still_stops(tmp_path: Path
     with LabNetwork(capture=False) as lab:
         with Guest(GuestSpec(), lab.add_tap(), tmp_path, lab.namespace) as guest:
             reach(guest, [rb"SeaBIOS \(version"], timeout=30)
-            with pytest.raises(WaitTimeout, match="still running"):
+            with pytest.raises(WaitTimeoutError, match="still running"):
                 guest.wait_exit(timeout=0.5)
             pid = guest.pid
             assert pid is not None

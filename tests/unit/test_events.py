@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from pxelab.errors import WaitTimeout
+from pxelab.errors import WaitTimeoutError
 from pxelab.events import EventLog
 
 pytestmark = pytest.mark.unit
@@ -26,5 +26,5 @@ def test_wait_for_an_event_from_another_thread(tmp_path):
 def test_wait_timeout_says_what_was_seen():
     log = EventLog()
     log.emit("tftp", "rrq", request="pxelinux.0")
-    with pytest.raises(WaitTimeout, match=r"no TFTP transfer.*tftp\.rrq"):
+    with pytest.raises(WaitTimeoutError, match=r"no TFTP transfer.*tftp\.rrq"):
         log.wait_for(lambda e: e.kind == "sent", timeout=0.1, what="TFTP transfer")
