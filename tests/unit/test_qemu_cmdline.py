@@ -148,6 +148,7 @@ def test_unresolved_accelerator_is_refused(tmp_path: Path) -> None:
     {"cpus": 0},
     {"initrd": Path("/k/initrd.img")},
     {"append": "quiet"},
+    {"fw_cfg": (("etc/boot-menu-wait", "1"),)},
 ])
 def test_guest_spec_rejects_bad_values(fields: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
