@@ -37,7 +37,7 @@ from pxelab.netns import thread_in_namespace
 log = logging.getLogger(__name__)
 
 PREFIX = "pxl-"
-NETNS_DIR = Path("/run/netns")
+NETNS_DIR = Path(_netns.NETNS_RUN_DIR)
 PCAP_NAME = "lab.pcap"
 WAIT_TIMEOUT_S = 10.0
 KILL_GRACE_S = 2.0

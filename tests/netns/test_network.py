@@ -116,15 +116,17 @@ def test_capture_holds_a_ping_across_the_bridge(tmp_path: Path) -> None:
     assert ("192.0.2.1", CLIENT_ADDRESS, 0) in echoes
 
 
-def test_exception_in_block_still_removes_namespace_and_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_exception_in_block_still_removes_namespace_and_processes(
+        tmp_path: Path, error: type[BaseException]) -> None:
     sleeper = None
-    with pytest.raises(RuntimeError, match="boom"), LabNetwork(artifacts_dir=tmp_path) as lab:
+    with pytest.raises(error, match="boom"), LabNetwork(artifacts_dir=tmp_path) as lab:
         sleeper = start_sleeper(lab.namespace)
         deadline = time.monotonic() + 5
         while sleeper.pid not in namespace_pids(lab.namespace):
             assert time.monotonic() < deadline, "sleep never entered the namespace"
             time.sleep(0.01)
-        raise RuntimeError("boom")
+        raise error("boom")
     assert sleeper is not None
     assert sleeper.wait(timeout=5) != 0
     assert lab.namespace not in ip_netns_list()
