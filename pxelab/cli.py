@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     scenarios = sub.add_parser("scenarios", help="list the known scenarios")
     scenarios.set_defaults(func=_scenarios)
 
-    payload = sub.add_parser("payload", help="build (or find cached) the guest payload")
+    payload = sub.add_parser("payload", help="build (or find cached) the guest payloads")
     payload.set_defaults(func=_payload)
     return parser
 
@@ -93,11 +93,12 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _payload(args: argparse.Namespace) -> int:
-    scenario = get_scenario(DEFAULT_SCENARIO)
-    payload = build_payload(scenario.payload)
-    print(f"kernel  {payload.kernel} ({payload.kernel_version})")
-    print(f"initrd  {payload.initrd}")
-    print(f"rootfs  {payload.rootfs}")
+    """Build every payload the scenarios use, so tests and boots find them cached."""
+    for spec in dict.fromkeys(s.payload for s in SCENARIOS.values()):
+        payload = build_payload(spec)
+        print(f"kernel  {payload.kernel} ({payload.kernel_version})")
+        print(f"initrd  {payload.initrd}")
+        print(f"rootfs  {payload.rootfs}")
     return 0
 
 
