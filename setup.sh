@@ -25,10 +25,15 @@ install_debian_packages() {
     # shellcheck disable=SC2086
     missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $wanted 2>/dev/null \
         | awk '$1 == "ii" {print $2}' | sort | comm -13 - <(echo "$wanted" | sort))
-    [ -z "$missing" ] && return 0
-    say "installing Debian packages: $(echo $missing)"
+    # The payload builder resolves and downloads kernel packages with apt, so
+    # the package lists must exist even when nothing is missing.
+    if [ -z "$missing" ] && compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        return 0
+    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
+    [ -z "$missing" ] && return 0
+    say "installing Debian packages: $(echo $missing)"
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing
 }
