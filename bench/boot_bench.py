@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -73,13 +74,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the raw samples here")
     args = parser.parse_args()
     samples: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
-    with tempfile.TemporaryDirectory(prefix="pxelab-bench-") as tmp:
-        for index in range(args.runs):
-            for variant in VARIANTS:  # interleaved, so drift hits all variants alike
-                workdir = Path(tmp) / f"{variant}-{index}"
-                samples[variant].append(run_variant(variant, args.scenario, workdir))
-                print(f"run {index + 1}/{args.runs} {variant}: "
-                      f"{list(samples[variant][-1].values())[-1]:.2f}s", flush=True)
+    tmp = tempfile.mkdtemp(prefix="pxelab-bench-")
+    for index in range(args.runs):
+        for variant in VARIANTS:  # interleaved, so drift hits all variants alike
+            workdir = Path(tmp) / f"{variant}-{index}"
+            samples[variant].append(run_variant(variant, args.scenario, workdir))
+            print(f"run {index + 1}/{args.runs} {variant}: "
+                  f"{list(samples[variant][-1].values())[-1]:.2f}s", flush=True)
+    shutil.rmtree(tmp)  # kept when a boot fails: run_variant exits first
     report(args.scenario, {v: median_table(s) for v, s in samples.items()}, args.runs)
     if args.json:
         args.json.write_text(json.dumps(samples, indent=2))
