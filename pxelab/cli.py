@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from pxelab.console import MilestoneHit
 from pxelab.errors import PxelabError
@@ -16,8 +19,27 @@ from pxelab.payload import build_payload
 from pxelab.scenarios import DEFAULT_SCENARIO, SCENARIOS, get_scenario
 
 
+def _unwind_on_signals() -> None:
+    """Make SIGINT and SIGTERM unwind the stack, so every lab part is torn down.
+
+    Only in this process: pyroute2 forks short-lived helpers that inherit the
+    handler, and a forked copy unwinding our stack would tear down the lab
+    under our feet (it did: SIGTERM to such a helper removed the namespace).
+    """
+    owner = os.getpid()
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            os._exit(128 + signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _unwind_on_signals()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
