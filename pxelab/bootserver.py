@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from pxelab.dhcp4.leases import LeasePool
 from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, open_dhcp4_socket
@@ -33,6 +32,7 @@ from pxelab.http.server import HttpServer, open_tcp_socket
 from pxelab.netns import thread_in_namespace
 from pxelab.policy import BootPolicy
 from pxelab.ra.server import RaSettings, RouterAdvertiser
+from pxelab.resource import Resource
 from pxelab.tftp.files import DataRoot
 from pxelab.tftp.server import TftpServerProtocol, TftpSettings, open_udp_socket
 
@@ -105,7 +105,7 @@ def _same(protocol: T) -> T:
     return protocol
 
 
-class BootServer:
+class BootServer(Resource):
     """DHCPv4 + TFTP + HTTP + RA for one lab interface, run in a background thread.
 
     Use as a context manager (or :meth:`start`/:meth:`stop`); :meth:`start`
@@ -134,13 +134,6 @@ class BootServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._thread is not None:

@@ -16,10 +16,10 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from pxelab.errors import HostCapabilityError, NetworkError
 from pxelab.netns import exec_prefix
+from pxelab.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ STOP_TIMEOUT_S = 5.0
 READY_TEXT = b"listening on"
 
 
-class PacketCapture:
+class PacketCapture(Resource):
     """tcpdump writing every frame of ``interface`` in ``namespace`` to ``path``."""
 
     def __init__(self, namespace: str | None, interface: str, path: Path,
@@ -45,13 +45,6 @@ class PacketCapture:
                         "--immediate-mode", "-s", "0", "-Z", "root", "-w", str(path)]
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> PacketCapture:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         if shutil.which("tcpdump") is None:

@@ -36,11 +36,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TypeVar
 
 from pxelab.errors import ConfigError, HostCapabilityError, NfsError
 from pxelab.netns import exec_prefix, thread_in_namespace
+from pxelab.resource import Resource
 
 NFS_PORT = 2049
 NFS_PROGRAM = 100003
@@ -212,7 +212,7 @@ EXPORT {{
 """
 
 
-class Ganesha:
+class Ganesha(Resource):
     """One ganesha.nfsd exporting ``export_dir`` as ``<bind_address>:<pseudo_path>``.
 
     Use as a context manager: ``__enter__`` starts it and waits until it answers an
@@ -257,13 +257,6 @@ class Ganesha:
         host = f"[{self.bind_address}]" if ":" in self.bind_address else self.bind_address
         return f"{host}:{self.pseudo_path}"
 
-    def __enter__(self) -> Ganesha:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Write the config, start ganesha.nfsd and wait until it serves NFSv4."""

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 import pexpect
@@ -38,6 +37,7 @@ from pxelab import kvm
 from pxelab.errors import ConfigError, GuestError, WaitTimeoutError
 from pxelab.firmware import OvmfImage, find_ovmf
 from pxelab.netns import exec_prefix
+from pxelab.resource import Resource
 
 QEMU = "qemu-system-x86_64"
 SERIAL_LOG = "serial.log"
@@ -180,7 +180,7 @@ def resolve_accel(accel: Accel) -> Accel:
     return Accel.KVM if kvm.probe_kvm() else Accel.TCG
 
 
-class Guest:
+class Guest(Resource):
     """A running QEMU guest; a context manager that leaves nothing running on exit."""
 
     def __init__(self, spec: GuestSpec, tap: str, workdir: Path,
@@ -210,13 +210,6 @@ class Guest:
     def pid(self) -> int | None:
         return self._child.pid if self._child is not None else None
 
-    def __enter__(self) -> Guest:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._child is not None:
