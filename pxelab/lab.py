@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
@@ -23,15 +22,12 @@ from pxelab.events import Event, EventLog
 from pxelab.milestones import ANY_STAGE, LINUX_NFSROOT
 from pxelab.network import LabNetwork
 from pxelab.nfs import Ganesha
-from pxelab.payload import Payload, build_payload, kernel_cmdline
+from pxelab.payload import USERSPACE, Payload, build_payload, kernel_cmdline
 from pxelab.policy import BootPolicy
 from pxelab.qemu import Guest
 from pxelab.scenarios import Scenario
 
 log = logging.getLogger(__name__)
-
-MARKER = re.compile(r"PXELAB-USERSPACE root=(?P<root>\S+) fstype=(?P<fstype>\S+)")
-
 
 @dataclass(frozen=True)
 class BootResult:
@@ -47,7 +43,7 @@ class BootResult:
     def marker(self) -> dict[str, str] | None:
         """root and fstype printed by userspace, if it got that far."""
         for hit in self.timeline.hits:
-            if found := MARKER.search(hit.text):
+            if found := USERSPACE.search(hit.text):
                 return found.groupdict()
         return None
 

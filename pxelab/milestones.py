@@ -8,8 +8,22 @@ leading spaces and ANSI noise from firmware are tolerated.
 
 from __future__ import annotations
 
+import re
+
 from pxelab.console import FailurePattern as Fail
 from pxelab.console import Milestone
+from pxelab.payload import contract
+
+
+def whole_line(pattern: str | re.Pattern[str]) -> str:
+    """``pattern`` up to the end of its console line.
+
+    The console arrives in chunks; a pattern ending in ``\\S+`` or ``.*`` would
+    otherwise match the part of a line that has arrived so far.
+    """
+    text = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+    return text + r"[^\r\n]*[\r\n]"
+
 
 SEABIOS = (
     Milestone("firmware", r"SeaBIOS \(version [^)\r\n]*\)", 30,
@@ -36,7 +50,7 @@ IPXE_ROM = (
 )
 
 PXELINUX = (
-    Milestone("bootloader", r"PXELINUX \d+\.\d+ [^\r\n]*[\r\n]", 30,
+    Milestone("bootloader", whole_line(r"PXELINUX \d+\.\d+ "), 30,
               description="PXELINUX started"),
     Milestone("config", r"pxelab: pxelinux config loaded", 60,
               description="ldlinux.c32 loaded and read pxelinux.cfg",
@@ -59,18 +73,19 @@ PXELINUX = (
 KERNEL_FAILURES = (
     Fail(r"Kernel panic - not syncing[^\r\n]*", "the kernel panicked"),
     Fail(r"VFS: Unable to mount root fs[^\r\n]*", "the kernel found no root filesystem"),
-    Fail(r"pxelab-init: FAILED [^\r\n]*", "the initramfs gave up"),
+    Fail(whole_line(contract.INIT_FAILED), "the initramfs gave up"),
 )
 
 LINUX_NFSROOT = (
-    Milestone("kernel", r"Linux version [^\r\n]*[\r\n]", 60, description="the kernel started"),
-    Milestone("initramfs", r"pxelab-init: start", 60, description="the initramfs /init ran",
+    Milestone("kernel", whole_line(r"Linux version "), 60, description="the kernel started"),
+    Milestone("initramfs", re.escape(contract.INIT_START), 60,
+              description="the initramfs /init ran",
               failures=KERNEL_FAILURES),
-    Milestone("initramfs_dhcp", r"pxelab-init: dhcp \S+ \S+", 60,
+    Milestone("initramfs_dhcp", whole_line(contract.INIT_DHCP), 60,
               description="the initramfs got an address by DHCP", failures=KERNEL_FAILURES),
-    Milestone("nfs_root", r"pxelab-init: nfs root mounted \S+ on \S+ type \S+", 60,
+    Milestone("nfs_root", whole_line(contract.INIT_NFS_MOUNTED), 60,
               description="the root filesystem mounted over NFS", failures=KERNEL_FAILURES),
-    Milestone("userspace", r"PXELAB-USERSPACE root=\S+ fstype=\S+", 60,
+    Milestone("userspace", whole_line(contract.USERSPACE), 60,
               description="userspace ran from the NFS root", failures=KERNEL_FAILURES),
 )
 

@@ -25,7 +25,7 @@ INIT_FAILED = re.compile(
 )
 FAILURE_STAGES = ("modules", "link", "dhcp", "nfs", "switch_root")
 # PXELAB-USERSPACE root=<mount source> fstype=<fstype>
-USERSPACE = re.compile(r"PXELAB-USERSPACE root=(?P<root>\S*) fstype=(?P<fstype>\S*)")
+USERSPACE = re.compile(r"PXELAB-USERSPACE root=(?P<root>\S+) fstype=(?P<fstype>\S+)")
 
 
 def userspace_line(root: str, fstype: str = "nfs4") -> str:

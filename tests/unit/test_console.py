@@ -8,6 +8,7 @@ import pexpect
 import pytest
 
 from pxelab.console import ConsoleWatcher, FailurePattern, Milestone
+from pxelab.milestones import LINUX_NFSROOT
 
 pytestmark = pytest.mark.unit
 
@@ -67,3 +68,11 @@ def test_out_of_order_output_does_not_count():
     # matches, but the kernel line was consumed, so 'kernel' is never reached.
     timeline = watch("echo 'BIOS v1'; echo 'Linux version 6.1'; echo 'loader ok'")
     assert timeline.failed_stage == "kernel"
+
+
+def test_a_line_arriving_in_pieces_is_matched_whole():
+    userspace = LINUX_NFSROOT[-1]
+    timeline = watch("printf 'PXELAB-USERSPACE root=192.0.2.1:/px'; sleep 0.3; "
+                     "printf 'elab fstype=nfs'; sleep 0.3; printf '4\\r\\n'", (userspace,))
+    assert timeline.ok
+    assert timeline.hits[0].text == "PXELAB-USERSPACE root=192.0.2.1:/pxelab fstype=nfs4"
