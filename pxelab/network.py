@@ -70,37 +70,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def namespace_pids(namespace: str) -> list[int]:
-    """Processes whose network namespace is ``namespace`` (like ``ip netns pids``)."""
+def _ids_in(namespace: str, proc_dir: str) -> list[int]:
+    """Numeric entries of ``proc_dir`` (processes or tasks) whose netns is ``namespace``."""
     try:
         target = os.stat(NETNS_DIR / namespace)
     except FileNotFoundError:
         return []
-    pids = []
-    for entry in os.scandir("/proc"):
+    ids = []
+    for entry in os.scandir(proc_dir):
         if not entry.name.isdigit():
             continue
         try:
-            st = os.stat(f"/proc/{entry.name}/ns/net")
+            st = os.stat(f"{proc_dir}/{entry.name}/ns/net")
         except OSError:
             continue  # gone, a zombie, or a kernel thread
         if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-            pids.append(int(entry.name))
-    return pids
+            ids.append(int(entry.name))
+    return ids
+
+
+def namespace_pids(namespace: str) -> list[int]:
+    """Processes whose network namespace is ``namespace`` (like ``ip netns pids``)."""
+    return _ids_in(namespace, "/proc")
 
 
 def _own_threads_in(namespace: str) -> list[int]:
-    try:
-        target = os.stat(NETNS_DIR / namespace)
-    except FileNotFoundError:
-        return []
-    tids = []
-    for entry in os.scandir("/proc/self/task"):
-        with contextlib.suppress(OSError):
-            st = os.stat(f"/proc/self/task/{entry.name}/ns/net")
-            if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-                tids.append(int(entry.name))
-    return tids
+    return _ids_in(namespace, "/proc/self/task")
 
 
 def _wait_exited(pids: list[int], timeout: float) -> list[int]:
