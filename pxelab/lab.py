@@ -27,8 +27,6 @@ from pxelab.policy import BootPolicy
 from pxelab.qemu import Guest
 from pxelab.scenarios import Scenario
 
-log = logging.getLogger(__name__)
-
 @dataclass(frozen=True)
 class BootResult:
     """The outcome of one boot and where its evidence lies."""
@@ -102,6 +100,9 @@ class BootRun:
         result = BootResult(self.scenario.name, timeline, self.artifacts, tuple(events),
                             nfs_source)
         (self.artifacts / "timeline.json").write_text(json.dumps(result.to_dict(), indent=2))
+        self.log.info("boot %s; artifacts in %s", "reached userspace" if result.ok
+                      else f"failed at {timeline.failed_stage}: {timeline.failure}",
+                      self.artifacts)
         return result
 
     def _boot(self, payload: Payload, events: EventLog) -> tuple[Timeline, str]:
