@@ -27,6 +27,7 @@ from pxelab.policy import BootPolicy
 from pxelab.qemu import Guest
 from pxelab.scenarios import Scenario
 
+
 @dataclass(frozen=True)
 class BootResult:
     """The outcome of one boot and where its evidence lies."""
