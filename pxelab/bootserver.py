@@ -19,8 +19,9 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import partial
-from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ from pxelab.dhcp4.leases import LeasePool
 from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, open_dhcp4_socket
 from pxelab.errors import ConfigError, ServerError
 from pxelab.events import EventLog
+from pxelab.faults import FaultInjector
 from pxelab.http.server import HttpServer, open_tcp_socket
 from pxelab.netns import thread_in_namespace
 from pxelab.policy import BootPolicy
@@ -36,13 +38,22 @@ from pxelab.resource import Resource
 from pxelab.tftp.files import DataRoot
 from pxelab.tftp.server import TftpServerProtocol, TftpSettings, open_udp_socket
 
-__all__ = ["BootServer", "ServerConfig"]
+__all__ = ["BootServer", "Dhcp4Mode", "ServerConfig"]
 
 T = TypeVar("T")
 
 DEFAULT_IPV4 = IPv4Interface("192.0.2.1/24")
 DEFAULT_IPV6 = IPv6Interface("2001:db8::1/64")
 DEFAULT_POOL = (IPv4Address("192.0.2.100"), IPv4Address("192.0.2.199"))
+DEFAULT_POOL6 = (IPv6Address("2001:db8::1:0"), IPv6Address("2001:db8::1:ffff"))
+
+
+class Dhcp4Mode(StrEnum):
+    """How the DHCPv4 side behaves on the link."""
+
+    FULL = "full"  # addresses and boot files (port 67)
+    PROXY = "proxy"  # boot files only, beside another DHCP server (ports 67 and 4011)
+    OFF = "off"
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +70,13 @@ class ServerConfig:
     router: IPv4Address | None = None  # DHCP option 3; None: we are not a gateway
     data_root: Path = Path("/srv/pxelab")  # one root shared by TFTP and HTTP
     dhcp4: bool = True
+    dhcp4_mode: Dhcp4Mode = Dhcp4Mode.FULL  # PROXY: no addresses; OFF equals dhcp4=False
+    dns4: tuple[IPv4Address, ...] = ()  # option 6
+    dhcp6: bool = True  # needs ipv6
+    pool6: tuple[IPv6Address, IPv6Address] = DEFAULT_POOL6
+    dns6: tuple[IPv6Address, ...] = ()  # option 23
+    dhcp6_rapid_commit: bool = True  # honour Rapid Commit (RFC 8415 18.3.1) when asked
+    preferred_seconds: int = 1800  # IA address preferred lifetime; valid is lease_seconds
     tftp: bool = True
     tftp_port: int = 69
     tftp_max_blksize: int = 1468
@@ -121,6 +139,7 @@ class BootServer(Resource):
         self.namespace = namespace
         self.leases = LeasePool(config.pool[0], config.pool[1], config.lease_seconds,
                                 exclude=frozenset({config.ipv4.ip}))
+        self.faults = FaultInjector(policy.faults, events)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

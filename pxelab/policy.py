@@ -17,6 +17,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address
 
 from pxelab.errors import ConfigError
+from pxelab.faults import Fault
 
 __all__ = [
     "Arch",
@@ -25,8 +26,11 @@ __all__ = [
     "BootPolicy",
     "ClientInfo",
     "HostRule",
+    "Match",
+    "Rule",
     "RulePolicy",
     "arch_label",
+    "default_profile",
     "normalize_mac",
 ]
 
@@ -96,6 +100,19 @@ class ClientInfo:
     requested_options: tuple[int, ...] = ()
     ipxe_options: bool = False  # DHCP option 175 present: an iPXE build
     server_address: str = ""  # the address of ours the request reached, for URL templates
+    client_address: str = ""  # the address the client has or is offered, if known
+
+    @property
+    def family(self) -> str:
+        """``"ipv6"`` for DHCPv6 clients, ``"ipv4"`` otherwise."""
+        return "ipv6" if self.protocol == "dhcp6" else "ipv4"
+
+    @property
+    def url_host(self) -> str:
+        """Our address as a URL host: ``192.0.2.1`` or ``[2001:db8::1]``."""
+        if ":" in self.server_address:
+            return f"[{self.server_address}]"
+        return self.server_address
 
     @property
     def is_ipxe(self) -> bool:
@@ -134,6 +151,8 @@ class BootDecision:
     withhold: bool = False
     no_proxy_wait: bool = True
     reason: str = ""
+    # Extra DHCPv4 options (code -> raw bytes) a rule adds, e.g. PXELINUX 209/210.
+    extra_options: tuple[tuple[int, bytes], ...] = ()
 
     @classmethod
     def withheld(cls, reason: str) -> BootDecision:
@@ -146,6 +165,92 @@ class BootPolicy(ABC):
     @abstractmethod
     def decide_dhcp4(self, client: ClientInfo) -> BootDecision:
         """Answer for a DHCPv4 DISCOVER or REQUEST from ``client``."""
+
+    def decide_dhcp6(self, client: ClientInfo) -> BootDecision:
+        """Answer for a DHCPv6 Solicit/Request/Information-request; ``boot_file`` is a URL.
+
+        The default asks :meth:`decide_dhcp4` and turns a bare file name into
+        ``tftp://[server]/file`` (DHCPv6 has no next-server, RFC 5970 3.1).
+        """
+        decision = self.decide_dhcp4(client)
+        return _as_url(decision, client)
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """Faults the boot server injects (see :mod:`pxelab.faults`); none by default."""
+        return ()
+
+
+def _as_url(decision: BootDecision, client: ClientInfo) -> BootDecision:
+    file = decision.boot_file
+    if file is None or "://" in file:
+        return decision
+    url = f"tftp://{client.url_host}/{file.lstrip('/')}"
+    return replace(decision, boot_file=url, reason=decision.reason.replace(
+        f"-> {file}", f"-> {url}"))
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which clients a :class:`Rule` applies to; every given condition must hold.
+
+    ``arch``: any of these option 93/61 values; ``vendor_class``: a prefix of
+    option 60/16 (``PXEClient``, ``HTTPClient``); ``user_class``: one of the
+    option 77/15 strings (``iPXE``); ``mac``; ``family``: ``ipv4`` or ``ipv6``.
+    An empty Match matches every client.
+    """
+
+    arch: tuple[int, ...] = ()
+    vendor_class: str | None = None
+    user_class: str | None = None
+    mac: str | None = None
+    family: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mac is not None:
+            object.__setattr__(self, "mac", normalize_mac(self.mac))
+        if self.family not in (None, "ipv4", "ipv6"):
+            raise ConfigError(f"match family={self.family!r}: use 'ipv4' or 'ipv6'")
+
+    def matches(self, client: ClientInfo) -> bool:
+        if self.arch and (client.arch if client.arch is not None else 0) not in self.arch:
+            return False
+        if self.vendor_class is not None and not (
+                client.vendor_class or "").startswith(self.vendor_class):
+            return False
+        if self.user_class is not None and self.user_class not in client.user_classes:
+            return False
+        if self.mac is not None and client.mac != self.mac:
+            return False
+        return self.family is None or client.family == self.family
+
+    def describe(self) -> str:
+        parts = [f"arch in {list(self.arch)}"] if self.arch else []
+        parts += [f"{name}={value}" for name, value in (
+            ("vendor-class", self.vendor_class), ("user-class", self.user_class),
+            ("mac", self.mac), ("family", self.family)) if value is not None]
+        return " ".join(parts) or "every client"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """First-match rule: clients ``match`` selects get ``boot_file``, or nothing.
+
+    ``boot_file`` is a template: ``{server}`` (URL host, brackets for IPv6),
+    ``{server_ip}``, ``{mac}``, ``{mac_hyphen}``, ``{arch}``, ``{ip}`` (the
+    client's address if known). ``vendor_class`` is echoed in option 60/16;
+    the default echoes ``HTTPClient`` to HTTP clients, which UEFI HTTP boot needs.
+    """
+
+    match: Match
+    boot_file: str | None = None
+    name: str = ""
+    vendor_class: str | None = None
+    withhold: bool = False
+    extra_options: tuple[tuple[int, bytes], ...] = ()
+
+    def label(self) -> str:
+        return f"rule {self.name!r}" if self.name else f"rule [{self.match.describe()}]"
 
 
 @dataclass(frozen=True)
@@ -196,6 +301,9 @@ class RulePolicy(BootPolicy):
     default_file: str | None = None
     next_server: IPv4Address | None = None
     no_proxy_wait: bool = True
+    rules: tuple[Rule, ...] = ()  # consulted after hosts, before ipxe_script and arch_rules
+    min_secs: int = 0  # ISC dhcpd min-secs: ignore DHCPv4 clients whose secs is below it
+    fault_list: tuple[Fault, ...] = ()
     _by_arch: dict[int, str] = field(init=False, repr=False, compare=False)
     _by_mac: dict[str, HostRule] = field(init=False, repr=False, compare=False)
 
@@ -206,13 +314,33 @@ class RulePolicy(BootPolicy):
     def with_hosts(self, *hosts: HostRule) -> RulePolicy:
         return replace(self, hosts=self.hosts + hosts)
 
+    def with_faults(self, *faults: Fault) -> RulePolicy:
+        return replace(self, fault_list=self.fault_list + faults)
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        return self.fault_list
+
     def decide_dhcp4(self, client: ClientInfo) -> BootDecision:
+        if client.protocol == "dhcp4" and client.secs < self.min_secs:
+            return BootDecision.withheld(
+                f"{client.message_type or 'request'} ignored: secs={client.secs} "
+                f"< min_secs={self.min_secs}")
+        return self._decide(client)
+
+    def decide_dhcp6(self, client: ClientInfo) -> BootDecision:
+        return _as_url(self._decide(client), client)
+
+    def _decide(self, client: ClientInfo) -> BootDecision:
         host = self._by_mac.get(client.mac)
         if host is not None and host.withhold:
             return BootDecision.withheld(host.reason or f"host rule for {client.mac}: withhold")
         if host is not None and host.boot_file is not None:
             return self._answer(client, host.boot_file,
                                 host.reason or f"host rule for {client.mac}")
+        for rule in self.rules:
+            if rule.match.matches(client):
+                return self._apply(client, rule)
         if client.is_ipxe and self.ipxe_script is not None:
             return self._answer(client, self.ipxe_script, "user class iPXE -> iPXE script")
         label = arch_label(client.arch)
@@ -225,13 +353,51 @@ class RulePolicy(BootPolicy):
             return self._answer(client, self.default_file, f"{label} has no rule: default")
         return replace(self._answer(client, None, ""), reason=f"{label} has no rule: address only")
 
+    def _apply(self, client: ClientInfo, rule: Rule) -> BootDecision:
+        if rule.withhold:
+            return BootDecision.withheld(f"{rule.label()}: withhold")
+        decision = self._answer(client, rule.boot_file, rule.label())
+        if rule.vendor_class is not None:
+            decision = replace(decision, vendor_class=rule.vendor_class or None)
+        return replace(decision, extra_options=rule.extra_options)
+
     def _answer(self, client: ClientInfo, template: str | None, why: str) -> BootDecision:
-        boot_file = None if template is None else template.format(
-            server=client.server_address, mac=client.mac,
-            arch=client.arch if client.arch is not None else 0)
+        boot_file = None if template is None else render_template(template, client)
         http = client.is_http_client
         reason = f"{why} -> {boot_file}" if boot_file is not None else why
         return BootDecision(
             boot_file=boot_file, next_server=self.next_server,
             vendor_class="HTTPClient" if http else None,
             no_proxy_wait=self.no_proxy_wait, reason=reason)
+
+
+def render_template(template: str, client: ClientInfo) -> str:
+    """Fill a boot-file template's ``{fields}`` from ``client`` (see :class:`Rule`)."""
+    try:
+        return template.format(
+            server=client.url_host, server_ip=client.server_address, mac=client.mac,
+            mac_hyphen=client.mac.replace(":", "-"), ip=client.client_address,
+            arch=client.arch if client.arch is not None else 0)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"boot file template {template!r} is invalid ({exc}); use only "
+                          "{server} {server_ip} {mac} {mac_hyphen} {ip} {arch}") from None
+
+
+def default_profile(*, hosts: tuple[HostRule, ...] = (), min_secs: int = 0) -> RulePolicy:
+    """The classic ISC dhcpd decision tree: iPXE -> script, HTTP -> URL, UEFI -> EFI, else BIOS.
+
+    iPXE clients get ``script.ipxe`` over HTTP; UEFI HTTP clients (arch 15/16)
+    ``ipxe32.efi``/``ipxe.efi`` over HTTP with the ``HTTPClient`` echo; UEFI PXE
+    (arch 6, 7, 9) the same files over TFTP; everything else ``undionly.kpxe``.
+    Over DHCPv6 the TFTP names become ``tftp://[server]/...`` URLs.
+    """
+    rules = (
+        Rule(Match(user_class="iPXE"), "http://{server}/script.ipxe", name="ipxe-script"),
+        Rule(Match(arch=(Arch.EFI_IA32_HTTP,)), "http://{server}/ipxe32.efi",
+             name="uefi-http-ia32"),
+        Rule(Match(arch=(Arch.EFI_X64_HTTP,)), "http://{server}/ipxe.efi", name="uefi-http-x64"),
+        Rule(Match(arch=(Arch.EFI_IA32,)), "ipxe32.efi", name="uefi-pxe-ia32"),
+        Rule(Match(arch=(Arch.EFI_X64, Arch.EFI_X64_ALT)), "ipxe.efi", name="uefi-pxe-x64"),
+    )
+    return RulePolicy(arch_rules=(), rules=rules, hosts=hosts, default_file="undionly.kpxe",
+                      min_secs=min_secs)

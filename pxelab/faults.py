@@ -1,0 +1,285 @@
+"""Fault injection: declared by the policy, carried out by the protocol servers.
+
+A :class:`~pxelab.policy.BootPolicy` lists :class:`Fault` values (frozen
+data); the :class:`~pxelab.bootserver.BootServer` turns them into one
+:class:`FaultInjector`, which every protocol consults at fixed points:
+
+- ``packet(kind, client)`` before a packet of ``kind`` is handled (requests)
+  or sent (replies): pass, drop, or delay it. Kinds are ``"<source>.<message>"``
+  in lower case, e.g. ``dhcp4.discover``, ``dhcp4.offer``, ``dhcp6.advertise``,
+  ``tftp.rrq``, ``tftp.oack``, ``tftp.data``, ``http.request``, ``ra.advert``.
+- ``withhold(client)`` before a DHCP server answers: a reason to stay silent.
+- ``tftp(filename, client)`` when a read request is accepted: OACK trouble,
+  a false tsize, a truncated file.
+- ``http_status(path, client)`` before a file is served: an error status.
+
+Every fault that fires is an event (source ``fault``, kind ``injected``) naming
+the fault, so a test and a person see why the boot failed. Counters are per
+injector, so the Nth packet means the Nth one this server handled.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from pxelab.errors import ConfigError
+from pxelab.events import EventLog
+
+if TYPE_CHECKING:
+    from pxelab.policy import ClientInfo, Match
+
+__all__ = [
+    "DelayPacket",
+    "DropPacket",
+    "Fault",
+    "FaultInjector",
+    "HttpError",
+    "LieTsize",
+    "OackFault",
+    "OackMode",
+    "TftpFaults",
+    "TruncateFile",
+    "Verdict",
+    "WithholdOffers",
+]
+
+log = logging.getLogger(__name__)
+
+
+class OackMode(StrEnum):
+    """What goes wrong with the TFTP option acknowledgement (RFC 2347)."""
+
+    REFUSE = "refuse"  # ERROR 8 "option negotiation refused" instead of an OACK
+    CORRUPT = "corrupt"  # an OACK whose option list is not NUL-terminated pairs
+    ADD_OPTION = "add-option"  # an OACK with an option the client did not ask for
+    IGNORE = "ignore"  # no OACK at all: DATA 1 at 512 bytes, as an RFC 1350 server
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Base of every fault; ``describe()`` is the text events and `pxelab faults` show."""
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+def _check_nth(nth: int, count: int) -> None:
+    if nth < 1:
+        raise ConfigError(f"fault nth={nth}: packets are counted from 1; use nth=1 or more")
+    if count < 0:
+        raise ConfigError(f"fault count={count}: use 0 for 'every packet from nth on', "
+                          "or a positive number")
+
+
+@dataclass(frozen=True)
+class DropPacket(Fault):
+    """Drop packets ``nth`` .. ``nth+count-1`` of ``kind`` (count 0: all from ``nth``)."""
+
+    kind: str
+    nth: int = 1
+    count: int = 1
+    match: Match | None = None
+
+    def __post_init__(self) -> None:
+        _check_nth(self.nth, self.count)
+
+    def describe(self) -> str:
+        span = "from" if self.count == 0 else f"x{self.count} from"
+        return f"drop {self.kind} {span} #{self.nth}"
+
+
+@dataclass(frozen=True)
+class DelayPacket(Fault):
+    """Hold packets ``nth`` .. ``nth+count-1`` of ``kind`` back for ``seconds``."""
+
+    kind: str
+    seconds: float
+    nth: int = 1
+    count: int = 1
+    match: Match | None = None
+
+    def __post_init__(self) -> None:
+        _check_nth(self.nth, self.count)
+        if not 0 < self.seconds <= 600:
+            raise ConfigError(f"delay seconds={self.seconds} is outside (0, 600]")
+
+    def describe(self) -> str:
+        return f"delay {self.kind} #{self.nth} by {self.seconds}s"
+
+
+@dataclass(frozen=True)
+class WithholdOffers(Fault):
+    """DHCP servers (v4 and v6) stay silent towards clients ``match`` selects."""
+
+    match: Match
+    reason: str = ""
+
+    def describe(self) -> str:
+        return self.reason or f"withhold offers from {self.match.describe()}"
+
+
+@dataclass(frozen=True)
+class OackFault(Fault):
+    """Break option negotiation for files matching ``file`` (a glob)."""
+
+    mode: OackMode
+    file: str = "*"
+    option: tuple[str, str] = ("windowsize", "64")  # what ADD_OPTION adds
+
+    def describe(self) -> str:
+        return f"OACK {self.mode} for {self.file}"
+
+
+@dataclass(frozen=True)
+class LieTsize(Fault):
+    """Announce ``tsize`` in the OACK instead of the file's real size."""
+
+    tsize: int
+    file: str = "*"
+
+    def describe(self) -> str:
+        return f"tsize {self.tsize} for {self.file}"
+
+
+@dataclass(frozen=True)
+class TruncateFile(Fault):
+    """Serve only the first ``size`` bytes of files matching ``file``, over TFTP and HTTP."""
+
+    size: int
+    file: str = "*"
+
+    def describe(self) -> str:
+        return f"truncate {self.file} to {self.size} bytes"
+
+
+@dataclass(frozen=True)
+class HttpError(Fault):
+    """Answer HTTP requests for paths matching ``path`` with ``status``."""
+
+    status: int
+    path: str = "*"
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status <= 599:
+            raise ConfigError(f"HTTP fault status {self.status} is not an error (400..599)")
+
+    def describe(self) -> str:
+        return f"HTTP {self.status} for {self.path}"
+
+
+class Verdict:
+    """What happens to one packet: pass, drop, or a delay in seconds."""
+
+    __slots__ = ("delay", "drop")
+
+    def __init__(self, drop: bool = False, delay: float = 0.0) -> None:
+        self.drop = drop
+        self.delay = delay
+
+    def __bool__(self) -> bool:  # truthy: something is to be done
+        return self.drop or self.delay > 0
+
+
+PASS = Verdict()
+
+
+@dataclass(frozen=True)
+class TftpFaults:
+    """The faults that apply to one TFTP read request."""
+
+    oack: OackFault | None = None
+    tsize: int | None = None
+    truncate: int | None = None
+
+
+def _file_matches(pattern: str, name: str) -> bool:
+    return fnmatch.fnmatchcase(name.lstrip("/"), pattern.lstrip("/"))
+
+
+class FaultInjector:
+    """The running state of a fault list: counters, matching and events."""
+
+    def __init__(self, faults: tuple[Fault, ...], events: EventLog) -> None:
+        self.faults = faults
+        self.events = events
+        self._seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.faults)
+
+    def packet(self, kind: str, client: str = "", info: ClientInfo | None = None) -> Verdict:
+        """Count one packet of ``kind`` and say whether to drop or delay it."""
+        if not self.faults:
+            return PASS
+        with self._lock:
+            self._seen[kind] += 1
+            number = self._seen[kind]
+        for fault in self.faults:
+            if not isinstance(fault, DropPacket | DelayPacket) or fault.kind != kind:
+                continue
+            if fault.match is not None and (info is None or not fault.match.matches(info)):
+                continue
+            last = None if fault.count == 0 else fault.nth + fault.count - 1
+            if number < fault.nth or (last is not None and number > last):
+                continue
+            self._fired(fault, client, f"{kind} #{number}")
+            if isinstance(fault, DropPacket):
+                return Verdict(drop=True)
+            return Verdict(delay=fault.seconds)
+        return PASS
+
+    def withhold(self, client: ClientInfo) -> str | None:
+        """The reason to stay silent towards ``client``, or None."""
+        for fault in self.faults:
+            if isinstance(fault, WithholdOffers) and fault.match.matches(client):
+                self._fired(fault, client.mac, client.summary())
+                return f"fault: {fault.describe()}"
+        return None
+
+    def tftp(self, filename: str, client: str = "") -> TftpFaults:
+        """OACK, tsize and truncation faults for one read request of ``filename``."""
+        oack: OackFault | None = None
+        tsize: int | None = None
+        truncate: int | None = None
+        for fault in self.faults:
+            if isinstance(fault, OackFault) and oack is None and _file_matches(fault.file,
+                                                                                filename):
+                oack = fault
+            elif isinstance(fault, LieTsize) and tsize is None and _file_matches(fault.file,
+                                                                                  filename):
+                tsize = fault.tsize
+            elif isinstance(fault, TruncateFile) and truncate is None and _file_matches(
+                    fault.file, filename):
+                truncate = fault.size
+            else:
+                continue
+            self._fired(fault, client, f"RRQ {filename}")
+        return TftpFaults(oack, tsize, truncate)
+
+    def truncate(self, path: str, client: str = "") -> int | None:
+        """Size to cut ``path`` to when served over HTTP, or None."""
+        for fault in self.faults:
+            if isinstance(fault, TruncateFile) and _file_matches(fault.file, path):
+                self._fired(fault, client, f"GET {path}")
+                return fault.size
+        return None
+
+    def http_status(self, path: str, client: str = "") -> int | None:
+        """An error status to answer a request for ``path`` with, or None."""
+        for fault in self.faults:
+            if isinstance(fault, HttpError) and _file_matches(fault.path, path):
+                self._fired(fault, client, f"GET {path}")
+                return fault.status
+        return None
+
+    def _fired(self, fault: Fault, client: str, request: str) -> None:
+        log.info("fault injected: %s (%s, %s)", fault.describe(), client, request)
+        self.events.emit("fault", "injected", client=client, request=request,
+                         reason=fault.describe(), details={"fault": type(fault).__name__})
