@@ -16,24 +16,24 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyroute2 import NetNS, netns
+from nslab import SERVER4, SERVER6, Lab, event, in_client, two_namespaces
+from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet6 import ICMPv6ND_RS
 
 from pxelab.bootserver import BootServer, ServerConfig
 from pxelab.dhcp4 import codec as dhcp
 from pxelab.errors import ConfigError, ServerError
-from pxelab.events import Event, EventLog
+from pxelab.events import EventLog
 from pxelab.netns import thread_in_namespace
 from pxelab.policy import HostRule, RulePolicy
 from pxelab.ra import codec as ra
@@ -41,74 +41,7 @@ from pxelab.tftp import codec as tftp
 
 pytestmark = pytest.mark.netns
 
-SERVER4 = "192.0.2.1"
-SERVER6 = "2001:db8::1"
-CLIENT4 = "192.0.2.50"
 WITHHELD_MAC = "52:54:00:00:0b:ad"
-IFA_F_NODAD = 0x02
-
-
-# -- namespaces (local helpers; LabNetwork is tested elsewhere) ------------------------------
-
-@dataclass(frozen=True)
-class Lab:
-    server: str
-    client: str
-
-
-def _unique(prefix: str) -> str:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "m")
-    return f"{prefix}-{os.getpid()}-{worker}"
-
-
-@contextlib.contextmanager
-def two_namespaces() -> Iterator[Lab]:
-    """Server and client namespaces joined by br0 <- veth -> eth0; removed on exit."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    lab = Lab(_unique("pxl-bs"), _unique("pxl-bc"))
-    created: list[str] = []
-    try:
-        for name in (lab.server, lab.client):
-            netns.create(name)
-            created.append(name)
-        with NetNS(lab.server) as ns:
-            ns.link("add", ifname="br0", kind="bridge")
-            bridge = ns.link_lookup(ifname="br0")[0]
-            ns.link("add", ifname="vs0", kind="veth",
-                    peer={"ifname": "eth0", "net_ns_fd": lab.client})
-            port = ns.link_lookup(ifname="vs0")[0]
-            ns.link("set", index=port, master=bridge, state="up")
-            ns.link("set", index=bridge, state="up")
-            ns.addr("add", index=bridge, address=SERVER4, prefixlen=24)
-            # The global address skips DAD; the link-local one does not, so the RA
-            # server meets a tentative address at start, as it will in a fresh lab.
-            ns.addr("add", index=bridge, address=SERVER6, prefixlen=64, flags=IFA_F_NODAD)
-        with NetNS(lab.client) as ns:
-            for name in ("lo", "eth0"):
-                ns.link("set", index=ns.link_lookup(ifname=name)[0], state="up")
-            eth0 = ns.link_lookup(ifname="eth0")[0]
-            ns.addr("add", index=eth0, address=CLIENT4, prefixlen=24)
-            ns.addr("add", index=eth0, address="2001:db8::50", prefixlen=64,
-                    flags=IFA_F_NODAD)
-        yield lab
-    finally:
-        for name in created:
-            netns.remove(name)
-
-
-def in_client(lab: Lab, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", "netns", "exec", lab.client, *argv], capture_output=True,
-                          text=True, timeout=timeout, check=False)
-
-
-def event(source: str, kind: str, **match: Any) -> Callable[[Event], bool]:
-    """Predicate: this source and kind, and each given field (or details key) equal."""
-    def predicate(e: Event) -> bool:
-        if (e.source, e.kind) != (source, kind):
-            return False
-        return all(getattr(e, k, e.details.get(k)) == v for k, v in match.items())
-    return predicate
 
 
 # -- fixtures --------------------------------------------------------------------------------

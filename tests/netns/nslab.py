@@ -1,0 +1,91 @@
+"""Two namespaces joined by a bridge, for boot-server tests against real and crafted clients.
+
+A "server" namespace holds bridge br0 (192.0.2.1/24, 2001:db8::1/64) and a
+veth port whose peer is eth0 in a "client" namespace (192.0.2.50/24,
+2001:db8::50/64). Made with pyroute2 directly, not LabNetwork, so that tests
+using it exercise the server alone. Names are unique per process and xdist worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pyroute2 import NetNS, netns
+
+from pxelab.events import Event
+
+SERVER4 = "192.0.2.1"
+SERVER6 = "2001:db8::1"
+CLIENT4 = "192.0.2.50"
+CLIENT6 = "2001:db8::50"
+IFA_F_NODAD = 0x02
+
+_serial = itertools.count()
+
+
+@dataclass(frozen=True)
+class Lab:
+    server: str
+    client: str
+
+
+def _unique(prefix: str) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "m")
+    return f"{prefix}-{os.getpid()}-{worker}-{next(_serial)}"
+
+
+@contextlib.contextmanager
+def two_namespaces() -> Iterator[Lab]:
+    """Server and client namespaces joined by br0 <- veth -> eth0; removed on exit."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    lab = Lab(_unique("pxl-bs"), _unique("pxl-bc"))
+    created: list[str] = []
+    try:
+        for name in (lab.server, lab.client):
+            netns.create(name)
+            created.append(name)
+        with NetNS(lab.server) as ns:
+            ns.link("add", ifname="br0", kind="bridge")
+            bridge = ns.link_lookup(ifname="br0")[0]
+            ns.link("add", ifname="vs0", kind="veth",
+                    peer={"ifname": "eth0", "net_ns_fd": lab.client})
+            port = ns.link_lookup(ifname="vs0")[0]
+            ns.link("set", index=port, master=bridge, state="up")
+            ns.link("set", index=bridge, state="up")
+            ns.addr("add", index=bridge, address=SERVER4, prefixlen=24)
+            # The global address skips DAD; the link-local one does not, so the RA
+            # server meets a tentative address at start, as it will in a fresh lab.
+            ns.addr("add", index=bridge, address=SERVER6, prefixlen=64, flags=IFA_F_NODAD)
+        with NetNS(lab.client) as ns:
+            for name in ("lo", "eth0"):
+                ns.link("set", index=ns.link_lookup(ifname=name)[0], state="up")
+            eth0 = ns.link_lookup(ifname="eth0")[0]
+            ns.addr("add", index=eth0, address=CLIENT4, prefixlen=24)
+            ns.addr("add", index=eth0, address=CLIENT6, prefixlen=64, flags=IFA_F_NODAD)
+        yield lab
+    finally:
+        for name in created:
+            netns.remove(name)
+
+
+def in_client(lab: Lab, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in the client namespace and capture its output."""
+    return subprocess.run(["ip", "netns", "exec", lab.client, *argv], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def event(source: str, kind: str, **match: Any) -> Callable[[Event], bool]:
+    """Predicate: this source and kind, and each given field (or details key) equal."""
+    def predicate(e: Event) -> bool:
+        if (e.source, e.kind) != (source, kind):
+            return False
+        return all(getattr(e, k, e.details.get(k)) == v for k, v in match.items())
+    return predicate
