@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 import pytest
@@ -13,8 +14,11 @@ from pxelab.policy import (
     BootDecision,
     ClientInfo,
     HostRule,
+    Match,
+    Rule,
     RulePolicy,
     arch_label,
+    default_profile,
     normalize_mac,
 )
 
@@ -111,3 +115,82 @@ def test_client_summary() -> None:
     info = client(message_type="DISCOVER", arch=7, user_classes=("iPXE",), secs=3)
     assert info.summary() == "DISCOVER arch 7 (UEFI x64) user-class=iPXE secs=3"
     assert info.is_ipxe and not info.is_http_client
+
+
+# -- match rules, min_secs, DHCPv6 -------------------------------------------------------------
+
+def test_first_matching_rule_wins_over_arch_rules() -> None:
+    policy = RulePolicy(rules=(
+        Rule(Match(user_class="iPXE"), "http://{server}/{mac_hyphen}.ipxe", name="per-mac"),
+        Rule(Match(arch=(7,)), "grubx64.efi", name="uefi"),
+    ))
+    ipxe = policy.decide_dhcp4(client(arch=7, user_classes=("iPXE",)))
+    assert ipxe.boot_file == "http://192.0.2.1/52-54-00-12-34-56.ipxe"
+    assert ipxe.reason == "rule 'per-mac' -> http://192.0.2.1/52-54-00-12-34-56.ipxe"
+    assert policy.decide_dhcp4(client(arch=7)).boot_file == "grubx64.efi"
+    assert policy.decide_dhcp4(client(arch=0)).boot_file == "pxelinux.0"
+
+
+def test_rule_can_withhold_and_override_the_vendor_class_echo() -> None:
+    policy = RulePolicy(rules=(
+        Rule(Match(vendor_class="HTTPClient", family="ipv4"), "http://{server}/x.efi",
+             vendor_class=""),
+        Rule(Match(mac="52-54-00-12-34-57"), withhold=True),
+    ))
+    http = policy.decide_dhcp4(client(arch=16, vendor_class="HTTPClient:Arch:00016"))
+    assert http.vendor_class is None  # "" turns the echo off: a fault-like configuration
+    other = ClientInfo(mac="52:54:00:12:34:57", server_address="192.0.2.1")
+    assert policy.decide_dhcp4(other).withhold
+
+
+def test_min_secs_withholds_until_secs_reaches_it() -> None:
+    policy = RulePolicy(min_secs=2)
+    early = policy.decide_dhcp4(client(secs=0, message_type="DISCOVER"))
+    assert early.withhold
+    assert early.reason == "DISCOVER ignored: secs=0 < min_secs=2"
+    assert not policy.decide_dhcp4(client(secs=2)).withhold
+
+
+def test_dhcp6_turns_file_names_into_tftp_urls() -> None:
+    v6 = ClientInfo(mac=MAC, protocol="dhcp6", arch=7, server_address="2001:db8::1")
+    decision = RulePolicy().decide_dhcp6(v6)
+    assert decision.boot_file == "tftp://[2001:db8::1]/bootx64.efi"
+    assert decision.reason.endswith("-> tftp://[2001:db8::1]/bootx64.efi")
+    http = replace(v6, arch=16)
+    assert RulePolicy().decide_dhcp6(http).boot_file == "http://[2001:db8::1]/bootx64.efi"
+    assert RulePolicy().decide_dhcp6(http).vendor_class == "HTTPClient"
+
+
+def test_family_match_separates_ipv4_and_ipv6() -> None:
+    policy = RulePolicy(rules=(Rule(Match(family="ipv6"), "v6.efi"),))
+    v6 = ClientInfo(mac=MAC, protocol="dhcp6", arch=7, server_address="2001:db8::1")
+    assert policy.decide_dhcp6(v6).boot_file == "tftp://[2001:db8::1]/v6.efi"
+    assert policy.decide_dhcp4(client(arch=7)).boot_file == "bootx64.efi"
+
+
+def test_default_profile_reproduces_the_classic_dhcpd_tree() -> None:
+    policy = default_profile()
+    cases = {
+        (0, None, ()): "undionly.kpxe",
+        (6, "PXEClient:Arch:00006", ()): "ipxe32.efi",
+        (7, "PXEClient:Arch:00007", ()): "ipxe.efi",
+        (15, "HTTPClient:Arch:00015", ()): "http://192.0.2.1/ipxe32.efi",
+        (16, "HTTPClient:Arch:00016", ()): "http://192.0.2.1/ipxe.efi",
+        (7, None, ("iPXE",)): "http://192.0.2.1/script.ipxe",
+    }
+    for (arch, vendor, users), expected in cases.items():
+        decision = policy.decide_dhcp4(client(arch=arch, vendor_class=vendor,
+                                              user_classes=users))
+        assert decision.boot_file == expected, (arch, vendor, users)
+        assert (decision.vendor_class == "HTTPClient") == (arch in (15, 16))
+
+
+def test_bad_template_field_is_a_config_error() -> None:
+    policy = RulePolicy(rules=(Rule(Match(), "{hostname}.efi"),))
+    with pytest.raises(ConfigError, match=r"\{server\}"):
+        policy.decide_dhcp4(client())
+
+
+def test_match_rejects_unknown_family() -> None:
+    with pytest.raises(ConfigError, match="ipv4"):
+        Match(family="ip4")
