@@ -25,6 +25,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import TypeVar
 
+from pxelab.clients import ClientDirectory
 from pxelab.dhcp4.leases import LeasePool
 from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, open_dhcp4_socket
 from pxelab.errors import ConfigError, ServerError
@@ -140,6 +141,7 @@ class BootServer(Resource):
         self.leases = LeasePool(config.pool[0], config.pool[1], config.lease_seconds,
                                 exclude=frozenset({config.ipv4.ip}))
         self.faults = FaultInjector(policy.faults, events)
+        self.clients = ClientDirectory(events)  # who has which address, for HTTP templates
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -266,16 +268,15 @@ class BootServer(Resource):
                 running.transports.append(transport)
                 running.tftp.append(protocol)
         if cfg.http:
-            http = HttpServer(root, self.events)
+            http = HttpServer(root, self.events, clients=self.clients, faults=self.faults)
             for family, host in self._families():
                 sock = self._bind("HTTP", host, cfg.http_port, partial(
                     open_tcp_socket, family, host, cfg.http_port, cfg.interface))
-                running.servers.append(await asyncio.start_server(http.handle, sock=sock,
-                                                                  limit=16384))
+                running.servers.append(await http.serve(sock))
         if cfg.router_advertisements and cfg.ipv6 is not None:
             advertiser = RouterAdvertiser(
                 RaSettings(cfg.interface, cfg.ipv6.network, cfg.ra_managed, cfg.ra_other,
-                           cfg.ra_interval), self.events)
+                           cfg.ra_interval, dns=cfg.dns6), self.events, self.faults)
             self._bind("router advertisements", "ICMPv6 raw", 0, advertiser.open)
             running.advertiser = advertiser
             advertiser.start()

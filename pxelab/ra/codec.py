@@ -2,7 +2,8 @@
 
 Message formats from RFC 4861: Router Solicitation 4.1, Router Advertisement
 4.2, options 4.6 (source link-layer address 4.6.1, prefix information 4.6.2,
-MTU 4.6.4). Option lengths count 8-octet units; a zero length is invalid.
+MTU 4.6.4), and the Recursive DNS Server option of RFC 8106 5.1. Option
+lengths count 8-octet units; a zero length is invalid (RFC 4861 4.6).
 The checksum (RFC 4443 2.3) is computed only when both addresses are given:
 a raw ICMPv6 socket has the kernel fill it in (RFC 3542 3.1).
 """
@@ -18,6 +19,7 @@ __all__ = [
     "ICMPV6_RS",
     "PrefixInformation",
     "RaDecodeError",
+    "RecursiveDnsServers",
     "RouterAdvertisement",
     "RouterSolicitation",
     "checksum",
@@ -26,10 +28,11 @@ __all__ = [
 ]
 
 ICMPV6_RS, ICMPV6_RA = 133, 134
-OPT_SOURCE_LLADDR, OPT_PREFIX, OPT_MTU = 1, 3, 5
+OPT_SOURCE_LLADDR, OPT_PREFIX, OPT_MTU, OPT_RDNSS = 1, 3, 5, 25
 _RA_HEAD = struct.Struct("!BBHBBHII")  # type code checksum hoplimit flags lifetime reach retrans
 _RS_HEAD = struct.Struct("!BBHI")  # type code checksum reserved
 _PREFIX = struct.Struct("!BBBBIII16s")  # type len prefixlen flags valid preferred reserved prefix
+_RDNSS_HEAD = struct.Struct("!BBHI")  # type len reserved lifetime, then 16-byte addresses
 _MANAGED, _OTHER = 0x80, 0x40
 _ON_LINK, _AUTONOMOUS = 0x80, 0x40
 
@@ -48,6 +51,14 @@ class PrefixInformation:
 
 
 @dataclass(frozen=True)
+class RecursiveDnsServers:
+    """RFC 8106 5.1: DNS servers and how long (seconds) the host may use them."""
+
+    addresses: tuple[IPv6Address, ...]
+    lifetime: int
+
+
+@dataclass(frozen=True)
 class RouterAdvertisement:
     """Defaults: not a default router (lifetime 0), no M/O flags, i.e. SLAAC only."""
 
@@ -60,6 +71,7 @@ class RouterAdvertisement:
     source_lladdr: bytes | None = None
     mtu: int | None = None
     prefixes: tuple[PrefixInformation, ...] = ()
+    dns: RecursiveDnsServers | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,20 @@ def _lladdr_option(lladdr: bytes) -> bytes:
     body = bytes((OPT_SOURCE_LLADDR, 0)) + lladdr
     body += b"\x00" * (-len(body) % 8)
     return bytes((OPT_SOURCE_LLADDR, len(body) // 8)) + body[2:]
+
+
+def _rdnss_option(dns: RecursiveDnsServers) -> bytes:
+    # Length: 1 unit of header plus 2 units per address (RFC 8106 5.1).
+    head = _RDNSS_HEAD.pack(OPT_RDNSS, 1 + 2 * len(dns.addresses), 0, dns.lifetime)
+    return head + b"".join(a.packed for a in dns.addresses)
+
+
+def _decode_rdnss(raw: bytes) -> RecursiveDnsServers:
+    if len(raw) < 24 or (len(raw) - 8) % 16:
+        raise RaDecodeError(f"RDNSS option of {len(raw)} bytes (must be 8 + 16*N, N >= 1)")
+    _, _, _, lifetime = _RDNSS_HEAD.unpack_from(raw)
+    addresses = tuple(IPv6Address(raw[i:i + 16]) for i in range(8, len(raw), 16))
+    return RecursiveDnsServers(addresses, lifetime)
 
 
 def checksum(src: IPv6Address, dst: IPv6Address, message: bytes) -> int:
@@ -104,6 +130,8 @@ def encode(message: RouterAdvertisement | RouterSolicitation, src: IPv6Address |
             out += _PREFIX.pack(OPT_PREFIX, 4, info.prefix.prefixlen, pflags,
                                 info.valid_lifetime, info.preferred_lifetime, 0,
                                 info.prefix.network_address.packed)
+        if message.dns is not None and message.dns.addresses:
+            out += _rdnss_option(message.dns)
     if src is not None and dst is not None:
         out = out[:2] + checksum(src, dst, out).to_bytes(2, "big") + out[4:]
     return out
@@ -166,7 +194,7 @@ def _decode_ra(data: bytes) -> RouterAdvertisement:
     if len(data) < _RA_HEAD.size:
         raise RaDecodeError(f"router advertisement of {len(data)} bytes is truncated")
     _, _, _, hop_limit, flags, lifetime, reachable, retrans = _RA_HEAD.unpack_from(data)
-    lladdr, mtu, prefixes = None, None, []
+    lladdr, mtu, prefixes, dns = None, None, [], None
     for opt_kind, raw in _options(data[_RA_HEAD.size:]):
         if opt_kind == OPT_SOURCE_LLADDR:
             lladdr = raw[2:8]
@@ -176,5 +204,7 @@ def _decode_ra(data: bytes) -> RouterAdvertisement:
             mtu = int.from_bytes(raw[4:8], "big")
         elif opt_kind == OPT_PREFIX:
             prefixes.append(_decode_prefix(raw))
+        elif opt_kind == OPT_RDNSS:
+            dns = _decode_rdnss(raw)
     return RouterAdvertisement(hop_limit, bool(flags & _MANAGED), bool(flags & _OTHER),
-                               lifetime, reachable, retrans, lladdr, mtu, tuple(prefixes))
+                               lifetime, reachable, retrans, lladdr, mtu, tuple(prefixes), dns)
