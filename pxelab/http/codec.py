@@ -42,7 +42,12 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs except HTAB (RFC 91
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f#]")  # no whitespace, CTL or fragment in a target
 
 
+_RFC9110_PHRASES = {413: "Content Too Large", 416: "Range Not Satisfiable"}  # 15.5.14, 15.5.17
+
+
 def reason_phrase(status: int) -> str:
+    if status in _RFC9110_PHRASES:
+        return _RFC9110_PHRASES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:

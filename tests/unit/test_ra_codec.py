@@ -12,6 +12,7 @@ from scapy.layers.inet6 import (
     ICMPv6ND_RS,
     ICMPv6NDOptMTU,
     ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptRDNSS,
     ICMPv6NDOptSrcLLAddr,
     IPv6,
 )
@@ -20,6 +21,7 @@ from pxelab.ra import codec
 from pxelab.ra.codec import (
     PrefixInformation,
     RaDecodeError,
+    RecursiveDnsServers,
     RouterAdvertisement,
     RouterSolicitation,
 )
@@ -33,7 +35,8 @@ PREFIX = IPv6Network("2001:db8::/64")
 
 def lab_ra() -> RouterAdvertisement:
     return RouterAdvertisement(source_lladdr=LLADDR, mtu=1500,
-                               prefixes=(PrefixInformation(PREFIX),))
+                               prefixes=(PrefixInformation(PREFIX),),
+                               dns=RecursiveDnsServers((IPv6Address("2001:db8::53"),), 600))
 
 
 def test_encoded_ra_dissected_by_scapy_with_valid_checksum() -> None:
@@ -81,6 +84,25 @@ def test_unknown_options_are_skipped() -> None:
     assert codec.decode(raw) == RouterSolicitation()
 
 
+def test_rdnss_option_dissected_by_scapy_and_round_trips() -> None:
+    dns = RecursiveDnsServers((IPv6Address("2001:db8::53"), IPv6Address("2001:db8::54")), 900)
+    message = RouterAdvertisement(prefixes=(PrefixInformation(PREFIX),), dns=dns)
+    raw = codec.encode(message)
+    option = ICMPv6ND_RA(raw)[ICMPv6NDOptRDNSS]
+    assert option.len == 5 and option.lifetime == 900  # 1 + 2 units per address (RFC 8106)
+    assert option.dns == ["2001:db8::53", "2001:db8::54"]
+    assert codec.decode(raw) == message
+    scapy_ra = bytes(ICMPv6ND_RA() / ICMPv6NDOptRDNSS(dns=["2001:db8::53"], lifetime=60))
+    decoded = codec.decode(scapy_ra)
+    assert isinstance(decoded, RouterAdvertisement)
+    assert decoded.dns == RecursiveDnsServers((IPv6Address("2001:db8::53"),), 60)
+
+
+def test_empty_dns_list_adds_no_option() -> None:
+    message = RouterAdvertisement(dns=RecursiveDnsServers((), 60))
+    assert codec.encode(message) == codec.encode(RouterAdvertisement())
+
+
 @pytest.mark.parametrize("raw", [
     b"\x86",  # too short
     bytes((135, 0, 0, 0)),  # neighbour solicitation
@@ -89,7 +111,10 @@ def test_unknown_options_are_skipped() -> None:
     codec.encode(RouterSolicitation()) + bytes((1, 0, 0, 0, 0, 0, 0, 0)),  # zero length
     codec.encode(RouterSolicitation()) + bytes((1, 2, 0, 0)),  # runs past the end
     codec.encode(RouterAdvertisement()) + bytes((3, 1, 0, 0, 0, 0, 0, 0)),  # short prefix
-], ids=["short", "ns", "code", "ra-head", "zero-len", "overrun", "prefix-len"])
+    codec.encode(RouterAdvertisement()) + bytes((25, 1, 0, 0, 0, 0, 0, 60)),  # RDNSS, no server
+    codec.encode(RouterAdvertisement()) + bytes((25, 2)) + bytes(14),  # RDNSS, half an address
+], ids=["short", "ns", "code", "ra-head", "zero-len", "overrun", "prefix-len", "rdnss-empty",
+        "rdnss-half"])
 def test_malformed_raises(raw: bytes) -> None:
     with pytest.raises(RaDecodeError):
         codec.decode(raw)

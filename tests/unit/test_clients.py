@@ -1,0 +1,84 @@
+"""ClientDirectory: addresses learnt from DHCP events, tolerant of missing keys."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pxelab.clients import ClientDirectory, ClientRecord
+from pxelab.events import EventLog
+
+pytestmark = pytest.mark.unit
+
+MAC = "52:54:00:00:00:01"
+
+
+@pytest.fixture
+def log_and_directory() -> tuple[EventLog, ClientDirectory]:
+    events = EventLog()
+    return events, ClientDirectory(events)
+
+
+def test_dhcp4_ack_is_recorded(log_and_directory: tuple[EventLog, ClientDirectory]) -> None:
+    events, clients = log_and_directory
+    events.emit("dhcp4", "ack", client=MAC, details={
+        "yiaddr": "192.0.2.100", "arch": 7, "vendor_class": "PXEClient:Arch:00007",
+        "user_classes": ["iPXE"]})
+    record = clients.by_address("192.0.2.100")
+    assert record == ClientRecord("192.0.2.100", MAC, "dhcp4", 7, "PXEClient:Arch:00007",
+                                  ("iPXE",))
+    assert clients.by_mac(MAC.upper()) == record
+
+
+def test_proxy_ack_and_offers_are_not_recorded(
+        log_and_directory: tuple[EventLog, ClientDirectory]) -> None:
+    events, clients = log_and_directory
+    events.emit("dhcp4", "ack", client=MAC, details={"yiaddr": "0.0.0.0"})
+    events.emit("dhcp4", "offer", client=MAC, details={"yiaddr": "192.0.2.101"})
+    assert len(clients) == 0
+
+
+def test_dhcp6_reply_with_missing_keys(
+        log_and_directory: tuple[EventLog, ClientDirectory]) -> None:
+    events, clients = log_and_directory
+    events.emit("dhcp6", "reply", client="00:01:00:01:aa", details={
+        "address": "2001:db8::1:5", "mac": MAC, "arch": "16"})
+    events.emit("dhcp6", "reply", client="duid-only", details={"address": ["2001:db8::1:6"]})
+    events.emit("dhcp6", "reply", client="broken", details={"address": "not-an-address"})
+    events.emit("dhcp6", "reply", client=MAC)
+    first = clients.by_address("2001:DB8:0::1:5")
+    assert first is not None and first.mac == MAC and first.arch == 16
+    assert first.protocol == "dhcp6"
+    second = clients.by_address("2001:db8::1:6")
+    assert second is not None and second.mac is None and second.arch is None
+    assert len(clients) == 2
+
+
+def test_release_forgets_the_address(
+        log_and_directory: tuple[EventLog, ClientDirectory]) -> None:
+    events, clients = log_and_directory
+    events.emit("dhcp4", "ack", client=MAC, details={"yiaddr": "192.0.2.100"})
+    events.emit("dhcp4", "release", client="52:54:00:00:00:99",
+                details={"address": "192.0.2.100"})
+    assert clients.by_address("192.0.2.100") is not None  # another MAC cannot release it
+    events.emit("dhcp4", "release", client=MAC, details={"address": "192.0.2.100"})
+    assert clients.by_address("192.0.2.100") is None
+
+
+def test_concurrent_updates_and_lookups() -> None:
+    events = EventLog()
+    clients = ClientDirectory(events)
+
+    def feed(base: int) -> None:
+        for i in range(200):
+            events.emit("dhcp4", "ack", client=f"52:54:00:00:{base:02x}:{i % 256:02x}",
+                        details={"yiaddr": f"10.{base}.{i // 256}.{i % 256}"})
+            clients.by_address(f"10.{base}.0.{i % 256}")
+
+    threads = [threading.Thread(target=feed, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(clients) == 800
