@@ -8,15 +8,29 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
+from pxelab.bootserver import BootServer
+from pxelab.config import LabConfig, lab_config, load_lab_config
 from pxelab.console import MilestoneHit
-from pxelab.errors import PxelabError
+from pxelab.errors import ConfigError, PxelabError
+from pxelab.events import Event, EventLog
 from pxelab.lab import BootResult, BootRun
 from pxelab.paths import new_artifacts_dir
 from pxelab.payload import build_payload
 from pxelab.scenarios import DEFAULT_SCENARIO, SCENARIOS, get_scenario
+
+
+class Signalled(KeyboardInterrupt):
+    """The KeyboardInterrupt SIGINT or SIGTERM raise here; it remembers which signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
 
 
 def _unwind_on_signals() -> None:
@@ -31,7 +45,7 @@ def _unwind_on_signals() -> None:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if os.getpid() != owner:
             os._exit(128 + signum)
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Signalled(signum)
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -71,6 +85,20 @@ def _parser() -> argparse.ArgumentParser:
 
     payload = sub.add_parser("payload", help="build (or find cached) the guest payloads")
     payload.set_defaults(func=_payload)
+
+    serve = sub.add_parser("serve", help="run the boot server on a real interface until "
+                           "Ctrl-C or SIGTERM")
+    serve.add_argument("--interface", metavar="IFACE",
+                       help="interface to serve on (overrides the config's [server] interface)")
+    serve.add_argument("--config", type=Path, metavar="FILE",
+                       help="lab file (TOML; see fixtures/labs/); optional with --data-root")
+    serve.add_argument("--data-root", type=Path, metavar="DIR",
+                       help="directory served over TFTP and HTTP (overrides the config's)")
+    serve.add_argument("--json", action="store_true",
+                       help="print events as JSON lines (other messages go to stderr)")
+    serve.add_argument("--events", type=Path, metavar="FILE",
+                       help="also append every event to FILE as JSON lines")
+    serve.set_defaults(func=_serve)
     return parser
 
 
@@ -122,6 +150,83 @@ def _payload(args: argparse.Namespace) -> int:
         print(f"initrd  {payload.initrd}")
         print(f"rootfs  {payload.rootfs}")
     return 0
+
+
+class _ServeOutput:
+    """One line per event on stdout; notes on stdout too, or on stderr with --json.
+
+    Events arrive from the server thread: lines are written under a lock, and a
+    closed pipe (``pxelab serve | head``) silences the output, never the server.
+    """
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def note(self, text: str) -> None:
+        self._write(sys.stderr if self.as_json else sys.stdout, f"pxelab serve: {text}")
+
+    def event(self, event: Event) -> None:
+        if self.as_json:
+            self._write(sys.stdout, event.to_json())
+            return
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+        self._write(sys.stdout, f"{stamp}.{int(event.time * 1000) % 1000:03d} "
+                                f"{event.summary()}")
+
+    def _write(self, stream: TextIO, line: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                print(line, file=stream, flush=True)
+            except (OSError, ValueError):
+                self._closed = True
+
+
+def _serve_config(args: argparse.Namespace) -> LabConfig:
+    if args.config is None and args.data_root is None:
+        raise ConfigError("nothing to serve; pass --config FILE (a lab file, see "
+                          "fixtures/labs/), or --interface IFACE --data-root DIR")
+    if args.config is not None:
+        lab = load_lab_config(args.config, interface=args.interface, data_root=args.data_root)
+    else:
+        lab = lab_config({}, interface=args.interface, data_root=args.data_root)
+    if not lab.server.data_root.is_dir():
+        raise ConfigError(f"data root {lab.server.data_root} is not a directory; create it, "
+                          "or point [server] data_root or --data-root at the boot files")
+    return lab
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM (exit 0) or until the server dies by itself (exit 1)."""
+    lab = _serve_config(args)
+    out = _ServeOutput(args.json)
+    for line in [f"config {lab.source}", *lab.describe()]:
+        out.note(line)
+    events = EventLog(args.events)
+    events.subscribe(out.event)
+    ended = threading.Event()
+    events.subscribe(lambda e: ended.set() if (e.source, e.kind) == ("server", "stopped")
+                     else None)
+    server = BootServer(lab.server, lab.policy, events)
+    started = time.monotonic()
+    try:
+        server.start()
+        out.note(f"ready: serving on {lab.server.interface}; stop with Ctrl-C or SIGTERM")
+        ended.wait()  # a signal interrupts this wait with Signalled
+        out.note("the server stopped by itself; the events above say why")
+        return 1
+    except KeyboardInterrupt as interrupt:
+        signum = getattr(interrupt, "signum", signal.SIGINT)
+        server.stop()
+        out.note(f"stopped on {signal.Signals(signum).name} after "
+                 f"{time.monotonic() - started:.1f}s, {len(events)} events")
+        return 0
+    finally:
+        server.stop()
+        events.close()
 
 
 if __name__ == "__main__":

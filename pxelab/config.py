@@ -177,7 +177,7 @@ def lab_config(data: Mapping[str, Any], source: Source | None = None, *,
     tables, arrays = _split(source, data)
     server = _server(source, tables, interface, data_root, resolve)
     min_secs = tables["dhcp4"].integer("min_secs", 0, 65535) or 0
-    policy, profile = build_policy(source, tables["policy"], min_secs=min_secs,
+    policy, profile = build_policy(source, tables["policy"], subnet=server.ipv4, min_secs=min_secs,
                                    rules=arrays["rule"], hosts=arrays["host"],
                                    faults=arrays["fault"])
     return LabConfig(server, policy, source.name, profile)
@@ -366,7 +366,7 @@ def _on_link(table: Table, where: str, text: str, ipv4: IPv4Interface) -> IPv4Ad
     if address not in ipv4.network:
         first, last = ipv4.network[1], ipv4.network[-2]
         table.source.fail(where, f"{address} is not inside {ipv4.network} (the server's "
-                          f"subnet, [server] ipv4 {ipv4})",
+                          f"subnet; the server is {ipv4})",
                           f"choose an address from {first} to {last}")
     return address
 
@@ -426,7 +426,7 @@ def _pool6(table: Table, ipv6: IPv6Interface) -> tuple[IPv6Address, IPv6Address]
     for (where, _), address in zip(pair, (first, last), strict=True):
         if address not in network:
             table.source.fail(where, f"{address} is not inside {network} (the server's "
-                              f"prefix, [server] ipv6 {ipv6})",
+                              f"prefix; the server is {ipv6})",
                               f"choose addresses from {network[1]} to {network[-1]}")
     if int(last) < int(first):
         table.source.fail(pair[1][0], f"{last} comes before the pool's first address {first}",

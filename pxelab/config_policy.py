@@ -12,6 +12,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
+from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Literal
 
 from pxelab.config_reader import Source, Table, did_you_mean
@@ -57,14 +58,14 @@ _SAMPLE = ClientInfo(mac="52:54:00:12:34:56", arch=7, server_address="192.0.2.1"
                      client_address="192.0.2.100")
 
 
-def build_policy(source: Source, policy: Table, *, min_secs: int,
+def build_policy(source: Source, policy: Table, *, subnet: IPv4Interface, min_secs: int,
                  rules: Sequence[Mapping[str, Any]], hosts: Sequence[Mapping[str, Any]],
                  faults: Sequence[Mapping[str, Any]]) -> tuple[RulePolicy, str]:
     """The RulePolicy a lab file describes, and the profile it started from."""
     profile = policy.choice("profile", PROFILES) or "default"
     script = _ipxe_script(policy)
     own_rules = _rules(source, rules)
-    host_rules = _hosts(source, hosts)
+    host_rules = _hosts(source, hosts, subnet)
     fault_list = tuple(_fault(Table(source, f"fault[{i}]", raw, _fault_keys(source, i, raw)))
                        for i, raw in enumerate(faults))
     if profile == "empty":
@@ -201,11 +202,13 @@ def _pxelinux(table: Table, key: str) -> bytes | None:
     return value.encode("ascii")
 
 
-def _hosts(source: Source, raw: Sequence[Mapping[str, Any]]) -> tuple[HostRule, ...]:
+def _hosts(source: Source, raw: Sequence[Mapping[str, Any]],
+           subnet: IPv4Interface) -> tuple[HostRule, ...]:
     has_address = "address" in {f.name for f in fields(HostRule)}
     keys = ("mac", "boot_file", "withhold", "reason") + (("address",) if has_address else ())
     hosts: list[HostRule] = []
     seen: dict[str, str] = {}
+    taken: dict[IPv4Address, str] = {subnet.ip: "the server ([server] ipv4)"}
     for index, data in enumerate(raw):
         table = Table(source, f"host[{index}]", data, keys)
         text = table.text("mac", 'mac = "52:54:00:12:34:56"')
@@ -224,11 +227,26 @@ def _hosts(source: Source, raw: Sequence[Mapping[str, Any]]) -> tuple[HostRule, 
                 table.fail("boot_file", "a host with withhold = true gets no answer",
                            "remove boot_file or withhold")
             kwargs["boot_file"] = check_template(table, "boot_file", boot_file)
-        address = table.text("address", 'address = "192.0.2.77"')
-        if address is not None:
-            kwargs["address"] = table.address4(table.at("address"), address)
+        text = table.text("address", 'address = "192.0.2.77"')
+        if text is not None:
+            kwargs["address"] = address = _fixed_address(table, text, subnet)
+            if address in taken:
+                table.fail("address", f"{address} is already taken by {taken[address]}",
+                           "give every host its own address")
+            taken[address] = table.where
         hosts.append(HostRule(**kwargs))
     return tuple(hosts)
+
+
+def _fixed_address(table: Table, text: str, subnet: IPv4Interface) -> IPv4Address:
+    address = table.address4(table.at("address"), text)
+    network = subnet.network
+    if address not in network or (network.prefixlen < 31 and address in (
+            network.network_address, network.broadcast_address)):
+        table.fail("address", f"{address} is not a host address in {network} (the server's "
+                   f"subnet; the server is {subnet})",
+                   f"choose an address from {network[1]} to {network[-2]}")
+    return address
 
 
 # -- [[fault]] ------------------------------------------------------------------------------------
