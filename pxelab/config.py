@@ -373,8 +373,8 @@ def _on_link(table: Table, where: str, text: str, ipv4: IPv4Interface) -> IPv4Ad
 
 def _two(table: Table, pair: list[tuple[str, str]], example: str) -> None:
     if len(pair) != 2:
-        table.fail("pool", f"has {len(pair)} addresses", f"give the first and the last, "
-                   f"like pool = {example}")
+        table.fail("pool", f"gives {len(pair)} addresses, not 2", "give the first and the "
+                   f"last, like pool = {example}")
 
 
 def _dhcp6(table: Table, ipv6: IPv6Interface | None, lease: int) -> dict[str, Any]:

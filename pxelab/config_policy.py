@@ -10,7 +10,7 @@ naming the key, not a crash at the first client.
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Literal
@@ -282,15 +282,15 @@ def _required(table: Table, key: str, value: Any, example: str) -> Any:
     return value
 
 
-def _fault(table: Table) -> Fault:
-    kind = table.data["type"]
+def _make(table: Table, cls: Callable[..., Fault], *args: Any, **kwargs: Any) -> Fault:
     try:
-        return _build_fault(table, kind)
-    except ConfigError as exc:  # a dataclass's own check; say where it came from
+        return cls(*args, **kwargs)
+    except ConfigError as exc:  # a check of the fault's own that ours missed
         table.source.fail(table.where, str(exc), "fix the values of this [[fault]]")
 
 
-def _build_fault(table: Table, kind: str) -> Fault:
+def _fault(table: Table) -> Fault:
+    kind = table.data["type"]
     if kind in ("drop", "delay"):
         packet = _required(table, "kind", table.choice("kind", PACKET_KINDS),
                            'kind = "dhcp4.offer"')
@@ -299,27 +299,29 @@ def _build_fault(table: Table, kind: str) -> Fault:
         match = read_match(table)
         matcher = match if match != Match() else None
         if kind == "drop":
-            return DropPacket(packet, nth=nth, count=1 if count is None else count,
-                              match=matcher)
+            return _make(table, DropPacket, packet, nth=nth,
+                         count=1 if count is None else count, match=matcher)
         seconds = _required(table, "seconds", table.number("seconds", 0, 600), "seconds = 2")
-        return DelayPacket(packet, seconds, nth=nth, count=1 if count is None else count,
-                           match=matcher)
+        return _make(table, DelayPacket, packet, seconds, nth=nth,
+                     count=1 if count is None else count, match=matcher)
     if kind == "withhold":
-        return WithholdOffers(read_match(table), reason=table.text("reason") or "")
+        return _make(table, WithholdOffers, read_match(table),
+                     reason=table.text("reason") or "")
     file = table.text("file", 'file = "ldlinux.c32"') or "*"
     if kind == "oack":
         mode = _required(table, "mode", table.choice("mode", [m.value for m in OackMode]),
                          'mode = "refuse"')
         option = _oack_option(table)
-        return OackFault(OackMode(mode), file=file, **({"option": option} if option else {}))
+        return _make(table, OackFault, OackMode(mode), file=file,
+                     **({"option": option} if option else {}))
     if kind == "tsize":
-        return LieTsize(_required(table, "tsize", table.integer("tsize", 0, 2**63 - 1),
-                                  "tsize = 1000"), file=file)
+        return _make(table, LieTsize, _required(
+            table, "tsize", table.integer("tsize", 0, 2**63 - 1), "tsize = 1000"), file=file)
     if kind == "truncate":
-        return TruncateFile(_required(table, "size", table.integer("size", 0, 2**63 - 1),
-                                      "size = 4096"), file=file)
+        return _make(table, TruncateFile, _required(
+            table, "size", table.integer("size", 0, 2**63 - 1), "size = 4096"), file=file)
     status = _required(table, "status", table.integer("status", 400, 599), "status = 404")
-    return HttpError(status, path=table.text("path", 'path = "ipxe.efi"') or "*")
+    return _make(table, HttpError, status, path=table.text("path", 'path = "ipxe.efi"') or "*")
 
 
 def _oack_option(table: Table) -> tuple[str, str] | None:
@@ -327,6 +329,6 @@ def _oack_option(table: Table) -> tuple[str, str] | None:
     if pair is None:
         return None
     if len(pair) != 2:
-        table.fail("option", f"has {len(pair)} items", 'give a name and a value, like '
-                   'option = ["windowsize", "64"]')
+        table.fail("option", f"gives {len(pair)} strings, not 2",
+                   'give a name and a value, like option = ["windowsize", "64"]')
     return pair[0][1], pair[1][1]
