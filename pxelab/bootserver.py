@@ -31,7 +31,7 @@ from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, open_dhcp4_socket
 from pxelab.errors import ConfigError, ServerError
 from pxelab.events import EventLog
 from pxelab.faults import FaultInjector
-from pxelab.http.server import HttpServer, open_tcp_socket
+from pxelab.http.server import HttpServer, HttpSettings, open_tcp_socket
 from pxelab.netns import thread_in_namespace
 from pxelab.policy import BootPolicy
 from pxelab.ra.server import RaSettings, RouterAdvertiser
@@ -87,6 +87,7 @@ class ServerConfig:
     tftp_allow_absolute: bool = False  # True: "/x" means <data_root>/x (tftpd-hpa -s; GRUB)
     http: bool = True
     http_port: int = 80
+    http_idle_timeout: float = 30.0  # close a keep-alive connection idle this long
     router_advertisements: bool = True
     ra_managed: bool = False  # M flag: iPXE then runs stateful DHCPv6 and waits for it
     ra_other: bool = False  # O flag: iPXE then runs stateless DHCPv6 and waits for it
@@ -268,7 +269,8 @@ class BootServer(Resource):
                 running.transports.append(transport)
                 running.tftp.append(protocol)
         if cfg.http:
-            http = HttpServer(root, self.events, clients=self.clients, faults=self.faults)
+            http = HttpServer(root, self.events, HttpSettings(idle_timeout=cfg.http_idle_timeout),
+                              clients=self.clients, faults=self.faults)
             for family, host in self._families():
                 sock = self._bind("HTTP", host, cfg.http_port, partial(
                     open_tcp_socket, family, host, cfg.http_port, cfg.interface))

@@ -163,8 +163,9 @@ class HttpServer:
         self.root = root
         self.events = events
         self.settings = settings or HttpSettings()
-        self.clients = clients or ClientDirectory()
-        self.faults = faults or FaultInjector((), events)
+        # "is None", not "or": both are falsy while empty.
+        self.clients = ClientDirectory() if clients is None else clients
+        self.faults = FaultInjector((), events) if faults is None else faults
 
     async def serve(self, sock: socket.socket) -> asyncio.Server:
         """Start accepting on a listening socket (see :func:`open_tcp_socket`)."""

@@ -182,7 +182,7 @@ class RouterAdvertiser:
                  faults: FaultInjector | None = None) -> None:
         self.settings = settings
         self.events = events
-        self.faults = faults or FaultInjector((), events)
+        self.faults = FaultInjector((), events) if faults is None else faults
         self.sock: socket.socket | None = None
         self.index = 0
         self.sent = 0
