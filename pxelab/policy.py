@@ -388,7 +388,8 @@ def default_profile(*, hosts: tuple[HostRule, ...] = (), min_secs: int = 0) -> R
 
     iPXE clients get ``script.ipxe`` over HTTP; UEFI HTTP clients (arch 15/16)
     ``ipxe32.efi``/``ipxe.efi`` over HTTP with the ``HTTPClient`` echo; UEFI PXE
-    (arch 6, 7, 9) the same files over TFTP; everything else ``undionly.kpxe``.
+    (arch 6, 7, 9) the same files over TFTP; other HTTP clients an address only;
+    everything else ``undionly.kpxe``.
     Over DHCPv6 the TFTP names become ``tftp://[server]/...`` URLs.
     """
     rules = (
@@ -398,6 +399,9 @@ def default_profile(*, hosts: tuple[HostRule, ...] = (), min_secs: int = 0) -> R
         Rule(Match(arch=(Arch.EFI_X64_HTTP,)), "http://{server}/ipxe.efi", name="uefi-http-x64"),
         Rule(Match(arch=(Arch.EFI_IA32,)), "ipxe32.efi", name="uefi-pxe-ia32"),
         Rule(Match(arch=(Arch.EFI_X64, Arch.EFI_X64_ALT)), "ipxe.efi", name="uefi-pxe-x64"),
+        # Other UEFI HTTP clients (arm64: arch 19): the classic tree has no URL for them and
+        # undionly.kpxe is neither a URL nor their architecture; an address only, as dhcpd.
+        Rule(Match(vendor_class="HTTPClient"), None, name="uefi-http-other"),
     )
     return RulePolicy(arch_rules=(), rules=rules, hosts=hosts, default_file="undionly.kpxe",
                       min_secs=min_secs)

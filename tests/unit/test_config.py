@@ -262,6 +262,8 @@ SEED_CASES = [  # (arch, vendor class, user classes, DHCPv4 answer, DHCPv6 answe
      "http://[2001:db8::1]/ipxe32.efi"),
     (16, "HTTPClient:Arch:00016:UNDI:003000", (), "http://192.0.2.1/ipxe.efi",
      "http://[2001:db8::1]/ipxe.efi"),
+    (19, "HTTPClient:Arch:00019", (), None, None),  # arm64 HTTP: no URL in the tree
+    (11, "PXEClient:Arch:00011", (), "undionly.kpxe", "tftp://[2001:db8::1]/undionly.kpxe"),
     (0, None, ("iPXE",), "http://192.0.2.1/script.ipxe", "http://[2001:db8::1]/script.ipxe"),
     (7, "PXEClient", ("iPXE",), "http://192.0.2.1/script.ipxe",
      "http://[2001:db8::1]/script.ipxe"),
@@ -276,13 +278,13 @@ def seed_policy(request: pytest.FixtureRequest) -> BootPolicy:
 
 
 @pytest.mark.parametrize("case", SEED_CASES, ids=lambda c: f"arch={c[0]}-{c[2] or c[1]}")
-def test_seed_decisions(seed_policy: BootPolicy,
-                        case: tuple[int | None, str | None, tuple[str, ...], str, str]) -> None:
+def test_seed_decisions(seed_policy: BootPolicy, case: tuple[
+        int | None, str | None, tuple[str, ...], str | None, str | None]) -> None:
     arch, vendor, users, file4, url6 = case
     v4 = seed_policy.decide_dhcp4(client(arch, vendor, users))
     v6 = seed_policy.decide_dhcp6(client(arch, vendor, users, v6=True))
     assert (v4.boot_file, v6.boot_file) == (file4, url6)
-    http = arch in (15, 16)  # the HTTPClient echo; PXE clients must not get PXEClient back
+    http = arch in (15, 16, 19)  # the HTTPClient echo; PXE clients must not get PXEClient back
     assert v4.vendor_class == v6.vendor_class == ("HTTPClient" if http else None)
     assert not v4.withhold and v4.next_server is None and v4.reason
 
