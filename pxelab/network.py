@@ -14,13 +14,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import json
 import logging
 import os
 import re
 import select
+import shlex
+import shutil
 import signal
 import socket
+import subprocess
 import time
+from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface
 from pathlib import Path
 from types import TracebackType
@@ -223,6 +228,8 @@ class LabNetwork:
         self._capture: PacketCapture | None = None
         self._created = False
         self._bridge_index = 0
+        self.impairments: dict[str, Impairment] = {}  # port -> what impair() set on it
+        self._base_mtu: dict[str, int] = {}  # port -> its MTU before impair() changed it
 
     def __enter__(self) -> LabNetwork:
         sweep_stale_labs(self.log)
@@ -307,6 +314,133 @@ class LabNetwork:
         self.log.info("tap %s attached to %s", name, self.bridge)
         return name
 
+    # -- link impairment ------------------------------------------------------------------
+
+    def impair(self, port: str, *, loss: float = 0.0, delay: float = 0.0,
+               mtu: int | None = None, rate: int | None = None) -> Impairment:
+        """Make ``port`` (a bridge port: tap or veth) exactly this bad; the impairment set.
+
+        ``loss``: percent of frames dropped, in each direction (nftables, bridge
+        family). ``delay``: seconds added towards the guest (tc netem; raises
+        HostCapabilityError where the kernel lacks sch_netem). ``mtu``: the
+        port's link MTU (frames larger than it are dropped on the way in; the
+        bridge follows its smallest port). ``rate``: bits per second towards the
+        guest (tc tbf). Calling again replaces the previous impairment; all
+        defaults (or :meth:`clear_impairment`) restore the port. Everything
+        lives in the lab namespace and vanishes with it.
+        """
+        wanted = Impairment(loss, delay, mtu, rate)
+        if not self._created:
+            raise NetworkError("impair() needs an entered LabNetwork")
+        link = self._link_info(port)
+        if wanted.loss and link.get("master") != self.bridge:
+            raise NetworkError(f"{port} is not a port of {self.bridge} in {self.namespace}; "
+                               "frame loss is applied on bridge ports (add_tap() ones)")
+        previous = self.impairments.get(port, Impairment())
+        try:
+            self._apply_qdisc(port, wanted)
+        except HostCapabilityError:
+            self._apply_qdisc(port, previous)
+            raise
+        self._apply_loss(port, wanted.loss)
+        self._apply_mtu(port, wanted.mtu, int(link["mtu"]))
+        if wanted == Impairment():
+            self.impairments.pop(port, None)
+            self.log.info("impairment on %s cleared", port)
+        else:
+            self.impairments[port] = wanted
+            self.log.info("impairment on %s: %s", port, wanted.describe())
+        return wanted
+
+    def clear_impairment(self, port: str) -> None:
+        """Undo :meth:`impair` on ``port``: no loss, no delay, no rate limit, its MTU back."""
+        self.impair(port)
+
+    def _ns_run(self, argv: list[str], stdin: str | None = None) -> str:
+        """Run ``argv`` in the lab namespace; its stdout, or NetworkError with its stderr."""
+        tool = shutil.which(argv[0])
+        if tool is None:
+            package = {"nft": "nftables", "tc": "iproute2", "ip": "iproute2"}.get(argv[0],
+                                                                                 argv[0])
+            raise HostCapabilityError(f"{argv[0]} not found; install it: apt-get install "
+                                      f"{package}")
+        command = ["ip", "netns", "exec", self.namespace, *argv]
+        self.log.debug("running %s", shlex.join(command))
+        result = subprocess.run(command, input=stdin, capture_output=True, text=True,
+                                timeout=WAIT_TIMEOUT_S, check=False)
+        if result.returncode != 0:
+            raise _CommandError(shlex.join(command), result.stderr.strip())
+        return result.stdout
+
+    def _link_info(self, port: str) -> dict[str, Any]:
+        try:
+            (info,) = json.loads(self._ns_run(["ip", "-j", "link", "show", "dev", port]))
+        except _CommandError as error:
+            raise NetworkError(f"no link {port} in namespace {self.namespace}: "
+                               f"{error.stderr}") from None
+        return dict(info)
+
+    def _apply_qdisc(self, port: str, wanted: Impairment) -> None:
+        """Root qdisc: tbf for the rate, netem (under it, if both) for the delay."""
+        with contextlib.suppress(_CommandError):  # nothing to delete is fine
+            self._ns_run(["tc", "qdisc", "del", "dev", port, "root"])
+        netem = ["netem", "delay", f"{round(wanted.delay * 1e6)}us"]
+        try:
+            if wanted.rate is not None:
+                # burst: 100 ms of traffic, never less than a few full frames.
+                burst = max(wanted.rate // 80, 16384)
+                self._ns_run(["tc", "qdisc", "add", "dev", port, "root", "handle", "1:", "tbf",
+                              "rate", f"{wanted.rate}bit", "burst", str(burst),
+                              "latency", "500ms"])
+                if wanted.delay:
+                    self._ns_run(["tc", "qdisc", "add", "dev", port, "parent", "1:1",
+                                  "handle", "10:", *netem])
+            elif wanted.delay:
+                self._ns_run(["tc", "qdisc", "add", "dev", port, "root", "handle", "1:",
+                              *netem])
+        except _CommandError as error:
+            if "netem" in error.command and "unknown" in error.stderr.lower():
+                raise HostCapabilityError(
+                    f"cannot delay {port}: this kernel has no sch_netem (tc says "
+                    f"{error.stderr!r}). Delay a protocol step instead with the boot "
+                    "server's fault pxelab.faults.DelayPacket(kind, seconds), e.g. "
+                    "DelayPacket('tftp.data', 0.2)") from None
+            raise NetworkError(f"cannot set the qdisc of {port}: {error}") from None
+
+    def _apply_loss(self, port: str, loss: float) -> None:
+        """One nftables bridge table per port: drop ``loss`` percent each way."""
+        table = "pxelab_" + re.sub(r"[^A-Za-z0-9_]", "_", port)
+        with contextlib.suppress(_CommandError):
+            self._ns_run(["nft", "delete", "table", "bridge", table])
+        if not loss:
+            return
+        # numgen counts 0..9999: loss in hundredths of a percent; 100 % is a plain drop.
+        draw = "" if loss >= 100 else f"numgen random mod 10000 < {round(loss * 100)} "
+        label = f'comment "pxelab: {loss:g}% loss on {port}"'
+        ruleset = (
+            f"table bridge {table} {{\n"
+            f"  chain ingress {{ type filter hook prerouting priority 0; "
+            f'iifname "{port}" {draw}counter drop {label}; }}\n'
+            f"  chain egress {{ type filter hook postrouting priority 0; "
+            f'oifname "{port}" {draw}counter drop {label}; }}\n'
+            "}\n")
+        try:
+            self._ns_run(["nft", "-f", "-"], stdin=ruleset)
+        except _CommandError as error:
+            raise NetworkError(f"cannot add the loss rules for {port}: {error}") from None
+
+    def _apply_mtu(self, port: str, mtu: int | None, current: int) -> None:
+        if mtu is None:
+            mtu = self._base_mtu.pop(port, None)
+            if mtu is None or mtu == current:
+                return
+        else:
+            self._base_mtu.setdefault(port, current)
+        try:
+            self._ns_run(["ip", "link", "set", "dev", port, "mtu", str(mtu)])
+        except _CommandError as error:
+            raise NetworkError(f"cannot set the MTU of {port} to {mtu}: {error}") from None
+
     def close(self) -> None:
         """Stop the capture, kill leftovers, delete the namespace; safe to call twice."""
         capture, self._capture = self._capture, None
@@ -324,3 +458,43 @@ class LabNetwork:
                     raise NetworkError(f"cannot remove namespace {self.namespace}: "
                                        f"{error}") from error
             self.log.info("lab namespace %s removed", self.namespace)
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """How bad one lab port is: see :meth:`LabNetwork.impair` for the units."""
+
+    loss: float = 0.0  # percent of frames dropped, each direction
+    delay: float = 0.0  # seconds, towards the guest
+    mtu: int | None = None  # link MTU of the port
+    rate: int | None = None  # bits per second, towards the guest
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.loss <= 100:
+            raise NetworkError(f"loss={self.loss} is not a percentage (0..100)")
+        if not 0 <= self.delay <= 60:
+            raise NetworkError(f"delay={self.delay} s is outside 0..60 seconds")
+        if self.mtu is not None and not 68 <= self.mtu <= 65535:
+            raise NetworkError(f"mtu={self.mtu} is outside 68..65535 (IPv6 needs 1280+)")
+        if self.rate is not None and self.rate < 8000:
+            raise NetworkError(f"rate={self.rate} bit/s is below 8000; rates are in bits "
+                               "per second")
+
+    def describe(self) -> str:
+        parts = [f"{self.loss:g}% loss"] if self.loss else []
+        if self.delay:
+            parts.append(f"{self.delay * 1000:g} ms delay")
+        if self.mtu is not None:
+            parts.append(f"MTU {self.mtu}")
+        if self.rate is not None:
+            parts.append(f"{self.rate} bit/s")
+        return ", ".join(parts) or "none"
+
+
+class _CommandError(Exception):
+    """A command run in the lab namespace failed (turned into NetworkError by callers)."""
+
+    def __init__(self, command: str, stderr: str) -> None:
+        super().__init__(f"{command}: {stderr}")
+        self.command = command
+        self.stderr = stderr
