@@ -34,7 +34,7 @@ READY = "pxelab serve: ready"
 # (family, type, port): what the minimal lab binds, and must leave free after a stop
 PORTS = [(socket.AF_INET, socket.SOCK_DGRAM, 67), (socket.AF_INET, socket.SOCK_DGRAM, 69),
          (socket.AF_INET, socket.SOCK_STREAM, 80), (socket.AF_INET6, socket.SOCK_DGRAM, 69),
-         (socket.AF_INET6, socket.SOCK_STREAM, 80)]
+         (socket.AF_INET6, socket.SOCK_STREAM, 80), (socket.AF_INET6, socket.SOCK_DGRAM, 547)]
 
 
 class Serve:
@@ -163,7 +163,8 @@ def test_minimal_config_leases_serves_and_stops_on_sigterm(lab: Lab, data_root: 
             pytest.skip(f"{tool} not installed (see debian-packages.txt)")
     with serve(lab, "--config", str(MINIMAL), "--data-root", str(data_root)) as server:
         startup = "\n".join(server.lines)
-        assert "interface br0: IPv4 192.0.2.1/24" in startup  # read from br0 itself
+        # read from br0 itself: the file names neither address
+        assert "interface br0: IPv4 192.0.2.1/24, IPv6 2001:db8::1/64" in startup
         assert "pool 192.0.2.128-192.0.2.254" in startup
         lease = in_client(lab, ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f",
                                 "-s", "/bin/true", "-t", "3", "-T", "1"])
