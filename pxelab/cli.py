@@ -202,10 +202,14 @@ def _serve_config(args: argparse.Namespace) -> LabConfig:
 def _serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM (exit 0) or until the server dies by itself (exit 1)."""
     lab = _serve_config(args)
+    try:
+        events = EventLog(args.events)
+    except OSError as exc:
+        raise ConfigError(f"cannot write events to {args.events}: {exc.strerror}; "
+                          "give --events a file in an existing, writable directory") from None
     out = _ServeOutput(args.json)
     for line in [f"config {lab.source}", *lab.describe()]:
         out.note(line)
-    events = EventLog(args.events)
     events.subscribe(out.event)
     ended = threading.Event()
     events.subscribe(lambda e: ended.set() if (e.source, e.kind) == ("server", "stopped")
