@@ -101,8 +101,12 @@ class ClientDirectory:
 
     def _learn_dhcp6(self, event: Event) -> None:
         details = event.details
+        if details.get("in_reply_to") in ("release", "decline"):
+            return  # the reply confirms an address given back, not one handed out
         mac = _mac(details.get("mac")) or _mac(event.client)
-        for address in _addresses(details.get("address", details.get("addresses"))):
+        # "addresses" lists every leased address; "address" alone is the first (or asked) one
+        leased = details["addresses"] if "addresses" in details else details.get("address")
+        for address in _addresses(leased):
             self._record(address, mac, "dhcp6", details)
 
     def _record(self, address: Any, mac: str | None, protocol: str,

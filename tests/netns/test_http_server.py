@@ -16,6 +16,8 @@ import re
 import shutil
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -356,6 +358,19 @@ def test_query_overrides_the_directory(lab: Lab, server: BootServer, leased: str
     assert f"mac {LEASED_MAC} arch 7 ip {CLIENT4}" in out
     for query in ("mac=zz", "arch=x86", "hostname=a%0aimgexec%20evil", "ip=1.2.3"):
         assert get(lab, f"/script.ipxe?{query}").status == 400, query
+
+
+def test_urllib_template_and_500(lab: Lab, server: BootServer) -> None:
+    url = f"http://{SERVER4}/script.ipxe?mac={QUERY_MAC}&hostname=urllib-node"
+    with thread_in_namespace(lab.client), urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+        assert response.headers["Content-Length"] == str(len(text.encode()))
+    assert f"echo pxelab: urllib-node mac {QUERY_MAC} arch 0 ip {CLIENT4}" in text
+    with thread_in_namespace(lab.client), pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(f"http://{SERVER4}/bad.ipxe?mac={QUERY_MAC}", timeout=5)
+    assert failed.value.code == 500
+    assert b"{{ colour }}" in failed.value.read()
+    failed.value.close()
 
 
 def test_template_wins_over_plain_file_and_ipv6(lab: Lab, server: BootServer) -> None:

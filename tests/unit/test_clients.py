@@ -44,15 +44,21 @@ def test_dhcp6_reply_with_missing_keys(
     events, clients = log_and_directory
     events.emit("dhcp6", "reply", client="00:01:00:01:aa", details={
         "address": "2001:db8::1:5", "mac": MAC, "arch": "16"})
-    events.emit("dhcp6", "reply", client="duid-only", details={"address": ["2001:db8::1:6"]})
+    events.emit("dhcp6", "reply", client="duid-only", details={
+        "address": "2001:db8::1:6", "addresses": ["2001:db8::1:6", "2001:db8::1:9"]})
     events.emit("dhcp6", "reply", client="broken", details={"address": "not-an-address"})
+    events.emit("dhcp6", "reply", client=MAC, details={  # the reply to a release
+        "address": "2001:db8::1:7", "addresses": [], "in_reply_to": "release"})
+    events.emit("dhcp6", "reply", client=MAC, details={  # stateless: no address leased
+        "address": "2001:db8::1:8", "addresses": [], "in_reply_to": "information-request"})
     events.emit("dhcp6", "reply", client=MAC)
     first = clients.by_address("2001:DB8:0::1:5")
     assert first is not None and first.mac == MAC and first.arch == 16
     assert first.protocol == "dhcp6"
     second = clients.by_address("2001:db8::1:6")
     assert second is not None and second.mac is None and second.arch is None
-    assert len(clients) == 2
+    assert clients.by_address("2001:db8::1:9") is not None
+    assert len(clients) == 3
 
 
 def test_release_forgets_the_address(
