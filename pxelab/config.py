@@ -104,6 +104,8 @@ class LabConfig:
         if cfg.router_advertisements and cfg.ipv6 is not None:
             lines.append(f"RA for {cfg.ipv6.network} every {cfg.ra_interval:g}s "
                          f"(M={int(cfg.ra_managed)} O={int(cfg.ra_other)})")
+        else:
+            lines.append("router advertisements off")
         hosts = [str(cfg.ipv4.ip)] + ([f"[{cfg.ipv6.ip}]"] if cfg.ipv6 else [])
         if cfg.tftp:
             lines.append(f"TFTP on port {cfg.tftp_port}: " + ", ".join(

@@ -69,7 +69,7 @@ class Table:
     """
 
     def __init__(self, source: Source, where: str, data: Mapping[str, Any],
-                 known: Sequence[str], hint: str = "") -> None:
+                 known: Sequence[str]) -> None:
         self.source = source
         self.where = where
         self.data = data
@@ -77,7 +77,7 @@ class Table:
         for key in data:
             if key not in self.known:
                 fix = did_you_mean(key, self.known, f"the keys of {where} are")
-                self.fail(key, "unknown key", f"{fix}{hint}")
+                self.fail(key, "unknown key", fix)
 
     def at(self, key: str) -> str:
         """The key path of ``key`` in this table: ``dhcp4.pool``."""
