@@ -180,6 +180,11 @@ class BootPolicy(ABC):
         """Faults the boot server injects (see :mod:`pxelab.faults`); none by default."""
         return ()
 
+    @property
+    def fixed_addresses(self) -> dict[str, IPv4Address]:
+        """DHCPv4 addresses reserved per MAC (lower-case, colon form); none by default."""
+        return {}
+
 
 def _as_url(decision: BootDecision, client: ClientInfo) -> BootDecision:
     file = decision.boot_file
@@ -263,16 +268,30 @@ class ArchRule:
 
 @dataclass(frozen=True)
 class HostRule:
-    """Per-MAC override: another boot file, or no answer at all."""
+    """Per-MAC override: another boot file, or no answer at all.
+
+    ``address`` is a fixed DHCPv4 address for this MAC (ISC dhcpd's
+    ``fixed-address``): the lease pool keeps it for this client only.
+    """
 
     mac: str
     boot_file: str | None = None
     withhold: bool = False
     reason: str = ""
+    address: IPv4Address | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mac", normalize_mac(self.mac))
+        if self.address is not None:
+            try:
+                object.__setattr__(self, "address", IPv4Address(self.address))
+            except ValueError:
+                raise ConfigError(f"host {self.mac}: address {self.address!r} is not an "
+                                  "IPv4 address like 192.0.2.77") from None
 
+
+# What a DHCPv4 server would have answered a message type with, for withheld reasons.
+_DHCP4_ANSWER = {"DISCOVER": "OFFER", "REQUEST": "ACK", "INFORM": "ACK", "BOOTP": "BOOTREPLY"}
 
 DEFAULT_ARCH_RULES: tuple[ArchRule, ...] = (
     ArchRule(Arch.BIOS, "pxelinux.0"),
@@ -321,11 +340,15 @@ class RulePolicy(BootPolicy):
     def faults(self) -> tuple[Fault, ...]:
         return self.fault_list
 
+    @property
+    def fixed_addresses(self) -> dict[str, IPv4Address]:
+        return {h.mac: h.address for h in self.hosts if h.address is not None}
+
     def decide_dhcp4(self, client: ClientInfo) -> BootDecision:
         if client.protocol == "dhcp4" and client.secs < self.min_secs:
+            answer = _DHCP4_ANSWER.get(client.message_type, "answer")
             return BootDecision.withheld(
-                f"{client.message_type or 'request'} ignored: secs={client.secs} "
-                f"< min_secs={self.min_secs}")
+                f"{answer} withheld: secs={client.secs} < min_secs={self.min_secs}")
         return self._decide(client)
 
     def decide_dhcp6(self, client: ClientInfo) -> BootDecision:

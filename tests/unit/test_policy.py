@@ -147,7 +147,7 @@ def test_min_secs_withholds_until_secs_reaches_it() -> None:
     policy = RulePolicy(min_secs=2)
     early = policy.decide_dhcp4(client(secs=0, message_type="DISCOVER"))
     assert early.withhold
-    assert early.reason == "DISCOVER ignored: secs=0 < min_secs=2"
+    assert early.reason == "OFFER withheld: secs=0 < min_secs=2"
     assert not policy.decide_dhcp4(client(secs=2)).withhold
 
 
