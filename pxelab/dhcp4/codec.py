@@ -2,8 +2,10 @@
 
 Layout from RFC 2131 section 2 (the BOOTP header of RFC 951 plus the magic
 cookie), options from RFC 2132, long options split and joined as RFC 3396 says,
-PXE options from RFC 4578, the user class of RFC 3004 and iPXE's private
-option 175 (ipxe/ipxe src/include/ipxe/dhcp.h).
+option overload (52) as RFC 2132 9.3 says, PXE options from RFC 4578, the user
+class of RFC 3004, the PXELINUX options of RFC 5071 and iPXE's private option
+175 (ipxe/ipxe src/include/ipxe/dhcp.h). Option 43's PXE sub-options are in
+:mod:`pxelab.dhcp4.pxe`.
 
 Options are kept as raw ``(code, bytes)`` pairs in wire order; the table
 :data:`OPTIONS` says how to turn a value into bytes and back, so a reply is
@@ -31,8 +33,10 @@ __all__ = [
     "decode",
     "decode_value",
     "encode",
+    "encode_user_classes",
     "format_mac",
     "option",
+    "option_problems",
     "user_classes",
 ]
 
@@ -77,39 +81,48 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class OptionSpec:
+    """One option's layout; ``size`` is an exact length, ``min_size`` a lower bound."""
+
     code: int
     name: str
     kind: Kind
     rfc: str
+    size: int | None = None
+    min_size: int = 0
 
 
 OPTIONS: dict[int, OptionSpec] = {spec.code: spec for spec in (
     OptionSpec(1, "subnet_mask", Kind.IPV4, "RFC 2132 3.3"),
     OptionSpec(3, "router", Kind.IPV4_LIST, "RFC 2132 3.5"),
     OptionSpec(6, "dns_server", Kind.IPV4_LIST, "RFC 2132 3.8"),
-    OptionSpec(12, "hostname", Kind.STRING, "RFC 2132 3.14"),
+    OptionSpec(12, "hostname", Kind.STRING, "RFC 2132 3.14", min_size=1),
     OptionSpec(15, "domain_name", Kind.STRING, "RFC 2132 3.17"),
     OptionSpec(17, "root_path", Kind.STRING, "RFC 2132 3.19"),
-    OptionSpec(43, "vendor_specific", Kind.BYTES, "RFC 2132 8.4"),
+    OptionSpec(43, "vendor_specific", Kind.BYTES, "RFC 2132 8.4 (PXE: pxelab.dhcp4.pxe)"),
     OptionSpec(50, "requested_ip", Kind.IPV4, "RFC 2132 9.1"),
     OptionSpec(51, "lease_time", Kind.U32, "RFC 2132 9.2"),
     OptionSpec(52, "overload", Kind.U8, "RFC 2132 9.3"),
     OptionSpec(53, "message_type", Kind.U8, "RFC 2132 9.6"),
     OptionSpec(54, "server_id", Kind.IPV4, "RFC 2132 9.7"),
-    OptionSpec(55, "parameter_list", Kind.U8_LIST, "RFC 2132 9.8"),
+    OptionSpec(55, "parameter_list", Kind.U8_LIST, "RFC 2132 9.8", min_size=1),
     OptionSpec(56, "message", Kind.STRING, "RFC 2132 9.9"),
     OptionSpec(57, "max_message_size", Kind.U16, "RFC 2132 9.10"),
     OptionSpec(58, "renewal_time", Kind.U32, "RFC 2132 9.11"),
     OptionSpec(59, "rebinding_time", Kind.U32, "RFC 2132 9.12"),
-    OptionSpec(60, "vendor_class", Kind.STRING, "RFC 2132 9.13"),
-    OptionSpec(61, "client_id", Kind.BYTES, "RFC 2132 9.14"),
+    OptionSpec(60, "vendor_class", Kind.STRING, "RFC 2132 9.13", min_size=1),
+    OptionSpec(61, "client_id", Kind.BYTES, "RFC 2132 9.14", min_size=2),
     OptionSpec(66, "tftp_server", Kind.STRING, "RFC 2132 9.4"),
     OptionSpec(67, "bootfile", Kind.STRING, "RFC 2132 9.5"),
     OptionSpec(77, "user_class", Kind.BYTES, "RFC 3004 (iPXE sends the bare string)"),
+    OptionSpec(82, "relay_agent_info", Kind.BYTES, "RFC 3046"),
     OptionSpec(93, "client_arch", Kind.U16_LIST, "RFC 4578 2.1"),
-    OptionSpec(94, "client_ndi", Kind.BYTES, "RFC 4578 2.2"),
-    OptionSpec(97, "client_uuid", Kind.BYTES, "RFC 4578 2.3"),
+    OptionSpec(94, "client_ndi", Kind.BYTES, "RFC 4578 2.2", size=3),
+    OptionSpec(97, "client_uuid", Kind.BYTES, "RFC 4578 2.3", size=17),
     OptionSpec(175, "ipxe", Kind.BYTES, "iPXE encapsulated options (src/include/ipxe/dhcp.h)"),
+    OptionSpec(208, "pxelinux_magic", Kind.BYTES, "RFC 5071 3", size=4),
+    OptionSpec(209, "pxelinux_configfile", Kind.STRING, "RFC 5071 4"),
+    OptionSpec(210, "pxelinux_pathprefix", Kind.STRING, "RFC 5071 5"),
+    OptionSpec(211, "pxelinux_reboottime", Kind.U32, "RFC 5071 6"),
 )}
 
 PAD, END = 0, 255
@@ -203,6 +216,42 @@ def user_classes(raw: bytes) -> tuple[str, ...]:
         items.append(rest[1:1 + size].decode("latin-1"))
         rest = rest[1 + size:]
     return tuple(items)
+
+
+def encode_user_classes(items: Iterable[str], *, bare: bool = False) -> bytes:
+    """Option 77 value: RFC 3004 length-prefixed items, or (``bare``) iPXE's plain string."""
+    raw = [item.encode("latin-1") for item in items]
+    if bare:
+        if len(raw) != 1:
+            raise ValueError("the bare (iPXE) form carries exactly one user class")
+        return raw[0]
+    for item in raw:
+        if not 1 <= len(item) <= 255:
+            raise ValueError(f"user class {item!r}: RFC 3004 items are 1..255 bytes")
+    return b"".join(bytes((len(item),)) + item for item in raw)
+
+
+def option_problems(msg: DhcpMessage) -> tuple[tuple[int, str], ...]:
+    """Known options whose value does not fit their layout: ``(code, sentence)`` pairs."""
+    problems: list[tuple[int, str]] = []
+    for code, value in msg.options:
+        spec = OPTIONS.get(code)
+        if spec is None:
+            continue
+        label = f"option {code} ({spec.name})"
+        if spec.size is not None and len(value) != spec.size:
+            problems.append((code, f"{label}: expected {spec.size} bytes, got {len(value)} "
+                                   f"({spec.rfc})"))
+        elif len(value) < spec.min_size:
+            problems.append((code, f"{label}: at least {spec.min_size} bytes, got "
+                                   f"{len(value)} ({spec.rfc})"))
+        else:
+            try:
+                decode_value(code, value)
+            except DhcpDecodeError as exc:
+                detail = str(exc).split(": ", 1)[-1]
+                problems.append((code, f"{label}: {detail} ({spec.rfc})"))
+    return tuple(problems)
 
 
 # -- option values ---------------------------------------------------------------------------
@@ -321,13 +370,14 @@ def decode(data: bytes) -> DhcpMessage:
     pairs = list(_walk_options(data[_HEADER.size + 4:], "options"))
     overload = next((v for c, v in pairs if c == 52), None)
     if overload is not None:
-        # RFC 2132 9.3: option 52 moves more options into the file and/or sname fields.
+        # RFC 2132 9.3: option 52 moves more options into the file and/or sname fields,
+        # read in that order (RFC 3396 7); 52 itself may only sit in the options field.
         mode = overload[0] if len(overload) == 1 else 0
         if mode & 1:
-            pairs += _walk_options(file, "file field (overload)")
+            pairs += [p for p in _walk_options(file, "file field (overload)") if p[0] != 52]
             file = b""
         if mode & 2:
-            pairs += _walk_options(sname, "sname field (overload)")
+            pairs += [p for p in _walk_options(sname, "sname field (overload)") if p[0] != 52]
             sname = b""
     return DhcpMessage(
         op=Op(op), xid=xid, chaddr=chaddr[:hlen], htype=htype, hops=hops, secs=secs,

@@ -2,18 +2,23 @@
 
 A MAC keeps its address across release and expiry for as long as no other
 client needs it, so a guest that reboots gets the address it had and console
-logs stay comparable between runs.
+logs stay comparable between runs. Fixed addresses (``reserve``, ISC dhcpd's
+``fixed-address``) belong to one MAC whether or not they lie in the dynamic
+range; BOOTP clients get leases that never expire (RFC 1534 section 3).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address
 
-__all__ = ["Lease", "LeasePool", "LeaseState"]
+__all__ = ["FOREVER", "Lease", "LeasePool", "LeaseState"]
+
+FOREVER = math.inf  # lease seconds of a BOOTP binding
 
 
 class LeaseState(StrEnum):
@@ -27,7 +32,7 @@ class Lease:
     mac: str
     address: IPv4Address
     state: LeaseState
-    expires: float  # on the pool's clock
+    expires: float  # on the pool's clock; math.inf for BOOTP bindings
 
 
 class LeasePool:
@@ -45,10 +50,32 @@ class LeasePool:
         self._clock = clock
         self._by_mac: dict[str, Lease] = {}
         self._by_address: dict[IPv4Address, str] = {}
+        self._fixed: dict[str, IPv4Address] = {}  # MAC -> its reserved address
+        self._fixed_owner: dict[IPv4Address, str] = {}
 
     def __contains__(self, address: IPv4Address) -> bool:
+        """In the dynamic range and not excluded (fixed addresses aside)."""
         return (int(self.first) <= int(address) <= int(self.last)
                 and address not in self._exclude)
+
+    def knows(self, address: IPv4Address) -> bool:
+        """The pool may hand out ``address``: in the range, or some MAC's fixed address."""
+        return address in self or address in self._fixed_owner
+
+    def reserve(self, fixed: Mapping[str, IPv4Address]) -> None:
+        """Give each MAC in ``fixed`` its own address; raise ValueError on a clash."""
+        for mac, address in fixed.items():
+            owner = self._fixed_owner.get(address)
+            if owner is not None and owner != mac:
+                raise ValueError(f"fixed address {address} is given to both {owner} and {mac}")
+            if address in self._exclude:
+                raise ValueError(f"fixed address {address} for {mac} is excluded "
+                                 "(the server's own address?)")
+            self._fixed[mac] = address
+            self._fixed_owner[address] = mac
+
+    def fixed(self, mac: str) -> IPv4Address | None:
+        return self._fixed.get(mac)
 
     def lookup(self, mac: str) -> Lease | None:
         lease = self._by_mac.get(mac)
@@ -60,14 +87,22 @@ class LeasePool:
     def offer(self, mac: str, requested: IPv4Address | None = None) -> IPv4Address | None:
         """Reserve an address for ``mac``: its old one, else ``requested``, else any.
 
-        None if the pool is full.
+        A MAC with a fixed address gets that one. None if the pool is full.
         """
         current = self.lookup(mac)
+        fixed = self._fixed.get(mac)
+        if fixed is not None:
+            if fixed in self._exclude:
+                return None  # declined: someone else answers ARP for it
+            if current and current.address == fixed and current.state is not LeaseState.FREE:
+                return fixed
+            self._store(mac, fixed, LeaseState.OFFERED, self.offer_seconds)
+            return fixed
         if current and current.state is not LeaseState.FREE:
             return current.address
-        if current:
+        if current and self._available(current.address, mac):
             address = current.address
-        elif requested is not None and self._available(requested):
+        elif requested is not None and self._available(requested, mac):
             address = requested
         else:
             found = self._pick()
@@ -77,14 +112,24 @@ class LeasePool:
         self._store(mac, address, LeaseState.OFFERED, self.offer_seconds)
         return address
 
-    def bind(self, mac: str, address: IPv4Address) -> Lease | None:
-        """Commit ``address`` to ``mac`` (DHCPREQUEST); None means NAK."""
+    def bind(self, mac: str, address: IPv4Address,
+             seconds: float | None = None) -> Lease | None:
+        """Commit ``address`` to ``mac`` (DHCPREQUEST) for ``seconds``; None means NAK.
+
+        ``seconds`` defaults to the pool's lease time; :data:`FOREVER` is a BOOTP binding.
+        """
+        fixed = self._fixed.get(mac)
         current = self.lookup(mac)
-        if current and current.address != address:
+        if fixed is not None:
+            allowed = address == fixed and fixed not in self._exclude
+        elif current is not None:
+            allowed = current.address == address
+        else:
+            allowed = self._available(address, mac)
+        if not allowed:
             return None
-        if current is None and not self._available(address):
-            return None
-        return self._store(mac, address, LeaseState.BOUND, self.lease_seconds)
+        return self._store(mac, address, LeaseState.BOUND,
+                           self.lease_seconds if seconds is None else seconds)
 
     def release(self, mac: str, address: IPv4Address | None = None) -> bool:
         current = self.lookup(mac)
@@ -93,12 +138,18 @@ class LeasePool:
         self._by_mac[mac] = Lease(mac, current.address, LeaseState.FREE, self._clock())
         return True
 
-    def decline(self, mac: str, address: IPv4Address) -> None:
-        """The client found ``address`` in use (RFC 2131 4.3.3): never hand it out again."""
+    def decline(self, mac: str, address: IPv4Address) -> bool:
+        """The client found ``address`` in use (RFC 2131 4.3.3): never hand it out again.
+
+        False (nothing done) unless ``address`` is one the pool hands out.
+        """
+        if not self.knows(address):
+            return False
         self._exclude.add(address)
         owner = self._by_address.pop(address, None)
         if owner is not None:
             self._by_mac.pop(owner, None)
+        return True
 
     # -- internals -------------------------------------------------------------------------
 
@@ -121,18 +172,21 @@ class LeasePool:
         self._by_address[address] = mac
         return lease
 
-    def _available(self, address: IPv4Address) -> bool:
-        if address not in self:
+    def _available(self, address: IPv4Address, mac: str) -> bool:
+        """``address`` may go to ``mac``: in the range, free, not someone's fixed address."""
+        if address not in self or self._fixed_owner.get(address, mac) != mac:
             return False
         owner = self._by_address.get(address)
-        return owner is None or self._refresh(self._by_mac[owner]).state is LeaseState.FREE
+        return (owner is None or owner == mac
+                or self._refresh(self._by_mac[owner]).state is LeaseState.FREE)
 
     def _pick(self) -> IPv4Address | None:
         """Lowest never-used address, else the one free the longest."""
         for number in range(int(self.first), int(self.last) + 1):
             address = IPv4Address(number)
-            if address not in self._exclude and address not in self._by_address:
+            if (address not in self._exclude and address not in self._by_address
+                    and address not in self._fixed_owner):
                 return address
         free = [lease for lease in self.leases() if lease.state is LeaseState.FREE
-                and lease.address in self]
+                and lease.address in self and lease.address not in self._fixed_owner]
         return min(free, key=lambda lease: lease.expires).address if free else None
