@@ -4,8 +4,8 @@ Like aiosmtpd's Controller: :class:`BootServer` starts a thread that enters
 the lab's network namespace (namespaces are per thread, see
 :mod:`pxelab.netns`), creates every socket there, runs the loop, reports
 "ready" and re-raises in the caller whatever went wrong while starting. The
-protocols (:mod:`pxelab.dhcp4`, :mod:`pxelab.tftp`, :mod:`pxelab.http`,
-:mod:`pxelab.ra`) do the talking; a :class:`~pxelab.policy.BootPolicy` makes
+protocols (:mod:`pxelab.dhcp4`, :mod:`pxelab.dhcp6`, :mod:`pxelab.tftp`,
+:mod:`pxelab.http`, :mod:`pxelab.ra`) do the talking; a :class:`~pxelab.policy.BootPolicy` makes
 the per-client decisions; everything lands in the :class:`EventLog`.
 """
 
@@ -28,6 +28,14 @@ from typing import TypeVar
 from pxelab.clients import ClientDirectory
 from pxelab.dhcp4.leases import LeasePool
 from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, open_dhcp4_socket
+from pxelab.dhcp6.leases import Lease6Pool
+from pxelab.dhcp6.server import (
+    Dhcp6Protocol,
+    Dhcp6Settings,
+    interface_mac,
+    open_dhcp6_socket,
+    server_duid,
+)
 from pxelab.errors import ConfigError, ServerError
 from pxelab.events import EventLog
 from pxelab.faults import FaultInjector
@@ -141,6 +149,7 @@ class BootServer(Resource):
         self.namespace = namespace
         self.leases = LeasePool(config.pool[0], config.pool[1], config.lease_seconds,
                                 exclude=frozenset({config.ipv4.ip}))
+        self.leases6: Lease6Pool | None = None  # made when DHCPv6 starts, kept across restarts
         self.faults = FaultInjector(policy.faults, events)
         self.clients = ClientDirectory(events)  # who has which address, for HTTP templates
         self._thread: threading.Thread | None = None
@@ -257,6 +266,8 @@ class BootServer(Resource):
                 lambda: Dhcp4Protocol(settings, self.policy, self.leases, self.events),
                 sock=sock)
             running.transports.append(transport)
+        if cfg.dhcp6 and cfg.ipv6 is not None:
+            await self._open_dhcp6(running, cfg.ipv6)
         if cfg.tftp:
             tftp = TftpSettings(cfg.interface, str(cfg.ipv4.ip), cfg.tftp_max_blksize,
                                 cfg.tftp_max_windowsize, cfg.tftp_timeout, cfg.tftp_retries)
@@ -282,6 +293,28 @@ class BootServer(Resource):
             self._bind("router advertisements", "ICMPv6 raw", 0, advertiser.open)
             running.advertiser = advertiser
             advertiser.start()
+
+    async def _open_dhcp6(self, running: _Running, ipv6: IPv6Interface) -> None:
+        cfg = self.config
+        first, last = cfg.pool6
+        if first not in ipv6.network or last not in ipv6.network:
+            raise ConfigError(f"pool6 {first}-{last} is not inside {ipv6.network}; choose "
+                              "pool6 addresses from the server's IPv6 prefix")
+        if int(last) < int(first):
+            raise ConfigError(f"pool6 end {last} is before pool6 start {first}; swap them")
+        if self.leases6 is None:
+            self.leases6 = Lease6Pool(first, last, cfg.lease_seconds,
+                                      exclude=frozenset({ipv6.ip}))
+        leases = self.leases6
+        settings = Dhcp6Settings(ipv6.ip, ipv6.network, cfg.lease_seconds,
+                                 cfg.preferred_seconds, cfg.dns6, cfg.dhcp6_rapid_commit)
+        sock = self._bind("DHCPv6", "[::]", 547, partial(open_dhcp6_socket, cfg.interface))
+        duid = server_duid(interface_mac(sock, cfg.interface), cfg.interface)
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: Dhcp6Protocol(settings, duid, self.policy, leases, self.events,
+                                  faults=self.faults),
+            sock=sock)
+        running.transports.append(transport)
 
     def _families(self) -> list[tuple[socket.AddressFamily, str]]:
         families = [(socket.AF_INET, "0.0.0.0")]
