@@ -27,7 +27,15 @@ from typing import TypeVar
 
 from pxelab.clients import ClientDirectory
 from pxelab.dhcp4.leases import LeasePool
-from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, open_dhcp4_socket
+from pxelab.dhcp4.proxy import PXE_PORT, ProxyDhcp4Protocol
+from pxelab.dhcp4.server import (
+    SERVER_PORT,
+    BaseDhcp4Protocol,
+    Dhcp4Protocol,
+    Dhcp4Settings,
+    open_dhcp4_socket,
+    reserve_fixed,
+)
 from pxelab.dhcp6.leases import Lease6Pool
 from pxelab.dhcp6.server import (
     Dhcp6Protocol,
@@ -258,14 +266,13 @@ class BootServer(Resource):
                 f"{self.namespace or '(host)'}; create the lab network first or set "
                 "ServerConfig(interface=...)") from None
         root = DataRoot(cfg.data_root, allow_absolute=cfg.tftp_allow_absolute)
-        if cfg.dhcp4:
-            settings = Dhcp4Settings(cfg.ipv4.ip, cfg.ipv4.network, cfg.lease_seconds,
-                                     cfg.router)
-            sock = self._bind("DHCPv4", "0.0.0.0", 67, partial(open_dhcp4_socket, cfg.interface))
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: Dhcp4Protocol(settings, self.policy, self.leases, self.events),
-                sock=sock)
-            running.transports.append(transport)
+        if cfg.dhcp4 and cfg.dhcp4_mode is not Dhcp4Mode.OFF:
+            for port, dhcp4 in self._dhcp4_protocols():
+                sock = self._bind("DHCPv4", "0.0.0.0", port,
+                                  partial(open_dhcp4_socket, cfg.interface, port))
+                transport, _ = await loop.create_datagram_endpoint(partial(_same, dhcp4),
+                                                                   sock=sock)
+                running.transports.append(transport)
         if cfg.dhcp6 and cfg.ipv6 is not None:
             await self._open_dhcp6(running, cfg.ipv6)
         if cfg.tftp:
@@ -315,6 +322,18 @@ class BootServer(Resource):
                                   faults=self.faults),
             sock=sock)
         running.transports.append(transport)
+
+    def _dhcp4_protocols(self) -> list[tuple[int, BaseDhcp4Protocol]]:
+        """Full mode: one server on 67. Proxy mode: proxy offers on 67, PXE boot server on 4011."""
+        cfg = self.config
+        settings = Dhcp4Settings(cfg.ipv4.ip, cfg.ipv4.network, cfg.lease_seconds, cfg.router,
+                                 cfg.dns4)
+        if cfg.dhcp4_mode is Dhcp4Mode.PROXY:
+            return [(port, ProxyDhcp4Protocol(settings, self.policy, self.events, self.faults,
+                                              port=port)) for port in (SERVER_PORT, PXE_PORT)]
+        reserve_fixed(self.leases, self.policy.fixed_addresses, settings)
+        return [(SERVER_PORT, Dhcp4Protocol(settings, self.policy, self.leases, self.events,
+                                            self.faults))]
 
     def _families(self) -> list[tuple[socket.AddressFamily, str]]:
         families = [(socket.AF_INET, "0.0.0.0")]
