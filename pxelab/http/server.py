@@ -530,7 +530,8 @@ def _values(peer: _Peer) -> tuple[dict[str, str | None], dict[str, str]]:
         "arch": str(record.arch or 0) if record else None,
         "server": peer.server,
         "server_ip": peer.server_ip,
-        "hostname": (record.hostname if record and record.hostname
+        # A name the client sent over DHCP goes into a script only if it is a plain host name.
+        "hostname": (record.hostname if record and _HOSTNAME.match(record.hostname or "")
                      else f"pxe-{mac.replace(':', '')}" if mac else None),
         "protocol": record.protocol if record and record.protocol != "http" else None,
     }
