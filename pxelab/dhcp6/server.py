@@ -564,9 +564,12 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         reason = self.faults.withhold(client)
         decision = BootDecision.withheld(reason) if reason else self.policy.decide_dhcp6(client)
         if decision.withhold:
+            # Nothing was leased: the address the client would have got is only a candidate.
+            details = self._details(msg, peer, client) | {
+                "address": None, "candidate": client.client_address or None}
             self.events.emit("dhcp6", "withheld", client=client.mac or str(peer.address),
                              request=client.summary(), reason=decision.reason,
-                             details=self._details(msg, peer, client))
+                             details=details)
             return None
         return decision
 
