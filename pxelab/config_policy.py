@@ -16,6 +16,8 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Literal
 
 from pxelab.config_reader import Source, Table, did_you_mean
+from pxelab.dhcp4.codec import MessageType as Dhcp4Type
+from pxelab.dhcp6.codec import MessageType as Dhcp6Type
 from pxelab.errors import ConfigError
 from pxelab.faults import (
     DelayPacket,
@@ -47,11 +49,13 @@ MATCH_KEYS = ("arch", "vendor_class", "user_class", "mac", "family")
 RULE_KEYS = ("name", *MATCH_KEYS, "boot_file", "echo_vendor_class", "withhold",
              "pxelinux_config", "pxelinux_prefix")
 POLICY_KEYS = ("profile", "ipxe_script")
-# The packet kinds the protocol servers count (see pxelab.faults); a kind outside
-# this list would never fire, so a typo is an error rather than a silent no-op.
-PACKET_KINDS = ("dhcp4.discover", "dhcp4.offer", "dhcp4.ack", "dhcp6.solicit",
-                "dhcp6.advertise", "dhcp6.reply", "dhcp6.release", "tftp.rrq", "tftp.oack",
-                "tftp.data", "http.request", "ra.advert")
+# The packet kinds the protocol servers count (see pxelab.faults): every DHCP message
+# type by name. A kind outside this list would never fire, so a typo is an error.
+PACKET_KINDS = (*(f"dhcp4.{t.name.lower()}" for t in Dhcp4Type), "dhcp4.bootp",
+                "dhcp4.bootreply", *(f"dhcp6.{t.label}" for t in Dhcp6Type),
+                "tftp.rrq", "tftp.oack", "tftp.data", "http.request", "ra.advert")
+# Drops and delays limited to one TFTP file, where pxelab.faults supports it.
+_PACKET_FILE = ("file",) if "file" in {f.name for f in fields(DropPacket)} else ()
 OPTION_PXELINUX_CONFIG = 209  # RFC 5071 section 4: PXELINUX configuration file
 OPTION_PXELINUX_PREFIX = 210  # RFC 5071 section 5: path prefix
 _SAMPLE = ClientInfo(mac="52:54:00:12:34:56", arch=7, server_address="192.0.2.1",
@@ -252,8 +256,8 @@ def _fixed_address(table: Table, text: str, subnet: IPv4Interface) -> IPv4Addres
 # -- [[fault]] ------------------------------------------------------------------------------------
 
 _FAULT_KEYS: dict[str, tuple[str, ...]] = {
-    "drop": ("kind", "nth", "count", *MATCH_KEYS),
-    "delay": ("kind", "seconds", "nth", "count", *MATCH_KEYS),
+    "drop": ("kind", "nth", "count", *MATCH_KEYS, *_PACKET_FILE),
+    "delay": ("kind", "seconds", "nth", "count", *MATCH_KEYS, *_PACKET_FILE),
     "withhold": ("reason", *MATCH_KEYS),
     "oack": ("mode", "file", "option"),
     "tsize": ("tsize", "file"),
@@ -297,13 +301,17 @@ def _fault(table: Table) -> Fault:
         nth = table.integer("nth", 1, 1_000_000) or 1
         count = table.integer("count", 0, 1_000_000)
         match = read_match(table)
-        matcher = match if match != Match() else None
+        common: dict[str, Any] = {"nth": nth, "count": 1 if count is None else count,
+                                  "match": match if match != Match() else None}
+        if table.has("file"):
+            if not packet.startswith("tftp."):
+                table.fail("file", f"{packet} packets carry no file name",
+                           "remove file, or use a tftp.* kind such as tftp.rrq")
+            common["file"] = table.text("file", 'file = "ldlinux.c32"')
         if kind == "drop":
-            return _make(table, DropPacket, packet, nth=nth,
-                         count=1 if count is None else count, match=matcher)
+            return _make(table, DropPacket, packet, **common)
         seconds = _required(table, "seconds", table.number("seconds", 0, 600), "seconds = 2")
-        return _make(table, DelayPacket, packet, seconds, nth=nth,
-                     count=1 if count is None else count, match=matcher)
+        return _make(table, DelayPacket, packet, seconds, **common)
     if kind == "withhold":
         return _make(table, WithholdOffers, read_match(table),
                      reason=table.text("reason") or "")

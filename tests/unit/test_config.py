@@ -29,6 +29,7 @@ LABS = Path(__file__).parents[2] / "fixtures" / "labs"
 MAC = "52:54:00:12:34:56"
 BASE = '[server]\ninterface = "eth0"\ndata_root = "/srv/tftp"\n'
 HOST_ADDRESS = "address" in {f.name for f in fields(HostRule)}
+PACKET_FILE = "file" in {f.name for f in fields(DropPacket)}
 
 
 def lab_net(interface: str) -> InterfaceAddresses:
@@ -441,6 +442,17 @@ def test_mistakes_name_the_key_and_the_fix(tmp_path: Path, text: str,
     message = error(tmp_path, text)
     for fragment in fragments:
         assert fragment in message
+
+
+@pytest.mark.skipif(not PACKET_FILE, reason="DropPacket has no file glob yet")
+def test_drop_and_delay_limited_to_one_tftp_file(tmp_path: Path) -> None:
+    policy = load(tmp_path, BASE + '[[fault]]\ntype = "drop"\nkind = "tftp.rrq"\ncount = 0\n'
+                  'file = "ldlinux.c32"\n').policy
+    assert policy.faults == (DropPacket("tftp.rrq", count=0, file="ldlinux.c32"),)
+    message = error(tmp_path, BASE + '[[fault]]\ntype = "delay"\nkind = "dhcp4.offer"\n'
+                    'seconds = 1\nfile = "x"\n')
+    assert "fault[0].file: dhcp4.offer packets carry no file name" in message
+    assert "use a tftp.* kind" in message
 
 
 @pytest.mark.skipif(not HOST_ADDRESS, reason="HostRule has no fixed address yet")
