@@ -6,7 +6,8 @@ business; addresses come from :class:`~pxelab.dhcp4.leases.LeasePool`; reply
 contents from :mod:`pxelab.dhcp4.replies`. Every decision is an event (source
 ``dhcp4``): ``offer``, ``ack``, ``nak``, ``inform``, ``bootreply``,
 ``release``, ``decline``, ``withheld``, ``ignore`` (well formed, not ours to
-answer), ``drop`` (bad input, named) and ``error``.
+answer), ``drop`` (bad input, named), ``bad_option`` (an unreadable option
+left out, the request still served) and ``error``.
 
 Faults (:class:`~pxelab.faults.FaultInjector`) are consulted for every
 incoming message (``dhcp4.discover``, ``dhcp4.request``, ``dhcp4.inform``,
@@ -169,8 +170,9 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
         # No option 53 at all is BOOTP; an option 53 we cannot name is nothing we answer.
         handler = self.handler_for(mtype) if mtype is not None or msg.raw(53) is None else None
         if handler is None:
-            self._drop(msg.mac, f"message type {msg.raw(53)!r} is not one a "
-                       f"{self.role} answers")
+            raw = msg.raw(53) or b"\x00"
+            name = f"{mtype.name}" if mtype is not None else f"message type {raw[0]} (unknown)"
+            self._drop(msg.mac, f"{name} is not a message a {self.role} answers", xid=msg.xid)
             return
         client = self.client(msg)
         if not self.ours(msg, client):
@@ -222,8 +224,9 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
             # Serve the client without the options we cannot read (e.g. a 16-byte option 97).
             bad = {code for code, _ in problems}
             msg = replace(msg, options=tuple(p for p in msg.options if p[0] not in bad))
-            log.info("%s: ignoring malformed options: %s", msg.mac,
-                     "; ".join(text for _, text in problems))
+            self.events.emit("dhcp4", "bad_option", client=msg.mac, reason=(
+                f"served without {'; '.join(text for _, text in problems)}"),
+                details={"options": sorted(bad), "xid": msg.xid})
         return msg
 
     def _header_problem(self, msg: DhcpMessage) -> str | None:
