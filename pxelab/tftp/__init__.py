@@ -1,1 +1,1 @@
-"""tftp protocol: codec.py is pure, server.py speaks it over asyncio."""
+"""tftp protocol: codec.py is pure; server.py listens, transfer.py sends; files.py is the root."""

@@ -5,6 +5,7 @@ blksize from RFC 2348, timeout and tsize from RFC 2349, windowsize from
 RFC 7440. :func:`negotiate` decides the OACK: it only ever answers options the
 client asked for, never raises blksize/windowsize above the request and echoes
 timeout unchanged (OVMF rejects anything else as "Malformatted OACK packet").
+:func:`to_netascii` is the RFC 1350/RFC 764 text encoding of the netascii mode.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 __all__ = [
+    "DATA_HEADER",
     "Ack",
     "Data",
     "Error",
@@ -29,6 +31,7 @@ __all__ = [
     "encode",
     "encode_data",
     "negotiate",
+    "to_netascii",
 ]
 
 
@@ -98,7 +101,9 @@ class OptionAck:
 Packet = ReadRequest | WriteRequest | Data | Ack | Error | OptionAck
 
 _HEAD = struct.Struct("!HH")
-_DATA_HEAD = bytes((0, Opcode.DATA))
+# Opcode and block number of a DATA packet (RFC 1350 section 5, figure 5-2); the server's
+# hot path packs ``DATA_HEADER.pack(3, block & 0xFFFF)`` itself to skip a call per block.
+DATA_HEADER = _HEAD
 
 
 def _strings(body: bytes, what: str) -> list[str]:
@@ -114,6 +119,8 @@ def _request(body: bytes, opcode: Opcode) -> ReadRequest | WriteRequest:
     filename, mode, *rest = fields
     if not filename:
         raise TftpDecodeError(f"{opcode.name}: empty filename")
+    while len(rest) % 2 and rest[-1] == "":  # trailing NUL padding some PXE ROMs send
+        rest.pop()
     if len(rest) % 2:
         raise TftpDecodeError(f"{opcode.name}: option {rest[-1]!r} has no value")
     options = tuple((rest[i].lower(), rest[i + 1]) for i in range(0, len(rest), 2))
@@ -155,8 +162,18 @@ def _pack_strings(*parts: str) -> bytes:
 
 
 def encode_data(block: int, payload: bytes | memoryview) -> bytes:
-    """DATA packet; the hot path of every transfer, so no dataclass on the way."""
-    return _DATA_HEAD + (block & 0xFFFF).to_bytes(2, "big") + payload
+    """DATA packet; block numbers roll over to 0 after 65535 (as tftpd-hpa and dnsmasq)."""
+    return _HEAD.pack(Opcode.DATA, block & 0xFFFF) + payload
+
+
+def to_netascii(data: bytes) -> bytes:
+    """The netascii form of a Unix file (RFC 1350 section 1, RFC 764 page 11).
+
+    A line ends in CR LF and a bare CR is sent as CR NUL: every LF becomes
+    CR LF and every CR becomes CR NUL (so "\\r\\n" in the file becomes CR NUL CR LF,
+    as tftpd-hpa sends it). CR first, or the CRs added for LFs would be doubled.
+    """
+    return data.replace(b"\r", b"\r\x00").replace(b"\n", b"\r\n")
 
 
 def encode(packet: Packet) -> bytes:

@@ -2,15 +2,21 @@
 
 A requested name is resolved inside the root and refused if it contains NUL,
 a ``..`` component, is absolute (unless allowed: then it means root-relative,
-like ``tftpd-hpa -s``) or resolves through a symlink to outside the root.
+like ``tftpd-hpa -s``), is absurdly long, or resolves through a symlink to
+outside the root. :meth:`DataRoot.load` checks the opened descriptor again, so
+a symlink swapped in between the check and the open is refused too.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from pathlib import Path, PurePosixPath
 
-__all__ = ["DataRoot", "FileMissingError", "PathDeniedError"]
+__all__ = ["MAX_NAME", "DataRoot", "FileMissingError", "PathDeniedError"]
+
+MAX_NAME = 1024  # characters; PATH_MAX is 4096, and no boot file name comes near this
 
 
 class PathDeniedError(ValueError):
@@ -36,6 +42,8 @@ class DataRoot:
         """The file ``name`` refers to; raise PathDeniedError or FileMissingError."""
         if not name or "\x00" in name:
             raise PathDeniedError("empty name or NUL byte")
+        if len(name) > MAX_NAME:
+            raise PathDeniedError(f"name of {len(name)} characters is over {MAX_NAME}")
         if name.startswith("/"):
             if not self.allow_absolute:
                 raise PathDeniedError(f"absolute path {name!r}")
@@ -50,19 +58,47 @@ class DataRoot:
             raise PathDeniedError(f"cannot resolve {name!r}: {exc}") from None
         if not real.is_relative_to(self.root):
             raise PathDeniedError(f"{name!r} resolves to {real}, outside {self.root}")
-        if not real.is_file():
+        try:
+            regular = real.is_file()
+        except OSError as exc:  # ENAMETOOLONG, EACCES on a directory on the way
+            raise PathDeniedError(f"cannot look at {name!r}: {exc.strerror}") from None
+        if not regular:
             raise FileMissingError(f"{name!r}: no regular file at {real}")
         return real
 
+    def load(self, name: str) -> bytes:
+        """The contents of the file ``name`` refers to (resolved and checked as it is opened).
+
+        Raises PathDeniedError, FileMissingError, or OSError if reading fails.
+        """
+        return self.read(self.resolve(name))
+
     def read(self, path: Path) -> bytes:
-        """Contents of ``path``, read once and reused while its inode, size and mtime hold."""
-        stat = path.stat()
-        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        with self._lock:
-            cached = self._cache.get(path)
-            if cached is not None and cached[0] == key:
-                return cached[1]
-        data = path.read_bytes()
+        """Contents of ``path``, read once and reused while its inode, size and mtime hold.
+
+        The file is opened without following a final symlink and the descriptor
+        itself must be a regular file inside the root (its /proc/self/fd link).
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise FileMissingError(f"{path} vanished") from None
+        except OSError as exc:  # ELOOP: a symlink was swapped in; EACCES
+            raise PathDeniedError(f"cannot open {path}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb", buffering=0) as file:
+            info = os.fstat(fd)
+            real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            if not real.is_relative_to(self.root):
+                raise PathDeniedError(f"{path} opened as {real}, outside {self.root}")
+            if not stat.S_ISREG(info.st_mode):
+                raise FileMissingError(f"{path} is not a regular file")
+            key = (info.st_ino, info.st_size, info.st_mtime_ns)
+            with self._lock:
+                cached = self._cache.get(path)
+                if cached is not None and cached[0] == key:
+                    return cached[1]
+            os.set_blocking(fd, True)
+            data = file.read()
         if len(data) <= self.cache_bytes:
             with self._lock:
                 self._cache[path] = (key, data)

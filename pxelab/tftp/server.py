@@ -1,52 +1,72 @@
-"""The TFTP read server: a listener on port 69 and one ephemeral socket per transfer.
+"""The TFTP read server: listeners on port 69 and one socket per transfer.
 
-RFC 1350 lock-step, RFC 7440 windows, RFC 2347-2349 options (see
-:func:`pxelab.tftp.codec.negotiate`). A file is read once (cached by
-:class:`~pxelab.tftp.files.DataRoot`); each DATA is one ``sendto``; no
-per-block event. Events (source ``tftp``): ``rrq``, ``oack``, ``sent``,
-``aborted`` (the client ended it: ERROR 8 after the OACK is a size probe, as
-OVMF and iPXE do), ``not_found``, ``denied``, ``error`` (we gave up or
-refused), ``drop`` (undecodable or stray packet).
+RFC 1350 lock-step, RFC 7440 windows, RFC 2347-2349 options (decided by
+:func:`pxelab.tftp.codec.negotiate`), octet and netascii modes. Each transfer
+answers from the address its RRQ was sent to (IP_PKTINFO/IPV6_RECVPKTINFO on
+the listener) through its own socket, its TID.
+
+The transfers themselves, their speed and their retransmissions are in
+:mod:`pxelab.tftp.transfer`.
+
+Events (source ``tftp``):
+
+- ``rrq``: a read request is being handled (retransmitted duplicates excluded);
+- ``oack``: the option acknowledgement went out (``details["fault"]`` if faked);
+- ``sent``: the last block was acknowledged;
+- ``aborted``: the client ended it with an ERROR (ERROR 8 after the OACK is a
+  size probe, as OVMF and iPXE do), or a new RRQ from its port replaced it;
+- ``error``: we gave up (no ACK after the retries, socket error, a bug);
+- ``not_found`` (ERROR 1), ``denied`` (ERROR 2: a name outside the root,
+  absolute, not ASCII or unreadable), ``refused`` (ERROR 2, 4 or 8: a write
+  request, an unknown mode, a malformed request, a refused-OACK fault),
+  ``unknown_tid`` (ERROR 5 to a packet from a stranger; the transfer goes on);
+- ``drop``: ignored without an answer (undecodable, duplicate RRQ, stray packet).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import ipaddress
 import logging
 import socket
+import struct
+import sys
 import traceback
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from pxelab.events import EventLog
+from pxelab.faults import FaultInjector
 from pxelab.tftp import codec
-from pxelab.tftp.codec import (
-    Ack,
-    Error,
-    ErrorCode,
-    Negotiated,
-    OptionAck,
-    ReadRequest,
-    TftpDecodeError,
-    WriteRequest,
-)
+from pxelab.tftp.codec import Error, ErrorCode, ReadRequest, TftpDecodeError, WriteRequest
 from pxelab.tftp.files import DataRoot, FileMissingError, PathDeniedError
+from pxelab.tftp.transfer import ReadTransfer, describe_options, plan_transfer
 
-__all__ = ["ReadTransfer", "TftpServerProtocol", "TftpSettings", "open_udp_socket"]
+__all__ = ["Local", "TftpServer", "TftpSettings", "interface_mtu", "open_udp_socket"]
 
 log = logging.getLogger(__name__)
 
 Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
 
+IP_PKTINFO = 8  # <linux/in.h>; not exported by Python's socket module
+SIOCGIFMTU = 0x8921  # <linux/sockios.h>
+REQUEST_LIMIT = 4096  # bytes; RFC 2347 caps a request at 512, so anything this big is junk
+RECEIVE_SIZE = 2048  # what a transfer socket reads: ACKs are 4 bytes, ERRORs short
+LISTENER_BATCH = 32  # requests read per wakeup, so a flood cannot starve the transfers
+_ERROR = codec.Opcode.ERROR
+
 
 @dataclass(frozen=True)
 class TftpSettings:
-    interface: str
-    local_host: str = "0.0.0.0"  # transfer sockets bind here (port 0)
-    max_blksize: int = 1468  # 1500-byte MTU - IPv4 20 - UDP 8 - TFTP 4
+    """How the server behaves; one instance serves every listener."""
+
+    interface: str | None = None  # SO_BINDTODEVICE for every socket; None: any interface
+    max_blksize: int = 1468  # 1500-byte MTU - IPv4 20 - UDP 8 - TFTP 4; also capped by MTU
     max_windowsize: int = 64
-    timeout: float = 1.0  # retransmission timeout unless the client negotiates one
-    retries: int = 5
+    timeout: float = 1.0  # first retransmission timeout unless the client negotiates one
+    retries: int = 5  # retransmissions before giving up
+    max_timeout: float | None = None  # backoff cap; None: 4 x the first timeout
 
 
 def open_udp_socket(family: socket.AddressFamily, host: str, port: int,
@@ -67,289 +87,284 @@ def open_udp_socket(family: socket.AddressFamily, host: str, port: int,
     return sock
 
 
-def _describe(options: tuple[tuple[str, str], ...]) -> str:
-    return " ".join(f"{k}={v}" for k, v in options)
+@dataclass(frozen=True)
+class Local:
+    """The address a request was sent to, which every answer must come from."""
+
+    family: socket.AddressFamily
+    host: str
+    ifindex: int = 0
+
+    def bind_address(self) -> Address:
+        if self.family == socket.AF_INET:
+            return (self.host, 0)
+        scope = self.ifindex if ipaddress.IPv6Address(self.host).is_link_local else 0
+        return (self.host, 0, 0, scope)
 
 
-class TftpServerProtocol(asyncio.DatagramProtocol):
-    """Listener: accepts RRQs and starts a :class:`ReadTransfer` for each."""
+def _local_from(family: socket.AddressFamily, ancillary: list[tuple[int, int, bytes]]) -> Local:
+    """The destination of a received datagram, from its IP_PKTINFO/IPV6_PKTINFO."""
+    for level, kind, value in ancillary:
+        if family == socket.AF_INET and (level, kind) == (socket.IPPROTO_IP, IP_PKTINFO) \
+                and len(value) >= 12:
+            # struct in_pktinfo {int ifindex; in_addr spec_dst; in_addr addr}: spec_dst is
+            # the local address to answer from, also for a request sent to a broadcast.
+            ifindex = int.from_bytes(value[0:4], sys.byteorder)
+            return Local(family, socket.inet_ntop(family, value[4:8]), ifindex)
+        if family == socket.AF_INET6 and (level, kind) == (socket.IPPROTO_IPV6,
+                                                           socket.IPV6_PKTINFO) \
+                and len(value) >= 20:
+            ifindex = int.from_bytes(value[16:20], sys.byteorder)
+            if value[0] == 0xFF:  # multicast: let the kernel choose the source
+                return Local(family, "::", ifindex)
+            return Local(family, socket.inet_ntop(family, value[:16]), ifindex)
+    return Local(family, "0.0.0.0" if family == socket.AF_INET else "::")
+
+
+def interface_mtu(sock: socket.socket, interface: str) -> int | None:
+    """The MTU of ``interface`` in the socket's namespace (not /sys: that is the host's)."""
+    try:
+        request = struct.pack("16si", interface.encode()[:15], 0)
+        return int(struct.unpack("16si", fcntl.ioctl(sock.fileno(), SIOCGIFMTU, request))[1])
+    except OSError:
+        return None
+
+
+def _printable(name: str) -> bool:
+    return all(" " <= char <= "~" for char in name)
+
+
+class TftpServer:
+    """Listens on one or more port-69 sockets and runs a :class:`ReadTransfer` per RRQ.
+
+    Use from the event loop's thread: :meth:`listen` each socket, :meth:`close` at the end.
+    """
 
     def __init__(self, root: DataRoot, settings: TftpSettings, events: EventLog,
-                 family: socket.AddressFamily = socket.AF_INET) -> None:
+                 faults: FaultInjector | None = None) -> None:
         self.root = root
         self.settings = settings
         self.events = events
-        self.family = family
-        self.transport: asyncio.DatagramTransport | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._transfers: set[asyncio.DatagramTransport] = set()
+        self.faults = faults if faults is not None else FaultInjector((), events)
+        self.buffer = bytearray(RECEIVE_SIZE)  # shared by the transfers: one thread reads
+        self._listeners: list[socket.socket] = []
+        self._max_blksize: dict[int, int] = {}
+        self._active: dict[tuple[str, int], ReadTransfer] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A DatagramTransport in fact, though before Python 3.12 not by inheritance.
-        self.transport = cast(asyncio.DatagramTransport, transport)
+    # -- lifecycle ---------------------------------------------------------------------------
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        try:
-            self._handle(data, addr)
-        except Exception as exc:
-            log.exception("TFTP request from %s failed", addr)
-            self.events.emit("tftp", "error", client=str(addr[0]), reason=repr(exc),
-                             details={"traceback": traceback.format_exc()})
+    def listen(self, sock: socket.socket) -> None:
+        """Serve requests arriving on ``sock`` (a bound UDP socket); it is ours to close."""
+        self._loop = asyncio.get_running_loop()
+        family = socket.AddressFamily(sock.family)
+        if family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            overhead = 20 + 8 + 4
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            overhead = 40 + 8 + 4
+        sock.setblocking(False)
+        mtu = interface_mtu(sock, self.settings.interface) if self.settings.interface else None
+        # A DATA packet larger than the link MTU would be fragmented (what dnsmasq avoids too).
+        self._max_blksize[family] = min(self.settings.max_blksize,
+                                        mtu - overhead if mtu else 65464)
+        self._listeners.append(sock)
+        self._loop.add_reader(sock.fileno(), self._on_listener_readable, sock)
 
     def close(self) -> None:
-        """Stop every transfer (the listener transport is closed by its owner)."""
+        """Stop listening and end every transfer."""
+        for sock in self._listeners:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._listeners.clear()
+        for transfer in list(self._active.values()):
+            transfer.finish("error", "the server is stopping")
         for task in self._tasks:
             task.cancel()
-        for transport in list(self._transfers):
-            transport.close()
 
-    def _handle(self, data: bytes, addr: Address) -> None:
-        client = str(addr[0])
+    @property
+    def transfers(self) -> int:
+        """Transfers running now."""
+        return len(self._active)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _on_listener_readable(self, sock: socket.socket) -> None:
+        family = socket.AddressFamily(sock.family)
+        for _ in range(LISTENER_BATCH):
+            try:
+                data, ancillary, flags, peer = sock.recvmsg(REQUEST_LIMIT, 256)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. a queued ICMP error; the socket is still fine
+                log.debug("TFTP listener: %s", exc)
+                continue
+            try:
+                self._on_request(data, peer, _local_from(family, ancillary),
+                                 bool(flags & socket.MSG_TRUNC))
+            except Exception as exc:  # never let one packet stop the listener
+                log.exception("TFTP request from %s failed", peer)
+                self.events.emit("tftp", "error", client=str(peer[0]), reason=repr(exc),
+                                 details={"traceback": traceback.format_exc()})
+
+    def _on_request(self, data: bytes, peer: Address, local: Local, truncated: bool) -> None:
+        client = str(peer[0])
+        if truncated:
+            self.events.emit("tftp", "drop", client=client,
+                             reason=f"request over {REQUEST_LIMIT} bytes (RFC 2347: 512)",
+                             details={"port": peer[1]})
+            return
         try:
             packet = codec.decode(data)
         except TftpDecodeError as exc:
-            self.events.emit("tftp", "drop", client=client, reason=f"malformed: {exc}",
-                             details={"port": addr[1], "size": len(data)})
+            self._bad_request(data, peer, local, str(exc))
             return
         if isinstance(packet, WriteRequest):
-            self.events.emit("tftp", "error", client=client, request=f"WRQ {packet.filename}",
-                             answer="ERROR 2", reason="write requests are not served")
-            self._spawn(self._send_error(addr, ErrorCode.ACCESS_VIOLATION, "read-only server"))
+            self.refuse(peer, local, ErrorCode.ACCESS_VIOLATION, "read-only server",
+                        kind="refused", request=f"WRQ {packet.filename}",
+                        reason="write requests are not served")
+            return
+        if isinstance(packet, Error):  # never answer an ERROR: two servers could ping-pong
+            self.events.emit("tftp", "drop", client=client,
+                             reason=f"ERROR {packet.code} {packet.message!r} on the request "
+                                    "port, no transfer to end", details={"port": peer[1]})
             return
         if not isinstance(packet, ReadRequest):
-            self.events.emit("tftp", "drop", client=client,
-                             reason=f"{type(packet).__name__} on the request port")
+            self.refuse(peer, local, ErrorCode.ILLEGAL_OPERATION, "illegal TFTP operation",
+                        kind="refused", request=type(packet).__name__,
+                        reason=f"{type(packet).__name__} on the request port")
             return
-        self._spawn(self._serve(packet, addr))
+        verdict = self.faults.packet("tftp.rrq", client, file=packet.filename)
+        if verdict.drop:
+            return
+        if verdict.delay:
+            assert self._loop is not None
+            self._loop.call_later(verdict.delay, self._accept_safely, packet, peer, local)
+            return
+        self._accept(packet, peer, local)
 
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+    def _bad_request(self, data: bytes, peer: Address, local: Local, problem: str) -> None:
+        client = str(peer[0])
+        opcode = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+        if opcode is None or opcode == _ERROR:
+            self.events.emit("tftp", "drop", client=client, reason=f"malformed: {problem}",
+                             details={"port": peer[1], "size": len(data)})
+            return
+        self.refuse(peer, local, ErrorCode.ILLEGAL_OPERATION, f"malformed request: {problem}",
+                    kind="refused", request=f"opcode {opcode}, {len(data)} bytes",
+                    reason=f"malformed: {problem}")
+
+    def _accept_safely(self, request: ReadRequest, peer: Address, local: Local) -> None:
+        try:
+            self._accept(request, peer, local)
+        except Exception as exc:
+            log.exception("delayed TFTP request from %s failed", peer)
+            self.events.emit("tftp", "error", client=str(peer[0]), reason=repr(exc))
+
+    def _accept(self, request: ReadRequest, peer: Address, local: Local) -> None:
+        client, key = str(peer[0]), (str(peer[0]), int(peer[1]))
+        summary = " ".join(("RRQ", request.filename, request.mode,
+                            describe_options(request.options))).strip()
+        running = self._active.get(key)
+        if running is not None:
+            running.drain()  # an ERROR 8 ending a size probe may be waiting on its socket
+            if not running.finished:
+                if running.request == request and not running.heard:
+                    self.events.emit("tftp", "drop", client=client, request=summary,
+                                     reason="duplicate RRQ: its transfer is running "
+                                            "(retransmissions answer it)",
+                                     details={"file": request.filename, "port": peer[1]})
+                    return
+                running.finish("aborted", f"a new RRQ ({summary}) came from the same port")
+        self.events.emit("tftp", "rrq", client=client, request=summary,
+                         details={"file": request.filename, "mode": request.mode,
+                                  "options": dict(request.options), "port": peer[1],
+                                  "local": local.host})
+        if request.mode not in ("octet", "netascii"):
+            self.refuse(peer, local, ErrorCode.ILLEGAL_OPERATION, "unsupported mode",
+                        kind="refused", request=summary, file=request.filename,
+                        reason=f"transfer mode {request.mode!r} is not octet or netascii")
+            return
+        if not _printable(request.filename):
+            self.refuse(peer, local, ErrorCode.ACCESS_VIOLATION, "access violation",
+                        kind="denied", request=summary, file=request.filename,
+                        reason="file name is not printable ASCII (RFC 1350: netascii)")
+            return
+        transfer = ReadTransfer(self, request, peer, local)
+        self._active[key] = transfer
+        task = asyncio.ensure_future(self._open(transfer, summary))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send_error(self, addr: Address, code: ErrorCode, message: str) -> None:
-        """Errors come from a fresh port, as a transfer would (what tftpd-hpa does)."""
+    async def _open(self, transfer: ReadTransfer, summary: str) -> None:
+        request, peer, local = transfer.request, transfer.peer, transfer.local
         loop = asyncio.get_running_loop()
-        sock = open_udp_socket(self.family, self._local_host(), 0, self.settings.interface)
-        transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=sock)
-        transport.sendto(codec.encode(Error(code, message)), addr)
-        transport.close()
-
-    def _local_host(self) -> str:
-        return self.settings.local_host if self.family == socket.AF_INET else "::"
-
-    async def _serve(self, request: ReadRequest, addr: Address) -> None:
-        client = str(addr[0])
-        summary = f"RRQ {request.filename} {request.mode} {_describe(request.options)}".strip()
-        self.events.emit("tftp", "rrq", client=client, request=summary,
-                         details={"file": request.filename, "mode": request.mode,
-                                  "options": dict(request.options), "port": addr[1]})
-        if request.mode not in ("octet", "netascii"):
-            self.events.emit("tftp", "error", client=client, request=summary, answer="ERROR 4",
-                             reason=f"transfer mode {request.mode!r} not supported")
-            await self._send_error(addr, ErrorCode.ILLEGAL_OPERATION, "unsupported mode")
-            return
-        try:
-            path = self.root.resolve(request.filename)
-            data = self.root.read(path)
+        refusal: tuple[ErrorCode, str, str, str] | None = None
+        try:  # in a worker thread: a large file must not stall DHCP and the other transfers
+            content = await loop.run_in_executor(None, self.root.load, request.filename)
         except PathDeniedError as exc:
-            self.events.emit("tftp", "denied", client=client, request=summary,
-                             answer="ERROR 2", reason=str(exc),
-                             details={"file": request.filename})
-            await self._send_error(addr, ErrorCode.ACCESS_VIOLATION, "access violation")
-            return
-        except (FileMissingError, FileNotFoundError) as exc:
-            self.events.emit("tftp", "not_found", client=client, request=summary,
-                             answer="ERROR 1", reason=str(exc),
-                             details={"file": request.filename})
-            await self._send_error(addr, ErrorCode.FILE_NOT_FOUND, "file not found")
-            return
+            refusal = (ErrorCode.ACCESS_VIOLATION, "access violation", "denied", str(exc))
+        except FileMissingError as exc:
+            refusal = (ErrorCode.FILE_NOT_FOUND, "file not found", "not_found", str(exc))
         except OSError as exc:
-            self.events.emit("tftp", "denied", client=client, request=summary,
-                             answer="ERROR 2", reason=f"cannot read: {exc}",
-                             details={"file": request.filename})
-            await self._send_error(addr, ErrorCode.ACCESS_VIOLATION, "cannot read file")
+            refusal = (ErrorCode.ACCESS_VIOLATION, "cannot read file", "denied",
+                       f"cannot read: {exc}")
+        if transfer.finished:  # superseded or stopped while the file was read
             return
-        negotiated = codec.negotiate(request.options, len(data), self.settings.max_blksize,
-                                     self.settings.max_windowsize)
-        loop = asyncio.get_running_loop()
-        sock = open_udp_socket(self.family, self._local_host(), 0, self.settings.interface)
-        done: asyncio.Future[None] = loop.create_future()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: ReadTransfer(request, addr, data, negotiated=negotiated,
-                                 settings=self.settings, events=self.events, done=done),
-            sock=sock)
-        self._transfers.add(transport)
+        if refusal is not None:
+            code, message, kind, reason = refusal
+            transfer.finish(None, "")
+            self.refuse(peer, local, code, message, kind=kind, request=summary,
+                        file=request.filename, reason=reason)
+            return
+        faults = self.faults.tftp(request.filename, str(peer[0]))
+        plan = plan_transfer(request, content, faults, self._max_blksize[local.family],
+                             self.settings.max_windowsize)
+        if plan.refuse:
+            transfer.finish(None, "")
+            self.refuse(peer, local, ErrorCode.OPTION_REFUSED, "option negotiation refused",
+                        kind="refused", request=summary, file=request.filename,
+                        reason="fault: OACK refused")
+            return
+        transfer.start(plan)
+
+    def refuse(self, peer: Address, local: Local, code: ErrorCode, message: str, *, kind: str,
+               request: str, reason: str, file: str | None = None) -> None:
+        """Answer a request with an ERROR from a fresh port, as a transfer would, and say so."""
+        details: dict[str, Any] = {"code": int(code), "port": peer[1], "local": local.host}
+        if file is not None:
+            details["file"] = file
         try:
-            await done
-        finally:
-            self._transfers.discard(transport)
-            transport.close()
+            with socket.socket(local.family, socket.SOCK_DGRAM) as sock:
+                self._prepare(sock, local)
+                sock.sendto(codec.encode(Error(code, message)), peer)
+        except OSError as exc:
+            reason += f" (the ERROR could not be sent: {exc})"
+        self.events.emit("tftp", kind, client=str(peer[0]), request=request,
+                         answer=f"ERROR {int(code)} {message}", reason=reason, details=details)
 
-
-class ReadTransfer(asyncio.DatagramProtocol):
-    """One RRQ being served from its own port (its TID)."""
-
-    def __init__(self, request: ReadRequest, peer: Address, data: bytes, *,
-                 negotiated: Negotiated, settings: TftpSettings, events: EventLog,
-                 done: asyncio.Future[None]) -> None:
-        self.request = request
-        self.peer = peer
-        self.view = memoryview(data)
-        self.size = len(data)
-        self.negotiated = negotiated
-        self.blksize = negotiated.blksize
-        self.window = negotiated.windowsize
-        self.timeout = negotiated.timeout or settings.timeout
-        self.max_retries = settings.retries
-        self.events = events
-        self.done = done
-        self.client = str(peer[0])
-        self.total_blocks = self.size // self.blksize + 1  # a short (maybe empty) block ends it
-        # Absolute block numbers: the OACK counts as block 0, so with an OACK nothing is
-        # acknowledged yet at -1; without one, DATA 1 goes out first and 0 means "none".
-        self.acked = -1 if negotiated.oack else 0
-        self.sent = 0  # the highest block sent
-        self.retries = 0
-        self.retransmits = 0
-        self.transport: asyncio.DatagramTransport | None = None
-        self._loop = asyncio.get_running_loop()
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._started = 0.0
-
-    # -- asyncio callbacks -------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A DatagramTransport in fact, though before Python 3.12 not by inheritance.
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        self._started = self._loop.time()
+    def open_transfer_socket(self, local: Local) -> socket.socket:
+        sock = socket.socket(local.family, socket.SOCK_DGRAM)
         try:
-            self._begin()
-        except Exception as exc:
-            log.exception("TFTP transfer of %s failed to start", self.request.filename)
-            self._finish("error", f"could not start: {exc!r}")
+            self._prepare(sock, local)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
-    def _begin(self) -> None:
-        if self.negotiated.oack:
-            self._send_oack()
-            self.events.emit("tftp", "oack", client=self.client, request=self.request.filename,
-                             answer=_describe(self.negotiated.oack),
-                             details={"options": dict(self.negotiated.oack),
-                                      "requested": dict(self.request.options)})
-        else:
-            self._send_window(1)
-        self._arm()
+    def _prepare(self, sock: socket.socket, local: Local) -> None:
+        if self.settings.interface:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
+                            self.settings.interface.encode())
+        if local.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(local.bind_address())
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        if addr[1] != self.peer[1] or addr[0] != self.peer[0]:
-            # RFC 1350 section 4: a packet from another TID gets ERROR 5; the transfer goes on.
-            assert self.transport is not None
-            self.transport.sendto(codec.encode(Error(ErrorCode.UNKNOWN_TID, "unknown TID")),
-                                  addr)
-            return
-        if len(data) == 4 and data[0] == 0 and data[1] == codec.Opcode.ACK:  # hot path
-            self._on_ack(int.from_bytes(data[2:4], "big"))
-            return
-        try:
-            packet = codec.decode(data)
-        except TftpDecodeError as exc:
-            self.events.emit("tftp", "drop", client=self.client, reason=f"malformed: {exc}")
-            return
-        if isinstance(packet, Ack):
-            self._on_ack(packet.block)
-        elif isinstance(packet, Error):
-            self._on_client_error(packet)
-        else:
-            self.events.emit("tftp", "drop", client=self.client,
-                             reason=f"{type(packet).__name__} during a read transfer")
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable: the client went away (e.g. rebooted); give up now.
-        self._finish("error", f"socket error: {exc}")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if not self.done.done():
-            self.done.set_result(None)
-
-    # -- protocol ----------------------------------------------------------------------------
-
-    def _on_ack(self, block: int) -> None:
-        if self.done.done():
-            return
-        ahead = (block - self.acked) & 0xFFFF  # block numbers roll over at 65536
-        if ahead == 0 or self.acked + ahead > self.sent:
-            return  # duplicate or not yet sent: never resend on it (Sorcerer's Apprentice)
-        self.acked += ahead
-        self.retries = 0
-        if self.acked >= self.total_blocks:
-            self._finish("sent", "")
-            return
-        self._send_window(self.acked + 1)
-        self._deadline = self._loop.time() + self.timeout
-
-    def _on_client_error(self, error: Error) -> None:
-        probe = error.code == ErrorCode.OPTION_REFUSED and self.acked < 0
-        reason = (f"size probe: client sent ERROR 8 {error.message!r} after the OACK"
-                  if probe else
-                  f"client sent ERROR {error.code} {error.message!r} "
-                  f"after {max(self.acked, 0)} blocks")
-        self._finish("aborted", reason)
-
-    def _send_oack(self) -> None:
-        assert self.transport is not None
-        self.transport.sendto(codec.encode(OptionAck(self.negotiated.oack)), self.peer)
-
-    def _send_window(self, first: int) -> None:
-        assert self.transport is not None
-        last = min(first + self.window - 1, self.total_blocks)
-        size, view, peer, sendto = self.blksize, self.view, self.peer, self.transport.sendto
-        for block in range(first, last + 1):
-            start = (block - 1) * size
-            sendto(codec.encode_data(block, view[start:start + size]), peer)
-        self.sent = max(self.sent, last)
-
-    def _arm(self) -> None:
-        self._deadline = self._loop.time() + self.timeout
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        # One timer per transfer, pushed forward lazily: cheaper than re-arming per ACK.
-        self._timer = None
-        if self.done.done():
-            return
-        if self._loop.time() < self._deadline:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-            return
-        self.retries += 1
-        if self.retries > self.max_retries:
-            waiting = "ACK of the OACK" if self.acked < 0 else f"ACK of block {self.acked + 1}"
-            self._finish("error", f"timed out: {self.max_retries} retransmissions, no {waiting}")
-            return
-        self.retransmits += 1
-        if self.acked < 0:
-            self._send_oack()
-        else:
-            self._send_window(self.acked + 1)
-        self._arm()
-
-    def _finish(self, kind: str, reason: str) -> None:
-        if self.done.done():
-            return
-        seconds = self._loop.time() - self._started
-        blocks = max(self.acked, 0)
-        delivered = min(blocks * self.blksize, self.size)
-        details = {"file": self.request.filename, "bytes": delivered, "size": self.size,
-                   "blocks": blocks, "seconds": round(seconds, 6),
-                   "retransmits": self.retransmits, "blksize": self.blksize,
-                   "windowsize": self.window, "port": self.peer[1]}
-        answer = f"{delivered} bytes in {blocks} blocks, {seconds:.3f}s"
-        self.events.emit("tftp", kind, client=self.client, request=self.request.filename,
-                         answer=answer, reason=reason, details=details)
-        if self.transport is not None:
-            self.transport.close()
-        if not self.done.done():
-            self.done.set_result(None)
+    def forget(self, transfer: ReadTransfer) -> None:
+        key = (str(transfer.peer[0]), int(transfer.peer[1]))
+        if self._active.get(key) is transfer:
+            del self._active[key]
