@@ -8,6 +8,8 @@ data); the :class:`~pxelab.bootserver.BootServer` turns them into one
   or sent (replies): pass, drop, or delay it. Kinds are ``"<source>.<message>"``
   in lower case, e.g. ``dhcp4.discover``, ``dhcp4.offer``, ``dhcp6.advertise``,
   ``tftp.rrq``, ``tftp.oack``, ``tftp.data``, ``http.request``, ``ra.advert``.
+  TFTP also passes the file name (``file=``), so a drop or delay can be limited
+  to one file with a glob ("every RRQ for ldlinux.c32").
 - ``withhold(client)`` before a DHCP server answers: a reason to stay silent.
 - ``tftp(filename, client)`` when a read request is accepted: OACK trouble,
   a false tsize, a truncated file.
@@ -79,19 +81,25 @@ def _check_nth(nth: int, count: int) -> None:
 
 @dataclass(frozen=True)
 class DropPacket(Fault):
-    """Drop packets ``nth`` .. ``nth+count-1`` of ``kind`` (count 0: all from ``nth``)."""
+    """Drop packets ``nth`` .. ``nth+count-1`` of ``kind`` (count 0: all from ``nth``).
+
+    ``file``: only packets about files matching this glob (TFTP), counted among
+    themselves: ``DropPacket("tftp.rrq", count=0, file="ldlinux.c32")`` drops every
+    RRQ for ldlinux.c32 and no other.
+    """
 
     kind: str
     nth: int = 1
     count: int = 1
     match: Match | None = None
+    file: str | None = None
 
     def __post_init__(self) -> None:
         _check_nth(self.nth, self.count)
 
     def describe(self) -> str:
         span = "from" if self.count == 0 else f"x{self.count} from"
-        return f"drop {self.kind} {span} #{self.nth}"
+        return f"drop {self.kind}{_for_file(self.file)} {span} #{self.nth}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class DelayPacket(Fault):
     nth: int = 1
     count: int = 1
     match: Match | None = None
+    file: str | None = None  # as in DropPacket
 
     def __post_init__(self) -> None:
         _check_nth(self.nth, self.count)
@@ -110,7 +119,11 @@ class DelayPacket(Fault):
             raise ConfigError(f"delay seconds={self.seconds} is outside (0, 600]")
 
     def describe(self) -> str:
-        return f"delay {self.kind} #{self.nth} by {self.seconds}s"
+        return f"delay {self.kind}{_for_file(self.file)} #{self.nth} by {self.seconds}s"
+
+
+def _for_file(glob: str | None) -> str:
+    return "" if glob is None else f" for {glob}"
 
 
 @dataclass(frozen=True)
@@ -214,22 +227,32 @@ class FaultInjector:
     def __bool__(self) -> bool:
         return bool(self.faults)
 
-    def packet(self, kind: str, client: str = "", info: ClientInfo | None = None) -> Verdict:
-        """Count one packet of ``kind`` and say whether to drop or delay it."""
+    def packet(self, kind: str, client: str = "", info: ClientInfo | None = None,
+               file: str | None = None) -> Verdict:
+        """Count one packet of ``kind`` (about ``file``, for TFTP) and say whether to drop
+        or delay it. A fault with a file glob counts only the packets whose file matches."""
         if not self.faults:
             return PASS
         with self._lock:
             self._seen[kind] += 1
             number = self._seen[kind]
-        for fault in self.faults:
+        for index, fault in enumerate(self.faults):
             if not isinstance(fault, DropPacket | DelayPacket) or fault.kind != kind:
                 continue
             if fault.match is not None and (info is None or not fault.match.matches(info)):
                 continue
+            seen = number
+            if fault.file is not None:
+                if file is None or not _file_matches(fault.file, file):
+                    continue
+                with self._lock:
+                    self._seen[f"{kind}#{index}"] += 1
+                    seen = self._seen[f"{kind}#{index}"]
             last = None if fault.count == 0 else fault.nth + fault.count - 1
-            if number < fault.nth or (last is not None and number > last):
+            if seen < fault.nth or (last is not None and seen > last):
                 continue
-            self._fired(fault, client, f"{kind} #{number}")
+            where = f"{kind} #{seen}" + (f" ({file})" if file else "")
+            self._fired(fault, client, where)
             if isinstance(fault, DropPacket):
                 return Verdict(drop=True)
             return Verdict(delay=fault.seconds)
