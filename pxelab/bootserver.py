@@ -53,7 +53,7 @@ from pxelab.policy import BootPolicy
 from pxelab.ra.server import RaSettings, RouterAdvertiser
 from pxelab.resource import Resource
 from pxelab.tftp.files import DataRoot
-from pxelab.tftp.server import TftpServerProtocol, TftpSettings, open_udp_socket
+from pxelab.tftp.server import TftpServer, TftpSettings, open_udp_socket
 
 __all__ = ["BootServer", "Dhcp4Mode", "ServerConfig"]
 
@@ -133,7 +133,7 @@ class _Running:
 
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
-    tftp: list[TftpServerProtocol] = field(default_factory=list)
+    tftp: list[TftpServer] = field(default_factory=list)
     advertiser: RouterAdvertiser | None = None
 
 
@@ -276,16 +276,14 @@ class BootServer(Resource):
         if cfg.dhcp6 and cfg.ipv6 is not None:
             await self._open_dhcp6(running, cfg.ipv6)
         if cfg.tftp:
-            tftp = TftpSettings(cfg.interface, str(cfg.ipv4.ip), cfg.tftp_max_blksize,
-                                cfg.tftp_max_windowsize, cfg.tftp_timeout, cfg.tftp_retries)
+            tftp = TftpServer(root, TftpSettings(
+                interface=cfg.interface, max_blksize=cfg.tftp_max_blksize,
+                max_windowsize=cfg.tftp_max_windowsize, timeout=cfg.tftp_timeout,
+                retries=cfg.tftp_retries), self.events, self.faults)
+            running.tftp.append(tftp)  # closed with its listeners and transfers
             for family, host in self._families():
-                sock = self._bind("TFTP", host, cfg.tftp_port, partial(
-                    open_udp_socket, family, host, cfg.tftp_port, cfg.interface))
-                protocol = TftpServerProtocol(root, tftp, self.events, family)
-                transport, _ = await loop.create_datagram_endpoint(partial(_same, protocol),
-                                                                   sock=sock)
-                running.transports.append(transport)
-                running.tftp.append(protocol)
+                tftp.listen(self._bind("TFTP", host, cfg.tftp_port, partial(
+                    open_udp_socket, family, host, cfg.tftp_port, cfg.interface)))
         if cfg.http:
             http = HttpServer(root, self.events, HttpSettings(idle_timeout=cfg.http_idle_timeout),
                               clients=self.clients, faults=self.faults)
