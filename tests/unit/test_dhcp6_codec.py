@@ -127,6 +127,37 @@ def ipxe_solicit(xid: int = 0x313233, iaid: int = 0xC0FFEE01) -> bytes:
 
 # -- decoding what firmware sends ----------------------------------------------------------------
 
+# Captured from Debian's OVMF 2022.11 under QEMU (TCG) on a pxelab bridge, with
+# tools/capture_firmware_packets.py: the Solicits of its PXEv6 and HTTPv6 boot options.
+# Note T1/T2 = 0xffffffff in the client's IA_NA, which the crafted ones above leave 0.
+REAL_OVMF_PXE6 = bytes.fromhex(
+    "01b4882a0001000e0001000131da573d5254001234560008000200000003000c96f0d776ffffffff"
+    "ffffffff00060008003b003c00170010003e0003010300003d0002000700100026000001570020"
+    "505845436c69656e743a417263683a30303030373a554e44493a303033303030")
+REAL_OVMF_HTTP6 = bytes.fromhex(
+    "011bfc5c0001000e0001000131da57455254001234560008000200000003000c6f8f6f83ffffffff"
+    "ffffffff00060008003b003c00170010003e0003010300003d00020010001000270000015700214854"
+    "5450436c69656e743a417263683a30303031363a554e44493a303033303030")
+
+
+@pytest.mark.parametrize(("data", "arch", "vendor"), [
+    (REAL_OVMF_PXE6, 7, b"PXEClient:Arch:00007:UNDI:003000"),
+    (REAL_OVMF_HTTP6, 16, b"HTTPClient:Arch:00016:UNDI:003000"),
+], ids=["pxe6", "http6"])
+def test_decode_real_ovmf_solicits(data: bytes, arch: int, vendor: bytes) -> None:
+    msg = codec.decode(data)
+    assert isinstance(msg, Dhcp6Message) and msg.msg_type is MessageType.SOLICIT
+    assert [o.code for o in msg.options] == [1, 8, 3, 6, 62, 61, 16]
+    assert msg.client_duid is not None and msg.client_duid.describe() == (
+        "DUID-LLT 52:54:00:12:34:56")
+    ia = msg.get(IaNa)
+    assert ia is not None and (ia.t1, ia.t2, ia.options) == (0xFFFFFFFF, 0xFFFFFFFF, ())
+    assert msg.requested == (59, 60, 23, 16)
+    assert msg.get(ClientArch) == ClientArch((arch,))
+    assert msg.get(VendorClass) == VendorClass(343, (vendor,))
+    assert codec.encode(msg) == data
+
+
 def test_decode_ovmf_pxe_solicit() -> None:
     msg = codec.decode(OVMF_PXE)
     assert isinstance(msg, Dhcp6Message)
@@ -454,6 +485,23 @@ def test_four_message_exchange_and_release() -> None:
     assert sent.details["iaid"] == 0x12345678 and sent.details["xid"] == 0x0D0E0F
     assert sent.details["boot_url"] == "tftp://[2001:db8::1]/bootx64.efi"
     assert sent.details["duid"] == request.client_duid.hex()  # type: ignore[union-attr]
+
+
+def test_real_ovmf_solicits_get_what_edk2_needs() -> None:
+    """PxeBcParseDhcp6Packet / HttpBootParseDhcp6Packet classify our Advertise as wanted."""
+    proto, transport, _ = protocol()
+    proto.datagram_received(REAL_OVMF_PXE6, ADDR)
+    pxe = transport.last()
+    ia = pxe.get(IaNa)
+    assert ia is not None and ia.iaid == 0x96F0D776 and ia.status == StatusCode(0, "assigned")
+    assert ia.t1 <= ia.t2 and ia.addresses[0].valid >= ia.addresses[0].preferred
+    assert pxe.get(BootFileUrl) == BootFileUrl("tftp://[2001:db8::1]/bootx64.efi")
+    assert pxe.get(VendorClass) is None and pxe.get(Preference) == Preference(255)
+    proto.datagram_received(REAL_OVMF_HTTP6, ADDR)
+    http = transport.last()
+    assert http.get(BootFileUrl) == BootFileUrl("http://[2001:db8::1]/bootx64.efi")
+    assert http.get(VendorClass) == VendorClass(343, (b"HTTPClient",))
+    assert not http.has(14)
 
 
 def test_rapid_commit_only_when_asked_and_enabled() -> None:
