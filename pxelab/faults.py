@@ -227,36 +227,30 @@ class FaultInjector:
     def __bool__(self) -> bool:
         return bool(self.faults)
 
-    def packet(self, kind: str, client: str = "", info: ClientInfo | None = None,
-               file: str | None = None) -> Verdict:
-        """Count one packet of ``kind`` (about ``file``, for TFTP) and say whether to drop
-        or delay it. A fault with a file glob counts only the packets whose file matches."""
+    def packet(self, kind: str, client: str = "", info: ClientInfo | None = None) -> Verdict:
+        """Count one packet of ``kind`` and say whether to drop or delay it.
+
+        Each fault counts only the packets it could apply to (its kind, and its
+        match if it has one), so "the 1st offer to arch-16 clients" means that.
+        """
         if not self.faults:
             return PASS
-        with self._lock:
-            self._seen[kind] += 1
-            number = self._seen[kind]
+        verdict = PASS
         for index, fault in enumerate(self.faults):
             if not isinstance(fault, DropPacket | DelayPacket) or fault.kind != kind:
                 continue
             if fault.match is not None and (info is None or not fault.match.matches(info)):
                 continue
-            seen = number
-            if fault.file is not None:
-                if file is None or not _file_matches(fault.file, file):
-                    continue
-                with self._lock:
-                    self._seen[f"{kind}#{index}"] += 1
-                    seen = self._seen[f"{kind}#{index}"]
+            with self._lock:
+                self._seen[str(index)] += 1
+                number = self._seen[str(index)]
             last = None if fault.count == 0 else fault.nth + fault.count - 1
-            if seen < fault.nth or (last is not None and seen > last):
+            if verdict or number < fault.nth or (last is not None and number > last):
                 continue
-            where = f"{kind} #{seen}" + (f" ({file})" if file else "")
-            self._fired(fault, client, where)
-            if isinstance(fault, DropPacket):
-                return Verdict(drop=True)
-            return Verdict(delay=fault.seconds)
-        return PASS
+            self._fired(fault, client, f"{kind} #{number}")
+            verdict = Verdict(drop=True) if isinstance(fault, DropPacket) else Verdict(
+                delay=fault.seconds)
+        return verdict
 
     def withhold(self, client: ClientInfo) -> str | None:
         """The reason to stay silent towards ``client``, or None."""

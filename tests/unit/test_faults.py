@@ -97,3 +97,12 @@ def test_invalid_faults_are_config_errors(make: object, message: str) -> None:
 def test_policy_carries_its_faults() -> None:
     policy = RulePolicy().with_faults(HttpError(500))
     assert policy.faults == (HttpError(500),)
+
+
+def test_a_matched_fault_counts_only_the_packets_it_matches() -> None:
+    http = ClientInfo(mac="52:54:00:00:00:01", arch=16)
+    bios = ClientInfo(mac="52:54:00:00:00:02", arch=0)
+    faults, _ = injector(DropPacket("dhcp4.offer", nth=1, match=Match(arch=(16,))))
+    assert not faults.packet("dhcp4.offer", bios.mac, bios)
+    assert faults.packet("dhcp4.offer", http.mac, http).drop  # the first offer to arch 16
+    assert not faults.packet("dhcp4.offer", http.mac, http)
