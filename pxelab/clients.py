@@ -3,7 +3,7 @@
 The HTTP server sees only a peer address; per-client templates need the MAC
 and architecture behind it. :class:`ClientDirectory` listens to the
 :class:`~pxelab.events.EventLog` and records every address a DHCP server
-handed out (``dhcp4.ack``, ``dhcp6.reply``) and forgets released ones, so any
+handed out (``dhcp4.ack``, ``dhcp4.bootreply``, ``dhcp6.reply``) and forgets released ones, so any
 protocol can look a peer up without the DHCP servers knowing about it.
 Event details are read tolerantly: a missing key is an unknown value.
 """
@@ -86,7 +86,7 @@ class ClientDirectory:
     def observe(self, event: Event) -> None:
         """EventLog listener: learn from DHCP acks/replies, forget on release."""
         try:
-            if event.source == "dhcp4" and event.kind == "ack":
+            if event.source == "dhcp4" and event.kind in ("ack", "bootreply"):
                 self._learn_dhcp4(event)
             elif event.source == "dhcp6" and event.kind == "reply":
                 self._learn_dhcp6(event)
