@@ -227,11 +227,14 @@ class FaultInjector:
     def __bool__(self) -> bool:
         return bool(self.faults)
 
-    def packet(self, kind: str, client: str = "", info: ClientInfo | None = None) -> Verdict:
-        """Count one packet of ``kind`` and say whether to drop or delay it.
+    def packet(self, kind: str, client: str = "", info: ClientInfo | None = None,
+               file: str | None = None) -> Verdict:
+        """Count one packet of ``kind`` (about ``file``, for TFTP) and say whether to drop
+        or delay it.
 
         Each fault counts only the packets it could apply to (its kind, and its
-        match if it has one), so "the 1st offer to arch-16 clients" means that.
+        match and file glob if it has them), so "the 1st offer to arch-16 clients"
+        means that.
         """
         if not self.faults:
             return PASS
@@ -241,13 +244,15 @@ class FaultInjector:
                 continue
             if fault.match is not None and (info is None or not fault.match.matches(info)):
                 continue
+            if fault.file is not None and (file is None or not _file_matches(fault.file, file)):
+                continue
             with self._lock:
                 self._seen[str(index)] += 1
                 number = self._seen[str(index)]
             last = None if fault.count == 0 else fault.nth + fault.count - 1
             if verdict or number < fault.nth or (last is not None and number > last):
                 continue
-            self._fired(fault, client, f"{kind} #{number}")
+            self._fired(fault, client, f"{kind} #{number}" + (f" ({file})" if file else ""))
             verdict = Verdict(drop=True) if isinstance(fault, DropPacket) else Verdict(
                 delay=fault.seconds)
         return verdict
