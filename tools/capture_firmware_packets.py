@@ -568,6 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = RUNS[name]
         try:
             collector = capture(run, args.artifacts / f"{stamp}-{name}", args.timeout)
+        except KeyboardInterrupt:
+            log.error("interrupted during run %s; its lab was torn down", name)
+            return 130
         except PxelabError as error:
             log.error("run %s failed: %s", name, error)
             failed.append(name)
