@@ -105,6 +105,7 @@ class ReadTransfer:
         self.heard = False  # a valid ACK came from the client: no longer a fresh request
         self.finished = False
         self.sock: socket.socket | None = None
+        self.tid = 0  # our port for this transfer
         self.size = 0
         self.blksize = 512
         self.window = 1
@@ -134,6 +135,7 @@ class ReadTransfer:
         except OSError as exc:
             self.finish("error", f"cannot open a socket on {self.local.host}: {exc}")
             return
+        self.tid = self.sock.getsockname()[1]
         negotiated = plan.negotiated
         self._view = memoryview(plan.data)
         self.size = len(plan.data)
@@ -185,7 +187,7 @@ class ReadTransfer:
                    "blocks": blocks, "seconds": round(seconds, 6),
                    "retransmits": self.retransmits, "blksize": self.blksize,
                    "windowsize": self.window, "mode": self.request.mode,
-                   "port": self.peer[1], "local": self.local.host}
+                   "port": self.peer[1], "local": self.local.host, "tid": self.tid}
         answer = f"{delivered} bytes in {blocks} blocks, {seconds:.3f}s"
         self.events.emit("tftp", kind, client=self.client, request=self.request.filename,
                          answer=answer, reason=reason, details=details)
@@ -238,7 +240,7 @@ class ReadTransfer:
                          reason=f"packet from port {addr[1]} to the transfer of "
                                 f"{self.request.filename} for {self.client}:{self.peer[1]}",
                          details={"file": self.request.filename, "port": addr[1],
-                                  "transfer_port": self.peer[1], "code": 5})
+                                  "tid": self.tid, "code": 5})
 
     def _on_other(self, data: bytes) -> None:
         try:

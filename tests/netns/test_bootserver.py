@@ -4,8 +4,9 @@ Layout (made here with pyroute2, not with LabNetwork, so this file tests the
 server alone): a "server" namespace with bridge br0 (192.0.2.1/24,
 2001:db8::1/64) and a veth port whose peer is eth0 in a "client" namespace
 (192.0.2.50/24, 2001:db8::50/64). Clients: scapy-built DHCP over a UDP
-socket, busybox udhcpc, a small Python TFTP client, busybox tftp, urllib,
-http.client and curl. Every wait is on the EventLog or a socket timeout.
+socket, busybox udhcpc, a small Python TFTP client (the TFTP server's own
+tests are in test_tftp_server.py), urllib, http.client and curl. Every wait is
+on the EventLog or a socket timeout.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "pxelinux.cfg").mkdir(parents=True)
     (root / "pxelinux.0").write_bytes(os.urandom(100_000))
     (root / "exact.bin").write_bytes(os.urandom(512 * 40))  # ends in an empty DATA block
-    (root / "rollover.bin").write_bytes(os.urandom(8 * 70_000))  # > 65535 blocks of 8
     (root / "pxelinux.cfg" / "default").write_text("DEFAULT linux\n")
     (root / "boot.ipxe").write_text("#!ipxe\necho hello\n")
     (base / "secret").write_text("outside the root\n")
@@ -258,81 +258,9 @@ def test_tftp_lockstep_with_options(lab: Lab, server: BootServer, data_root: Pat
     assert events.matching(event("tftp", "rrq", file="pxelinux.0"))
 
 
-def test_tftp_ovmf_style_probe_then_windowed_read(lab: Lab, server: BootServer,
-                                                  data_root: Path, events: EventLog) -> None:
-    ovmf = {"tsize": "0", "blksize": "1468", "windowsize": "4"}
-    probe = tftp_read(lab, "exact.bin", ovmf, abort_after_oack=True)
-    assert probe.oack == {"tsize": "20480", "blksize": "1468", "windowsize": "4"}
-    aborted = events.wait_for(event("tftp", "aborted", file="exact.bin"), 5, "size probe")
-    assert aborted.reason.startswith("size probe")
-    got = tftp_read(lab, "exact.bin", ovmf)
-    assert got.data == (data_root / "exact.bin").read_bytes()
-
-
-def test_tftp_without_options_and_empty_last_block(lab: Lab, server: BootServer,
-                                                   data_root: Path, events: EventLog) -> None:
-    got = tftp_read(lab, "exact.bin")
-    assert got.oack == {} and len(got.data) == 512 * 40
-    sent = events.wait_for(event("tftp", "sent", file="exact.bin", blksize=512), 5, "sent")
-    assert sent.details["blocks"] == 41  # 40 full blocks and the empty one that ends it
-
-
-def test_tftp_retransmits_lost_data(lab: Lab, server: BootServer, data_root: Path,
-                                    events: EventLog) -> None:
-    got = tftp_read(lab, "boot.ipxe", {"blksize": "512"}, ignore_first_data=True)
-    assert got.data == (data_root / "boot.ipxe").read_bytes()
-    sent = events.wait_for(event("tftp", "sent", file="boot.ipxe"), 5, "sent")
-    assert sent.details["retransmits"] >= 1
-
-
-def test_tftp_block_number_rollover(lab: Lab, server: BootServer, data_root: Path,
-                                    events: EventLog) -> None:
-    got = tftp_read(lab, "rollover.bin", {"blksize": "8", "windowsize": "64"})
-    assert got.data == (data_root / "rollover.bin").read_bytes()
-    sent = events.wait_for(event("tftp", "sent", file="rollover.bin"), 5, "sent")
-    assert sent.details["blocks"] == 70_001
-
-
-@pytest.mark.parametrize("name", ["../secret", "pxelinux.cfg/../../secret", "/etc/passwd",
-                                  "escape"])
-def test_tftp_refuses_traversal_and_keeps_serving(lab: Lab, server: BootServer,
-                                                  events: EventLog, name: str) -> None:
-    with pytest.raises(TftpClientError) as refused:
-        tftp_read(lab, name)
-    assert refused.value.code == tftp.ErrorCode.ACCESS_VIOLATION
-    events.wait_for(event("tftp", "denied", file=name), 5, f"tftp.denied for {name}")
-    assert tftp_read(lab, "pxelinux.cfg/default").data == b"DEFAULT linux\n"
-
-
-def test_tftp_not_found_and_write(lab: Lab, server: BootServer, events: EventLog) -> None:
-    with pytest.raises(TftpClientError) as missing:
-        tftp_read(lab, "ldlinux.c32")
-    assert missing.value.code == tftp.ErrorCode.FILE_NOT_FOUND
-    events.wait_for(event("tftp", "not_found", file="ldlinux.c32"), 5, "tftp.not_found")
-    with thread_in_namespace(lab.client):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with sock:
-        sock.settimeout(5)
-        sock.sendto(tftp.encode(tftp.WriteRequest("upload.bin")), (SERVER4, 69))
-        answer = tftp.decode(sock.recvfrom(1024)[0])
-    assert answer == tftp.Error(2, "read-only server")
-
-
 def test_tftp_over_ipv6(lab: Lab, server: BootServer, data_root: Path) -> None:
     got = tftp_read(lab, "pxelinux.0", {"blksize": "1432", "tsize": "0"}, host=SERVER6)
     assert got.data == (data_root / "pxelinux.0").read_bytes()
-
-
-def test_busybox_tftp(lab: Lab, server: BootServer, data_root: Path, tmp_path: Path,
-                      events: EventLog) -> None:
-    if not shutil.which("busybox"):
-        pytest.skip("busybox not installed (apt-get install busybox-static)")
-    out = tmp_path / "pxelinux.0"
-    result = in_client(lab, ["busybox", "tftp", "-b", "1024", "-g", "-r", "pxelinux.0",
-                             "-l", str(out), SERVER4])
-    assert result.returncode == 0, result.stderr
-    assert out.read_bytes() == (data_root / "pxelinux.0").read_bytes()
-    events.wait_for(event("tftp", "sent", file="pxelinux.0", blksize=1024), 5, "busybox sent")
 
 
 # -- HTTP ------------------------------------------------------------------------------------

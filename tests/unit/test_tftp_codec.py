@@ -1,10 +1,18 @@
-"""TFTP codec, option negotiation and data-root path safety (no sockets)."""
+"""TFTP codec, option negotiation, transfer plans and ACK logic, data-root path safety.
+
+No sockets: a transfer runs against a recording stand-in for its socket.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import random
+import socket
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scapy.layers.tftp import (
@@ -18,6 +26,8 @@ from scapy.layers.tftp import (
     TFTP_Options,
 )
 
+from pxelab.events import EventLog
+from pxelab.faults import DropPacket, FaultInjector, OackFault, OackMode, TftpFaults
 from pxelab.tftp import codec
 from pxelab.tftp.codec import (
     Ack,
@@ -30,6 +40,8 @@ from pxelab.tftp.codec import (
     WriteRequest,
 )
 from pxelab.tftp.files import DataRoot, FileMissingError, PathDeniedError
+from pxelab.tftp.server import IP_PKTINFO, Local, TftpSettings, _local_from
+from pxelab.tftp.transfer import Plan, ReadTransfer, plan_transfer
 
 pytestmark = pytest.mark.unit
 
@@ -186,3 +198,227 @@ def test_read_cache_follows_changes(root: DataRoot) -> None:
     assert root.read(path) == b"nbp"
     path.write_bytes(b"changed!")
     assert root.read(path) == b"changed!"
+
+
+def test_names_too_long_or_unreadable_are_denied(root: DataRoot) -> None:
+    with pytest.raises(PathDeniedError, match="over"):
+        root.resolve("a/" * 600)
+    with pytest.raises(PathDeniedError, match="too long"):
+        root.resolve("a" * 300)
+
+
+def test_load_refuses_a_symlink_swapped_in_after_resolve(root: DataRoot, tmp_path: Path) -> None:
+    path = root.resolve("pxelinux.0")
+    path.unlink()
+    path.symlink_to(tmp_path / "secret")
+    with pytest.raises(PathDeniedError, match="cannot open"):
+        root.read(path)
+    assert root.load("sub/ldlinux.c32") == b"ld"
+
+
+# -- netascii and request padding ------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "wire"), [
+    (b"a\nb\n", b"a\r\nb\r\n"),
+    (b"bare\rcr", b"bare\r\x00cr"),
+    (b"dos\r\n", b"dos\r\x00\r\n"),  # a Unix file holding CR LF: the CR is data
+    (b"", b""),
+])
+def test_netascii(text: bytes, wire: bytes) -> None:
+    assert codec.to_netascii(text) == wire
+
+
+def test_trailing_nul_padding_after_options_is_tolerated() -> None:
+    packet = codec.decode(b"\x00\x01f\x00octet\x00tsize\x000\x00\x00")
+    assert packet == ReadRequest("f", "octet", (("tsize", "0"),))
+
+
+# -- plans: negotiation plus faults (pure) ---------------------------------------------------
+
+def plan(options: dict[str, str], faults: TftpFaults | None = None, mode: str = "octet",
+         content: bytes = b"x" * 3000) -> Plan:
+    request = ReadRequest("f", mode, tuple(options.items()))
+    return plan_transfer(request, content, faults or TftpFaults(), max_blksize=1468,
+                         max_windowsize=64)
+
+
+def test_plan_without_faults() -> None:
+    made = plan({"tsize": "0", "blksize": "1024"})
+    assert made.oack == codec.encode(OptionAck((("tsize", "3000"), ("blksize", "1024"))))
+    assert made.negotiated.blksize == 1024 and not made.refuse and made.fault == ""
+    assert plan({}).oack is None
+
+
+def test_plan_netascii_tsize_is_the_size_on_the_wire() -> None:
+    made = plan({"tsize": "0"}, mode="netascii", content=b"a\nb\n")
+    assert made.data == b"a\r\nb\r\n" and made.negotiated.oack == (("tsize", "6"),)
+
+
+@pytest.mark.parametrize(("mode", "check"), [
+    (OackMode.REFUSE, lambda p: p.refuse and p.oack is None),
+    (OackMode.IGNORE, lambda p: p.oack is None and p.negotiated == codec.Negotiated()),
+    (OackMode.ADD_OPTION, lambda p: codec.decode(p.oack) == OptionAck(
+        (("tsize", "3000"), ("blksize", "1468"), ("windowsize", "64")))),
+])
+def test_plan_oack_faults(mode: OackMode, check: Any) -> None:
+    made = plan({"tsize": "0", "blksize": "1468"}, TftpFaults(oack=OackFault(mode)))
+    assert check(made) and made.fault == mode.value
+
+
+def test_plan_corrupt_oack_is_not_a_list_of_pairs() -> None:
+    made = plan({"tsize": "0"}, TftpFaults(oack=OackFault(OackMode.CORRUPT)))
+    assert made.oack is not None
+    with pytest.raises(TftpDecodeError, match="no value"):
+        codec.decode(made.oack)
+
+
+def test_plan_lie_and_truncate() -> None:
+    made = plan({"tsize": "0"}, TftpFaults(tsize=7, truncate=100))
+    assert made.negotiated.oack == (("tsize", "7"),) and len(made.data) == 100
+    truncated = plan({"tsize": "0"}, TftpFaults(truncate=100))
+    assert truncated.negotiated.oack == (("tsize", "3000"),)  # the real size, cut data
+
+
+def test_drop_packet_by_file_glob_counts_matching_packets() -> None:
+    events = EventLog()
+    faults = FaultInjector((DropPacket("tftp.rrq", nth=2, file="ldlinux.*"),), events)
+    verdicts = [faults.packet("tftp.rrq", "c", file=name).drop
+                for name in ("pxelinux.0", "ldlinux.c32", "pxelinux.0", "ldlinux.c32")]
+    assert verdicts == [False, False, False, True]
+    assert "ldlinux.c32" in events.matching(lambda e: e.source == "fault")[0].request
+
+
+# -- the local address of a request ----------------------------------------------------------
+
+def test_local_address_from_pktinfo() -> None:
+    order = sys.byteorder
+    v4 = (socket.IPPROTO_IP, IP_PKTINFO, (3).to_bytes(4, order)
+          + socket.inet_aton("192.0.2.2") + socket.inet_aton("192.0.2.255"))
+    assert _local_from(socket.AF_INET, [v4]) == Local(socket.AF_INET, "192.0.2.2", 3)
+    v6 = (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
+          socket.inet_pton(socket.AF_INET6, "fe80::1") + (4).to_bytes(4, order))
+    local = _local_from(socket.AF_INET6, [v6])
+    assert local == Local(socket.AF_INET6, "fe80::1", 4)
+    assert local.bind_address() == ("fe80::1", 0, 0, 4)  # link-local: needs the scope
+    multicast = (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
+                 socket.inet_pton(socket.AF_INET6, "ff02::1") + (4).to_bytes(4, order))
+    assert _local_from(socket.AF_INET6, [multicast]).host == "::"
+    assert _local_from(socket.AF_INET, []) == Local(socket.AF_INET, "0.0.0.0")
+
+
+# -- a transfer's ACK logic, without a network -----------------------------------------------
+
+class RecordingSocket:
+    """What a ReadTransfer needs of its socket: records what it sends; a pipe for its fd."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+        self.sent: list[bytes] = []
+
+    def fileno(self) -> int:
+        return self.read_end
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("192.0.2.1", 40000)
+
+    def sendto(self, data: bytes, addr: tuple[Any, ...]) -> int:
+        self.sent.append(bytes(data))
+        return len(data)
+
+    def take(self) -> list[bytes]:
+        sent, self.sent = self.sent, []
+        return sent
+
+    def close(self) -> None:
+        os.close(self.read_end)
+        os.close(self.write_end)
+
+
+class FakeServer:
+    """The parts of a TftpServer a ReadTransfer uses."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.events = EventLog()
+        self.faults = FaultInjector((), self.events)
+        self.settings = TftpSettings(**settings)
+        self.buffer = bytearray(2048)
+        self.sock = RecordingSocket()
+
+    def open_transfer_socket(self, local: Local) -> RecordingSocket:
+        return self.sock
+
+    def forget(self, transfer: ReadTransfer) -> None:
+        pass
+
+
+PEER = ("192.0.2.50", 2000)
+LOCAL = Local(socket.AF_INET, "192.0.2.1")
+
+
+def started(server: FakeServer, options: dict[str, str], content: bytes) -> ReadTransfer:
+    request = ReadRequest("f", "octet", tuple(options.items()))
+    transfer = ReadTransfer(server, request, PEER, LOCAL)  # type: ignore[arg-type]
+    transfer.start(plan_transfer(request, content, TftpFaults(), 1468, 64))
+    return transfer
+
+
+@pytest.mark.parametrize("window", [1, 4])
+def test_block_numbers_roll_over_in_lockstep_and_windows(window: int) -> None:
+    content = (bytes(range(256)) * 2200)[:8 * 70_000]  # 70001 blocks of 8, the last empty
+
+    async def scenario() -> tuple[bytes, int]:
+        server = FakeServer()
+        transfer = started(server, {"blksize": "8", "windowsize": str(window)}, content)
+        assert isinstance(codec.decode(server.sock.take()[0]), OptionAck)
+        transfer._on_ack(0)
+        got, expected = bytearray(), 1
+        while not transfer.finished:
+            for raw in server.sock.take():
+                assert int.from_bytes(raw[2:4], "big") == expected & 0xFFFF
+                got += raw[4:]
+                expected += 1
+            transfer._on_ack((expected - 1) & 0xFFFF)
+        return bytes(got), expected - 1
+
+    got, blocks = asyncio.run(scenario())
+    assert got == content and blocks == 70_001
+
+
+def test_duplicate_stray_and_early_acks() -> None:
+    async def scenario() -> None:
+        server = FakeServer()
+        transfer = started(server, {"blksize": "512", "windowsize": "4"}, b"z" * 5000)
+        server.sock.take()  # the OACK
+        transfer._on_ack(0)
+        assert [raw[3] for raw in server.sock.take()] == [1, 2, 3, 4]
+        transfer._on_ack(0)  # a duplicate: nothing (Sorcerer's Apprentice)
+        transfer._on_ack(9)  # not sent yet: nothing
+        assert server.sock.take() == []
+        transfer._on_ack(2)  # 3 and 4 were lost: the next window starts at 3 (RFC 7440)
+        assert [raw[3] for raw in server.sock.take()] == [3, 4, 5, 6]
+        transfer._on_ack(2)
+        assert server.sock.take() == []
+        transfer._on_ack(6)
+        assert [raw[3] for raw in server.sock.take()] == [7, 8, 9, 10]
+        transfer._on_ack(10)
+        assert transfer.finished and transfer.events.matching(lambda e: e.kind == "sent")
+
+    asyncio.run(scenario())
+
+
+def test_retransmissions_back_off_then_give_up() -> None:
+    async def scenario() -> tuple[list[float], list[Any]]:
+        server = FakeServer(timeout=1.0, retries=4, max_timeout=3.0)
+        transfer = started(server, {"tsize": "0"}, b"z" * 100)
+        intervals = []
+        while not transfer.finished:
+            transfer._deadline = 0.0  # as if the wait had passed
+            transfer._on_timer()
+            intervals.append(transfer._interval)
+        copies = [raw for raw in server.sock.take() if raw[:2] == b"\x00\x06"]
+        assert len(copies) == 1 + 4  # the OACK and 4 retransmissions
+        return intervals, server.events.matching(lambda e: e.kind == "error")
+
+    intervals, errors = asyncio.run(scenario())
+    assert intervals[:4] == [2.0, 3.0, 3.0, 3.0]  # doubling, capped
+    assert "4 retransmissions, no ACK of the OACK" in errors[0].reason
