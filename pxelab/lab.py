@@ -132,7 +132,7 @@ class BootRun:
     def _server(self, net: LabNetwork, data_root: Path, events: EventLog) -> BootServer:
         """pxelab's own boot server, deciding with the scenario's policy."""
         config = ServerConfig(interface=net.bridge, ipv4=net.ipv4, ipv6=net.ipv6,
-                              data_root=data_root)
+                              data_root=data_root, **self.scenario.server)
         policy: BootPolicy = self.scenario.policy()
         return BootServer(config, policy, events, namespace=net.namespace)
 

@@ -8,23 +8,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from pxelab import milestones as ms
 from pxelab.console import Milestone
 from pxelab.errors import ConfigError
 from pxelab.payload import PayloadSpec
-from pxelab.policy import BootPolicy, RulePolicy
+from pxelab.policy import BootPolicy, Rule, RulePolicy
 from pxelab.qemu import Firmware, GuestSpec
 
 
 class BootLoader(StrEnum):
-    """The network boot program that loads the kernel."""
+    """The network boot program that loads the kernel (what the data root must hold)."""
 
-    PXELINUX = "pxelinux"
+    PXELINUX = "pxelinux"  # pxelinux.0 + ldlinux.c32 + pxelinux.cfg/default, over TFTP
 
     @property
     def nbp(self) -> str:
         return {BootLoader.PXELINUX: "pxelinux.0"}[self]
+
+
+class BootMode(StrEnum):
+    """How the firmware fetches its first program; part of every scenario name."""
+
+    LEGACY_PXE = "legacy_pxe"  # BIOS + iPXE ROM, NBP over TFTP
+    LEGACY_HTTP = "legacy_http"  # BIOS + iPXE ROM, script and files over HTTP
+    UEFI_TFTP = "uefi_tftp"  # OVMF's own PXE client, EFI NBP over TFTP
+    UEFI_HTTP = "uefi_http"  # OVMF's HTTP boot client
+    UEFI_IPXE = "uefi_ipxe"  # OVMF with the iPXE EFI ROM
+
+    @property
+    def firmware_family(self) -> str:
+        return self.value.split("_")[0]  # "legacy" or "uefi"
+
+    @property
+    def transport(self) -> str:
+        return self.value.split("_")[1]  # "pxe", "http", "tftp" or "ipxe"
+
+
+class IpVersion(StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
 
 
 @dataclass(frozen=True)
@@ -42,10 +66,31 @@ class Scenario:
     firmware: tuple[str, ...] = ("seabios", "rom-virtio", "pxelinux.0", "ldlinux.c32", "qemu")
     # None: the iPXE ROM is the firmware's PXE client and gets the NBP like any BIOS.
     ipxe_script: str | None = None
+    mode: BootMode = BootMode.LEGACY_PXE
+    ip: IpVersion = IpVersion.IPV4
+    # First-match rules ahead of the default per-arch files (see pxelab.policy.RulePolicy).
+    rules: tuple[Rule, ...] = ()
+    # ServerConfig fields this scenario changes, e.g. {"ra_managed": True, "dhcp4": False}.
+    server: dict[str, Any] = field(default_factory=dict)
+    # NIC models this scenario also runs with, besides guest.nic_model (pytest ids
+    # like "legacy_pxe_ipv4[e1000]").
+    nic_variants: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        expected = f"{self.mode}_{self.ip}"
+        if not self.name.startswith(expected):
+            raise ConfigError(f"scenario {self.name!r} must be named {expected}... "
+                              "(mode and IP version), so that -k selects it as users expect")
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        """Words ``-k`` and markers select by: firmware family, transport, IP version."""
+        return (self.mode.firmware_family, self.mode.transport, str(self.ip),
+                str(self.guest.firmware))
 
     def policy(self) -> BootPolicy:
         """The boot server's per-client decisions for this scenario."""
-        return RulePolicy(ipxe_script=self.ipxe_script)
+        return RulePolicy(ipxe_script=self.ipxe_script, rules=self.rules)
 
 
 SCENARIOS: dict[str, Scenario] = {
