@@ -75,6 +75,9 @@ class Scenario:
     # NIC models this scenario also runs with, besides guest.nic_model (pytest ids
     # like "legacy_pxe_ipv4[e1000]").
     nic_variants: tuple[str, ...] = ()
+    # Files the boot server must have sent in full (TFTP "sent" or HTTP GET 200) for the
+    # boot to count as having gone the scenario's way.
+    fetched: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         expected = f"{self.mode}_{self.ip}"
@@ -102,6 +105,9 @@ SCENARIOS: dict[str, Scenario] = {
             guest=GuestSpec(firmware=Firmware.SEABIOS),
             loader=BootLoader.PXELINUX,
             milestones=ms.SEABIOS + ms.IPXE_ROM + ms.PXELINUX + ms.LINUX_NFSROOT,
+            fetched=("pxelinux.0", "ldlinux.c32", "pxelinux.cfg/default", "vmlinuz",
+                     "initrd.img"),
+            nic_variants=("e1000", "rtl8139"),
         ),
     )
 }
