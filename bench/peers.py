@@ -11,7 +11,7 @@ import shlex
 import signal
 import subprocess
 import time
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from types import TracebackType
 
@@ -69,14 +69,16 @@ class Dnsmasq:
         self._wait_ready(timeout=10.0)
         return self
 
+    #: a log line dnsmasq writes once every socket is bound
+    ready_marker = "TFTP root is"
+
     def _wait_ready(self, timeout: float) -> None:
-        # dnsmasq logs its TFTP root once every socket is bound.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 stderr = self._stderr()
                 raise ServerError(f"dnsmasq exited at start: {stderr.strip()}")
-            if self.log_path.exists() and "TFTP root is" in self.log_path.read_text():
+            if self.log_path.exists() and self.ready_marker in self.log_path.read_text():
                 return
             time.sleep(0.05)
         raise ServerError(f"dnsmasq not ready after {timeout}s; see {self.log_path}")
@@ -95,3 +97,52 @@ class Dnsmasq:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+
+
+class DnsmasqDhcp(Dnsmasq):
+    """dnsmasq as DHCPv4 + DHCPv6 server only (no DNS, TFTP or RA), for dhcp_bench.py.
+
+    Both ranges, the boot file in both families (option 67 + siaddr, option 59)
+    and ``hosts`` as fixed addresses, like pxelab's default profile. ``ping``
+    False (the default) adds ``--no-ping``: otherwise dnsmasq pings every
+    address before it offers it to a new client and waits for no answer.
+    Leases are kept in memory only (``--leasefile-ro``), as pxelab keeps them;
+    DHCP transactions are logged (dnsmasq's default, no ``--log-dhcp``) to a file.
+    """
+
+    ready_marker = "DHCPv6, IP range"
+
+    def __init__(self, namespace: str, interface: str, address: IPv4Interface,
+                 address6: IPv6Interface, *, pool: tuple[IPv4Address, IPv4Address],
+                 pool6: tuple[IPv6Address, IPv6Address], boot_file: str, workdir: Path,
+                 hosts: dict[str, IPv4Address] | None = None, ping: bool = False) -> None:
+        super().__init__(namespace, interface, address, data_root=workdir, boot_file=boot_file,
+                         workdir=workdir, router_advertisements=False)
+        self.address6 = address6
+        self.pool, self.pool6 = pool, pool6
+        self.hosts = hosts or {}
+        self.ping = ping
+
+    @property
+    def pid(self) -> int:
+        """dnsmasq's own process id (``ip netns exec`` execs it)."""
+        if self._process is None:
+            raise ServerError("dnsmasq is not running")
+        return self._process.pid
+
+    @property
+    def command(self) -> list[str]:
+        (first, last), (first6, last6) = self.pool, self.pool6
+        server6 = self.address6.ip
+        # --keep-in-foreground, not --no-daemon: that debug mode also writes every log line
+        # to stderr, and a full stderr pipe stops dnsmasq dead.
+        return [*exec_prefix(self.namespace), "dnsmasq", "--keep-in-foreground", "--port=0",
+                "--conf-file=/dev/null", f"--interface={self.interface}", "--bind-interfaces",
+                f"--dhcp-range={first},{last},{self.address.netmask},1h",
+                f"--dhcp-range={first6},{last6},{self.address6.network.prefixlen},1h",
+                f"--dhcp-boot={self.boot_file},,{self.address.ip}",
+                f"--dhcp-option=option6:bootfile-url,tftp://[{server6}]/{self.boot_file}",
+                *(f"--dhcp-host={mac},{ip}" for mac, ip in self.hosts.items()),
+                f"--log-facility={self.log_path}", "--leasefile-ro",
+                f"--pid-file={self.log_path.with_suffix('.pid')}",
+                *([] if self.ping else ["--no-ping"])]
