@@ -20,9 +20,10 @@ from pxelab.console import MilestoneHit
 from pxelab.errors import ConfigError, PxelabError
 from pxelab.events import Event, EventLog
 from pxelab.lab import BootResult, BootRun
+from pxelab.matrix import Selection, cases, describe, find_case
 from pxelab.paths import new_artifacts_dir
 from pxelab.payload import build_payload
-from pxelab.scenarios import DEFAULT_SCENARIO, SCENARIOS, get_scenario
+from pxelab.scenarios import DEFAULT_SCENARIO
 
 
 class Signalled(KeyboardInterrupt):
@@ -73,14 +74,24 @@ def _parser() -> argparse.ArgumentParser:
 
     boot = sub.add_parser("boot", help="boot a scenario and print its timeline")
     boot.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
-                      help=f"scenario name (default {DEFAULT_SCENARIO}; see 'pxelab scenarios')")
+                      help=f"scenario name (default {DEFAULT_SCENARIO}; see 'pxelab scenarios'), "
+                      "optionally with a NIC model: legacy_pxe_ipv4[e1000]")
+    boot.add_argument("--nic", metavar="MODEL",
+                      help="boot on this QEMU NIC model (virtio-net-pci, e1000, rtl8139); the "
+                      "initramfs gets its driver")
     boot.add_argument("--json", type=Path, metavar="FILE",
                       help="write the timeline and server events as JSON")
     boot.add_argument("--artifacts", type=Path, default=Path("pxelab-artifacts"),
                       metavar="DIR", help="where to keep this boot's evidence")
     boot.set_defaults(func=_boot)
 
-    scenarios = sub.add_parser("scenarios", help="list the known scenarios")
+    scenarios = sub.add_parser("scenarios", help="list the scenario matrix: each scenario "
+                               "on each NIC model, with firmware, mode and IP version")
+    scenarios.add_argument("--nic", metavar="MODELS",
+                           help="only these NIC models (comma-separated)")
+    scenarios.add_argument("--firmware", metavar="NAMES",
+                           help="only this firmware (seabios, ovmf; comma-separated)")
+    scenarios.add_argument("--json", action="store_true", help="one JSON object per line")
     scenarios.set_defaults(func=_scenarios)
 
     payload = sub.add_parser("payload", help="build (or find cached) the guest payloads")
@@ -107,8 +118,9 @@ def _print_hit(hit: MilestoneHit) -> None:
 
 
 def _boot(args: argparse.Namespace) -> int:
-    scenario = get_scenario(args.scenario)
-    artifacts = new_artifacts_dir(args.artifacts, scenario.name)
+    scenario = find_case(args.scenario, args.nic)
+    label = scenario.name.replace("[", "-").replace("]", "")  # no brackets in paths
+    artifacts = new_artifacts_dir(args.artifacts, label)
     print(f"booting {scenario.name}: {scenario.description}", flush=True)
     result = BootRun(scenario, artifacts, on_hit=_print_hit).run()
     if args.json:
@@ -137,14 +149,24 @@ def _summarise(result: BootResult) -> None:
 
 
 def _scenarios(args: argparse.Namespace) -> int:
-    for name, scenario in sorted(SCENARIOS.items()):
-        print(f"{name:<20} {scenario.description}")
+    """The matrix as `pytest tests/boot/test_scenarios.py` runs it, one case a line."""
+    selection = Selection.parse(args.nic, args.firmware)
+    rows = [describe(case) for case in cases() if selection.accepts(case)]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    columns = ("name", "firmware", "mode", "ip", "nic", "kernel")
+    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns) + "  DESCRIPTION")
+    for row in rows:
+        print("  ".join(row[c].ljust(widths[c]) for c in columns) + "  " + row["description"])
     return 0
 
 
 def _payload(args: argparse.Namespace) -> int:
     """Build every payload the scenarios use, so tests and boots find them cached."""
-    for spec in dict.fromkeys(s.payload for s in SCENARIOS.values()):
+    for spec in dict.fromkeys(case.payload for case in cases()):  # NIC variants too
         payload = build_payload(spec)
         print(f"kernel  {payload.kernel} ({payload.kernel_version})")
         print(f"initrd  {payload.initrd}")

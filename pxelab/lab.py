@@ -97,7 +97,7 @@ class BootRun:
             timeline, nfs_source = self._boot(payload, events)
         finally:
             events.close()
-        timeline.properties.update(self._versions(payload))
+        timeline.properties.update(self._case(timeline) | self._versions(payload))
         result = BootResult(self.scenario.name, timeline, self.artifacts, tuple(events),
                             nfs_source)
         (self.artifacts / "timeline.json").write_text(json.dumps(result.to_dict(), indent=2))
@@ -135,6 +135,16 @@ class BootRun:
                               data_root=data_root, **self.scenario.server)
         policy: BootPolicy = self.scenario.policy()
         return BootServer(config, policy, events, namespace=net.namespace)
+
+    def _case(self, timeline: Timeline) -> dict[str, Any]:
+        """What ran, recorded beside the versions so results compare across the matrix."""
+        scenario = self.scenario
+        return {"case": scenario.name, "firmware": str(scenario.guest.firmware),
+                "mode": str(scenario.mode), "ip": str(scenario.ip),
+                "nic_model": scenario.nic_model, "firmware_files": ",".join(scenario.firmware),
+                "kernel_flavour": scenario.payload.kernel_flavour,
+                "direct_kernel": self.direct_kernel,
+                "seconds_to_userspace": timeline.seconds("userspace")}
 
     def _versions(self, payload: Payload) -> dict[str, Any]:
         return {"kernel_version": payload.kernel_version,

@@ -5,6 +5,13 @@ pxelab gets these fixtures. Each is a thin layer over a class that works
 without pytest. Artifacts of a boot are kept, and listed in the report, when
 its test fails; those of passing tests are removed unless
 ``--pxelab-keep-artifacts`` is given.
+
+The scenario matrix: a test that takes the argument ``pxelab_scenario`` runs
+once per case of :func:`pxelab.matrix.cases` (every scenario on each of its NIC
+models), with ids like ``legacy_pxe_ipv4[e1000]`` and the markers of
+:data:`pxelab.matrix.MARKS` (``-m "uefi and ipv6"``). ``--pxelab-nic`` and
+``--pxelab-firmware`` deselect the other cases. Every boot records its case,
+accelerator, kernel and package versions as junit properties.
 """
 
 from __future__ import annotations
@@ -16,14 +23,18 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.errors import HostCapabilityError
+from pxelab import matrix
+from pxelab.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult, BootRun
 from pxelab.network import LabNetwork
 from pxelab.payload import default_cache_dir
-from pxelab.scenarios import Scenario, get_scenario
+from pxelab.scenarios import Scenario
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 RESULTS = pytest.StashKey[list[BootResult]]()
+SELECTION = pytest.StashKey[matrix.Selection]()
+# The argument a test takes to run once per case of the scenario matrix.
+CASE_ARG = "pxelab_scenario"
 
 MARKERS = {
     "unit": "pure code, no privileges",
@@ -41,11 +52,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="put boot artifacts under DIR (default: pytest's temporary dir)")
     group.addoption("--pxelab-keep-artifacts", action="store_true",
                     help="keep the artifacts of passing boots too")
+    group.addoption("--pxelab-nic", metavar="MODELS",
+                    help="run the scenario matrix only on these QEMU NIC models "
+                    "(comma-separated, e.g. virtio-net-pci,e1000)")
+    group.addoption("--pxelab-firmware", metavar="NAMES",
+                    help="run the scenario matrix only with this firmware (seabios, ovmf)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in MARKERS.items():
+    for name, text in (MARKERS | matrix.MARKS).items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    try:
+        config.stash[SELECTION] = matrix.Selection.parse(
+            config.getoption("pxelab_nic"), config.getoption("pxelab_firmware"))
+    except ConfigError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test taking ``pxelab_scenario`` runs once per case, marked with its words."""
+    if CASE_ARG not in metafunc.fixturenames:
+        return
+    metafunc.parametrize(CASE_ARG, [
+        pytest.param(case, id=case.name, marks=[getattr(pytest.mark, w) for w in case.keywords])
+        for case in matrix.cases()])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the cases --pxelab-nic / --pxelab-firmware leave out (reported as such)."""
+    selection = config.stash[SELECTION]
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        case = _case_of(item)
+        (keep if case is None or selection.accepts(case) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def _case_of(item: pytest.Item) -> Scenario | None:
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get(CASE_ARG) if callspec is not None else None
+    return case if isinstance(case, Scenario) else None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -111,18 +160,24 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
                   pxelab_cache_dir: Path) -> Iterator[BootFactory]:
     """Function: ``boot_scenario(name)`` boots a scenario in a fresh lab, returns the result.
 
-    Depends on pxelab_artifacts_root and pxelab_cache_dir. Artifacts of a failed
-    test are kept and listed in its report.
+    ``name`` is a case name ("legacy_pxe_ipv4", "legacy_pxe_ipv4[e1000]") or a
+    Scenario. Depends on pxelab_artifacts_root and pxelab_cache_dir. Artifacts of
+    a failed test are kept and listed in its report; each boot's case, versions,
+    accelerator and seconds to userspace become junit properties (pxelab.*).
     """
     results = request.node.stash.setdefault(RESULTS, [])
     directories: list[Path] = []
 
     def boot(scenario: str | Scenario) -> BootResult:
-        chosen = get_scenario(scenario) if isinstance(scenario, str) else scenario
-        artifacts = pxelab_artifacts_root / f"{_safe(request.node.name)}-{len(directories)}"
+        chosen = matrix.find_case(scenario) if isinstance(scenario, str) else scenario
+        artifacts = _fresh_dir(pxelab_artifacts_root,
+                               f"{_safe(request.node.name)}-{len(directories)}")
         directories.append(artifacts)
         with host_capability(request.config):
             result = BootRun(chosen, artifacts, pxelab_cache_dir).run()
+        prefix = "pxelab." if not results else f"pxelab.boot{len(results)}."
+        request.node.user_properties.extend(
+            (prefix + key, value) for key, value in junit_properties(result).items())
         results.append(result)
         return result
 
@@ -132,6 +187,28 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
     if passed and not request.config.getoption("pxelab_keep_artifacts"):
         for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def junit_properties(result: BootResult) -> dict[str, str]:
+    """Flat name -> text pairs of what a boot ran on (for junit <property> elements)."""
+    props = dict(result.timeline.properties)
+    flat = {key: "" if value is None else str(value) for key, value in props.items()
+            if not isinstance(value, dict)}
+    for package, version in sorted(props.get("packages", {}).items()):
+        flat[f"package.{package}"] = str(version)
+    return {"case": result.scenario, "ok": str(result.ok), **flat}
+
+
+def _fresh_dir(root: Path, name: str) -> Path:
+    """``root/name``, or ``root/name.N`` if an earlier session left one there."""
+    for attempt in range(1000):
+        path = root / (name if attempt == 0 else f"{name}.{attempt}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise ConfigError(f"cannot create a fresh artifacts directory for {name} under {root}")
 
 
 def _safe(name: str) -> str:

@@ -6,7 +6,7 @@ what the boot server hands out, and which milestones prove each stage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -14,6 +14,7 @@ from pxelab import milestones as ms
 from pxelab.console import Milestone
 from pxelab.errors import ConfigError
 from pxelab.payload import PayloadSpec
+from pxelab.payload.nics import nic_driver, payload_for_nic
 from pxelab.policy import BootPolicy, Rule, RulePolicy
 from pxelab.qemu import Firmware, GuestSpec
 
@@ -94,6 +95,36 @@ class Scenario:
     def policy(self) -> BootPolicy:
         """The boot server's per-client decisions for this scenario."""
         return RulePolicy(ipxe_script=self.ipxe_script, rules=self.rules)
+
+    @property
+    def nic_model(self) -> str:
+        return self.guest.nic_model
+
+    @property
+    def base_name(self) -> str:
+        """The name without a NIC variant suffix: "legacy_pxe_ipv4" for "...[e1000]"."""
+        return self.name.partition("[")[0]
+
+    def with_nic(self, model: str) -> Scenario:
+        """This scenario on NIC ``model``, named ``name[model]``.
+
+        The payload gets the model's driver (and a kernel flavour that has it),
+        and the firmware list names the iPXE ROM QEMU loads for the model.
+        """
+        if model == self.nic_model:
+            return self
+        old, new = nic_driver(self.nic_model), nic_driver(model)
+        firmware = tuple(new.rom if name == old.rom else name for name in self.firmware)
+        if self.guest.nic_romfile is None and new.rom not in firmware:
+            firmware += (new.rom,)  # QEMU loads the model's default ROM
+        return replace(self, name=f"{self.base_name}[{model}]",
+                       guest=replace(self.guest, nic_model=model),
+                       payload=payload_for_nic(self.payload, model),
+                       firmware=firmware, nic_variants=())
+
+    def variants(self) -> tuple[Scenario, ...]:
+        """This scenario on its own NIC, then on each of ``nic_variants``."""
+        return (self, *(self.with_nic(model) for model in self.nic_variants))
 
 
 SCENARIOS: dict[str, Scenario] = {

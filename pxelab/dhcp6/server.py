@@ -8,7 +8,7 @@ NetworkPkg Dhcp6Dxe, UefiPxeBcDxe/PxeBcDhcp6.c, HttpBootDxe/HttpBootDhcp6.c;
 iPXE src/net/udp/dhcpv6.c):
 
 - IA_NA echoing the client's IAID, with an IAADDR (valid >= preferred, or
-  EDK2 drops the address) and a Success status; T1 <= T2.
+  EDK2 drops the address), no Status Code (see :func:`assigned_ia`); T1 <= T2.
 - Option 59 as a URL; for UEFI HTTP an option 16 whose data starts
   ``HTTPClient`` (else no Request follows). Never ``PXEClient``: EDK2 then
   takes the offer as a BINL one and asks a boot server on port 4011.
@@ -307,10 +307,16 @@ def status_name(code: int) -> str:
 
 def assigned_ia(iaid: int, binding: Binding, settings: Dhcp6Settings,
                 extra: tuple[IaAddress, ...] = ()) -> IaNa:
-    """IA_NA with the bound address, lifetimes, T1/T2 and a Success status."""
+    """IA_NA with the bound address, lifetimes and T1/T2, and no Status Code.
+
+    No status means Success (RFC 8415 21.13). A Success status inside the IA_NA
+    breaks Debian's OVMF 2022.11-6+deb12u1 and later: its CVE-2023-45229 patch
+    (edk2 1dbb10cc52) made Dhcp6UpdateIaInfo read the status option's *length*
+    as the code, so it rejects the Advertise and never sends a Request (edk2
+    1c440a5ece fixed that upstream; Debian did not take it).
+    """
     address = IaAddress(binding.address, settings.preferred, settings.valid_seconds)
-    return IaNa(iaid, settings.t1, settings.t2,
-                (address, *extra, StatusCode(Status.SUCCESS, "assigned")))
+    return IaNa(iaid, settings.t1, settings.t2, (address, *extra))
 
 
 def failed_ia(iaid: int, status: Status, message: str,

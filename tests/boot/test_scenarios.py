@@ -1,21 +1,26 @@
-"""Every scenario boots to userspace on the lab's NFS root, on real parts.
+"""Every case of the scenario matrix boots to userspace on the lab's NFS root, on real parts.
 
-Select one with ``pytest -k legacy_pxe_ipv4``.
+One test per scenario and NIC model (ids like ``legacy_pxe_ipv4[e1000]``), marked
+with its firmware, mode family, transport and IP version. Select by name or mark:
+
+    pytest tests/boot/test_scenarios.py -k uefi_http_ipv6
+    pytest tests/boot/test_scenarios.py -k "http and not legacy"
+    pytest tests/boot/test_scenarios.py -m "ovmf and ipv6"
+    pytest tests/boot/test_scenarios.py --pxelab-nic virtio-net-pci -n 2
 """
 
 from __future__ import annotations
 
 import pytest
 
-from pxelab.scenarios import SCENARIOS
+from pxelab.scenarios import IpVersion, Scenario
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_boot(boot_scenario, name):
-    scenario = SCENARIOS[name]
-    result = boot_scenario(name)
+def test_boot(boot_scenario, pxelab_scenario: Scenario):
+    scenario = pxelab_scenario
+    result = boot_scenario(scenario)
     timeline = result.timeline
 
     assert timeline.ok, f"stage {timeline.failed_stage} failed: {timeline.failure}"
@@ -25,13 +30,27 @@ def test_boot(boot_scenario, name):
     assert result.marker == {"root": result.nfs_source, "fstype": "nfs4"}
     assert result.ok
 
-    # The server's side of the story: one client, leased twice (firmware and
-    # initramfs), and every file of the chain sent in full.
+    # The server's side of the story: the firmware leased over the scenario's IP
+    # version, the initramfs over DHCPv4, and every file of the chain sent in full.
+    mac = scenario.guest.mac
     acks = [e for e in result.events if e.source == "dhcp4" and e.kind == "ack"]
-    assert {e.client for e in acks} == {scenario.guest.mac}
-    assert len(acks) >= 2
+    assert {e.client for e in acks} == {mac}
+    if scenario.ip is IpVersion.IPV4:
+        assert len(acks) >= 2, "firmware and initramfs each lease an address"
+    else:
+        assert acks, "the initramfs leases an IPv4 address"
+        assert any(e.source == "dhcp6" and e.kind == "reply" and e.client == mac
+                   for e in result.events), "the firmware leased over DHCPv6"
     sent = {e.request.lstrip("/") for e in result.events
             if e.source == "tftp" and e.kind == "sent"}
     sent |= {e.details["path"].lstrip("/") for e in result.events
              if e.source == "http" and e.kind == "get" and e.details.get("status") == 200}
     assert set(scenario.fetched) <= sent
+
+    # What ran is recorded with the result (timeline.json and junit properties).
+    props = timeline.properties
+    assert props["case"] == scenario.name and props["nic_model"] == scenario.nic_model
+    assert props["accelerator"] in ("kvm", "tcg")
+    assert props["seconds_to_userspace"] == timeline.seconds("userspace")
+    assert props["kernel_version"].endswith(scenario.payload.kernel_flavour)
+    assert "qemu-system-x86" in props["packages"]

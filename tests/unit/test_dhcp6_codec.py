@@ -493,7 +493,8 @@ def test_real_ovmf_solicits_get_what_edk2_needs() -> None:
     proto.datagram_received(REAL_OVMF_PXE6, ADDR)
     pxe = transport.last()
     ia = pxe.get(IaNa)
-    assert ia is not None and ia.iaid == 0x96F0D776 and ia.status == StatusCode(0, "assigned")
+    # No Status Code in the IA: Debian's patched EDK2 misreads one (see assigned_ia).
+    assert ia is not None and ia.iaid == 0x96F0D776 and ia.status is None
     assert ia.t1 <= ia.t2 and ia.addresses[0].valid >= ia.addresses[0].preferred
     assert pxe.get(BootFileUrl) == BootFileUrl("tftp://[2001:db8::1]/bootx64.efi")
     assert pxe.get(VendorClass) is None and pxe.get(Preference) == Preference(255)
