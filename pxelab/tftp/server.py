@@ -32,6 +32,8 @@ import logging
 import socket
 import struct
 import sys
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +54,12 @@ Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
 IP_PKTINFO = 8  # <linux/in.h>; not exported by Python's socket module
 SIOCGIFMTU = 0x8921  # <linux/sockios.h>
 REQUEST_LIMIT = 4096  # bytes; RFC 2347 caps a request at 512, so anything this big is junk
-RECEIVE_SIZE = 2048  # what a transfer socket reads: ACKs are 4 bytes, ERRORs short
-LISTENER_BATCH = 32  # requests read per wakeup, so a flood cannot starve the transfers
+LISTENER_BATCH = 32  # requests read per wakeup, so a flood cannot starve the rest
+# A second identical RRQ from a port whose transfer has heard nothing yet is either a
+# retransmission (dropped) or a new request racing the ERROR that ended the first one
+# (OVMF's size probe) in that transfer's thread: look again after this long.
+DUPLICATE_GRACE = 0.02
+STOP_WAIT = 2.0  # seconds close() waits for the transfer threads
 _ERROR = codec.Opcode.ERROR
 
 
@@ -146,18 +152,18 @@ class TftpServer:
         self.settings = settings
         self.events = events
         self.faults = faults if faults is not None else FaultInjector((), events)
-        self.buffer = bytearray(RECEIVE_SIZE)  # shared by the transfers: one thread reads
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[socket.socket] = []
         self._max_blksize: dict[int, int] = {}
-        self._active: dict[tuple[str, int], ReadTransfer] = {}
+        self._active: dict[tuple[str, int], ReadTransfer] = {}  # by client address and port
+        self._active_lock = threading.Lock()  # transfer threads forget themselves
         self._tasks: set[asyncio.Future[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def listen(self, sock: socket.socket) -> None:
         """Serve requests arriving on ``sock`` (a bound UDP socket); it is ours to close."""
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         family = socket.AddressFamily(sock.family)
         if family == socket.AF_INET:
             sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
@@ -171,17 +177,23 @@ class TftpServer:
         self._max_blksize[family] = min(self.settings.max_blksize,
                                         mtu - overhead if mtu else 65464)
         self._listeners.append(sock)
-        self._loop.add_reader(sock.fileno(), self._on_listener_readable, sock)
+        self.loop.add_reader(sock.fileno(), self._on_listener_readable, sock)
 
     def close(self) -> None:
         """Stop listening and end every transfer."""
         for sock in self._listeners:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(sock.fileno())
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.remove_reader(sock.fileno())
             sock.close()
         self._listeners.clear()
-        for transfer in list(self._active.values()):
+        with self._active_lock:
+            transfers = list(self._active.values())
+        for transfer in transfers:
             transfer.finish("error", "the server is stopping")
+        deadline = time.monotonic() + STOP_WAIT
+        for transfer in transfers:
+            if transfer.thread is not None:
+                transfer.thread.join(max(deadline - time.monotonic(), 0.0))
         for task in self._tasks:
             task.cancel()
 
@@ -241,8 +253,8 @@ class TftpServer:
         if verdict.drop:
             return
         if verdict.delay:
-            assert self._loop is not None
-            self._loop.call_later(verdict.delay, self._accept_safely, packet, peer, local)
+            assert self.loop is not None
+            self.loop.call_later(verdict.delay, self._accept_safely, packet, peer, local)
             return
         self._accept(packet, peer, local)
 
@@ -257,28 +269,40 @@ class TftpServer:
                     kind="refused", request=f"opcode {opcode}, {len(data)} bytes",
                     reason=f"malformed: {problem}")
 
-    def _accept_safely(self, request: ReadRequest, peer: Address, local: Local) -> None:
+    def _accept_safely(self, request: ReadRequest, peer: Address, local: Local,
+                       earlier: ReadTransfer | None = None) -> None:
         try:
-            self._accept(request, peer, local)
+            self._accept(request, peer, local, earlier)
         except Exception as exc:
             log.exception("delayed TFTP request from %s failed", peer)
             self.events.emit("tftp", "error", client=str(peer[0]), reason=repr(exc))
 
-    def _accept(self, request: ReadRequest, peer: Address, local: Local) -> None:
+    def _accept(self, request: ReadRequest, peer: Address, local: Local,
+                earlier: ReadTransfer | None = None) -> None:
+        """Start a transfer for ``request``, unless it repeats the one running for its port.
+
+        ``earlier``: on the second look at a possible duplicate, the transfer it repeated.
+        It ended without one ACK (a client's ERROR, as after OVMF's size probe): this is a
+        new request. Otherwise the client had our answer or will get it again: a duplicate.
+        """
         client, key = str(peer[0]), (str(peer[0]), int(peer[1]))
         summary = " ".join(("RRQ", request.filename, request.mode,
                             describe_options(request.options))).strip()
-        running = self._active.get(key)
-        if running is not None:
-            running.drain()  # an ERROR 8 ending a size probe may be waiting on its socket
-            if not running.finished:
-                if running.request == request and not running.heard:
-                    self.events.emit("tftp", "drop", client=client, request=summary,
-                                     reason="duplicate RRQ: its transfer is running "
-                                            "(retransmissions answer it)",
-                                     details={"file": request.filename, "port": peer[1]})
-                    return
-                running.finish("aborted", f"a new RRQ ({summary}) came from the same port")
+        if earlier is not None and (earlier.heard or not earlier.finished):
+            self._duplicate(request, peer, summary)
+            return
+        with self._active_lock:
+            running = self._active.get(key)
+        if running is not None and not running.finished:
+            if running.request == request and not running.heard:
+                if earlier is None:
+                    assert self.loop is not None
+                    self.loop.call_later(DUPLICATE_GRACE, self._accept_safely, request, peer,
+                                         local, running)
+                else:
+                    self._duplicate(request, peer, summary)
+                return
+            running.finish("aborted", f"a new RRQ ({summary}) came from the same port")
         self.events.emit("tftp", "rrq", client=client, request=summary,
                          details={"file": request.filename, "mode": request.mode,
                                   "options": dict(request.options), "port": peer[1],
@@ -294,10 +318,17 @@ class TftpServer:
                         reason="file name is not printable ASCII (RFC 1350: netascii)")
             return
         transfer = ReadTransfer(self, request, peer, local)
-        self._active[key] = transfer
+        with self._active_lock:
+            self._active[key] = transfer
         task = asyncio.ensure_future(self._open(transfer, summary))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _duplicate(self, request: ReadRequest, peer: Address, summary: str) -> None:
+        self.events.emit("tftp", "drop", client=str(peer[0]), request=summary,
+                         reason="duplicate RRQ: its transfer answered it or will "
+                                "(retransmissions)",
+                         details={"file": request.filename, "port": peer[1]})
 
     async def _open(self, transfer: ReadTransfer, summary: str) -> None:
         request, peer, local = transfer.request, transfer.peer, transfer.local
@@ -350,7 +381,6 @@ class TftpServer:
         sock = socket.socket(local.family, socket.SOCK_DGRAM)
         try:
             self._prepare(sock, local)
-            sock.setblocking(False)
         except BaseException:
             sock.close()
             raise
@@ -365,6 +395,8 @@ class TftpServer:
         sock.bind(local.bind_address())
 
     def forget(self, transfer: ReadTransfer) -> None:
+        """Called by a transfer as it ends (from any thread)."""
         key = (str(transfer.peer[0]), int(transfer.peer[1]))
-        if self._active.get(key) is transfer:
-            del self._active[key]
+        with self._active_lock:
+            if self._active.get(key) is transfer:
+                del self._active[key]

@@ -4,24 +4,32 @@
 apply into a :class:`Plan`; a :class:`ReadTransfer` then sends it from its own
 socket (its TID, RFC 1350 section 4) and counts ACKs.
 
-Speed: a lock-step transfer costs one wakeup, one ``recvfrom_into`` and one
-``sendto`` per block; the socket is read with ``loop.add_reader`` rather than
-an asyncio datagram transport, whose 256 KiB receive buffer per datagram made
-each block cost several times more. The file is sliced with a memoryview; no
-per-block event, and no per-block fault check when there are no faults.
+Speed: each transfer runs in a thread of its own on a blocking socket, so a
+lock-step block costs one ``recvfrom_into`` and one ``sendto`` and a few
+lines of Python. Through the event loop it cost twice the CPU: an epoll
+round, asyncio's bookkeeping and, with a datagram transport, a 256 KiB
+receive buffer allocated per ACK (bench/README.md has the numbers). The file
+is sliced with a memoryview; no per-block event, and no per-block fault check
+when there are no faults. The thread only touches its own socket and the
+thread-safe EventLog and FaultInjector; a delayed packet (a fault) is handed
+to the event loop.
 
-Retransmission: after ``timeout`` seconds without progress the unacknowledged
-window (or the OACK) is sent again, the wait doubling up to ``max_timeout``;
-after ``retries`` retransmissions the transfer gives up. Duplicate ACKs never
-cause a resend (no Sorcerer's Apprentice, RFC 1123 4.2.3.1); an ACK inside the
-window starts the next window after it (RFC 7440 section 4).
+Retransmission: after ``timeout`` seconds without progress (SO_RCVTIMEO) the
+unacknowledged window (or the OACK) is sent again, the wait doubling up to
+``max_timeout``; after ``retries`` retransmissions the transfer gives up.
+Duplicate ACKs never cause a resend (no Sorcerer's Apprentice, RFC 1123
+4.2.3.1); an ACK inside the window starts the next window after it (RFC 7440
+section 4).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import socket
+import struct
+import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +52,7 @@ __all__ = ["Plan", "ReadTransfer", "describe_options", "plan_transfer"]
 
 log = logging.getLogger(__name__)
 
+RECEIVE_SIZE = 2048  # what a transfer socket reads: ACKs are 4 bytes, ERRORs short
 _PACK = codec.DATA_HEADER.pack
 _ACK, _ERROR = codec.Opcode.ACK, codec.Opcode.ERROR
 
@@ -92,7 +101,11 @@ def plan_transfer(request: ReadRequest, content: bytes, faults: TftpFaults, max_
 
 
 class ReadTransfer:
-    """One RRQ being served from its own socket (its TID)."""
+    """One RRQ being served from its own socket (its TID) by its own thread.
+
+    :meth:`start` opens the socket and starts the thread; :meth:`finish` may be
+    called from any thread and wakes the transfer's thread if it waits.
+    """
 
     def __init__(self, server: TftpServer, request: ReadRequest, peer: Address,
                  local: Local) -> None:
@@ -105,6 +118,7 @@ class ReadTransfer:
         self.heard = False  # a valid ACK came from the client: no longer a fresh request
         self.finished = False
         self.sock: socket.socket | None = None
+        self.thread: threading.Thread | None = None
         self.tid = 0  # our port for this transfer
         self.size = 0
         self.blksize = 512
@@ -114,73 +128,74 @@ class ReadTransfer:
         self.sent = 0  # the highest block sent
         self.retries = 0
         self.retransmits = 0
-        self._loop = asyncio.get_running_loop()
-        self._started = self._loop.time()
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._closed = False
         self._oack: bytes | None = None
         self._view = memoryview(b"")
-        self._fault = ""
         self._faulty = bool(server.faults)
         self._timeout = server.settings.timeout
         self._interval = self._timeout
-        self._max_interval = 0.0
+        self._max_interval = self._timeout
         self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._blocked: tuple[int, int] | None = None  # (next, last) block when sendto blocked
 
     # -- start and end -----------------------------------------------------------------------
 
     def start(self, plan: Plan) -> None:
+        """Open the transfer's socket and serve ``plan`` from a thread."""
         try:
-            self.sock = self.server.open_transfer_socket(self.local)
+            self.prepare(plan, self.server.open_transfer_socket(self.local))
         except OSError as exc:
             self.finish("error", f"cannot open a socket on {self.local.host}: {exc}")
             return
-        self.tid = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"tftp {self.client}:{self.peer[1]}")
+        self.thread.start()
+
+    def prepare(self, plan: Plan, sock: socket.socket) -> None:
+        """Take ``plan`` and ``sock`` (a bound socket); nothing is sent yet."""
+        self.sock = sock
+        sock.setblocking(True)
+        self.tid = sock.getsockname()[1]
         negotiated = plan.negotiated
         self._view = memoryview(plan.data)
         self.size = len(plan.data)
         self.blksize, self.window = negotiated.blksize, negotiated.windowsize
         self.total_blocks = self.size // self.blksize + 1  # a short (maybe empty) block ends it
-        self._oack, self._fault = plan.oack, plan.fault
+        self._oack = plan.oack
+        # The OACK counts as block 0: nothing is acknowledged until its ACK 0.
+        self.acked = -1 if plan.oack is not None else 0
         self._timeout = negotiated.timeout or self.server.settings.timeout
-        self._interval = self._timeout
         cap = self.server.settings.max_timeout
         self._max_interval = max(self._timeout, cap if cap is not None else 4 * self._timeout)
-        self._started = self._loop.time()
-        self._loop.add_reader(self.sock.fileno(), self._on_readable)
+        self._set_interval(self._timeout)
+        self._started = time.monotonic()
         if plan.oack is not None:
-            # The OACK counts as block 0: nothing is acknowledged until its ACK 0.
-            self.acked = -1
-            self._send_oack()
             details: dict[str, Any] = {"file": self.request.filename,
                                        "options": dict(negotiated.oack),
                                        "requested": dict(self.request.options)}
             if plan.fault:
                 details["fault"] = plan.fault
+                details["sent"] = plan.oack.hex()
             self.events.emit("tftp", "oack", client=self.client, request=self.request.filename,
                              answer=describe_options(negotiated.oack), details=details,
                              reason=f"fault: OACK {plan.fault}" if plan.fault else "")
-        else:
-            self._send_window(1)
-        self._arm()
 
     def finish(self, kind: str | None, reason: str) -> None:
         """End the transfer and report it as ``kind`` (None: the caller reports)."""
-        if self.finished:
-            return
-        self.finished = True
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+            if self.sock is not None and not self._closed and (
+                    threading.current_thread() is not self.thread):
+                # Wakes our thread from recvfrom: ENOTCONN for UDP, but it wakes.
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
         self.server.forget(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.sock is not None:
-            if not self._loop.is_closed():
-                self._loop.remove_reader(self.sock.fileno())
-                self._loop.remove_writer(self.sock.fileno())
-            self.sock.close()
         if kind is None:
             return
-        seconds = self._loop.time() - self._started
+        seconds = time.monotonic() - self._started
         blocks = max(self.acked, 0)
         delivered = min(blocks * self.blksize, self.size)
         details = {"file": self.request.filename, "bytes": delivered, "size": self.size,
@@ -192,38 +207,54 @@ class ReadTransfer:
         self.events.emit("tftp", kind, client=self.client, request=self.request.filename,
                          answer=answer, reason=reason, details=details)
 
-    # -- receiving ---------------------------------------------------------------------------
+    # -- the thread --------------------------------------------------------------------------
 
-    def _on_readable(self) -> None:
-        # Level-triggered: one datagram per wakeup, so no extra recvfrom ending in EAGAIN.
-        sock = self.sock
-        if sock is None or self.finished:
-            return
-        buffer = self.server.buffer
+    def _run(self) -> None:
+        assert self.sock is not None
         try:
-            count, addr = sock.recvfrom_into(buffer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:  # ICMP errors surface here (port unreachable: client gone)
-            self.finish("error", f"socket error: {exc}")
-            return
-        if addr[1] != self.peer[1] or addr[0] != self.peer[0]:
-            self._stranger(bytes(buffer[:count]), addr)
-        elif count == 4 and buffer[1] == _ACK and buffer[0] == 0:  # the hot path
-            self._on_ack(buffer[2] << 8 | buffer[3])
-        else:
-            self._on_other(bytes(buffer[:count]))
+            self.send_first()
+            self._receive()
+        except Exception as exc:  # a bug: report it, never leave a silent thread behind
+            log.exception("TFTP transfer of %s to %s failed", self.request.filename, self.peer)
+            self.finish("error", f"internal error: {exc!r}")
+        finally:
+            self.finish(None, "")
+            with self._lock:  # not while finish() in another thread wakes us through it
+                self._closed = True
+                self.sock.close()
 
-    def drain(self) -> None:
-        """Handle whatever is queued on the socket now (before judging a new RRQ)."""
-        for _ in range(64):
-            if self.sock is None or self.finished:
-                return
+    def send_first(self) -> None:
+        if self._oack is not None:
+            self._send_oack()
+        else:
+            self._send_window(1)
+        self._deadline = time.monotonic() + self._interval
+
+    def _receive(self) -> None:
+        assert self.sock is not None
+        recvfrom_into, buffer = self.sock.recvfrom_into, bytearray(RECEIVE_SIZE)
+        while not self.finished:
             try:
-                self.sock.recvfrom_into(self.server.buffer, 0, socket.MSG_PEEK)
-            except OSError:
+                count, addr = recvfrom_into(buffer)
+            except BlockingIOError:  # SO_RCVTIMEO: nothing at all for one interval
+                self.on_timeout()
+                continue
+            except InterruptedError:
+                continue
+            except OSError as exc:  # ICMP errors surface here (port unreachable: client gone)
+                self.finish("error", f"socket error: {exc}")
                 return
-            self._on_readable()
+            if self.finished:  # woken by finish() from another thread
+                return
+            if addr[1] != self.peer[1] or addr[0] != self.peer[0]:
+                self._stranger(bytes(buffer[:count]), addr)
+            elif count == 4 and buffer[1] == _ACK and buffer[0] == 0:  # the hot path
+                if self.on_ack(buffer[2] << 8 | buffer[3]):
+                    continue
+            else:
+                self._on_other(bytes(buffer[:count]))
+            if time.monotonic() >= self._deadline:  # packets, but no progress for too long
+                self.on_timeout()
 
     def _stranger(self, data: bytes, addr: Address) -> None:
         # RFC 1350 section 4: a packet from another TID gets ERROR 5; the transfer goes on.
@@ -250,7 +281,7 @@ class ReadTransfer:
                              reason=f"malformed: {exc}", details={"file": self.request.filename})
             return
         if isinstance(packet, Ack):
-            self._on_ack(packet.block)
+            self.on_ack(packet.block)
         elif isinstance(packet, Error):
             self._on_client_error(packet)
         else:
@@ -258,22 +289,24 @@ class ReadTransfer:
                              reason=f"{type(packet).__name__} during a read transfer",
                              details={"file": self.request.filename})
 
-    def _on_ack(self, block: int) -> None:
+    def on_ack(self, block: int) -> bool:
+        """Count an ACK of ``block`` (16 bits); True if it moved the transfer on."""
         ahead = (block - self.acked) & 0xFFFF  # block numbers roll over at 65536
         if ahead == 0 or self.acked + ahead > self.sent:
-            return  # a duplicate or stray ACK: never resend on it (Sorcerer's Apprentice)
+            return False  # a duplicate or stray ACK: never resend on it (Sorcerer's Apprentice)
         self.acked += ahead
         self.heard = True
         if self.retries:
-            self.retries, self._interval = 0, self._timeout
+            self.retries = 0
+            self._set_interval(self._timeout)
         if self.acked >= self.total_blocks:
             self.finish("sent", "")
-            return
-        if self._blocked is None:
-            # RFC 7440: the next window starts after the acknowledged block; an ACK inside
-            # the window means the rest was lost, so it is sent again.
-            self._send_window(self.acked + 1)
-        self._deadline = self._loop.time() + self._interval
+            return True
+        # RFC 7440: the next window starts after the acknowledged block; an ACK inside the
+        # window means the rest was lost, so it is sent again.
+        self._send_window(self.acked + 1)
+        self._deadline = time.monotonic() + self._interval
+        return True
 
     def _on_client_error(self, error: Error) -> None:
         probe = error.code == ErrorCode.OPTION_REFUSED and self.acked < 0
@@ -286,21 +319,13 @@ class ReadTransfer:
     # -- sending -----------------------------------------------------------------------------
 
     def _send_oack(self) -> None:
-        assert self.sock is not None and self._oack is not None
-        if self._faulty:
-            verdict = self.server.faults.packet("tftp.oack", self.client,
-                                                file=self.request.filename)
-            if verdict.drop:
-                return
-            if verdict.delay:
-                self._loop.call_later(verdict.delay, self._send_late, self._oack)
-                return
+        assert self._oack is not None
+        if self._faulty and self._faulted("tftp.oack", self._oack):
+            return
         self._transmit(self._oack)
 
     def _send_window(self, first: int) -> None:
-        self._send_blocks(first, min(first + self.window - 1, self.total_blocks))
-
-    def _send_blocks(self, first: int, last: int) -> None:
+        last = min(first + self.window - 1, self.total_blocks)
         if self._faulty:
             self._send_blocks_with_faults(first, last)
             return
@@ -308,87 +333,63 @@ class ReadTransfer:
         sendto, peer, view, size, pack = (self.sock.sendto, self.peer, self._view,
                                           self.blksize, _PACK)
         offset = (first - 1) * size
-        block = first
         try:
-            while block <= last:
+            for block in range(first, last + 1):
                 sendto(pack(3, block & 0xFFFF) + view[offset:offset + size], peer)
                 offset += size
-                block += 1
-        except (BlockingIOError, InterruptedError):
-            self._wait_writable(block, last)
         except OSError as exc:
-            self.finish("error", f"cannot send DATA {block}: {exc}")
-        self.sent = max(self.sent, block - 1)
+            self.finish("error", f"cannot send DATA: {exc}")
+        self.sent = max(self.sent, last)
 
     def _send_blocks_with_faults(self, first: int, last: int) -> None:
-        faults, name = self.server.faults, self.request.filename
         for block in range(first, last + 1):
             start = (block - 1) * self.blksize
             packet = codec.encode_data(block, self._view[start:start + self.blksize])
-            verdict = faults.packet("tftp.data", self.client, file=name)
-            if verdict.delay:
-                self._loop.call_later(verdict.delay, self._send_late, packet)
-            elif not verdict.drop and not self._transmit(packet):
-                if not self.finished:
-                    self._wait_writable(block, last)
-                break
-            self.sent = max(self.sent, block)
+            if not self._faulted("tftp.data", packet):
+                self._transmit(packet)
+        self.sent = max(self.sent, last)
 
-    def _transmit(self, packet: bytes) -> bool:
-        """Send one packet; False if the socket buffer is full (a retransmission recovers)."""
+    def _faulted(self, kind: str, packet: bytes) -> bool:
+        """Apply a drop or delay fault to ``packet``; True if it must not be sent now."""
+        verdict = self.server.faults.packet(kind, self.client, file=self.request.filename)
+        if verdict.delay and self.server.loop is not None:
+            # Sent later from the event loop: this thread goes on with the transfer.
+            self.server.loop.call_soon_threadsafe(self.server.loop.call_later, verdict.delay,
+                                                  self._send_late, packet)
+            return True
+        return verdict.drop
+
+    def _transmit(self, packet: bytes) -> None:
         assert self.sock is not None
         try:
             self.sock.sendto(packet, self.peer)
-        except (BlockingIOError, InterruptedError):
-            return False
         except OSError as exc:
             self.finish("error", f"cannot send: {exc}")
-            return False
-        return True
 
     def _send_late(self, packet: bytes) -> None:
         if not self.finished:
             self._transmit(packet)
 
-    def _wait_writable(self, block: int, last: int) -> None:
-        # The socket buffer is full: send the rest of the window once it drains.
-        assert self.sock is not None
-        self._blocked = (block, last)
-        self._loop.add_writer(self.sock.fileno(), self._on_writable)
-
-    def _on_writable(self) -> None:
-        assert self.sock is not None
-        self._loop.remove_writer(self.sock.fileno())
-        blocked, self._blocked = self._blocked, None
-        if blocked is not None and not self.finished:
-            first = max(blocked[0], self.acked + 1)
-            self._send_blocks(first, blocked[1])
-
     # -- retransmission ----------------------------------------------------------------------
 
-    def _arm(self) -> None:
-        self._deadline = self._loop.time() + self._interval
-        if self._timer is None and not self.finished:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+    def _set_interval(self, seconds: float) -> None:
+        self._interval = seconds
+        if self.sock is not None:
+            whole = int(seconds)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                 struct.pack("ll", whole, int((seconds - whole) * 1e6)))
 
-    def _on_timer(self) -> None:
-        # One timer per transfer, pushed forward lazily: cheaper than re-arming per ACK.
-        self._timer = None
-        if self.finished:
-            return
-        if self._loop.time() < self._deadline:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-            return
+    def on_timeout(self) -> None:
+        """No progress for one interval: send again with a doubled wait, or give up."""
         self.retries += 1
         if self.retries > self.server.settings.retries:
             waiting = "ACK of the OACK" if self.acked < 0 else f"ACK of block {self.acked + 1}"
             self.finish("error", f"timed out: {self.retries - 1} retransmissions, no {waiting}")
             return
         self.retransmits += 1
-        self._interval = min(self._interval * 2, self._max_interval)
+        self._set_interval(min(self._interval * 2, self._max_interval))
         if self.acked < 0:
             self._send_oack()
-        elif self._blocked is None:
+        else:
             self._send_window(self.acked + 1)
-        self._arm()
-
+        self._deadline = time.monotonic() + self._interval

@@ -99,8 +99,8 @@ def tftp_only(data_root: Path, **changes: Any) -> ServerConfig:
 
 @pytest.fixture(scope="module")
 def server(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
-    """Module scope: TFTP on port 69, retransmission after 0.2 s; needs lab, data_root."""
-    with BootServer(tftp_only(data_root, tftp_timeout=0.2), RulePolicy(), events,
+    """Module scope: TFTP on port 69 with default timeouts; needs lab, data_root."""
+    with BootServer(tftp_only(data_root), RulePolicy(), events,
                     namespace=lab.server) as running:
         yield running
 
@@ -178,6 +178,19 @@ class Client:
         packet = tftp.decode(raw)
         assert isinstance(packet, tftp.Error), packet
         return packet, source
+
+    def sources(self, seconds: float) -> set[tuple[Any, ...]]:
+        """Where the packets arriving within ``seconds`` come from."""
+        seen, deadline = set(), time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                self.sock.settimeout(left)
+                seen.add(self.receive()[1])
+        except TimeoutError:
+            pass
+        finally:
+            self.sock.settimeout(self.timeout)
+        return seen
 
     def silent(self, seconds: float) -> bool:
         """True if nothing arrives within ``seconds`` (a socket timeout, not a sleep)."""
@@ -336,13 +349,13 @@ def test_netascii_converts_line_ends_and_tsize(lab: Lab, server: BootServer,
 
 # -- loss, retransmission, stray packets -----------------------------------------------------
 
-def test_lost_data_is_sent_again(lab: Lab, server: BootServer, data_root: Path,
+def test_lost_data_is_sent_again(lab: Lab, faulty: BootServer, data_root: Path,
                                  events: EventLog) -> None:
-    with Client(lab) as client:
+    with Client(lab, port=FAULT_PORT) as client:  # retransmits after 0.1 s
         got = client.download("pxelinux.0", {"blksize": "1024"}, lose=frozenset({1, 50}))
         port = client.sock.getsockname()[1]
     assert got.data == (data_root / "pxelinux.0").read_bytes()
-    assert sent_event(events, "pxelinux.0", port).details["retransmits"] == 2
+    assert sent_event(events, "pxelinux.0", port).details["retransmits"] >= 2
 
 
 def test_loss_inside_a_window_restarts_it(lab: Lab, server: BootServer,
@@ -352,17 +365,18 @@ def test_loss_inside_a_window_restarts_it(lab: Lab, server: BootServer,
                               lose=frozenset({3, 40}))
         port = client.sock.getsockname()[1]
     assert got.data == (data_root / "pxelinux.0").read_bytes()
-    # The ACKs of blocks 2 and 39 start the next windows at once: no timeout.
+    # The ACKs of blocks 2 and 39 start the next windows at once: no 1 s timeout.
     assert sent_event(events, "pxelinux.0", port).details["retransmits"] == 0
 
 
 def test_duplicate_acks_cause_no_duplicate_data(lab: Lab, server: BootServer,
-                                                data_root: Path) -> None:
+                                                events: EventLog) -> None:
     """Sorcerer's Apprentice (RFC 1123 4.2.3.1): every ACK twice, every DATA still once."""
     with Client(lab) as client:
         got = client.download("exact.bin", {"blksize": "512"}, ack_twice=True)
-        assert got.packets == 41
-        assert client.silent(0.3)  # more than the 0.2 s timeout: nothing more comes
+        port = client.sock.getsockname()[1]
+    # Only a timeout may send a block again (a loaded machine may see one or two).
+    assert got.packets == 41 + sent_event(events, "exact.bin", port).details["retransmits"]
 
 
 def test_ack_for_a_block_not_sent_is_ignored(lab: Lab, server: BootServer,
@@ -386,7 +400,8 @@ def test_duplicate_rrq_starts_one_transfer(lab: Lab, server: BootServer, data_ro
         got = client.download("pxelinux.cfg/default", sent=False)
         port = client.sock.getsockname()[1]
         assert got.data == b"DEFAULT linux\n"
-        assert client.silent(0.3)  # no second OACK from a second transfer
+        # No OACK from a second transfer (a copy from the first one is a retransmission).
+        assert client.sources(0.3) <= {got.source}
     events.wait_for(event("tftp", "drop", port=port), 5, "duplicate RRQ dropped")
     assert len(events.matching(event("tftp", "rrq", port=port))) == 1
 

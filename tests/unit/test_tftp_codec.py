@@ -5,11 +5,10 @@ No sockets: a transfer runs against a recording stand-in for its socket.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import random
 import socket
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -309,14 +308,17 @@ def test_local_address_from_pktinfo() -> None:
 # -- a transfer's ACK logic, without a network -----------------------------------------------
 
 class RecordingSocket:
-    """What a ReadTransfer needs of its socket: records what it sends; a pipe for its fd."""
+    """What a ReadTransfer needs of its socket; records what it sends."""
 
     def __init__(self) -> None:
-        self.read_end, self.write_end = os.pipe()
         self.sent: list[bytes] = []
+        self.options: list[bytes] = []
 
-    def fileno(self) -> int:
-        return self.read_end
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def setsockopt(self, level: int, name: int, value: bytes) -> None:
+        self.options.append(value)
 
     def getsockname(self) -> tuple[str, int]:
         return ("192.0.2.1", 40000)
@@ -329,9 +331,8 @@ class RecordingSocket:
         sent, self.sent = self.sent, []
         return sent
 
-    def close(self) -> None:
-        os.close(self.read_end)
-        os.close(self.write_end)
+    def shutdown(self, how: int) -> None:
+        pass
 
 
 class FakeServer:
@@ -341,84 +342,81 @@ class FakeServer:
         self.events = EventLog()
         self.faults = FaultInjector((), self.events)
         self.settings = TftpSettings(**settings)
-        self.buffer = bytearray(2048)
+        self.loop = None
         self.sock = RecordingSocket()
-
-    def open_transfer_socket(self, local: Local) -> RecordingSocket:
-        return self.sock
 
     def forget(self, transfer: ReadTransfer) -> None:
         pass
 
 
-PEER = ("192.0.2.50", 2000)
-LOCAL = Local(socket.AF_INET, "192.0.2.1")
-
-
 def started(server: FakeServer, options: dict[str, str], content: bytes) -> ReadTransfer:
+    """A transfer that sent its first packet (no thread: the test plays the client)."""
     request = ReadRequest("f", "octet", tuple(options.items()))
-    transfer = ReadTransfer(server, request, PEER, LOCAL)  # type: ignore[arg-type]
-    transfer.start(plan_transfer(request, content, TftpFaults(), 1468, 64))
+    transfer = ReadTransfer(server, request, ("192.0.2.50", 2000),  # type: ignore[arg-type]
+                            Local(socket.AF_INET, "192.0.2.1"))
+    plan = plan_transfer(request, content, TftpFaults(), 1468, 64)
+    transfer.prepare(plan, server.sock)  # type: ignore[arg-type]
+    transfer.send_first()
     return transfer
 
 
 @pytest.mark.parametrize("window", [1, 4])
 def test_block_numbers_roll_over_in_lockstep_and_windows(window: int) -> None:
     content = (bytes(range(256)) * 2200)[:8 * 70_000]  # 70001 blocks of 8, the last empty
-
-    async def scenario() -> tuple[bytes, int]:
-        server = FakeServer()
-        transfer = started(server, {"blksize": "8", "windowsize": str(window)}, content)
-        assert isinstance(codec.decode(server.sock.take()[0]), OptionAck)
-        transfer._on_ack(0)
-        got, expected = bytearray(), 1
-        while not transfer.finished:
-            for raw in server.sock.take():
-                assert int.from_bytes(raw[2:4], "big") == expected & 0xFFFF
-                got += raw[4:]
-                expected += 1
-            transfer._on_ack((expected - 1) & 0xFFFF)
-        return bytes(got), expected - 1
-
-    got, blocks = asyncio.run(scenario())
-    assert got == content and blocks == 70_001
+    server = FakeServer()
+    transfer = started(server, {"blksize": "8", "windowsize": str(window)}, content)
+    assert isinstance(codec.decode(server.sock.take()[0]), OptionAck)
+    transfer.on_ack(0)
+    got, expected = bytearray(), 1
+    while not transfer.finished:
+        for raw in server.sock.take():
+            assert int.from_bytes(raw[2:4], "big") == expected & 0xFFFF
+            got += raw[4:]
+            expected += 1
+        assert transfer.on_ack((expected - 1) & 0xFFFF)
+    assert got == content and expected - 1 == 70_001
+    [sent] = server.events.matching(lambda e: e.kind == "sent")
+    assert sent.details["blocks"] == 70_001 and sent.details["bytes"] == len(content)
 
 
 def test_duplicate_stray_and_early_acks() -> None:
-    async def scenario() -> None:
-        server = FakeServer()
-        transfer = started(server, {"blksize": "512", "windowsize": "4"}, b"z" * 5000)
-        server.sock.take()  # the OACK
-        transfer._on_ack(0)
-        assert [raw[3] for raw in server.sock.take()] == [1, 2, 3, 4]
-        transfer._on_ack(0)  # a duplicate: nothing (Sorcerer's Apprentice)
-        transfer._on_ack(9)  # not sent yet: nothing
-        assert server.sock.take() == []
-        transfer._on_ack(2)  # 3 and 4 were lost: the next window starts at 3 (RFC 7440)
-        assert [raw[3] for raw in server.sock.take()] == [3, 4, 5, 6]
-        transfer._on_ack(2)
-        assert server.sock.take() == []
-        transfer._on_ack(6)
-        assert [raw[3] for raw in server.sock.take()] == [7, 8, 9, 10]
-        transfer._on_ack(10)
-        assert transfer.finished and transfer.events.matching(lambda e: e.kind == "sent")
-
-    asyncio.run(scenario())
+    server = FakeServer()
+    transfer = started(server, {"blksize": "512", "windowsize": "4"}, b"z" * 5000)
+    server.sock.take()  # the OACK
+    transfer.on_ack(0)
+    assert [raw[3] for raw in server.sock.take()] == [1, 2, 3, 4]
+    assert not transfer.on_ack(0)  # a duplicate: nothing (Sorcerer's Apprentice)
+    assert not transfer.on_ack(9)  # not sent yet: nothing
+    assert server.sock.take() == []
+    transfer.on_ack(2)  # 3 and 4 were lost: the next window starts at 3 (RFC 7440)
+    assert [raw[3] for raw in server.sock.take()] == [3, 4, 5, 6]
+    assert not transfer.on_ack(2)
+    assert server.sock.take() == []
+    transfer.on_ack(6)
+    assert [raw[3] for raw in server.sock.take()] == [7, 8, 9, 10]
+    transfer.on_ack(10)
+    assert transfer.finished and server.events.matching(lambda e: e.kind == "sent")
 
 
 def test_retransmissions_back_off_then_give_up() -> None:
-    async def scenario() -> tuple[list[float], list[Any]]:
-        server = FakeServer(timeout=1.0, retries=4, max_timeout=3.0)
-        transfer = started(server, {"tsize": "0"}, b"z" * 100)
-        intervals = []
-        while not transfer.finished:
-            transfer._deadline = 0.0  # as if the wait had passed
-            transfer._on_timer()
-            intervals.append(transfer._interval)
-        copies = [raw for raw in server.sock.take() if raw[:2] == b"\x00\x06"]
-        assert len(copies) == 1 + 4  # the OACK and 4 retransmissions
-        return intervals, server.events.matching(lambda e: e.kind == "error")
+    server = FakeServer(timeout=1.0, retries=4, max_timeout=3.0)
+    transfer = started(server, {"tsize": "0"}, b"z" * 100)
+    while not transfer.finished:
+        transfer.on_timeout()
+    copies = [raw for raw in server.sock.take() if raw[:2] == b"\x00\x06"]
+    assert len(copies) == 1 + 4  # the OACK and 4 retransmissions
+    # SO_RCVTIMEO: 1 s, then doubling up to the 3 s cap
+    waits = [int.from_bytes(value[:8], sys.byteorder) for value in server.sock.options]
+    assert waits == [1, 2, 3, 3, 3]
+    [error] = server.events.matching(lambda e: e.kind == "error")
+    assert "4 retransmissions, no ACK of the OACK" in error.reason
 
-    intervals, errors = asyncio.run(scenario())
-    assert intervals[:4] == [2.0, 3.0, 3.0, 3.0]  # doubling, capped
-    assert "4 retransmissions, no ACK of the OACK" in errors[0].reason
+
+def test_progress_resets_the_backoff() -> None:
+    server = FakeServer(timeout=0.5)
+    transfer = started(server, {}, b"z" * 2000)  # no options: DATA 1 first
+    transfer.on_timeout()
+    transfer.on_timeout()
+    assert transfer.retransmits == 2
+    transfer.on_ack(1)
+    assert transfer.retries == 0 and server.sock.options[-1] == struct.pack("ll", 0, 500_000)
