@@ -49,6 +49,7 @@ import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import IO, Any
@@ -70,9 +71,14 @@ from scapy.layers.dhcp6 import (
 )
 
 from pxelab.bootserver import BootServer, ServerConfig
+from pxelab.clients import ClientDirectory
+from pxelab.dhcp4.leases import LeasePool
+from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, reserve_fixed
+from pxelab.dhcp6.leases import Lease6Pool
+from pxelab.dhcp6.server import Dhcp6Protocol, Dhcp6Settings, server_duid
 from pxelab.events import Event, EventLog
 from pxelab.netns import exec_prefix, thread_in_namespace
-from pxelab.policy import HostRule, default_profile
+from pxelab.policy import BootPolicy, HostRule, default_profile
 
 SERVER_IF, CLIENT_IF = "vs0", "eth0"
 SERVER4 = IPv4Interface("198.18.0.1/16")
@@ -153,6 +159,11 @@ def veth_link() -> Iterator[Link]:
 
 # -- the servers ---------------------------------------------------------------------------------
 
+def bench_policy() -> BootPolicy:
+    """pxelab's default profile, with the renewing client's fixed address."""
+    return default_profile(hosts=(HostRule(RENEW_MAC, address=CLIENT4.ip),))
+
+
 class NullEventLog(EventLog):
     """Records nothing: what the server costs without its events."""
 
@@ -171,8 +182,7 @@ def serve_pxelab(namespace: str, workdir: Path, events_mode: str) -> None:
     config = ServerConfig(interface=SERVER_IF, ipv4=SERVER4, ipv6=SERVER6, pool=POOL4,
                           pool6=POOL6, data_root=workdir, tftp=False, http=False,
                           router_advertisements=False)
-    policy = default_profile(hosts=(HostRule(RENEW_MAC, address=CLIENT4.ip),))
-    with BootServer(config, policy, events, namespace=namespace):
+    with BootServer(config, bench_policy(), events, namespace=namespace):
         print(f"ready {os.getpid()}", flush=True)
         sys.stdin.read()
 
@@ -317,12 +327,29 @@ def parse6(data: bytes) -> tuple[int, bytes, bytes, int]:
     return data[0] if data else 0, server, address, status
 
 
+def open_dhcp4_client_socket() -> socket.socket:
+    """UDP on 0.0.0.0:68 of eth0, allowed to broadcast; in the client namespace."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, CLIENT_IF.encode())
+    sock.bind(("0.0.0.0", 68))
+    return sock
+
+
+def open_dhcp6_client_socket() -> socket.socket:
+    """UDP on [fe80::50%eth0]:546; in the client namespace."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind((str(CLIENT_LL), 546, 0, socket.if_nametoindex(CLIENT_IF)))
+    return sock
+
+
 class Dhcp4Client:
-    """DORA and renew flows over one UDP socket on 0.0.0.0:68 in the client namespace."""
+    """DORA and renew flows, sent over ``sock`` (none: driven in process)."""
 
     broadcast: Destination = ("255.255.255.255", 67)
 
-    def __init__(self) -> None:
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self.sock = sock
         prl = ("param_req_list", PRL)
         self.discover = Template(_bootp([("message-type", "discover"), prl]), xid=XID, mac=MAC)
         selecting = [("message-type", "request"), ("server_id", str(IPv4Address(SID4))),
@@ -331,10 +358,6 @@ class Dhcp4Client:
                                 xid=XID, mac=MAC, address=ADDR4, server=SID4)
         self.renewal = Template(_bootp([("message-type", "request"), prl], broadcast=False,
                                        ciaddr=str(CLIENT4.ip)), xid=XID, mac=MAC)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, CLIENT_IF.encode())
-        self.sock.bind(("0.0.0.0", 68))
 
     @staticmethod
     def key(data: bytes) -> bytes:
@@ -374,14 +397,15 @@ class Dhcp4Client:
             yield xid, self.renew(xid)
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
 
 
 class Dhcp6Client:
-    """Solicit/Advertise/Request/Reply and Renew/Reply from fe80::50 to ff02::1:2."""
+    """Solicit/Advertise/Request/Reply and Renew/Reply to ff02::1:2 over ``sock``."""
 
-    def __init__(self) -> None:
-        index = socket.if_nametoindex(CLIENT_IF)
+    def __init__(self, sock: socket.socket | None = None, index: int = 0) -> None:
+        self.sock = sock
         self.servers: Destination = ("ff02::1:2", 547, 0, index)
         ia = DHCP6OptIA_NA(iaid=1, T1=0, T2=0, ianaopts=[DHCP6OptIAAddress(addr=str(
             IPv6Address(ADDR6)), preflft=0, validlft=0)])
@@ -397,8 +421,6 @@ class Dhcp6Client:
         self.renew_head = Template(bytes(DHCP6_Renew(trid=int.from_bytes(TRID)) / client_id),
                                    trid=TRID, mac=MAC)
         self.tail = Template(bytes(tail), address=ADDR6)
-        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        self.sock.bind((str(CLIENT_LL), 546, 0, index))
         self.renewing: tuple[bytes, bytes] | None = None  # server id option, address
 
     @staticmethod
@@ -417,7 +439,8 @@ class Dhcp6Client:
             raise Refused(f"Request answered with status {status}")
         if kind != REPLY or leased != address:
             raise BenchError(f"Request answered with type {kind}, status {status}")
-        self.renewing = server, address
+        if mac == RENEW_MAC_BYTES:
+            self.renewing = server, address
 
     def renew(self, trid: bytes) -> Flow:
         assert self.renewing is not None, "renew after first_lease()"
@@ -444,7 +467,8 @@ class Dhcp6Client:
             yield trid, self.renew(trid)
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
 
 
 # -- running flows -------------------------------------------------------------------------------
@@ -549,10 +573,13 @@ def measure(options: argparse.Namespace, variant: str, server_pid: int) -> dict[
     warm = 1 if ping else options.warmup
     timeout = 10.0 if ping else 1.0
     results: dict[str, Run] = {}
-    with contextlib.closing(Dhcp4Client()) as v4, contextlib.closing(Dhcp6Client()) as v6:
+    v4 = Dhcp4Client(open_dhcp4_client_socket())
+    v6 = Dhcp6Client(open_dhcp6_client_socket(), socket.if_nametoindex(CLIENT_IF))
+    with contextlib.closing(v4), contextlib.closing(v6):
         def timed(client: Dhcp4Client | Dhcp6Client, flows: Iterator[tuple[bytes, Flow]],
                   window: int = 1) -> Run:
             before = cpu_ns(server_pid)
+            assert client.sock is not None
             run = run_flows(client.sock, client.key, flows, window=window, timeout=timeout)
             run.server_cpu_ns = cpu_ns(server_pid) - before
             return run
@@ -569,6 +596,83 @@ def measure(options: argparse.Namespace, variant: str, server_pid: int) -> dict[
                 results[f"{name} x{options.window}"] = timed(
                     client, client.new_leases(ids, options.throughput), options.window)
     return results
+
+
+# -- in process ----------------------------------------------------------------------------------
+
+class _Captured:
+    """Stands in for the datagram transport: keeps what the protocol sent last."""
+
+    def __init__(self) -> None:
+        self.last = b""
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        self.last = data
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _drive(protocol: Dhcp4Protocol | Dhcp6Protocol, source: tuple[Any, ...],
+           flows: Iterator[tuple[bytes, Flow]]) -> None:
+    sent = protocol.transport
+    assert isinstance(sent, _Captured)
+    for _, flow in flows:
+        packet, _ = next(flow)
+        while True:
+            protocol.datagram_received(packet, source)
+            try:
+                packet, _ = flow.send(sent.last)
+            except StopIteration:
+                break
+
+
+def in_process(options: argparse.Namespace) -> None:
+    """CPU per exchange of pxelab's DHCP protocol objects alone: no socket, loop or kernel.
+
+    Built as BootServer builds them; the N exchanges are timed in quarters, so
+    that a cost growing with the number of leases shows.
+    """
+    for variant in [v for v in options.variants if v in ("pxelab", "pxelab-noevents")]:
+        print(f"{variant}: CPU µs per exchange (server and client Python) in each quarter "
+              f"of {options.iterations} after {options.warmup} warm-up")
+        for name, cells in _in_process_variant(variant, options):
+            print(f"  {name:<12}" + " ".join(f"{cell:6.0f}" for cell in cells))
+
+
+def _in_process_variant(variant: str, options: argparse.Namespace) -> Iterator[
+        tuple[str, list[float]]]:
+    events = NullEventLog() if variant == "pxelab-noevents" else EventLog()
+    ClientDirectory(events)  # BootServer's listener for HTTP templates
+    policy = bench_policy()
+    settings4 = Dhcp4Settings(SERVER4.ip, SERVER4.network, 3600)
+    leases4 = LeasePool(*POOL4, 3600, exclude=frozenset({SERVER4.ip}))
+    reserve_fixed(leases4, policy.fixed_addresses, settings4)
+    dhcp4 = Dhcp4Protocol(settings4, policy, leases4, events)
+    leases6 = Lease6Pool(*POOL6, 3600, exclude=frozenset({SERVER6.ip}))
+    dhcp6 = Dhcp6Protocol(Dhcp6Settings(SERVER6.ip, SERVER6.network, 3600, 1800),
+                          server_duid(bytes.fromhex("020000000001"), SERVER_IF), policy,
+                          leases6, events)
+    for protocol in (dhcp4, dhcp6):
+        protocol.connection_made(_Captured())  # type: ignore[arg-type]
+    ids, v4, v6 = Identities(), Dhcp4Client(), Dhcp6Client()
+    source4, source6 = (str(CLIENT4.ip), 68), (str(CLIENT_LL), 546, 0, 2)
+    _drive(dhcp4, source4, v4.first_lease(ids))
+    _drive(dhcp6, source6, v6.first_lease(ids))
+    cases: list[tuple[str, Dhcp4Protocol | Dhcp6Protocol, tuple[Any, ...],
+                      Callable[[int], Iterator[tuple[bytes, Flow]]]]] = [
+        ("dhcp4 DORA", dhcp4, source4, partial(v4.new_leases, ids)),
+        ("dhcp6 SARR", dhcp6, source6, partial(v6.new_leases, ids)),
+        ("dhcp4 renew", dhcp4, source4, partial(v4.renewals, ids)),
+        ("dhcp6 renew", dhcp6, source6, partial(v6.renewals, ids))]
+    for name, protocol, source, flows in cases:
+        _drive(protocol, source, flows(options.warmup))
+        quarter, cells = max(1, options.iterations // 4), []
+        for _ in range(4):
+            begin = time.thread_time_ns()
+            _drive(protocol, source, flows(quarter))
+            cells.append((time.thread_time_ns() - begin) / quarter / 1000)
+        yield name, cells
 
 
 # -- statistics and report -----------------------------------------------------------------------
@@ -765,6 +869,8 @@ def main() -> None:
                         help="record the pxelab server with py-spy (raw stacks) into DIR")
     parser.add_argument("--json", type=Path, help="write the summaries here")
     parser.add_argument("--keep", action="store_true", help="keep server logs and events")
+    parser.add_argument("--in-process", action="store_true",
+                        help="time pxelab's protocol objects alone, in this process")
     parser.add_argument("--serve-pxelab", metavar="NAMESPACE", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--events", default="memory", help=argparse.SUPPRESS)
@@ -775,6 +881,9 @@ def main() -> None:
     unknown = set(options.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    if options.in_process:
+        in_process(options)
+        return
     if os.geteuid() != 0:
         parser.error("network namespaces need root: run with sudo or as root")
     signal.signal(signal.SIGTERM, _interrupt)
