@@ -9,6 +9,8 @@ healthy KVM (or TCG) needs ~0.6 s; the broken kind takes ~2 s or forever.
 
 The answer is cached per process and in ``<cache dir>/kvm-probe.json`` keyed by
 kernel and QEMU version, so only the first run on a host pays for the probe.
+Processes that start together (pytest-xdist workers) probe one at a time under
+a lock, so the second one reads the first one's answer instead of probing again.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pexpect
 
-from pxelab.payload.cache import default_cache_dir
+from pxelab.payload.cache import default_cache_dir, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,16 @@ def probe_kvm(qemu: str = QEMU) -> bool:
     if cached is not None:
         log.info("KVM %s (cached in %s)", "usable" if cached else "not usable", path)
         return cached
-    started = time.monotonic()
-    usable, reason = run_probe(qemu)
-    log.info("KVM %s: %s (probe took %.2fs)", "usable" if usable else "not usable; using TCG",
-             reason, time.monotonic() - started)
-    _write_cache(path, key, usable, reason)
+    with file_lock(path.with_suffix(".lock")):
+        cached = _read_cache(path, key)  # written while we waited for the lock?
+        if cached is not None:
+            log.info("KVM %s (probed meanwhile by another process)",
+                     "usable" if cached else "not usable")
+            return cached
+        started = time.monotonic()
+        usable, reason = run_probe(qemu)
+        log.info("KVM %s: %s (probe took %.2fs)",
+                 "usable" if usable else "not usable; using TCG", reason,
+                 time.monotonic() - started)
+        _write_cache(path, key, usable, reason)
     return usable
