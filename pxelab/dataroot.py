@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 KERNEL_NAME = "vmlinuz"
 INITRD_NAME = "initrd.img"
+IPXE_SCRIPT_NAME = "boot.ipxe"
 
 
 def place(source: Path, target: Path) -> None:
@@ -43,21 +44,52 @@ def render(template: str, **values: str) -> str:
         raise ConfigError(f"template {path} uses {missing} which pxelab does not provide") from None
 
 
-def populate(root: Path, loader: BootLoader, payload: Payload, append: str) -> Path:
-    """Write everything ``loader`` needs to boot ``payload`` into ``root``."""
+def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
+             files_base: str = "") -> Path:
+    """Write everything ``loader`` needs to boot ``payload`` into ``root``.
+
+    ``files_base`` is the URL iPXE scripts fetch kernel and initrd from
+    (see :func:`render_ipxe_script`).
+    """
     root.mkdir(parents=True, exist_ok=True)
     place(payload.kernel, root / KERNEL_NAME)
     place(payload.initrd, root / INITRD_NAME)
     if loader is BootLoader.PXELINUX:
-        _populate_pxelinux(root, append)
+        _populate_syslinux(root, firmware.syslinux_bios_files(), "pxelinux/default.cfg", append)
+    elif loader is BootLoader.SYSLINUX_EFI:
+        # syslinux.efi reads the same pxelinux.cfg/ names as pxelinux.0, but prints to
+        # the UEFI console, which OVMF itself mirrors to the serial port.
+        _populate_syslinux(root, firmware.syslinux_efi_files(), "syslinux-efi/default.cfg",
+                           append)
+    elif loader is BootLoader.IPXE_SCRIPT:
+        _write_ipxe_script(root, files_base, append)
+    elif loader is BootLoader.IPXE_EFI:
+        place(firmware.locate("snponly.efi"), root / loader.nbp)
+        _write_ipxe_script(root, files_base, append)
     log.info("data root %s ready for %s", root, loader)
     return root
 
 
-def _populate_pxelinux(root: Path, append: str) -> None:
-    for name, path in firmware.syslinux_bios_files().items():
+def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append: str) -> None:
+    """The NBP and its ldlinux module, and ``template`` as pxelinux.cfg/default."""
+    for name, path in files.items():
         place(path, root / name)
-    config = render("pxelinux/default.cfg", kernel=KERNEL_NAME, initrd=INITRD_NAME,
-                    append=append)
+    config = render(template, kernel=KERNEL_NAME, initrd=INITRD_NAME, append=append)
     (root / "pxelinux.cfg").mkdir(exist_ok=True)
     (root / "pxelinux.cfg" / "default").write_text(config)
+
+
+def render_ipxe_script(files_base: str, append: str) -> str:
+    """The iPXE script that fetches kernel and initrd from ``files_base`` and boots them.
+
+    ``files_base`` is a URL prefix such as ``http://192.0.2.1/`` or
+    ``tftp://[2001:db8::1]/``; empty means relative to the script's own URL.
+    """
+    if files_base and not files_base.endswith("/"):
+        files_base += "/"
+    return render("ipxe/boot.ipxe", base=files_base, kernel=KERNEL_NAME,
+                  initrd=INITRD_NAME, append=append)
+
+
+def _write_ipxe_script(root: Path, files_base: str, append: str) -> None:
+    (root / IPXE_SCRIPT_NAME).write_text(render_ipxe_script(files_base, append))

@@ -226,7 +226,19 @@ def check_same_build(names: Iterable[str], cat: Catalog | None = None) -> None:
 def syslinux_bios_files(modules: Iterable[str] = (),
                         cat: Catalog | None = None) -> dict[str, Path]:
     """``{tftp name: path}`` for pxelinux.0, ldlinux.c32 and ``modules``, one build checked."""
-    names = ["pxelinux.0", "ldlinux.c32", *modules]
+    return _syslinux_files(["pxelinux.0", "ldlinux.c32", *modules], cat)
+
+
+def syslinux_efi_files(modules: Iterable[str] = (),
+                       cat: Catalog | None = None) -> dict[str, Path]:
+    """``{tftp name: path}`` for syslinux.efi, ldlinux.e64 and ``modules``, one build checked.
+
+    syslinux.efi loads ldlinux.e64 from beside itself, as pxelinux.0 does ldlinux.c32.
+    """
+    return _syslinux_files(["syslinux.efi", "ldlinux.e64", *modules], cat)
+
+
+def _syslinux_files(names: list[str], cat: Catalog | None) -> dict[str, Path]:
     cat = cat or catalog()
     for name in names:
         if cat[name].build != "syslinux":

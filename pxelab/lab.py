@@ -112,8 +112,9 @@ class BootRun:
             nfs = Ganesha(export_dir=payload.rootfs, workdir=self.artifacts / "nfs",
                           namespace=net.namespace, bind_address=str(net.ipv4.ip))
             cmdline = kernel_cmdline(nfs.mount_source)
-            data_root = dataroot.populate(self.artifacts / "data", self.scenario.loader,
-                                          payload, cmdline)
+            data_root = dataroot.populate(
+                self.artifacts / "data", self.scenario.loader, payload, cmdline,
+                self.scenario.files_base(net.ipv4.ip, net.ipv6.ip))
             stack.enter_context(nfs)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones

@@ -30,23 +30,40 @@ SEABIOS = (
               description="SeaBIOS banner on the serial console"),
 )
 
-IPXE_ROM = (
+# iPXE, whether BIOS ROM, EFI ROM driver or EFI NBP: the same core prints the same lines.
+_IPXE_BOOT_FAILURES = (
+    Fail(r"Nothing to boot", "the DHCP answer carried no boot file name"),
+    Fail(r"No more network devices", "iPXE could not boot from any NIC"),
+    Fail(r"Connection timed out", "the NBP download timed out"),
+    Fail(r"Could not boot image", "iPXE could not start the NBP"),
+)
+# Every iPXE error message ends in a link naming its error code.
+_IPXE_ERROR = Fail(r"[^\r\n]*\(https?://ipxe\.org/[0-9a-f]{8}\)",
+                   "iPXE reported an error (the ipxe.org link explains its code)")
+# The banner; ANSI colour codes sit between the version and " -- ".
+_IPXE_BANNER = r"iPXE \S+ -- Open Source Network Boot Firmware"
+
+
+def _ipxe_dhcp(name: str) -> Milestone:
+    return Milestone(name, r"Configuring \(net\d [0-9a-f:]+\)[. ]*ok", 60,
+                     description="iPXE got a DHCP lease",
+                     failures=(Fail(r"No configuration methods succeeded",
+                                    "iPXE received no usable DHCP offer"),))
+
+
+IPXE_ROM_DHCP = (
     Milestone("rom", r"iPXE initialising devices", 30,
               description="the iPXE option ROM taking over network boot",
               failures=(Fail(r"No bootable device", "the BIOS found no network boot ROM "
                              "(check the NIC model and its option ROM)"),)),
-    Milestone("rom_dhcp", r"Configuring \(net\d [0-9a-f:]+\)[. ]*ok", 60,
-              description="iPXE got a DHCP lease",
-              failures=(Fail(r"No configuration methods succeeded",
-                             "iPXE received no usable DHCP offer"),)),
+    _ipxe_dhcp("rom_dhcp"),
+)
+
+IPXE_ROM = (
+    *IPXE_ROM_DHCP,
     Milestone("nbp", r"\S+ : \d+ bytes \[PXE-NBP\]", 60,
               description="iPXE downloaded the network boot program",
-              failures=(
-                  Fail(r"Nothing to boot", "the DHCP answer carried no boot file name"),
-                  Fail(r"No more network devices", "iPXE could not boot from any NIC"),
-                  Fail(r"Connection timed out", "the NBP download timed out"),
-                  Fail(r"Could not boot image", "iPXE could not start the NBP"),
-              )),
+              failures=_IPXE_BOOT_FAILURES),
 )
 
 PXELINUX = (
@@ -68,6 +85,131 @@ PXELINUX = (
     Milestone("initrd_fetch", r"Loading \S+\.\.\.\s*ok", 120,
               description="PXELINUX downloaded the initrd",
               failures=(Fail(r"Loading \S+\.\.\.\s*failed", "PXELINUX could not fetch a file"),)),
+)
+
+# UEFI console text as OVMF's terminal driver sends it to the serial port when a
+# program (syslinux.efi) sets the cursor before every character: ESC[row;colH may
+# sit between any two characters, and rows change without a line end.
+_CURSOR = r"(?:\x1b\[\d+;\d+H)*"
+
+
+def efi_text(text: str) -> str:
+    """A regex for the literal ``text`` with cursor moves allowed between its characters."""
+    return _CURSOR.join(re.escape(char) for char in text)
+
+
+def _efi_loading(outcome: str) -> str:
+    # "Loading vmlinuz... ok", "Loading initrd.img...ok" (ldlinux.e64, com32/elflink)
+    return (efi_text("Loading ") + r"[^\r\n]*?" + efi_text("...") + r"(?:\x1b\[\d+;\d+H| )*"
+            + efi_text(outcome))
+
+
+# syslinux.efi (Debian syslinux-efi) prints no banner; its first line is the PXE
+# address it took over from the firmware. Then ldlinux.e64 writes char by char.
+SYSLINUX_EFI = (
+    Milestone("bootloader", whole_line(r"My IP is "), 30,
+              description="syslinux.efi started and took the firmware's DHCP answer"),
+    Milestone("config", efi_text("pxelab: syslinux.efi config loaded"), 60,
+              description="ldlinux.e64 loaded and read pxelinux.cfg",
+              failures=(
+                  Fail(efi_text("Failed to load ldlinux.e64"),
+                       "syslinux.efi could not load ldlinux.e64 from beside itself "
+                       "(missing, or from another syslinux build)"),
+                  Fail(efi_text("No DEFAULT or UI configuration directive found"),
+                       "syslinux.efi found no usable pxelinux.cfg file"),
+              )),
+    Milestone("kernel_fetch", _efi_loading("ok"), 120,
+              description="syslinux.efi downloaded the kernel",
+              failures=(Fail(_efi_loading("failed"), "syslinux.efi could not fetch a file"),
+                        Fail(efi_text("Could not find kernel image"), "the kernel named in "
+                             "the config is not on the TFTP server"))),
+    Milestone("initrd_fetch", _efi_loading("ok"), 120,
+              description="syslinux.efi downloaded the initrd",
+              failures=(Fail(_efi_loading("failed"), "syslinux.efi could not fetch a file"),)),
+)
+
+# An iPXE client running pxelab's boot.ipxe (fixtures/ipxe/boot.ipxe): it fetches
+# kernel and initrd itself, over whatever URL the script names.
+IPXE_SCRIPT = (
+    Milestone("script", r"\S+ : \d+ bytes \[script\]", 60,
+              description="iPXE downloaded the boot script",
+              failures=(*_IPXE_BOOT_FAILURES, _IPXE_ERROR)),
+    Milestone("script_run", r"pxelab: ipxe script running", 30,
+              description="iPXE ran pxelab's boot script", failures=(_IPXE_ERROR,)),
+    Milestone("kernel_fetch", r"\w+://\S+\.\.\.[^\r\n]*?\bok", 120,
+              description="iPXE downloaded the kernel", failures=(_IPXE_ERROR,)),
+    Milestone("initrd_fetch", r"\w+://\S+\.\.\.[^\r\n]*?\bok", 120,
+              description="iPXE downloaded the initrd", failures=(_IPXE_ERROR,)),
+)
+
+# --- OVMF (EDK2) ------------------------------------------------------------
+# OVMF prints nothing before a boot option starts. A boot option that fails is
+# followed by the next one (~60 s each), then the shell: end the wait at once.
+_OVMF_FAILURES = (
+    Fail(r'BdsDxe: failed to load Boot\d+ "[^"\r\n]*"', "OVMF could not load the boot option "
+         "(it goes on with the next one)"),
+    Fail(r"UEFI Interactive Shell", "OVMF gave up network boot and started the UEFI shell"),
+)
+_OVMF_STATION = whole_line(r"  Station IP address is ")
+
+
+def _ovmf_start(option: str, others: str) -> Milestone:
+    return Milestone(
+        "firmware", re.escape(f">>Start {option}"), 60,
+        description=f"OVMF started its {option} boot option",
+        failures=(Fail(rf">>Start (?:{others})", f"OVMF started another boot option before "
+                       f"{option} (check the opt/org.tianocore fw_cfg switches)"),
+                  *_OVMF_FAILURES))
+
+
+OVMF_PXE4 = (
+    _ovmf_start("PXE over IPv4", r"PXE over IPv6|HTTP Boot over IPv[46]"),
+    Milestone("fw_dhcp", _OVMF_STATION, 60, description="OVMF's PXE client got a DHCP lease",
+              failures=(Fail(r"PXE-E16[^\r\n]*", "no usable DHCPv4 offer for PXEv4"),
+                        *_OVMF_FAILURES)),
+    Milestone("nbp", r"NBP file downloaded successfully", 60,
+              description="OVMF downloaded the NBP over TFTP",
+              failures=(Fail(r"PXE-E\d\d[^\r\n]*", "OVMF could not fetch the NBP over TFTP"),
+                        *_OVMF_FAILURES)),
+    Milestone("nbp_start", r'BdsDxe: starting Boot\d+ "UEFI PXEv4', 30,
+              description="OVMF started the NBP", failures=_OVMF_FAILURES),
+)
+
+_HTTP_FETCH_FAILURES = (
+    Fail(r"Client Error: [^\r\n]*", "the HTTP server refused the NBP URL"),
+    Fail(r"Error: Could not retrieve NBP file size[^\r\n]*",
+         "OVMF could not get the NBP's size (HEAD) from the HTTP server"),
+    *_OVMF_FAILURES,
+)
+
+OVMF_HTTP4 = (
+    _ovmf_start("HTTP Boot over IPv4", r"PXE over IPv[46]|HTTP Boot over IPv6"),
+    Milestone("fw_dhcp", _OVMF_STATION, 60, description="OVMF's HTTP client got a DHCP lease",
+              failures=(Fail(r"Error: Server response timeout",
+                             "no DHCPv4 offer the HTTP boot client accepts (it needs option 60 "
+                             "HTTPClient and a URL as boot file)"), *_OVMF_FAILURES)),
+    Milestone("nbp_url", whole_line(r"  URI: "), 30, description="the URL OVMF boots from",
+              failures=_HTTP_FETCH_FAILURES),
+    Milestone("nbp", r"Downloading\.\.\.100%", 60,
+              description="OVMF downloaded the NBP over HTTP", failures=_HTTP_FETCH_FAILURES),
+    Milestone("nbp_start", r'BdsDxe: starting Boot\d+ "UEFI HTTPv4', 30,
+              description="OVMF started the NBP", failures=_OVMF_FAILURES),
+)
+
+# iPXE as an EFI program: the EFI driver of QEMU's NIC ROM (OVMF boots its
+# LoadFile, which runs iPXE on that NIC), or an NBP like snponly.efi.
+IPXE_EFI_ROM = (
+    Milestone("rom", _IPXE_BANNER, 60,
+              description="OVMF booted through the iPXE ROM's EFI driver",
+              failures=(Fail(r">>Start (?:PXE|HTTP Boot) over IPv[46]",
+                             "OVMF booted with its own network stack, not the iPXE ROM "
+                             "(the NIC needs QEMU's default romfile)"), *_OVMF_FAILURES)),
+    _ipxe_dhcp("rom_dhcp"),
+)
+
+IPXE_EFI_NBP = (
+    Milestone("ipxe", _IPXE_BANNER, 30, description="the iPXE EFI NBP started"),
+    _ipxe_dhcp("ipxe_dhcp"),
 )
 
 KERNEL_FAILURES = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from pxelab import milestones as ms
@@ -15,7 +16,7 @@ from pxelab.console import Milestone
 from pxelab.errors import ConfigError
 from pxelab.payload import PayloadSpec
 from pxelab.payload.nics import nic_driver, payload_for_nic
-from pxelab.policy import BootPolicy, Rule, RulePolicy
+from pxelab.policy import BootPolicy, Match, Rule, RulePolicy
 from pxelab.qemu import Firmware, GuestSpec
 
 
@@ -23,10 +24,18 @@ class BootLoader(StrEnum):
     """The network boot program that loads the kernel (what the data root must hold)."""
 
     PXELINUX = "pxelinux"  # pxelinux.0 + ldlinux.c32 + pxelinux.cfg/default, over TFTP
+    # syslinux.efi + ldlinux.e64 + pxelinux.cfg/default, over TFTP (Debian syslinux-efi)
+    SYSLINUX_EFI = "syslinux-efi"
+    # boot.ipxe: an iPXE client (ROM or NBP) fetches kernel and initrd itself
+    IPXE_SCRIPT = "ipxe-script"
+    # snponly.efi (iPXE on the firmware's SNP), which then runs boot.ipxe
+    IPXE_EFI = "ipxe-efi"
 
     @property
     def nbp(self) -> str:
-        return {BootLoader.PXELINUX: "pxelinux.0"}[self]
+        """The first file the firmware fetches from the data root."""
+        return {BootLoader.PXELINUX: "pxelinux.0", BootLoader.SYSLINUX_EFI: "syslinux.efi",
+                BootLoader.IPXE_SCRIPT: "boot.ipxe", BootLoader.IPXE_EFI: "snponly.efi"}[self]
 
 
 class BootMode(StrEnum):
@@ -79,6 +88,9 @@ class Scenario:
     # Files the boot server must have sent in full (TFTP "sent" or HTTP GET 200) for the
     # boot to count as having gone the scenario's way.
     fetched: tuple[str, ...] = ()
+    # Where an iPXE script (BootLoader.IPXE_SCRIPT, IPXE_EFI) fetches kernel and initrd;
+    # {server} is the lab server's URL host for the scenario's IP version.
+    files_url: str = "http://{server}/"
 
     def __post_init__(self) -> None:
         expected = f"{self.mode}_{self.ip}"
@@ -91,6 +103,11 @@ class Scenario:
         """Words ``-k`` and markers select by: firmware family, transport, IP version."""
         return (self.mode.firmware_family, self.mode.transport, str(self.ip),
                 str(self.guest.firmware))
+
+    def files_base(self, ipv4: IPv4Address, ipv6: IPv6Address) -> str:
+        """:attr:`files_url` for a lab server at ``ipv4`` and ``ipv6``."""
+        host = str(ipv4) if self.ip is IpVersion.IPV4 else f"[{ipv6}]"
+        return self.files_url.format(server=host)
 
     def policy(self) -> BootPolicy:
         """The boot server's per-client decisions for this scenario."""
@@ -139,6 +156,19 @@ SCENARIOS: dict[str, Scenario] = {
             fetched=("pxelinux.0", "ldlinux.c32", "pxelinux.cfg/default", "vmlinuz",
                      "initrd.img"),
             nic_variants=("e1000", "rtl8139"),
+        ),
+        Scenario(
+            name="legacy_http_ipv4",
+            description="SeaBIOS + iPXE ROM, DHCPv4 with user class iPXE, HTTP iPXE script, "
+                        "kernel+initrd over HTTP, NFSv4 root",
+            guest=GuestSpec(firmware=Firmware.SEABIOS),
+            loader=BootLoader.IPXE_SCRIPT,
+            milestones=ms.SEABIOS + ms.IPXE_ROM_DHCP + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT,
+            firmware=("seabios", "rom-virtio", "qemu"),
+            mode=BootMode.LEGACY_HTTP,
+            rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
+                        name="ipxe-script"),),
+            fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
         ),
     )
 }
