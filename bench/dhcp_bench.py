@@ -887,6 +887,7 @@ def main() -> None:
     if os.geteuid() != 0:
         parser.error("network namespaces need root: run with sudo or as root")
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with & (ignored)
     try:
         bench(options)
     except BenchError as error:

@@ -99,6 +99,10 @@ class Dnsmasq:
                 self._process.wait()
 
 
+def _size(pool: tuple[IPv4Address, IPv4Address] | tuple[IPv6Address, IPv6Address]) -> int:
+    return int(pool[1]) - int(pool[0]) + 1
+
+
 class DnsmasqDhcp(Dnsmasq):
     """dnsmasq as DHCPv4 + DHCPv6 server only (no DNS, TFTP or RA), for dhcp_bench.py.
 
@@ -144,5 +148,7 @@ class DnsmasqDhcp(Dnsmasq):
                 f"--dhcp-option=option6:bootfile-url,tftp://[{server6}]/{self.boot_file}",
                 *(f"--dhcp-host={mac},{ip}" for mac, ip in self.hosts.items()),
                 f"--log-facility={self.log_path}", "--leasefile-ro",
+                # Its default of 1000 leases (both families) would NAK the rest of the pools.
+                f"--dhcp-lease-max={_size(self.pool) + _size(self.pool6)}",
                 f"--pid-file={self.log_path.with_suffix('.pid')}",
                 *([] if self.ping else ["--no-ping"])]
