@@ -25,6 +25,27 @@ def whole_line(pattern: str | re.Pattern[str]) -> str:
     return text + r"[^\r\n]*[\r\n]"
 
 
+# Console text with cursor moves in it. OVMF's terminal driver sends ESC[row;colH
+# to the serial port when a program (syslinux.efi) sets the cursor before every
+# character, and rows change without a line end. SeaBIOS's serial console does it
+# too, now and then, when it catches up with the cursor of text PXELINUX or the
+# iPXE ROM wrote through int 10h ("pxelab\x1b[25;06H\x1b[25;07H: pxelinux config
+# loaded" was seen). So ESC[row;colH may sit between any two characters.
+_MOVE = r"\x1b\[\d+;\d+H"
+_CURSOR = rf"(?:{_MOVE})*"
+
+
+def efi_text(text: str) -> str:
+    """A regex for the literal ``text`` with cursor moves allowed between its characters."""
+    return _CURSOR.join(re.escape(char) for char in text)
+
+
+def _efi_loading(outcome: str) -> str:
+    # "Loading vmlinuz... ok", "Loading initrd.img...ok" (ldlinux.e64, com32/elflink)
+    return (efi_text("Loading ") + r"[^\r\n]*?" + efi_text("...") + r"(?:\x1b\[\d+;\d+H| )*"
+            + efi_text(outcome))
+
+
 SEABIOS = (
     Milestone("firmware", r"SeaBIOS \(version [^)\r\n]*\)", 30,
               description="SeaBIOS banner on the serial console"),
@@ -45,7 +66,7 @@ _IPXE_BANNER = r"iPXE \S+ -- Open Source Network Boot Firmware"
 
 
 def _ipxe_dhcp(name: str) -> Milestone:
-    return Milestone(name, r"Configuring \(net\d [0-9a-f:]+\)[. ]*ok", 60,
+    return Milestone(name, r"Configuring \(net\d [0-9a-f:]+\)(?:[. ]|" + _MOVE + r")*ok", 60,
                      description="iPXE got a DHCP lease",
                      failures=(Fail(r"No configuration methods succeeded",
                                     "iPXE received no usable DHCP offer"),))
@@ -69,7 +90,7 @@ IPXE_ROM = (
 PXELINUX = (
     Milestone("bootloader", whole_line(r"PXELINUX \d+\.\d+ "), 30,
               description="PXELINUX started"),
-    Milestone("config", r"pxelab: pxelinux config loaded", 60,
+    Milestone("config", efi_text("pxelab: pxelinux config loaded"), 60,
               description="ldlinux.c32 loaded and read pxelinux.cfg",
               failures=(
                   Fail(r"Failed to load ldlinux\.c32",
@@ -77,32 +98,15 @@ PXELINUX = (
                        "(missing, or from another syslinux build)"),
                   Fail(r"\nboot: ", "PXELINUX found no usable pxelinux.cfg file"),
               )),
-    Milestone("kernel_fetch", r"Loading \S+\.\.\.\s*ok", 120,
+    Milestone("kernel_fetch", _efi_loading("ok"), 120,
               description="PXELINUX downloaded the kernel",
-              failures=(Fail(r"Loading \S+\.\.\.\s*failed", "PXELINUX could not fetch a file"),
+              failures=(Fail(_efi_loading("failed"), "PXELINUX could not fetch a file"),
                         Fail(r"Could not find kernel image", "the kernel named in the "
                              "config is not on the TFTP server"))),
-    Milestone("initrd_fetch", r"Loading \S+\.\.\.\s*ok", 120,
+    Milestone("initrd_fetch", _efi_loading("ok"), 120,
               description="PXELINUX downloaded the initrd",
-              failures=(Fail(r"Loading \S+\.\.\.\s*failed", "PXELINUX could not fetch a file"),)),
+              failures=(Fail(_efi_loading("failed"), "PXELINUX could not fetch a file"),)),
 )
-
-# UEFI console text as OVMF's terminal driver sends it to the serial port when a
-# program (syslinux.efi) sets the cursor before every character: ESC[row;colH may
-# sit between any two characters, and rows change without a line end.
-_CURSOR = r"(?:\x1b\[\d+;\d+H)*"
-
-
-def efi_text(text: str) -> str:
-    """A regex for the literal ``text`` with cursor moves allowed between its characters."""
-    return _CURSOR.join(re.escape(char) for char in text)
-
-
-def _efi_loading(outcome: str) -> str:
-    # "Loading vmlinuz... ok", "Loading initrd.img...ok" (ldlinux.e64, com32/elflink)
-    return (efi_text("Loading ") + r"[^\r\n]*?" + efi_text("...") + r"(?:\x1b\[\d+;\d+H| )*"
-            + efi_text(outcome))
-
 
 # syslinux.efi (Debian syslinux-efi) prints no banner; its first line is the PXE
 # address it took over from the firmware. Then ldlinux.e64 writes char by char.
