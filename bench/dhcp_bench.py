@@ -23,12 +23,14 @@ answer received of:
                 Rapid Commit, a new DUID-LL (new lease) each
   dhcp4 renew   REQUEST (ciaddr 198.18.0.2, unicast) -> ACK, one client, fixed address
   dhcp6 renew   Renew -> Reply, one client
+the server's CPU time per exchange (all its threads, from /proc/PID/task/*/schedstat),
 and the throughput of new-lease exchanges with --window clients in flight.
 
 Run as root:
 
     .venv/bin/python bench/dhcp_bench.py [--iterations 200] [--repeats 3] [--json FILE]
     .venv/bin/python bench/dhcp_bench.py --variants pxelab --profile DIR   # py-spy
+    .venv/bin/python bench/dhcp_bench.py --in-process -n 2000   # no root: protocol objects only
 """
 
 from __future__ import annotations
@@ -233,9 +235,10 @@ def start_server(variant: str, link: Link, workdir: Path,
         with pxelab_server(link, workdir, events, profile) as pid:
             yield pid
         return
-    with DnsmasqDhcp(link.server, SERVER_IF, SERVER4, SERVER6, pool=POOL4, pool6=POOL6,
-                     boot_file=BOOT_FILE, workdir=workdir, hosts={RENEW_MAC: CLIENT4.ip},
-                     ping=variant == "dnsmasq-ping") as dnsmasq:
+    dnsmasq = DnsmasqDhcp(link.server, SERVER_IF, SERVER4, SERVER6, pool=POOL4, pool6=POOL6,
+                          boot_file=BOOT_FILE, workdir=workdir, hosts={RENEW_MAC: CLIENT4.ip},
+                          ping=variant == "dnsmasq-ping")
+    with dnsmasq:
         yield dnsmasq.pid
 
 
