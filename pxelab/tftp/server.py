@@ -101,11 +101,11 @@ class Local:
     host: str
     ifindex: int = 0
 
-    def bind_address(self) -> Address:
+    def bind_address(self, port: int = 0) -> Address:
         if self.family == socket.AF_INET:
-            return (self.host, 0)
+            return (self.host, port)
         scope = self.ifindex if ipaddress.IPv6Address(self.host).is_link_local else 0
-        return (self.host, 0, 0, scope)
+        return (self.host, port, 0, scope)
 
 
 def _local_from(family: socket.AddressFamily, ancillary: list[tuple[int, int, bytes]]) -> Local:
@@ -158,6 +158,7 @@ class TftpServer:
         self._active: dict[tuple[str, int], ReadTransfer] = {}  # by client address and port
         self._active_lock = threading.Lock()  # transfer threads forget themselves
         self._tasks: set[asyncio.Future[None]] = set()
+        self.with_strangers: set[ReadTransfer] = set()  # second sockets to close (loop thread)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -194,6 +195,8 @@ class TftpServer:
         for transfer in transfers:
             if transfer.thread is not None:
                 transfer.thread.join(max(deadline - time.monotonic(), 0.0))
+        for transfer in list(self.with_strangers):
+            transfer.close_strangers()
         for task in self._tasks:
             task.cancel()
 
@@ -377,22 +380,38 @@ class TftpServer:
         self.events.emit("tftp", kind, client=str(peer[0]), request=request,
                          answer=f"ERROR {int(code)} {message}", reason=reason, details=details)
 
-    def open_transfer_socket(self, local: Local) -> socket.socket:
+    def open_transfer_sockets(self, local: Local,
+                              peer: Address) -> tuple[socket.socket, socket.socket]:
+        """A transfer's socket, connected to ``peer``, and one on the same port for the rest.
+
+        The kernel hands a datagram to the socket that matches it best, so the
+        connected one gets the client's packets and the other everyone else's. The
+        port is chosen while the second socket has no SO_REUSEADDR yet, so it is
+        one nobody else uses; SO_REUSEADDR then lets the first socket share it.
+        """
+        strangers = socket.socket(local.family, socket.SOCK_DGRAM)
         sock = socket.socket(local.family, socket.SOCK_DGRAM)
         try:
-            self._prepare(sock, local)
+            self._prepare(strangers, local)
+            strangers.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            strangers.setblocking(False)
+            port = strangers.getsockname()[1]
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._prepare(sock, local, port)
+            sock.connect(peer)
         except BaseException:
+            strangers.close()
             sock.close()
             raise
-        return sock
+        return sock, strangers
 
-    def _prepare(self, sock: socket.socket, local: Local) -> None:
+    def _prepare(self, sock: socket.socket, local: Local, port: int = 0) -> None:
         if self.settings.interface:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
                             self.settings.interface.encode())
         if local.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(local.bind_address())
+        sock.bind(local.bind_address(port))
 
     def forget(self, transfer: ReadTransfer) -> None:
         """Called by a transfer as it ends (from any thread)."""

@@ -323,7 +323,7 @@ class RecordingSocket:
     def getsockname(self) -> tuple[str, int]:
         return ("192.0.2.1", 40000)
 
-    def sendto(self, data: bytes, addr: tuple[Any, ...]) -> int:
+    def send(self, data: bytes) -> int:
         self.sent.append(bytes(data))
         return len(data)
 
@@ -344,6 +344,7 @@ class FakeServer:
         self.settings = TftpSettings(**settings)
         self.loop = None
         self.sock = RecordingSocket()
+        self.with_strangers: set[ReadTransfer] = set()
 
     def forget(self, transfer: ReadTransfer) -> None:
         pass
