@@ -257,10 +257,8 @@ class ReadTransfer:
 
     def _receive(self) -> None:
         assert self.sock is not None
-        recv_into, send = self.sock.recv_into, self.sock.send
+        recv_into, on_ack, ack = self.sock.recv_into, self.on_ack, _ACK
         buffer = bytearray(RECEIVE_SIZE)
-        view, size, window, total = self._view, self.blksize, self.window, self.total_blocks
-        fast, pack = not self._faulty, _PACK
         while not self.finished:
             try:
                 count = recv_into(buffer)
@@ -272,33 +270,11 @@ class ReadTransfer:
             except OSError as exc:  # ICMP port unreachable: the client went away
                 self.finish("error", f"socket error: {exc}")
                 return
-            if self.finished:  # woken by finish() from another thread
+            if count == 4 and buffer[1] == ack and buffer[0] == 0:  # the hot path
+                if on_ack(buffer[2] << 8 | buffer[3]):
+                    continue
+            elif self.finished:  # woken by finish() from another thread
                 return
-            if count == 4 and buffer[1] == _ACK and buffer[0] == 0:
-                sent = self.sent
-                if (fast and self.acked < sent and not self.retries
-                        and buffer[2] << 8 | buffer[3] == sent & 0xFFFF):
-                    # The hot path, inlined: the whole window is acknowledged (0 < sent -
-                    # acked <= window < 65536, so the 16 bits name ``sent``); on_ack() and
-                    # _send_window() do the same for every other case.
-                    self.acked, self.heard = sent, True
-                    if sent >= total:
-                        self.finish("sent", "")
-                        return
-                    last = min(sent + window, total)
-                    offset = sent * size
-                    try:
-                        for block in range(sent + 1, last + 1):
-                            send(pack(3, block & 0xFFFF) + view[offset:offset + size])
-                            offset += size
-                    except OSError as exc:
-                        self.finish("error", f"cannot send DATA: {exc}")
-                        return
-                    self.sent = last
-                    self._stalled = 0.0
-                    continue
-                if self.on_ack(buffer[2] << 8 | buffer[3]):
-                    continue
             else:
                 self._on_other(bytes(buffer[:count]))
             self._check_stall()
@@ -357,20 +333,21 @@ class ReadTransfer:
 
     def on_ack(self, block: int) -> bool:
         """Count an ACK of ``block`` (16 bits); True if it moved the transfer on."""
-        ahead = (block - self.acked) & 0xFFFF  # block numbers roll over at 65536
-        if ahead == 0 or self.acked + ahead > self.sent:
+        acked = self.acked
+        ahead = (block - acked) & 0xFFFF  # block numbers roll over at 65536
+        if ahead == 0 or acked + ahead > self.sent:
             return False  # a duplicate or stray ACK: never resend on it (Sorcerer's Apprentice)
-        self.acked += ahead
+        self.acked = acked = acked + ahead
         self.heard = True
         if self.retries:
             self.retries = 0
             self._set_interval(self._timeout)
-        if self.acked >= self.total_blocks:
+        if acked >= self.total_blocks:
             self.finish("sent", "")
             return True
         # RFC 7440: the next window starts after the acknowledged block; an ACK inside the
         # window means the rest was lost, so it is sent again.
-        self._send_window(self.acked + 1)
+        self._send_window(acked + 1)
         self._stalled = 0.0
         return True
 
@@ -399,9 +376,12 @@ class ReadTransfer:
         send, view, size, pack = self.sock.send, self._view, self.blksize, _PACK
         offset = (first - 1) * size
         try:
-            for block in range(first, last + 1):
-                send(pack(3, block & 0xFFFF) + view[offset:offset + size])
-                offset += size
+            if first == last:  # lock-step: no range() per block
+                send(pack(3, first & 0xFFFF) + view[offset:offset + size])
+            else:
+                for block in range(first, last + 1):
+                    send(pack(3, block & 0xFFFF) + view[offset:offset + size])
+                    offset += size
         except OSError as exc:
             self.finish("error", f"cannot send DATA: {exc}")
         self.sent = max(self.sent, last)
