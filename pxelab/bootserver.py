@@ -108,6 +108,12 @@ class ServerConfig:
     ra_managed: bool = False  # M flag: iPXE then runs stateful DHCPv6 and waits for it
     ra_other: bool = False  # O flag: iPXE then runs stateless DHCPv6 and waits for it
     ra_interval: float = 5.0
+    # RA router lifetime (s); > 0 makes us a default router, which OVMF HTTPv6 boot needs
+    # to skip a 10 s route-table wait (see pxelab.ra.server).
+    ra_router_lifetime: int = 0
+    # Least gap between multicast RAs (RFC 4861 MIN_DELAY_BETWEEN_RAS, 3 s). A solicitation
+    # from :: (OVMF's, after HTTP boot sets its address) is answered only at the next slot.
+    ra_min_interval: float = 3.0
     ready_timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -294,7 +300,9 @@ class BootServer(Resource):
         if cfg.router_advertisements and cfg.ipv6 is not None:
             advertiser = RouterAdvertiser(
                 RaSettings(cfg.interface, cfg.ipv6.network, cfg.ra_managed, cfg.ra_other,
-                           cfg.ra_interval, dns=cfg.dns6), self.events, self.faults)
+                           cfg.ra_interval, dns=cfg.dns6,
+                           router_lifetime=cfg.ra_router_lifetime,
+                           min_interval=cfg.ra_min_interval), self.events, self.faults)
             self._bind("router advertisements", "ICMPv6 raw", 0, advertiser.open)
             running.advertiser = advertiser
             advertiser.start()

@@ -10,8 +10,14 @@ once, with M or O it goes on to DHCPv6 and waits for that too.
 
 So we advertise at start, every ``interval`` seconds and in answer to each
 solicitation, to ff02::1 from the interface's link-local address with hop
-limit 255 (RFC 4861 6.1.2; Linux clients check both). Router lifetime 0: we
-are not a default router. The rules of RFC 4861 we follow, and where we deviate:
+limit 255 (RFC 4861 6.1.2; Linux clients check both). Router lifetime 0 by
+default: we are not a default router. ``router_lifetime`` > 0 makes us one, which
+OVMF's HTTPv6 boot needs to start at once: HttpBootSetIp6Address looks for a
+route to the server before it has parsed the server address from the URL
+(edk2-stable202211 HttpBootClient.c), so only a default route (::/0) matches,
+and without one it polls the route table for 10 s.
+
+The rules of RFC 4861 we follow, and where we deviate:
 
 - Received RS are validated (6.1.1): hop limit 255, code 0, length >= 8,
   no zero-length option, no source link-layer option from the unspecified
@@ -91,6 +97,7 @@ class RaSettings:
     autonomous: bool = True  # prefix A flag: hosts may form SLAAC addresses
     valid_lifetime: int = 86400
     preferred_lifetime: int = 14400
+    router_lifetime: int = 0  # seconds; 0: not a default router (RFC 4861 4.2)
     min_interval: float = MIN_DELAY_BETWEEN_RAS  # between multicast RAs
     response_delay: float = 0.0  # RFC: random 0..MAX_RA_DELAY_TIME; see the module doc
 
@@ -103,6 +110,9 @@ class RaSettings:
             raise ConfigError(f"RA preferred lifetime {self.preferred_lifetime} exceeds the "
                               f"valid lifetime {self.valid_lifetime}; hosts would ignore the "
                               "prefix (RFC 4862 5.5.3)")
+        if not 0 <= self.router_lifetime <= 9000:
+            raise ConfigError(f"RA router_lifetime {self.router_lifetime} is outside 0..9000 s "
+                              "(RFC 4861 6.2.1 AdvDefaultLifetime)")
         if not 0 <= self.response_delay <= MAX_RA_DELAY_TIME:
             raise ConfigError(f"RA response_delay {self.response_delay} is outside "
                               f"0..{MAX_RA_DELAY_TIME} (MAX_RA_DELAY_TIME)")
@@ -200,7 +210,8 @@ class RouterAdvertiser:
                                    valid_lifetime=cfg.valid_lifetime,
                                    preferred_lifetime=cfg.preferred_lifetime)
         return RouterAdvertisement(
-            managed=cfg.managed, other=cfg.other, router_lifetime=0, source_lladdr=lladdr,
+            managed=cfg.managed, other=cfg.other, router_lifetime=cfg.router_lifetime,
+            source_lladdr=lladdr,
             mtu=cfg.mtu, prefixes=(prefix,), dns=dns)
 
     def open(self) -> None:
@@ -372,7 +383,8 @@ class RouterAdvertiser:
                     destination: IPv6Address, reason: str, lladdr: bytes | None) -> None:
         flags = "".join(f for f, on in (("M", message.managed), ("O", message.other)) if on)
         dns = [str(a) for a in message.dns.addresses] if message.dns else []
-        answer = f"prefix {self.settings.prefix} flags {flags or '-'} lifetime 0"
+        answer = (f"prefix {self.settings.prefix} flags {flags or '-'} "
+                  f"lifetime {message.router_lifetime}")
         if dns:
             answer += f" rdnss {','.join(dns)}"
         self.events.emit(

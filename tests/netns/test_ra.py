@@ -32,6 +32,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from pxelab.bootserver import BootServer, ServerConfig
+from pxelab.errors import ConfigError
 from pxelab.events import EventLog
 from pxelab.faults import DelayPacket, DropPacket, FaultInjector
 from pxelab.netns import thread_in_namespace
@@ -247,3 +248,19 @@ def test_bootserver_advertises_dns6(lab: Lab, tmp_path: Path) -> None:
     with BootServer(config, RulePolicy(), log, namespace=lab.server):
         sent = log.wait_for(event("ra", "sent"), 5, "ra.sent")
     assert sent.details["dns"] == ["2001:db8::53"] and "rdnss 2001:db8::53" in sent.answer
+
+
+def test_bootserver_as_default_router(lab: Lab, wire: Wire, tmp_path: Path) -> None:
+    """ra_router_lifetime > 0: OVMF's IPv6 PXE/HTTP boot finds a route at once (ra.server)."""
+    with pytest.raises(ConfigError, match="router_lifetime"):
+        RaSettings("br0", IPv6Network("2001:db8::/64"), router_lifetime=9001)
+    log = EventLog()
+    config = ServerConfig(data_root=tmp_path, dhcp4=False, dhcp6=False, tftp=False,
+                          http=False, ra_interval=30.0, ra_router_lifetime=1800,
+                          ra_min_interval=0.0)
+    with BootServer(config, RulePolicy(), log, namespace=lab.server):
+        sent = log.wait_for(event("ra", "sent"), 5, "ra.sent")
+        assert sent.answer.endswith("lifetime 1800")
+        wire.send_rs(src="::", options=b"")  # min interval 0: answered at once, by multicast
+        frame = wire.next_ra(1, lambda f: f[ICMPv6ND_RA].routerlifetime == 1800)
+    assert frame[IPv6].dst == "ff02::1"
