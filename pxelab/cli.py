@@ -21,9 +21,10 @@ from pxelab.errors import ConfigError, PxelabError
 from pxelab.events import Event, EventLog
 from pxelab.lab import BootResult, BootRun
 from pxelab.matrix import Selection, cases, describe, find_case
+from pxelab.nbp import build_grub_image
 from pxelab.paths import new_artifacts_dir
 from pxelab.payload import build_payload
-from pxelab.scenarios import DEFAULT_SCENARIO
+from pxelab.scenarios import DEFAULT_SCENARIO, BootLoader
 
 
 class Signalled(KeyboardInterrupt):
@@ -171,6 +172,8 @@ def _payload(args: argparse.Namespace) -> int:
         print(f"kernel  {payload.kernel} ({payload.kernel_version})")
         print(f"initrd  {payload.initrd}")
         print(f"rootfs  {payload.rootfs}")
+    if any(case.loader is BootLoader.GRUB for case in cases()):
+        print(f"grub    {build_grub_image().path}")
     return 0
 
 

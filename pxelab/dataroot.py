@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from string import Template
 
-from pxelab import firmware
+from pxelab import firmware, nbp
 from pxelab.errors import ConfigError
 from pxelab.paths import fixtures_dir
 from pxelab.payload import Payload
@@ -45,11 +45,12 @@ def render(template: str, **values: str) -> str:
 
 
 def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
-             files_base: str = "") -> Path:
+             files_base: str = "", *, cache_dir: Path | None = None) -> Path:
     """Write everything ``loader`` needs to boot ``payload`` into ``root``.
 
     ``files_base`` is the URL iPXE scripts fetch kernel and initrd from
-    (see :func:`render_ipxe_script`).
+    (see :func:`render_ipxe_script`); ``cache_dir`` is where images pxelab
+    builds (the GRUB one) are cached (None: the payload cache's default).
     """
     root.mkdir(parents=True, exist_ok=True)
     place(payload.kernel, root / KERNEL_NAME)
@@ -66,6 +67,8 @@ def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
     elif loader is BootLoader.IPXE_EFI:
         place(firmware.locate("snponly.efi"), root / loader.nbp)
         _write_ipxe_script(root, files_base, append)
+    elif loader is BootLoader.GRUB:
+        _populate_grub(root, append, cache_dir)
     log.info("data root %s ready for %s", root, loader)
     return root
 
@@ -77,6 +80,15 @@ def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append
     config = render(template, kernel=KERNEL_NAME, initrd=INITRD_NAME, append=append)
     (root / "pxelinux.cfg").mkdir(exist_ok=True)
     (root / "pxelinux.cfg" / "default").write_text(config)
+
+
+def _populate_grub(root: Path, append: str, cache_dir: Path | None) -> None:
+    """pxelab's GRUB network image and grub.cfg where its $prefix points (grub/)."""
+    place(nbp.build_grub_image(cache_dir=cache_dir).path, root / nbp.GRUB_IMAGE_NAME)
+    config = render("grub/grub.cfg", kernel=KERNEL_NAME, initrd=INITRD_NAME, append=append)
+    directory = root / nbp.GRUB_PREFIX.strip("/")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "grub.cfg").write_text(config)
 
 
 def render_ipxe_script(files_base: str, append: str) -> str:

@@ -19,13 +19,13 @@ from pxelab import dataroot, firmware
 from pxelab.bootserver import BootServer, ServerConfig
 from pxelab.console import ConsoleWatcher, OnHit, Timeline
 from pxelab.events import Event, EventLog
-from pxelab.milestones import ANY_STAGE, LINUX_NFSROOT
+from pxelab.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
 from pxelab.network import LabNetwork
 from pxelab.nfs import Ganesha
 from pxelab.payload import USERSPACE, Payload, build_payload, kernel_cmdline
 from pxelab.policy import BootPolicy
 from pxelab.qemu import Guest
-from pxelab.scenarios import Scenario
+from pxelab.scenarios import IpVersion, Scenario
 
 
 @dataclass(frozen=True)
@@ -109,18 +109,22 @@ class BootRun:
     def _boot(self, payload: Payload, events: EventLog) -> tuple[Timeline, str]:
         with ExitStack() as stack:
             net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
+            # The root is mounted over the scenario's IP version: [2001:db8::1]:/pxelab
+            # makes the initramfs take a SLAAC address instead of a DHCPv4 lease.
+            nfs_address = net.ipv6.ip if self.scenario.ip is IpVersion.IPV6 else net.ipv4.ip
             nfs = Ganesha(export_dir=payload.rootfs, workdir=self.artifacts / "nfs",
-                          namespace=net.namespace, bind_address=str(net.ipv4.ip))
+                          namespace=net.namespace, bind_address=str(nfs_address))
             cmdline = kernel_cmdline(nfs.mount_source)
             data_root = dataroot.populate(
                 self.artifacts / "data", self.scenario.loader, payload, cmdline,
-                self.scenario.files_base(net.ipv4.ip, net.ipv6.ip))
+                self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), cache_dir=self.cache_dir)
             stack.enter_context(nfs)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones
             if self.direct_kernel:
                 spec = replace(spec, kernel=payload.kernel, initrd=payload.initrd, append=cmdline)
-                milestones = LINUX_NFSROOT
+                milestones = (LINUX_NFSROOT_IPV6 if self.scenario.ip is IpVersion.IPV6
+                              else LINUX_NFSROOT)
             guest = stack.enter_context(Guest(spec, net.add_tap(), self.artifacts,
                                               net.namespace))
             watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE)

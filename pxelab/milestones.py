@@ -200,6 +200,71 @@ OVMF_HTTP4 = (
               description="OVMF started the NBP", failures=_OVMF_FAILURES),
 )
 
+OVMF_PXE6 = (
+    _ovmf_start("PXE over IPv6", r"PXE over IPv4|HTTP Boot over IPv[46]"),
+    Milestone("fw_dhcp", _OVMF_STATION, 60, description="OVMF's PXEv6 client got a DHCPv6 lease",
+              failures=(Fail(r"PXE-E16[^\r\n]*", "no usable DHCPv6 Advertise/Reply for PXEv6 "
+                             "(it needs an IA_NA address and option 59 tftp://[...]/file)"),
+                        *_OVMF_FAILURES)),
+    Milestone("nbp", r"NBP file downloaded successfully", 60,
+              description="OVMF downloaded the NBP over TFTP/IPv6",
+              failures=(Fail(r"PXE-E\d\d[^\r\n]*", "OVMF could not fetch the NBP over TFTP"),
+                        *_OVMF_FAILURES)),
+    Milestone("nbp_start", r'BdsDxe: starting Boot\d+ "UEFI PXEv6', 30,
+              description="OVMF started the NBP", failures=_OVMF_FAILURES),
+)
+
+# HTTPv6 comes after HTTPv4 in OVMF's boot order, and no fw_cfg switch removes
+# HTTPv4 without breaking HTTPv6 (fixtures/packets/README.md). pxelab answers
+# HTTPv4 with a URL that 404s, so it fails at once and HTTPv6 starts right after.
+OVMF_HTTP6 = (
+    Milestone("fw_http4_skip", r'BdsDxe: failed to load Boot\d+ "UEFI HTTPv4', 60,
+              description="HTTPv4 went first and failed at once (its URL answers 404)",
+              failures=(
+                  Fail(r">>Start PXE over IPv[46]", "OVMF started a PXE boot option (check the "
+                       "opt/org.tianocore IPv4PXESupport/IPv6PXESupport fw_cfg switches)"),
+                  Fail(r"Error: Server response timeout", "HTTPv4 got no DHCPv4 offer it "
+                       "accepts, so it waits its ~60 s out instead of failing at once"),
+                  Fail(r'BdsDxe: starting Boot\d+ "UEFI HTTPv4', "HTTPv4 booted: its URL "
+                       "should have failed"),
+                  *_OVMF_FAILURES[1:])),
+    Milestone("firmware", re.escape(">>Start HTTP Boot over IPv6"), 30,
+              description="OVMF started its HTTPv6 boot option", failures=_OVMF_FAILURES),
+    Milestone("fw_dhcp", whole_line(r"  Station IPv6 address is "), 60,
+              description="OVMF's HTTPv6 client got a DHCPv6 lease",
+              failures=(Fail(r"Error: Server response timeout", "no DHCPv6 Advertise the HTTP "
+                             "boot client accepts (it needs option 16 HTTPClient and option 59 "
+                             "http://[...]/file)"), *_OVMF_FAILURES)),
+    Milestone("nbp_url", whole_line(r"  URI: "), 30, description="the URL OVMF boots from",
+              failures=_HTTP_FETCH_FAILURES),
+    Milestone("nbp", r"Downloading\.\.\.100%", 60,
+              description="OVMF downloaded the NBP over HTTP/IPv6",
+              failures=_HTTP_FETCH_FAILURES),
+    Milestone("nbp_start", r'BdsDxe: starting Boot\d+ "UEFI HTTPv6', 30,
+              description="OVMF started the NBP", failures=_OVMF_FAILURES),
+)
+
+# pxelab's GRUB network image (pxelab/nbp.py) running fixtures/grub/grub.cfg. GRUB
+# prints through the EFI console, which OVMF mirrors to the serial port.
+_GRUB_FAILURES = (
+    Fail(r"error: [^\r\n]*", "GRUB reported an error"),
+    Fail(r"grub> ", "GRUB stopped at its prompt: no grub.cfg ran to the end "
+         "(is it at <data root>/grub/grub.cfg?)"),
+    Fail(r"grub rescue> ", "GRUB fell back to its rescue prompt (normal mode missing)"),
+)
+
+GRUB = (
+    Milestone("bootloader", r"Welcome to GRUB!", 30, description="GRUB started",
+              failures=_OVMF_FAILURES),
+    Milestone("config", r"pxelab: grub config loaded", 60,
+              description="GRUB fetched and ran grub.cfg from the boot server",
+              failures=_GRUB_FAILURES),
+    Milestone("kernel_fetch", r"pxelab: grub kernel loaded", 120,
+              description="GRUB downloaded the kernel", failures=_GRUB_FAILURES),
+    Milestone("initrd_fetch", r"pxelab: grub initrd loaded", 120,
+              description="GRUB downloaded the initrd", failures=_GRUB_FAILURES),
+)
+
 # iPXE as an EFI program: the EFI driver of QEMU's NIC ROM (OVMF boots its
 # LoadFile, which runs iPXE on that NIC), or an NBP like snponly.efi.
 IPXE_EFI_ROM = (
@@ -222,18 +287,31 @@ KERNEL_FAILURES = (
     Fail(whole_line(contract.INIT_FAILED), "the initramfs gave up"),
 )
 
-LINUX_NFSROOT = (
-    Milestone("kernel", whole_line(r"Linux version "), 60, description="the kernel started"),
-    Milestone("initramfs", re.escape(contract.INIT_START), 60,
-              description="the initramfs /init ran",
-              failures=KERNEL_FAILURES),
+
+def _linux_nfsroot(address: Milestone) -> tuple[Milestone, ...]:
+    """Kernel, initramfs, ``address`` (how /init got its address), NFS root, userspace."""
+    return (
+        Milestone("kernel", whole_line(r"Linux version "), 60, description="the kernel started"),
+        Milestone("initramfs", re.escape(contract.INIT_START), 60,
+                  description="the initramfs /init ran",
+                  failures=KERNEL_FAILURES),
+        address,
+        Milestone("nfs_root", whole_line(contract.INIT_NFS_MOUNTED), 60,
+                  description="the root filesystem mounted over NFS", failures=KERNEL_FAILURES),
+        Milestone("userspace", whole_line(contract.USERSPACE), 60,
+                  description="userspace ran from the NFS root", failures=KERNEL_FAILURES),
+    )
+
+
+LINUX_NFSROOT = _linux_nfsroot(
     Milestone("initramfs_dhcp", whole_line(contract.INIT_DHCP), 60,
-              description="the initramfs got an address by DHCP", failures=KERNEL_FAILURES),
-    Milestone("nfs_root", whole_line(contract.INIT_NFS_MOUNTED), 60,
-              description="the root filesystem mounted over NFS", failures=KERNEL_FAILURES),
-    Milestone("userspace", whole_line(contract.USERSPACE), 60,
-              description="userspace ran from the NFS root", failures=KERNEL_FAILURES),
-)
+              description="the initramfs got an address by DHCP", failures=KERNEL_FAILURES))
+
+# pxelab.nfsroot=[<ipv6>]:/path: /init takes a SLAAC address and mounts over IPv6.
+LINUX_NFSROOT_IPV6 = _linux_nfsroot(
+    Milestone("initramfs_ipv6", whole_line(contract.INIT_IPV6), 30,
+              description="the initramfs got an IPv6 address by SLAAC",
+              failures=KERNEL_FAILURES))
 
 # Failures recognised at any stage: firmware reset loops and QEMU-level trouble.
 ANY_STAGE = (

@@ -30,12 +30,16 @@ class BootLoader(StrEnum):
     IPXE_SCRIPT = "ipxe-script"
     # snponly.efi (iPXE on the firmware's SNP), which then runs boot.ipxe
     IPXE_EFI = "ipxe-efi"
+    # grubx64.efi built by pxelab (pxelab.nbp) + grub/grub.cfg; GRUB fetches kernel and
+    # initrd over the protocol and IP version the firmware fetched it with
+    GRUB = "grub"
 
     @property
     def nbp(self) -> str:
         """The first file the firmware fetches from the data root."""
         return {BootLoader.PXELINUX: "pxelinux.0", BootLoader.SYSLINUX_EFI: "syslinux.efi",
-                BootLoader.IPXE_SCRIPT: "boot.ipxe", BootLoader.IPXE_EFI: "snponly.efi"}[self]
+                BootLoader.IPXE_SCRIPT: "boot.ipxe", BootLoader.IPXE_EFI: "snponly.efi",
+                BootLoader.GRUB: "grubx64.efi"}[self]
 
 
 class BootMode(StrEnum):

@@ -3,7 +3,7 @@ that root file system.
 
     payload = build_payload(PayloadSpec(nic_modules=("virtio_net",)))
     qemu ... -kernel payload.kernel -initrd payload.initrd \\
-        -append kernel_cmdline("192.0.2.1:/pxelab")
+        -append kernel_cmdline("192.0.2.1:/pxelab")   # or "[2001:db8::1]:/pxelab"
 
 and export ``payload.rootfs`` (see pxelab.nfs.Ganesha). The console lines the guest
 prints are in pxelab.payload.contract.
@@ -17,6 +17,7 @@ from pxelab.payload.contract import (
     FAILURE_STAGES,
     INIT_DHCP,
     INIT_FAILED,
+    INIT_IPV6,
     INIT_MODULES_LOADED,
     INIT_NFS_MOUNTED,
     INIT_START,
@@ -29,6 +30,7 @@ __all__ = [
     "FAILURE_STAGES",
     "INIT_DHCP",
     "INIT_FAILED",
+    "INIT_IPV6",
     "INIT_MODULES_LOADED",
     "INIT_NFS_MOUNTED",
     "INIT_START",

@@ -15,15 +15,19 @@ INIT_START = "pxelab-init: start"
 INIT_MODULES_LOADED = "pxelab-init: modules loaded"
 # pxelab-init: dhcp <iface> <ip>/<prefix>
 INIT_DHCP = re.compile(r"pxelab-init: dhcp (?P<iface>\S+) (?P<address>[0-9.]+)/(?P<prefix>\d+)")
+# pxelab-init: ipv6 <iface> <ip6>/<prefix> by slaac   (when pxelab.nfsroot names an IPv6 server)
+INIT_IPV6 = re.compile(
+    r"pxelab-init: ipv6 (?P<iface>\S+) (?P<address>[0-9a-f:]+)/(?P<prefix>\d+) by (?P<how>slaac)"
+)
 # pxelab-init: nfs root mounted <source> on /newroot type <fstype>
 INIT_NFS_MOUNTED = re.compile(
     r"pxelab-init: nfs root mounted (?P<source>\S+) on /newroot type (?P<fstype>\S+)"
 )
 # pxelab-init: FAILED <stage>: <why>
 INIT_FAILED = re.compile(
-    r"pxelab-init: FAILED (?P<stage>modules|link|dhcp|nfs|switch_root): (?P<why>.*)"
+    r"pxelab-init: FAILED (?P<stage>modules|link|dhcp|ipv6|nfs|switch_root): (?P<why>.*)"
 )
-FAILURE_STAGES = ("modules", "link", "dhcp", "nfs", "switch_root")
+FAILURE_STAGES = ("modules", "link", "dhcp", "ipv6", "nfs", "switch_root")
 # PXELAB-USERSPACE root=<mount source> fstype=<fstype>
 USERSPACE = re.compile(r"PXELAB-USERSPACE root=(?P<root>\S+) fstype=(?P<fstype>\S+)")
 
@@ -36,17 +40,29 @@ def userspace_line(root: str, fstype: str = "nfs4") -> str:
 def kernel_cmdline(nfsroot: str, extra: str = "") -> str:
     """The kernel command line every caller uses to boot the payload.
 
-    ``nfsroot`` is ``<server-ipv4>:<path>`` (e.g. ``192.0.2.1:/pxelab``). ``panic=-1``
+    ``nfsroot`` is ``<server-ipv4>:<path>`` (e.g. ``192.0.2.1:/pxelab``: the initramfs
+    gets an address by DHCPv4) or ``[<server-ipv6>]:<path>`` (e.g.
+    ``[2001:db8::1]:/pxelab``: it gets one by SLAAC and mounts over IPv6). ``panic=-1``
     makes a panic reboot at once, which QEMU's ``-no-reboot`` turns into an exit.
     """
-    server, sep, path = nfsroot.partition(":")
-    try:
-        ipaddress.IPv4Address(server)
-    except ValueError:
-        sep = ""
-    if not sep or not path.startswith("/") or any(c.isspace() for c in nfsroot):
+    if not _valid_nfsroot(nfsroot) or any(c.isspace() for c in nfsroot):
         raise ConfigError(
-            f"nfsroot {nfsroot!r} must be <server-ipv4>:<absolute path>, e.g. 192.0.2.1:/pxelab"
+            f"nfsroot {nfsroot!r} must be <server-ipv4>:<absolute path> or "
+            "[<server-ipv6>]:<absolute path>, e.g. 192.0.2.1:/pxelab or [2001:db8::1]:/pxelab"
         )
     return " ".join(part for part in ("console=ttyS0", "panic=-1", f"pxelab.nfsroot={nfsroot}",
                                       extra.strip()) if part)
+
+
+def _valid_nfsroot(nfsroot: str) -> bool:
+    if nfsroot.startswith("["):
+        server, sep, path = nfsroot[1:].partition("]:")
+        kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address] = ipaddress.IPv6Address
+    else:
+        server, sep, path = nfsroot.partition(":")
+        kind = ipaddress.IPv4Address
+    try:
+        kind(server)
+    except ValueError:
+        return False
+    return bool(sep) and path.startswith("/")

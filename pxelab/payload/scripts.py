@@ -8,16 +8,19 @@ text is hashed into the payload cache key, so editing them rebuilds the payload.
 from __future__ import annotations
 
 INIT = r"""#!/bin/sh
-# pxelab initramfs /init: load the NIC and NFSv4 modules, DHCP, mount the NFS root,
-# switch_root into it. Kernel parameters:
-#   pxelab.nfsroot=<server-ipv4>:<path>   required, e.g. 192.0.2.1:/pxelab
+# pxelab initramfs /init: load the NIC and NFSv4 modules, get an address (DHCPv4, or
+# IPv6 SLAAC when the server is an IPv6 address), mount the NFS root, switch_root
+# into it. Kernel parameters:
+#   pxelab.nfsroot=<server>:<path>        required, e.g. 192.0.2.1:/pxelab or
+#                                         [2001:db8::1]:/pxelab (IPv6 in brackets)
 #   pxelab.iface=<name>                   default: first interface backed by a device
 #   pxelab.nfsopts=<options>              appended to the NFS mount options
 #   pxelab.init=<path>                    default: /sbin/init
 # Console contract (keep in step with pxelab/payload/contract.py):
 #   pxelab-init: start | modules loaded | dhcp <iface> <ip>/<prefix>
+#   pxelab-init: ipv6 <iface> <ip6>/<prefix> by slaac
 #   pxelab-init: nfs root mounted <source> on /newroot type <fstype>
-#   pxelab-init: FAILED <modules|link|dhcp|nfs|switch_root>: <why>   (then power off)
+#   pxelab-init: FAILED <modules|link|dhcp|ipv6|nfs|switch_root>: <why>   (then power off)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 exec </dev/console >/dev/console 2>&1
 
@@ -53,11 +56,21 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
 nfsroot=$(param pxelab.nfsroot) \
-    || fail nfs "no pxelab.nfsroot=<server-ipv4>:<path> on the kernel command line"
-server=${nfsroot%%:*}
-path=${nfsroot#*:}
+    || fail nfs "no pxelab.nfsroot=<server>:<path> on the kernel command line"
+case "$nfsroot" in
+\[*\]:*)  # [2001:db8::1]:/path
+    family=6
+    server=${nfsroot%%]:*}; server=${server#?}
+    path=${nfsroot#*]:}
+    ;;
+*)
+    family=4
+    server=${nfsroot%%:*}
+    path=${nfsroot#*:}
+    ;;
+esac
 [ "$server" != "$nfsroot" ] && [ -n "$server" ] && [ -n "$path" ] \
-    || fail nfs "pxelab.nfsroot=$nfsroot is not <server-ipv4>:<path>"
+    || fail nfs "pxelab.nfsroot=$nfsroot is not <server-ipv4>:<path> or [<server-ipv6>]:<path>"
 
 while read -r module; do
     [ -n "$module" ] || continue
@@ -81,21 +94,48 @@ if ! wait_for 100 find_iface; then
     have=$(ls /sys/class/net | tr '\n' ' ')
     fail link "no network interface ${wanted:-with a device} after 10 s; have: $have"
 fi
+if [ "$family" = 6 ]; then
+    # SLAAC from the lab's router advertisement, set before the link comes up: no
+    # duplicate address detection (one host per address on a lab link) and no 1 s
+    # delay before the router solicitation, so the address is usable at once.
+    conf=/proc/sys/net/ipv6/conf/$iface
+    for knob in accept_dad=0 router_solicitation_delay=0 accept_ra=1 autoconf=1; do
+        echo "${knob#*=}" > "$conf/${knob%%=*}" || fail ipv6 "cannot set $conf/${knob%%=*}"
+    done
+fi
 ip link set "$iface" up || fail link "ip link set $iface up failed"
 has_carrier() { [ "$(cat "/sys/class/net/$iface/carrier" 2>/dev/null)" = 1 ]; }
 wait_for 100 has_carrier || fail link "$iface has no carrier after 10 s"
 
-rm -f /run/pxelab-dhcp
-out=$(udhcpc -i "$iface" -f -q -n -t 6 -T 2 -V pxelab-init -s /etc/udhcpc.script 2>&1) \
-    || fail dhcp "udhcpc on $iface got no lease (6 tries, 2 s apart): $(echo $out | tail -c 200)"
-[ -s /run/pxelab-dhcp ] || fail dhcp "udhcpc on $iface exited without configuring an address"
-read -r lease_iface lease_addr < /run/pxelab-dhcp
-say "dhcp $lease_iface $lease_addr"
+if [ "$family" = 6 ]; then
+    # The first global, non-tentative address the router advertisement gave us.
+    slaac_addr() {
+        address=$(ip -6 addr show dev "$iface" scope global | while read -r kind addr rest; do
+            case "$kind $rest" in "inet6 "*tentative*) ;; "inet6 "*) echo "$addr"; break ;; esac
+        done)
+        [ -n "$address" ]
+    }
+    wait_for 150 slaac_addr || fail ipv6 "no global IPv6 address on $iface by SLAAC after 15 s \
+(is the boot server sending router advertisements with an autonomous prefix?); have: \
+$(ip -6 addr show dev "$iface" | tr '\n' ' ' | tail -c 200)"
+    say "ipv6 $iface $address by slaac"
+else
+    rm -f /run/pxelab-dhcp
+    out=$(udhcpc -i "$iface" -f -q -n -t 6 -T 2 -V pxelab-init -s /etc/udhcpc.script 2>&1) \
+        || fail dhcp "udhcpc on $iface got no lease (6 tries, 2 s apart): \
+$(echo $out | tail -c 200)"
+    [ -s /run/pxelab-dhcp ] || fail dhcp "udhcpc on $iface exited without configuring an address"
+    read -r lease_iface lease_addr < /run/pxelab-dhcp
+    say "dhcp $lease_iface $lease_addr"
+fi
 
 # A refused or unanswered TCP connect explains itself in seconds; a mount would hang.
 reachable() { out=$(nc -w 4 "$server" 2049 -e true 2>&1); }
 reachable || reachable || fail nfs "cannot connect to $server port 2049 (twice, 4 s each): $out"
+# The kernel takes the server address from addr= (IPv6 without brackets); proto= must
+# name the same address family (tcp6 for IPv6) or it refuses the mount.
 opts="addr=$server,proto=tcp,sec=sys"
+[ "$family" = 6 ] && opts="addr=$server,proto=tcp6,sec=sys"
 extra=$(param pxelab.nfsopts) && opts="$opts,$extra"
 out=$(timeout 30 mount -t nfs4 -o "$opts" "$nfsroot" /newroot 2>&1) \
     || fail nfs "mount -t nfs4 -o $opts $nfsroot /newroot: ${out:-failed or timed out after 30 s}"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pxelab import dataroot
 from pxelab.errors import ConfigError, HostCapabilityError
 from pxelab.nbp import (
     EARLY_CONFIG,
@@ -16,6 +17,8 @@ from pxelab.nbp import (
     cache_key,
     grub_mkimage_command,
 )
+from pxelab.payload import Payload
+from pxelab.scenarios import BootLoader
 
 pytestmark = pytest.mark.unit
 
@@ -73,3 +76,22 @@ def test_build_once_into_the_cache(tmp_path: Path) -> None:
     assert image.path.stat().st_mtime_ns == built_at, "the second call found it cached"
     other = build_grub_image(GrubImageSpec(early_config="echo other\n"), cache_dir=tmp_path)
     assert other.path != image.path and other.key != image.key
+
+
+def test_data_root_for_grub(tmp_path: Path) -> None:
+    kernel, initrd = tmp_path / "k", tmp_path / "i"
+    kernel.write_bytes(b"kernel")
+    initrd.write_bytes(b"initrd")
+    payload = Payload(kernel=kernel, initrd=initrd, rootfs=tmp_path, kernel_version="6.1",
+                      packages={})
+    append = "console=ttyS0 panic=-1 pxelab.nfsroot=[2001:db8::1]:/pxelab"
+    try:
+        root = dataroot.populate(tmp_path / "data", BootLoader.GRUB, payload, append,
+                                 cache_dir=tmp_path / "cache")
+    except HostCapabilityError as missing:
+        pytest.skip(f"cannot build GRUB images here: {missing}")
+    assert (root / GRUB_IMAGE_NAME).read_bytes()[:2] == b"MZ"
+    config = (root / "grub" / "grub.cfg").read_text()
+    assert f"linux /vmlinuz {append}\n" in config and "initrd /initrd.img\n" in config
+    assert 'echo "pxelab: grub config loaded from $prefix"' in config  # GRUB's, not ours
+    assert config.rstrip().endswith("boot")

@@ -11,6 +11,7 @@ from pxelab.errors import ConfigError, PayloadError
 from pxelab.payload import (
     INIT_DHCP,
     INIT_FAILED,
+    INIT_IPV6,
     INIT_NFS_MOUNTED,
     USERSPACE,
     PayloadSpec,
@@ -139,22 +140,30 @@ def test_kernel_cmdline() -> None:
     assert kernel_cmdline("192.0.2.1:/pxelab") == (
         "console=ttyS0 panic=-1 pxelab.nfsroot=192.0.2.1:/pxelab")
     assert kernel_cmdline("192.0.2.1:/x", " loglevel=4 ").endswith("/x loglevel=4")
+    assert kernel_cmdline("[2001:db8::1]:/pxelab") == (
+        "console=ttyS0 panic=-1 pxelab.nfsroot=[2001:db8::1]:/pxelab")
 
 
 @pytest.mark.parametrize("bad", ["192.0.2.1", "host:/x", "192.0.2.1:x", "192.0.2.1:/a b",
-                                 "[2001:db8::1]:/x"])
+                                 "2001:db8::1:/x", "[192.0.2.1]:/x", "[2001:db8::1]/x",
+                                 "[2001:db8::1]:x", "[host]:/x", "[2001:db8::1:/x"])
 def test_kernel_cmdline_rejects_what_init_cannot_mount(bad: str) -> None:
-    with pytest.raises(ConfigError, match="server-ipv4"):
+    with pytest.raises(ConfigError, match=r"server-ipv4.*server-ipv6"):
         kernel_cmdline(bad)
 
 
 def test_console_patterns_match_the_lines_the_scripts_print() -> None:
     dhcp = INIT_DHCP.fullmatch("pxelab-init: dhcp eth0 192.0.2.111/24")
     assert dhcp and dhcp["iface"] == "eth0" and dhcp["prefix"] == "24"
+    slaac = INIT_IPV6.fullmatch("pxelab-init: ipv6 eth0 2001:db8::5054:ff:fe12:3456/64 by slaac")
+    assert slaac and slaac["address"] == "2001:db8::5054:ff:fe12:3456" and slaac["prefix"] == "64"
+    assert INIT_DHCP.search("pxelab-init: ipv6 eth0 2001:db8::5/64 by slaac") is None
     nfs = INIT_NFS_MOUNTED.fullmatch(
         "pxelab-init: nfs root mounted 192.0.2.1:/pxelab on /newroot type nfs4")
     assert nfs and nfs["source"] == "192.0.2.1:/pxelab" and nfs["fstype"] == "nfs4"
     failed = INIT_FAILED.fullmatch("pxelab-init: FAILED dhcp: udhcpc on eth0 got no lease")
     assert failed and failed["stage"] == "dhcp"
+    failed = INIT_FAILED.fullmatch("pxelab-init: FAILED ipv6: no global IPv6 address on eth0")
+    assert failed and failed["stage"] == "ipv6"
     marker = USERSPACE.fullmatch(userspace_line("192.0.2.1:/pxelab"))
     assert marker and marker["root"] == "192.0.2.1:/pxelab" and marker["fstype"] == "nfs4"
