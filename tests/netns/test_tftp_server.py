@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -459,6 +460,19 @@ def test_gives_up_after_retries_with_backoff(lab: Lab, faulty: BootServer,
     gave_up = events.wait_for(event("tftp", "error", file="silent.bin", port=port), 5,
                               "give up")
     assert "3 retransmissions" in gave_up.reason and "OACK" in gave_up.reason
+
+
+def test_stopping_the_server_ends_its_transfers(lab: Lab, data_root: Path) -> None:
+    log = EventLog()
+    config = tftp_only(data_root, tftp_port=2069, ipv6=None)
+    with Client(lab, port=2069) as client:
+        with BootServer(config, RulePolicy(), log, namespace=lab.server):
+            client.rrq("pxelinux.0", {"tsize": "0"})
+            client.receive()  # the OACK; the transfer waits for ACK 0
+            log.wait_for(event("tftp", "oack", file="pxelinux.0"), 5, "oack")
+        stopped = log.wait_for(event("tftp", "error", file="pxelinux.0"), 5, "ended")
+    assert "stopping" in stopped.reason
+    assert not [t for t in threading.enumerate() if t.name.startswith("tftp ")]
 
 
 # -- where answers come from -----------------------------------------------------------------
