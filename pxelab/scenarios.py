@@ -16,7 +16,7 @@ from pxelab.console import Milestone
 from pxelab.errors import ConfigError
 from pxelab.payload import PayloadSpec
 from pxelab.payload.nics import nic_driver, payload_for_nic
-from pxelab.policy import BootPolicy, Match, Rule, RulePolicy
+from pxelab.policy import Arch, BootPolicy, Match, Rule, RulePolicy
 from pxelab.qemu import Firmware, GuestSpec
 
 
@@ -173,6 +173,72 @@ SCENARIOS: dict[str, Scenario] = {
             rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
                         name="ipxe-script"),),
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
+        ),
+        Scenario(
+            name="legacy_pxe_ipv6",
+            description="SeaBIOS + iPXE ROM, RA (M flag) + DHCPv6 option 59 "
+                        "tftp://[...]/boot.ipxe, kernel+initrd over TFTP/IPv6, NFSv4 root "
+                        "over IPv6",
+            guest=GuestSpec(firmware=Firmware.SEABIOS),
+            loader=BootLoader.IPXE_SCRIPT,
+            milestones=ms.SEABIOS + ms.IPXE_ROM_DHCP + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT_IPV6,
+            firmware=("seabios", "rom-virtio", "qemu"),
+            mode=BootMode.LEGACY_PXE,
+            ip=IpVersion.IPV6,
+            # The RA's M flag makes iPXE run stateful DHCPv6 (option 59: the script's
+            # URL). DHCPv4 answers with an address only: iPXE waits for every
+            # configurator, so a silent DHCPv4 would cost ~15 s, and an answer without
+            # a file name leaves "filename" to the DHCPv6 settings block (run).
+            rules=(Rule(Match(user_class="iPXE", family="ipv6"), "tftp://{server}/boot.ipxe",
+                        name="ipxe-script-tftp6"),
+                   Rule(Match(family="ipv4"), None, name="ipv4-address-only")),
+            server={"ra_managed": True},
+            files_url="tftp://{server}/",
+            fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
+        ),
+        Scenario(
+            name="uefi_tftp_ipv6",
+            description="OVMF with EDK2's network stack, PXEv6 (RA + DHCPv6 option 59 "
+                        "tftp://[...]/grubx64.efi), pxelab's GRUB image loads kernel+initrd "
+                        "over TFTP/IPv6, NFSv4 root over IPv6",
+            # IPv4PXESupport=n: PXEv6 is OVMF's first boot option; no DHCPv4 at all.
+            guest=GuestSpec(firmware=Firmware.OVMF, nic_romfile="",
+                            fw_cfg=(("opt/org.tianocore/IPv4PXESupport", "n"),)),
+            loader=BootLoader.GRUB,
+            milestones=ms.OVMF_PXE6 + ms.GRUB + ms.LINUX_NFSROOT_IPV6,
+            firmware=("ovmf-code", "grub-x86_64-efi", "grub-mkimage", "qemu"),
+            mode=BootMode.UEFI_TFTP,
+            ip=IpVersion.IPV6,
+            rules=(Rule(Match(arch=(Arch.EFI_X64,), family="ipv6"), "grubx64.efi",
+                        name="uefi-pxe6-grub"),),
+            # GRUB asks TFTP for "/grub/grub.cfg", "/vmlinuz"; a default route in the RA
+            # saves EDK2 a 10 s route-table wait (see pxelab.ra.server).
+            server={"dhcp4": False, "tftp_allow_absolute": True, "ra_router_lifetime": 1800},
+            fetched=("grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
+        ),
+        Scenario(
+            name="uefi_http_ipv6",
+            description="OVMF with EDK2's network stack, HTTPv6 boot (DHCPv6 option 16 "
+                        "HTTPClient + 59 http://[...]/grubx64.efi), pxelab's GRUB image loads "
+                        "kernel+initrd over HTTP/IPv6, NFSv4 root over IPv6",
+            # Both PXE options off: HTTPv4 comes first, gets a URL that answers 404 and
+            # fails at once, then HTTPv6 starts (fixtures/packets/README.md).
+            guest=GuestSpec(firmware=Firmware.OVMF, nic_romfile="",
+                            fw_cfg=(("opt/org.tianocore/IPv4PXESupport", "n"),
+                                    ("opt/org.tianocore/IPv6PXESupport", "n"))),
+            loader=BootLoader.GRUB,
+            milestones=ms.OVMF_HTTP6 + ms.GRUB + ms.LINUX_NFSROOT_IPV6,
+            firmware=("ovmf-code", "grub-x86_64-efi", "grub-mkimage", "qemu"),
+            mode=BootMode.UEFI_HTTP,
+            ip=IpVersion.IPV6,
+            rules=(Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv6"),
+                        "http://{server}/grubx64.efi", name="uefi-http6-grub"),
+                   Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv4"),
+                        "http://{server}/no-http-boot-over-ipv4.efi", name="uefi-http4-404")),
+            # A default route saves EDK2's 10 s route-table wait; the solicitation it
+            # sends from :: once HTTP boot sets its address is answered at once.
+            server={"ra_router_lifetime": 1800, "ra_min_interval": 0.0},
+            fetched=("grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
         ),
     )
 }
