@@ -175,6 +175,7 @@ class TftpServer:
         sock.setblocking(False)
         mtu = interface_mtu(sock, self.settings.interface) if self.settings.interface else None
         # A DATA packet larger than the link MTU would be fragmented (what dnsmasq avoids too).
+        # Lowering is allowed: EDK2's Mtftp6RrqOackValid() only refuses a larger blksize.
         self._max_blksize[family] = min(self.settings.max_blksize,
                                         mtu - overhead if mtu else 65464)
         self._listeners.append(sock)
