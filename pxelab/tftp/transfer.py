@@ -267,7 +267,11 @@ class ReadTransfer:
                 continue
             except InterruptedError:
                 continue
-            except OSError as exc:  # ICMP port unreachable: the client went away
+            except ConnectionRefusedError:
+                self.finish("error", "the client's port is closed (ICMP port unreachable): "
+                                     "it gave up or restarted")
+                return
+            except OSError as exc:
                 self.finish("error", f"socket error: {exc}")
                 return
             if count == 4 and buffer[1] == ack and buffer[0] == 0:  # the hot path

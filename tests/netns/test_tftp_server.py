@@ -462,6 +462,18 @@ def test_gives_up_after_retries_with_backoff(lab: Lab, faulty: BootServer,
     assert "3 retransmissions" in gave_up.reason and "OACK" in gave_up.reason
 
 
+def test_a_client_gone_away_ends_the_transfer(lab: Lab, faulty: BootServer,
+                                              events: EventLog) -> None:
+    with Client(lab, port=FAULT_PORT) as client:
+        client.rrq("pxelinux.cfg/default", {"tsize": "0"})
+        client.receive()  # the OACK
+        port = client.sock.getsockname()[1]
+    # Closed: the retransmitted OACK meets ICMP port unreachable, no more retries.
+    gone = events.wait_for(event("tftp", "error", file="pxelinux.cfg/default", port=port), 5,
+                           "transfer ended")
+    assert "port is closed" in gone.reason and gone.details["retransmits"] == 1
+
+
 def test_stopping_the_server_ends_its_transfers(lab: Lab, data_root: Path) -> None:
     log = EventLog()
     config = tftp_only(data_root, tftp_port=2069, ipv6=None)
