@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pxelab.errors import HostCapabilityError, NfsError
+from pxelab.network import LabNetwork
 from pxelab.nfs import NFS4_OK, Ganesha
 
 pytestmark = pytest.mark.netns
@@ -127,3 +128,15 @@ def test_start_failure_is_explained_and_leaves_nothing(export: Path, tmp_path: P
         assert "192.0.2.99 is configured" in message  # and what to do
         assert ganesha.process is None
         assert processes_mentioning(str(tmp_path / "nfs")) == []
+
+
+def test_serves_over_ipv6(export: Path, tmp_path: Path) -> None:
+    """The IPv6 scenarios bind ganesha to the lab's IPv6 address and mount [v6]:/pxelab."""
+    with LabNetwork(capture=False) as net:
+        ganesha = started(Ganesha(export, tmp_path / "nfs", net.namespace,
+                                  bind_address=str(net.ipv6.ip)))
+        try:
+            assert ganesha.mount_source == "[2001:db8::1]:/pxelab"
+            assert ganesha.lookup_status("/pxelab/sbin/init") == NFS4_OK
+        finally:
+            ganesha.__exit__(None, None, None)
