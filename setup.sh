@@ -36,6 +36,17 @@ install_debian_packages() {
     say "installing Debian packages: $(echo $missing)"
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing
+    stop_peer_services
+}
+
+# tftpd-hpa and friends are installed only as benchmark peers and test clients; their
+# packages start host-wide services that would hold port 69 beside `pxelab serve`.
+stop_peer_services() {
+    command -v systemctl >/dev/null || return 0
+    local service
+    for service in tftpd-hpa atftpd; do
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+    done
 }
 
 install_python() {
