@@ -183,6 +183,10 @@ class HttpServer:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError):
             linger = False
+        except asyncio.CancelledError:
+            # The server is stopping with this connection open (a boot loader's keep-alive):
+            # close it at once; this connection task ends here, so nothing awaits the error.
+            linger = False
         except Exception as exc:
             log.exception("HTTP connection from %s failed", client)
             self.events.emit("http", "error", client=client, reason=repr(exc),

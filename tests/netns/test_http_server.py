@@ -411,3 +411,25 @@ def test_fault_drop_and_delay(lab: Lab, server: BootServer, events: EventLog) ->
     assert time.monotonic() - started >= DELAY_S
     fired = events.wait_for(lambda e: e.source == "fault" and "delay" in e.reason, 5, "delay")
     assert fired.reason.startswith("delay http.request")
+
+
+def test_stopping_with_a_keep_alive_connection_open_is_not_an_error(
+        lab: Lab, data_root: Path, tmp_path: Path) -> None:
+    """GRUB keeps its HTTP connection open until the kernel runs; stopping then is normal."""
+    events = EventLog()
+    config = ServerConfig(data_root=data_root, http_port=8080, dhcp4=False, dhcp6=False,
+                          tftp=False, router_advertisements=False)
+    with BootServer(config, RulePolicy(), events, namespace=lab.server):
+        sock = connect_port(lab, 8080)
+        sock.sendall(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n")
+        events.wait_for(event("http", "get"), 5, "the GET answered")
+    sock.close()
+    assert [e.summary() for e in events if e.kind == "error"] == []
+
+
+def connect_port(lab: Lab, port: int) -> socket.socket:
+    with thread_in_namespace(lab.client):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect((SERVER4, port))
+    return sock
