@@ -175,6 +175,20 @@ SCENARIOS: dict[str, Scenario] = {
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
         ),
         Scenario(
+            name="uefi_tftp_ipv4",
+            description="OVMF with EDK2's network stack, PXEv4, syslinux.efi over TFTP, "
+                        "kernel+initrd over TFTP, NFSv4 root",
+            # romfile="": no iPXE ROM, so OVMF's own PXEv4 boot option comes first.
+            guest=GuestSpec(firmware=Firmware.OVMF, nic_romfile=""),
+            loader=BootLoader.SYSLINUX_EFI,
+            milestones=ms.OVMF_PXE4 + ms.SYSLINUX_EFI + ms.LINUX_NFSROOT,
+            firmware=("ovmf-code", "syslinux.efi", "ldlinux.e64", "qemu"),
+            mode=BootMode.UEFI_TFTP,
+            rules=(Rule(Match(arch=(Arch.EFI_X64,)), "syslinux.efi", name="uefi-pxe4"),),
+            fetched=("syslinux.efi", "ldlinux.e64", "pxelinux.cfg/default", "vmlinuz",
+                     "initrd.img"),
+        ),
+        Scenario(
             name="legacy_pxe_ipv6",
             description="SeaBIOS + iPXE ROM, RA (M flag) + DHCPv6 option 59 "
                         "tftp://[...]/boot.ipxe, kernel+initrd over TFTP/IPv6, NFSv4 root "
