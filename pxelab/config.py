@@ -59,7 +59,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "server": ("interface", "ipv4", "ipv6", "data_root"),
     "dhcp4": ("mode", "pool", "lease_seconds", "router", "dns", "min_secs"),
     "dhcp6": ("enabled", "pool", "dns", "rapid_commit", "preferred_seconds"),
-    "ra": ("enabled", "managed", "other", "interval"),
+    "ra": ("enabled", "managed", "other", "interval", "router_lifetime", "min_interval"),
     "tftp": ("enabled", "port", "max_blksize", "max_windowsize", "timeout", "retries",
              "allow_absolute"),
     "http": ("enabled", "port"),
@@ -451,6 +451,13 @@ def _ra(table: Table, ipv6: IPv6Interface | None) -> dict[str, Any]:
     interval = table.number("interval", 0.05, 1800)
     if interval is not None:
         kwargs["ra_interval"] = interval
+    # RFC 4861 6.2.1: router lifetime 0..9000 s; MIN_DELAY_BETWEEN_RAS is 3 s by default.
+    lifetime = table.integer("router_lifetime", 0, 9000)
+    if lifetime is not None:
+        kwargs["ra_router_lifetime"] = lifetime
+    min_interval = table.number("min_interval", 0, 1800)
+    if min_interval is not None:
+        kwargs["ra_min_interval"] = min_interval
     return kwargs
 
 
