@@ -455,7 +455,7 @@ def _ra(table: Table, ipv6: IPv6Interface | None) -> dict[str, Any]:
     lifetime = table.integer("router_lifetime", 0, 9000)
     if lifetime is not None:
         kwargs["ra_router_lifetime"] = lifetime
-    min_interval = table.number("min_interval", 0, 1800)
+    min_interval = table.number("min_interval", 0, 1800, zero_ok=True)
     if min_interval is not None:
         kwargs["ra_min_interval"] = min_interval
     return kwargs

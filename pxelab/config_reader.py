@@ -126,13 +126,17 @@ class Table:
                       f"choose a value from {low} to {high}")
         return value
 
-    def number(self, key: str, low: float, high: float) -> float | None:
-        """An integer or float in ``(low, high]`` — durations, where 0 makes no sense."""
+    def number(self, key: str, low: float, high: float, *,
+               zero_ok: bool = False) -> float | None:
+        """An integer or float in ``(low, high]`` — durations, where 0 makes no sense
+        unless ``zero_ok`` (then ``[low, high]``)."""
         value = self.data.get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.wrong_type(key, "a number of seconds", f"{key} = {high / 2:g}")
+        if zero_ok and value == low:
+            return float(value)
         if not math.isfinite(value) or not low < value <= high:
             self.fail(key, f"{value} is outside ({low:g}, {high:g}]",
                       f"choose a number of seconds above {low:g} and at most {high:g}")
