@@ -189,6 +189,43 @@ SCENARIOS: dict[str, Scenario] = {
                      "initrd.img"),
         ),
         Scenario(
+            name="uefi_http_ipv4",
+            description="OVMF with EDK2's network stack, HTTPv4 boot (HTTPClient echo + URL), "
+                        "snponly.efi over HTTP, iPXE DHCP with user class iPXE, HTTP script, "
+                        "kernel+initrd over HTTP, NFSv4 root",
+            # Both PXE options off: HTTPv4 is OVMF's first boot option.
+            guest=GuestSpec(firmware=Firmware.OVMF, nic_romfile="",
+                            fw_cfg=(("opt/org.tianocore/IPv4PXESupport", "n"),
+                                    ("opt/org.tianocore/IPv6PXESupport", "n"))),
+            loader=BootLoader.IPXE_EFI,
+            milestones=ms.OVMF_HTTP4 + ms.IPXE_EFI_NBP + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT,
+            firmware=("ovmf-code", "snponly.efi", "qemu"),
+            mode=BootMode.UEFI_HTTP,
+            # iPXE first: it runs on OVMF's SNP and would otherwise get itself again.
+            rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
+                        name="ipxe-script"),
+                   Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv4"),
+                        "http://{server}/snponly.efi", name="uefi-http4-ipxe")),
+            fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
+        ),
+        Scenario(
+            name="uefi_ipxe_ipv4",
+            description="OVMF + the iPXE EFI driver of QEMU's NIC ROM (OVMF boots its "
+                        "LoadFile), DHCP with user class iPXE, HTTP script, kernel+initrd "
+                        "over HTTP, NFSv4 root",
+            # QEMU's default romfile (efi-virtio.rom): its iPXE EFI driver binds the NIC
+            # and installs SNP + LoadFile; OVMF's network boot option calls that
+            # LoadFile, which runs iPXE's autoboot on the NIC.
+            guest=GuestSpec(firmware=Firmware.OVMF),
+            loader=BootLoader.IPXE_SCRIPT,
+            milestones=ms.IPXE_EFI_ROM + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT,
+            firmware=("ovmf-code", "rom-virtio", "qemu"),
+            mode=BootMode.UEFI_IPXE,
+            rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
+                        name="ipxe-script"),),
+            fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
+        ),
+        Scenario(
             name="legacy_pxe_ipv6",
             description="SeaBIOS + iPXE ROM, RA (M flag) + DHCPv6 option 59 "
                         "tftp://[...]/boot.ipxe, kernel+initrd over TFTP/IPv6, NFSv4 root "
