@@ -208,7 +208,7 @@ def pxelab_server(link: Link, workdir: Path, events_mode: str,
                str(workdir), "--events", events_mode]
     if profile is not None:
         py_spy = str(Path(sys.executable).parent / "py-spy")
-        command = [py_spy, "record", "--rate", "1000", "--format", "raw", "--nonblocking",
+        command = [py_spy, "record", "--rate", "250", "--format", "raw",
                    "-o", str(profile), "--", *command]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True)
@@ -753,6 +753,10 @@ def report(results: Results, variants: list[str], info: dict[str, Any]) -> str:
     """Markdown tables: medians over the runs of each run's median, p90 and CPU."""
     base = "pxelab" if "pxelab" in variants else variants[0]
     peer = "dnsmasq" if "dnsmasq" in variants else variants[-1]
+    if base == peer:  # one variant: nothing to compare with
+        return "\n".join([f"| exchange | {base} median / p90 | server CPU |", "|---|---|---|"] + [
+            f"| {e} | {_latency_cell(results[base][e])} | "
+            f"{_over_runs(results[base][e], 'server_cpu_us'):.0f} |" for e in EXCHANGES])
     one, two = results[base], results[peer]
     lines = [f"| exchange | {base} median / p90 | {peer} median / p90 | ratio median / p90 | "
              f"server CPU {base} / {peer} |", "|---|---|---|---|---|"]
@@ -786,7 +790,8 @@ def report(results: Results, variants: list[str], info: dict[str, Any]) -> str:
     lost = {v: sum(s.lost for runs in results[v].values() for s in runs) for v in variants}
     refused = {v: sum(s.refused for runs in results[v].values() for s in runs)
                for v in variants}
-    cpu = max(_over_runs(results[v][e], "client_cpu_us") for v in variants for e in EXCHANGES)
+    cpu = max(_over_runs(results[v][e], "client_cpu_us") for v in (base, peer)
+              for e in EXCHANGES)
     m = info["machine"]
     lines += ["", f"µs; N = {info['iterations']} exchanges per run after {info['warmup']} "
               f"warm-up, {info['repeats']} run(s) per variant, interleaved; each cell is the "
@@ -809,6 +814,30 @@ def print_run(variant: str, index: int, results: dict[str, Run]) -> None:
         else:
             parts.append(f"{name} {summary.line()}")
     print(f"run {index} {variant:<17} " + ", ".join(parts), flush=True)
+
+
+def summarize_profile(path: Path, top: int = 15) -> str:
+    """The frames py-spy saw most in the server's event loop, own time and inclusive."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        # The loop's thread only; a sample in epoll is idle time (or waiting for a CPU).
+        if not any("_run_once" in f for f in frames) or "select (selectors.py" in frames[-1]:
+            continue
+        total += int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+    lines = [f"{path}: {total} busy samples"]
+    for title, table in (("own time", own), ("inclusive, pxelab frames", {
+            k: v for k, v in inclusive.items() if "pxelab/" in k})):
+        lines.append(f"  {title}:")
+        lines += [f"    {100 * n / max(total, 1):5.1f}%  {frame}" for frame, n in
+                  sorted(table.items(), key=lambda item: -item[1])[:top]]
+    return "\n".join(lines)
 
 
 def _load() -> str:
@@ -838,6 +867,8 @@ def bench(options: argparse.Namespace) -> None:
                                       profile) as pid, thread_in_namespace(link.client):
                         runs = measure(options, variant, pid)
                     print_run(variant, index, runs)
+                    if profile is not None:
+                        print(summarize_profile(profile))
                     for name, run in runs.items():
                         results[variant].setdefault(name, []).append(Summary.of(run))
     finally:
