@@ -38,10 +38,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import platform
 import random
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -96,6 +98,8 @@ VARIANTS = ("pxelab", "dnsmasq", "pxelab-noevents", "pxelab-eventfile", "dnsmasq
 EXCHANGES = ("dhcp4 DORA", "dhcp6 SARR", "dhcp4 renew", "dhcp6 renew")
 PING_ITERATIONS = 5  # dnsmasq's ping check costs seconds per new client
 
+log = logging.getLogger("dhcp_bench")
+
 
 class BenchError(Exception):
     """A server answered wrongly or not at all, or the lab could not be set up."""
@@ -114,6 +118,7 @@ class Link:
 
 
 def _run(argv: list[str]) -> None:
+    log.info("running: %s", shlex.join(argv))
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BenchError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
@@ -210,6 +215,7 @@ def pxelab_server(link: Link, workdir: Path, events_mode: str,
         py_spy = str(Path(sys.executable).parent / "py-spy")
         command = [py_spy, "record", "--rate", "250", "--format", "raw",
                    "-o", str(profile), "--", *command]
+    log.info("starting: %s", shlex.join(command))
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True)
     assert process.stdin is not None and process.stdout is not None
@@ -905,10 +911,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep server logs and events")
     parser.add_argument("--in-process", action="store_true",
                         help="time pxelab's protocol objects alone, in this process")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log every command (namespaces, servers) to stderr")
     parser.add_argument("--serve-pxelab", metavar="NAMESPACE", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--events", default="memory", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if options.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s")
     if options.serve_pxelab:
         serve_pxelab(options.serve_pxelab, options.workdir, options.events)
         return
