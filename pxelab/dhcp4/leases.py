@@ -9,6 +9,7 @@ range; BOOTP clients get leases that never expire (RFC 1534 section 3).
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -52,6 +53,14 @@ class LeasePool:
         self._by_address: dict[IPv4Address, str] = {}
         self._fixed: dict[str, IPv4Address] = {}  # MAC -> its reserved address
         self._fixed_owner: dict[IPv4Address, str] = {}
+        # Picking an address scans nothing (see _pick): every range address below
+        # _cursor is in use, excluded, someone's fixed address, or in _returned.
+        self._last_number = int(last)
+        self._cursor = int(first)
+        self._returned: list[int] = []  # min-heap: addresses below the cursor free again
+        # Min-heap of (expires, address, MAC), one entry per lease stored; an entry whose
+        # MAC holds another lease now is stale and skipped.
+        self._expiry: list[tuple[float, int, str]] = []
 
     def __contains__(self, address: IPv4Address) -> bool:
         """In the dynamic range and not excluded (fixed addresses aside)."""
@@ -135,7 +144,9 @@ class LeasePool:
         current = self.lookup(mac)
         if current is None or (address is not None and current.address != address):
             return False
-        self._by_mac[mac] = Lease(mac, current.address, LeaseState.FREE, self._clock())
+        lease = Lease(mac, current.address, LeaseState.FREE, self._clock())
+        self._by_mac[mac] = lease
+        self._remember_expiry(lease)
         return True
 
     def decline(self, mac: str, address: IPv4Address) -> bool:
@@ -167,10 +178,20 @@ class LeasePool:
         old = self._by_mac.get(mac)
         if old is not None and old.address != address:
             self._by_address.pop(old.address, None)
+            if int(self.first) <= int(old.address) < self._cursor:
+                heapq.heappush(self._returned, int(old.address))  # as good as never used
         lease = Lease(mac, address, state, self._clock() + seconds)
         self._by_mac[mac] = lease
         self._by_address[address] = mac
+        self._remember_expiry(lease)
         return lease
+
+    def _remember_expiry(self, lease: Lease) -> None:
+        heapq.heappush(self._expiry, (lease.expires, int(lease.address), lease.mac))
+        if len(self._expiry) > 2 * len(self._by_mac) + 64:  # mostly stale: rebuild
+            self._expiry = [(held.expires, int(held.address), held.mac)
+                            for held in self._by_mac.values()]
+            heapq.heapify(self._expiry)
 
     def _available(self, address: IPv4Address, mac: str) -> bool:
         """``address`` may go to ``mac``: in the range, free, not someone's fixed address."""
@@ -181,12 +202,42 @@ class LeasePool:
                 or self._refresh(self._by_mac[owner]).state is LeaseState.FREE)
 
     def _pick(self) -> IPv4Address | None:
-        """Lowest never-used address, else the one free the longest."""
-        for number in range(int(self.first), int(self.last) + 1):
-            address = IPv4Address(number)
-            if (address not in self._exclude and address not in self._by_address
-                    and address not in self._fixed_owner):
-                return address
-        free = [lease for lease in self.leases() if lease.state is LeaseState.FREE
-                and lease.address in self and lease.address not in self._fixed_owner]
-        return min(free, key=lambda lease: lease.expires).address if free else None
+        """Lowest never-used address, else the one free the longest (lowest address on a tie).
+
+        O(1) amortised: a cursor walks the range once, addresses below it that
+        become unused again wait in a heap, and leases wait in a heap by expiry.
+        """
+        address = self._lowest_unused()
+        return address if address is not None else self._longest_free()
+
+    def _unused(self, address: IPv4Address) -> bool:
+        return (address not in self._by_address and address not in self._exclude
+                and address not in self._fixed_owner)
+
+    def _lowest_unused(self) -> IPv4Address | None:
+        returned = self._returned
+        while returned:
+            address = IPv4Address(returned[0])
+            if self._unused(address):
+                return address  # it leaves the heap once it is in use (or excluded)
+            heapq.heappop(returned)
+        while self._cursor <= self._last_number:
+            address = IPv4Address(self._cursor)
+            if self._unused(address):
+                return address  # the cursor moves on once it is in use
+            self._cursor += 1
+        return None
+
+    def _longest_free(self) -> IPv4Address | None:
+        """A free lease's address; leases end in expiry order and a released one has ended."""
+        expiry, now = self._expiry, self._clock()
+        while expiry:
+            expires, number, mac = expiry[0]
+            lease = self._by_mac.get(mac)
+            if lease is not None and lease.expires == expires and int(lease.address) == number:
+                if expires > now:
+                    return None  # the first lease to end has not ended: none is free
+                if lease.address in self and lease.address not in self._fixed_owner:
+                    return lease.address
+            heapq.heappop(expiry)  # stale, or an address the pool never hands out
+        return None

@@ -11,6 +11,7 @@ DUID with the same MAC is taken over for that reason (the old stack is gone).
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -54,6 +55,14 @@ class Lease6Pool:
         self._bindings: dict[Key, Binding] = {}
         self._owner: dict[IPv6Address, Key] = {}
         self._by_mac: dict[str, IPv6Address] = {}
+        # Picking an address scans nothing (see _pick): every range address below
+        # _cursor is owned, excluded, or in _returned.
+        self._last_number = int(last)
+        self._cursor = int(first)
+        self._returned: list[int] = []  # min-heap: addresses below the cursor unowned again
+        # Min-heap of (expires, address, key), one entry per binding stored; an entry whose
+        # key holds another binding now is stale and skipped.
+        self._expiry: list[tuple[float, int, Key]] = []
 
     def __contains__(self, address: IPv6Address) -> bool:
         return (int(self.first) <= int(address) <= int(self.last)
@@ -122,8 +131,9 @@ class Lease6Pool:
         current = self.lookup(duid, iaid)
         if current is None or current.address != address:
             return False
-        self._bindings[(duid, iaid)] = Binding(duid, iaid, address, LeaseState.FREE,
-                                               self._clock(), current.mac)
+        binding = Binding(duid, iaid, address, LeaseState.FREE, self._clock(), current.mac)
+        self._bindings[(duid, iaid)] = binding
+        self._remember_expiry(binding)
         return True
 
     def decline(self, duid: bytes, iaid: int, address: IPv6Address) -> bool:
@@ -170,25 +180,59 @@ class Lease6Pool:
         old = self._bindings.get(key)
         if old is not None and old.address != address:
             self._owner.pop(old.address, None)
+            if int(self.first) <= int(old.address) < self._cursor:
+                heapq.heappush(self._returned, int(old.address))  # as good as never used
         binding = Binding(key[0], key[1], address, state, self._clock() + seconds, mac)
         self._bindings[key] = binding
         self._owner[address] = key
         if mac:
             self._by_mac[mac] = address
+        self._remember_expiry(binding)
         return binding
 
-    def _pick(self) -> IPv6Address | None:
-        """Lowest never-used address, else the one free the longest.
+    def _remember_expiry(self, binding: Binding) -> None:
+        heapq.heappush(self._expiry, (binding.expires, int(binding.address),
+                                      (binding.duid, binding.iaid)))
+        if len(self._expiry) > 2 * len(self._bindings) + 64:  # mostly stale: rebuild
+            self._expiry = [(held.expires, int(held.address), key)
+                            for key, held in self._bindings.items()]
+            heapq.heapify(self._expiry)
 
-        Scans at most (owned + excluded + 1) addresses, so a /64 pool costs
-        no more than a small one.
+    def _pick(self) -> IPv6Address | None:
+        """Lowest never-used address, else the one free the longest (lowest address on a tie).
+
+        O(1) amortised, so a /64 pool costs no more than a small one: a cursor
+        walks the range once, addresses below it that lose their owner wait in
+        a heap, and bindings wait in a heap by expiry.
         """
-        start, end = int(self.first), int(self.last)
-        limit = min(end, start + len(self._owner) + len(self._exclude))
-        for number in range(start, limit + 1):
-            address = IPv6Address(number)
-            if address not in self._exclude and address not in self._owner:
-                return address
-        free = [b for b in self.bindings() if b.state is LeaseState.FREE and b.address in self
-                and self._owner.get(b.address) == (b.duid, b.iaid)]
-        return min(free, key=lambda b: b.expires).address if free else None
+        address = self._lowest_unused()
+        return address if address is not None else self._longest_free()
+
+    def _lowest_unused(self) -> IPv6Address | None:
+        returned, owner, exclude = self._returned, self._owner, self._exclude
+        while returned:
+            address = IPv6Address(returned[0])
+            if address not in owner and address not in exclude:
+                return address  # it leaves the heap once it is owned (or excluded)
+            heapq.heappop(returned)
+        while self._cursor <= self._last_number:
+            address = IPv6Address(self._cursor)
+            if address not in owner and address not in exclude:
+                return address  # the cursor moves on once it is owned
+            self._cursor += 1
+        return None
+
+    def _longest_free(self) -> IPv6Address | None:
+        """A free binding's address; bindings end in expiry order, a released one has ended."""
+        expiry, now = self._expiry, self._clock()
+        while expiry:
+            expires, number, key = expiry[0]
+            binding = self._bindings.get(key)
+            if (binding is not None and binding.expires == expires
+                    and int(binding.address) == number):
+                if expires > now:
+                    return None  # the first binding to end has not ended: none is free
+                if binding.address in self and self._owner.get(binding.address) == key:
+                    return binding.address
+            heapq.heappop(expiry)  # stale, or an address the pool no longer hands out
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from ipaddress import IPv6Address
 
 import pytest
@@ -115,3 +116,56 @@ def test_huge_pool_picks_fast_and_excludes() -> None:
                                                for i in range(50)]
     with pytest.raises(ValueError, match="before pool start"):
         Lease6Pool(LAST, FIRST, 3600)
+
+
+def scanned_pick(leases: Lease6Pool) -> IPv6Address | None:
+    """What ``_pick`` chose when it scanned the range: the specification it must keep."""
+    start, end = int(leases.first), int(leases.last)
+    for number in range(start, min(end, start + len(leases._owner) + len(leases._exclude)) + 1):
+        address = IPv6Address(number)
+        if address not in leases._exclude and address not in leases._owner:
+            return address
+    free = [b for b in leases.bindings() if b.state is LeaseState.FREE and b.address in leases
+            and leases._owner.get(b.address) == (b.duid, b.iaid)]
+    return min(free, key=lambda b: b.expires).address if free else None
+
+
+def test_released_addresses_wait_until_the_never_used_run_out() -> None:
+    leases, clock = pool()
+    first = leases.bind(OVMF, 1, MAC)
+    assert first is not None and leases.release(OVMF, 1, first.address)
+    clock.now += 1
+    others = [leases.bind(bytes((0, 3, n)), 1, f"52:54:00:00:00:{n:02x}") for n in range(3)]
+    assert [b.address for b in others if b] == A[1:]
+    late = leases.bind(b"\x00\x03late", 1, "52:54:00:00:00:99")
+    assert late is not None and late.address == A[0]  # the released one, reclaimed
+    assert leases.lookup(OVMF, 1) is None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_operations_pick_what_the_scan_picked(seed: int) -> None:
+    rng = random.Random(seed)
+    leases, clock = pool(exclude=frozenset({A[1]}))
+    duids = [bytes((0, 3, n)) for n in range(6)]
+    macs = [None, MAC, "52:54:00:00:00:02", "52:54:00:00:00:03"]
+    hints = [*A, IPv6Address("2001:db8::1:4"), IPv6Address("2001:db9::1")]
+    for _ in range(400):
+        clock.now += rng.uniform(0.01, 900)  # never two bindings ending at the same time
+        duid, iaid, mac = rng.choice(duids), rng.randrange(2), rng.choice(macs)
+        asked = rng.sample(hints, rng.randrange(2))
+        operation = rng.randrange(6)
+        if operation == 0:
+            leases.offer(duid, iaid, mac, asked)
+        elif operation == 1:
+            leases.bind(duid, iaid, mac, asked)
+        elif operation == 2:
+            held = leases.lookup(duid, iaid)
+            leases.renew(duid, iaid, held.address if held else rng.choice(hints))
+        elif operation == 3:
+            held = leases.lookup(duid, iaid)
+            leases.release(duid, iaid, held.address if held else rng.choice(hints))
+        elif operation == 4 and rng.random() < 0.1:
+            held = leases.lookup(duid, iaid)
+            if held is not None:
+                leases.decline(duid, iaid, held.address)
+        assert leases._pick() == scanned_pick(leases)
