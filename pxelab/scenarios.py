@@ -224,6 +224,7 @@ SCENARIOS: dict[str, Scenario] = {
             rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
                         name="ipxe-script"),),
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
+            nic_variants=("e1000",),  # efi-e1000.rom's iPXE EFI driver
         ),
         Scenario(
             name="legacy_pxe_ipv6",
