@@ -39,26 +39,35 @@ MATRIX_TEST = REPO / "tests" / "boot" / "test_scenarios.py"
 WAYS = ("boot", "direct")
 
 
-def boot_once(case: Scenario, way: str, workdir: Path) -> dict[str, float]:
-    """Seconds since power-on of each milestone of one boot; exits on a failed boot."""
+def boot_once(case: Scenario, way: str, workdir: Path) -> dict[str, Any] | None:
+    """Seconds since power-on of each milestone of one boot; None if it failed."""
     result = BootRun(case, workdir, direct_kernel=way == "direct").run()
     if not result.ok:
-        raise SystemExit(f"{case.name} ({way}): failed at {result.timeline.failed_stage}: "
-                         f"{result.timeline.failure} (artifacts {workdir})")
+        print(f"  {case.name} ({way}) FAILED at {result.timeline.failed_stage}: "
+              f"{result.timeline.failure} (artifacts kept in {workdir})", flush=True)
+        return None
+    shutil.rmtree(workdir, ignore_errors=True)
     return {hit.name: hit.seconds for hit in result.timeline.hits} | {
         "accelerator": result.timeline.properties.get("accelerator", "?")}
 
 
-def measure(case: Scenario, runs: int, tmp: Path) -> dict[str, Any]:
+def measure(case: Scenario, runs: int, tmp: Path) -> dict[str, Any] | None:
     samples: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
+    failures = 0
     for index in range(runs):
         for way in WAYS:  # interleaved, so drift hits both alike
             workdir = tmp / f"{case.name.replace('[', '-').rstrip(']')}-{way}-{index}"
-            samples[way].append(boot_once(case, way, workdir))
-            shutil.rmtree(workdir, ignore_errors=True)
+            sample = boot_once(case, way, workdir)
+            if sample is None:
+                failures += 1
+                continue
+            samples[way].append(sample)
             print(f"  {case.name} {way} run {index + 1}/{runs}: "
-                  f"{samples[way][-1]['userspace']:.2f}s", flush=True)
-    row: dict[str, Any] = {"case": case.name, "runs": runs,
+                  f"{sample['userspace']:.2f}s", flush=True)
+    if not all(samples.values()):
+        print(f"  {case.name}: no successful boot of some way; left out", flush=True)
+        return None
+    row: dict[str, Any] = {"case": case.name, "runs": runs, "failures": failures,
                            "accelerator": samples["boot"][0]["accelerator"]}
     for way in WAYS:
         for milestone in ("kernel", "userspace"):
@@ -100,6 +109,8 @@ def report(rows: list[dict[str, Any]], walls: list[dict[str, Any]]) -> str:
              "userspace (direct) | boot/direct |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         flag = " **>2x**" if row["ratio"] > 2 else ""
+        if row["failures"]:
+            flag += f" ({row['failures']} failed boot(s) left out)"
         lines.append(f"| `{row['case']}` | {row['accelerator']} | {row['boot_kernel']:.2f} | "
                      f"**{row['boot_userspace']:.2f}** | {row['direct_kernel']:.2f} | "
                      f"{row['direct_userspace']:.2f} | {row['ratio']:.2f}x{flag} |")
@@ -133,13 +144,17 @@ def main() -> None:
         raise SystemExit("no case selected; see `pxelab scenarios`")
     print(f"cases: {', '.join(c.name for c in cases)}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="pxelab-matrix-bench-"))
-    rows = [] if args.no_cases else [measure(case, args.runs, tmp) for case in cases]
+    measured = [] if args.no_cases else [measure(case, args.runs, tmp) for case in cases]
+    rows = [row for row in measured if row is not None]
     walls = [] if args.no_wall else [matrix_wall(w, cases, tmp) for w in (1, 2)]
     print("\n" + report(rows, walls))
     if args.json:
         args.json.write_text(json.dumps({"cases": [c.name for c in cases], "rows": rows,
                                          "walls": walls}, indent=2))
-    shutil.rmtree(tmp, ignore_errors=True)
+    if any(r is None or r["failures"] for r in measured) or any(w["failed"] for w in walls):
+        print(f"artifacts of failed boots kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
