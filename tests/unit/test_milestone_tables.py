@@ -1,0 +1,143 @@
+"""Milestone tables of the iPXE, syslinux.efi and OVMF IPv4 scenarios on real console text.
+
+The transcripts are cut from serial logs of real boots here (QEMU 7.2, OVMF
+2022.11, iPXE 1.0.0+git-20190125.36a4c85, syslinux 6.04), with the kernel
+part shortened to the lines the milestones look for.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from pxelab import milestones as ms
+from pxelab.console import ConsoleWatcher, Timeline
+from pxelab.payload.contract import INIT_START, userspace_line
+from pxelab.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.unit
+
+NL = "\r\r\n"
+IPXE_BANNER = ("\x1b[1m\x1b[37m\x1b[40miPXE 1.0.0+git-20190125.36a4c85-5.1\x1b[0m\x1b[37m"
+               "\x1b[40m -- Open Source Network Boot Firmware -- \x1b[0m\x1b[36m\x1b[40m"
+               "http://ipxe.org\x1b[0m\x1b[37m\x1b[40m")
+IPXE_DHCP = NL.join((
+    "Configuring (net0 52:54:00:12:34:56)... ok",
+    "net0: 192.0.2.100/255.255.255.0",
+    "Next server: 192.0.2.1",
+    "Filename: http://192.0.2.1/boot.ipxe",
+    "http://192.0.2.1/boot.ipxe... ok",
+))
+IPXE_SCRIPT = NL.join((
+    "boot.ipxe : 425 bytes [script]",
+    "pxelab: ipxe script running",
+    "http://192.0.2.1/vmlinuz... ok",
+    "http://192.0.2.1/initrd.img... ok",
+))
+LINUX = NL.join((
+    "[    0.000000] Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org)",
+    INIT_START,
+    "pxelab-init: dhcp eth0 192.0.2.100/24",
+    "pxelab-init: nfs root mounted 192.0.2.1:/pxelab on /newroot type nfs4",
+    userspace_line("192.0.2.1:/pxelab"),
+)) + NL
+OVMF_CLEAR = "\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01H" + NL
+BDS = ('BdsDxe: {verb} Boot0001 "UEFI {option} (MAC:525400123456)" from PciRoot(0x0)/'
+       "Pci(0x1,0x0)/MAC(525400123456,0x1)/IPv4(0.0.0.0,0x0,DHCP,0.0.0.0,0.0.0.0,0.0.0.0)")
+
+
+def efi_chars(text: str, row: int) -> str:
+    """``text`` as OVMF sends syslinux.efi's output: a cursor move around each character."""
+    return "".join(f"\x1b[{row};{col:02d}H{char}\x1b[{row};{col + 1:02d}H"
+                   for col, char in enumerate(text, start=1))
+
+
+OVMF_PXE4 = NL.join((
+    OVMF_CLEAR + ">>Start PXE over IPv4.",
+    "  Station IP address is 192.0.2.100" + NL,
+    "  Server IP address is 192.0.2.1",
+    "  NBP filename is syslinux.efi",
+    "  NBP filesize is 171456 Bytes",
+    " Downloading NBP file..." + NL,
+    "  NBP file downloaded successfully.",
+    BDS.format(verb="loading", option="PXEv4"),
+    BDS.format(verb="starting", option="PXEv4"),
+))
+SYSLINUX_EFI = NL.join(("Getting cached packet ", "My IP is 192.0.2.100", "")) + "".join((
+    efi_chars("pxelab: syslinux.efi config loaded", 17),
+    efi_chars("Loading vmlinuz... ok", 18),
+    efi_chars("Loading initrd.img...ok", 19),
+))
+OVMF_HTTP4 = NL.join((
+    OVMF_CLEAR + ">>Start HTTP Boot over IPv4....",
+    "  Station IP address is 192.0.2.100" + NL,
+    "  URI: http://192.0.2.1/snponly.efi",
+    "  File Size: 173792 Bytes",
+    "".join(f"\r  Downloading...{p}%" for p in range(1, 101))
+    + BDS.format(verb="loading", option="HTTPv4") + "/Uri()",
+    BDS.format(verb="starting", option="HTTPv4") + "/Uri()",
+    "iPXE initialising devices...ok",
+))
+
+CONSOLES = {
+    "legacy_http_ipv4": NL.join((
+        "\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (version 1.16.2-debian-1.16.2-1)",
+        "Booting from ROM...", "iPXE (PCI 00:02.0) starting execution...ok",
+        "iPXE initialising devices...ok", IPXE_BANNER, IPXE_DHCP, IPXE_SCRIPT, LINUX)),
+    "uefi_tftp_ipv4": NL.join((OVMF_PXE4, SYSLINUX_EFI + LINUX)),
+    "uefi_http_ipv4": NL.join((OVMF_HTTP4, IPXE_BANNER, IPXE_DHCP, IPXE_SCRIPT, LINUX)),
+    "uefi_ipxe_ipv4": NL.join((OVMF_CLEAR + IPXE_BANNER, IPXE_DHCP, IPXE_SCRIPT, LINUX)),
+}
+
+
+def watch(tmp_path: Path, text: str, milestones: tuple[ms.Milestone, ...]) -> Timeline:
+    log = tmp_path / "serial.log"
+    log.write_text(text)
+    console = pexpect.spawn("cat", [str(log)], encoding="utf-8", timeout=5)
+    try:
+        return ConsoleWatcher(console, time.monotonic(), ms.ANY_STAGE).run("t", milestones)
+    finally:
+        console.close(force=True)
+
+
+@pytest.mark.parametrize("name", sorted(CONSOLES))
+def test_a_real_boot_reaches_every_milestone_in_order(tmp_path: Path, name: str) -> None:
+    scenario = SCENARIOS[name]
+    timeline = watch(tmp_path, CONSOLES[name], scenario.milestones)
+    assert timeline.ok, timeline.failure
+    assert [h.name for h in timeline.hits] == [m.name for m in scenario.milestones]
+
+
+@pytest.mark.parametrize(("name", "text", "stage", "cause"), [
+    ("uefi_tftp_ipv4", OVMF_CLEAR + ">>Start PXE over IPv6.." + NL, "firmware",
+     "another boot option before PXE over IPv4"),
+    ("uefi_tftp_ipv4", OVMF_CLEAR + ">>Start PXE over IPv4." + NL
+     + "  PXE-E16: No valid offer received." + NL, "fw_dhcp", "no usable DHCPv4 offer"),
+    ("uefi_tftp_ipv4", OVMF_PXE4 + NL + "Getting cached packet " + NL + "My IP is 192.0.2.100"
+     + NL + efi_chars("Failed to load ldlinux.e64", 17), "config", "ldlinux.e64"),
+    ("uefi_http_ipv4", OVMF_CLEAR + ">>Start HTTP Boot over IPv4...." + NL
+     + "  Error: Server response timeout." + NL, "fw_dhcp", "HTTPClient"),
+    ("uefi_http_ipv4", OVMF_CLEAR + ">>Start HTTP Boot over IPv4...." + NL
+     + "  Station IP address is 192.0.2.100" + NL + "  Client Error: 404 Not Found" + NL,
+     "nbp_url", "refused"),
+    ("uefi_http_ipv4", OVMF_CLEAR + ">>Start HTTP Boot over IPv4...." + NL
+     + "  Station IP address is 192.0.2.100" + NL + "  URI: http://192.0.2.1/snponly.efi"
+     + NL + BDS.replace("{verb}", "failed to load").format(option="HTTPv4") + ": Not Found",
+     "nbp", "could not load the boot option"),
+    ("uefi_ipxe_ipv4", OVMF_CLEAR + ">>Start PXE over IPv4." + NL, "rom",
+     "not the iPXE ROM"),
+    ("uefi_ipxe_ipv4", OVMF_CLEAR + IPXE_BANNER + NL + IPXE_DHCP + NL
+     + "boot.ipxe : 425 bytes [script]" + NL + "pxelab: ipxe script running" + NL
+     + "http://192.0.2.1/vmlinuz... No such file or directory (http://ipxe.org/2d12608e)"
+     + NL, "kernel_fetch", "iPXE reported an error"),
+])
+def test_failures_end_the_wait_at_once(tmp_path: Path, name: str, text: str, stage: str,
+                                       cause: str) -> None:
+    started = time.monotonic()
+    timeline = watch(tmp_path, text, SCENARIOS[name].milestones)
+    assert timeline.failed_stage == stage
+    assert cause in (timeline.failure or "")
+    assert time.monotonic() - started < 5, "a failure pattern, not a timeout, ended the wait"
