@@ -18,6 +18,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from functools import cached_property
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -157,7 +158,10 @@ class DhcpMessage:
     file: str = ""
     options: tuple[tuple[int, bytes], ...] = ()
 
-    @property
+    # Read many times per message, so indexed and memoised on first use (the instance
+    # stays immutable: the caches are outside the fields, equality and hashing).
+
+    @cached_property
     def mac(self) -> str:
         return format_mac(self.chaddr)
 
@@ -165,26 +169,39 @@ class DhcpMessage:
     def broadcast(self) -> bool:
         return bool(self.flags & BROADCAST_FLAG)
 
+    @cached_property
+    def _by_code(self) -> dict[int, bytes]:
+        index: dict[int, bytes] = {}
+        for code, value in self.options:
+            index.setdefault(code, value)  # the first of a repeated code, as raw() always gave
+        return index
+
+    @cached_property
+    def _decoded(self) -> dict[int, object | None]:
+        return {}
+
     def raw(self, code: int) -> bytes | None:
         """The value of option ``code`` (already joined per RFC 3396), or None."""
-        for key, value in self.options:
-            if key == code:
-                return value
-        return None
+        return self._by_code.get(code)
 
     def get(self, code: int) -> object | None:
         """Option ``code`` decoded per :data:`OPTIONS`; None if absent or malformed."""
-        value = self.raw(code)
-        if value is None:
-            return None
-        try:
-            return decode_value(code, value)
-        except DhcpDecodeError:
-            return None
+        decoded = self._decoded
+        if code in decoded:
+            return decoded[code]
+        value = self._by_code.get(code)
+        result: object | None = None
+        if value is not None:
+            try:
+                result = decode_value(code, value)
+            except DhcpDecodeError:
+                result = None
+        decoded[code] = result
+        return result
 
-    @property
+    @cached_property
     def message_type(self) -> MessageType | None:
-        value = self.raw(53)
+        value = self._by_code.get(53)
         if value is None or len(value) != 1:
             return None
         try:
@@ -405,9 +422,14 @@ def encode(msg: DhcpMessage) -> bytes:
     for code, value in msg.options:
         if code in (PAD, END):
             raise ValueError(f"option code {code} is reserved for padding/end")
-        chunks = [value[i:i + 255] for i in range(0, len(value), 255)] or [b""]
-        for chunk in chunks:
-            body += bytes((code, len(chunk))) + chunk
+        if len(value) <= 255:
+            body += bytes((code, len(value)))
+            body += value
+            continue
+        for i in range(0, len(value), 255):
+            chunk = value[i:i + 255]
+            body += bytes((code, len(chunk)))
+            body += chunk
     body.append(END)
     out = head + bytes(body)
     return out + b"\x00" * max(0, BOOTP_MIN_SIZE - len(out))

@@ -75,9 +75,8 @@ class ProxyDhcp4Protocol(BaseDhcp4Protocol):
         self._ignore(client, reason)
         return False
 
-    def on_discover(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
+    def on_discover(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         """Port 67: a proxy OFFER with the boot file and no address."""
-        client = self.client(msg)
         decision = self.decide(client)
         if decision is None:
             return
@@ -88,12 +87,12 @@ class ProxyDhcp4Protocol(BaseDhcp4Protocol):
         reply = build_proxy_reply(msg, MessageType.OFFER, self.settings, decision, client)
         self.send(msg, reply, client, decision, proxy=True)
 
-    def on_other(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
+    def on_other(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         """Never called: :meth:`ours` turns these away before faults and handlers."""
 
-    def on_boot_request(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
+    def on_boot_request(self, msg: DhcpMessage, addr: tuple[str, int],
+                        client: ClientInfo) -> None:
         """Port 4011: the ACK with the boot file, unicast back to the request's source."""
-        client = self.client(msg)
         decision = self.decide(client)
         if decision is None:
             return

@@ -34,6 +34,7 @@ __all__ = [
     "build_proxy_reply",
     "build_reply",
     "client_info",
+    "encode_to_fit",
     "fit_to_size",
     "is_pxe_client",
     "max_reply_size",
@@ -258,8 +259,16 @@ def fit_to_size(reply: DhcpMessage, limit: int,
     Unrequested options go first, then requested non-essential ones (last
     added first), then option 67 when the ``file`` field carries the same name.
     """
-    if len(codec.encode(reply)) <= limit:
-        return reply, ()
+    fitted, dropped, _ = encode_to_fit(reply, limit, requested)
+    return fitted, dropped
+
+
+def encode_to_fit(reply: DhcpMessage, limit: int, requested: tuple[int, ...] = ()
+                  ) -> tuple[DhcpMessage, tuple[int, ...], bytes]:
+    """:func:`fit_to_size`, and the fitted reply's bytes: each reply is encoded once."""
+    data = codec.encode(reply)
+    if len(data) <= limit:
+        return reply, (), data
     codes = [code for code, _ in reply.options]
     order = [c for c in reversed(codes) if c not in _ESSENTIAL and c not in requested]
     order += [c for c in reversed(codes) if c not in _ESSENTIAL and c in requested]
@@ -269,9 +278,10 @@ def fit_to_size(reply: DhcpMessage, limit: int,
     for code in order:
         reply = replace(reply, options=tuple(p for p in reply.options if p[0] != code))
         dropped.append(code)
-        if len(codec.encode(reply)) <= limit:
+        data = codec.encode(reply)
+        if len(data) <= limit:
             break
-    return reply, tuple(dropped)
+    return reply, tuple(dropped), data
 
 
 def reply_destination(request: DhcpMessage, reply: DhcpMessage) -> tuple[str, int]:

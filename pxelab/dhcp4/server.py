@@ -37,7 +37,7 @@ from pxelab.dhcp4.replies import (
     build_bootp_reply,
     build_reply,
     client_info,
-    fit_to_size,
+    encode_to_fit,
     max_reply_size,
     reply_destination,
 )
@@ -70,7 +70,8 @@ MAX_REQUEST_SIZE = 4096
 # options are left out and the request is served without them.
 _MUST_PARSE = frozenset({50, 52, 53, 54, 57, 61, 93})
 ETHERNET, ETHERNET_LEN = 1, 6
-Handler = Callable[[DhcpMessage, tuple[str, int]], None]
+# A handler gets the request, where it came from and the client it describes.
+Handler = Callable[[DhcpMessage, tuple[str, int], ClientInfo], None]
 
 
 def open_dhcp4_socket(interface: str, port: int = SERVER_PORT) -> socket.socket:
@@ -114,6 +115,7 @@ class _Outgoing:
 
     request: DhcpMessage
     reply: DhcpMessage
+    data: bytes  # the reply encoded
     client: ClientInfo
     decision: BootDecision
     kind: str | None  # event kind; None: the message type in lower case
@@ -183,9 +185,9 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
             return  # the injector emitted fault.injected
         if verdict.delay > 0:
             asyncio.get_running_loop().call_later(verdict.delay, self._guarded, handler, msg,
-                                                  addr)
+                                                  addr, client)
             return
-        handler(msg, addr)
+        handler(msg, addr, client)
 
     @property
     def role(self) -> str:
@@ -267,8 +269,9 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
              decision: BootDecision, *, kind: str | None = None,
              destination: tuple[str, int] | None = None, proxy: bool = False) -> None:
         """Trim ``reply`` to the client's size, apply reply faults, send it and log it."""
-        reply, omitted = fit_to_size(reply, max_reply_size(request), client.requested_options)
-        out = _Outgoing(request, reply, client, decision, kind,
+        reply, omitted, data = encode_to_fit(reply, max_reply_size(request),
+                                           client.requested_options)
+        out = _Outgoing(request, reply, data, client, decision, kind,
                         destination or reply_destination(request, reply),
                         {"omitted_options": list(omitted), "proxy": proxy})
         verdict = self.faults.packet(f"dhcp4.{out.name.lower()}", client.mac, client)
@@ -284,13 +287,14 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
     def _transmit(self, out: _Outgoing) -> None:
         assert self.transport is not None
         reply, where = out.reply, out.where
-        self.transport.sendto(codec.encode(reply), where)
+        self.transport.sendto(out.data, where)
         boot_file = reply.text(67) or reply.file or None
-        answer = ("proxy " if out.note["proxy"] else "") + f"{out.name} yiaddr={reply.yiaddr}"
+        yiaddr, siaddr = str(reply.yiaddr), str(reply.siaddr)
+        answer = ("proxy " if out.note["proxy"] else "") + f"{out.name} yiaddr={yiaddr}"
         if boot_file:
-            answer += f" next-server={reply.siaddr} file={boot_file}"
+            answer += f" next-server={siaddr} file={boot_file}"
         details: dict[str, Any] = self._client_details(out.client) | out.note | {
-            "xid": out.request.xid, "yiaddr": str(reply.yiaddr), "siaddr": str(reply.siaddr),
+            "xid": out.request.xid, "yiaddr": yiaddr, "siaddr": siaddr,
             "file": boot_file, "vendor_class_echo": reply.text(60),
             "options": [code for code, _ in reply.options],
             "destination": f"{where[0]}:{where[1]}"}
@@ -324,16 +328,17 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
                  events: EventLog, faults: FaultInjector | None = None) -> None:
         super().__init__(settings, policy, events, faults)
         self.leases = leases
-
-    def handler_for(self, mtype: MessageType | None) -> Handler | None:
-        return {
+        self._handlers: dict[MessageType | None, Handler] = {
             None: self.on_bootp,
             MessageType.DISCOVER: self.on_discover,
             MessageType.REQUEST: self.on_request,
             MessageType.RELEASE: self.on_release,
             MessageType.DECLINE: self.on_decline,
             MessageType.INFORM: self.on_inform,
-        }.get(mtype)
+        }
+
+    def handler_for(self, mtype: MessageType | None) -> Handler | None:
+        return self._handlers.get(mtype)
 
     def client(self, msg: DhcpMessage, address: IPv4Address | None = None) -> ClientInfo:
         if address is None and msg.ciaddr == _ZERO:
@@ -341,8 +346,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
             address = self.leases.fixed(msg.mac) or (lease.address if lease else None)
         return super().client(msg, address)
 
-    def on_discover(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
-        client = self.client(msg)
+    def on_discover(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         decision = self.decide(client)
         if decision is None:
             return
@@ -353,11 +357,12 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
         self.send(msg, build_reply(msg, MessageType.OFFER, self.settings, yiaddr=address,
                                    decision=decision, client=client), client, decision)
 
-    def on_request(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
+    def on_request(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         """SELECTING (option 54), INIT-REBOOT (50, no 54), RENEWING/REBINDING (ciaddr)."""
         server_id = msg.ipv4(54)
         requested = msg.ipv4(50) or (msg.ciaddr if msg.ciaddr != _ZERO else None)
-        client = self.client(msg, requested)
+        if requested is not None and client.client_address != str(requested):
+            client = replace(client, client_address=str(requested))  # what it asks to have
         if server_id is not None and server_id != self.settings.server:
             if (lease := self.leases.lookup(client.mac)) and lease.state is LeaseState.OFFERED:
                 self.leases.release(client.mac)  # RFC 2131 4.3.2: our offer was declined
@@ -385,8 +390,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
         self.send(msg, build_reply(msg, MessageType.ACK, self.settings, yiaddr=requested,
                                    decision=decision, client=client), client, decision)
 
-    def on_release(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
-        client = self.client(msg)
+    def on_release(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         if not self._for_us(msg, client):
             return
         released = self.leases.release(msg.mac, msg.ciaddr)
@@ -394,8 +398,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
                          reason="lease freed" if released else "no such lease",
                          details={"address": str(msg.ciaddr), "xid": msg.xid})
 
-    def on_decline(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
-        client = self.client(msg)
+    def on_decline(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         if not self._for_us(msg, client):
             return
         address = msg.ipv4(50)
@@ -408,18 +411,16 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
         self.events.emit("dhcp4", "decline", client=msg.mac, request=f"DECLINE {address}",
                          reason=reason, details={"address": str(address), "xid": msg.xid})
 
-    def on_inform(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
+    def on_inform(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         """RFC 2131 4.3.5: configuration for a client that has its address already."""
-        client = self.client(msg)
         decision = self.decide(client)
         if decision is None:
             return
         self.send(msg, build_reply(msg, MessageType.ACK, self.settings, decision=decision,
                                    client=client), client, decision, kind="inform")
 
-    def on_bootp(self, msg: DhcpMessage, addr: tuple[str, int]) -> None:
+    def on_bootp(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         """RFC 951/1534: a BOOTREQUEST without option 53 gets an address for good."""
-        client = self.client(msg)
         decision = self.decide(client)
         if decision is None:
             return
