@@ -133,10 +133,11 @@ _HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
 BOOTP_MIN_SIZE = 300  # RFC 1542 2.1: some relays and old clients drop shorter BOOTP frames
 BROADCAST_FLAG = 0x8000
 _ZERO = IPv4Address(0)
+_ZERO_PACKED = bytes(4)
 
 
 def format_mac(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
+    return raw.hex(":")
 
 
 @dataclass(frozen=True)
@@ -308,9 +309,9 @@ def decode_value(code: int, value: bytes) -> object:
 
 def _encode_value(kind: Kind, value: Any) -> bytes:
     if kind is Kind.IPV4:
-        return IPv4Address(value).packed
+        return _packed(value)
     if kind is Kind.IPV4_LIST:
-        return b"".join(IPv4Address(v).packed for v in value)
+        return b"".join(_packed(v) for v in value)
     if kind is Kind.U8:
         return int(value).to_bytes(1, "big")
     if kind is Kind.U16:
@@ -326,6 +327,11 @@ def _encode_value(kind: Kind, value: Any) -> bytes:
     if isinstance(value, bytes | bytearray):
         return bytes(value)
     raise TypeError(f"bytes option needs bytes, got {type(value).__name__}")
+
+
+def _packed(value: Any) -> bytes:
+    # IPv4Address(an IPv4Address) formats and parses it again: several µs per option.
+    return value.packed if isinstance(value, IPv4Address) else IPv4Address(value).packed
 
 
 def option(code: int, value: Any) -> tuple[int, bytes]:
@@ -398,9 +404,13 @@ def decode(data: bytes) -> DhcpMessage:
             sname = b""
     return DhcpMessage(
         op=Op(op), xid=xid, chaddr=chaddr[:hlen], htype=htype, hops=hops, secs=secs,
-        flags=flags, ciaddr=IPv4Address(ciaddr), yiaddr=IPv4Address(yiaddr),
-        siaddr=IPv4Address(siaddr), giaddr=IPv4Address(giaddr),
+        flags=flags, ciaddr=_address(ciaddr), yiaddr=_address(yiaddr),
+        siaddr=_address(siaddr), giaddr=_address(giaddr),
         sname=_cstring(sname), file=_cstring(file), options=_join(pairs))
+
+
+def _address(packed: bytes) -> IPv4Address:
+    return _ZERO if packed == _ZERO_PACKED else IPv4Address(packed)  # mostly 0.0.0.0
 
 
 def _field(text: str, size: int, name: str) -> bytes:

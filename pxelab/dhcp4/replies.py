@@ -20,6 +20,7 @@ reads (see shared/notes/firmware-facts.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 from pxelab.dhcp4 import codec, pxe
@@ -52,6 +53,7 @@ _MIN_DATAGRAM, _IP_UDP = 576, 28
 # Options a reply keeps however little room the client gives (RFC 2131 table 3 musts,
 # what PXE and HTTP boot firmware reads, the echoes RFC 6842 and RFC 3046 require).
 _ESSENTIAL = frozenset({53, 54, 51, 58, 59, 1, 56, 60, 43, 67, 97, 61, 82})
+_TYPE_OPTIONS = {mtype: option(53, mtype) for mtype in MessageType}
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,40 @@ class Dhcp4Settings:
     router: IPv4Address | None = None
     dns: tuple[IPv4Address, ...] = ()
 
+    # The options every reply carries the same way, encoded once.
+
+    @cached_property
+    def server_text(self) -> str:
+        return str(self.server)
+
+    @cached_property
+    def server_option(self) -> tuple[int, bytes]:
+        return option(54, self.server)
+
+    @cached_property
+    def lease_options(self) -> tuple[tuple[int, bytes], ...]:
+        seconds = self.lease_seconds
+        return option(51, seconds), option(58, seconds // 2), option(59, seconds * 7 // 8)
+
+    @cached_property
+    def netmask_option(self) -> tuple[int, bytes]:
+        return option(1, self.network.netmask)
+
+    @cached_property
+    def router_option(self) -> tuple[int, bytes] | None:
+        return option(3, [self.router]) if self.router is not None else None
+
+    @cached_property
+    def dns_option(self) -> tuple[int, bytes] | None:
+        return option(6, self.dns) if self.dns else None
+
 
 def is_pxe_client(client: ClientInfo) -> bool:
     """Option 60 starts ``PXEClient`` (PXE 2.1 section 2.2.1)."""
     return (client.vendor_class or "").startswith("PXEClient")
 
 
-def client_info(msg: DhcpMessage, server: IPv4Address,
+def client_info(msg: DhcpMessage, server: IPv4Address | str,
                 address: IPv4Address | None = None) -> ClientInfo:
     """Boil a request down to what a policy decides on; ``address``: the client's, if known."""
     arch = msg.get(93)
@@ -102,6 +131,8 @@ def _wants(client: ClientInfo | None, code: int) -> bool:
 def _merge(options: list[tuple[int, bytes]],
            extra: tuple[tuple[int, bytes], ...]) -> list[tuple[int, bytes]]:
     """``options`` with ``extra`` added; an extra option replaces ours of the same code."""
+    if not extra:
+        return options
     codes = {code for code, _ in extra}
     return [pair for pair in options if pair[0] not in codes] + list(extra)
 
@@ -142,16 +173,12 @@ def _boot(decision: BootDecision, client: ClientInfo | None,
 
 def _lease_options(settings: Dhcp4Settings, client: ClientInfo | None,
                    *, lease: bool) -> list[tuple[int, bytes]]:
-    options: list[tuple[int, bytes]] = []
-    if lease:
-        seconds = settings.lease_seconds
-        options += [option(51, seconds), option(58, seconds // 2),
-                    option(59, seconds * 7 // 8)]
-    options.append(option(1, settings.network.netmask))
-    if settings.router is not None and _wants(client, 3):
-        options.append(option(3, [settings.router]))
-    if settings.dns and _wants(client, 6):
-        options.append(option(6, settings.dns))
+    options = list(settings.lease_options) if lease else []
+    options.append(settings.netmask_option)
+    if settings.router_option is not None and _wants(client, 3):
+        options.append(settings.router_option)
+    if settings.dns_option is not None and _wants(client, 6):
+        options.append(settings.dns_option)
     return options
 
 
@@ -162,7 +189,7 @@ def build_reply(request: DhcpMessage, mtype: MessageType, settings: Dhcp4Setting
 
     ``message`` goes in option 56 of a NAK (RFC 2131 table 3: SHOULD).
     """
-    options = [option(53, mtype), option(54, settings.server)]
+    options = [_TYPE_OPTIONS[mtype], settings.server_option]
     if mtype is MessageType.NAK:
         if message:
             options.append(option(56, message[:255]))
@@ -216,7 +243,7 @@ def build_proxy_reply(request: DhcpMessage, mtype: MessageType, settings: Dhcp4S
     """
     http = not is_pxe_client(client)
     vendor = decision.vendor_class or ("HTTPClient" if http else "PXEClient")
-    options = [option(53, mtype), option(54, settings.server), option(60, vendor)]
+    options = [_TYPE_OPTIONS[mtype], settings.server_option, option(60, vendor)]
     if not http:
         item = _boot_item(request)
         options.append(option(43, pxe.encode_pxe(

@@ -249,7 +249,7 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
     def client(self, msg: DhcpMessage, address: IPv4Address | None = None) -> ClientInfo:
         if address is None and msg.ciaddr != _ZERO:
             address = msg.ciaddr
-        return client_info(msg, self.settings.server, address)
+        return client_info(msg, self.settings.server_text, address)
 
     # -- decisions -----------------------------------------------------------------------------
 
