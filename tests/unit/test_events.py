@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import asdict
+from ipaddress import IPv4Address
 
 import pytest
 
 from pxelab.errors import WaitTimeoutError
 from pxelab.events import EventLog
+from pxelab.policy import ClientInfo
 
 pytestmark = pytest.mark.unit
 
@@ -28,3 +31,28 @@ def test_wait_timeout_says_what_was_seen():
     log.emit("tftp", "rrq", request="pxelinux.0")
     with pytest.raises(WaitTimeoutError, match=r"no TFTP transfer.*tftp\.rrq"):
         log.wait_for(lambda e: e.kind == "sent", timeout=0.1, what="TFTP transfer")
+
+
+def test_the_file_gets_every_event_in_order_by_close(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    threads = [threading.Thread(target=lambda n=n: [log.emit("t", f"{n}-{i}") for i in range(200)])
+               for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    log.emit("t", "after close")  # kept in memory only
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["kind"] for line in lines] == [e.kind for e in log][:-1]
+    assert len(lines) == 800
+    log.close()  # twice is harmless
+
+
+def test_to_json_is_what_asdict_gave():
+    log = EventLog()
+    event = log.emit("dhcp4", "ack", client="52:54:00:00:00:01", details={
+        "address": IPv4Address("192.0.2.7"), "client": ClientInfo("52:54:00:00:00:01"),
+        "options": (1, 3), "none": None})
+    assert event.to_json() == json.dumps(asdict(event), sort_keys=True, default=str)
