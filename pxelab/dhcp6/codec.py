@@ -18,6 +18,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 from ipaddress import IPv6Address
 from typing import ClassVar, Self, TypeVar
 
@@ -100,10 +101,13 @@ class MessageType(IntEnum):
     @property
     def label(self) -> str:
         """``information-request``: the RFC's name, as fault kinds and events use it."""
-        return self.name.lower().replace("_", "-")
+        return _LABELS[self]
 
     def is_relay(self) -> bool:
         return self in (MessageType.RELAY_FORW, MessageType.RELAY_REPL)
+
+
+_LABELS = {kind: kind.name.lower().replace("_", "-") for kind in MessageType}
 
 
 class OptionCode(IntEnum):
@@ -150,7 +154,7 @@ class DuidType(IntEnum):
 
 
 def format_mac(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
+    return raw.hex(":")
 
 
 def mac_from_link_local(address: IPv6Address) -> str | None:
@@ -214,7 +218,9 @@ class Duid:
         """DUID-UUID (RFC 6355 4): type 4 and 16 bytes; iPXE uses the SMBIOS UUID."""
         return cls(struct.pack("!H", DuidType.UUID) + uuid)
 
-    @property
+    # The accessors are memoised: a server reads them several times per message.
+
+    @cached_property
     def type(self) -> int:
         return int(_U16.unpack_from(self.raw)[0])
 
@@ -232,7 +238,7 @@ class Duid:
             return self.raw[4:]
         return None
 
-    @property
+    @cached_property
     def mac(self) -> str | None:
         """The Ethernet address of a DUID-LL/LLT, else None."""
         lladdr = self.link_layer_address
@@ -249,6 +255,10 @@ class Duid:
 
     def describe(self) -> str:
         """``DUID-LLT 52:54:00:12:34:56``, ``DUID-UUID 0011..``, ``DUID type 9 ...``."""
+        return self._description
+
+    @cached_property
+    def _description(self) -> str:
         try:
             name = f"DUID-{DuidType(self.type).name}"
         except ValueError:
@@ -679,27 +689,33 @@ class Dhcp6Message:
     xid: int
     options: tuple[Option, ...] = ()
 
+    # A message has a handful of options: a plain loop finds one faster than any index
+    # costs to build. What a server reads several times per message is memoised below.
+
     def get(self, kind: type[OptionT]) -> OptionT | None:
         """The first option of class ``kind``, or None."""
-        return next((o for o in self.options if isinstance(o, kind)), None)
+        for opt in self.options:
+            if isinstance(opt, kind):
+                return opt
+        return None
 
     def all(self, kind: type[OptionT]) -> tuple[OptionT, ...]:
-        return tuple(o for o in self.options if isinstance(o, kind))
+        return tuple([o for o in self.options if isinstance(o, kind)])
 
     def has(self, code: int) -> bool:
-        return any(o.code == code for o in self.options)
+        return any(opt.code == code for opt in self.options)
 
-    @property
+    @cached_property
     def client_duid(self) -> Duid | None:
         opt = self.get(ClientId)
         return opt.duid if opt else None
 
-    @property
+    @cached_property
     def server_duid(self) -> Duid | None:
         opt = self.get(ServerId)
         return opt.duid if opt else None
 
-    @property
+    @cached_property
     def requested(self) -> tuple[int, ...]:
         """Codes from the ORO (RFC 8415 21.7); () when the client sent none."""
         opt = self.get(OptionRequest)

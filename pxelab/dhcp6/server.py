@@ -34,6 +34,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any, cast
 
@@ -87,9 +88,14 @@ log = logging.getLogger(__name__)
 
 SIOCGIFHWADDR = 0x8927
 _IA_CODES = (3, 4, 25)  # IA_NA, IA_TA, IA_PD (RFC 8415 21.4, 21.5, 21.21)
-_SERVER_BOUND = (MessageType.SOLICIT, MessageType.REQUEST, MessageType.CONFIRM,
-                 MessageType.RENEW, MessageType.REBIND, MessageType.RELEASE,
-                 MessageType.DECLINE, MessageType.INFORMATION_REQUEST)
+# What a server takes, and the RFC 8415 section that says when to discard it.
+_SECTIONS = {MessageType.SOLICIT: "16.2", MessageType.REQUEST: "16.4",
+             MessageType.CONFIRM: "16.5", MessageType.RENEW: "16.6",
+             MessageType.REBIND: "16.7", MessageType.DECLINE: "16.8",
+             MessageType.RELEASE: "16.9", MessageType.INFORMATION_REQUEST: "16.12"}
+_SERVER_BOUND = frozenset(_SECTIONS)
+# str() of an IPv6Address takes microseconds; a lab's clients keep their few addresses.
+_text = lru_cache(maxsize=4096)(str)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,10 @@ class Dhcp6Settings:
     def t2(self) -> int:
         return self.preferred * 4 // 5
 
+    @cached_property
+    def server_text(self) -> str:
+        return str(self.server)
+
 
 @dataclass(frozen=True)
 class Peer:
@@ -132,14 +142,35 @@ class Peer:
         host = str(addr[0]).split("%", 1)[0]
         return cls(IPv6Address(host), int(addr[1]), int(addr[3]) if len(addr) > 3 else 0)
 
-    @property
+    # A client sends several messages from one address: the texts are made once per peer
+    # (see _peer), as parsing and formatting an IPv6 address costs microseconds.
+
+    @cached_property
+    def host(self) -> str:
+        return str(self.address)
+
+    @cached_property
     def destination(self) -> tuple[str, int, int, int]:
         """RFC 8415 7.2: clients listen on port 546, whatever port they sent from."""
-        return str(self.address), CLIENT_PORT, 0, self.scope_id
+        return self.host, CLIENT_PORT, 0, self.scope_id
+
+    @cached_property
+    def reply_to(self) -> str:
+        """The destination as events show it."""
+        return f"[{self.host}%{self.scope_id}]:{CLIENT_PORT}"
+
+    @cached_property
+    def _text(self) -> str:
+        scope = f"%{self.scope_id}" if self.scope_id else ""
+        return f"[{self.host}{scope}]:{self.port}"
 
     def __str__(self) -> str:
-        scope = f"%{self.scope_id}" if self.scope_id else ""
-        return f"[{self.address}{scope}]:{self.port}"
+        return self._text
+
+
+@lru_cache(maxsize=1024)
+def _peer(addr: tuple[Any, ...]) -> Peer:
+    return Peer.from_addr(addr)
 
 
 # -- sockets and identity ----------------------------------------------------------------------
@@ -197,12 +228,7 @@ def validate(msg: Dhcp6Message, ours: Duid) -> str | None:
     """Why RFC 8415 section 16 says to discard ``msg``, or None if a server takes it."""
     label = msg.msg_type.label
     client, server = msg.client_duid, msg.server_duid
-    section = {MessageType.SOLICIT: "16.2", MessageType.REQUEST: "16.4",
-               MessageType.CONFIRM: "16.5", MessageType.RENEW: "16.6",
-               MessageType.REBIND: "16.7", MessageType.DECLINE: "16.8",
-               MessageType.RELEASE: "16.9", MessageType.INFORMATION_REQUEST: "16.12"}[
-        msg.msg_type]
-    cite = f"(RFC 8415 {section})"
+    cite = f"(RFC 8415 {_SECTIONS[msg.msg_type]})"
     if msg.msg_type is MessageType.INFORMATION_REQUEST:
         if server is not None and server != ours:
             return f"{label} names server {server.describe()}, not us {cite}"
@@ -249,7 +275,7 @@ def client_info(msg: Dhcp6Message, peer: Peer, settings: Dhcp6Settings,
         uuid=duid.uuid if duid else None,
         secs=elapsed.hundredths // 100 if elapsed else 0,
         requested_options=msg.requested,
-        server_address=str(settings.server),
+        server_address=settings.server_text,
         client_address=str(address) if address else "",
     )
 
@@ -339,6 +365,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         self.events = events
         self.faults = faults if faults is not None else FaultInjector((), events)
         self.transport: asyncio.DatagramTransport | None = None
+        self._memo: _About | None = None  # the texts of the message handled last
         self._handlers: dict[MessageType, Callable[[Dhcp6Message, Peer, ClientInfo], None]] = {
             MessageType.SOLICIT: self.on_solicit,
             MessageType.REQUEST: self.on_request,
@@ -355,10 +382,10 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        label = f"{addr[0]}:{addr[1]}"
         try:
-            self.handle(data, Peer.from_addr(addr))
+            self.handle(data, _peer(addr))
         except Exception as exc:  # never let one packet stop the server
+            label = f"{addr[0]}:{addr[1]}"
             log.exception("DHCPv6 message from %s failed", label)
             self.events.emit("dhcp6", "error", client=label, reason=repr(exc),
                              details={"traceback": traceback.format_exc()})
@@ -372,19 +399,19 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         try:
             msg = codec.decode(data)
         except Dhcp6DecodeError as exc:
-            self._drop(str(peer.address), f"malformed: {exc}", peer=str(peer), size=len(data))
+            self._drop(peer.host, f"malformed: {exc}", peer=str(peer), size=len(data))
             return
         if isinstance(msg, RelayMessage):
-            self._drop(str(peer.address), f"{msg.msg_type.label} from {msg.link_address}: "
+            self._drop(peer.host, f"{msg.msg_type.label} from {msg.link_address}: "
                        "relayed messages are not served; put the server on the client's link",
                        peer=str(peer), message_type=msg.msg_type.label)
             return
         if msg.msg_type not in _SERVER_BOUND:
-            self._drop(str(peer.address), f"{msg.msg_type.label} is sent by servers, not to them",
+            self._drop(peer.host, f"{msg.msg_type.label} is sent by servers, not to them",
                        peer=str(peer), message_type=msg.msg_type.label, xid=msg.xid)
             return
         client = client_info(msg, peer, self.settings)
-        who = client.mac or str(peer.address)
+        who = client.mac or peer.host
         if (problem := validate(msg, self.duid)) is not None:
             self._drop(who, problem, **self._details(msg, peer, client))
             return
@@ -444,7 +471,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         self._received("confirm", msg, peer, client)
         addresses = [a.address for ia in msg.all(IaNa) for a in ia.addresses]
         if not addresses:
-            self._drop(client.mac or str(peer.address),
+            self._drop(client.mac or peer.host,
                        "confirm names no address; RFC 8415 18.3.3 says not to reply",
                        **self._details(msg, peer, client))
             return
@@ -573,8 +600,8 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
             # Nothing was leased: the address the client would have got is only a candidate.
             details = self._details(msg, peer, client) | {
                 "address": None, "candidate": client.client_address or None}
-            self.events.emit("dhcp6", "withheld", client=client.mac or str(peer.address),
-                             request=client.summary(), reason=decision.reason,
+            self.events.emit("dhcp6", "withheld", client=client.mac or peer.host,
+                             request=self._summary(msg, peer, client), reason=decision.reason,
                              details=details)
             return None
         return decision
@@ -591,7 +618,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         else:
             self._transmit(data, peer)
         ias = reply.all(IaNa)
-        addresses = [str(a.address) for ia in ias for a in ia.addresses if a.valid]
+        addresses = [_text(a.address) for ia in ias for a in ia.addresses if a.valid]
         url = reply.get(BootFileUrl)
         echo = reply.get(VendorClass)
         status = reply.status or next((ia.status for ia in ias if ia.status), None)
@@ -607,12 +634,12 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
             "status": status_name(status.status) if status else None,
             "rapid_commit": reply.has(OptionCode.RAPID_COMMIT),
             "in_reply_to": request.msg_type.label,
-            "destination": f"[{peer.address}%{peer.scope_id}]:{CLIENT_PORT}",
+            "destination": peer.reply_to,
             "delayed": verdict.delay or None,
         } | extra
-        self.events.emit("dhcp6", kind, client=client.mac or str(peer.address),
-                         request=client.summary(), answer=answer, reason=reason,
-                         details=details)
+        self.events.emit("dhcp6", kind, client=client.mac or peer.host,
+                         request=self._summary(request, peer, client), answer=answer,
+                         reason=reason, details=details)
         log.debug("%s -> %s: %s (%s)", client.mac, peer, answer, reason)
 
     def _transmit(self, data: bytes, peer: Peer) -> None:
@@ -621,34 +648,64 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         self.transport.sendto(data, peer.destination)
 
     def _received(self, kind: str, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
-        self.events.emit("dhcp6", kind, client=client.mac or str(peer.address),
-                         request=client.summary(), details=self._details(msg, peer, client))
+        self.events.emit("dhcp6", kind, client=client.mac or peer.host,
+                         request=self._summary(msg, peer, client),
+                         details=self._details(msg, peer, client))
 
-    @staticmethod
-    def _details(msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> dict[str, Any]:
-        duid = msg.client_duid
-        ias = msg.all(IaNa)
-        vendor = msg.get(VendorClass)
-        asked = [str(a.address) for ia in ias for a in ia.addresses]
-        return {
-            "address": client.client_address or (asked[0] if asked else None),
-            "mac": client.mac or None,
-            "arch": client.arch,
-            "vendor_class": client.vendor_class,
-            "vendor_enterprise": vendor.enterprise if vendor else None,
-            "user_classes": list(client.user_classes),
-            "duid": duid.hex() if duid else None,
-            "duid_type": duid.describe() if duid else None,
-            "iaid": ias[0].iaid if ias else None,
-            "iaids": [ia.iaid for ia in ias],
-            "boot_url": None,
-            "xid": msg.xid,
-            "message_type": msg.msg_type.label,
-            "requested_options": list(msg.requested),
-            "rapid_commit_asked": msg.has(OptionCode.RAPID_COMMIT),
-            "elapsed_seconds": client.secs,
-            "peer": str(peer),
-        }
+    def _details(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> dict[str, Any]:
+        """What every event about ``msg`` says about it; ``address``: the client's, else asked."""
+        memo = self._about(msg, peer, client)
+        return {"address": client.client_address or memo.asked} | memo.details
+
+    def _summary(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> str:
+        return self._about(msg, peer, client).summary
+
+    def _about(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> _About:
+        """The event texts of ``msg``, made once: a message has two or three events.
+
+        Only the client's address changes between them (candidate, lease), and
+        :meth:`_details` sets it for each event.
+        """
+        memo = self._memo
+        if memo is None or memo.msg is not msg:
+            memo = self._memo = _About(msg, client.summary(), *_message_details(msg, peer, client))
+        return memo
 
     def _drop(self, client: str, reason: str, **details: Any) -> None:
         self.events.emit("dhcp6", "drop", client=client, reason=reason, details=details)
+
+
+@dataclass(frozen=True)
+class _About:
+    """One message's event texts (see :meth:`Dhcp6Protocol._about`)."""
+
+    msg: Dhcp6Message
+    summary: str
+    asked: str | None  # the first address the client asked for
+    details: dict[str, Any]  # without "address"
+
+
+def _message_details(msg: Dhcp6Message, peer: Peer,
+                     client: ClientInfo) -> tuple[str | None, dict[str, Any]]:
+    duid = msg.client_duid
+    ias = msg.all(IaNa)
+    vendor = msg.get(VendorClass)
+    asked = next((_text(a.address) for ia in ias for a in ia.addresses), None)
+    return asked, {
+        "mac": client.mac or None,
+        "arch": client.arch,
+        "vendor_class": client.vendor_class,
+        "vendor_enterprise": vendor.enterprise if vendor else None,
+        "user_classes": list(client.user_classes),
+        "duid": duid.hex() if duid else None,
+        "duid_type": duid.describe() if duid else None,
+        "iaid": ias[0].iaid if ias else None,
+        "iaids": [ia.iaid for ia in ias],
+        "boot_url": None,
+        "xid": msg.xid,
+        "message_type": msg.msg_type.label,
+        "requested_options": list(msg.requested),
+        "rapid_commit_asked": msg.has(OptionCode.RAPID_COMMIT),
+        "elapsed_seconds": client.secs,
+        "peer": str(peer),
+    }
