@@ -44,6 +44,7 @@ __all__ = [
 
 SERVER_PORT, CLIENT_PORT = 67, 68
 BROADCAST = IPv4Address("255.255.255.255")
+_BROADCAST_TEXT = str(BROADCAST)
 _ZERO = IPv4Address(0)
 # iPXE option 175 carrying sub-option 176 (no-pxedhcp) = 1: skip the 2 s proxyDHCP wait.
 _IPXE_NO_PXEDHCP = bytes((176, 1, 1))
@@ -322,4 +323,4 @@ def reply_destination(request: DhcpMessage, reply: DhcpMessage) -> tuple[str, in
         return str(request.giaddr), SERVER_PORT
     if reply.message_type is not MessageType.NAK and request.ciaddr != _ZERO:
         return str(request.ciaddr), CLIENT_PORT
-    return str(BROADCAST), CLIENT_PORT
+    return _BROADCAST_TEXT, CLIENT_PORT

@@ -424,9 +424,9 @@ class IaNa(Option):
     t2: int = 0
     options: tuple[Option, ...] = ()
 
-    @property
+    @cached_property
     def addresses(self) -> tuple[IaAddress, ...]:
-        return tuple(o for o in self.options if isinstance(o, IaAddress))
+        return tuple([o for o in self.options if isinstance(o, IaAddress)])
 
     @property
     def status(self) -> StatusCode | None:
