@@ -44,7 +44,13 @@ class Dnsmasq:
     def command(self) -> list[str]:
         network = self.address.network
         first, last = network[100], network[199]
-        return [*exec_prefix(self.namespace), "dnsmasq", "--no-daemon", "--port=0",
+        # --keep-in-foreground, not --no-daemon: that debug mode also writes every log line
+        # to stderr, which nobody reads once it has started, and after 64 KiB (a few
+        # hundred DHCP and TFTP lines) the full pipe stops dnsmasq dead. --user=root keeps
+        # what --no-daemon did: no switch to an unprivileged user, so TFTP reads any data
+        # root (a mkdtemp directory is 0700).
+        return [*exec_prefix(self.namespace), "dnsmasq", "--keep-in-foreground",
+                "--user=root", "--port=0",
                 "--conf-file=/dev/null", f"--interface={self.interface}", "--bind-interfaces",
                 f"--dhcp-range={first},{last},{network.netmask},1h",
                 f"--dhcp-boot={self.boot_file},,{self.address.ip}",
