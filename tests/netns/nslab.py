@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import select
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,3 +92,39 @@ def event(source: str, kind: str, **match: Any) -> Callable[[Event], bool]:
             return False
         return all(getattr(e, k, e.details.get(k)) == v for k, v in match.items())
     return predicate
+
+
+def stop_process(pid: int, timeout: float = 5) -> None:
+    """SIGTERM ``pid`` and wait (on a pidfd, no polling) until it is gone; then SIGKILL."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        if not select.select([fd], [], [], timeout)[0]:
+            os.kill(pid, signal.SIGKILL)
+            select.select([fd], [], [], timeout)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def stop_processes_mentioning(text: str) -> None:
+    """Stop every process whose command line contains ``text`` (e.g. a per-test file path).
+
+    Daemonizing clients such as ``dhclient -1`` write their pid file after the fork;
+    a cleanup that reads it can come too early. A unique path in the command line
+    cannot be missed.
+    """
+    wanted = text.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if wanted in cmdline:
+            stop_process(int(entry.name))

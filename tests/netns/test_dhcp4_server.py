@@ -13,10 +13,7 @@ or a socket timeout; every process and file a test makes is removed afterwards.
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -26,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nslab import CLIENT4, SERVER4, Lab, event, in_client, two_namespaces
+from nslab import CLIENT4, SERVER4, Lab, event, in_client, stop_processes_mentioning, two_namespaces
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from pxelab.bootserver import BootServer, Dhcp4Mode, ServerConfig
@@ -348,18 +345,6 @@ DHCLIENT_CONF = "timeout 10;\nretry 1;\ninitial-interval 1;\nrequest subnet-mask
                 "domain-name-servers;\n"
 
 
-def stop_process(pid: int, timeout: float = 5) -> None:
-    """SIGTERM ``pid`` and wait (on a pidfd, no polling) until it is gone; then SIGKILL."""
-    fd = os.pidfd_open(pid)
-    try:
-        os.kill(pid, signal.SIGTERM)
-        if not select.select([fd], [], [], timeout)[0]:
-            os.kill(pid, signal.SIGKILL)
-            select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def dhclient_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
     """Script, config, lease and pid files; whatever dhclient left running is killed on exit."""
@@ -370,9 +355,8 @@ def dhclient_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
     try:
         yield files
     finally:
-        # dhclient -1 daemonizes once bound; its pid file is the only handle on it.
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            stop_process(int(files["pid"].read_text().strip()))
+        # dhclient -1 daemonizes once bound, and writes its pid file only after the fork.
+        stop_processes_mentioning(str(files["lease"]))
 
 
 def run_dhclient(lab: Lab, files: dict[str, Path], *extra: str) -> tuple[int, str, list[str]]:

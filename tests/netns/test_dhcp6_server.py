@@ -11,10 +11,7 @@ timeout; every address, process and file a test makes is removed afterwards.
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import shutil
-import signal
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
@@ -23,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nslab import IFA_F_NODAD, Lab, event, in_client, two_namespaces
+from nslab import IFA_F_NODAD, Lab, event, in_client, stop_processes_mentioning, two_namespaces
 from pyroute2 import NetNS
 from scapy.layers.dhcp6 import (
     DHCP6,
@@ -467,18 +464,6 @@ echo "$reason ${new_ip6_address:-} ${new_dhcp6_name_servers:-}" >> "$0.log"
 """
 
 
-def stop_process(pid: int, timeout: float = 5) -> None:
-    """SIGTERM ``pid`` and wait (on a pidfd, no polling) until it is gone; then SIGKILL."""
-    fd = os.pidfd_open(pid)
-    try:
-        os.kill(pid, signal.SIGTERM)
-        if not select.select([fd], [], [], timeout)[0]:
-            os.kill(pid, signal.SIGKILL)
-            select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def dhclient_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
     """Script, lease and pid files; whatever dhclient left running is killed on exit."""
@@ -489,9 +474,8 @@ def dhclient_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
     try:
         yield files
     finally:
-        # dhclient -1 daemonizes once bound; its pid file is the only handle on it.
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            stop_process(int(files["pid"].read_text().strip()))
+        # dhclient -1 daemonizes once bound, and writes its pid file only after the fork.
+        stop_processes_mentioning(str(files["lease"]))
         for path in files.values():
             path.unlink(missing_ok=True)
         Path(f"{files['script']}.log").unlink(missing_ok=True)
