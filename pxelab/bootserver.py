@@ -54,6 +54,7 @@ from pxelab.ra.server import RaSettings, RouterAdvertiser
 from pxelab.resource import Resource
 from pxelab.tftp.files import DataRoot
 from pxelab.tftp.server import TftpServer, TftpSettings, open_udp_socket
+from pxelab.udp import datagram_endpoint
 
 __all__ = ["BootServer", "Dhcp4Mode", "ServerConfig"]
 
@@ -141,10 +142,6 @@ class _Running:
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     tftp: list[TftpServer] = field(default_factory=list)
     advertiser: RouterAdvertiser | None = None
-
-
-def _same(protocol: T) -> T:
-    return protocol
 
 
 class BootServer(Resource):
@@ -276,9 +273,7 @@ class BootServer(Resource):
             for port, dhcp4 in self._dhcp4_protocols():
                 sock = self._bind("DHCPv4", "0.0.0.0", port,
                                   partial(open_dhcp4_socket, cfg.interface, port))
-                transport, _ = await loop.create_datagram_endpoint(partial(_same, dhcp4),
-                                                                   sock=sock)
-                running.transports.append(transport)
+                running.transports.append(datagram_endpoint(loop, dhcp4, sock))
         if cfg.dhcp6 and cfg.ipv6 is not None:
             await self._open_dhcp6(running, cfg.ipv6)
         if cfg.tftp:
@@ -323,11 +318,9 @@ class BootServer(Resource):
                                  cfg.preferred_seconds, cfg.dns6, cfg.dhcp6_rapid_commit)
         sock = self._bind("DHCPv6", "[::]", 547, partial(open_dhcp6_socket, cfg.interface))
         duid = server_duid(interface_mac(sock, cfg.interface), cfg.interface)
-        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: Dhcp6Protocol(settings, duid, self.policy, leases, self.events,
-                                  faults=self.faults),
-            sock=sock)
-        running.transports.append(transport)
+        dhcp6 = Dhcp6Protocol(settings, duid, self.policy, leases, self.events,
+                              faults=self.faults)
+        running.transports.append(datagram_endpoint(asyncio.get_running_loop(), dhcp6, sock))
 
     def _dhcp4_protocols(self) -> list[tuple[int, BaseDhcp4Protocol]]:
         """Full mode: one server on 67. Proxy mode: proxy offers on 67, PXE boot server on 4011."""
