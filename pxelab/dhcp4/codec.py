@@ -15,7 +15,7 @@ written as ``option(53, MessageType.OFFER), option(54, server), ...``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from functools import cached_property
@@ -252,23 +252,25 @@ def encode_user_classes(items: Iterable[str], *, bare: bool = False) -> bytes:
 def option_problems(msg: DhcpMessage) -> tuple[tuple[int, str], ...]:
     """Known options whose value does not fit their layout: ``(code, sentence)`` pairs."""
     problems: list[tuple[int, str]] = []
+    decoded = msg._decoded  # what decodes here need not be decoded again by get()
     for code, value in msg.options:
         spec = OPTIONS.get(code)
         if spec is None:
             continue
-        label = f"option {code} ({spec.name})"
         if spec.size is not None and len(value) != spec.size:
-            problems.append((code, f"{label}: expected {spec.size} bytes, got {len(value)} "
-                                   f"({spec.rfc})"))
+            problem = f"expected {spec.size} bytes, got {len(value)}"
         elif len(value) < spec.min_size:
-            problems.append((code, f"{label}: at least {spec.min_size} bytes, got "
-                                   f"{len(value)} ({spec.rfc})"))
+            problem = f"at least {spec.min_size} bytes, got {len(value)}"
         else:
             try:
-                decode_value(code, value)
+                result = decode_value(code, value)
             except DhcpDecodeError as exc:
-                detail = str(exc).split(": ", 1)[-1]
-                problems.append((code, f"{label}: {detail} ({spec.rfc})"))
+                problem = str(exc).split(": ", 1)[-1]
+            else:
+                if code not in decoded and msg.raw(code) is value:
+                    decoded[code] = result
+                continue
+        problems.append((code, f"option {code} ({spec.name}): {problem} ({spec.rfc})"))
     return tuple(problems)
 
 
@@ -346,25 +348,27 @@ def _cstring(field: bytes) -> str:
     return field.split(b"\x00", 1)[0].decode("latin-1")
 
 
-def _walk_options(area: bytes, where: str) -> Iterator[tuple[int, bytes]]:
-    i = 0
-    while i < len(area):
+def _walk_options(area: bytes, where: str) -> list[tuple[int, bytes]]:
+    pairs: list[tuple[int, bytes]] = []
+    i, end = 0, len(area)
+    while i < end:
         code = area[i]
         if code == PAD:
             i += 1
             continue
         if code == END:
-            return
-        if i + 1 >= len(area):
+            break
+        if i + 1 >= end:
             raise DhcpDecodeError(f"{where}: option {code} at offset {i} has no length byte")
         size = area[i + 1]
-        if i + 2 + size > len(area):
+        if i + 2 + size > end:
             raise DhcpDecodeError(
                 f"{where}: option {code} at offset {i} claims {size} bytes, "
-                f"{len(area) - i - 2} left")
-        yield code, area[i + 2:i + 2 + size]
+                f"{end - i - 2} left")
+        pairs.append((code, area[i + 2:i + 2 + size]))
         i += 2 + size
     # A missing END is tolerated: several firmware builds omit it.
+    return pairs
 
 
 def _join(pairs: Iterable[tuple[int, bytes]]) -> tuple[tuple[int, bytes], ...]:
@@ -390,7 +394,7 @@ def decode(data: bytes) -> DhcpMessage:
     cookie = data[_HEADER.size:_HEADER.size + 4]
     if cookie != MAGIC_COOKIE:
         raise DhcpDecodeError(f"magic cookie is {cookie.hex()}, not 63825363 (plain BOOTP?)")
-    pairs = list(_walk_options(data[_HEADER.size + 4:], "options"))
+    pairs = _walk_options(data[_HEADER.size + 4:], "options")
     overload = next((v for c, v in pairs if c == 52), None)
     if overload is not None:
         # RFC 2132 9.3: option 52 moves more options into the file and/or sname fields,
