@@ -18,9 +18,10 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from functools import cached_property
 from ipaddress import IPv4Address
 from typing import Any
+
+from pxelab.memo import memoized
 
 __all__ = [
     "BOOTP_MIN_SIZE",
@@ -127,6 +128,7 @@ OPTIONS: dict[int, OptionSpec] = {spec.code: spec for spec in (
 )}
 
 PAD, END = 0, 255
+_MESSAGE_TYPES = {int(kind): kind for kind in MessageType}
 MAGIC_COOKIE = b"\x63\x82\x53\x63"
 # op htype hlen hops xid secs flags ciaddr yiaddr siaddr giaddr chaddr sname file
 _HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
@@ -159,10 +161,10 @@ class DhcpMessage:
     file: str = ""
     options: tuple[tuple[int, bytes], ...] = ()
 
-    # Read many times per message, so indexed and memoised on first use (the instance
-    # stays immutable: the caches are outside the fields, equality and hashing).
+    # Read many times per message, so indexed and memoised on first use (pxelab.memo: the
+    # instance stays immutable, the caches are outside its fields, equality and hashing).
 
-    @cached_property
+    @memoized
     def mac(self) -> str:
         return format_mac(self.chaddr)
 
@@ -170,14 +172,14 @@ class DhcpMessage:
     def broadcast(self) -> bool:
         return bool(self.flags & BROADCAST_FLAG)
 
-    @cached_property
+    @memoized
     def _by_code(self) -> dict[int, bytes]:
         index: dict[int, bytes] = {}
         for code, value in self.options:
             index.setdefault(code, value)  # the first of a repeated code, as raw() always gave
         return index
 
-    @cached_property
+    @memoized
     def _decoded(self) -> dict[int, object | None]:
         return {}
 
@@ -200,15 +202,12 @@ class DhcpMessage:
         decoded[code] = result
         return result
 
-    @cached_property
+    @memoized
     def message_type(self) -> MessageType | None:
         value = self._by_code.get(53)
         if value is None or len(value) != 1:
             return None
-        try:
-            return MessageType(value[0])
-        except ValueError:
-            return None
+        return _MESSAGE_TYPES.get(value[0])
 
     def ipv4(self, code: int) -> IPv4Address | None:
         value = self.get(code)

@@ -20,11 +20,11 @@ reads (see shared/notes/firmware-facts.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 from pxelab.dhcp4 import codec, pxe
 from pxelab.dhcp4.codec import DhcpMessage, MessageType, Op, option
+from pxelab.memo import memoized
 from pxelab.policy import BootDecision, ClientInfo
 
 __all__ = [
@@ -69,28 +69,28 @@ class Dhcp4Settings:
 
     # The options every reply carries the same way, encoded once.
 
-    @cached_property
+    @memoized
     def server_text(self) -> str:
         return str(self.server)
 
-    @cached_property
+    @memoized
     def server_option(self) -> tuple[int, bytes]:
         return option(54, self.server)
 
-    @cached_property
+    @memoized
     def lease_options(self) -> tuple[tuple[int, bytes], ...]:
         seconds = self.lease_seconds
         return option(51, seconds), option(58, seconds // 2), option(59, seconds * 7 // 8)
 
-    @cached_property
+    @memoized
     def netmask_option(self) -> tuple[int, bytes]:
         return option(1, self.network.netmask)
 
-    @cached_property
+    @memoized
     def router_option(self) -> tuple[int, bytes] | None:
         return option(3, [self.router]) if self.router is not None else None
 
-    @cached_property
+    @memoized
     def dns_option(self) -> tuple[int, bytes] | None:
         return option(6, self.dns) if self.dns else None
 

@@ -18,9 +18,10 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import cached_property
 from ipaddress import IPv6Address
 from typing import ClassVar, Self, TypeVar
+
+from pxelab.memo import memoized
 
 __all__ = [
     "ALL_DHCP_RELAY_AGENTS_AND_SERVERS",
@@ -220,7 +221,7 @@ class Duid:
 
     # The accessors are memoised: a server reads them several times per message.
 
-    @cached_property
+    @memoized
     def type(self) -> int:
         return int(_U16.unpack_from(self.raw)[0])
 
@@ -238,7 +239,7 @@ class Duid:
             return self.raw[4:]
         return None
 
-    @cached_property
+    @memoized
     def mac(self) -> str | None:
         """The Ethernet address of a DUID-LL/LLT, else None."""
         lladdr = self.link_layer_address
@@ -257,7 +258,7 @@ class Duid:
         """``DUID-LLT 52:54:00:12:34:56``, ``DUID-UUID 0011..``, ``DUID type 9 ...``."""
         return self._description
 
-    @cached_property
+    @memoized
     def _description(self) -> str:
         try:
             name = f"DUID-{DuidType(self.type).name}"
@@ -424,7 +425,7 @@ class IaNa(Option):
     t2: int = 0
     options: tuple[Option, ...] = ()
 
-    @cached_property
+    @memoized
     def addresses(self) -> tuple[IaAddress, ...]:
         return tuple([o for o in self.options if isinstance(o, IaAddress)])
 
@@ -705,17 +706,17 @@ class Dhcp6Message:
     def has(self, code: int) -> bool:
         return any(opt.code == code for opt in self.options)
 
-    @cached_property
+    @memoized
     def client_duid(self) -> Duid | None:
         opt = self.get(ClientId)
         return opt.duid if opt else None
 
-    @cached_property
+    @memoized
     def server_duid(self) -> Duid | None:
         opt = self.get(ServerId)
         return opt.duid if opt else None
 
-    @cached_property
+    @memoized
     def requested(self) -> tuple[int, ...]:
         """Codes from the ORO (RFC 8415 21.7); () when the client sent none."""
         opt = self.get(OptionRequest)

@@ -34,7 +34,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any, cast
 
@@ -69,6 +69,7 @@ from pxelab.dhcp6.codec import (
 from pxelab.dhcp6.leases import Binding, Lease6Pool
 from pxelab.events import EventLog
 from pxelab.faults import FaultInjector
+from pxelab.memo import memoized
 from pxelab.policy import BootDecision, BootPolicy, ClientInfo
 
 __all__ = [
@@ -124,7 +125,7 @@ class Dhcp6Settings:
     def t2(self) -> int:
         return self.preferred * 4 // 5
 
-    @cached_property
+    @memoized
     def server_text(self) -> str:
         return str(self.server)
 
@@ -145,21 +146,21 @@ class Peer:
     # A client sends several messages from one address: the texts are made once per peer
     # (see _peer), as parsing and formatting an IPv6 address costs microseconds.
 
-    @cached_property
+    @memoized
     def host(self) -> str:
         return str(self.address)
 
-    @cached_property
+    @memoized
     def destination(self) -> tuple[str, int, int, int]:
         """RFC 8415 7.2: clients listen on port 546, whatever port they sent from."""
         return self.host, CLIENT_PORT, 0, self.scope_id
 
-    @cached_property
+    @memoized
     def reply_to(self) -> str:
         """The destination as events show it."""
         return f"[{self.host}%{self.scope_id}]:{CLIENT_PORT}"
 
-    @cached_property
+    @memoized
     def _text(self) -> str:
         scope = f"%{self.scope_id}" if self.scope_id else ""
         return f"[{self.host}{scope}]:{self.port}"
