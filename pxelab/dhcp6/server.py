@@ -540,7 +540,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
             return client
         address = self.leases.candidate(self._duid(msg), ia.iaid, client.mac or None,
                                         [a.address for a in ia.addresses])
-        return replace(client, client_address=str(address)) if address else client
+        return replace(client, client_address=_text(address)) if address else client
 
     def _assign(self, msg: Dhcp6Message, client: ClientInfo, *,
                 commit: bool) -> tuple[IaNa, ...]:
@@ -569,7 +569,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         ias = tuple(self._extend_ia(duid, ia, client, rebind=kind == "rebind")
                     for ia in msg.all(IaNa))
         client = replace(client, client_address=next(
-            (str(a.address) for ia in ias for a in ia.addresses if a.valid), ""))
+            (_text(a.address) for ia in ias for a in ia.addresses if a.valid), ""))
         reply = build_reply(msg, MessageType.REPLY, self.duid, self.settings, ias=ias,
                             decision=decision, client=client)
         self._send(msg, reply, peer, client, f"{kind}: {decision.reason}")
