@@ -174,7 +174,8 @@ def mac_from_link_local(address: IPv6Address) -> str | None:
 
 # -- DUIDs ---------------------------------------------------------------------------------------
 
-_DUID_MIN = {DuidType.LLT: 8, DuidType.EN: 6, DuidType.LL: 4, DuidType.UUID: 18}
+_DUID_MIN: dict[int, int] = {DuidType.LLT: 8, DuidType.EN: 6, DuidType.LL: 4,
+                             DuidType.UUID: 18}
 _HW_ETHERNET = 1  # IANA hardware type (RFC 826)
 
 
@@ -192,12 +193,12 @@ class Duid:
         if not 3 <= len(self.raw) <= 130:  # RFC 8415 11.1: type + 1..128 octets
             raise Dhcp6DecodeError(f"DUID of {len(self.raw)} bytes is outside 3..130")
         kind = self.type
-        if kind in _DUID_MIN:
-            need = _DUID_MIN[DuidType(kind)]
-            if len(self.raw) < need or (kind == DuidType.UUID and len(self.raw) != need):
-                raise Dhcp6DecodeError(
-                    f"{DuidType(kind).name} DUID of {len(self.raw)} bytes; needs "
-                    f"{'exactly' if kind == DuidType.UUID else 'at least'} {need}")
+        need = _DUID_MIN.get(kind)
+        if need is not None and (len(self.raw) < need
+                                 or (kind == DuidType.UUID and len(self.raw) != need)):
+            raise Dhcp6DecodeError(
+                f"{DuidType(kind).name} DUID of {len(self.raw)} bytes; needs "
+                f"{'exactly' if kind == DuidType.UUID else 'at least'} {need}")
 
     @classmethod
     def link_layer(cls, mac: bytes, hardware_type: int = _HW_ETHERNET) -> Duid:
@@ -281,7 +282,7 @@ def _need(body: bytes, size: int, name: str, *, exact: bool = True) -> None:
 def _u16_list(body: bytes, name: str) -> tuple[int, ...]:
     if len(body) % 2:
         raise Dhcp6DecodeError(f"{name}: length {len(body)} is not a multiple of 2")
-    return tuple(v for (v,) in _U16.iter_unpack(body))
+    return struct.unpack(f"!{len(body) // 2}H", body)
 
 
 def _length_prefixed(body: bytes, name: str) -> tuple[bytes, ...]:
@@ -645,6 +646,8 @@ OPTIONS: dict[int, type[Option]] = {cls.CODE: cls for cls in (
 def _decode_options(data: bytes, where: str, depth: int = 0) -> tuple[Option, ...]:
     if depth > MAX_DEPTH:
         raise Dhcp6DecodeError(f"{where}: options nested deeper than {MAX_DEPTH} levels")
+    if not data:
+        return ()  # most IAADDRs carry no options
     options: list[Option] = []
     i = 0
     while i < len(data):
