@@ -159,12 +159,13 @@ def _relay(request: DhcpMessage) -> list[tuple[int, bytes]]:
 def _boot(decision: BootDecision, client: ClientInfo | None,
           settings: Dhcp4Settings) -> tuple[IPv4Address, str, list[tuple[int, bytes]]]:
     """siaddr, the ``file`` field and options 66/67 for ``decision``'s boot file."""
-    siaddr = decision.next_server or settings.server
+    next_server = decision.next_server
+    siaddr = next_server or settings.server
     options: list[tuple[int, bytes]] = []
     file = ""
     if decision.boot_file:
         if "://" not in decision.boot_file and _wants(client, 66):
-            options.append(option(66, str(siaddr)))
+            options.append(option(66, str(next_server) if next_server else settings.server_text))
         options.append(option(67, decision.boot_file))
         # The legacy BOOTP field too: PXE ROMs read it; long URLs go in option 67 only.
         if len(decision.boot_file.encode("latin-1")) < 128:
