@@ -184,10 +184,14 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
         if verdict.drop:
             return  # the injector emitted fault.injected
         if verdict.delay > 0:
-            asyncio.get_running_loop().call_later(verdict.delay, self._guarded, handler, msg,
-                                                  addr, client)
+            asyncio.get_running_loop().call_later(verdict.delay, self._guarded, self._later,
+                                                  handler, msg, addr)
             return
         handler(msg, addr, client)
+
+    def _later(self, handler: Handler, msg: DhcpMessage, addr: tuple[str, int]) -> None:
+        """A delayed request, with the client as the leases describe it by now."""
+        handler(msg, addr, self.client(msg))
 
     @property
     def role(self) -> str:
