@@ -4,6 +4,9 @@ Each :class:`Milestone` has a success pattern, failure patterns that end the
 wait at once, and its own timeout counted from the previous milestone. The
 result is a :class:`Timeline`: each milestone reached with its seconds since
 power-on, or the stage that failed, why, and the console text around it.
+
+Patterns are matched on the console text without cursor moves
+(:class:`ConsoleSpawn`); the serial log keeps every byte.
 """
 
 from __future__ import annotations
@@ -20,6 +23,34 @@ import pexpect
 log = logging.getLogger(__name__)
 
 CONTEXT_LINES = 25
+
+# Cursor moves (ESC [ row ; col H) that firmware consoles put between the characters
+# of a line: SeaBIOS's serial console now and then, when it catches up with text
+# written through int 10h ("PXELIN\x1b[25;06H\x1b[25;07HUX 6.04" was seen), and
+# OVMF's terminal driver for programs that place every character. They carry no
+# text, but would break any milestone pattern they land in.
+CURSOR_MOVE = re.compile(rb"\x1b\[\d+;\d+H")
+# An escape sequence cut off at the end of a read: held back until the rest arrives.
+_CUT = re.compile(rb"\x1b(?:\[\d*(?:;\d*)?)?\Z")
+
+
+class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
+    """A bytes-mode pexpect spawn whose *matched* text leaves out cursor moves.
+
+    ``logfile_read`` still receives every byte as read (serial.log stays raw).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("encoding") is not None:
+            raise ValueError("ConsoleSpawn filters bytes; decode after matching")
+        super().__init__(*args, **kwargs)
+        self._held = b""
+
+    def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> bytes:
+        data: bytes = self._held + super().read_nonblocking(size, timeout)
+        cut = _CUT.search(data)
+        self._held = data[cut.start():] if cut else b""
+        return CURSOR_MOVE.sub(b"", data[:cut.start()] if cut else data)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ the iPXE ROM's, to the serial port only in its serial-console mode, which QEMU
 turns on with ``-machine graphics=off``.
 
 Someone must keep reading :attr:`Guest.console` while the guest runs: when the
-pty buffer is full the emulated UART stops sending and the guest waits.
+pty buffer is full the emulated UART stops sending and the guest waits. What is
+read there leaves out the cursor moves firmware consoles scatter through their
+text (:class:`pxelab.console.ConsoleSpawn`); serial.log has every byte.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import BinaryIO
 import pexpect
 
 from pxelab import kvm
+from pxelab.console import ConsoleSpawn
 from pxelab.errors import ConfigError, GuestError, WaitTimeoutError
 from pxelab.firmware import OvmfImage, find_ovmf
 from pxelab.netns import exec_prefix
@@ -223,8 +226,8 @@ class Guest(Resource):
         self._logfile = self.serial_log.open("wb")
         self.started_at = time.monotonic()
         try:
-            child = pexpect.spawn(self.command[0], self.command[1:], timeout=30,
-                                  maxread=65536)
+            child = ConsoleSpawn(self.command[0], self.command[1:], timeout=30,
+                                 maxread=65536)
         except (pexpect.ExceptionPexpect, OSError) as error:
             self._logfile.close()
             raise GuestError(f"cannot start QEMU ({line}): {error}") from error

@@ -1,0 +1,52 @@
+"""The console the watcher reads leaves out cursor moves, even split across reads."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pexpect
+import pytest
+
+from pxelab import milestones as ms
+from pxelab.console import ConsoleSpawn, ConsoleWatcher
+
+pytestmark = pytest.mark.unit
+
+# As SeaBIOS's serial console sent it in a legacy_pxe_ipv4[e1000] boot, cut in the
+# middle of an escape sequence (the sleep makes the two printfs separate reads).
+SCRIPT = r"""printf 'pxelinux.0 : 42430 bytes [PXE-NBP]\r\n\r\nPXELIN\033[25;0'
+sleep 0.3
+printf '6H\033[25;07HUX 6.04 PXE 20200816 Copyright\r\n'
+printf '\033[0mpxel\033[3;4Hab: pxelinux config loaded\r\n'
+"""
+
+
+def test_cursor_moves_are_not_matched_but_logged() -> None:
+    raw = io.BytesIO()
+    child = ConsoleSpawn("sh", ["-c", SCRIPT], timeout=5)
+    child.logfile_read = raw
+    try:
+        timeline = ConsoleWatcher(child, time.monotonic()).run(
+            "t", ms.PXELINUX[:2])
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert timeline.ok, timeline.failure
+    assert timeline.hits[0].text == "PXELINUX 6.04 PXE 20200816 Copyright"
+    assert b"PXELIN\x1b[25;06H\x1b[25;07HUX" in raw.getvalue()
+    assert b"\x1b[0m" in raw.getvalue()
+
+
+def test_other_escape_sequences_pass_through() -> None:
+    child = ConsoleSpawn("sh", ["-c", r"printf 'a\033[0mb\033[2Jc\033[1;2Hd\033'"], timeout=5)
+    try:
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.before == b"a\x1b[0mb\x1b[2Jcd"  # a lone ESC at the end is held back
+
+
+def test_text_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="bytes"):
+        ConsoleSpawn("true", encoding="utf-8")
