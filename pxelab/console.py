@@ -26,12 +26,15 @@ CONTEXT_LINES = 25
 
 # Cursor moves (ESC [ row ; col H) that firmware consoles put between the characters
 # of a line: SeaBIOS's serial console now and then, when it catches up with text
-# written through int 10h ("PXELIN\x1b[25;06H\x1b[25;07HUX 6.04" was seen), and
-# OVMF's terminal driver for programs that place every character. They carry no
-# text, but would break any milestone pattern they land in.
-CURSOR_MOVE = re.compile(rb"\x1b\[\d+;\d+H")
-# An escape sequence cut off at the end of a read: held back until the rest arrives.
-_CUT = re.compile(rb"\x1b(?:\[\d*(?:;\d*)?)?\Z")
+# written through int 10h, and OVMF's terminal driver for programs that place every
+# character. SeaBIOS goes to column 0 with a bare CR ("sercon_lazy_cursor_sync"),
+# so a CR right before a move is part of it. Seen: "PXELIN\x1b[25;06H\x1b[25;07HUX",
+# "p\r\x1b[25;02Hxelab: pxelinux config loaded". They carry no text, but would
+# break any milestone pattern they land in.
+CURSOR_MOVE = re.compile(rb"\r*\x1b\[\d+;\d+H")
+# The end of a read that may be the start of a cursor move: held back until the
+# next read completes it (or shows it was something else).
+_CUT = re.compile(rb"\r*(?:\x1b(?:\[\d*(?:;\d*)?)?)?\Z")
 
 
 class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
@@ -48,9 +51,10 @@ class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
 
     def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> bytes:
         data: bytes = self._held + super().read_nonblocking(size, timeout)
-        cut = _CUT.search(data)
-        self._held = data[cut.start():] if cut else b""
-        return CURSOR_MOVE.sub(b"", data[:cut.start()] if cut else data)
+        cut = _CUT.search(data)  # always matches, maybe empty
+        start = cut.start() if cut else len(data)
+        self._held = data[start:]
+        return CURSOR_MOVE.sub(b"", data[:start])
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ from pxelab.console import ConsoleSpawn, ConsoleWatcher
 
 pytestmark = pytest.mark.unit
 
-# As SeaBIOS's serial console sent it in a legacy_pxe_ipv4[e1000] boot, cut in the
-# middle of an escape sequence (the sleep makes the two printfs separate reads).
+# As SeaBIOS's serial console sent it in legacy_pxe_ipv4 boots, cut in the middle
+# of a cursor move (each sleep makes the printfs around it separate reads).
 SCRIPT = r"""printf 'pxelinux.0 : 42430 bytes [PXE-NBP]\r\n\r\nPXELIN\033[25;0'
 sleep 0.3
 printf '6H\033[25;07HUX 6.04 PXE 20200816 Copyright\r\n'
-printf '\033[0mpxel\033[3;4Hab: pxelinux config loaded\r\n'
+printf '\033[0mp\r'
+sleep 0.3
+printf '\033[25;02Hxelab: pxelinux config loaded\r\n'
 """
 
 
@@ -34,6 +36,7 @@ def test_cursor_moves_are_not_matched_but_logged() -> None:
         child.close(force=True)
     assert timeline.ok, timeline.failure
     assert timeline.hits[0].text == "PXELINUX 6.04 PXE 20200816 Copyright"
+    assert timeline.hits[1].text == "pxelab: pxelinux config loaded"
     assert b"PXELIN\x1b[25;06H\x1b[25;07HUX" in raw.getvalue()
     assert b"\x1b[0m" in raw.getvalue()
 
@@ -45,6 +48,19 @@ def test_other_escape_sequences_pass_through() -> None:
     finally:
         child.close(force=True)
     assert child.before == b"a\x1b[0mb\x1b[2Jcd"  # a lone ESC at the end is held back
+
+
+def test_line_ends_pass_through_even_when_split() -> None:
+    raw = io.BytesIO()
+    child = ConsoleSpawn("sh", ["-c", r"printf 'one\r'; sleep 0.3; printf '\ntwo\r\r\n'"],
+                         timeout=5)
+    child.logfile_read = raw
+    try:
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.before == raw.getvalue()  # the pty made each \n a \r\n
+    assert child.before.startswith(b"one\r\r\ntwo")
 
 
 def test_text_mode_is_refused() -> None:
