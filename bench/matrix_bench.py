@@ -73,6 +73,9 @@ def measure(case: Scenario, runs: int, tmp: Path) -> dict[str, Any] | None:
         for milestone in ("kernel", "userspace"):
             row[f"{way}_{milestone}"] = statistics.median(s[milestone] for s in samples[way])
         row[f"{way}_samples"] = [s["userspace"] for s in samples[way]]
+        row[f"{way}_milestones"] = {  # medians, for where-the-time-goes (--json)
+            name: statistics.median(s[name] for s in samples[way])
+            for name in samples[way][0] if name != "accelerator"}
     row["ratio"] = row["boot_userspace"] / row["direct_userspace"]
     return row
 
