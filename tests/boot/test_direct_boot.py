@@ -23,6 +23,7 @@ import pexpect
 import pytest
 
 from pxelab.errors import HostCapabilityError
+from pxelab.milestones import whole_line
 from pxelab.netns import exec_prefix
 from pxelab.nfs import Ganesha
 from pxelab.payload import (
@@ -113,8 +114,13 @@ def dnsmasq(namespace: str, workdir: Path, timeout: float = 10.0) -> Iterator[Pa
 
 def expect_line(console: pexpect.spawn, pattern: str, timeout: float, started: float,
                 what: str) -> tuple[float, str]:
-    """Wait for ``pattern`` (a failure line or EOF ends the wait); (seconds since start, line)."""
-    index = console.expect([pattern, *FAILURES, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+    """Wait for ``pattern`` (a failure line or EOF ends the wait); (seconds since start, line).
+
+    The match runs to the end of the console line: the console arrives in chunks, and
+    ``\\S+`` would otherwise match half a word ("n" of "nfs4").
+    """
+    index = console.expect([whole_line(pattern), *FAILURES, pexpect.EOF, pexpect.TIMEOUT],
+                           timeout=timeout)
     if index != 0:
         seen = "\n".join(str(console.before).splitlines()[-25:])
         if index <= len(FAILURES):
