@@ -74,6 +74,9 @@ class Milestone:
     timeout: float
     failures: tuple[FailurePattern, ...] = ()
     description: str = ""
+    # Typed on the console when the milestone is seen, e.g. a key that ends a prompt's
+    # countdown instead of waiting it out.
+    answer: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class ConsoleWatcher:
                                self._text(self.console.after).strip())
             log.info("milestone %s at %.2fs: %s", hit.name, hit.seconds, hit.text)
             timeline.hits.append(hit)
+            if milestone.answer:
+                self.console.send(milestone.answer)
             if on_hit:
                 on_hit(hit)
             return True

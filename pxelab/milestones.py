@@ -77,6 +77,10 @@ IPXE_ROM_DHCP = (
               description="the iPXE option ROM taking over network boot",
               failures=(Fail(r"No bootable device", "the BIOS found no network boot ROM "
                              "(check the NIC model and its option ROM)"),)),
+    # Debian's ROM waits 2 s here (BANNER_TIMEOUT); any key but Ctrl-B ends the wait
+    # and boots on (ipxe src/hci/shell_banner.c, prompt() in src/usr/prompt.c).
+    Milestone("rom_prompt", r"Press Ctrl-B for the iPXE command line", 30,
+              description="iPXE's command-line prompt, skipped with a key", answer=" "),
     _ipxe_dhcp("rom_dhcp"),
 )
 

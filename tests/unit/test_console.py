@@ -76,3 +76,13 @@ def test_a_line_arriving_in_pieces_is_matched_whole():
                      "printf 'elab fstype=nfs'; sleep 0.3; printf '4\\r\\n'", (userspace,))
     assert timeline.ok
     assert timeline.hits[0].text == "PXELAB-USERSPACE root=192.0.2.1:/pxelab fstype=nfs4"
+
+
+def test_a_milestone_answer_is_typed_on_the_console() -> None:
+    # The script waits for a key like iPXE's prompt does, and says which key came.
+    script = "echo 'Press a key'; stty -echo; read -r key; echo \"got <$key>\"; echo done"
+    milestones = (Milestone("prompt", r"Press a key", 5, answer="x\r"),
+                  Milestone("answered", r"got <x>", 5), Milestone("end", r"done", 5))
+    timeline = watch(script, milestones)
+    assert timeline.ok, timeline.failure
+    assert [h.name for h in timeline.hits] == ["prompt", "answered", "end"]

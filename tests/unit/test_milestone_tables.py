@@ -86,7 +86,8 @@ CONSOLES = {
     "legacy_http_ipv4": NL.join((
         "\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (version 1.16.2-debian-1.16.2-1)",
         "Booting from ROM...", "iPXE (PCI 00:02.0) starting execution...ok",
-        "iPXE initialising devices...ok", IPXE_BANNER, IPXE_DHCP, IPXE_SCRIPT, LINUX)),
+        "iPXE initialising devices...ok", IPXE_BANNER,
+        "Press Ctrl-B for the iPXE command line...", IPXE_DHCP, IPXE_SCRIPT, LINUX)),
     "uefi_tftp_ipv4": NL.join((OVMF_PXE4, SYSLINUX_EFI + LINUX)),
     "uefi_http_ipv4": NL.join((OVMF_HTTP4, IPXE_BANNER, IPXE_DHCP, IPXE_SCRIPT, LINUX)),
     "uefi_ipxe_ipv4": NL.join((OVMF_CLEAR + IPXE_BANNER, IPXE_DHCP, IPXE_SCRIPT, LINUX)),
