@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nslab import SERVER4, SERVER6, Lab, event, in_client, two_namespaces
+from nslab import SERVER4, SERVER6, Lab, event, in_client
 from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet6 import ICMPv6ND_RS
@@ -48,13 +48,6 @@ WITHHELD_MAC = "52:54:00:00:0b:ad"
 # -- fixtures --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    """Module scope: the two namespaces (unique per process and xdist worker)."""
-    with two_namespaces() as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Module scope: boot files, a secret beside the root and a symlink pointing at it."""
     base = tmp_path_factory.mktemp("bootserver")
@@ -67,11 +60,6 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (base / "secret").write_text("outside the root\n")
     (root / "escape").symlink_to(base / "secret")
     return root
-
-
-@pytest.fixture(scope="module")
-def events() -> EventLog:
-    return EventLog()
 
 
 @pytest.fixture(scope="module")

@@ -68,18 +68,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    """Module scope: the namespaces of the full-mode server."""
-    with two_namespaces() as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
-def events() -> EventLog:
-    return EventLog()
-
-
-@pytest.fixture(scope="module")
 def server(lab: Lab, root: Path, events: EventLog) -> Iterator[BootServer]:
     """Module scope: a full DHCPv4 server (router, DNS, a fixed host); depends on lab."""
     with BootServer(dhcp4_config(root), POLICY, events, namespace=lab.server) as running:

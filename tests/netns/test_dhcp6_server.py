@@ -106,11 +106,6 @@ def lab() -> Iterator[Lab]:
         yield made
 
 
-@pytest.fixture(scope="module")
-def events() -> EventLog:
-    return EventLog()
-
-
 def dhcp6_config(tmp: Path, **changes: Any) -> ServerConfig:
     """DHCPv6 only: the other protocols have their own tests."""
     return ServerConfig(data_root=tmp, dhcp4=False, tftp=False, http=False,

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nslab import CLIENT4, CLIENT6, SERVER4, SERVER6, Lab, event, in_client, two_namespaces
+from nslab import CLIENT4, CLIENT6, SERVER4, SERVER6, Lab, event, in_client
 from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 
@@ -48,12 +48,6 @@ BIG = 100_000
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    with two_namespaces() as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Module scope: files, templates (the shipped fixture among them), escapes."""
     base = tmp_path_factory.mktemp("http")
@@ -75,11 +69,6 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "alias.ipxe").symlink_to(root / "boot.ipxe")
     os.mkfifo(root / "fifo")
     return root
-
-
-@pytest.fixture(scope="module")
-def events() -> EventLog:
-    return EventLog()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 import pytest
-from nslab import CLIENT6, Lab, event, two_namespaces
+from nslab import CLIENT6, Lab, event
 from scapy.layers.inet6 import (
     ICMPv6ND_RA,
     ICMPv6ND_RS,
@@ -124,17 +124,6 @@ class Wire:
 
     def close(self) -> None:
         self.sock.close()
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    with two_namespaces() as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
-def events() -> EventLog:
-    return EventLog()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from nslab import SERVER4, Lab, in_client, two_namespaces
+from nslab import SERVER4, Lab, in_client
 
 from pxelab.netns import thread_in_namespace
 
@@ -140,13 +140,6 @@ def ports_free(namespace: str) -> list[str]:
 
 
 # -- fixtures --------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    """Module scope: the two namespaces (unique per process and xdist worker)."""
-    with two_namespaces() as made:
-        yield made
-
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -88,11 +88,6 @@ def random_bytes(size: int, seed: int) -> bytes:
     return bytes((i * 7 + seed * 13 + (i >> 8)) & 0xFF for i in range(size))
 
 
-@pytest.fixture(scope="module")
-def events() -> EventLog:
-    return EventLog()
-
-
 def tftp_only(data_root: Path, **changes: Any) -> ServerConfig:
     return ServerConfig(data_root=data_root, dhcp4=False, dhcp6=False, http=False,
                         router_advertisements=False, **changes)
