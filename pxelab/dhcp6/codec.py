@@ -344,8 +344,9 @@ class UnknownOption(Option):
 
 
 @dataclass(frozen=True)
-class ClientId(Option):
-    CODE, RFC, NAME = OptionCode.CLIENTID, "RFC 8415 21.2", "client-id"
+class _DuidOption(Option):
+    """An option whose whole body is one DUID (client-id, server-id)."""
+
     duid: Duid
 
     def body(self) -> bytes:
@@ -357,16 +358,13 @@ class ClientId(Option):
 
 
 @dataclass(frozen=True)
-class ServerId(Option):
+class ClientId(_DuidOption):
+    CODE, RFC, NAME = OptionCode.CLIENTID, "RFC 8415 21.2", "client-id"
+
+
+@dataclass(frozen=True)
+class ServerId(_DuidOption):
     CODE, RFC, NAME = OptionCode.SERVERID, "RFC 8415 21.3", "server-id"
-    duid: Duid
-
-    def body(self) -> bytes:
-        return self.duid.raw
-
-    @classmethod
-    def parse(cls, body: bytes, depth: int) -> Self:
-        return cls(Duid(body))
 
 
 @dataclass(frozen=True)
