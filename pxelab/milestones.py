@@ -170,18 +170,24 @@ def _ovmf_start(option: str, others: str) -> Milestone:
                   *_OVMF_FAILURES))
 
 
-OVMF_PXE4 = (
-    _ovmf_start("PXE over IPv4", r"PXE over IPv6|HTTP Boot over IPv[46]"),
-    Milestone("fw_dhcp", _OVMF_STATION, 60, description="OVMF's PXE client got a DHCP lease",
-              failures=(Fail(r"PXE-E16[^\r\n]*", "no usable DHCPv4 offer for PXEv4"),
-                        *_OVMF_FAILURES)),
-    Milestone("nbp", r"NBP file downloaded successfully", 60,
-              description="OVMF downloaded the NBP over TFTP",
-              failures=(Fail(r"PXE-E\d\d[^\r\n]*", "OVMF could not fetch the NBP over TFTP"),
-                        *_OVMF_FAILURES)),
-    Milestone("nbp_start", r'BdsDxe: starting Boot\d+ "UEFI PXEv4', 30,
-              description="OVMF started the NBP", failures=_OVMF_FAILURES),
-)
+def _ovmf_pxe(version: str, others: str, lease: str, no_offer: str) -> tuple[Milestone, ...]:
+    """OVMF's own PXE client over IPv``version``: start, lease, NBP over TFTP, NBP started."""
+    return (
+        _ovmf_start(f"PXE over IPv{version}", others),
+        Milestone("fw_dhcp", _OVMF_STATION, 60, description=f"OVMF's {lease}",
+                  failures=(Fail(r"PXE-E16[^\r\n]*", no_offer), *_OVMF_FAILURES)),
+        Milestone("nbp", r"NBP file downloaded successfully", 60,
+                  description="OVMF downloaded the NBP over TFTP"
+                  + ("/IPv6" if version == "6" else ""),
+                  failures=(Fail(r"PXE-E\d\d[^\r\n]*",
+                                 "OVMF could not fetch the NBP over TFTP"), *_OVMF_FAILURES)),
+        Milestone("nbp_start", rf'BdsDxe: starting Boot\d+ "UEFI PXEv{version}', 30,
+                  description="OVMF started the NBP", failures=_OVMF_FAILURES),
+    )
+
+
+OVMF_PXE4 = _ovmf_pxe("4", r"PXE over IPv6|HTTP Boot over IPv[46]",
+                      "PXE client got a DHCP lease", "no usable DHCPv4 offer for PXEv4")
 
 _HTTP_FETCH_FAILURES = (
     Fail(r"Client Error: [^\r\n]*", "the HTTP server refused the NBP URL"),
@@ -204,19 +210,10 @@ OVMF_HTTP4 = (
               description="OVMF started the NBP", failures=_OVMF_FAILURES),
 )
 
-OVMF_PXE6 = (
-    _ovmf_start("PXE over IPv6", r"PXE over IPv4|HTTP Boot over IPv[46]"),
-    Milestone("fw_dhcp", _OVMF_STATION, 60, description="OVMF's PXEv6 client got a DHCPv6 lease",
-              failures=(Fail(r"PXE-E16[^\r\n]*", "no usable DHCPv6 Advertise/Reply for PXEv6 "
-                             "(it needs an IA_NA address and option 59 tftp://[...]/file)"),
-                        *_OVMF_FAILURES)),
-    Milestone("nbp", r"NBP file downloaded successfully", 60,
-              description="OVMF downloaded the NBP over TFTP/IPv6",
-              failures=(Fail(r"PXE-E\d\d[^\r\n]*", "OVMF could not fetch the NBP over TFTP"),
-                        *_OVMF_FAILURES)),
-    Milestone("nbp_start", r'BdsDxe: starting Boot\d+ "UEFI PXEv6', 30,
-              description="OVMF started the NBP", failures=_OVMF_FAILURES),
-)
+OVMF_PXE6 = _ovmf_pxe("6", r"PXE over IPv4|HTTP Boot over IPv[46]",
+                      "PXEv6 client got a DHCPv6 lease",
+                      "no usable DHCPv6 Advertise/Reply for PXEv6 "
+                      "(it needs an IA_NA address and option 59 tftp://[...]/file)")
 
 # HTTPv6 comes after HTTPv4 in OVMF's boot order, and no fw_cfg switch removes
 # HTTPv4 without breaking HTTPv6 (fixtures/packets/README.md). pxelab answers
