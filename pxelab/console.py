@@ -94,6 +94,8 @@ class Timeline:
     hits: list[MilestoneHit] = field(default_factory=list)
     failed_stage: str | None = None
     failure: str | None = None
+    # Seconds since power-on at which the failure was seen or the wait ran out.
+    failed_at: float | None = None
     console_tail: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
 
@@ -155,6 +157,7 @@ class ConsoleWatcher:
                 on_hit(hit)
             return True
         timeline.failed_stage = milestone.name
+        timeline.failed_at = time.monotonic() - self.started_at
         timeline.failure = self._explain(index - 1, failures, milestone)
         log.warning("stage %s failed: %s", milestone.name, timeline.failure)
         return False

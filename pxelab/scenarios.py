@@ -14,6 +14,7 @@ from typing import Any
 from pxelab import milestones as ms
 from pxelab.console import Milestone
 from pxelab.errors import ConfigError
+from pxelab.faults import Fault
 from pxelab.payload import PayloadSpec
 from pxelab.payload.nics import nic_driver, payload_for_nic
 from pxelab.policy import Arch, BootPolicy, Match, Rule, RulePolicy
@@ -95,6 +96,14 @@ class Scenario:
     # Where an iPXE script (BootLoader.IPXE_SCRIPT, IPXE_EFI) fetches kernel and initrd;
     # {server} is the lab server's URL host for the scenario's IP version.
     files_url: str = "http://{server}/"
+    # Faults the lab injects (pxelab.faults): the boot server carries out the protocol
+    # ones; catalogued faults (pxelab.catalog) put theirs here.
+    faults: tuple[Fault, ...] = ()
+    # MTU of the guest's link (the tap port), None: the bridge's 1500.
+    link_mtu: int | None = None
+    # Catalogued faults applied to this case, as given on the command line (NAME[=ARGS]);
+    # they make the command that reproduces the boot by hand.
+    applied: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         expected = f"{self.mode}_{self.ip}"
@@ -115,7 +124,8 @@ class Scenario:
 
     def policy(self) -> BootPolicy:
         """The boot server's per-client decisions for this scenario."""
-        return RulePolicy(ipxe_script=self.ipxe_script, rules=self.rules)
+        return RulePolicy(ipxe_script=self.ipxe_script, rules=self.rules,
+                          fault_list=self.faults)
 
     @property
     def nic_model(self) -> str:
