@@ -14,6 +14,8 @@ data); the :class:`~pxelab.bootserver.BootServer` turns them into one
 - ``tftp(filename, client)`` when a read request is accepted: OACK trouble,
   a false tsize, a truncated file.
 - ``http_status(path, client)`` before a file is served: an error status.
+- ``reply_options(kind, client)`` when a DHCP reply is built: options to
+  omit or add (:class:`OmitOption`, :class:`AddOption`).
 
 Every fault that fires is an event (source ``fault``, kind ``injected``) naming
 the fault, so a test and a person see why the boot failed. Counters are per
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from pxelab.policy import ClientInfo, Match
 
 __all__ = [
+    "AddOption",
     "DelayPacket",
     "DropPacket",
     "Fault",
@@ -45,6 +48,8 @@ __all__ = [
     "LieTsize",
     "OackFault",
     "OackMode",
+    "OmitOption",
+    "ReplyEdits",
     "TftpFaults",
     "TruncateFile",
     "Verdict",
@@ -186,6 +191,52 @@ class HttpError(Fault):
         return f"HTTP {self.status} for {self.path}"
 
 
+@dataclass(frozen=True)
+class OmitOption(Fault):
+    """Leave ``option`` out of replies of ``kind`` (a glob: "dhcp4.offer", "dhcp6.*").
+
+    The servers build the reply as the policy decided, then drop the option:
+    ``OmitOption("dhcp4.*", 60)`` takes the HTTPClient echo from an HTTP boot
+    offer; ``OmitOption("dhcp6.*", 16)`` the DHCPv6 vendor class.
+    """
+
+    kind: str
+    option: int
+    match: Match | None = None
+
+    def describe(self) -> str:
+        return f"omit option {self.option} from {self.kind}"
+
+
+@dataclass(frozen=True)
+class AddOption(Fault):
+    """Put ``option`` with ``value`` into replies of ``kind`` (a glob), replacing any there.
+
+    ``AddOption("dhcp4.*", 60, b"PXEClient")`` echoes PXEClient; with
+    ``OmitOption("dhcp4.*", 43)`` that is the BINL offer the UEFI PXE client
+    follows to port 4011.
+    """
+
+    kind: str
+    option: int
+    value: bytes
+    match: Match | None = None
+
+    def describe(self) -> str:
+        return f"add option {self.option}={self.value!r} to {self.kind}"
+
+
+@dataclass(frozen=True)
+class ReplyEdits:
+    """Options to take out of, and put into, one reply."""
+
+    omit: frozenset[int] = frozenset()
+    add: tuple[tuple[int, bytes], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.omit or self.add)
+
+
 class Verdict:
     """What happens to one packet: pass, drop, or a delay in seconds."""
 
@@ -200,6 +251,7 @@ class Verdict:
 
 
 PASS = Verdict()
+NO_EDITS = ReplyEdits()
 
 
 @dataclass(frozen=True)
@@ -256,6 +308,25 @@ class FaultInjector:
             verdict = Verdict(drop=True) if isinstance(fault, DropPacket) else Verdict(
                 delay=fault.seconds)
         return verdict
+
+    def reply_options(self, kind: str, client: str = "",
+                      info: ClientInfo | None = None) -> ReplyEdits:
+        """The options to omit from and add to a reply of ``kind`` (empty: none)."""
+        omit: set[int] = set()
+        add: list[tuple[int, bytes]] = []
+        for fault in self.faults:
+            if not isinstance(fault, OmitOption | AddOption):
+                continue
+            if not fnmatch.fnmatchcase(kind, fault.kind):
+                continue
+            if fault.match is not None and (info is None or not fault.match.matches(info)):
+                continue
+            self._fired(fault, client, kind)
+            if isinstance(fault, OmitOption):
+                omit.add(fault.option)
+            else:
+                add.append((fault.option, fault.value))
+        return ReplyEdits(frozenset(omit), tuple(add)) if omit or add else NO_EDITS
 
     def withhold(self, client: ClientInfo) -> str | None:
         """The reason to stay silent towards ``client``, or None."""

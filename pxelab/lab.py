@@ -18,7 +18,9 @@ from typing import Any
 from pxelab import dataroot, firmware
 from pxelab.bootserver import BootServer, ServerConfig
 from pxelab.console import ConsoleWatcher, OnHit, Timeline
+from pxelab.diagnosis import Diagnosis
 from pxelab.events import Event, EventLog
+from pxelab.evidence import Evidence
 from pxelab.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
 from pxelab.network import LabNetwork
 from pxelab.nfs import Ganesha
@@ -37,6 +39,9 @@ class BootResult:
     artifacts: Path
     events: tuple[Event, ...]
     nfs_source: str
+    # Filled after the boot (pxelab.evidence.collect, pxelab.diagnosis.diagnose).
+    evidence: Evidence | None = None
+    diagnosis: Diagnosis | None = None
 
     @property
     def marker(self) -> dict[str, str] | None:

@@ -85,6 +85,9 @@ class Scenario:
     ip: IpVersion = IpVersion.IPV4
     # First-match rules ahead of the default per-arch files (see pxelab.policy.RulePolicy).
     rules: tuple[Rule, ...] = ()
+    # RulePolicy fields this scenario sets besides rules, ipxe_script and faults,
+    # e.g. {"min_secs": 2}.
+    policy_options: dict[str, Any] = field(default_factory=dict)
     # ServerConfig fields this scenario changes, e.g. {"ra_managed": True, "dhcp4": False}.
     server: dict[str, Any] = field(default_factory=dict)
     # NIC models this scenario also runs with, besides guest.nic_model (pytest ids
@@ -125,7 +128,7 @@ class Scenario:
     def policy(self) -> BootPolicy:
         """The boot server's per-client decisions for this scenario."""
         return RulePolicy(ipxe_script=self.ipxe_script, rules=self.rules,
-                          fault_list=self.faults)
+                          fault_list=self.faults, **self.policy_options)
 
     @property
     def nic_model(self) -> str:
