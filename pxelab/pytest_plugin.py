@@ -28,6 +28,7 @@ from pxelab.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult, BootRun
 from pxelab.network import LabNetwork
 from pxelab.payload import default_cache_dir
+from pxelab.report.text import render_boot
 from pxelab.scenarios import Scenario
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -110,11 +111,9 @@ def pytest_runtest_makereport(
 
 
 def _describe(result: BootResult) -> str:
-    lines = [result.timeline.render(), "", "artifacts:"]
-    lines += [f"  {name:<15} {path}" for name, path in result.artifact_paths().items()]
-    if not result.timeline.ok:
-        lines += ["", "last console lines:", result.timeline.console_tail]
-    return "\n".join(lines)
+    """The boot for the test report: on failure its stage, causes, evidence and rerun command."""
+    return render_boot(result.timeline, result.artifact_paths(), evidence=result.evidence,
+                       diagnosis=result.diagnosis)
 
 
 @contextmanager
