@@ -15,6 +15,10 @@ reads (see shared/notes/firmware-facts.md):
   that asks for the address never lists them, PXELINUX reads them if present.
 - Options 61 (RFC 6842), 82 (RFC 3046 2.2) and, for PXE clients, 97 (PXE 2.1
   table 2-2, "Client UUID/GUID") are echoed.
+
+Reply faults (:class:`~pxelab.faults.OmitOption`, :class:`~pxelab.faults.AddOption`)
+edit a built reply with :func:`apply_edits`, so a fault changes exactly the options
+it names and the reply is otherwise what the policy decided.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from pxelab.dhcp4 import codec, pxe
 from pxelab.dhcp4.codec import DhcpMessage, MessageType, Op, option
+from pxelab.faults import ReplyEdits
 from pxelab.memo import memoized
 from pxelab.policy import BootDecision, ClientInfo
 
@@ -31,6 +36,7 @@ __all__ = [
     "CLIENT_PORT",
     "SERVER_PORT",
     "Dhcp4Settings",
+    "apply_edits",
     "build_bootp_reply",
     "build_proxy_reply",
     "build_reply",
@@ -272,6 +278,19 @@ def _boot_item(request: DhcpMessage) -> pxe.BootItem | None:
         return pxe.decode_pxe(raw).boot_item
     except codec.DhcpDecodeError:
         return None
+
+
+def apply_edits(reply: DhcpMessage, edits: ReplyEdits) -> DhcpMessage:
+    """``reply`` without the options ``edits`` omits, with the ones it adds (at the end).
+
+    An added option replaces one of the same code (the last addition of a code
+    wins); adding wins over omitting the same code.
+    """
+    if not edits:
+        return reply
+    added = dict(edits.add)
+    kept = [pair for pair in reply.options if pair[0] not in edits.omit and pair[0] not in added]
+    return replace(reply, options=tuple(kept + list(added.items())))
 
 
 def max_reply_size(request: DhcpMessage) -> int:

@@ -12,7 +12,9 @@ left out, the request still served) and ``error``.
 Faults (:class:`~pxelab.faults.FaultInjector`) are consulted for every
 incoming message (``dhcp4.discover``, ``dhcp4.request``, ``dhcp4.inform``,
 ``dhcp4.release``, ``dhcp4.decline``, ``dhcp4.bootp``) and every reply
-(``dhcp4.offer``, ``dhcp4.ack``, ``dhcp4.nak``, ``dhcp4.bootreply``).
+(``dhcp4.offer``, ``dhcp4.ack``, ``dhcp4.nak``, ``dhcp4.bootreply``): first for
+the options to omit or add, then to drop or delay it. An edited reply's event
+names the options a fault took out (``fault_omitted``) and put in (``fault_added``).
 The proxyDHCP variant is in :mod:`pxelab.dhcp4.proxy`.
 """
 
@@ -34,6 +36,7 @@ from pxelab.dhcp4.replies import (
     CLIENT_PORT,
     SERVER_PORT,
     Dhcp4Settings,
+    apply_edits,
     build_bootp_reply,
     build_reply,
     client_info,
@@ -272,12 +275,15 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
     def send(self, request: DhcpMessage, reply: DhcpMessage, client: ClientInfo,
              decision: BootDecision, *, kind: str | None = None,
              destination: tuple[str, int] | None = None, proxy: bool = False) -> None:
-        """Trim ``reply`` to the client's size, apply reply faults, send it and log it."""
+        """Apply option faults, trim ``reply`` to the client's size, send it and log it."""
+        note: dict[str, Any] = {"proxy": proxy}
+        if self.faults:
+            reply = self._edited(reply, client, note)
         reply, omitted, data = encode_to_fit(reply, max_reply_size(request),
                                            client.requested_options)
+        note["omitted_options"] = list(omitted)
         out = _Outgoing(request, reply, data, client, decision, kind,
-                        destination or reply_destination(request, reply),
-                        {"omitted_options": list(omitted), "proxy": proxy})
+                        destination or reply_destination(request, reply), note)
         verdict = self.faults.packet(f"dhcp4.{out.name.lower()}", client.mac, client)
         if verdict.drop:
             return  # the injector emitted fault.injected
@@ -287,6 +293,19 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
                                                   self._transmit, out)
             return
         self._transmit(out)
+
+    def _edited(self, reply: DhcpMessage, client: ClientInfo,
+                note: dict[str, Any]) -> DhcpMessage:
+        """``reply`` with the OmitOption/AddOption faults for its kind applied (noted)."""
+        mtype = reply.message_type
+        kind = f"dhcp4.{mtype.name.lower() if mtype is not None else 'bootreply'}"
+        edits = self.faults.reply_options(kind, client.mac, client)
+        if not edits:
+            return reply
+        present = {code for code, _ in reply.options}
+        note["fault_omitted"] = sorted(edits.omit & present)
+        note["fault_added"] = [code for code, _ in edits.add]
+        return apply_edits(reply, edits)
 
     def _transmit(self, out: _Outgoing) -> None:
         assert self.transport is not None
