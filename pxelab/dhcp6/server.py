@@ -18,6 +18,12 @@ iPXE src/net/udp/dhcpv6.c):
 - A Reply to Release (OVMF waits ~60 s for it before starting the NBP) and
   to Information-request (the second, stateless client an RA with M/O starts).
 
+Faults (:class:`~pxelab.faults.FaultInjector`): ``packet("dhcp6.<type>")`` for
+every message that comes in (``dhcp6.release`` drops a Release unanswered) and
+every Advertise/Reply that goes out; ``reply_options("dhcp6.advertise" or
+"dhcp6.reply")`` edits the built reply (:func:`edit_options`), so
+``OmitOption("dhcp6.*", 16)`` sends an HTTP client no HTTPClient echo.
+
 Events (source ``dhcp6``): what came in (``solicit``, ``request``, ``renew``,
 ``rebind``, ``release``, ``decline``, ``confirm``, ``inform``), what went out
 (``advertise``, ``reply``), and ``withheld``, ``drop``, ``error``.
@@ -63,12 +69,13 @@ from pxelab.dhcp6.codec import (
     ServerId,
     Status,
     StatusCode,
+    UnknownOption,
     UserClass,
     VendorClass,
 )
 from pxelab.dhcp6.leases import Binding, Lease6Pool
 from pxelab.events import EventLog
-from pxelab.faults import FaultInjector
+from pxelab.faults import FaultInjector, ReplyEdits
 from pxelab.memo import memoized
 from pxelab.policy import BootDecision, BootPolicy, ClientInfo
 
@@ -79,6 +86,7 @@ __all__ = [
     "build_reply",
     "client_info",
     "client_mac",
+    "edit_options",
     "interface_mac",
     "open_dhcp6_socket",
     "server_duid",
@@ -323,6 +331,36 @@ def build_reply(request: Dhcp6Message, msg_type: MessageType, ours: Duid,
         if (echo := vendor_echo(decision)) is not None:
             options.append(echo)
     return Dhcp6Message(msg_type, request.xid, tuple(options))
+
+
+def edit_options(reply: Dhcp6Message, edits: ReplyEdits) -> Dhcp6Message:
+    """``reply`` without the top-level options ``edits`` omits, with those it adds.
+
+    An added option takes the place of one with its code (or goes last). Its
+    bytes are sent as given, parsed when the codec knows the layout (so events
+    show an added option 16 as the echo) and kept raw when they do not fit it:
+    a fault may put in what the codec would never build. Options inside an
+    IA_NA are not touched.
+    """
+    added = {code: _added_option(code, value) for code, value in edits.add
+             if code not in edits.omit}
+    options: list[Option] = []
+    for opt in reply.options:
+        if opt.code in edits.omit:
+            continue
+        options.append(added.pop(opt.code, opt))
+    options += added.values()
+    return replace(reply, options=tuple(options))
+
+
+def _added_option(code: int, value: bytes) -> Option:
+    kind = codec.OPTIONS.get(code)
+    if kind is not None:
+        try:
+            return kind.parse(value, 0)
+        except Dhcp6DecodeError:
+            pass
+    return UnknownOption(code, value)
 
 
 def status_name(code: int) -> str:
@@ -613,6 +651,10 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         verdict = self.faults.packet(f"dhcp6.{kind}", client.mac, client)
         if verdict.drop:
             return
+        if edits := self.faults.reply_options(f"dhcp6.{kind}", client.mac, client):
+            reply = edit_options(reply, edits)
+            extra |= {"omitted_options": sorted(edits.omit),
+                      "added_options": [code for code, _ in edits.add]}
         data = codec.encode(reply)
         if verdict.delay:
             asyncio.get_running_loop().call_later(verdict.delay, self._transmit, data, peer)
