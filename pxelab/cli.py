@@ -15,6 +15,7 @@ from types import FrameType
 from typing import TextIO
 
 from pxelab.bootserver import BootServer
+from pxelab.catalog import CATALOG, apply_faults
 from pxelab.config import LabConfig, lab_config, load_lab_config
 from pxelab.console import MilestoneHit
 from pxelab.errors import ConfigError, PxelabError
@@ -24,6 +25,8 @@ from pxelab.matrix import Selection, cases, describe, find_case
 from pxelab.nbp import build_grub_image
 from pxelab.paths import new_artifacts_dir
 from pxelab.payload import build_payload
+from pxelab.report.html import write_report
+from pxelab.report.text import render_causes
 from pxelab.scenarios import DEFAULT_SCENARIO, BootLoader
 
 
@@ -84,7 +87,23 @@ def _parser() -> argparse.ArgumentParser:
                       help="write the timeline and server events as JSON")
     boot.add_argument("--artifacts", type=Path, default=Path("pxelab-artifacts"),
                       metavar="DIR", help="where to keep this boot's evidence")
+    boot.add_argument("--fault", action="append", default=[], metavar="NAME[=ARGS]",
+                      help="apply a catalogued fault to the case (repeatable; see "
+                      "'pxelab faults')")
     boot.set_defaults(func=_boot)
+
+    faults = sub.add_parser("faults", help="list the regression catalog: faults that "
+                            "reproduce field failures, for 'pxelab boot --fault'")
+    faults.add_argument("--json", action="store_true", help="one JSON object per line")
+    faults.set_defaults(func=_faults)
+
+    report = sub.add_parser("report", help="render a boot's artifacts, or a tree of boots "
+                            "(a matrix run), as a self-contained HTML page")
+    report.add_argument("artifacts", type=Path, metavar="ARTIFACT_DIR",
+                        help="a boot's artifacts directory, or a directory holding many")
+    report.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="where to write the page (default ARTIFACT_DIR/report.html)")
+    report.set_defaults(func=_report)
 
     scenarios = sub.add_parser("scenarios", help="list the scenario matrix: each scenario "
                                "on each NIC model, with firmware, mode and IP version")
@@ -119,13 +138,18 @@ def _print_hit(hit: MilestoneHit) -> None:
 
 
 def _boot(args: argparse.Namespace) -> int:
-    scenario = find_case(args.scenario, args.nic)
+    scenario = apply_faults(find_case(args.scenario, args.nic), args.fault)
     label = scenario.name.replace("[", "-").replace("]", "")  # no brackets in paths
     artifacts = new_artifacts_dir(args.artifacts, label)
     print(f"booting {scenario.name}: {scenario.description}", flush=True)
+    if scenario.applied:
+        print(f"with faults: {', '.join(scenario.applied)}", flush=True)
     result = BootRun(scenario, artifacts, on_hit=_print_hit).run()
     if args.json:
-        args.json.write_text(json.dumps(result.to_dict(), indent=2))
+        data = result.to_dict()
+        if result.diagnosis is not None:
+            data.setdefault("diagnosis", result.diagnosis.to_dict())
+        args.json.write_text(json.dumps(data, indent=2))
     _summarise(result)
     return 0 if result.ok else 1
 
@@ -144,9 +168,42 @@ def _summarise(result: BootResult) -> None:
         print("--- last console lines ---")
         print(timeline.console_tail)
         print("---")
+        if result.diagnosis is not None:
+            print(render_causes(result.diagnosis))
     print(f"artifacts: {result.artifacts}")
     for name, path in result.artifact_paths().items():
         print(f"  {name:<15} {path}")
+    if not result.ok and result.evidence is not None and result.evidence.facts.reproduce:
+        print(f"reproduce: {result.evidence.facts.reproduce}")
+
+
+def _faults(args: argparse.Namespace) -> int:
+    """The regression catalog, one fault a line, sorted by name."""
+    entries = [CATALOG[name] for name in sorted(CATALOG)]
+    if args.json:
+        for fault in entries:
+            print(json.dumps({"name": fault.name, "argument": fault.argument,
+                              "default": fault.default, "scenario": fault.scenario,
+                              "stage": fault.stage, "cause": fault.cause,
+                              "summary": fault.summary}))
+        return 0
+    if not entries:
+        print("no faults are catalogued")
+        return 0
+    names = [f.name + (f"={f.argument.upper()}" if f.argument else "") for f in entries]
+    scenarios = [f.scenario for f in entries]
+    name_width = max(len("NAME"), *map(len, names))
+    case_width = max(len("SCENARIO"), *map(len, scenarios))
+    print(f"{'NAME'.ljust(name_width)}  {'SCENARIO'.ljust(case_width)}  SUMMARY")
+    for name, case, fault in zip(names, scenarios, entries, strict=True):
+        print(f"{name.ljust(name_width)}  {case.ljust(case_width)}  {fault.summary}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Write the HTML report of a boot or a run and print where it went."""
+    print(write_report(args.artifacts, args.output))
+    return 0
 
 
 def _scenarios(args: argparse.Namespace) -> int:

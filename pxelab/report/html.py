@@ -66,8 +66,8 @@ def write_report(root: Path, output: Path | None = None) -> Path:
                           "--pxelab-artifacts (with --pxelab-keep-artifacts) wrote")
     out = output if output is not None else root / REPORT_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
-    if boots == [root]:
-        _write(out, boot_page(load_boot(root), out.parent))
+    if len(boots) == 1:  # one boot, maybe in a `pxelab boot --artifacts` directory
+        _write(out, boot_page(load_boot(boots[0]), out.parent))
         return out
     records: list[BootRecord] = []
     unreadable: list[str] = []
