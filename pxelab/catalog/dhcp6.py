@@ -1,0 +1,88 @@
+"""DHCPv6 field failures of UEFI network boot over IPv6 (EDK2's HTTPv6 client).
+
+Both entries run on ``uefi_http_ipv6``: OVMF's HTTPv6 boot option, the one
+that needs an option 16 echo and the one that sends its DHCPv6 Release
+before it starts the NBP (see each entry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pxelab.catalog import CatalogFault, register
+from pxelab.errors import ConfigError
+from pxelab.faults import DropPacket, Fault, OmitOption
+from pxelab.scenarios import Scenario
+
+__all__ = ["NO_VENDOR_CLASS", "RELEASE_UNANSWERED", "with_stage_timeout"]
+
+
+def with_stage_timeout(scenario: Scenario, stage: str, seconds: float) -> Scenario:
+    """``scenario`` with milestone ``stage`` waited for ``seconds`` instead of its own timeout."""
+    if stage not in {m.name for m in scenario.milestones}:
+        raise ConfigError(f"scenario {scenario.name!r} has no stage {stage!r}")
+    return replace(scenario, milestones=tuple(
+        replace(m, timeout=seconds) if m.name == stage else m for m in scenario.milestones))
+
+
+def _with_fault(scenario: Scenario, fault: Fault, stage: str, seconds: float) -> Scenario:
+    return with_stage_timeout(replace(scenario, faults=(*scenario.faults, fault)), stage,
+                              seconds)
+
+
+# EDK2 HttpBootDhcp6Sarr solicits with IRT 4 s, MRC 4, MRT 32 s, MRD 60 s, and an
+# Advertise without option 16 "HTTPClient" is no HTTP offer to it
+# (HttpBootParseDhcp6Packet), so it sends no Request and gives up after ~60 s with
+# "Error: Server response timeout". The Advertises of the first 20 s (Solicits at
+# about 0, 4 and 12 s) already show the cause; waiting out the rest adds nothing.
+_NO_ECHO_WAIT = 20.0
+
+
+def _omit_vendor_class(scenario: Scenario, argument: str | None) -> Scenario:
+    return _with_fault(scenario, OmitOption("dhcp6.*", 16), "fw_dhcp", _NO_ECHO_WAIT)
+
+
+NO_VENDOR_CLASS = CatalogFault(
+    name="dhcp6-no-vendor-class",
+    summary="DHCPv6 Advertise/Reply to the UEFI HTTPv6 client without option 16 HTTPClient",
+    scenario="uefi_http_ipv6",
+    stage="fw_dhcp",
+    cause="dhcp6.advertise_no_vendor_class",
+    apply=_omit_vendor_class,
+    report="UEFI HTTP boot over IPv6 never leaves 'Start HTTP Boot over IPv6': the DHCPv6 "
+           "server advertises an address and a boot-file-url, but no vendor class "
+           "'HTTPClient', so the firmware sends no Request and ends with 'Error: Server "
+           "response timeout'",
+)
+
+
+# The Release, measured (OVMF 2022.11-6+deb12u2 under TCG, HTTPv6): with it answered,
+# "BdsDxe: starting" follows "Downloading...100%" within milliseconds. EDK2 sends it from
+# HttpBootDxeLoadFile -> HttpBootStop -> Dhcp6->Stop, which polls until the Release is
+# answered or its retransmissions (IRT 1 s, MRC 5) run out. PXEv6 releases only later,
+# when GRUB's efinet takes the NIC and the PXE driver stops (its Release came after
+# "Welcome to GRUB!"), so the stall "before the NBP" is an HTTPv6 one.
+# MEASURED_STALL is filled in below from a boot without the shortened timeout.
+_RELEASE_WAIT = 20.0
+
+
+def _drop_release(scenario: Scenario, argument: str | None) -> Scenario:
+    # count=0: every Release, retransmissions included.
+    return _with_fault(scenario, DropPacket("dhcp6.release", count=0), "nbp_start",
+                       _RELEASE_WAIT)
+
+
+RELEASE_UNANSWERED = CatalogFault(
+    name="dhcp6-release-unanswered",
+    summary="the DHCPv6 server leaves the UEFI client's Release unanswered (a stall "
+            "before the NBP starts)",
+    scenario="uefi_http_ipv6",
+    stage="nbp_start",
+    cause="dhcp6.release_unanswered",
+    apply=_drop_release,
+    report="UEFI HTTP boot over IPv6 downloads the NBP ('Downloading...100%') and then "
+           "hangs about a minute before 'BdsDxe: starting Boot...': the client's DHCPv6 "
+           "Release gets no Reply from the server",
+)
+
+register(NO_VENDOR_CLASS, RELEASE_UNANSWERED)
