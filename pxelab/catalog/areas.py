@@ -2,3 +2,8 @@
 
 Each area's module is owned by whoever builds its entries; add a line here per area.
 """
+from pxelab.catalog import (
+    dhcp4,  # noqa: F401
+    dhcp6,  # noqa: F401
+    tftp,  # noqa: F401
+)
