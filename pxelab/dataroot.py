@@ -3,6 +3,10 @@
 Large files (kernel, initrd) are hard-linked from the payload cache when the
 file systems allow it, so a lab costs no copy; symlinks are never used because
 the servers refuse links that lead out of the root.
+
+:func:`apply_faults` then breaks the filled root as a scenario's data-root
+faults say (a file removed, or replaced by another build's), before any
+server starts.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 
 from pxelab import firmware, nbp
 from pxelab.errors import ConfigError
+from pxelab.events import EventLog
+from pxelab.faults import Fault, RemoveFile, ReplaceFile
 from pxelab.paths import fixtures_dir
 from pxelab.payload import Payload
 from pxelab.scenarios import BootLoader
@@ -71,6 +78,36 @@ def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
         _populate_grub(root, append, cache_dir)
     log.info("data root %s ready for %s", root, loader)
     return root
+
+
+def apply_faults(root: Path, faults: Iterable[Fault], events: EventLog | None = None) -> None:
+    """Carry out the data-root faults among ``faults`` on the filled ``root``.
+
+    Each is a ``fault.injected`` event (on ``events``), as the servers' faults are;
+    faults of other kinds are the servers' and are left alone.
+    """
+    for fault in faults:
+        if not isinstance(fault, RemoveFile | ReplaceFile):
+            continue
+        target = root / fault.path
+        if isinstance(fault, RemoveFile):
+            if not target.is_file():
+                raise ConfigError(f"fault {fault.describe()!r}: there is no {fault.path} in "
+                                  f"the data root {root} to remove")
+            target.unlink()
+        else:
+            if not fault.source.is_file():
+                raise ConfigError(f"fault {fault.describe()!r}: {fault.source} is not a "
+                                  "file; fetch it first (see the fault's catalog entry)")
+            # A copy, not a link: the source may sit in a cache another lab links from.
+            target.unlink(missing_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fault.source, target)
+        log.info("data root %s: %s", root, fault.describe())
+        if events is not None:
+            events.emit("fault", "injected", request=f"data root {fault.path}",
+                        reason=fault.describe(), details={"fault": type(fault).__name__,
+                                                          "path": fault.path})
 
 
 def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append: str) -> None:

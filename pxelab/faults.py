@@ -17,6 +17,10 @@ data); the :class:`~pxelab.bootserver.BootServer` turns them into one
 - ``reply_options(kind, client)`` when a DHCP reply is built: options to
   omit or add (:class:`OmitOption`, :class:`AddOption`).
 
+Data-root faults (:class:`RemoveFile`, :class:`ReplaceFile`) are not carried
+out by a server: :func:`pxelab.dataroot.apply_faults` edits the data root
+after it is filled, before the servers start.
+
 Every fault that fires is an event (source ``fault``, kind ``injected``) naming
 the fault, so a test and a person see why the boot failed. Counters are per
 injector, so the Nth packet means the Nth one this server handled.
@@ -30,6 +34,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from pxelab.errors import ConfigError
@@ -49,6 +54,8 @@ __all__ = [
     "OackFault",
     "OackMode",
     "OmitOption",
+    "RemoveFile",
+    "ReplaceFile",
     "ReplyEdits",
     "TftpFaults",
     "TruncateFile",
@@ -224,6 +231,43 @@ class AddOption(Fault):
 
     def describe(self) -> str:
         return f"add option {self.option}={self.value!r} to {self.kind}"
+
+
+def _check_root_relative(path: str) -> None:
+    parts = PurePosixPath(path).parts
+    if not path or path.startswith("/") or ".." in parts:
+        raise ConfigError(f"data-root fault path {path!r}: name a file relative to the "
+                          "data root, without '..' (e.g. 'ldlinux.c32')")
+
+
+@dataclass(frozen=True)
+class RemoveFile(Fault):
+    """The data root lacks ``path`` (relative to the root), as a server someone forgot
+    to copy a file to."""
+
+    path: str
+
+    def __post_init__(self) -> None:
+        _check_root_relative(self.path)
+
+    def describe(self) -> str:
+        return f"remove {self.path} from the data root"
+
+
+@dataclass(frozen=True)
+class ReplaceFile(Fault):
+    """The data root's ``path`` is a copy of ``source`` (a host file), e.g. an
+    ldlinux.c32 from another syslinux build; ``origin`` says where it came from."""
+
+    path: str
+    source: Path
+    origin: str = ""
+
+    def __post_init__(self) -> None:
+        _check_root_relative(self.path)
+
+    def describe(self) -> str:
+        return f"replace {self.path} with {self.origin or self.source}"
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ class BootRun:
             data_root = dataroot.populate(
                 self.artifacts / "data", self.scenario.loader, payload, cmdline,
                 self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), cache_dir=self.cache_dir)
+            dataroot.apply_faults(data_root, self.scenario.faults, events)
             stack.enter_context(nfs)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones
@@ -130,7 +131,8 @@ class BootRun:
                 spec = replace(spec, kernel=payload.kernel, initrd=payload.initrd, append=cmdline)
                 milestones = (LINUX_NFSROOT_IPV6 if self.scenario.ip is IpVersion.IPV6
                               else LINUX_NFSROOT)
-            guest = stack.enter_context(Guest(spec, net.add_tap(), self.artifacts,
+            tap = net.add_tap(mtu=self.scenario.link_mtu)
+            guest = stack.enter_context(Guest(spec, tap, self.artifacts,
                                               net.namespace))
             watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE)
             timeline = watcher.run(self.scenario.name, milestones, self.on_hit)

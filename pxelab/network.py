@@ -287,12 +287,17 @@ class LabNetwork:
         self.log.info("lab namespace %s: %s with %s and %s", self.namespace, self.bridge,
                       self.ipv4, self.ipv6)
 
-    def add_tap(self, name: str | None = None) -> str:
+    def add_tap(self, name: str | None = None, mtu: int | None = None) -> str:
         """Create a tap in the namespace, attached to the bridge and up; its name.
 
         A QEMU started in the namespace (``ip netns exec``) opens it by name;
         the tap gets carrier, and the bridge port forwards, when QEMU does.
+        ``mtu``: the tap's MTU (None: the bridge's). The bridge keeps its own, so
+        the servers still see a 1500-byte link while frames larger than ``mtu``
+        towards the guest are dropped on the way out: a smaller-MTU hop on the path.
         """
+        if mtu is not None:
+            Impairment(mtu=mtu)  # checks the range
         if not self._created:
             raise NetworkError("add_tap() needs an entered LabNetwork")
         name = name or f"tap{len(self.taps)}"
@@ -307,11 +312,19 @@ class LabNetwork:
             (tap,) = _wait(ipr, f"tap {name}", ipr.link, ifname=name)
             # The host side of a guest's link needs no IPv6 of its own (no RS/MLD noise).
             write_sysctl(self.namespace, f"net.ipv6.conf.{name}.disable_ipv6", "1")
+            if mtu is not None:
+                (bridge,) = ipr.link("get", index=self._bridge_index)
+                ipr.link("set", index=tap["index"], mtu=mtu)
             ipr.link("set", index=tap["index"], master=self._bridge_index, state="up")
             _wait(ipr, f"tap {name} up in {self.bridge}", ipr.link, index=tap["index"],
                   master=self._bridge_index, state="up")
+            if mtu is not None:
+                # A bridge follows its smallest port unless its MTU is set: set it back,
+                # or the servers would see the small MTU (and fragment or cap for it).
+                ipr.link("set", index=self._bridge_index, mtu=bridge.get_attr("IFLA_MTU"))
         self.taps.append(name)
-        self.log.info("tap %s attached to %s", name, self.bridge)
+        self.log.info("tap %s attached to %s%s", name, self.bridge,
+                      "" if mtu is None else f" (MTU {mtu})")
         return name
 
     # -- link impairment ------------------------------------------------------------------

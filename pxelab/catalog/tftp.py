@@ -1,0 +1,158 @@
+"""Catalog area ``tftp``: PXELINUX's "Failed to load ldlinux.c32" and TFTP negotiation faults.
+
+The field report behind the ldlinux entries: PXELINUX 6.03 loaded and printed
+its banner, then, after a long silence, "Failed to load ldlinux.c32" — on some
+NICs only. The known causes are reproduced one by one: the file is not there,
+it is another syslinux build's, or its RRQs go unanswered (the lwIP/UNDI
+hang). The block-size and OACK entries are the other TFTP traps firmware falls
+into: a block size the path cannot carry, and an option acknowledgement the
+client rejects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from pxelab.catalog import CatalogFault, register
+from pxelab.errors import ConfigError
+from pxelab.faults import DropPacket, Fault, OackFault, OackMode, RemoveFile, ReplaceFile
+from pxelab.network import Impairment
+from pxelab.scenarios import Scenario
+
+LDLINUX = "ldlinux.c32"
+
+
+def with_faults(scenario: Scenario, *faults: Fault) -> Scenario:
+    return replace(scenario, faults=(*scenario.faults, *faults))
+
+
+def with_stage_timeout(scenario: Scenario, stage: str, seconds: float) -> Scenario:
+    """``scenario`` waiting at most ``seconds`` for milestone ``stage``."""
+    if stage not in {m.name for m in scenario.milestones}:
+        raise ConfigError(f"scenario {scenario.name} has no stage {stage!r}")
+    return replace(scenario, milestones=tuple(
+        replace(m, timeout=seconds) if m.name == stage else m for m in scenario.milestones))
+
+
+# -- ldlinux.c32 missing --------------------------------------------------------------------
+
+def _ldlinux_missing(scenario: Scenario, argument: str | None) -> Scenario:
+    return with_faults(scenario, RemoveFile(LDLINUX))
+
+
+# -- ldlinux.c32 of another build -----------------------------------------------------------
+
+def _ldlinux_foreign(scenario: Scenario, argument: str | None) -> Scenario:
+    assert argument is not None
+    source = Path(argument).expanduser()
+    if not source.is_file():
+        raise ConfigError(f"--fault ldlinux-foreign={argument}: no such file; give the path "
+                          "of an ldlinux.c32 from another syslinux build than pxelinux.0's")
+    return with_faults(scenario, ReplaceFile(LDLINUX, source.resolve(), origin=str(source)))
+
+
+# -- RRQs for ldlinux.c32 unanswered ----------------------------------------------------------
+
+# PXELINUX asks for ldlinux.c32 beside pxelinux.0 and then in its fallback
+# directories (/boot/isolinux/, /isolinux/, /boot/syslinux/, /syslinux/, /): the glob
+# silences all of them, as a client whose packets never leave the NIC would be.
+LDLINUX_ANYWHERE = f"*{LDLINUX}"
+RRQ_DROPPED_WAIT = 40.0  # seconds for the config stage; see _ldlinux_rrq_dropped
+
+
+def _ldlinux_rrq_dropped(scenario: Scenario, argument: str | None) -> Scenario:
+    # PXELINUX retries each RRQ on a back-off of minutes before it prints "Failed to
+    # load": the stage's wait is shortened so the regression test ends sooner; the
+    # diagnosis reads the unanswered RRQs, not the console line.
+    dropped = with_faults(scenario, DropPacket("tftp.rrq", count=0, file=LDLINUX_ANYWHERE))
+    return with_stage_timeout(dropped, "config", RRQ_DROPPED_WAIT)
+
+
+# -- TFTP block size above the link MTU ------------------------------------------------------
+
+DEFAULT_MTU = "1200"
+IPV4_UDP_TFTP = 20 + 8 + 4  # bytes of headers around a DATA block
+
+
+def _mtu(argument: str | None) -> int:
+    try:
+        mtu = int(argument or DEFAULT_MTU)
+        Impairment(mtu=mtu)
+    except ValueError:
+        raise ConfigError(f"--fault tftp-blksize-mtu={argument}: give the link MTU in bytes, "
+                          "e.g. tftp-blksize-mtu=1200") from None
+    if mtu - IPV4_UDP_TFTP >= 1468:
+        raise ConfigError(f"--fault tftp-blksize-mtu={mtu}: that MTU carries every block "
+                          "size firmware asks for (1468 and below); give less than 1500")
+    return mtu
+
+
+def _blksize_mtu(scenario: Scenario, argument: str | None) -> Scenario:
+    return replace(scenario, link_mtu=_mtu(argument))
+
+
+def _blksize_capped(scenario: Scenario) -> Scenario:
+    # The same small-MTU link, with the server told the path's MTU: it then offers
+    # a block size that fits (what dnsmasq's --tftp-mtu / tftpd-hpa's -B do).
+    mtu = _mtu(None)
+    return replace(scenario, link_mtu=mtu,
+                   server={**scenario.server, "tftp_max_blksize": mtu - IPV4_UDP_TFTP})
+
+
+# -- option acknowledgement faults ----------------------------------------------------------
+
+# OVMF asks tsize, blksize and windowsize: "timeout" is an option it knows and did
+# not ask for, which EDK2's Mtftp4RrqOackValid() refuses (an unknown name it ignores).
+EXTRA_OPTION = ("timeout", "5")
+
+
+def _oack(mode: OackMode) -> Callable[[Scenario, str | None], Scenario]:
+    def apply(scenario: Scenario, argument: str | None) -> Scenario:
+        return with_faults(scenario, OackFault(mode, file=argument or "*",
+                                               option=EXTRA_OPTION))
+    return apply
+
+
+register(
+    CatalogFault(
+        name="ldlinux-missing",
+        summary="the TFTP root has pxelinux.0 but not ldlinux.c32 beside it",
+        scenario="legacy_pxe_ipv4", stage="config", cause="tftp.next_file_missing",
+        apply=_ldlinux_missing,
+        report="PXELINUX prints its banner, then 'Failed to load ldlinux.c32' and reboots"),
+    CatalogFault(
+        name="ldlinux-foreign",
+        summary="ldlinux.c32 comes from another syslinux build than pxelinux.0",
+        scenario="legacy_pxe_ipv4", stage="config", cause="tftp.ldlinux_mismatch",
+        apply=_ldlinux_foreign, argument="path of another build's ldlinux.c32",
+        report="'Failed to load ldlinux.c32' although the file is there and was sent"),
+    CatalogFault(
+        name="ldlinux-rrq-dropped",
+        summary="every RRQ for ldlinux.c32 goes unanswered after the NBP (lwIP/UNDI silence)",
+        scenario="legacy_pxe_ipv4", stage="config", cause="tftp.rrq_unanswered",
+        apply=_ldlinux_rrq_dropped,
+        report="PXELINUX banner, a long silence with no TFTP traffic answered, then "
+               "'Failed to load ldlinux.c32'"),
+    CatalogFault(
+        name="tftp-blksize-mtu",
+        summary="the guest's link carries a smaller MTU than the TFTP block size agreed",
+        scenario="legacy_pxe_ipv4", stage="nbp", cause="tftp.blksize_above_mtu",
+        apply=_blksize_mtu, fixed=_blksize_capped, argument="link MTU in bytes",
+        default=DEFAULT_MTU,
+        report="the NBP download stalls at its first block and times out "
+               "(iPXE 'Connection timed out'); small files load, large blocks never arrive"),
+    CatalogFault(
+        name="oack-malformed",
+        summary="the TFTP server's OACK is not a list of NUL-terminated option pairs",
+        scenario="uefi_tftp_ipv4", stage="nbp", cause="tftp.oack_malformed",
+        apply=_oack(OackMode.CORRUPT), argument="file glob", default="*",
+        report="OVMF PXE: the NBP download ends with a TFTP error right after the OACK"),
+    CatalogFault(
+        name="oack-extra-option",
+        summary="the TFTP server's OACK carries an option the client did not ask for",
+        scenario="uefi_tftp_ipv4", stage="nbp", cause="tftp.oack_unrequested_option",
+        apply=_oack(OackMode.ADD_OPTION), argument="file glob", default="*",
+        report="OVMF PXE rejects the OACK ('Malformatted OACK') and the NBP never loads"),
+)
