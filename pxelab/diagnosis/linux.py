@@ -1,0 +1,78 @@
+"""Diagnosis rule for the Linux stage: an initramfs without the NIC's driver."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from pxelab.diagnosis import query as q
+from pxelab.diagnosis.model import Cause
+from pxelab.evidence import Evidence
+from pxelab.payload import contract
+
+# Stages of the initramfs up to the root mount; a failure in one of them is the
+# initramfs's (a later one means it had the network).
+INITRAMFS_STAGES = ("initramfs", "initramfs_dhcp", "initramfs_ipv6", "nfs_root")
+
+# What an initramfs says when it sees no network device: initramfs-tools' ipconfig,
+# and our /init (pxelab.payload.scripts: "FAILED link: no network interface ...").
+_NO_DEVICE = re.compile(
+    r"ipconfig: no devices to configure|no network (?:interface|device)|no devices? found"
+    r"|pxelab-init: FAILED link: no network interface[^\r\n]*")
+
+
+def module_name(name: str) -> str:
+    """"kernel/drivers/net/e1000/e1000.ko.xz" -> "e1000"; "virtio-net" -> "virtio_net"."""
+    stem = posixpath.basename(name.strip())
+    stem = re.sub(r"\.ko(\.(xz|zst|gz))?$", "", stem)
+    return stem.replace("-", "_")
+
+
+def no_network_driver(evidence: Evidence) -> Cause | None:
+    """The kernel and its initramfs ran, but the initramfs found no NIC and sent no DHCP."""
+    kernel = q.hit(evidence, "kernel")
+    stage = evidence.timeline.failed_stage
+    if kernel is None or stage not in INITRAMFS_STAGES:
+        return None
+    facts = evidence.facts
+    driver = module_name(facts.nic_driver) if facts.nic_driver else ""
+    modules = {module_name(m) for m in facts.initrd_modules}
+    if driver and modules and driver in modules:
+        return None  # the driver is there: something else kept the network down
+    since = q.wall(evidence, kernel.seconds)
+    if _guest_talked(evidence, since):
+        return None
+    said = _NO_DEVICE.search(q.console(evidence))
+    missing = bool(driver and modules)
+    started = q.hit(evidence, "initramfs")
+    gave_up = contract.INIT_FAILED.search(q.console(evidence))
+    if not (said or missing or (started and not gave_up)):
+        return None
+    what = (f"the NIC's driver {driver}" + (f" ({facts.nic_model})" if facts.nic_model else "")
+            if driver else "the NIC's driver")
+    if missing:
+        inside = sorted(modules)
+        listed = ", ".join(inside[:4]) + (" ..." if len(inside) > 4 else "")
+        known = f"{what} is not among its {q.plural(len(inside), 'module')} ({listed})"
+    else:
+        known = f"{what} is probably missing from it"
+    shown = f" (console: {said.group(0).strip()!r})" if said else ""
+    return Cause(
+        "initrd.no_network_driver", stage,
+        f"the kernel and the initramfs ran but the initramfs found no network device and "
+        f"sent no DHCP{shown}: {known}",
+        q.lines(evidence, [kernel, started]),
+        f"put {driver or 'the NIC driver'} into the initramfs (initramfs-tools: MODULES=netboot "
+        f"or most in initramfs.conf, or list it in /etc/initramfs-tools/modules; dracut: "
+        f"--add-drivers {driver or '<driver>'}), or build it into the kernel")
+
+
+def _guest_talked(evidence: Evidence, since: float) -> bool:
+    """Whether the guest asked for an address (DHCPv4, DHCPv6, a router solicitation)."""
+    for event in q.after(evidence.events, since):
+        if event.source in ("dhcp4", "dhcp6") and event.client and q.message_type(event):
+            return True
+        if event.source == "ra" and event.kind == "solicit":
+            return True
+    return any(p.proto in ("dhcp4", "dhcp6") or (p.proto == "ra" and p.kind == "rs")
+               for p in q.after(evidence.packets, since) if not q.from_server(evidence, p))
