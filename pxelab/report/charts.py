@@ -55,7 +55,7 @@ def stage_colours(names: Iterable[str]) -> dict[str, str]:
     return colours
 
 
-def nice_step(total: float, ticks: int = 8) -> float:
+def nice_step(total: float, ticks: int = 10) -> float:
     """A round tick spacing (1, 2 or 5 times a power of ten) giving about ``ticks`` ticks."""
     raw = max(total, 1e-3) / ticks
     magnitude = 10.0 ** math.floor(math.log10(raw))

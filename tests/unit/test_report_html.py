@@ -1,0 +1,214 @@
+"""`pxelab report` pages: structure, escaping, self-containment, bars per stage, rows per case."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from report_samples import (
+    REPRODUCE,
+    failed_diagnosis,
+    failed_evidence,
+    good_evidence,
+    write_boot,
+)
+
+from pxelab.diagnosis import Diagnosis
+from pxelab.errors import ConfigError
+from pxelab.report.boots import load_boot, stages
+from pxelab.report.charts import nice_step
+from pxelab.report.html import write_report
+
+pytestmark = pytest.mark.unit
+
+VOID = {"meta", "input", "br", "hr", "img", "link", "col", "wbr"}
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: dict[str, str]
+    parents: tuple[str, ...]  # ids and classes of the enclosing elements, outermost first
+    text: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+
+class Page(HTMLParser):
+    """Every element with its attributes, enclosing ids and text; checks tags balance."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[Element] = []
+        self.open: list[Element] = []
+        self.feed(text)
+        self.close()
+        assert not self.open, f"unclosed: {[e.tag for e in self.open]}"
+
+    def _enter(self, tag: str, attrs: list[tuple[str, str | None]]) -> Element:
+        values = {k: v or "" for k, v in attrs}
+        marks = tuple(m for e in self.open for m in (f"#{e.attrs.get('id', '')}", e.tag))
+        element = Element(tag, values, marks)
+        self.elements.append(element)
+        return element
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = self._enter(tag, attrs)
+        if tag not in VOID:
+            self.open.append(element)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._enter(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open[-1].tag == tag, f"</{tag}> closes {self.open[-1:]}"
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for element in self.open:
+            element.text.append(data)
+
+    def find(self, tag: str, inside: str = "", cls: str = "") -> list[Element]:
+        return [e for e in self.elements if e.tag == tag
+                and (not inside or f"#{inside}" in e.parents)
+                and (not cls or cls in e.classes)]
+
+    def by_id(self, ident: str) -> Element:
+        (found,) = [e for e in self.elements if e.attrs.get("id") == ident]
+        return found
+
+    def text_of(self, ident: str) -> str:
+        return "".join(self.by_id(ident).text)
+
+
+def assert_self_contained(page: Page, page_dir: Path) -> None:
+    assert not page.find("script") and not page.find("link") and not page.find("img")
+    for element in page.elements:
+        for name in ("src", "href"):
+            value = element.attrs.get(name)
+            if value is None:
+                continue
+            assert "//" not in value and not value.startswith("/"), value
+            assert (page_dir / unquote(value)).exists(), f"broken link {value}"
+
+
+@pytest.fixture
+def failed_boot(tmp_path: Path) -> Path:
+    evidence = failed_evidence()
+    return write_boot(tmp_path / "boot", evidence, failed_diagnosis(evidence))
+
+
+def test_one_boot_page_has_verdict_cause_reproduce_and_is_self_contained(failed_boot: Path):
+    out = write_report(failed_boot)
+    assert out == failed_boot / "report.html"
+    page = Page(out.read_text())
+    assert_self_contained(page, out.parent)
+    header = "".join(page.find("header")[0].text)
+    assert "FAILED" in header and "config" in header and "[tftp.next_file_missing]" in header
+    assert REPRODUCE in header and "ldlinux-missing" in header
+    assert "tcg" in header and "ipxe-qemu" in header  # versions from the properties
+    causes = page.text_of("causes")
+    assert "fix: put ldlinux.c32" in causes and "tftp.not_found" in causes
+
+
+def test_console_text_is_escaped_not_markup(failed_boot: Path):
+    text = write_report(failed_boot).read_text()
+    page = Page(text)
+    assert not page.find("script")
+    console = page.text_of("console")
+    assert "<script>alert('x')</script> & \"q\"" in console  # shown as text
+    assert "\\x1b[2J\\x00 done" in console  # control characters made visible
+    assert "\x00" not in text and "\x1b" not in text
+    assert "/srv/<data>" in page.text_of("timeline")
+
+
+def test_stage_chart_has_one_bar_per_stage_the_failed_one_red(failed_boot: Path):
+    page = Page(write_report(failed_boot).read_text())
+    bars = page.find("rect", inside="stage-chart", cls="bar")
+    timeline = failed_evidence().timeline
+    assert [b.attrs["data-stage"] for b in bars] == [*(h.name for h in timeline.hits), "config"]
+    (failed,) = page.find("rect", inside="stage-chart", cls="failed")
+    assert failed.attrs["data-stage"] == "config"
+    widths = [float(b.attrs["width"]) for b in bars]
+    assert max(widths) == widths[-1], "the 30 s the failed stage waited is the longest bar"
+
+
+def test_timeline_table_has_every_entry_and_a_filter_per_source(failed_boot: Path):
+    page = Page(write_report(failed_boot).read_text())
+    rows = page.find("tr", inside="timeline")[1:]  # less the head row
+    assert len(rows) == len(failed_evidence().entries())
+    sources = {c for r in rows for c in r.classes if c.startswith("src-")}
+    assert sources == {"src-console", "src-server", "src-packet", "src-firmware"}
+    boxes = {b.attrs["id"]: "checked" in b.attrs for b in page.find("input", inside="timeline")}
+    assert boxes == {"show-console": True, "show-server": True, "show-packet": True,
+                     "show-firmware": False}
+    assert len([r for r in rows if "cited" in r.classes]) == 1
+    assert len([r for r in rows if "failed" in r.classes]) == 1
+
+
+def test_artifact_links_point_at_the_files_where_they_are_now(failed_boot: Path):
+    out = write_report(failed_boot, failed_boot.parent / "pages" / "one.html")
+    page = Page(out.read_text())
+    links = {"".join(a.text): a.attrs["href"] for a in page.find("a", inside="artifacts")}
+    assert links["serial log"] == "../boot/serial.log"
+    assert links["ganesha log"] == "../boot/nfs/ganesha.log"
+    assert {"evidence", "diagnosis"} <= set(links)
+    assert_self_contained(page, out.parent)
+
+
+def test_matrix_page_has_a_row_and_a_chart_row_per_case(tmp_path: Path):
+    evidence = failed_evidence()
+    write_boot(tmp_path / "run" / "test_a-0", evidence, failed_diagnosis(evidence))
+    for name, scale in (("legacy_pxe_ipv4", 1.0), ("uefi_http_ipv6", 2.5)):
+        good = good_evidence(name, scale)
+        write_boot(tmp_path / "run" / f"test_{name}-0", good, Diagnosis(name, ok=True))
+    out = write_report(tmp_path / "run")
+    page = Page(out.read_text())
+    assert_self_contained(page, out.parent)
+    rows = page.find("tr", inside="case-rows")
+    assert len(rows) == 3
+    cells = ["".join(r.text) for r in rows]
+    assert "tftp.next_file_missing" in cells[1] and "FAILED" in cells[1]
+    assert "20.0" in cells[2]  # uefi_http_ipv6: 8 s x 2.5 to userspace
+    chart_rows = page.find("g", inside="matrix-chart", cls="row")
+    assert [r.attrs["data-case"] for r in chart_rows] == [
+        "legacy_pxe_ipv4", "legacy_pxe_ipv4[e1000] --fault ldlinux-missing", "uefi_http_ipv6"]
+    assert len(page.find("rect", inside="matrix-chart", cls="bar")) == 5 + 6 + 5
+    legend = "".join(page.find("ul", cls="legend")[0].text)
+    assert "rom_dhcp" in legend and "failed stage" in legend
+    for boot in ("test_a-0", "test_legacy_pxe_ipv4-0", "test_uefi_http_ipv6-0"):
+        own = tmp_path / "run" / boot / "report.html"
+        sub = Page(own.read_text())
+        assert_self_contained(sub, own.parent)  # links back to the overview
+
+
+def test_a_boot_with_only_timeline_json_still_renders(tmp_path: Path):
+    evidence = failed_evidence()
+    saved = {"scenario": evidence.scenario, "ok": False, "marker": None,
+             "timeline": evidence.timeline.to_dict(), "artifacts": {},
+             "events": [json.loads(e.to_json()) for e in evidence.events]}
+    (tmp_path / "timeline.json").write_text(json.dumps(saved))
+    record = load_boot(tmp_path)
+    assert not record.exact_clock and record.diagnosis is None
+    page = Page(write_report(tmp_path).read_text())
+    assert "Rebuilt from timeline.json" in page.text_of("timeline")
+    assert "not diagnosed" in page.text_of("causes").lower()
+    assert len(page.find("rect", inside="stage-chart", cls="bar")) == len(
+        stages(evidence.timeline))
+
+
+def test_no_boot_under_the_directory_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="no boot found"):
+        write_report(tmp_path)
+
+
+@pytest.mark.parametrize(("total", "step"), [(8.1, 1.0), (33.0, 5.0), (0.4, 0.05),
+                                             (120.0, 20.0)])
+def test_axis_ticks_are_round(total: float, step: float):
+    assert nice_step(total) == pytest.approx(step)
