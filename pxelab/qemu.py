@@ -14,6 +14,12 @@ Someone must keep reading :attr:`Guest.console` while the guest runs: when the
 pty buffer is full the emulated UART stops sending and the guest waits. What is
 read there leaves out the cursor moves firmware consoles scatter through their
 text (:class:`pxelab.console.ConsoleSpawn`); serial.log has every byte.
+
+OVMF's debug port (isa-debugcon on 0x402) goes to a FIFO that a
+:class:`~pxelab.evidence.firmware_log.DebugPortReader` thread reads while the
+guest runs, so each line gets a wall-clock time (``ovmf-debug.log``,
+:attr:`Guest.firmware_log`). :attr:`Guest.started_wall` is power-on on that
+clock, the zero of a boot's merged timeline.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import pexpect
 from pxelab import kvm
 from pxelab.console import ConsoleSpawn
 from pxelab.errors import ConfigError, GuestError, WaitTimeoutError
+from pxelab.evidence.firmware_log import DebugPortReader
+from pxelab.evidence.model import LogLine
 from pxelab.firmware import OvmfImage, find_ovmf
 from pxelab.netns import exec_prefix
 from pxelab.resource import Resource
@@ -47,6 +55,7 @@ SERIAL_LOG = "serial.log"
 COMMAND_FILE = "qemu-cmdline.txt"
 OVMF_VARS = "ovmf-vars.fd"
 OVMF_DEBUG_LOG = "ovmf-debug.log"
+OVMF_DEBUG_FIFO = "ovmf-debug.fifo"  # QEMU writes the port here; removed after the run
 # OVMF writes its DEBUG() output to this I/O port (only debug builds print much).
 OVMF_DEBUG_PORT = "0x402"
 STOP_TIMEOUT_S = 5.0
@@ -129,8 +138,8 @@ def _ovmf_args(ovmf: OvmfImage, workdir: Path) -> list[str]:
                       f"file={_value(ovmf.code)}",
             "-drive", f"if=pflash,unit=1,format={ovmf.vars_format},"
                       f"file={_value(workdir / OVMF_VARS)}",
-            "-debugcon", f"file:{_value(workdir / OVMF_DEBUG_LOG)}",
-            "-global", f"isa-debugcon.iobase={OVMF_DEBUG_PORT}"]
+            "-chardev", f"file,id=ovmfdebug,path={_value(workdir / OVMF_DEBUG_FIFO)}",
+            "-device", f"isa-debugcon,iobase={OVMF_DEBUG_PORT},chardev=ovmfdebug"]
 
 
 def _nic_args(spec: GuestSpec, tap: str) -> list[str]:
@@ -198,8 +207,10 @@ class Guest(Resource):
         self.command = exec_prefix(namespace) + qemu_command(spec, tap, workdir, self.accel,
                                                              ovmf=self._ovmf)
         self.serial_log = workdir / SERIAL_LOG
-        self.started_at = math.nan
+        self.started_at = math.nan  # time.monotonic() at power-on
+        self.started_wall = math.nan  # time.time() at the same moment
         self._child: pexpect.spawn | None = None
+        self._debug_port: DebugPortReader | None = None
         self._logfile: BinaryIO | None = None
 
     @property
@@ -213,6 +224,10 @@ class Guest(Resource):
     def pid(self) -> int | None:
         return self._child.pid if self._child is not None else None
 
+    @property
+    def firmware_log(self) -> tuple[LogLine, ...]:
+        """OVMF's debug port lines so far (none for SeaBIOS, none from a release build)."""
+        return self._debug_port.lines if self._debug_port is not None else ()
 
     def start(self) -> None:
         if self._child is not None:
@@ -220,16 +235,21 @@ class Guest(Resource):
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self._ovmf is not None:
             shutil.copyfile(self._ovmf.vars_template, self.workdir / OVMF_VARS)
+            # Open before QEMU starts: QEMU's open of the FIFO for writing then never waits.
+            self._debug_port = DebugPortReader(self.workdir / OVMF_DEBUG_FIFO,
+                                               self.workdir / OVMF_DEBUG_LOG)
+            self._debug_port.start()
         line = shlex.join(self.command)
         (self.workdir / COMMAND_FILE).write_text(line + "\n", encoding="utf-8")
         self.log.info("starting %s guest (%s): %s", self.spec.firmware, self.accel, line)
         self._logfile = self.serial_log.open("wb")
-        self.started_at = time.monotonic()
+        self.started_at, self.started_wall = time.monotonic(), time.time()
         try:
             child = ConsoleSpawn(self.command[0], self.command[1:], timeout=30,
                                  maxread=65536)
         except (pexpect.ExceptionPexpect, OSError) as error:
             self._logfile.close()
+            self._stop_debug_port()
             raise GuestError(f"cannot start QEMU ({line}): {error}") from error
         # Set before anything is read, so serial.log misses nothing.
         child.logfile_read = self._logfile
@@ -269,6 +289,7 @@ class Guest(Resource):
         """End QEMU (SIGTERM: it quits cleanly; SIGKILL if it does not), keep its output."""
         child, self._child = self._child, None
         if child is None:
+            self._stop_debug_port()
             return
         try:
             for signum in (signal.SIGTERM, signal.SIGKILL):
@@ -292,6 +313,12 @@ class Guest(Resource):
             if self._logfile is not None:
                 self._logfile.close()
                 self._logfile = None
+            self._stop_debug_port()
+
+    def _stop_debug_port(self) -> None:
+        """End the debug port reader once QEMU is gone; its lines stay readable."""
+        if self._debug_port is not None:
+            self._debug_port.stop()
 
 
 def _has_exited(pid: int, timeout: float) -> bool:

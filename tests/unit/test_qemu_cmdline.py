@@ -110,10 +110,13 @@ def test_ovmf_command_line(descriptor_dir: Path, tmp_path: Path) -> None:
         f"if=pflash,unit=0,format=raw,readonly=on,file={ovmf.code}",
         f"if=pflash,unit=1,format=raw,file={workdir / 'ovmf-vars.fd'}",
     ]
-    assert command[command.index("-debugcon") + 1] == f"file:{workdir / 'ovmf-debug.log'}"
-    assert "isa-debugcon.iobase=0x402" in command
-    assert command[command.index("-device") + 1] == (
-        "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,bootindex=1,romfile=")
+    # The debug port goes to a FIFO read live (pxelab.evidence.firmware_log).
+    assert f"file,id=ovmfdebug,path={workdir / 'ovmf-debug.fifo'}" in command
+    devices = [command[i + 1] for i, arg in enumerate(command) if arg == "-device"]
+    assert devices == [
+        "isa-debugcon,iobase=0x402,chardev=ovmfdebug",
+        "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,bootindex=1,romfile=",
+    ]
     assert command[command.index("-fw_cfg") + 1] == (
         "name=opt/org.tianocore/IPv4PXESupport,string=n")
 
