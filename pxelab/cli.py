@@ -15,7 +15,7 @@ from types import FrameType
 from typing import TextIO
 
 from pxelab.bootserver import BootServer
-from pxelab.catalog import CATALOG, apply_faults
+from pxelab.catalog import CATALOG, CatalogFault, apply_faults
 from pxelab.config import LabConfig, lab_config, load_lab_config
 from pxelab.console import MilestoneHit
 from pxelab.errors import ConfigError, PxelabError
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pxelab: interrupted; the lab was torn down", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `pxelab faults | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,14 +193,23 @@ def _faults(args: argparse.Namespace) -> int:
     if not entries:
         print("no faults are catalogued")
         return 0
-    names = [f.name + (f"={f.argument.upper()}" if f.argument else "") for f in entries]
+    # NAME=ARG: the argument is needed; NAME[=ARG]: it has a default.
+    names = [f.name + ("" if not f.argument else "=ARG" if f.default is None else "[=ARG]")
+             for f in entries]
     scenarios = [f.scenario for f in entries]
     name_width = max(len("NAME"), *map(len, names))
     case_width = max(len("SCENARIO"), *map(len, scenarios))
     print(f"{'NAME'.ljust(name_width)}  {'SCENARIO'.ljust(case_width)}  SUMMARY")
     for name, case, fault in zip(names, scenarios, entries, strict=True):
-        print(f"{name.ljust(name_width)}  {case.ljust(case_width)}  {fault.summary}")
+        print(f"{name.ljust(name_width)}  {case.ljust(case_width)}  {_fault_summary(fault)}")
     return 0
+
+
+def _fault_summary(fault: CatalogFault) -> str:
+    if not fault.argument:
+        return fault.summary
+    default = "" if fault.default is None else f", default {fault.default}"
+    return f"{fault.summary} (ARG: {fault.argument}{default})"
 
 
 def _report(args: argparse.Namespace) -> int:

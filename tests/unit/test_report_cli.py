@@ -74,8 +74,9 @@ def test_faults_lists_the_catalog_sorted_one_line_each(fake_catalog, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "SCENARIO", "SUMMARY"]
     assert lines[1].split()[:2] == ["aa-no-ldlinux", "legacy_pxe_ipv4[e1000]"]
-    assert lines[2].split()[:2] == ["zz-slow-dhcp=SECONDS", "legacy_pxe_ipv4"]
-    assert lines[2].endswith("DHCP answers late") and len(lines) == 3
+    assert lines[2].split()[:2] == ["zz-slow-dhcp[=ARG]", "legacy_pxe_ipv4"]
+    assert lines[2].endswith("DHCP answers late (ARG: seconds, default 3)")
+    assert lines[1].endswith("ldlinux.c32 is missing") and len(lines) == 3
 
 
 def test_faults_as_json(fake_catalog, capsys):
