@@ -119,7 +119,7 @@ def rrq_unanswered(evidence: Evidence) -> Cause | None:
         return None
     name, items = list(silent.items())[-1]
     wire = [p for p in q.packets(evidence, "tftp", "rrq")
-            if q.file_key(str(q.field(p, "file", ""))) == name and p.time >= start.time]
+            if q.file_key(str(q.field(p, "file", ""))) == name and p.time >= items[0].time]
     faults = [i for i in items if isinstance(i, Event)]
     count = max(len(wire), len(faults))
     why = (f"the server dropped them (fault: {faults[0].reason})" if faults else
