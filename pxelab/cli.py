@@ -171,7 +171,7 @@ def _summarise(result: BootResult) -> None:
         print("--- last console lines ---")
         print(timeline.console_tail)
         print("---")
-        if result.diagnosis is not None:
+        if result.diagnosis is not None and not result.diagnosis.ok:
             print(render_causes(result.diagnosis))
     print(f"artifacts: {result.artifacts}")
     for name, path in result.artifact_paths().items():

@@ -219,6 +219,9 @@ def _timeline(record: BootRecord) -> str:
         note = ('<p class="note">Rebuilt from timeline.json: no packets or firmware lines, '
                 "and server events are placed by the server's start, which comes a moment "
                 "before the guest's power-on.</p>")
+    # What the evidence lacks and why ("no packet capture"), as the collector noted it.
+    for text in getattr(record.evidence.facts, "notes", ()):
+        note += f'<p class="note">{esc(text)}</p>'
     return (f'{note}<div class="filters">show: {filters}\n'
             '<table class="grid"><thead><tr><th>seconds</th><th>source</th><th>name</th>'
             f"<th>text</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"

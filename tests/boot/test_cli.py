@@ -29,11 +29,20 @@ def children_alive(pid: int) -> list[str]:
     return found.stdout.splitlines()
 
 
-def test_boot_prints_milestones_live_and_writes_json(tmp_path: Path):
-    out = tmp_path / "result.json"
-    done = subprocess.run([*PXELAB, "boot", "legacy_pxe_ipv4", "--json", str(out),
-                           "--artifacts", str(tmp_path / "art")],
+@pytest.fixture(scope="module")
+def legacy_boot(tmp_path_factory: pytest.TempPathFactory) -> tuple[
+        subprocess.CompletedProcess[str], Path]:
+    """Module: `pxelab boot legacy_pxe_ipv4 --json` run once; its output and directory."""
+    tmp_path = tmp_path_factory.mktemp("cli-boot")
+    done = subprocess.run([*PXELAB, "boot", "legacy_pxe_ipv4", "--json",
+                           str(tmp_path / "result.json"), "--artifacts", str(tmp_path / "art")],
                           capture_output=True, text=True, timeout=600, check=False)
+    return done, tmp_path
+
+
+def test_boot_prints_milestones_live_and_writes_json(legacy_boot):
+    done, tmp_path = legacy_boot
+    out = tmp_path / "result.json"
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rom_dhcp" in done.stdout and "userspace" in done.stdout
     assert "PXELAB-USERSPACE root=192.0.2.1:/pxelab fstype=nfs4" in done.stdout
@@ -41,6 +50,22 @@ def test_boot_prints_milestones_live_and_writes_json(tmp_path: Path):
     assert result["ok"] and result["marker"] == {"root": "192.0.2.1:/pxelab", "fstype": "nfs4"}
     assert any(e["source"] == "tftp" and e["request"] == "pxelinux.0" for e in result["events"])
     assert Path(result["artifacts"]["packet capture"]).stat().st_size > 0
+
+
+def test_report_renders_the_boot_artifacts(legacy_boot):
+    done, tmp_path = legacy_boot
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = tmp_path / "report.html"
+    made = subprocess.run([*PXELAB, "report", str(tmp_path / "art"), "-o", str(page)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert made.stdout.strip() == str(page)
+    text = page.read_text()
+    assert "<script" not in text and 'id="stage-chart"' in text
+    assert text.count('class="bar"') == len(json.loads(
+        (tmp_path / "result.json").read_text())["timeline"]["hits"])
+    assert "dhcp4.offer" in text and "pxelinux.0" in text  # server events in the timeline
+    assert "src-packet" in text or "evidence.json" not in text  # packets once collected
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
