@@ -133,9 +133,9 @@ def withheld_min_secs(evidence: Evidence) -> Cause | None:
         f"the DHCP server withheld {q.plural(len(mine), 'answer')} to {mac} because its secs "
         f"({shown}) stayed below min_secs={minimum}: the client {never}",
         q.lines(evidence, [mine[0], *mine[1:2], mine[-1]]),
-        f"set min_secs to {secs[-1]} or less in the server's DHCP settings (0 turns the check "
-        "off; ISC dhcpd: min-secs), or exempt this client: some PXE ROMs (Etherboot) "
-        "always send secs=0")
+        ("set min_secs to 0 (the check off)" if secs[-1] == 0 else
+         f"set min_secs to {secs[-1]} or less") + " in the server's DHCP settings (ISC dhcpd: "
+        "min-secs), or exempt this client: some PXE ROMs (Etherboot 5.4) always send secs=0")
 
 
 def offer_no_httpclient_echo(evidence: Evidence) -> Cause | None:

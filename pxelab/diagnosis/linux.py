@@ -48,8 +48,8 @@ def no_network_driver(evidence: Evidence) -> Cause | None:
     gave_up = contract.INIT_FAILED.search(q.console(evidence))
     if not (said or missing or (started and not gave_up)):
         return None
-    what = (f"the NIC's driver {driver}" + (f" ({facts.nic_model})" if facts.nic_model else "")
-            if driver else "the NIC's driver")
+    model = f" ({facts.nic_model})" if facts.nic_model and facts.nic_model != driver else ""
+    what = f"the NIC's driver {driver}{model}" if driver else "the NIC's driver"
     if missing:
         inside = sorted(modules)
         listed = ", ".join(inside[:4]) + (" ..." if len(inside) > 4 else "")

@@ -37,6 +37,20 @@ def _refusals(evidence: Evidence) -> list[Event]:
     return sorted(seen.values(), key=lambda e: e.time)
 
 
+def _requested(evidence: Evidence, since: float) -> set[str]:
+    """The files asked for after ``since``: requests the server heard, RRQs on the wire,
+    RRQs a fault dropped."""
+    heard = [e for e in q.events(evidence, "tftp", "rrq") + q.events(evidence, "http", "get",
+                                                                       "head")
+             if e.time > since]
+    names = {q.event_file(e) for e in heard}
+    names |= {q.file_key(str(q.field(p, "file", ""))) for p in q.packets(evidence, "tftp", "rrq")
+              if p.time > since}
+    names |= {q.file_key(m["file"]) for e in q.events(evidence, "fault", "injected")
+              if e.time > since and (m := _RRQ_FILE.match(e.request))}
+    return names - {""}
+
+
 def _loader(evidence: Evidence) -> str:
     return evidence.facts.loader or "the loader"
 
@@ -65,6 +79,8 @@ def next_file_missing(evidence: Evidence) -> Cause | None:
     if not streak:
         return None
     names = list(dict.fromkeys(q.event_file(e) for e in streak))
+    if _requested(evidence, streak[-1].time) - set(names):
+        return None  # the loader went on to another file: these were not where it stopped
     # Tries of one name in several directories: the first is the one beside the NBP.
     # A search through several names (pxelinux.cfg/01-<mac>, ..., default): the last.
     same = len({posixpath.basename(n) for n in names}) == 1
@@ -114,7 +130,8 @@ def rrq_unanswered(evidence: Evidence) -> Cause | None:
     if start is None or q.reached_linux(evidence):
         return None
     silent = {name: items for name, items in _unanswered_rrqs(evidence, start.time).items()
-              if not _later_delivery(evidence, name, items[0].time)}
+              if not _later_delivery(evidence, name, items[0].time)
+              and not _requested(evidence, items[-1].time) - {name}}
     if not silent:
         return None
     name, items = list(silent.items())[-1]
