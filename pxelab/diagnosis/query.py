@@ -170,14 +170,22 @@ def client_mac(evidence: Evidence) -> str:
 
 
 def server_hosts(evidence: Evidence) -> set[str]:
-    """The boot server's own addresses (from its "ready" event)."""
+    """The boot server's own addresses (its "ready" event; its RAs' link-local source)."""
     hosts: set[str] = set()
     for event in events(evidence, "server", "ready"):
         for key in ("ipv4", "ipv6"):
             value = event.details.get(key)
             if value:
                 hosts.add(str(value).split("/")[0])
+    hosts |= {str(e.details["source"]) for e in events(evidence, "ra", "sent")
+              if e.details.get("source")}
     return hosts
+
+
+# Messages only a server sends (RFC 2131 3.1, RFC 8415 7.3).
+_SERVER_MESSAGES = {"dhcp4": ("offer", "ack", "nak"),
+                    "dhcp6": ("advertise", "reply", "reconfigure", "relay-repl"),
+                    "ra": ("ra",)}
 
 
 def host(address: str) -> str:
@@ -191,6 +199,11 @@ def host(address: str) -> str:
 
 
 def from_server(evidence: Evidence, packet: PacketRecord) -> bool:
+    """Whether the boot server sent ``packet`` (else the guest did)."""
+    if packet.proto in _SERVER_MESSAGES:
+        return packet.kind in _SERVER_MESSAGES[packet.proto]
+    if "from_client" in packet.fields:  # a TFTP ERROR says who sent it
+        return not packet.fields["from_client"]
     return host(packet.src) in server_hosts(evidence)
 
 

@@ -202,7 +202,10 @@ def blksize_above_mtu(evidence: Evidence) -> Cause | None:
         if (q.field(packet, "complete", True) or not blksize or blksize + overhead <= mtu
                 or _later_delivery(evidence, name, packet.time)):
             continue
-        block = int(q.field(packet, "last_block", 0)) + 1
+        # The first block the client never acknowledged; the record's own summary names
+        # the last DATA block seen, the same one unless a window was in flight.
+        acked = q.field(packet, "acked")
+        block = int(acked) + 1 if acked is not None else int(q.field(packet, "last_block", 1))
         return _mtu_cause(evidence, packet, name, blksize=blksize, overhead=overhead,
                           block=block)
     return None
@@ -266,7 +269,7 @@ def oack_malformed(evidence: Evidence) -> Cause | None:
             q.lines(evidence, [refusal]),
             "acknowledge the options the client asked for (blksize, tsize, windowsize) with an "
             "OACK (RFC 2347) instead of refusing them; remove the OACK fault")
-    return None
+    return _wire_malformed(evidence)
 
 
 def oack_unrequested_option(evidence: Evidence) -> Cause | None:
@@ -297,15 +300,40 @@ def _wire_unrequested(evidence: Evidence) -> Cause | None:
         asked = {str(k).lower() for k in q.field(request, "options", {})}
         extra = [(str(k), str(v)) for k, v in q.field(oack, "options", {}).items()
                  if str(k).lower() not in asked]
-        name = q.file_key(str(q.field(request, "file", "")))
+        name = q.file_key(str(q.field(oack, "file", "") or q.field(request, "file", "")))
         if not extra or _later_delivery(evidence, name, oack.time):
             continue
-        errors = [p for p in q.after(q.packets(evidence, "tftp", "error"), oack.time)
-                  if q.host(p.src) == q.host(oack.dst)][:1]
+        errors = _client_errors(evidence, oack)
         reason = (f"client sent ERROR {q.field(errors[0], 'code')} "
                   f"{q.field(errors[0], 'message', '')!r}" if errors else "")
         return _unrequested_cause(evidence, oack, name, extra=extra, asked=sorted(asked),
                                   ended=reason, items=[request, oack, *errors])
+    return None
+
+
+def _client_errors(evidence: Evidence, oack: PacketRecord) -> list[PacketRecord]:
+    """The client's first TFTP ERROR after ``oack`` (a list of none or one)."""
+    return [p for p in q.after(q.packets(evidence, "tftp", "error"), oack.time)
+            if q.host(p.src) == q.host(oack.dst) and not q.from_server(evidence, p)][:1]
+
+
+def _wire_malformed(evidence: Evidence) -> Cause | None:
+    """An OACK the capture could not read as option pairs, then the client's ERROR."""
+    for oack in q.packets(evidence, "tftp", "oack"):
+        name = q.file_key(str(q.field(oack, "file", "")))
+        errors = _client_errors(evidence, oack)
+        if (not q.field(oack, "malformed", False) or not errors
+                or _later_delivery(evidence, name, oack.time)):
+            continue
+        error = errors[0]
+        return Cause(
+            "tftp.oack_malformed", evidence.timeline.failed_stage or "nbp",
+            f"{q.host(oack.dst)} aborted the transfer of {name or 'a file'} right after a "
+            f"malformed OACK (not NUL-terminated name/value pairs): ERROR "
+            f"{q.field(error, 'code')} {q.field(error, 'message', '')!r}",
+            q.lines(evidence, [oack, error]),
+            "send OACKs of NUL-terminated option/value pairs, only for options the client "
+            "asked for (RFC 2347); remove the OACK fault, or turn option negotiation off")
     return None
 
 

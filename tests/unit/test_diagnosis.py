@@ -825,9 +825,10 @@ def test_the_uefi_size_probe_is_no_stall_even_on_a_small_mtu() -> None:
 def test_blksize_above_mtu_from_a_transfer_record() -> None:
     boot = legacy_boot(until="config", link_mtu=1200)
     boot.events = [e for e in boot.events if "ldlinux" not in e.request]
+    # As pxelab.evidence.packets summarises a flow: DATA 1 went out (5 more times), no ACK.
     boot.packet(0.6, "tftp", "transfer", f"{SERVER}:50000", f"{IP}:49152", file="ldlinux.c32",
-                blksize=1408, blocks=0, bytes=0, last_block=0, complete=False,
-                retransmits=5, largest_payload=1412)
+                blksize=1408, blocks=1, bytes=1408, last_block=1, complete=False, acked=0,
+                retransmits=5, largest_payload=1408, error="")
     cause = only(tftp.blksize_above_mtu, boot.evidence("config", "timeout", 40.0),
                  "tftp.blksize_above_mtu")
     assert "block 1" in cause.summary and "MTU 1200" in cause.summary
@@ -874,6 +875,20 @@ def test_oack_refused_instead_of_acknowledged() -> None:
     assert "ERROR 8 option negotiation refused instead of an OACK" in cause.summary
 
 
+def test_oack_malformed_from_the_wire() -> None:
+    boot = _uefi_until_nbp()
+    boot.packet(4.3, "tftp", "rrq", f"{IP}:1283", f"{SERVER}:69", file="syslinux.efi",
+                options={"blksize": "1468", "tsize": "0"}, blksize=1468)
+    boot.packet(4.301, "tftp", "oack", f"{SERVER}:50000", f"{IP}:1283", file="syslinux.efi",
+                options={"blksize": "1468", "tsize": "171456"}, malformed=True)
+    boot.packet(4.302, "tftp", "error", f"{IP}:1283", f"{SERVER}:50000", code=4,
+                message="Malformatted OACK packet", file="syslinux.efi", from_client=True)
+    cause = only(tftp.oack_malformed, boot.evidence("nbp", "PXE-E23", 5.0),
+                 "tftp.oack_malformed")
+    assert "ERROR 4 'Malformatted OACK packet'" in cause.summary
+    assert tftp.oack_unrequested_option(boot.evidence("nbp", "PXE-E23", 5.0)) is None
+
+
 def test_the_uefi_size_probe_abort_is_no_oack_trouble() -> None:
     evidence = uefi_tftp_boot().evidence()
     assert tftp.oack_malformed(evidence) is None
@@ -898,10 +913,11 @@ def test_oack_unrequested_option_from_the_wire() -> None:
     boot = _uefi_until_nbp()
     boot.packet(4.3, "tftp", "rrq", f"{IP}:1283", f"{SERVER}:69", file="syslinux.efi",
                 options={"blksize": "1468", "tsize": "0"}, blksize=1468)
-    boot.packet(4.301, "tftp", "oack", f"{SERVER}:50000", f"{IP}:1283",
-                options={"blksize": "1468", "tsize": "171456", "windowsize": "64"})
+    boot.packet(4.301, "tftp", "oack", f"{SERVER}:50000", f"{IP}:1283", file="syslinux.efi",
+                options={"blksize": "1468", "tsize": "171456", "windowsize": "64"},
+                malformed=False)
     boot.packet(4.302, "tftp", "error", f"{IP}:1283", f"{SERVER}:50000", code=8,
-                message="Malformatted OACK packet")
+                message="Malformatted OACK packet", file="syslinux.efi", from_client=True)
     cause = only(tftp.oack_unrequested_option, boot.evidence("nbp", "PXE-E23", 5.0),
                  "tftp.oack_unrequested_option")
     assert "windowsize=64" in cause.summary and "Malformatted" in cause.summary
