@@ -116,10 +116,14 @@ def _unanswered_rrqs(evidence: Evidence, since: float) -> dict[str, list[Event |
         if match:
             found.setdefault(q.file_key(match["file"]), []).append(event)
     tftp_events = q.events(evidence, "tftp")
+    answers = [p for p in q.packets(evidence, "tftp", "oack", "error", "transfer")
+               if q.from_server(evidence, p) or p.kind == "transfer"]
     for packet in q.after(q.packets(evidence, "tftp", "rrq"), since):
         name = q.file_key(str(q.field(packet, "file", "")))
         heard = [e for e in tftp_events if q.event_file(e) == name and e.time >= packet.time - 1]
-        if name and not heard and name not in found:
+        answered = [p for p in answers if q.file_key(str(q.field(p, "file", ""))) == name
+                    and p.time >= packet.time]
+        if name and not heard and not answered and name not in found:
             found.setdefault(name, []).append(packet)
     return found
 
@@ -166,9 +170,7 @@ def ldlinux_mismatch(evidence: Evidence) -> Cause | None:
     if cut:
         return None  # a short file, not another build
     says = "Failed to load ldlinux" in q.console(evidence)
-    later = [e for e in q.after(q.events(evidence, "tftp", "rrq"), last.time)
-             + q.after(q.events(evidence, "http", "get"), last.time)
-             if q.base(q.event_file(e)) not in LDLINUX]
+    later = [n for n in _requested(evidence, last.time) if posixpath.basename(n) not in LDLINUX]
     if later or not (says or evidence.timeline.failed_stage in ("bootloader", "config")):
         return None  # ldlinux ran: it asked for its config
     nbp = q.nbp(evidence) or "pxelinux.0"

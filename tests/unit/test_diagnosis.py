@@ -1002,3 +1002,17 @@ def test_a_dropped_rrq_in_the_config_search_is_unanswered_not_missing() -> None:
     assert tftp.next_file_missing(evidence) is None
     cause = only(tftp.rrq_unanswered, evidence, "tftp.rrq_unanswered")
     assert f"3 RRQs for {CONFIG_SEARCH[3]}" in cause.summary
+
+
+def test_an_rrq_the_wire_shows_answered_is_not_unanswered() -> None:
+    # Packets only (the server's events lost): the OACK and the transfer answer the RRQ.
+    boot = legacy_boot(until="ldlinux")
+    boot.packet(0.56, "tftp", "rrq", f"{IP}:49160", f"{SERVER}:69", file="ldlinux.c32",
+                options={"tsize": "0", "blksize": "1408"}, blksize=1408)
+    boot.packet(0.561, "tftp", "oack", f"{SERVER}:50001", f"{IP}:49160", file="ldlinux.c32",
+                options={"tsize": "119524", "blksize": "1408"}, malformed=False)
+    boot.packet(0.561, "tftp", "transfer", f"{SERVER}:50001", f"{IP}:49160",
+                file="ldlinux.c32", blksize=1408, blocks=85, bytes=119524, last_block=85,
+                complete=True, acked=85, retransmits=0, largest_payload=1408, error="")
+    evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, FAILED_LDLINUX)
+    assert tftp.rrq_unanswered(evidence) is None
