@@ -3,13 +3,20 @@
 :class:`BootRun` wires the parts together — lab network, boot server, NFS
 server, guest, console watcher — and tears every one of them down, in reverse
 order, whatever happens. Each part stays usable on its own.
+
+After the lab is gone (so the packet capture is complete) it collects the
+boot's evidence and diagnoses it (``evidence.json``, ``diagnosis.json``),
+also when the run raised after the guest had started: best effort, the
+original error is what propagates.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,10 +24,11 @@ from typing import Any
 
 from pxelab import dataroot, firmware
 from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.console import ConsoleWatcher, OnHit, Timeline
-from pxelab.diagnosis import Diagnosis
+from pxelab.console import ConsoleWatcher, MilestoneHit, OnHit, Timeline
+from pxelab.diagnosis import Diagnosis, diagnose
 from pxelab.events import Event, EventLog
-from pxelab.evidence import Evidence
+from pxelab.evidence import EVIDENCE_FILE, Evidence
+from pxelab.evidence.collect import collect
 from pxelab.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
 from pxelab.network import LabNetwork
 from pxelab.nfs import Ganesha
@@ -28,6 +36,16 @@ from pxelab.payload import USERSPACE, Payload, build_payload, kernel_cmdline
 from pxelab.policy import BootPolicy
 from pxelab.qemu import Guest
 from pxelab.scenarios import IpVersion, Scenario
+
+DIAGNOSIS_FILE = "diagnosis.json"
+# Artifact name -> file under the artifacts directory (what reports and summaries list).
+ARTIFACT_FILES = {"serial log": "serial.log", "server events": "events.jsonl",
+                  "ganesha log": "nfs/ganesha.log", "qemu command": "qemu-cmdline.txt",
+                  "packet capture": "lab.pcap", "timeline": "timeline.json",
+                  "firmware log": "ovmf-debug.log", "evidence": EVIDENCE_FILE,
+                  "diagnosis": DIAGNOSIS_FILE}
+CONSOLE_TAIL_LINES = 25
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
 
 @dataclass(frozen=True)
@@ -59,10 +77,8 @@ class BootResult:
                 and marker["root"] == self.nfs_source and marker["fstype"].startswith("nfs"))
 
     def artifact_paths(self) -> dict[str, Path]:
-        names = {"serial log": "serial.log", "server events": "events.jsonl",
-                 "ganesha log": "nfs/ganesha.log", "qemu command": "qemu-cmdline.txt",
-                 "packet capture": "lab.pcap", "timeline": "timeline.json"}
-        return {k: self.artifacts / v for k, v in names.items() if (self.artifacts / v).exists()}
+        return {k: self.artifacts / v for k, v in ARTIFACT_FILES.items()
+                if (self.artifacts / v).exists()}
 
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "ok": self.ok, "marker": self.marker,
@@ -93,18 +109,29 @@ class BootRun:
         self.server_factory: ServerFactory = server or self._server
         self.direct_kernel = direct_kernel
         self.log = logging.getLogger(f"{__name__}.{scenario.name}")
+        # What the evidence needs of a run, kept also when the run raises.
+        self._guest: Guest | None = None
+        self._milestones = scenario.milestones
+        self._hits: list[MilestoneHit] = []
 
     def run(self) -> BootResult:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         payload = build_payload(self.scenario.payload, self.cache_dir)
         events = EventLog(self.artifacts / "events.jsonl")
+        self._guest, self._hits = None, []
         try:
             timeline, nfs_source = self._boot(payload, events)
+        except Exception as error:
+            events.close()
+            self._evidence_of_error(error, payload, events)
+            raise
         finally:
             events.close()
         timeline.properties.update(self._case(timeline) | self._versions(payload))
         result = BootResult(self.scenario.name, timeline, self.artifacts, tuple(events),
                             nfs_source)
+        evidence, diagnosis = self._evidence(timeline, payload, events)
+        result = replace(result, evidence=evidence, diagnosis=diagnosis)
         (self.artifacts / "timeline.json").write_text(json.dumps(result.to_dict(), indent=2))
         self.log.info("boot %s; artifacts in %s", "reached userspace" if result.ok
                       else f"failed at {timeline.failed_stage}: {timeline.failure}",
@@ -132,14 +159,69 @@ class BootRun:
                 milestones = (LINUX_NFSROOT_IPV6 if self.scenario.ip is IpVersion.IPV6
                               else LINUX_NFSROOT)
             tap = net.add_tap(mtu=self.scenario.link_mtu)
+            self._milestones = milestones
             guest = stack.enter_context(Guest(spec, tap, self.artifacts,
                                               net.namespace))
+            self._guest = guest
             watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE)
-            timeline = watcher.run(self.scenario.name, milestones, self.on_hit)
+            timeline = watcher.run(self.scenario.name, milestones, self._hit)
             timeline.properties["accelerator"] = str(guest.accel)
             if timeline.ok:
                 guest.wait_exit(self.scenario.poweroff_timeout)
             return timeline, nfs.mount_source
+
+    def _hit(self, hit: MilestoneHit) -> None:
+        self._hits.append(hit)
+        if self.on_hit is not None:
+            self.on_hit(hit)
+
+    def _evidence(self, timeline: Timeline, payload: Payload, events: Iterable[Event]
+                  ) -> tuple[Evidence | None, Diagnosis | None]:
+        """Collect, diagnose and write evidence.json and diagnosis.json; None what fails."""
+        guest = self._guest
+        if guest is None:  # the guest never started: nothing happened on its clock
+            return None, None
+        started = time.monotonic()
+        try:
+            evidence = collect(self.scenario, self.artifacts, timeline, events,
+                               started_wall=guest.started_wall, payload=payload,
+                               firmware_log=guest.firmware_log,
+                               artifact_paths={k: self.artifacts / v
+                                               for k, v in ARTIFACT_FILES.items()
+                                               if k in ("timeline", "evidence", "diagnosis")
+                                               or (self.artifacts / v).exists()})
+            evidence.write(self.artifacts)
+        except Exception:
+            self.log.warning("could not collect this boot's evidence", exc_info=True)
+            return None, None
+        try:
+            diagnosis = diagnose(evidence)
+            (self.artifacts / DIAGNOSIS_FILE).write_text(
+                json.dumps(diagnosis.to_dict(), indent=2))
+        except Exception:
+            self.log.warning("could not diagnose this boot", exc_info=True)
+            return evidence, None
+        self.log.info("evidence collected and diagnosed in %.2fs",
+                      time.monotonic() - started)
+        return evidence, diagnosis
+
+    def _evidence_of_error(self, error: Exception, payload: Payload,
+                           events: Iterable[Event]) -> None:
+        """Evidence of a run that raised after the guest started, as far as it got."""
+        guest = self._guest
+        if guest is None:
+            return
+        try:
+            seen = {hit.name for hit in self._hits}
+            stage = next((m.name for m in self._milestones if m.name not in seen), "poweroff")
+            timeline = Timeline(
+                self.scenario.name, hits=list(self._hits), failed_stage=stage,
+                failure=f"the boot run raised {type(error).__name__}: {error}",
+                failed_at=time.monotonic() - guest.started_at,
+                console_tail=_console_tail(guest.serial_log))
+            self._evidence(timeline, payload, events)
+        except Exception:  # never mask the run's own error
+            self.log.warning("could not collect the evidence of the failed run", exc_info=True)
 
     def _server(self, net: LabNetwork, data_root: Path, events: EventLog) -> BootServer:
         """pxelab's own boot server, deciding with the scenario's policy."""
@@ -162,3 +244,13 @@ class BootRun:
         return {"kernel_version": payload.kernel_version,
                 "packages": payload.packages | firmware.versions_in_use(
                     self.scenario.firmware)}
+
+
+def _console_tail(serial_log: Path) -> str:
+    """The last lines of the serial log, escape sequences removed."""
+    try:
+        data = serial_log.read_bytes()[-20000:]
+    except OSError:
+        return ""
+    text = _ANSI.sub("", data.decode("utf-8", "replace"))
+    return "\n".join(text.splitlines()[-CONSOLE_TAIL_LINES:])

@@ -87,6 +87,9 @@ class BootFacts:
     nic_driver: str = ""  # the guest kernel module the NIC needs
     faults: tuple[str, ...] = ()  # catalogued faults applied, as NAME[=ARGS]
     reproduce: str = ""  # one shell command that boots this case again by hand
+    # What the evidence lacks and why, for people ("firmware debug port: no output
+    # (release build)", "no packet capture").
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class Evidence:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evidence:
         facts = dict(data["facts"])
-        for key in ("data_files", "initrd_modules", "faults"):
+        for key in ("data_files", "initrd_modules", "faults", "notes"):
             facts[key] = tuple(facts.get(key, ()))
         raw = dict(data["timeline"])
         raw.pop("ok", None)

@@ -133,6 +133,7 @@ class _Packet:
     sport: int = 0
     dport: int = 0
     payload: bytes = b""
+    seq: int = 0  # TCP
 
     @property
     def eth_src(self) -> bytes:
@@ -253,6 +254,9 @@ class _Summariser:
         self._finished: list[_Transfer] = []
         self._nfs: dict[tuple[Endpoint, Endpoint], _Connection] = {}
         self._http_paths: dict[Endpoint, str] = {}  # the last request on a connection
+        # The last response on a connection: its fields, where its body starts and ends
+        # (TCP sequence numbers, so retransmitted segments count once).
+        self._http_bodies: dict[Endpoint, tuple[dict[str, Any], int, list[int]]] = {}
 
     def records(self) -> list[PacketRecord]:
         flows = [t.record() for t in (*self._finished, *self._transfers.values())
@@ -309,6 +313,7 @@ class _Summariser:
             self._udp(packet)
         elif proto == IPPROTO_TCP and l4 + 20 <= end:
             packet.payload = data[l4 + (data[l4 + 12] >> 4) * 4:end]
+            packet.seq = int.from_bytes(data[l4 + 4:l4 + 8], "big")
             self._tcp(packet)
         elif proto == IPPROTO_ICMPV6 and l4 < end and data[l4] in ND_KINDS:
             self._nd(packet, ND_KINDS[data[l4]])
@@ -319,7 +324,8 @@ class _Summariser:
         if transfer is not None and transfer.server in (None, (src, sport)):
             self._tftp_from_server(transfer, packet)
         elif (transfer := self._transfers.get((src, sport))) is not None \
-                and transfer.server == (dst, dport):
+                and transfer.server in (None, (dst, dport)) and dport != self.tftp_port:
+            # (server None: a capture that lacks the server's side, e.g. a cut fixture)
             self._tftp_from_client(transfer, packet)
         elif dport == self.tftp_port:
             self._tftp_request(packet)
@@ -336,6 +342,8 @@ class _Summariser:
             self._http_request(packet)
         elif payload and sport in self.http_ports and payload.startswith(b"HTTP/"):
             self._http_response(packet)
+        elif payload and sport in self.http_ports:
+            self._http_body(packet)
 
     def _nfs_packet(self, packet: _Packet) -> None:
         to_server = packet.dport == NFS_PORT
@@ -435,11 +443,27 @@ class _Summariser:
             summary += f" for {path}"
         if length is not None:
             summary += f" length={length}"
+        fields = {"status": status, "length": length, "path": path,
+                  "reason": parts[2] if len(parts) > 2 else "", "body_bytes": 0}
         self._add(PacketRecord(packet.time, "http", "response",
                                _where(packet.src, packet.sport),
                                _where(packet.dst, packet.dport), summary, packet.client(False),
-                               {"status": status, "length": length, "path": path,
-                                "reason": parts[2] if len(parts) > 2 else ""}))
+                               fields))
+        header_end = packet.payload.find(b"\r\n\r\n")
+        start = packet.seq + (header_end + 4 if header_end >= 0 else len(packet.payload))
+        self._http_bodies[(packet.dst, packet.dport)] = (fields, start, [start])
+        self._http_body(packet)
+
+    def _http_body(self, packet: _Packet) -> None:
+        """Count the body bytes of the last response on the connection (body_bytes)."""
+        body = self._http_bodies.get((packet.dst, packet.dport))
+        if body is None:
+            return
+        fields, start, end = body
+        segment_end = packet.seq + len(packet.payload)
+        if 0 < (segment_end - end[0]) & 0xFFFFFFFF < 0x80000000:  # later in sequence space
+            end[0] = segment_end
+            fields["body_bytes"] = (end[0] - start) & 0xFFFFFFFF
 
     # Neighbour discovery and ARP.
 
