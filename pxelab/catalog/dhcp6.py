@@ -56,13 +56,17 @@ NO_VENDOR_CLASS = CatalogFault(
 )
 
 
-# The Release, measured (OVMF 2022.11-6+deb12u2 under TCG, HTTPv6): with it answered,
-# "BdsDxe: starting" follows "Downloading...100%" within milliseconds. EDK2 sends it from
-# HttpBootDxeLoadFile -> HttpBootStop -> Dhcp6->Stop, which polls until the Release is
-# answered or its retransmissions (IRT 1 s, MRC 5) run out. PXEv6 releases only later,
-# when GRUB's efinet takes the NIC and the PXE driver stops (its Release came after
-# "Welcome to GRUB!"), so the stall "before the NBP" is an HTTPv6 one.
-# MEASURED_STALL is filled in below from a boot without the shortened timeout.
+# EDK2 sends the Release from HttpBootDxeLoadFile -> HttpBootStop -> Dhcp6->Stop, which
+# polls until the Release is answered or its retransmissions (RFC 8415 REL_TIMEOUT 1 s,
+# REL_MAX_RC 5) run out, and only then does BdsDxe start the NBP. Answered, "BdsDxe:
+# starting" follows "Downloading...100%" within 15 ms. Measured once unanswered
+# (OVMF 2022.11-6+deb12u2, TCG, nbp_start allowed 150 s): the NBP started 69.7 s after
+# the download; six Releases went out, at +0, 1.7, 4.9, 9.9, 18.9 and 36.3 s, then the
+# client waited out the last one (~34 s). PXEv6 (uefi_tftp_ipv6) releases too, but only
+# once GRUB runs (its Release came after "Welcome to GRUB!": GRUB's efinet opens the NIC
+# exclusively (grub-core/net/drivers/efi/efinet.c open_card), which stops the PXE
+# driver), so the stall before the NBP is an HTTPv6
+# one. 20 s shows four or five Releases unanswered; the rest is the same silence.
 _RELEASE_WAIT = 20.0
 
 
