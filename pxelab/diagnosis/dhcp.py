@@ -44,6 +44,17 @@ class Offer:
     def has_43(self) -> bool:
         return VENDOR_SPECIFIC in self.options
 
+    def fault_note(self) -> str:
+        """" (a fault took out option 60)" when the server's event says one edited the offer."""
+        if not isinstance(self.item, Event):
+            return ""
+        out = self.item.details.get("fault_omitted") or []
+        put = self.item.details.get("fault_added") or []
+        parts = [f"took out option {', '.join(map(str, out))}" if out else "",
+                 f"put in option {', '.join(map(str, put))}" if put else ""]
+        done = " and ".join(p for p in parts if p)
+        return f" (a fault {done})" if done else ""
+
 
 def offers(evidence: Evidence, *kinds: str) -> list[Offer]:
     """The server's DHCPv4 offers (``kinds`` of events: "offer", "ack"), else the wire's."""
@@ -152,7 +163,7 @@ def offer_no_httpclient_echo(evidence: Evidence) -> Cause | None:
         f"{q.plural(len(chosen), 'offer')} to the UEFI HTTP client {first.mac} "
         f"({first.client_class}) carried {echo} instead of the HTTPClient echo, so it "
         f"ignored {'it' if len(chosen) == 1 else 'them'} and sent no REQUEST"
-        + (f" (file={first.file})" if first.file else ""),
+        + (f" (file={first.file})" if first.file else "") + first.fault_note(),
         _offer_lines(evidence, chosen),
         "answer DISCOVERs whose option 60 starts 'HTTPClient' with option 60 'HTTPClient' and "
         "the boot URL in option 67 (ISC dhcpd: option vendor-class-identifier \"HTTPClient\"; "
@@ -180,7 +191,8 @@ def pxeclient_without_43(evidence: Evidence) -> Cause | None:
         "dhcp.pxeclient_without_43", evidence.timeline.failed_stage or "fw_dhcp",
         f"{q.plural(len(chosen), 'offer')} to {first.mac} echoed option 60 'PXEClient' "
         f"without option 43: a BINL offer, so the PXE client looks for a boot server on UDP "
-        f"port {BINL_PORT} instead of fetching " + (first.file or "a boot file") + towards,
+        f"port {BINL_PORT} instead of fetching " + (first.file or "a boot file") + towards
+        + first.fault_note(),
         q.lines(evidence, [first.item, chosen[-1].item, *binl[:2]]),
         "leave option 60 out of full DHCP offers (siaddr and the boot file are enough), or "
         "send option 43 with PXE discovery control (sub-option 6 = 8) beside PXEClient, or "

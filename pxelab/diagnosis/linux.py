@@ -35,15 +35,18 @@ def no_network_driver(evidence: Evidence) -> Cause | None:
     if kernel is None or stage not in INITRAMFS_STAGES:
         return None
     facts = evidence.facts
-    driver = module_name(facts.nic_driver) if facts.nic_driver else ""
+    # The NIC's modules, comma-separated ("virtio_net,net_failover,failover").
+    needed = [module_name(m) for m in facts.nic_driver.split(",") if m.strip()]
     modules = {module_name(m) for m in facts.initrd_modules}
-    if driver and modules and driver in modules:
+    absent = [m for m in needed if m not in modules]
+    if needed and modules and not absent:
         return None  # the driver is there: something else kept the network down
+    driver = ", ".join(absent if modules else needed)
     since = q.wall(evidence, kernel.seconds)
     if _guest_talked(evidence, since):
         return None
     said = _NO_DEVICE.search(q.console(evidence))
-    missing = bool(driver and modules)
+    missing = bool(absent and modules)
     started = q.hit(evidence, "initramfs")
     gave_up = contract.INIT_FAILED.search(q.console(evidence))
     if not (said or missing or (started and not gave_up)):
@@ -64,7 +67,8 @@ def no_network_driver(evidence: Evidence) -> Cause | None:
         q.lines(evidence, [kernel, started]),
         f"put {driver or 'the NIC driver'} into the initramfs (initramfs-tools: MODULES=netboot "
         f"or most in initramfs.conf, or list it in /etc/initramfs-tools/modules; dracut: "
-        f"--add-drivers {driver or '<driver>'}), or build it into the kernel")
+        f"--add-drivers '{driver.replace(', ', ' ') or '<driver>'}'), or build it into the "
+        "kernel")
 
 
 def _guest_talked(evidence: Evidence, since: float) -> bool:

@@ -84,7 +84,7 @@ class Boot:
               vendor_class: str | None = LEGACY_CLASS, arch: int | None = 0,
               user_classes: tuple[str, ...] = ("iPXE",), echo: str | None = None,
               options: tuple[int, ...] = (53, 54, 51, 58, 59, 1, 66, 67), secs: int = 0,
-              reason: str = "", mac: str = MAC) -> Event:
+              reason: str = "", mac: str = MAC, **extra: Any) -> Event:
         label = "no arch (option 93 absent)" if arch is None else f"arch {arch}"
         request = f"{message} {label}" + (f" vendor-class={vendor_class}" if vendor_class
                                           else "")
@@ -100,7 +100,7 @@ class Boot:
                         "omitted_options": [], "proxy": False,
                         "destination": "255.255.255.255:68"}
         return self.event(at, "dhcp4", kind, client=mac, request=request, answer=answer,
-                          reason=reason or f"{label} -> {file}", **details)
+                          reason=reason or f"{label} -> {file}", **(details | extra))
 
     def dhcp4_round(self, at: float, **kw: Any) -> None:
         """DISCOVER, OFFER, REQUEST, ACK (server events and the client's packets)."""
@@ -513,7 +513,8 @@ def test_offer_without_echo_is_read_from_the_wire_when_the_server_has_no_event()
 def test_pxeclient_without_43_names_the_binl_trap_and_port_4011() -> None:
     boot = Boot("uefi_tftp_ipv4", firmware="ovmf")
     boot.dhcp4_round(1.0, file="syslinux.efi", vendor_class=UEFI_CLASS, arch=7,
-                     user_classes=(), echo="PXEClient", options=(53, 54, 51, 1, 60, 66, 67))
+                     user_classes=(), echo="PXEClient", options=(53, 54, 51, 1, 66, 67, 60),
+                     fault_omitted=[], fault_added=[60])
     for n in range(2):
         boot.packet(2.0 + n, "dhcp4", "request", f"{IP}:68", f"{SERVER}:4011", client=MAC,
                     xid=9, dport=4011, vendor_class=UEFI_CLASS)
@@ -521,7 +522,7 @@ def test_pxeclient_without_43_names_the_binl_trap_and_port_4011() -> None:
     cause = only(dhcp.pxeclient_without_43, evidence, "dhcp.pxeclient_without_43")
     assert MAC in cause.summary and "option 43" in cause.summary
     assert "4011" in cause.summary and "2 requests" in cause.summary
-    assert "syslinux.efi" in cause.summary
+    assert "syslinux.efi" in cause.summary and "(a fault put in option 60)" in cause.summary
     assert "option 60" in cause.fix
 
 
@@ -965,6 +966,17 @@ def test_no_network_driver_is_silent_when_the_driver_is_in_the_initramfs() -> No
     evidence = boot.evidence("initramfs_dhcp", "the initramfs gave up", 30.0,
                              "pxelab-init: FAILED link: eth0 has no carrier after 10 s")
     assert linux.no_network_driver(evidence) is None
+
+
+def test_no_network_driver_names_the_modules_of_a_multi_module_nic() -> None:
+    boot = legacy_boot(until="initramfs_dhcp")
+    boot.facts = replace(boot.facts, nic_model="virtio-net-pci",
+                         nic_driver="virtio_net,net_failover,failover",
+                         initrd_modules=("e1000", "failover"))
+    evidence = boot.evidence("initramfs_dhcp", "the initramfs gave up", 17.0, NO_INTERFACE)
+    cause = only(linux.no_network_driver, evidence, "initrd.no_network_driver")
+    assert "driver virtio_net, net_failover (virtio-net-pci) is not among" in cause.summary
+    assert "--add-drivers 'virtio_net net_failover'" in cause.fix
 
 
 def test_no_network_driver_module_names_are_compared_by_stem() -> None:
