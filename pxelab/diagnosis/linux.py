@@ -14,11 +14,24 @@ from pxelab.payload import contract
 # initramfs's (a later one means it had the network).
 INITRAMFS_STAGES = ("initramfs", "initramfs_dhcp", "initramfs_ipv6", "nfs_root")
 
-# What an initramfs says when it sees no network device: initramfs-tools' ipconfig,
-# and our /init (pxelab.payload.scripts: "FAILED link: no network interface ...").
-_NO_DEVICE = re.compile(
-    r"ipconfig: no devices to configure|no network (?:interface|device)|no devices? found"
-    r"|pxelab-init: FAILED link: no network interface[^\r\n]*")
+# What an initramfs says when it sees no network device, the most telling first: our
+# /init (pxelab.payload.scripts: "pxelab-init: PANIC link: no devices to configure: ...",
+# before that "FAILED link: no network interface ..."), initramfs-tools' klibc ipconfig.
+_NO_DEVICE = (
+    re.compile(r"pxelab-init: (?:PANIC|FAILED) link: no (?:devices|network interface)[^\r\n]*"),
+    re.compile(r"ipconfig: no devices to configure"),
+    re.compile(r"no devices to configure|no network (?:interface|device)"),
+)
+
+
+def _no_device_line(evidence: Evidence) -> str:
+    """The console's words for "no network device" (its tail first, then the watcher's)."""
+    timeline = evidence.timeline
+    for text in (timeline.console_tail, timeline.failure or ""):
+        for pattern in _NO_DEVICE:
+            if found := pattern.search(text):
+                return found.group(0).strip()
+    return ""
 
 
 def module_name(name: str) -> str:
@@ -45,7 +58,7 @@ def no_network_driver(evidence: Evidence) -> Cause | None:
     since = q.wall(evidence, kernel.seconds)
     if _guest_talked(evidence, since):
         return None
-    said = _NO_DEVICE.search(q.console(evidence))
+    said = _no_device_line(evidence)
     missing = bool(absent and modules)
     started = q.hit(evidence, "initramfs")
     gave_up = contract.INIT_FAILED.search(q.console(evidence))
@@ -59,7 +72,7 @@ def no_network_driver(evidence: Evidence) -> Cause | None:
         known = f"{what} is not among its {q.plural(len(inside), 'module')} ({listed})"
     else:
         known = f"{what} is probably missing from it"
-    shown = f" (console: {said.group(0).strip()!r})" if said else ""
+    shown = f" (the console says: {said})" if said else ""
     return Cause(
         "initrd.no_network_driver", stage,
         f"the kernel and the initramfs ran but the initramfs found no network device and "

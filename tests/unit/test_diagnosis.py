@@ -926,18 +926,21 @@ def test_oack_unrequested_option_from_the_wire() -> None:
 
 # -- initrd.no_network_driver --------------------------------------------------------------------
 
-NO_INTERFACE = ("pxelab-init: FAILED link: no network interface with a device after 10 s; "
-                "have: lo")
+NO_INTERFACE = ("pxelab-init: PANIC link: no devices to configure: no network interface with "
+                "a device after 10 s (is the NIC's driver in the initramfs? it has: "
+                "virtio_net nfsv4); have: lo")
+NO_DEVICE_FAILURE = ("the initramfs found no network device (is the NIC's driver in the "
+                     "initrd?) and gave up: the kernel panicked")
 
 
 def test_no_network_driver_names_the_driver_missing_from_the_initramfs() -> None:
     boot = legacy_boot(until="initramfs_dhcp")
     boot.facts = replace(boot.facts, initrd_modules=("virtio_net.ko", "nfsv4.ko"))
-    evidence = boot.evidence("initramfs_dhcp", "the initramfs gave up", 17.0,
-                             f"pxelab-init: start\n{NO_INTERFACE}\nKernel panic")
+    evidence = boot.evidence("initramfs_dhcp", NO_DEVICE_FAILURE, 17.0,
+                             f"pxelab-init: start\n{NO_INTERFACE}\nKernel panic - not syncing")
     cause = only(linux.no_network_driver, evidence, "initrd.no_network_driver")
     assert "driver e1000 is not among its 2 modules (nfsv4, virtio_net)" in cause.summary
-    assert "no network interface" in cause.summary
+    assert "(the console says: pxelab-init: PANIC link: no devices to configure" in cause.summary
     assert "put e1000 into the initramfs" in cause.fix
     assert diagnose(evidence).codes == ("initrd.no_network_driver",)
 
