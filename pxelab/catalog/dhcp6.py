@@ -30,11 +30,15 @@ def _with_fault(scenario: Scenario, fault: Fault, stage: str, seconds: float) ->
                               seconds)
 
 
-# EDK2 HttpBootDhcp6Sarr solicits with IRT 4 s, MRC 4, MRT 32 s, MRD 60 s, and an
-# Advertise without option 16 "HTTPClient" is no HTTP offer to it
-# (HttpBootParseDhcp6Packet), so it sends no Request and gives up after ~60 s with
-# "Error: Server response timeout". The Advertises of the first 20 s (Solicits at
-# about 0, 4 and 12 s) already show the cause; waiting out the rest adds nothing.
+# An Advertise without option 16 "HTTPClient" is no HTTP offer to EDK2
+# (HttpBootParseDhcp6Packet): HttpBootDhcp6CallBack aborts at Dhcp6SelectAdvertise,
+# so no Request is sent. With our Preference 255 the client selects at once: in the
+# run (OVMF 2022.11-6+deb12u2, TCG) one Solicit, one Advertise, then ~5 s later
+# "Error: Could not retrieve NBP file size from HTTP server." and "Error: Remote boot
+# cancelled." and BdsDxe's "failed to load Boot0002 "UEFI HTTPv6", no "Station IPv6
+# address" line. The 20 s bound is only a guard: should a firmware keep soliciting
+# instead (IRT 4 s, MRC 4, MRT 32 s, MRD 60 s in HttpBootDhcp6Sarr), the Advertises
+# of the first 20 s show the cause as well as a full minute would.
 _NO_ECHO_WAIT = 20.0
 
 
@@ -49,10 +53,11 @@ NO_VENDOR_CLASS = CatalogFault(
     stage="fw_dhcp",
     cause="dhcp6.advertise_no_vendor_class",
     apply=_omit_vendor_class,
-    report="UEFI HTTP boot over IPv6 never leaves 'Start HTTP Boot over IPv6': the DHCPv6 "
-           "server advertises an address and a boot-file-url, but no vendor class "
-           "'HTTPClient', so the firmware sends no Request and ends with 'Error: Server "
-           "response timeout'",
+    report="UEFI HTTP boot over IPv6 prints 'Error: Could not retrieve NBP file size from "
+           "HTTP server.' and 'Remote boot cancelled' right after 'Start HTTP Boot over "
+           "IPv6', with no 'Station IPv6 address': the DHCPv6 server advertises an address "
+           "and a boot-file-url but no vendor class 'HTTPClient', so the firmware never "
+           "sends a Request",
 )
 
 
@@ -65,8 +70,8 @@ NO_VENDOR_CLASS = CatalogFault(
 # client waited out the last one (~34 s). PXEv6 (uefi_tftp_ipv6) releases too, but only
 # once GRUB runs (its Release came after "Welcome to GRUB!": GRUB's efinet opens the NIC
 # exclusively (grub-core/net/drivers/efi/efinet.c open_card), which stops the PXE
-# driver), so the stall before the NBP is an HTTPv6
-# one. 20 s shows four or five Releases unanswered; the rest is the same silence.
+# driver), so the stall before the NBP is an HTTPv6 one. 20 s shows four or five
+# Releases unanswered; the rest is the same silence.
 _RELEASE_WAIT = 20.0
 
 
