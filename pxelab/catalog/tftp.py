@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from pxelab import firmware
 from pxelab.catalog import CatalogFault, register
 from pxelab.errors import ConfigError
 from pxelab.faults import DropPacket, Fault, OackFault, OackMode, RemoveFile, ReplaceFile
-from pxelab.network import Impairment
 from pxelab.scenarios import Scenario
 
 LDLINUX = "ldlinux.c32"
@@ -44,13 +44,29 @@ def _ldlinux_missing(scenario: Scenario, argument: str | None) -> Scenario:
 
 # -- ldlinux.c32 of another build -----------------------------------------------------------
 
+# The default foreign ldlinux: the same syslinux release's EFI x64 build (ldlinux.e64),
+# which every host with pxelab's syslinux files has. PXELINUX reads its ELF headers,
+# closes the transfer, searches its fallback directories, then prints "Failed to load
+# ldlinux.c32" — the field report's console. Another *release* (6.03 against 6.04) is
+# what the field usually mixed; Debian carries 6.04 builds only, and a rebuild of 6.04
+# (trixie's, gcc 14) loads fine beside bookworm's pxelinux.0, so it is no mismatch. The
+# efi32 build's ldlinux.e32 loads and then hangs silently: not the field's symptom.
+FOREIGN_BUILDS = {"efi64": "ldlinux.e64"}
+DEFAULT_FOREIGN = "efi64"
+
+
 def _ldlinux_foreign(scenario: Scenario, argument: str | None) -> Scenario:
     assert argument is not None
-    source = Path(argument).expanduser()
-    if not source.is_file():
-        raise ConfigError(f"--fault ldlinux-foreign={argument}: no such file; give the path "
-                          "of an ldlinux.c32 from another syslinux build than pxelinux.0's")
-    return with_faults(scenario, ReplaceFile(LDLINUX, source.resolve(), origin=str(source)))
+    if argument in FOREIGN_BUILDS:
+        name = FOREIGN_BUILDS[argument]
+        source, origin = firmware.locate(name), f"{name} of the syslinux {argument} build"
+    else:
+        source, origin = Path(argument).expanduser(), argument
+        if not source.is_file():
+            raise ConfigError(f"--fault ldlinux-foreign={argument}: no such file; give "
+                              "'efi64' or the path of an ldlinux.c32 from another syslinux "
+                              "build than pxelinux.0's")
+    return with_faults(scenario, ReplaceFile(LDLINUX, source.resolve(), origin=origin))
 
 
 # -- RRQs for ldlinux.c32 unanswered ----------------------------------------------------------
@@ -79,13 +95,14 @@ IPV4_UDP_TFTP = 20 + 8 + 4  # bytes of headers around a DATA block
 def _mtu(argument: str | None) -> int:
     try:
         mtu = int(argument or DEFAULT_MTU)
-        Impairment(mtu=mtu)
     except ValueError:
         raise ConfigError(f"--fault tftp-blksize-mtu={argument}: give the link MTU in bytes, "
                           "e.g. tftp-blksize-mtu=1200") from None
-    if mtu - IPV4_UDP_TFTP >= 1468:
-        raise ConfigError(f"--fault tftp-blksize-mtu={mtu}: that MTU carries every block "
-                          "size firmware asks for (1468 and below); give less than 1500")
+    # 576: every IPv4 host takes datagrams this large; 1468 + 32 and more carries every
+    # block size firmware asks for, so there would be no fault.
+    if not 576 <= mtu < 1468 + IPV4_UDP_TFTP:
+        raise ConfigError(f"--fault tftp-blksize-mtu={mtu}: give an MTU from 576 to "
+                          f"{1468 + IPV4_UDP_TFTP - 1} (smaller than a 1468-byte block needs)")
     return mtu
 
 
@@ -126,8 +143,9 @@ register(
         name="ldlinux-foreign",
         summary="ldlinux.c32 comes from another syslinux build than pxelinux.0",
         scenario="legacy_pxe_ipv4", stage="config", cause="tftp.ldlinux_mismatch",
-        apply=_ldlinux_foreign, argument="path of another build's ldlinux.c32",
-        report="'Failed to load ldlinux.c32' although the file is there and was sent"),
+        apply=_ldlinux_foreign, default=DEFAULT_FOREIGN,
+        argument="efi64, or the path of another build's ldlinux.c32",
+        report="'Failed to load ldlinux.c32' although the file is there and is fetched"),
     CatalogFault(
         name="ldlinux-rrq-dropped",
         summary="every RRQ for ldlinux.c32 goes unanswered after the NBP (lwIP/UNDI silence)",

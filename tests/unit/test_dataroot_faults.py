@@ -1,0 +1,125 @@
+"""Data-root faults (RemoveFile, ReplaceFile) and the tftp catalog entries, without QEMU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pxelab import dataroot
+from pxelab.catalog import apply_faults, get_fault
+from pxelab.errors import ConfigError
+from pxelab.events import EventLog
+from pxelab.faults import DropPacket, FaultInjector, OackFault, OackMode, RemoveFile, ReplaceFile
+from pxelab.matrix import find_case
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """Function: a data root with pxelinux.0 and ldlinux.c32 (a few bytes each)."""
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "pxelinux.0").write_bytes(b"nbp")
+    (root / "ldlinux.c32").write_bytes(b"ours")
+    return root
+
+
+def test_remove_file_takes_it_out_and_says_so(root: Path, tmp_path: Path) -> None:
+    events = EventLog()
+    dataroot.apply_faults(root, (RemoveFile("ldlinux.c32"),), events)
+    assert sorted(p.name for p in root.iterdir()) == ["pxelinux.0"]
+    (event,) = events
+    assert (event.source, event.kind) == ("fault", "injected")
+    assert event.reason == "remove ldlinux.c32 from the data root"
+    assert event.details == {"fault": "RemoveFile", "path": "ldlinux.c32"}
+
+
+def test_replace_file_copies_the_source_and_leaves_a_hard_link_alone(root: Path,
+                                                                      tmp_path: Path) -> None:
+    shared = tmp_path / "cache-ldlinux.c32"
+    shared.write_bytes(b"cached")
+    dataroot.place(shared, root / "ldlinux.c32")  # a hard link into a cache, as populate does
+    other = tmp_path / "other-build.c32"
+    other.write_bytes(b"theirs")
+    dataroot.apply_faults(root, (ReplaceFile("ldlinux.c32", other, origin="6.03"),))
+    assert (root / "ldlinux.c32").read_bytes() == b"theirs"
+    assert shared.read_bytes() == b"cached", "the cached file the root linked to is untouched"
+
+
+def test_server_faults_are_left_to_the_servers(root: Path) -> None:
+    dataroot.apply_faults(root, (DropPacket("tftp.rrq"), OackFault(OackMode.CORRUPT)))
+    assert sorted(p.name for p in root.iterdir()) == ["ldlinux.c32", "pxelinux.0"]
+
+
+def test_a_missing_target_or_source_is_a_config_error(root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no menu\.c32"):
+        dataroot.apply_faults(root, (RemoveFile("menu.c32"),))
+    with pytest.raises(ConfigError, match="is not a file"):
+        dataroot.apply_faults(root, (ReplaceFile("ldlinux.c32", tmp_path / "nowhere"),))
+
+
+@pytest.mark.parametrize("path", ["/ldlinux.c32", "../ldlinux.c32", "a/../../b", ""])
+def test_data_root_fault_paths_stay_inside_the_root(path: str) -> None:
+    with pytest.raises(ConfigError, match="relative to the data root"):
+        RemoveFile(path)
+
+
+def test_the_injector_ignores_data_root_faults() -> None:
+    injector = FaultInjector((RemoveFile("ldlinux.c32"),), EventLog())
+    assert not injector.packet("tftp.rrq", file="ldlinux.c32")
+    assert injector.tftp("ldlinux.c32") == injector.tftp("other")
+
+
+# -- the catalog entries ---------------------------------------------------------------------
+
+def test_ldlinux_missing_removes_the_file_beside_pxelinux() -> None:
+    scenario = apply_faults(find_case("legacy_pxe_ipv4"), ["ldlinux-missing"])
+    assert scenario.faults == (RemoveFile("ldlinux.c32"),)
+    assert scenario.applied == ("ldlinux-missing",)
+
+
+def test_ldlinux_foreign_takes_a_path_or_the_efi64_build(tmp_path: Path) -> None:
+    other = tmp_path / "ldlinux.c32"
+    other.write_bytes(b"6.03")
+    scenario = apply_faults(find_case("legacy_pxe_ipv4"), [f"ldlinux-foreign={other}"])
+    assert scenario.faults == (ReplaceFile("ldlinux.c32", other, origin=str(other)),)
+    with pytest.raises(ConfigError, match="no such file"):
+        apply_faults(find_case("legacy_pxe_ipv4"), [f"ldlinux-foreign={tmp_path / 'x'}"])
+    assert get_fault("ldlinux-foreign").default == "efi64"
+
+
+def test_ldlinux_rrq_dropped_silences_every_path_and_waits_less() -> None:
+    base = find_case("legacy_pxe_ipv4")
+    scenario = apply_faults(base, ["ldlinux-rrq-dropped"])
+    (fault,) = scenario.faults
+    assert isinstance(fault, DropPacket) and fault.count == 0
+    injector = FaultInjector(scenario.faults, EventLog())
+    for name in ("ldlinux.c32", "/boot/isolinux/ldlinux.c32", "/ldlinux.c32"):
+        assert injector.packet("tftp.rrq", file=name).drop
+    assert not injector.packet("tftp.rrq", file="pxelinux.0")
+    timeouts = {m.name: m.timeout for m in scenario.milestones}
+    assert timeouts["config"] < {m.name: m.timeout for m in base.milestones}["config"]
+
+
+def test_blksize_mtu_sets_the_link_and_the_fix_caps_the_server() -> None:
+    entry = get_fault("tftp-blksize-mtu")
+    base = find_case("legacy_pxe_ipv4")
+    assert apply_faults(base, ["tftp-blksize-mtu"]).link_mtu == 1200
+    assert apply_faults(base, ["tftp-blksize-mtu=1000"]).link_mtu == 1000
+    fixed = entry.fixed_for(base)
+    assert fixed.link_mtu == 1200 and fixed.server["tftp_max_blksize"] == 1200 - 32
+    for bad in ("1500", "big", "40"):
+        with pytest.raises(ConfigError):
+            apply_faults(base, [f"tftp-blksize-mtu={bad}"])
+
+
+@pytest.mark.parametrize(("name", "mode"), [("oack-malformed", OackMode.CORRUPT),
+                                            ("oack-extra-option", OackMode.ADD_OPTION)])
+def test_oack_entries_fault_ovmf_pxe(name: str, mode: OackMode) -> None:
+    entry = get_fault(name)
+    (fault,) = apply_faults(find_case(entry.scenario), [name]).faults
+    assert isinstance(fault, OackFault) and fault.mode is mode and fault.file == "*"
+    # OVMF asks tsize, blksize and windowsize: the added option must be none of them.
+    assert fault.option[0] not in ("tsize", "blksize", "windowsize")
