@@ -32,7 +32,7 @@ from pxelab.evidence.collect import collect
 from pxelab.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
 from pxelab.network import LabNetwork
 from pxelab.nfs import Ganesha
-from pxelab.payload import USERSPACE, Payload, build_payload, kernel_cmdline
+from pxelab.payload import USERSPACE, Payload, build_payload
 from pxelab.policy import BootPolicy
 from pxelab.qemu import Guest
 from pxelab.scenarios import IpVersion, Scenario
@@ -145,8 +145,9 @@ class BootRun:
             # makes the initramfs take a SLAAC address instead of a DHCPv4 lease.
             nfs_address = net.ipv6.ip if self.scenario.ip is IpVersion.IPV6 else net.ipv4.ip
             nfs = Ganesha(export_dir=payload.rootfs, workdir=self.artifacts / "nfs",
-                          namespace=net.namespace, bind_address=str(nfs_address))
-            cmdline = kernel_cmdline(nfs.mount_source)
+                          namespace=net.namespace, bind_address=str(nfs_address),
+                          nfs3=payload.nfs_version == 3)
+            cmdline = payload.kernel_cmdline(nfs.mount_source)
             data_root = dataroot.populate(
                 self.artifacts / "data", self.scenario.loader, payload, cmdline,
                 self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), cache_dir=self.cache_dir)

@@ -283,6 +283,11 @@ IPXE_EFI_NBP = (
 )
 
 KERNEL_FAILURES = (
+    # pxelab's /init found no network device, said so and exited; listed before the bare
+    # panic so that the failure names why (the PANIC line starts earlier in the text).
+    Fail(whole_line(contract.INIT_PANIC) + r"(?:.|\n)*?Kernel panic - not syncing[^\r\n]*",
+         "the initramfs found no network device (is the NIC's driver in the initrd?) and "
+         "gave up: the kernel panicked"),
     Fail(r"Kernel panic - not syncing[^\r\n]*", "the kernel panicked"),
     Fail(r"VFS: Unable to mount root fs[^\r\n]*", "the kernel found no root filesystem"),
     Fail(whole_line(contract.INIT_FAILED), "the initramfs gave up"),
@@ -313,6 +318,35 @@ LINUX_NFSROOT_IPV6 = _linux_nfsroot(
     Milestone("initramfs_ipv6", whole_line(contract.INIT_IPV6), 30,
               description="the initramfs got an IPv6 address by SLAAC",
               failures=KERNEL_FAILURES))
+
+# Debian's initramfs-tools initrd (pxelab.payload.initramfs_tools) with boot=nfs: its
+# /init and scripts print "Begin: <what> ... done" (log_begin_msg), klibc's ipconfig
+# "IP-Config: <dev> complete (dhcp from <server>):", and without a network device
+# "ipconfig: no devices to configure" once per try before /init dies sourcing the
+# missing /run/net-*.conf. The NFS root's /sbin/init is pxelab's (USERSPACE).
+_ITOOLS_FAILURES = (
+    Fail(r"ipconfig: no devices to configure(?:.|\n)*?Kernel panic - not syncing[^\r\n]*",
+         "initramfs-tools found no network device to configure (is the NIC's driver in the "
+         "initrd, and in the kernel package at all?) and its /init died: the kernel "
+         "panicked"),
+    Fail(r"Begin: Retrying nfs mount", "klibc nfsmount could not mount the NFS root "
+         "(NFSv3 over TCP: server, MOUNT service and export)"),
+    *KERNEL_FAILURES,
+)
+
+LINUX_INITRAMFS_TOOLS_NFSROOT = (
+    Milestone("kernel", whole_line(r"Linux version "), 60, description="the kernel started"),
+    Milestone("initramfs", r"Begin: Mounting root file system", 60,
+              description="initramfs-tools' /init ran and began mounting the root",
+              failures=_ITOOLS_FAILURES),
+    Milestone("initramfs_dhcp", whole_line(r"IP-Config: \S+ complete"), 60,
+              description="klibc ipconfig got an address by DHCP", failures=_ITOOLS_FAILURES),
+    Milestone("nfs_root", r"Begin: Running /scripts/nfs-bottom", 60,
+              description="klibc nfsmount mounted the root over NFSv3",
+              failures=_ITOOLS_FAILURES),
+    Milestone("userspace", whole_line(contract.USERSPACE), 60,
+              description="userspace ran from the NFS root", failures=_ITOOLS_FAILURES),
+)
 
 # Failures recognised at any stage: firmware reset loops and QEMU-level trouble.
 ANY_STAGE = (

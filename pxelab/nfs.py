@@ -24,6 +24,7 @@ logs "CONFIG :CRIT" lines), and a NULL call alone would call that ready.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -46,6 +47,14 @@ NFS_PORT = 2049
 NFS_PROGRAM = 100003
 NFS_VERSION = 4
 GANESHA = "ganesha.nfsd"
+# NFSv3 (for klibc nfsmount, initramfs-tools' NFS root): the MOUNT service on a fixed
+# port, named to clients by pxelab's own portmapper (see Portmapper).
+MOUNT_PROGRAM = 100005
+MOUNT_VERSION = 3
+MOUNT_PORT = 20048
+PMAP_PROGRAM = 100000
+PMAP_VERSION = 2
+PMAP_PORT = 111
 
 _T = TypeVar("_T")
 _instances = itertools.count(1)
@@ -89,8 +98,8 @@ def rpc_call(xid: int, procedure: int, args: bytes = b"", *,
     return struct.pack(">I", _LAST_FRAGMENT | len(body)) + body
 
 
-def rpc_null_call(xid: int) -> bytes:
-    return rpc_call(xid, PROC_NULL)
+def rpc_null_call(xid: int, program: int = NFS_PROGRAM, version: int = NFS_VERSION) -> bytes:
+    return rpc_call(xid, PROC_NULL, program=program, version=version)
 
 
 def compound_lookup_args(path: str, tag: str = "pxelab") -> bytes:
@@ -133,10 +142,90 @@ def _rpc_exchange(address: str, port: int, timeout: float, request: bytes) -> by
     return reply
 
 
-def nfs_null_ping(address: str, port: int = NFS_PORT, timeout: float = 1.0) -> None:
-    """NFSv4 NULL call over TCP in the caller's namespace; raises OSError or ValueError."""
+def nfs_null_ping(address: str, port: int = NFS_PORT, timeout: float = 1.0, *,
+                  program: int = NFS_PROGRAM, version: int = NFS_VERSION) -> None:
+    """NULL call (default: NFSv4) over TCP in the caller's namespace; OSError or ValueError."""
     xid = int.from_bytes(os.urandom(4), "big")
-    rpc_reply_result(_rpc_exchange(address, port, timeout, rpc_null_call(xid)), xid)
+    request = rpc_null_call(xid, program, version)
+    rpc_reply_result(_rpc_exchange(address, port, timeout, request), xid)
+
+
+# ---------------------------------------------------------------------------------------
+# Port mapper / rpcbind, program 100000 (RFC 1833): versions 2 (portmap) to 4 (rpcbind).
+# Procedures 0 NULL, 1 SET, 2 UNSET and 3 (v2 GETPORT, v3/v4 GETADDR) share numbers.
+# GETPORT args: mapping { prog, vers, prot, port } (4 x uint32); result: uint32 port,
+# 0 when nothing is registered (s. 3.2). GETADDR's result is a universal address
+# string, "" when not registered (s. 2.2). SET/UNSET return a bool. Reply header
+# (RFC 5531 s. 9): xid, REPLY(1), MSG_ACCEPTED(0), verf AUTH_NONE, accept_stat.
+# ---------------------------------------------------------------------------------------
+PROC_SET = 1
+PROC_UNSET = 2
+PMAPPROC_GETPORT = 3
+PMAP_VERSIONS = (2, 3, 4)
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+ACCEPT_SUCCESS = 0
+ACCEPT_PROG_UNAVAIL = 1
+ACCEPT_PROG_MISMATCH = 2
+ACCEPT_PROC_UNAVAIL = 3
+ACCEPT_GARBAGE_ARGS = 4
+
+
+def parse_rpc_call(body: bytes) -> tuple[int, int, int, int, bytes]:
+    """(xid, program, version, procedure, args) of a call record body (no record mark)."""
+    if len(body) < 24:
+        raise ValueError(f"RPC call too short ({len(body)} bytes)")
+    xid, msg_type, rpcvers, program, version, procedure = struct.unpack(">6I", body[:24])
+    if msg_type != 0 or rpcvers != 2:
+        raise ValueError(f"not an RPC v2 call (msg_type={msg_type}, rpcvers={rpcvers})")
+    offset = 24
+    for _ in ("cred", "verf"):
+        if len(body) < offset + 8:
+            raise ValueError("RPC call ends inside its credential or verifier")
+        (length,) = struct.unpack(">I", body[offset + 4:offset + 8])
+        offset += 8 + (length + 3) // 4 * 4
+    if len(body) < offset:
+        raise ValueError("RPC call ends inside its credential or verifier")
+    return xid, program, version, procedure, body[offset:]
+
+
+def rpc_accepted_reply(xid: int, accept_stat: int, result: bytes = b"") -> bytes:
+    """A record-marked MSG_ACCEPTED reply with verifier AUTH_NONE."""
+    body = struct.pack(">6I", xid, 1, 0, AUTH_NONE, 0, accept_stat) + result
+    return struct.pack(">I", _LAST_FRAGMENT | len(body)) + body
+
+
+def pmap_reply(body: bytes, ports: dict[tuple[int, int, int], int]) -> bytes:
+    """The reply to one port mapper call; ``ports`` maps (prog, vers, prot) to a port.
+
+    SET and UNSET are acknowledged and change nothing: the table is fixed (the
+    server's ports are configured, not discovered). GETADDR (v3/v4) answers "".
+    """
+    xid, program, version, procedure, args = parse_rpc_call(body)
+    if program != PMAP_PROGRAM:
+        return rpc_accepted_reply(xid, ACCEPT_PROG_UNAVAIL)
+    if version not in PMAP_VERSIONS:
+        return rpc_accepted_reply(xid, ACCEPT_PROG_MISMATCH,
+                                  struct.pack(">II", PMAP_VERSIONS[0], PMAP_VERSIONS[-1]))
+    if procedure == PROC_NULL:
+        return rpc_accepted_reply(xid, ACCEPT_SUCCESS)
+    if procedure in (PROC_SET, PROC_UNSET):
+        return rpc_accepted_reply(xid, ACCEPT_SUCCESS, struct.pack(">I", 1))
+    if procedure != PMAPPROC_GETPORT:
+        return rpc_accepted_reply(xid, ACCEPT_PROC_UNAVAIL)
+    if version != PMAP_VERSION:
+        return rpc_accepted_reply(xid, ACCEPT_SUCCESS, struct.pack(">I", 0))  # GETADDR: ""
+    if len(args) < 16:
+        return rpc_accepted_reply(xid, ACCEPT_GARBAGE_ARGS)
+    prog, vers, prot, _port = struct.unpack(">4I", args[:16])
+    return rpc_accepted_reply(xid, ACCEPT_SUCCESS,
+                              struct.pack(">I", ports.get((prog, vers, prot), 0)))
+
+
+def pmap_getport_call(xid: int, program: int, version: int, prot: int = IPPROTO_TCP) -> bytes:
+    """A record-marked GETPORT call (for tests and probes)."""
+    return rpc_call(xid, PMAPPROC_GETPORT, struct.pack(">4I", program, version, prot, 0),
+                    program=PMAP_PROGRAM, version=PMAP_VERSION)
 
 
 def nfs4_lookup_status(address: str, path: str, port: int = NFS_PORT,
@@ -174,15 +263,23 @@ def call_in_namespace(namespace: str | None, function: Callable[[], _T]) -> _T:
 # Configuration (ganesha-core-config(8), ganesha-export-config(8), ganesha 4.3)
 # ---------------------------------------------------------------------------------------
 def ganesha_config(*, export_dir: Path, workdir: Path, bind_address: str, pseudo_path: str,
-                   read_only: bool, dbus_prefix: str) -> str:
-    """The ganesha.conf text: NFSv4 over TCP only, one VFS export, all state in ``workdir``."""
+                   read_only: bool, dbus_prefix: str, nfs3: bool = False) -> str:
+    """The ganesha.conf text: NFSv4 over TCP only, one VFS export, all state in ``workdir``.
+
+    ``nfs3`` adds NFSv3 and its MOUNT service on :data:`MOUNT_PORT` (TCP); a v3 client
+    mounts the pseudo path too (Mount_Path_Pseudo). NLM stays off: klibc nfsmount
+    mounts with nolock.
+    """
+    protocols = "3, 4" if nfs3 else "4"
+    v3_lines = (f"    MNT_Port = {MOUNT_PORT};\n    Mount_Path_Pseudo = true;\n"
+                if nfs3 else "")
     return f"""\
 # Written by pxelab.nfs.Ganesha; rerun with the command line in the pxelab log.
 NFS_CORE_PARAM {{
-    Protocols = 4;
+    Protocols = {protocols};
     Bind_addr = {bind_address};
     NFS_Port = {NFS_PORT};
-    Enable_NLM = false;
+{v3_lines}    Enable_NLM = false;
     Enable_UDP = false;
     Enable_RQUOTA = false;
     Dbus_Name_Prefix = {dbus_prefix};
@@ -200,7 +297,7 @@ EXPORT {{
     Export_Id = 1;
     Path = "{export_dir}";
     Pseudo = "{pseudo_path}";
-    Protocols = 4;
+    Protocols = {protocols};
     Transports = TCP;
     Access_Type = {"RO" if read_only else "RW"};
     Squash = No_Root_Squash;
@@ -210,6 +307,84 @@ EXPORT {{
     }}
 }}
 """
+
+
+class Portmapper(Resource):
+    """A port mapper (RFC 1833) over TCP answering GETPORT from a fixed table.
+
+    klibc's nfsmount asks the server's port 111 for the MOUNT port (it has no option
+    for it) and only falls back to UDP, retrying for minutes, when TCP is refused.
+    ganesha with NFSv3 on will not start unless it can register (it tries
+    /run/rpcbind.sock, then [::1]:111). rpcbind would serve both, but its socket is
+    host-global; this listens inside the lab's namespace only, on ``addresses``
+    (the server's for guests, ::1 for ganesha), acknowledges registrations and
+    answers lookups from ``ports``.
+    """
+
+    def __init__(self, addresses: tuple[str, ...], namespace: str | None,
+                 ports: dict[tuple[int, int, int], int], port: int = PMAP_PORT) -> None:
+        self.addresses, self.namespace, self.port = addresses, namespace, port
+        self.ports = dict(ports)
+        self.log = logging.getLogger(f"{__name__}.portmapper")
+        self._listeners: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        self._stopping.clear()
+        try:
+            for address in self.addresses:
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
+                listener = call_in_namespace(self.namespace, functools.partial(
+                    socket.create_server, (address, self.port), family=family))
+                listener.settimeout(0.2)  # how often the accept loop looks at _stopping
+                self._listeners.append(listener)
+                thread = threading.Thread(target=self._serve, args=(listener,),
+                                          name=f"pxelab-portmapper-{address}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        except BaseException:
+            self.stop()
+            raise
+        self.log.info("port mapper on %s port %d: %s", ", ".join(self.addresses), self.port,
+                      self.ports)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(5)
+        for listener in self._listeners:
+            listener.close()
+        self._threads, self._listeners = [], []
+
+    def _serve(self, listener: socket.socket) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, peer = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection:
+                self._answer(connection, peer)
+
+    def _answer(self, connection: socket.socket, peer: object) -> None:
+        """Answer the calls on one connection until the client closes it."""
+        connection.settimeout(5.0)
+        buffer = b""
+        try:
+            while chunk := connection.recv(4096):
+                buffer += chunk
+                while len(buffer) >= 4:
+                    length = struct.unpack(">I", buffer[:4])[0] & 0x7FFFFFFF
+                    if len(buffer) < 4 + length:
+                        break
+                    body, buffer = buffer[4:4 + length], buffer[4 + length:]
+                    reply = pmap_reply(body, self.ports)
+                    self.log.info("call from %s answered (%d bytes)", peer, len(reply))
+                    connection.sendall(reply)
+        except (OSError, ValueError) as error:  # a bad client never stops the service
+            self.log.warning("connection from %s dropped: %s", peer, error)
 
 
 class Ganesha(Resource):
@@ -227,7 +402,7 @@ class Ganesha(Resource):
             self, export_dir: Path, workdir: Path, namespace: str | None,
             bind_address: str = "192.0.2.1", pseudo_path: str = "/pxelab",
             ready_timeout: float = 30.0, *, read_only: bool = True,
-            stop_timeout: float = 10.0) -> None:
+            stop_timeout: float = 10.0, nfs3: bool = False) -> None:
         if not pseudo_path.startswith("/") or '"' in pseudo_path:
             raise ConfigError(f"pseudo_path {pseudo_path!r} must be an absolute path")
         self.export_dir = Path(export_dir).resolve()
@@ -244,12 +419,23 @@ class Ganesha(Resource):
         self.log_path = self.workdir / "ganesha.log"
         self.pid_path = self.workdir / "ganesha.pid"
         self.output_path = self.workdir / "ganesha.out"
-        self.command = [
-            *exec_prefix(namespace), GANESHA, "-F", "-L", str(self.log_path),
-            "-f", str(self.config_path), "-p", str(self.pid_path),
-        ]
+        self.nfs3 = nfs3
+        ganesha = [GANESHA, "-F", "-L", str(self.log_path), "-f", str(self.config_path),
+                   "-p", str(self.pid_path)]
+        if nfs3:
+            # With NFSv3 on, ganesha registers NFS and MOUNT with the portmapper through
+            # /run/rpcbind.sock, a host-global path: a private /run hides it (the lab's
+            # Portmapper answers the guest instead).
+            ganesha = ["unshare", "--mount", "--propagation", "private", "sh", "-ec",
+                       'mount -t tmpfs -o mode=0755 pxelab-run /run; exec "$@"', "sh",
+                       *ganesha]
+        self.command = [*exec_prefix(namespace), *ganesha]
         self.process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
+        self.portmapper = Portmapper((bind_address, "::1"), namespace, {
+            (NFS_PROGRAM, 3, IPPROTO_TCP): NFS_PORT,
+            (MOUNT_PROGRAM, MOUNT_VERSION, IPPROTO_TCP): MOUNT_PORT,
+        }) if nfs3 else None
 
     @property
     def mount_source(self) -> str:
@@ -271,16 +457,21 @@ class Ganesha(Resource):
         self.config_path.write_text(ganesha_config(
             export_dir=self.export_dir, workdir=self.workdir, bind_address=self.bind_address,
             pseudo_path=self.pseudo_path, read_only=self.read_only, dbus_prefix=self.instance,
+            nfs3=self.nfs3,
         ), encoding="utf-8")
         env = dict(os.environ, BLKID_FILE=str(self.workdir / "blkid.tab"))
         self.log.info("starting (BLKID_FILE=%s): %s", env["BLKID_FILE"], " ".join(self.command))
         self._output = self.output_path.open("wb")
         try:
+            if self.portmapper is not None:  # ganesha registers NFSv3 at start-up
+                self.portmapper.start()
             self.process = subprocess.Popen(
                 self.command, stdin=subprocess.DEVNULL, stdout=self._output,
                 stderr=subprocess.STDOUT, env=env, cwd=self.workdir, start_new_session=True,
             )
             self._wait_ready()
+            if self.nfs3:
+                self._check_nfs3()
         except BaseException:
             self.stop()
             raise
@@ -340,8 +531,23 @@ class Ganesha(Resource):
                 )
             time.sleep(0.05)  # poll interval, not a guess at readiness
 
+    def _check_nfs3(self) -> None:
+        """NULL calls to NFSv3 and MOUNTv3 (what the portmapper names to guests)."""
+        for program, version, port in ((NFS_PROGRAM, 3, NFS_PORT),
+                                        (MOUNT_PROGRAM, MOUNT_VERSION, MOUNT_PORT)):
+            ping = functools.partial(nfs_null_ping, self.bind_address, port, 2.0,
+                                     program=program, version=version)
+            try:
+                call_in_namespace(self.namespace, ping)
+            except (OSError, ValueError) as error:
+                raise NfsError(f"{GANESHA} does not answer program {program} version "
+                               f"{version} on port {port} ({error}); NFSv3 is on in "
+                               f"{self.config_path}:\n{self.log_tail()}") from error
+
     def stop(self) -> None:
         """SIGTERM, wait up to ``stop_timeout``, then SIGKILL; always reaps. Idempotent."""
+        if self.portmapper is not None:
+            self.portmapper.stop()
         process, self.process = self.process, None
         if process is not None:
             if process.poll() is None:

@@ -5,5 +5,6 @@ Each area's module is owned by whoever builds its entries; add a line here per a
 from pxelab.catalog import (
     dhcp4,  # noqa: F401
     dhcp6,  # noqa: F401
+    initrd,  # noqa: F401
     tftp,  # noqa: F401
 )

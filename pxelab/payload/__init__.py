@@ -11,7 +11,7 @@ prints are in pxelab.payload.contract.
 
 from __future__ import annotations
 
-from pxelab.payload.builder import Payload, PayloadSpec, build_payload, load_payload
+from pxelab.payload.builder import Initramfs, Payload, PayloadSpec, build_payload, load_payload
 from pxelab.payload.cache import default_cache_dir
 from pxelab.payload.contract import (
     FAILURE_STAGES,
@@ -20,8 +20,10 @@ from pxelab.payload.contract import (
     INIT_IPV6,
     INIT_MODULES_LOADED,
     INIT_NFS_MOUNTED,
+    INIT_PANIC,
     INIT_START,
     USERSPACE,
+    initramfs_tools_cmdline,
     kernel_cmdline,
     userspace_line,
 )
@@ -33,12 +35,15 @@ __all__ = [
     "INIT_IPV6",
     "INIT_MODULES_LOADED",
     "INIT_NFS_MOUNTED",
+    "INIT_PANIC",
     "INIT_START",
     "USERSPACE",
+    "Initramfs",
     "Payload",
     "PayloadSpec",
     "build_payload",
     "default_cache_dir",
+    "initramfs_tools_cmdline",
     "kernel_cmdline",
     "load_payload",
     "userspace_line",

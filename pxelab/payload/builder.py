@@ -9,14 +9,23 @@ import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pxelab.errors import ConfigError, PayloadError
-from pxelab.payload import debs, scripts
+from pxelab.payload import debs, initramfs_tools, scripts
 from pxelab.payload.cache import build_once, default_cache_dir
+from pxelab.payload.contract import initramfs_tools_cmdline, kernel_cmdline
 from pxelab.payload.initramfs import write_initramfs
-from pxelab.payload.modules import load_order, parse_builtin, parse_modules_dep, run_depmod
+from pxelab.payload.modules import (
+    load_order,
+    module_name,
+    normalize,
+    parse_builtin,
+    parse_modules_dep,
+    run_depmod,
+)
 from pxelab.payload.rootfs import build_rootfs
 
 log = logging.getLogger(__name__)
@@ -32,6 +41,20 @@ COMPANION_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
+class Initramfs(StrEnum):
+    """Which initramfs the payload boots, and so how the guest is told where its root is."""
+
+    # pxelab's busybox /init (pxelab.payload.scripts): pxelab.nfsroot=, NFSv4 root.
+    PXELAB = "pxelab"
+    # Debian's, built by mkinitramfs (pxelab.payload.initramfs_tools): boot=nfs
+    # nfsroot=, klibc ipconfig + nfsmount, which speaks NFSv3 only.
+    INITRAMFS_TOOLS = "initramfs-tools"
+
+
+# initramfs-tools' MODULES= settings (initramfs.conf(5)).
+MKINITRAMFS_MODULES = ("most", "netboot", "dep", "list")
+
+
 @dataclass(frozen=True)
 class PayloadSpec:
     """What to build. Every field is part of the cache key."""
@@ -41,21 +64,43 @@ class PayloadSpec:
     nic_modules: tuple[str, ...] = ("virtio_net",)
     nfs_modules: tuple[str, ...] = ("nfsv4",)
     extra_modules: tuple[str, ...] = ()
+    # Modules pxelab's initramfs leaves out although the fields above name them (with
+    # their companions): an initrd built without the NIC's driver (catalog fault
+    # initrd-no-nic-driver).
+    omit_modules: tuple[str, ...] = ()
+    initramfs: Initramfs = Initramfs.PXELAB
+    # MODULES= for Initramfs.INITRAMFS_TOOLS (extra_modules go to its modules file).
+    mkinitramfs_modules: str = "netboot"
 
     def __post_init__(self) -> None:
         if not self.kernel_flavour or any(c.isspace() for c in self.kernel_flavour):
             raise ConfigError(f"kernel_flavour {self.kernel_flavour!r}: use e.g. 'cloud-amd64'")
-        for name in ("nic_modules", "nfs_modules", "extra_modules"):
+        for name in ("nic_modules", "nfs_modules", "extra_modules", "omit_modules"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(m, str) and m for m in value):
                 raise ConfigError(f"{name}={value!r} must be a tuple of module names")
+        try:  # a plain string ("initramfs-tools", from a config file) becomes the enum
+            object.__setattr__(self, "initramfs", Initramfs(self.initramfs))
+        except ValueError:
+            raise ConfigError(f"initramfs={self.initramfs!r}: choose one of "
+                              f"{', '.join(Initramfs)}") from None
+        if self.mkinitramfs_modules not in MKINITRAMFS_MODULES:
+            raise ConfigError(f"mkinitramfs_modules={self.mkinitramfs_modules!r}: choose one "
+                              f"of {', '.join(MKINITRAMFS_MODULES)} (initramfs.conf(5))")
 
     def wanted_modules(self) -> tuple[str, ...]:
-        """Module names to load, before dependency resolution (companions added)."""
+        """Module names to load, before dependency resolution (companions added).
+
+        A name in ``omit_modules`` is left out, and so are the companions of an
+        omitted module.
+        """
+        omitted = {normalize(name) for name in self.omit_modules}
         wanted: list[str] = []
         for module in (*self.nic_modules, *self.nfs_modules, *self.extra_modules):
-            for name in (*COMPANION_MODULES.get(module.replace("-", "_"), ()), module):
-                if name not in wanted:
+            if normalize(module) in omitted:
+                continue
+            for name in (*COMPANION_MODULES.get(normalize(module), ()), module):
+                if name not in wanted and normalize(name) not in omitted:
                     wanted.append(name)
         return tuple(wanted)
 
@@ -69,8 +114,27 @@ class Payload:
     rootfs: Path
     kernel_version: str
     packages: dict[str, str]
-    modules: tuple[str, ...] = field(default=())  # loaded in this order by /init
+    # Module paths under lib/modules/<version>/ packed in the initramfs (pxelab's:
+    # in the order /init loads them).
+    modules: tuple[str, ...] = field(default=())
     key: str = ""
+    initramfs: Initramfs = Initramfs.PXELAB
+
+    @property
+    def module_names(self) -> tuple[str, ...]:
+        """The names of the packed modules ("virtio_net"), for BootFacts.initrd_modules."""
+        return tuple(module_name(path) for path in self.modules)
+
+    @property
+    def nfs_version(self) -> int:
+        """The NFS version the initramfs mounts its root with (klibc nfsmount: 3 at most)."""
+        return 3 if self.initramfs is Initramfs.INITRAMFS_TOOLS else 4
+
+    def kernel_cmdline(self, nfsroot: str) -> str:
+        """The kernel command line that makes this payload's initramfs mount ``nfsroot``."""
+        if self.initramfs is Initramfs.INITRAMFS_TOOLS:
+            return initramfs_tools_cmdline(nfsroot)
+        return kernel_cmdline(nfsroot)
 
 
 def scripts_digest() -> str:
@@ -80,13 +144,16 @@ def scripts_digest() -> str:
 
 def cache_key(spec: PayloadSpec, packages: dict[str, str]) -> str:
     """Hex digest of everything the payload's bytes depend on."""
-    inputs = {
+    inputs: dict[str, Any] = {
         "builder": BUILDER_VERSION,
         "spec": asdict(spec),
         "wanted": spec.wanted_modules(),
         "packages": dict(sorted(packages.items())),
         "scripts": scripts_digest(),
     }
+    if spec.initramfs is Initramfs.INITRAMFS_TOOLS:
+        inputs["initramfs_tools"] = {"netdev_wait": initramfs_tools.NETDEV_WAIT,
+                                     "hook": initramfs_tools.netdev_wait_hook()}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
@@ -106,12 +173,14 @@ def build_payload(spec: PayloadSpec = PayloadSpec(), cache_dir: Path | None = No
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     kernel_pkg, busybox_pkg = resolve_packages(spec.kernel_flavour)
     packages = {p.name: p.version for p in (kernel_pkg, busybox_pkg)}
+    if spec.initramfs is Initramfs.INITRAMFS_TOOLS:  # the host's tools make that image
+        packages |= initramfs_tools.host_versions()
     key = cache_key(spec, packages)
     final = cache / "payloads" / f"{_kernel_version(kernel_pkg)}-{key[:16]}"
 
     def build(tmp: Path) -> None:
         _build(tmp, spec=spec, kernel_pkg=kernel_pkg, busybox_pkg=busybox_pkg,
-               debs_dir=cache / "debs", key=key)
+               debs_dir=cache / "debs", key=key, packages=packages)
 
     started = time.monotonic()
     if build_once(final, MANIFEST, build):
@@ -134,11 +203,13 @@ def load_payload(directory: Path) -> Payload:
         packages=dict(manifest["packages"]),
         modules=tuple(manifest["modules"]),
         key=manifest["key"],
+        initramfs=Initramfs(manifest.get("initramfs", Initramfs.PXELAB)),
     )
 
 
 def _build(tmp: Path, *, spec: PayloadSpec, kernel_pkg: debs.DebPackage,
-           busybox_pkg: debs.DebPackage, debs_dir: Path, key: str) -> None:
+           busybox_pkg: debs.DebPackage, debs_dir: Path, key: str,
+           packages: dict[str, str]) -> None:
     version = _kernel_version(kernel_pkg)
     tree = tmp / "extract"
     debs.extract(debs.download(kernel_pkg, debs_dir), tree / "kernel")
@@ -150,16 +221,15 @@ def _build(tmp: Path, *, spec: PayloadSpec, kernel_pkg: debs.DebPackage,
         if not needed.exists():
             raise PayloadError(f"{needed.relative_to(tree)} missing from the extracted packages")
     run_depmod(tree / "kernel", version)
-    deps = parse_modules_dep((modules_dir / "modules.dep").read_text(encoding="utf-8"))
-    builtin_file = modules_dir / "modules.builtin"
-    builtin = parse_builtin(builtin_file.read_text(encoding="utf-8")) if builtin_file.exists() \
-        else frozenset()
-    try:
-        modules = load_order(deps, spec.wanted_modules(), builtin)
-    except (LookupError, ValueError) as error:
-        raise PayloadError(f"{kernel_pkg.name}: {error}; pick another kernel_flavour "
-                           "(the 'amd64' kernel has more NIC drivers)") from error
-    size = write_initramfs(tmp / "initrd.img", busybox, modules_dir, modules)
+    if spec.initramfs is Initramfs.INITRAMFS_TOOLS:
+        modules = list(initramfs_tools.build(
+            tmp / "initrd.img", tree / "kernel", version, modules=spec.mkinitramfs_modules,
+            extra_modules=spec.extra_modules, workdir=tmp / "mkinitramfs"))
+        shutil.rmtree(tmp / "mkinitramfs")
+        size = (tmp / "initrd.img").stat().st_size
+    else:
+        modules = _pxelab_modules(spec, kernel_pkg, modules_dir)
+        size = write_initramfs(tmp / "initrd.img", busybox, modules_dir, modules)
     shutil.copyfile(vmlinuz, tmp / "vmlinuz")
     build_rootfs(tmp / "rootfs", busybox)
     shutil.rmtree(tree)
@@ -167,9 +237,24 @@ def _build(tmp: Path, *, spec: PayloadSpec, kernel_pkg: debs.DebPackage,
     manifest = {
         "key": key,
         "kernel_version": version,
-        "packages": {p.name: p.version for p in (kernel_pkg, busybox_pkg)},
+        "packages": packages,
         "modules": modules,
         "spec": asdict(spec),
         "initrd_size": size,
+        "initramfs": str(spec.initramfs),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _pxelab_modules(spec: PayloadSpec, kernel_pkg: debs.DebPackage,
+                    modules_dir: Path) -> list[str]:
+    """Module paths for pxelab's initramfs, dependencies first."""
+    deps = parse_modules_dep((modules_dir / "modules.dep").read_text(encoding="utf-8"))
+    builtin_file = modules_dir / "modules.builtin"
+    builtin = parse_builtin(builtin_file.read_text(encoding="utf-8")) if builtin_file.exists() \
+        else frozenset()
+    try:
+        return load_order(deps, spec.wanted_modules(), builtin)
+    except (LookupError, ValueError) as error:
+        raise PayloadError(f"{kernel_pkg.name}: {error}; pick another kernel_flavour "
+                           "(the 'amd64' kernel has more NIC drivers)") from error

@@ -28,6 +28,10 @@ INIT_FAILED = re.compile(
     r"pxelab-init: FAILED (?P<stage>modules|link|dhcp|ipv6|nfs|switch_root): (?P<why>.*)"
 )
 FAILURE_STAGES = ("modules", "link", "dhcp", "ipv6", "nfs", "switch_root")
+# pxelab-init: PANIC <stage>: <why>   (then /init exits: "Kernel panic - not syncing",
+# as a real initramfs that cannot reach its root ends). Printed when no network
+# device appeared at all: "no devices to configure: ...".
+INIT_PANIC = re.compile(r"pxelab-init: PANIC (?P<stage>link): (?P<why>.*)")
 # PXELAB-USERSPACE root=<mount source> fstype=<fstype>
 USERSPACE = re.compile(r"PXELAB-USERSPACE root=(?P<root>\S+) fstype=(?P<fstype>\S+)")
 
@@ -52,6 +56,27 @@ def kernel_cmdline(nfsroot: str, extra: str = "") -> str:
         )
     return " ".join(part for part in ("console=ttyS0", "panic=-1", f"pxelab.nfsroot={nfsroot}",
                                       extra.strip()) if part)
+
+
+# NFS server port named in nfsroot= for initramfs-tools: klibc's nfsmount asks the
+# portmapper only for the ports it is not given (usr/kinit/nfsmount/mount.c).
+NFS3_PORT = 2049
+
+
+def initramfs_tools_cmdline(nfsroot: str, extra: str = "") -> str:
+    """The command line for a Debian initramfs-tools initrd mounting ``nfsroot`` over NFSv3.
+
+    ``boot=nfs`` runs its scripts/nfs; ``ip=dhcp`` makes configure_networking run klibc
+    ipconfig; klibc nfsmount gets ``tcp,vers=3,port=2049`` (it has no option for the
+    MOUNT port: that one it asks the server's portmapper for). IPv4 only.
+    """
+    if nfsroot.startswith("[") or not _valid_nfsroot(nfsroot) or any(
+            c.isspace() or c == "," for c in nfsroot):
+        raise ConfigError(f"nfsroot {nfsroot!r}: initramfs-tools needs <server-ipv4>:<absolute "
+                          "path>, e.g. 192.0.2.1:/pxelab (klibc nfsmount speaks IPv4 only)")
+    words = ("console=ttyS0", "panic=-1", "boot=nfs",
+             f"nfsroot={nfsroot},tcp,vers=3,port={NFS3_PORT}", "ip=dhcp", extra.strip())
+    return " ".join(word for word in words if word)
 
 
 def _valid_nfsroot(nfsroot: str) -> bool:

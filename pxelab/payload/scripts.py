@@ -21,6 +21,7 @@ INIT = r"""#!/bin/sh
 #   pxelab-init: ipv6 <iface> <ip6>/<prefix> by slaac
 #   pxelab-init: nfs root mounted <source> on /newroot type <fstype>
 #   pxelab-init: FAILED <modules|link|dhcp|ipv6|nfs|switch_root>: <why>   (then power off)
+#   pxelab-init: PANIC link: no devices to configure: <why>   (then exit: kernel panic)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 exec </dev/console >/dev/console 2>&1
 
@@ -29,6 +30,12 @@ fail() {
     say "FAILED $1: $2"
     poweroff -f
     exit 1  # PID 1 exiting panics the kernel; with panic=-1 and -no-reboot QEMU exits
+}
+# Give up as a distribution initramfs does when it cannot reach its root: PID 1 exits
+# and the kernel panics ("Attempted to kill init!"), which panic=-1 turns into a reset.
+panic() {
+    say "PANIC $1: $2"
+    exit 1
 }
 param() {
     set -f  # the command line is split into words, never globbed
@@ -92,7 +99,9 @@ find_iface() {
 }
 if ! wait_for 100 find_iface; then
     have=$(ls /sys/class/net | tr '\n' ' ')
-    fail link "no network interface ${wanted:-with a device} after 10 s; have: $have"
+    [ -n "$wanted" ] && fail link "no network interface $wanted after 10 s; have: $have"
+    panic link "no devices to configure: no network interface with a device after 10 s \
+(is the NIC's driver in the initramfs? it has: $(tr '\n' ' ' < /etc/pxelab/modules)); have: $have"
 fi
 if [ "$family" = 6 ]; then
     # SLAAC from the lab's router advertisement, set before the link comes up: no
