@@ -377,6 +377,8 @@ class Portmapper(Resource):
                 buffer += chunk
                 while len(buffer) >= 4:
                     length = struct.unpack(">I", buffer[:4])[0] & 0x7FFFFFFF
+                    if length > 65536:  # port mapper calls are tiny: this is not one
+                        raise ValueError(f"record of {length} bytes")
                     if len(buffer) < 4 + length:
                         break
                     body, buffer = buffer[4:4 + length], buffer[4 + length:]
