@@ -107,7 +107,7 @@ class DebugPortReader(Resource):
                 if fd in readable:
                     chunk = _read(fd)
                     if chunk:
-                        self._keep(splitter.feed(chunk, time.time()), output)
+                        self._keep(splitter.feed(chunk, _now()), output)
                         continue
                     if chunk is not None:  # b"": every writer has closed the FIFO
                         self.ended.set()
@@ -115,7 +115,7 @@ class DebugPortReader(Resource):
                 if stop_r in readable:
                     # Drain what QEMU wrote before it ended, then stop.
                     while chunk := _read(fd):
-                        self._keep(splitter.feed(chunk, time.time()), output)
+                        self._keep(splitter.feed(chunk, _now()), output)
                     break
         except OSError as error:
             log.warning("firmware debug port reader on %s failed: %s", self.fifo, error)
@@ -130,6 +130,11 @@ class DebugPortReader(Resource):
             self._lines.extend(lines)
         output.write("".join(format_line(line) for line in lines))
         output.flush()
+
+
+def _now() -> float:
+    """The wall clock to the microsecond: what ovmf-debug.log keeps, so both agree."""
+    return round(time.time(), 6)
 
 
 def _read(fd: int) -> bytes | None:

@@ -387,14 +387,8 @@ class _Summariser:
             self._records.append(record)
 
     def _guest(self, *macs: bytes) -> str:
-        """The guest among ``macs`` (by guest_macs), else the first unicast one, else ""."""
-        names = [_mac(m) for m in macs]
-        for name in names:
-            if name in self.guest_macs:
-                return name
-        if self.guest_macs:
-            return ""
-        return next((n for m, n in zip(macs, names, strict=True) if not m[0] & 1), "")
+        """The guest (one of guest_macs) among ``macs``, else ""."""
+        return next((name for name in map(_mac, macs) if name in self.guest_macs), "")
 
     # TFTP: requests start flows; DATA/ACK are counted, OACK/ERROR dissected.
 
@@ -493,7 +487,12 @@ class _Summariser:
     # Neighbour discovery and ARP.
 
     def _nd(self, packet: _Packet, kind: str) -> None:
-        self._add(_icmp6(packet, kind, self._guest(packet.eth_src, packet.eth_dst)))
+        # Who is the client is clear only for RS (a host asks routers); the rest are
+        # attributed to a known guest.
+        client = self._guest(packet.eth_src, packet.eth_dst)
+        if kind == "rs" and not self.guest_macs:
+            client = packet.client(True)
+        self._add(_icmp6(packet, kind, client))
 
     def _arp(self, time: float, data: bytes, off: int) -> None:
         if len(data) < off + 28:
