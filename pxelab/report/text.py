@@ -50,6 +50,7 @@ def relevant_entries(evidence: Evidence, diagnosis: Diagnosis | None = None,
     """The last ``limit`` events and packets up to the failure, plus every line a cause cites.
 
     In time order; noise (:func:`is_noise`) left out unless a cause cites it.
+    Injected faults are always shown: in a faulted boot they are the cause.
     """
     entries = evidence.entries()
     until = evidence.timeline.failed_at
@@ -57,7 +58,7 @@ def relevant_entries(evidence: Evidence, diagnosis: Diagnosis | None = None,
               if not is_noise(e) and (until is None or e.seconds <= until)]
     chosen = set(before[-limit:]) if limit > 0 else set()
     cited = cited_lines(diagnosis)
-    chosen |= {e for e in entries if e.render() in cited}
+    chosen |= {e for e in entries if e.render() in cited or e.name == "fault.injected"}
     return [e for e in entries if e in chosen]
 
 
@@ -78,8 +79,9 @@ def render_relevant(evidence: Evidence, diagnosis: Diagnosis | None = None,
     cited = cited_lines(diagnosis)
     if not shown:
         return "server events and packets before the failure: none recorded"
-    head = (f"server events and packets before the failure (last {limit}, without router "
-            "adverts, ARP and firmware lines; '>' = cited by a cause):")
+    head = (f"server events and packets before the failure (the last {limit} without router "
+            "adverts, ARP and firmware lines, and the faults injected; '>' = cited by a "
+            "cause):")
     body = [("> " if e.render() in cited else "  ") + e.render() for e in shown]
     return "\n".join([head, *body])
 
