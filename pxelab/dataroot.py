@@ -63,7 +63,10 @@ def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
     place(payload.kernel, root / KERNEL_NAME)
     place(payload.initrd, root / INITRD_NAME)
     if loader is BootLoader.PXELINUX:
-        _populate_syslinux(root, firmware.syslinux_bios_files(), "pxelinux/default.cfg", append)
+        # pxelinux.0 hands URLs to the iPXE ROM under it (PXENV_FILE_OPEN): kernel and
+        # initrd come over iPXE's HTTP, not PXELINUX's lock-step TFTP (bench/README.md).
+        _populate_syslinux(root, firmware.syslinux_bios_files(), "pxelinux/default.cfg", append,
+                           files_base)
     elif loader is BootLoader.SYSLINUX_EFI:
         # syslinux.efi reads the same pxelinux.cfg/ names as pxelinux.0, but prints to
         # the UEFI console, which OVMF itself mirrors to the serial port.
@@ -110,11 +113,17 @@ def apply_faults(root: Path, faults: Iterable[Fault], events: EventLog | None = 
                                                           "path": fault.path})
 
 
-def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append: str) -> None:
-    """The NBP and its ldlinux module, and ``template`` as pxelinux.cfg/default."""
+def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append: str,
+                       files_base: str = "") -> None:
+    """The NBP and its ldlinux module, and ``template`` as pxelinux.cfg/default.
+
+    ``files_base`` (a URL ending in "/", or empty: TFTP beside the NBP) goes in front
+    of the kernel and initrd names.
+    """
     for name, path in files.items():
         place(path, root / name)
-    config = render(template, kernel=KERNEL_NAME, initrd=INITRD_NAME, append=append)
+    config = render(template, kernel=files_base + KERNEL_NAME, initrd=files_base + INITRD_NAME,
+                    append=append)
     (root / "pxelinux.cfg").mkdir(exist_ok=True)
     (root / "pxelinux.cfg" / "default").write_text(config)
 

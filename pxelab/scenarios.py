@@ -166,7 +166,8 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario(
             name="legacy_pxe_ipv4",
-            description="SeaBIOS + iPXE ROM, DHCPv4, TFTP pxelinux.0, kernel+initrd, NFSv4 root",
+            description="SeaBIOS + iPXE ROM, DHCPv4, TFTP pxelinux.0, kernel+initrd over HTTP "
+                        "through the iPXE ROM's PXE file API, NFSv4 root",
             guest=GuestSpec(firmware=Firmware.SEABIOS),
             loader=BootLoader.PXELINUX,
             milestones=ms.SEABIOS + ms.IPXE_ROM + ms.PXELINUX + ms.LINUX_NFSROOT,
