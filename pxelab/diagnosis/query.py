@@ -200,8 +200,10 @@ def host(address: str) -> str:
 
 def from_server(evidence: Evidence, packet: PacketRecord) -> bool:
     """Whether the boot server sent ``packet`` (else the guest did)."""
-    if packet.proto in _SERVER_MESSAGES:
-        return packet.kind in _SERVER_MESSAGES[packet.proto]
+    if packet.kind in _SERVER_MESSAGES.get(packet.proto, ()):
+        return True
+    # Other messages may come from either side: the lab bridge itself sends router
+    # solicitations when it comes up, from the address its RAs come from.
     if "from_client" in packet.fields:  # a TFTP ERROR says who sent it
         return not packet.fields["from_client"]
     return host(packet.src) in server_hosts(evidence)
