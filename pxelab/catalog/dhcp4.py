@@ -1,12 +1,12 @@
 """Catalog entries for DHCPv4: the server answers, but not in a way the client can use.
 
-- ``min-secs``: ISC dhcpd's ``min-secs`` against a client whose ``secs`` stays 0.
+- ``min-secs``: ISC dhcpd's ``min-secs`` above every ``secs`` the client sends.
 - ``http-no-echo``: a UEFI HTTP boot offer without the option 60 ``HTTPClient`` echo.
 - ``binl-no-option-43``: a full-DHCP offer that echoes ``PXEClient`` without option 43.
 - ``ipxe-loop``: iPXE handed the iPXE NBP again because the server ignores user class iPXE.
 
 OVMF shows nothing on the console while it waits for a usable offer, and
-gives up only after its four DHCP retries (4 + 8 + 16 + 32 s, PXE 2.1 and
+gives up only after its four DISCOVERs (4 + 8 + 16 + 32 s, PXE 2.1 and
 EDK2's ``mPxeDhcpTimeout``). The entries whose failure is that silence shorten
 the faulted scenario's ``fw_dhcp`` wait to :data:`FW_DHCP_WAIT` seconds: enough
 for three DISCOVERs and the server's answers to them, not a minute of nothing.
@@ -24,7 +24,8 @@ from pxelab.faults import AddOption, OmitOption
 from pxelab.policy import Arch, Match, Rule
 from pxelab.scenarios import BootLoader, Scenario
 
-__all__ = ["FW_DHCP_WAIT", "IPXE_BANNER", "shorten"]
+__all__ = ["FW_DHCP_WAIT", "IPXE_BANNER", "MIN_SECS_STARVING_OVMF", "OVMF_DISCOVER_SECS",
+           "shorten"]
 
 # Seconds the faulted scenarios wait for OVMF's lease: DISCOVERs go out at about
 # 0, 4 and 12 s, so three of them and the server's answers are in the evidence.
@@ -48,6 +49,15 @@ def _with_policy(scenario: Scenario, **options: object) -> Scenario:
 
 # -- min-secs ------------------------------------------------------------------------------------
 
+# What OVMF's DHCPv4 client (EDK2 Dhcp4Dxe, PXE and HTTP boot alike) puts in secs:
+# 0 in the first DISCOVER, then the seconds since it started in each retransmission,
+# which come after 4, 8 and 16 s; it gives up 32 s after the last (run). So a min_secs
+# of 1..28 only costs OVMF retransmissions; above 28 it never gets an offer, as a
+# client whose secs stays 0 (Etherboot 5.4) never gets one with any min_secs >= 1.
+OVMF_DISCOVER_SECS = (0, 4, 12, 28)
+MIN_SECS_STARVING_OVMF = OVMF_DISCOVER_SECS[-1] + 2
+
+
 def _min_secs(scenario: Scenario, argument: str | None) -> Scenario:
     try:
         value = int(argument or "")
@@ -56,9 +66,12 @@ def _min_secs(scenario: Scenario, argument: str | None) -> Scenario:
     if not 0 <= value <= 0xFFFF:
         raise ConfigError(f"--fault min-secs={argument}: give the seconds as a whole number "
                           "0..65535, e.g. --fault min-secs=2")
-    # OVMF's secs is 0 in every DISCOVER: with min_secs >= 1 it never gets an offer and
-    # waits ~60 s in silence. iPXE's ROM has no fw_dhcp stage and is not cut short.
-    return shorten(_with_policy(scenario, min_secs=value), "fw_dhcp", FW_DHCP_WAIT)
+    changed = _with_policy(scenario, min_secs=value)
+    if value > OVMF_DISCOVER_SECS[-1]:
+        # Every DISCOVER OVMF will send is withheld: end its ~60 s of silence sooner.
+        # (A smaller min_secs only delays OVMF, so its stage keeps its full wait.)
+        changed = shorten(changed, "fw_dhcp", FW_DHCP_WAIT)
+    return changed
 
 
 def _no_min_secs(scenario: Scenario) -> Scenario:
@@ -70,15 +83,15 @@ def _no_min_secs(scenario: Scenario) -> Scenario:
 MIN_SECS = CatalogFault(
     name="min-secs",
     summary="the DHCP server ignores DISCOVERs whose secs is below N (ISC dhcpd min-secs); "
-            "OVMF always sends secs 0",
+            f"OVMF's secs reads 0, 4, 12, 28: N >= {MIN_SECS_STARVING_OVMF} starves it",
     scenario="uefi_tftp_ipv4",
     stage="fw_dhcp",
     cause="dhcp.withheld_min_secs",
     apply=_min_secs,
     fixed=_no_min_secs,
     argument="seconds",
-    default="2",
-    report="DHCP server never answers; dhcpd logs \"0 secs < 2\"; Etherboot/UEFI PXE "
+    default=str(MIN_SECS_STARVING_OVMF),
+    report="DHCP server never answers one client; dhcpd logs \"0 secs < 2\"; Etherboot/PXE "
            "client gets no lease, another machine on the same network does",
 )
 
