@@ -58,8 +58,18 @@ def relevant_entries(evidence: Evidence, diagnosis: Diagnosis | None = None,
               if not is_noise(e) and (until is None or e.seconds <= until)]
     chosen = set(before[-limit:]) if limit > 0 else set()
     cited = cited_lines(diagnosis)
-    chosen |= {e for e in entries if e.render() in cited or e.name == "fault.injected"}
+    chosen |= {e for e in entries if e.render() in cited}
+    chosen |= _first_of_each_fault(entries)
     return [e for e in entries if e in chosen]
+
+
+def _first_of_each_fault(entries: list[Entry]) -> set[Entry]:
+    """The first ``fault.injected`` line of each fault (a dropping fault fires per packet)."""
+    first: dict[str, Entry] = {}
+    for entry in entries:
+        if entry.name == "fault.injected":
+            first.setdefault(entry.text.partition("reason=")[2], entry)
+    return set(first.values())
 
 
 def render_causes(diagnosis: Diagnosis) -> str:
@@ -80,8 +90,8 @@ def render_relevant(evidence: Evidence, diagnosis: Diagnosis | None = None,
     if not shown:
         return "server events and packets before the failure: none recorded"
     head = (f"server events and packets before the failure (the last {limit} without router "
-            "adverts, ARP and firmware lines, and the faults injected; '>' = cited by a "
-            "cause):")
+            "adverts, ARP and firmware lines, and each injected fault's first firing; '>' = "
+            "cited by a cause):")
     body = [("> " if e.render() in cited else "  ") + e.render() for e in shown]
     return "\n".join([head, *body])
 

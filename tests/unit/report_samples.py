@@ -36,8 +36,9 @@ def failed_evidence() -> Evidence:
         properties={"accelerator": "tcg", "kernel_version": "6.1.0-test",
                     "packages": {"ipxe-qemu": "1.0+<b>"}})
     events = [
-        Event("fault", "injected", request="data root ldlinux.c32",
-              reason="remove ldlinux.c32 from the data root", time=T0 - 0.2),
+        *(Event("fault", "injected", request=f"tftp.rrq #{n}",
+                reason="remove ldlinux.c32 from the data root", time=T0 - 0.2 + n / 100)
+          for n in (1, 2, 3)),
         Event("server", "ready", time=T0 - 0.1),
         Event("ra", "sent", client="ff02::1", request="periodic", reason="periodic",
               time=T0 + 0.3),

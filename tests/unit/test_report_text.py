@@ -42,6 +42,7 @@ def test_events_before_the_failure_are_the_last_few_without_noise_plus_cited_lin
     texts = " ".join(e.text for e in shown)
     assert len(shown) == RELEVANT + 2 and names.count("tftp.rrq") == RELEVANT
     assert names[0] == "fault.injected", "an injected fault is shown however early"
+    assert names.count("fault.injected") == 1, "once per fault, not per firing"
     assert f"retry{RETRIES - 1}.c32" in texts and "retry0.c32" not in texts
     assert "tftp.not_found" in names, "a line a cause cites is shown however early"
     assert not {"arp.request", "ra.sent", "server.ready", "server.stopped"} & set(names)
