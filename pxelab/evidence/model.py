@@ -130,8 +130,9 @@ class Evidence:
         """Console milestones, server events, packets and firmware lines, in time order."""
         found = [Entry(hit.seconds, Source.CONSOLE, hit.name, hit.text)
                  for hit in self.timeline.hits]
+        # An event's summary starts with its "source.kind", which is the entry's name.
         found += [Entry(self.seconds(e.time), Source.SERVER, f"{e.source}.{e.kind}",
-                        e.summary()) for e in self.events]
+                        e.summary().partition(" ")[2]) for e in self.events]
         found += [Entry(self.seconds(p.time), Source.PACKET, f"{p.proto}.{p.kind}", p.summary)
                   for p in self.packets]
         found += [Entry(self.seconds(line.time), Source.FIRMWARE, "debug", line.text)
