@@ -70,3 +70,71 @@ def test_ldlinux_missing(boot_scenario: Any) -> None:
     assert missing and missing[0] == "ldlinux.c32", missing
     assert [e.reason for e in injected(result)] == ["remove ldlinux.c32 from the data root"]
     boot_fixed(boot_scenario, entry)
+
+
+def test_ldlinux_foreign(boot_scenario: Any) -> None:
+    entry = get_fault("ldlinux-foreign")
+    result = boot_faulted(boot_scenario, entry)
+    assert "Failed to load ldlinux.c32" in result.timeline.console_tail
+    assert [e.reason for e in injected(result)] == [
+        "replace ldlinux.c32 with ldlinux.e64 of the syslinux efi64 build"]
+    # PXELINUX read the ELF headers, found them foreign and closed the transfer (ERROR 0),
+    # then looked for ldlinux.c32 in its fallback directories.
+    (closed,) = tftp(result, "aborted", "ldlinux.c32")
+    assert "client sent ERROR 0" in closed.reason
+    assert tftp(result, "rrq", "boot/isolinux/ldlinux.c32")
+    boot_fixed(boot_scenario, entry)
+
+
+def test_ldlinux_rrq_dropped(boot_scenario: Any) -> None:
+    entry = get_fault("ldlinux-rrq-dropped")
+    result = boot_faulted(boot_scenario, entry)
+    timeline = result.timeline
+    assert timeline.seconds("bootloader") is not None, "PXELINUX started"
+    assert "within" in (timeline.failure or ""), "a silent wait, ended by the shortened stage"
+    assert tftp(result, "sent", "pxelinux.0")
+    # PXELINUX kept asking; the server heard every RRQ and answered none.
+    dropped = [e for e in injected(result) if e.request.startswith("tftp.rrq")]
+    assert len(dropped) >= 3 and all("ldlinux.c32" in e.request for e in dropped)
+    assert not [e for e in result.events if e.source == "tftp"
+                and "ldlinux.c32" in e.details.get("file", "")]
+    boot_fixed(boot_scenario, entry)
+
+
+def test_tftp_blksize_mtu(boot_scenario: Any) -> None:
+    entry = get_fault("tftp-blksize-mtu")
+    result = boot_faulted(boot_scenario, entry)
+    assert "Connection timed out" in result.timeline.console_tail
+    # The server agreed to iPXE's blksize 1432 (its own link is 1500 bytes) and not one
+    # DATA block of pxelinux.0 got across the 1200-byte hop.
+    (oack,) = tftp(result, "oack", "pxelinux.0")
+    assert oack.details["options"]["blksize"] == "1432"
+    assert not tftp(result, "sent", "pxelinux.0")
+    if result.evidence is not None:
+        assert result.evidence.facts.link_mtu == 1200
+    boot_fixed(boot_scenario, entry)
+
+
+def test_oack_malformed(boot_scenario: Any) -> None:
+    entry = get_fault("oack-malformed")
+    result = boot_faulted(boot_scenario, entry)
+    assert "PXE-E99" in result.timeline.console_tail
+    (oack,) = tftp(result, "oack", "syslinux.efi")
+    assert oack.details["fault"] == "corrupt"
+    (aborted,) = tftp(result, "aborted", "syslinux.efi")
+    assert "client sent ERROR" in aborted.reason
+    boot_fixed(boot_scenario, entry)
+
+
+def test_oack_extra_option(boot_scenario: Any) -> None:
+    entry = get_fault("oack-extra-option")
+    result = boot_faulted(boot_scenario, entry)
+    assert "Failed to load ldlinux.e64" in result.timeline.console_tail
+    # OVMF took the NBP's OACK with timeout=5 in it; syslinux refused ldlinux.e64's.
+    assert tftp(result, "sent", "syslinux.efi")
+    oacks = tftp(result, "oack", "ldlinux.e64")
+    assert oacks and all(e.details["fault"] == "add-option" for e in oacks)
+    assert "timeout" not in oacks[0].details["requested"]
+    (aborted, *_) = tftp(result, "aborted", "ldlinux.e64")
+    assert "TFTP protocol error" in aborted.reason
+    boot_fixed(boot_scenario, entry)
