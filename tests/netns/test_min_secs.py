@@ -4,8 +4,11 @@ RFC 2131 section 2: ``secs`` is "seconds elapsed since client began address
 acquisition or renewal process"; a server with ``min-secs N`` stays silent
 while it is below N, so that a primary server gets the first chance.
 Etherboot 5.4 never increments it: such a client retries for ever and never
-gets an offer. The firmware pxelab boots does not count seconds either
-(fixtures/packets/README.md): OVMF sends 0, iPXE a packet counter (4, 8, ...).
+gets an offer. The firmware pxelab boots does not quite count seconds either:
+iPXE sends a packet counter (4, 8, ...; fixtures/packets/README.md); OVMF
+sends 0 in its first DISCOVER and the seconds since it started in each
+retransmission (0, 4, 12, 28: seen in boots, pxelab.catalog.dhcp4), so a small
+min_secs costs it a retransmission and only one above 28 starves it.
 
 Crafted clients are scapy packets from the client namespace (:mod:`nslab`),
 the real firmware DISCOVERs are replayed from the captures in
@@ -44,6 +47,7 @@ ETHERBOOT_OPTIONS: list[Any] = [
     ("vendor_class_id", b"Etherboot-5.4"), ("param_req_list", [1, 3, 12, 43, 66, 67, 150]),
 ]
 # RFC 2131 4.1: retransmit after 4, 8, 16, 32 s (randomised +-1 s): what secs then reads.
+# OVMF's DISCOVERs carry exactly these (pxelab.catalog.dhcp4.OVMF_DISCOVER_SECS).
 RFC_RETRY_SECS = (0, 4, 12, 28)
 
 
@@ -66,7 +70,8 @@ def message_type(message: BOOTP) -> str:
 @pytest.mark.parametrize(("capture", "secs"), [
     # iPXE's dhcp_tx(): secs = (++count << 2) | (offer received ? 2 : 0) | (proxy offer ? 1 : 0)
     ("ipxe-bios-dhcp4", {"discover": 4, "request": 10}),
-    # EDK2 leaves it 0 in DISCOVER and REQUEST, although ~4 s pass between them
+    # EDK2: 0 in a first DISCOVER that is answered, and in the REQUEST after it, although
+    # ~4 s pass between them (a retransmitted DISCOVER would carry the seconds since start)
     ("ovmf-pxe4-dhcp4", {"discover": 0, "request": 0}),
     ("ovmf-http4-dhcp4", {"discover": 0, "request": 0}),
 ])
