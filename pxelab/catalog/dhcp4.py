@@ -91,8 +91,8 @@ MIN_SECS = CatalogFault(
     fixed=_no_min_secs,
     argument="seconds",
     default=str(MIN_SECS_STARVING_OVMF),
-    report="DHCP server never answers one client; dhcpd logs \"0 secs < 2\"; Etherboot/PXE "
-           "client gets no lease, another machine on the same network does",
+    report="DHCP server never answers one PXE client (Etherboot) while other machines get "
+           "leases; dhcpd: \"configured min-secs value is greater than secs field\"",
 )
 
 
