@@ -1,0 +1,81 @@
+"""The DHCPv4 catalog entries as scenario transformations (no boots; those are tests/boot)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pxelab.bootserver import Dhcp4Mode
+from pxelab.catalog import apply_faults, get_fault
+from pxelab.catalog.dhcp4 import FW_DHCP_WAIT, IPXE_BANNER, MIN_SECS_STARVING_OVMF
+from pxelab.errors import ConfigError
+from pxelab.faults import AddOption, OmitOption
+from pxelab.matrix import find_case
+from pxelab.policy import Arch, ClientInfo, RulePolicy
+from pxelab.scenarios import Scenario
+
+pytestmark = pytest.mark.unit
+
+
+def timeout(scenario: Scenario, stage: str) -> float:
+    return next(m.timeout for m in scenario.milestones if m.name == stage)
+
+
+def test_min_secs_default_starves_ovmf_and_cuts_its_silent_wait() -> None:
+    scenario = apply_faults(find_case("uefi_tftp_ipv4"), ["min-secs"])
+    assert scenario.policy_options == {"min_secs": MIN_SECS_STARVING_OVMF}
+    assert timeout(scenario, "fw_dhcp") == FW_DHCP_WAIT and scenario.applied == ("min-secs",)
+    policy = scenario.policy()
+    assert isinstance(policy, RulePolicy) and policy.min_secs == MIN_SECS_STARVING_OVMF
+    ovmf = ClientInfo(mac="52:54:00:12:34:56", protocol="dhcp4", message_type="DISCOVER",
+                      arch=Arch.EFI_X64, secs=28)
+    assert policy.decide_dhcp4(ovmf).withhold  # its last DISCOVER, too
+
+
+def test_min_secs_below_ovmfs_last_secs_keeps_the_full_wait() -> None:
+    base = find_case("uefi_tftp_ipv4")
+    scenario = apply_faults(base, ["min-secs=2"])
+    assert scenario.policy_options == {"min_secs": 2}
+    assert timeout(scenario, "fw_dhcp") == timeout(base, "fw_dhcp")
+    assert get_fault("min-secs").fixed_for(scenario).policy_options == {}
+
+
+@pytest.mark.parametrize("argument", ["", "two", "-1", "65536"])
+def test_min_secs_argument_is_checked(argument: str) -> None:
+    with pytest.raises(ConfigError, match="whole number"):
+        apply_faults(find_case("uefi_tftp_ipv4"), [f"min-secs={argument}"])
+
+
+def test_http_no_echo_omits_option_60_for_http_clients() -> None:
+    scenario = apply_faults(find_case("uefi_http_ipv4"), ["http-no-echo"])
+    (fault,) = scenario.faults
+    assert isinstance(fault, OmitOption) and (fault.kind, fault.option) == ("dhcp4.*", 60)
+    assert fault.match is not None and fault.match.vendor_class == "HTTPClient"
+    assert timeout(scenario, "fw_dhcp") == FW_DHCP_WAIT
+
+
+def test_binl_echoes_pxeclient_without_43_in_full_mode() -> None:
+    scenario = apply_faults(find_case("uefi_tftp_ipv4"), ["binl-no-option-43"])
+    add, omit = scenario.faults
+    assert isinstance(add, AddOption) and (add.option, add.value) == (60, b"PXEClient")
+    assert isinstance(omit, OmitOption) and omit.option == 43
+    assert scenario.server["dhcp4_mode"] is Dhcp4Mode.FULL  # nothing listens on 4011
+
+
+def test_ipxe_loop_drops_the_ipxe_rule_and_serves_ipxe_its_nbp() -> None:
+    base = find_case("uefi_http_ipv4")
+    scenario = apply_faults(base, ["ipxe-loop"])
+    assert all(rule.match.user_class != "iPXE" for rule in scenario.rules)
+    ipxe = ClientInfo(mac="52:54:00:12:34:56", protocol="dhcp4", message_type="DISCOVER",
+                      arch=Arch.EFI_X64, vendor_class="PXEClient:Arch:00007:UNDI:003010",
+                      user_classes=("iPXE",), server_address="192.0.2.1")
+    assert scenario.policy().decide_dhcp4(ipxe).boot_file == "http://192.0.2.1/snponly.efi"
+    script = next(m for m in scenario.milestones if m.name == "script")
+    assert script.failures[0].pattern == IPXE_BANNER
+    fixed = get_fault("ipxe-loop").fixed_for(base)
+    assert fixed.policy().decide_dhcp4(ipxe).boot_file == "http://192.0.2.1/boot.ipxe"
+    assert fixed.milestones == base.milestones
+
+
+def test_ipxe_loop_needs_an_ipxe_nbp() -> None:
+    with pytest.raises(ConfigError, match="NBP is iPXE"):
+        apply_faults(find_case("uefi_tftp_ipv4"), ["ipxe-loop"])
