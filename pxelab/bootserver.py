@@ -115,6 +115,9 @@ class ServerConfig:
     # Least gap between multicast RAs (RFC 4861 MIN_DELAY_BETWEEN_RAS, 3 s). A solicitation
     # from :: (OVMF's, after HTTP boot sets its address) is answered only at the next slot.
     ra_min_interval: float = 3.0
+    # RA Retrans Timer in ms (0: unspecified, hosts keep 1000). OVMF waits this long after
+    # its DAD solicitation for an address it got by DHCPv6 before it uses it.
+    ra_retrans_timer: int = 0
     ready_timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -297,7 +300,8 @@ class BootServer(Resource):
                 RaSettings(cfg.interface, cfg.ipv6.network, cfg.ra_managed, cfg.ra_other,
                            cfg.ra_interval, dns=cfg.dns6,
                            router_lifetime=cfg.ra_router_lifetime,
-                           min_interval=cfg.ra_min_interval), self.events, self.faults)
+                           min_interval=cfg.ra_min_interval,
+                           retrans_timer=cfg.ra_retrans_timer), self.events, self.faults)
             self._bind("router advertisements", "ICMPv6 raw", 0, advertiser.open)
             running.advertiser = advertiser
             advertiser.start()

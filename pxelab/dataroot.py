@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from string import Template
+from urllib.parse import urlsplit
 
 from pxelab import firmware, nbp
 from pxelab.errors import ConfigError
@@ -71,14 +72,14 @@ def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
         # syslinux.efi reads the same pxelinux.cfg/ names as pxelinux.0, but prints to
         # the UEFI console, which OVMF itself mirrors to the serial port.
         _populate_syslinux(root, firmware.syslinux_efi_files(), "syslinux-efi/default.cfg",
-                           append)
+                           append, files_base)
     elif loader is BootLoader.IPXE_SCRIPT:
         _write_ipxe_script(root, files_base, append)
     elif loader is BootLoader.IPXE_EFI:
         place(firmware.locate("snponly.efi"), root / loader.nbp)
         _write_ipxe_script(root, files_base, append)
     elif loader is BootLoader.GRUB:
-        _populate_grub(root, append, cache_dir)
+        _populate_grub(root, append, cache_dir, files_base)
     log.info("data root %s ready for %s", root, loader)
     return root
 
@@ -128,13 +129,32 @@ def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append
     (root / "pxelinux.cfg" / "default").write_text(config)
 
 
-def _populate_grub(root: Path, append: str, cache_dir: Path | None) -> None:
-    """pxelab's GRUB network image and grub.cfg where its $prefix points (grub/)."""
+def _populate_grub(root: Path, append: str, cache_dir: Path | None,
+                   files_base: str = "") -> None:
+    """pxelab's GRUB network image and grub.cfg where its $prefix points (grub/).
+
+    Kernel and initrd come from ``files_base`` (a URL such as ``http://[2001:db8::1]/``,
+    as a GRUB device ``(http,2001:db8::1)``), or with an empty one from GRUB's $root:
+    the server and protocol that sent the image.
+    """
     place(nbp.build_grub_image(cache_dir=cache_dir).path, root / nbp.GRUB_IMAGE_NAME)
-    config = render("grub/grub.cfg", kernel=KERNEL_NAME, initrd=INITRD_NAME, append=append)
+    base = grub_device(files_base)
+    config = render("grub/grub.cfg", kernel=base + KERNEL_NAME, initrd=base + INITRD_NAME,
+                    append=append)
     directory = root / nbp.GRUB_PREFIX.strip("/")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "grub.cfg").write_text(config)
+
+
+def grub_device(files_base: str) -> str:
+    """GRUB's path prefix for the URL ``files_base``: "(http,2001:db8::1)/"; "" gives "/"."""
+    if not files_base:
+        return "/"
+    url = urlsplit(files_base)
+    if url.scheme not in ("http", "tftp") or not url.hostname:
+        raise ConfigError(f"files URL {files_base!r} is not http:// or tftp:// with a host; "
+                          "GRUB can fetch files only over those")
+    return f"({url.scheme},{url.hostname}){url.path or '/'}"
 
 
 def render_ipxe_script(files_base: str, append: str) -> str:

@@ -98,6 +98,9 @@ class RaSettings:
     valid_lifetime: int = 86400
     preferred_lifetime: int = 14400
     router_lifetime: int = 0  # seconds; 0: not a default router (RFC 4861 4.2)
+    # Retrans Timer (RFC 4861 4.2, 6.3.4), ms; 0: unspecified. Hosts wait this long after
+    # each neighbour solicitation, DAD's included (EDK2's Ip6 driver takes it over).
+    retrans_timer: int = 0
     min_interval: float = MIN_DELAY_BETWEEN_RAS  # between multicast RAs
     response_delay: float = 0.0  # RFC: random 0..MAX_RA_DELAY_TIME; see the module doc
 
@@ -113,6 +116,9 @@ class RaSettings:
         if not 0 <= self.router_lifetime <= 9000:
             raise ConfigError(f"RA router_lifetime {self.router_lifetime} is outside 0..9000 s "
                               "(RFC 4861 6.2.1 AdvDefaultLifetime)")
+        if not 0 <= self.retrans_timer <= 0xFFFFFFFF:
+            raise ConfigError(f"RA retrans_timer {self.retrans_timer} ms is outside 0..2^32-1 "
+                              "(RFC 4861 4.2)")
         if not 0 <= self.response_delay <= MAX_RA_DELAY_TIME:
             raise ConfigError(f"RA response_delay {self.response_delay} is outside "
                               f"0..{MAX_RA_DELAY_TIME} (MAX_RA_DELAY_TIME)")
@@ -211,7 +217,7 @@ class RouterAdvertiser:
                                    preferred_lifetime=cfg.preferred_lifetime)
         return RouterAdvertisement(
             managed=cfg.managed, other=cfg.other, router_lifetime=cfg.router_lifetime,
-            source_lladdr=lladdr,
+            retrans_timer=cfg.retrans_timer, source_lladdr=lladdr,
             mtu=cfg.mtu, prefixes=(prefix,), dns=dns)
 
     def open(self) -> None:

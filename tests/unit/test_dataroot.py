@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pxelab import dataroot
-from pxelab.errors import HostCapabilityError
+from pxelab.errors import ConfigError, HostCapabilityError
 from pxelab.payload import Payload
 from pxelab.scenarios import SCENARIOS, BootLoader
 
@@ -84,3 +84,31 @@ def test_script_scenarios_fetch_their_files_from_the_lab_server() -> None:
     v4, v6 = IPv4Address("192.0.2.1"), IPv6Address("2001:db8::1")
     assert SCENARIOS["legacy_http_ipv4"].files_base(v4, v6) == "http://192.0.2.1/"
     assert SCENARIOS["uefi_http_ipv4"].files_base(v4, v6) == "http://192.0.2.1/"
+
+
+@pytest.mark.parametrize("loader", [BootLoader.PXELINUX, BootLoader.SYSLINUX_EFI])
+def test_syslinux_configs_fetch_kernel_from_files_url(tmp_path: Path, payload: Payload,
+                                                      loader: BootLoader) -> None:
+    try:
+        root = dataroot.populate(tmp_path / "root", loader, payload, APPEND,
+                                 "http://192.0.2.1/")
+    except HostCapabilityError as missing:
+        pytest.skip(str(missing))
+    config = (root / "pxelinux.cfg" / "default").read_text()
+    assert "KERNEL http://192.0.2.1/vmlinuz" in config
+    assert "INITRD http://192.0.2.1/initrd.img" in config
+
+
+@pytest.mark.parametrize(("url", "device"), [
+    ("", "/"),
+    ("http://[2001:db8::1]/", "(http,2001:db8::1)/"),
+    ("http://192.0.2.1/", "(http,192.0.2.1)/"),
+    ("tftp://[2001:db8::1]/boot/", "(tftp,2001:db8::1)/boot/"),
+])
+def test_grub_device_from_files_url(url: str, device: str) -> None:
+    assert dataroot.grub_device(url) == device
+
+
+def test_grub_device_refuses_other_schemes() -> None:
+    with pytest.raises(ConfigError, match="http:// or tftp://"):
+        dataroot.grub_device("ftp://192.0.2.1/")
