@@ -27,8 +27,14 @@ _RRQ_FILE = re.compile(r"^tftp\.rrq #\d+ \((?P<file>.+)\)$")
 
 
 def _refusals(evidence: Evidence) -> list[Event]:
-    """TFTP "file not found" and HTTP 404 answers, one per file (HEAD and GET count once)."""
-    found = q.events(evidence, "tftp", "not_found")
+    """TFTP "file not found" and "access violation" answers and HTTP 404s, one per file
+    (HEAD and GET count once).
+
+    PXELINUX that misses ldlinux.c32 beside itself goes on to absolute paths
+    (/boot/isolinux/..., /syslinux/...), which a server that refuses absolute paths
+    answers with ERROR 2: the same search, refused.
+    """
+    found = q.events(evidence, "tftp", "not_found", "denied")
     found += [e for e in q.events(evidence, "http", "get", "head") if q.detail(e, "status") == 404]
     seen: dict[tuple[str, int], Event] = {}
     for event in sorted(found, key=lambda e: e.time):
@@ -87,10 +93,12 @@ def next_file_missing(evidence: Evidence) -> Cause | None:
     culprit = next(e for e in (streak if same else reversed(streak))
                    if q.event_file(e) == (names[0] if same else names[-1]))
     name = q.event_file(culprit)
+    if _client_closed(evidence, posixpath.basename(name)):
+        return None  # it was there and read, then refused: tftp.ldlinux_mismatch's case
     where = q.searched_directory(evidence, culprit)
     server = "HTTP" if culprit.source == "http" else "TFTP"
     others = [n for n in names if n != name]
-    also = (f"; also not found: {', '.join(others[:3])}" + (" ..." if len(others) > 3 else "")
+    also = (f"; also tried: {', '.join(others[:3])}" + (" ..." if len(others) > 3 else "")
             if others else "")
     elsewhere = [f for f in evidence.facts.data_files
                  if posixpath.basename(f) == posixpath.basename(name) and f != name]
@@ -160,7 +168,9 @@ def rrq_unanswered(evidence: Evidence) -> Cause | None:
 
 def ldlinux_mismatch(evidence: Evidence) -> Cause | None:
     """ldlinux.c32/.e64 arrived in full, and PXELINUX still could not load it."""
-    loads = [e for e in q.delivered(evidence) if q.base(q.event_file(e)) in LDLINUX]
+    loads = sorted([e for e in q.delivered(evidence) if q.base(q.event_file(e)) in LDLINUX]
+                   + [e for name in LDLINUX for e in _client_closed(evidence, name)],
+                   key=lambda e: e.time)
     if not loads or q.reached_linux(evidence) or q.hit(evidence, "kernel_fetch"):
         return None
     last = loads[-1]
@@ -176,13 +186,27 @@ def ldlinux_mismatch(evidence: Evidence) -> Cause | None:
     nbp = q.nbp(evidence) or "pxelinux.0"
     return Cause(
         "tftp.ldlinux_mismatch", evidence.timeline.failed_stage or "config",
-        f"{name} ({q.detail(last, 'bytes', '?')} bytes) was sent in full but "
+        f"{name} ({_how_much(last)}) reached the client but "
         f"{_loader(evidence) if evidence.facts.loader else 'PXELINUX'} failed to load it"
         + (" ('Failed to load ldlinux')" if says else " (no request followed it)")
         + f": it is from another syslinux build than {nbp}",
         q.lines(evidence, [q.nbp_delivery(evidence), last]),
         f"serve {name} from the same syslinux release as {nbp} (Debian: pxelinux.0 from "
         "package pxelinux and ldlinux.c32 from syslinux-common, both of one version)")
+
+
+def _client_closed(evidence: Evidence, basename: str) -> list[Event]:
+    """Transfers of ``basename`` the client ended early with ERROR 0 ("file close"):
+    PXELINUX reads the head of ldlinux.c32, finds it is not its own build, and stops."""
+    return [e for e in q.events(evidence, "tftp", "aborted")
+            if posixpath.basename(q.event_file(e)) == basename and "ERROR 0" in e.reason]
+
+
+def _how_much(event: Event) -> str:
+    if event.kind == "aborted":
+        return (f"read {q.detail(event, 'bytes', '?')} of {q.detail(event, 'size', '?')} bytes, "
+                "then closed by the client")
+    return f"{q.detail(event, 'bytes', '?')} bytes, sent in full"
 
 
 def blksize_above_mtu(evidence: Evidence) -> Cause | None:

@@ -686,7 +686,7 @@ def test_next_file_missing_of_the_config_search_names_default() -> None:
     cause = only(tftp.next_file_missing, evidence, "tftp.next_file_missing")
     assert cause.summary.startswith("pxelinux.cfg/default was not found")
     assert f"{DATA}/pxelinux.cfg" in cause.summary
-    assert "also not found: pxelinux.cfg/01-52-54-00-12-34-56" in cause.summary
+    assert "also tried: pxelinux.cfg/01-52-54-00-12-34-56" in cause.summary
     assert len(cause.evidence) <= query.MAX_LINES
 
 
@@ -761,7 +761,7 @@ def test_ldlinux_mismatch_when_it_arrived_in_full_and_still_failed() -> None:
     boot = legacy_boot(until="config")
     evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, f"{FAILED_LDLINUX}\nBoot failed")
     cause = only(tftp.ldlinux_mismatch, evidence, "tftp.ldlinux_mismatch")
-    assert "ldlinux.c32 (119524 bytes) was sent in full" in cause.summary
+    assert "ldlinux.c32 (119524 bytes, sent in full)" in cause.summary
     assert "another syslinux build than pxelinux.0" in cause.summary
     assert "same syslinux release" in cause.fix
     assert diagnose(evidence).codes == ("tftp.ldlinux_mismatch",)
@@ -1031,3 +1031,40 @@ def test_an_rrq_the_wire_shows_answered_is_not_unanswered() -> None:
                 complete=True, acked=85, retransmits=0, largest_payload=1408, error="")
     evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, FAILED_LDLINUX)
     assert tftp.rrq_unanswered(evidence) is None
+
+
+def _search_refused(boot: Boot, at: float) -> None:
+    """PXELINUX's search for ldlinux.c32 in absolute paths, refused with ERROR 2."""
+    for step, path in enumerate(("/boot/isolinux/", "/isolinux/", "/boot/syslinux/")):
+        name = path + "ldlinux.c32"
+        boot.event(at + step * 0.001, "tftp", "denied", client=IP, request=f"RRQ {name} octet",
+                   answer="ERROR 2 access violation", reason=f"absolute path {name!r}",
+                   code=2, file=name)
+
+
+def test_ldlinux_read_in_part_and_closed_by_the_client_is_a_mismatch() -> None:
+    # Seen with another build's ldlinux.c32: PXELINUX reads 11 blocks, sends ERROR 0
+    # "file close", searches absolute paths (refused), then "Failed to load ldlinux.c32".
+    boot = legacy_boot(until="ldlinux")
+    boot.event(0.53, "tftp", "aborted", client=IP, request="ldlinux.c32",
+               answer="15488 bytes in 11 blocks",
+               reason="client sent ERROR 0 'No error, file close' after 11 blocks",
+               file="ldlinux.c32", bytes=15488, size=136880, blocks=11, blksize=1408)
+    _search_refused(boot, 0.54)
+    evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, FAILED_LDLINUX)
+    cause = only(tftp.ldlinux_mismatch, evidence, "tftp.ldlinux_mismatch")
+    assert "read 15488 of 136880 bytes, then closed by the client" in cause.summary
+    assert tftp.next_file_missing(evidence) is None
+
+
+def test_ldlinux_missing_then_absolute_paths_refused_is_a_missing_file() -> None:
+    boot = legacy_boot(until="ldlinux")
+    boot.event(0.53, "tftp", "not_found", client=IP, request="RRQ ldlinux.c32 octet",
+               answer="ERROR 1 file not found",
+               reason=f"'ldlinux.c32': no regular file at {DATA}/ldlinux.c32",
+               code=1, file="ldlinux.c32")
+    _search_refused(boot, 0.54)
+    evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, FAILED_LDLINUX)
+    cause = only(tftp.next_file_missing, evidence, "tftp.next_file_missing")
+    assert cause.summary.startswith(f"ldlinux.c32 was not found: the TFTP server looked in {DATA}")
+    assert tftp.ldlinux_mismatch(evidence) is None
