@@ -279,6 +279,9 @@ IPXE_EFI_ROM = (
 
 IPXE_EFI_NBP = (
     Milestone("ipxe", _IPXE_BANNER, 30, description="the iPXE EFI NBP started"),
+    # The same 2 s BANNER_TIMEOUT wait as the ROM's (IPXE_ROM_DHCP); a key ends it.
+    Milestone("ipxe_prompt", r"Press Ctrl-B for the iPXE command line", 30,
+              description="iPXE's command-line prompt, skipped with a key", answer=" "),
     _ipxe_dhcp("ipxe_dhcp"),
 )
 

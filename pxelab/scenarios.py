@@ -288,27 +288,38 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="uefi_http_ipv6",
             description="OVMF with EDK2's network stack, HTTPv6 boot (DHCPv6 option 16 "
-                        "HTTPClient + 59 http://[...]/grubx64.efi), pxelab's GRUB image loads "
-                        "kernel+initrd over HTTP/IPv6, NFSv4 root over IPv6",
+                        "HTTPClient + 59 http://[...]/snponly.efi), iPXE DHCPv6 with user "
+                        "class iPXE, HTTP script, kernel+initrd over HTTP/IPv6, NFSv4 root "
+                        "over IPv6",
             # Both PXE options off: HTTPv4 comes first, gets a URL that answers 404 and
-            # fails at once, then HTTPv6 starts (fixtures/packets/README.md).
+            # fails at once, then HTTPv6 starts (fixtures/packets/README.md). HTTPv6 cannot
+            # go first: OVMF 2022.11's HttpBootDhcp6Sarr fails at once while the link-local
+            # address is tentative, which HTTPv4's 4 s DHCP round outlasts (bench/README.md).
             guest=GuestSpec(firmware=Firmware.OVMF, nic_romfile="",
                             fw_cfg=(("opt/org.tianocore/IPv4PXESupport", "n"),
                                     ("opt/org.tianocore/IPv6PXESupport", "n"))),
-            loader=BootLoader.GRUB,
-            milestones=ms.OVMF_HTTP6 + ms.GRUB + ms.LINUX_NFSROOT_IPV6,
-            firmware=("ovmf-code", "grub-x86_64-efi", "grub-mkimage", "qemu"),
+            loader=BootLoader.IPXE_EFI,
+            milestones=ms.OVMF_HTTP6 + ms.IPXE_EFI_NBP + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT_IPV6,
+            firmware=("ovmf-code", "snponly.efi", "qemu"),
             mode=BootMode.UEFI_HTTP,
             ip=IpVersion.IPV6,
-            rules=(Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv6"),
-                        "http://{server}/grubx64.efi", name="uefi-http6-grub"),
+            # iPXE (snponly.efi on OVMF's SNP) first: it must get the script, not itself.
+            # Its DHCPv4 gets an address only, so "filename" comes from DHCPv6 (as in
+            # legacy_pxe_ipv6); the firmware's HTTPv4 attempt gets the 404 URL.
+            rules=(Rule(Match(user_class="iPXE", family="ipv6"), "http://{server}/boot.ipxe",
+                        name="ipxe-script-http6"),
+                   Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv6"),
+                        "http://{server}/snponly.efi", name="uefi-http6-ipxe"),
                    Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv4"),
-                        "http://{server}/no-http-boot-over-ipv4.efi", name="uefi-http4-404")),
+                        "http://{server}/no-http-boot-over-ipv4.efi", name="uefi-http4-404"),
+                   Rule(Match(family="ipv4"), None, name="ipv4-address-only")),
             # A default route saves EDK2's 10 s route-table wait; the solicitation it
             # sends from :: once HTTP boot sets its address is answered at once; a 100 ms
-            # Retrans Timer shortens its DAD of the leased address (bench/README.md).
-            server={"ra_router_lifetime": 1800, "ra_min_interval": 0.0, "ra_retrans_timer": 100},
-            fetched=("grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
+            # Retrans Timer shortens its DAD of the leased address (bench/README.md). The
+            # M flag makes iPXE run stateful DHCPv6 for its script URL.
+            server={"ra_router_lifetime": 1800, "ra_min_interval": 0.0, "ra_retrans_timer": 100,
+                    "ra_managed": True},
+            fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
         ),
     )
 }

@@ -71,7 +71,7 @@ def test_ovmf_without_debug_output_says_so(artifacts: Path) -> None:
     evidence = collect(get_scenario("uefi_http_ipv6"), artifacts, Timeline("uefi_http_ipv6"),
                        [], started_wall=POWER_ON, firmware_log=())
     assert evidence.facts.notes == ("no packet capture (lab.pcap missing)", NO_DEBUG_OUTPUT)
-    assert evidence.facts.nbp == "grubx64.efi" and evidence.facts.initrd_modules == ()
+    assert evidence.facts.nbp == "snponly.efi" and evidence.facts.initrd_modules == ()
 
 
 def test_firmware_log_is_read_from_the_artifacts(artifacts: Path) -> None:

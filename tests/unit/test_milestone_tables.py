@@ -89,7 +89,8 @@ CONSOLES = {
         "iPXE initialising devices...ok", IPXE_BANNER,
         "Press Ctrl-B for the iPXE command line...", IPXE_DHCP, IPXE_SCRIPT, LINUX)),
     "uefi_tftp_ipv4": NL.join((OVMF_PXE4, SYSLINUX_EFI + LINUX)),
-    "uefi_http_ipv4": NL.join((OVMF_HTTP4, IPXE_BANNER, IPXE_DHCP, IPXE_SCRIPT, LINUX)),
+    "uefi_http_ipv4": NL.join((OVMF_HTTP4, IPXE_BANNER, "Press Ctrl-B for the iPXE command "
+                               "line...", IPXE_DHCP, IPXE_SCRIPT, LINUX)),
     "uefi_ipxe_ipv4": NL.join((OVMF_CLEAR + IPXE_BANNER, IPXE_DHCP, IPXE_SCRIPT, LINUX)),
 }
 
