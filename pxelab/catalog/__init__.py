@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from pxelab.errors import ConfigError
+from pxelab.faults import Fault
 from pxelab.scenarios import Scenario
 
 # (scenario, argument or None) -> the scenario with the fault in it.
@@ -92,6 +93,24 @@ def apply_faults(scenario: Scenario, specs: Iterable[str]) -> Scenario:
         fault, argument = parse_spec(spec)
         scenario = fault.applied_to(scenario, argument)
     return scenario
+
+
+def with_faults(scenario: Scenario, *faults: Fault) -> Scenario:
+    """``scenario`` with ``faults`` added to the ones it injects already."""
+    return replace(scenario, faults=(*scenario.faults, *faults))
+
+
+def with_stage_timeout(scenario: Scenario, stage: str, seconds: float) -> Scenario:
+    """``scenario`` giving up on milestone ``stage`` after at most ``seconds``.
+
+    A faulted boot whose failure is silence (no offer taken, a stall) ends there
+    instead of waiting out the stage's own timeout; the evidence of the first
+    seconds shows the cause as well as a full minute would. A scenario without
+    that stage (the fault applied elsewhere by hand) stays as it is.
+    """
+    return replace(scenario, milestones=tuple(
+        replace(m, timeout=min(m.timeout, seconds)) if m.name == stage else m
+        for m in scenario.milestones))
 
 
 def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -> str:

@@ -17,15 +17,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pxelab.bootserver import Dhcp4Mode
-from pxelab.catalog import CatalogFault, register
+from pxelab.catalog import CatalogFault, register, with_stage_timeout
 from pxelab.console import FailurePattern
 from pxelab.errors import ConfigError
 from pxelab.faults import AddOption, OmitOption
 from pxelab.policy import Arch, Match, Rule
 from pxelab.scenarios import BootLoader, Scenario
 
-__all__ = ["FW_DHCP_WAIT", "IPXE_BANNER", "MIN_SECS_STARVING_OVMF", "OVMF_DISCOVER_SECS",
-           "shorten"]
+__all__ = ["FW_DHCP_WAIT", "IPXE_BANNER", "MIN_SECS_STARVING_OVMF", "OVMF_DISCOVER_SECS"]
 
 # Seconds the faulted scenarios wait for OVMF's lease: DISCOVERs go out at about
 # 0, 4 and 12 s, so three of them and the server's answers are in the evidence.
@@ -34,13 +33,6 @@ FW_DHCP_WAIT = 15.0
 IPXE_BANNER = r"iPXE \S+ -- Open Source Network Boot Firmware"
 _PXE_CLIENTS = Match(vendor_class="PXEClient")
 _HTTP_CLIENTS = Match(vendor_class="HTTPClient")
-
-
-def shorten(scenario: Scenario, stage: str, seconds: float) -> Scenario:
-    """``scenario`` with stage ``stage`` given up after ``seconds`` (unchanged if it has none)."""
-    milestones = tuple(replace(m, timeout=min(m.timeout, seconds)) if m.name == stage else m
-                       for m in scenario.milestones)
-    return replace(scenario, milestones=milestones)
 
 
 def _with_policy(scenario: Scenario, **options: object) -> Scenario:
@@ -70,7 +62,7 @@ def _min_secs(scenario: Scenario, argument: str | None) -> Scenario:
     if value > OVMF_DISCOVER_SECS[-1]:
         # Every DISCOVER OVMF will send is withheld: end its ~60 s of silence sooner.
         # (A smaller min_secs only delays OVMF, so its stage keeps its full wait.)
-        changed = shorten(changed, "fw_dhcp", FW_DHCP_WAIT)
+        changed = with_stage_timeout(changed, "fw_dhcp", FW_DHCP_WAIT)
     return changed
 
 
@@ -102,7 +94,7 @@ def _http_no_echo(scenario: Scenario, argument: str | None) -> Scenario:
     # The offer keeps its address and URL; only the HTTPClient echo goes. EDK2's
     # HttpBootDxe does not take an offer without it and keeps asking (~60 s).
     fault = OmitOption("dhcp4.*", 60, match=_HTTP_CLIENTS)
-    return shorten(replace(scenario, faults=(*scenario.faults, fault)), "fw_dhcp",
+    return with_stage_timeout(replace(scenario, faults=(*scenario.faults, fault)), "fw_dhcp",
                    FW_DHCP_WAIT)
 
 

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pxelab.catalog import CatalogFault, register
-from pxelab.errors import ConfigError
+from pxelab.catalog import CatalogFault, register, with_stage_timeout
 from pxelab.faults import DropPacket, Fault, OmitOption
 from pxelab.scenarios import Scenario
 
-__all__ = ["NO_VENDOR_CLASS", "RELEASE_UNANSWERED", "with_stage_timeout"]
-
-
-def with_stage_timeout(scenario: Scenario, stage: str, seconds: float) -> Scenario:
-    """``scenario`` with milestone ``stage`` waited for ``seconds`` instead of its own timeout."""
-    if stage not in {m.name for m in scenario.milestones}:
-        raise ConfigError(f"scenario {scenario.name!r} has no stage {stage!r}")
-    return replace(scenario, milestones=tuple(
-        replace(m, timeout=seconds) if m.name == stage else m for m in scenario.milestones))
+__all__ = ["NO_VENDOR_CLASS", "RELEASE_UNANSWERED"]
 
 
 def _with_fault(scenario: Scenario, fault: Fault, stage: str, seconds: float) -> Scenario:

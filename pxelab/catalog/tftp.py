@@ -16,24 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from pxelab import firmware
-from pxelab.catalog import CatalogFault, register
+from pxelab.catalog import CatalogFault, register, with_faults, with_stage_timeout
 from pxelab.errors import ConfigError
-from pxelab.faults import DropPacket, Fault, OackFault, OackMode, RemoveFile, ReplaceFile
+from pxelab.faults import DropPacket, OackFault, OackMode, RemoveFile, ReplaceFile
 from pxelab.scenarios import Scenario
 
 LDLINUX = "ldlinux.c32"
-
-
-def with_faults(scenario: Scenario, *faults: Fault) -> Scenario:
-    return replace(scenario, faults=(*scenario.faults, *faults))
-
-
-def with_stage_timeout(scenario: Scenario, stage: str, seconds: float) -> Scenario:
-    """``scenario`` waiting at most ``seconds`` for milestone ``stage``."""
-    if stage not in {m.name for m in scenario.milestones}:
-        raise ConfigError(f"scenario {scenario.name} has no stage {stage!r}")
-    return replace(scenario, milestones=tuple(
-        replace(m, timeout=seconds) if m.name == stage else m for m in scenario.milestones))
 
 
 # -- ldlinux.c32 missing --------------------------------------------------------------------
