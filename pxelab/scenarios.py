@@ -316,9 +316,11 @@ SCENARIOS: dict[str, Scenario] = {
             # A default route saves EDK2's 10 s route-table wait; the solicitation it
             # sends from :: once HTTP boot sets its address is answered at once; a 100 ms
             # Retrans Timer shortens its DAD of the leased address (bench/README.md). The
-            # M flag makes iPXE run stateful DHCPv6 for its script URL.
+            # O flag makes iPXE ask stateless DHCPv6 (Information-request) for its script
+            # URL; OVMF's own second client then asks the same and needs no Release (with
+            # the M flag it leased and released an address of its own).
             server={"ra_router_lifetime": 1800, "ra_min_interval": 0.0, "ra_retrans_timer": 100,
-                    "ra_managed": True},
+                    "ra_other": True},
             fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
         ),
     )
