@@ -48,6 +48,7 @@ from pxelab.evidence.firmware_log import DebugPortReader
 from pxelab.evidence.model import LogLine
 from pxelab.firmware import OvmfImage, find_ovmf
 from pxelab.netns import exec_prefix
+from pxelab.nvram import Ip6Settings, ip6_config_variable, write_vars
 from pxelab.resource import Resource
 
 QEMU = "qemu-system-x86_64"
@@ -98,6 +99,14 @@ class GuestSpec:
     nic_romfile: str | None = None
     # (name, string) pairs for -fw_cfg, e.g. ("opt/org.tianocore/IPv4PXESupport", "n").
     fw_cfg: tuple[tuple[str, str], ...] = ()
+    # Milliseconds the firmware waits at its boot menu before it boots (QEMU
+    # -boot menu=on,splash-time=N; OVMF rounds up to whole seconds). 0: no wait.
+    # OVMF connects the NIC's network stack before this wait, so it runs in
+    # parallel with what that stack does on its own (IPv6 link-local DAD).
+    boot_menu_wait_ms: int = 0
+    # OVMF only: the NIC's IPv6 settings in the firmware's NVRAM (pxelab.nvram);
+    # None: a fresh VARS copy, EDK2's defaults (manual policy, one DAD transmit).
+    ip6_settings: Ip6Settings | None = None
     # Direct kernel boot (no network boot program), the benchmark's physical limit.
     kernel: Path | None = None
     initrd: Path | None = None
@@ -114,6 +123,9 @@ class GuestSpec:
             if not name.startswith("opt/"):
                 raise ConfigError(f"GuestSpec.fw_cfg name {name!r} must start with 'opt/' "
                                   "(QEMU reserves the other names for itself)")
+        if not 0 <= self.boot_menu_wait_ms <= 65535:
+            raise ConfigError(f"GuestSpec.boot_menu_wait_ms={self.boot_menu_wait_ms} must be "
+                              "0..65535 (QEMU's splash-time is 16 bits)")
         if self.kernel is None and (self.initrd is not None or self.append):
             raise ConfigError("GuestSpec.initrd and .append need .kernel (direct boot)")
 
@@ -180,6 +192,8 @@ def qemu_command(spec: GuestSpec, tap: str, workdir: Path, accel: Accel, *,
     if spec.firmware.is_uefi():
         command += _ovmf_args(ovmf or find_ovmf(), workdir)
     command += _nic_args(spec, tap)
+    if spec.boot_menu_wait_ms:
+        command += ["-boot", f"menu=on,splash-time={spec.boot_menu_wait_ms}"]
     for name, text in spec.fw_cfg:
         command += ["-fw_cfg", f"name={_value(name)},string={_value(text)}"]
     return command + _direct_boot_args(spec)
@@ -229,12 +243,21 @@ class Guest(Resource):
         """OVMF's debug port lines so far (none for SeaBIOS, none from a release build)."""
         return self._debug_port.lines if self._debug_port is not None else ()
 
+    def _write_vars(self, ovmf: OvmfImage) -> None:
+        """The guest's own VARS flash: the template, with the spec's settings in it."""
+        target = self.workdir / OVMF_VARS
+        if self.spec.ip6_settings is None:
+            shutil.copyfile(ovmf.vars_template, target)
+            return
+        variable = ip6_config_variable(self.spec.mac, self.spec.ip6_settings)
+        write_vars(ovmf.vars_template, target, (variable,))
+
     def start(self) -> None:
         if self._child is not None:
             raise GuestError(f"guest on {self.tap} already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self._ovmf is not None:
-            shutil.copyfile(self._ovmf.vars_template, self.workdir / OVMF_VARS)
+            self._write_vars(self._ovmf)
             # Open before QEMU starts: QEMU's open of the FIFO for writing then never waits.
             self._debug_port = DebugPortReader(self.workdir / OVMF_DEBUG_FIFO,
                                                self.workdir / OVMF_DEBUG_LOG)

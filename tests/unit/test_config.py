@@ -127,6 +127,7 @@ other = true
 interval = 2.5
 router_lifetime = 1800
 min_interval = 0
+retrans_timer = 100
 [tftp]
 port = 6969
 max_blksize = 1432
@@ -145,6 +146,7 @@ port = 8080
     assert not cfg.dhcp6_rapid_commit and cfg.preferred_seconds == 300
     assert cfg.ra_managed and cfg.ra_other and cfg.ra_interval == 2.5
     assert cfg.ra_router_lifetime == 1800 and cfg.ra_min_interval == 0
+    assert cfg.ra_retrans_timer == 100
     assert (cfg.tftp_port, cfg.tftp_max_blksize, cfg.tftp_max_windowsize) == (6969, 1432, 4)
     assert cfg.tftp_timeout == 0.5 and cfg.tftp_retries == 3 and cfg.tftp_allow_absolute
     assert cfg.http_port == 8080
