@@ -237,6 +237,7 @@ class BootRun:
         return {"case": scenario.name, "firmware": str(scenario.guest.firmware),
                 "mode": str(scenario.mode), "ip": str(scenario.ip),
                 "nic_model": scenario.nic_model, "firmware_files": ",".join(scenario.firmware),
+                "firmware_settings": scenario.guest.firmware_settings(),
                 "kernel_flavour": scenario.payload.kernel_flavour,
                 "direct_kernel": self.direct_kernel,
                 "seconds_to_userspace": timeline.seconds("userspace")}

@@ -133,6 +133,16 @@ class GuestSpec:
     def network_boot(self) -> bool:
         return self.kernel is None
 
+    def firmware_settings(self) -> str:
+        """The firmware configuration a result is recorded with ("" for none)."""
+        parts = [f"{name}={text}" for name, text in self.fw_cfg]
+        if self.boot_menu_wait_ms:
+            parts.append(f"boot-menu-wait={self.boot_menu_wait_ms}ms")
+        if self.ip6_settings is not None:
+            parts.append(f"ip6-policy={self.ip6_settings.policy}")
+            parts.append(f"ip6-dad-transmits={self.ip6_settings.dad_transmits}")
+        return ",".join(parts)
+
 
 def _value(text: str | Path) -> str:
     """Escape a value for QEMU's key=value option syntax (a comma is written twice)."""

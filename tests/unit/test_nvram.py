@@ -93,6 +93,15 @@ def test_boot_menu_wait_becomes_splash_time(tmp_path: Path) -> None:
     assert "-boot" not in qemu_command(GuestSpec(), "tap0", tmp_path, Accel.TCG)
 
 
+def test_firmware_settings_are_recorded_as_one_line() -> None:
+    spec = GuestSpec(firmware=Firmware.OVMF, fw_cfg=(("opt/org.tianocore/IPv4PXESupport", "n"),),
+                     boot_menu_wait_ms=1000, ip6_settings=Ip6Settings(Ip6Policy.AUTOMATIC, 0))
+    assert spec.firmware_settings() == (
+        "opt/org.tianocore/IPv4PXESupport=n,boot-menu-wait=1000ms,"
+        "ip6-policy=automatic,ip6-dad-transmits=0")
+    assert GuestSpec().firmware_settings() == ""
+
+
 def test_write_vars_adds_the_variable_and_keeps_the_rest(tmp_path: Path) -> None:
     try:
         template = find_ovmf().vars_template
