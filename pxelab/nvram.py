@@ -137,6 +137,32 @@ def decode_ip6_config(data: bytes) -> dict[int, bytes]:
     return records
 
 
+def read_variables(path: Path) -> tuple[NvVariable, ...]:
+    """Every valid variable in the VARS flash at ``path``, e.g. a guest's after its boot.
+
+    virt-firmware's own list is keyed by name and keeps one of EDK2's two variables
+    named after the MAC (Ip4Config2's and Ip6Config's), so the store is walked here,
+    with its offsets: AUTHENTICATED_VARIABLE_HEADER is 60 bytes, name and data follow,
+    the next header is 4-byte aligned; State 0x3f is VAR_ADDED and not deleted.
+    """
+    store = Edk2VarStore(str(path))
+    found, position = [], store.start
+    while position < store.end:
+        magic, state, attributes = struct.unpack_from("<HBxL", store.filedata, position)
+        if magic != 0x55AA:
+            break
+        name_size, data_size = struct.unpack_from("<LL", store.filedata, position + 36)
+        name_at = position + 60
+        if state == 0x3F:
+            name = store.filedata[name_at:name_at + name_size].decode("utf-16-le")
+            data_at = name_at + name_size
+            guid = uuid.UUID(bytes_le=store.filedata[position + 44:position + 60])
+            found.append(NvVariable(name.rstrip("\0"), guid, attributes,
+                                    store.filedata[data_at:data_at + data_size]))
+        position = (name_at + name_size + data_size + 3) & ~3
+    return tuple(found)
+
+
 def write_vars(template: Path, output: Path, variables: tuple[NvVariable, ...]) -> None:
     """Copy the VARS flash ``template`` to ``output`` with ``variables`` set in it."""
     if not Edk2VarStore.probe(str(template)):

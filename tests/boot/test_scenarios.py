@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import pytest
 
+from pxelab.lab import BootResult
+from pxelab.nvram import IP6_CONFIG_GUID, decode_ip6_config, default_iaid, read_variables
+from pxelab.qemu import OVMF_VARS
 from pxelab.scenarios import IpVersion, Scenario
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
@@ -56,3 +59,18 @@ def test_boot(boot_scenario, pxelab_scenario: Scenario):
     assert props["seconds_to_userspace"] == timeline.seconds("userspace")
     assert props["kernel_version"].endswith(scenario.payload.kernel_flavour)
     assert "qemu-system-x86" in props["packages"]
+    assert props["firmware_settings"] == scenario.guest.firmware_settings()
+    if scenario.guest.ip6_settings is not None:
+        assert_firmware_kept_ip6_settings(result, scenario)
+
+
+def assert_firmware_kept_ip6_settings(result: BootResult, scenario: Scenario) -> None:
+    """OVMF read the NVRAM settings pxelab wrote: it rewrites the variable during the
+    boot (PXE/HTTP boot change the policy) and keeps our IAID and DAD transmit count;
+    had it found the variable corrupt, it would have made a new one with a random IAID
+    and one DAD transmit."""
+    [data] = [v.data for v in read_variables(result.artifacts / OVMF_VARS)
+              if v.guid == IP6_CONFIG_GUID]
+    records = decode_ip6_config(data)
+    assert int.from_bytes(data[:4], "little") == default_iaid(scenario.guest.mac)
+    assert int.from_bytes(records[3], "little") == scenario.guest.ip6_settings.dad_transmits
