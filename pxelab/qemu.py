@@ -126,6 +126,9 @@ class GuestSpec:
         if not 0 <= self.boot_menu_wait_ms <= 65535:
             raise ConfigError(f"GuestSpec.boot_menu_wait_ms={self.boot_menu_wait_ms} must be "
                               "0..65535 (QEMU's splash-time is 16 bits)")
+        if self.ip6_settings is not None and not self.firmware.is_uefi():
+            raise ConfigError("GuestSpec.ip6_settings are OVMF NVRAM settings; "
+                              f"{self.firmware} has none: drop them or use Firmware.OVMF")
         if self.kernel is None and (self.initrd is not None or self.append):
             raise ConfigError("GuestSpec.initrd and .append need .kernel (direct boot)")
 

@@ -86,6 +86,8 @@ def test_settings_are_checked() -> None:
         Ip6Settings(dad_transmits=-1)
     with pytest.raises(ConfigError, match="boot_menu_wait_ms"):
         GuestSpec(firmware=Firmware.OVMF, boot_menu_wait_ms=70000)
+    with pytest.raises(ConfigError, match="OVMF NVRAM settings"):
+        GuestSpec(firmware=Firmware.SEABIOS, ip6_settings=Ip6Settings())
 
 
 def test_boot_menu_wait_becomes_splash_time(tmp_path: Path) -> None:
