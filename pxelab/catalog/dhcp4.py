@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pxelab.bootserver import Dhcp4Mode
-from pxelab.catalog import CatalogFault, register, with_stage_timeout
+from pxelab.catalog import CatalogFault, register, with_faults, with_stage_timeout
 from pxelab.console import FailurePattern
 from pxelab.errors import ConfigError
 from pxelab.faults import AddOption, OmitOption
@@ -94,8 +94,7 @@ def _http_no_echo(scenario: Scenario, argument: str | None) -> Scenario:
     # The offer keeps its address and URL; only the HTTPClient echo goes. EDK2's
     # HttpBootDxe does not take an offer without it and keeps asking (~60 s).
     fault = OmitOption("dhcp4.*", 60, match=_HTTP_CLIENTS)
-    return with_stage_timeout(replace(scenario, faults=(*scenario.faults, fault)), "fw_dhcp",
-                   FW_DHCP_WAIT)
+    return with_stage_timeout(with_faults(scenario, fault), "fw_dhcp", FW_DHCP_WAIT)
 
 
 HTTP_NO_ECHO = CatalogFault(
@@ -119,7 +118,7 @@ def _binl(scenario: Scenario, argument: str | None) -> Scenario:
     # closed: proxy mode's boot service would answer and hide the trap.
     faults = (AddOption("dhcp4.*", 60, b"PXEClient", match=_PXE_CLIENTS),
               OmitOption("dhcp4.*", 43, match=_PXE_CLIENTS))
-    return replace(scenario, faults=(*scenario.faults, *faults),
+    return replace(with_faults(scenario, *faults),
                    server={**scenario.server, "dhcp4_mode": Dhcp4Mode.FULL})
 
 

@@ -7,18 +7,11 @@ before it starts the NBP (see each entry).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from pxelab.catalog import CatalogFault, register, with_stage_timeout
-from pxelab.faults import DropPacket, Fault, OmitOption
+from pxelab.catalog import CatalogFault, register, with_faults, with_stage_timeout
+from pxelab.faults import DropPacket, OmitOption
 from pxelab.scenarios import Scenario
 
 __all__ = ["NO_VENDOR_CLASS", "RELEASE_UNANSWERED"]
-
-
-def _with_fault(scenario: Scenario, fault: Fault, stage: str, seconds: float) -> Scenario:
-    return with_stage_timeout(replace(scenario, faults=(*scenario.faults, fault)), stage,
-                              seconds)
 
 
 # An Advertise without option 16 "HTTPClient" is no HTTP offer to EDK2
@@ -34,7 +27,8 @@ _NO_ECHO_WAIT = 20.0
 
 
 def _omit_vendor_class(scenario: Scenario, argument: str | None) -> Scenario:
-    return _with_fault(scenario, OmitOption("dhcp6.*", 16), "fw_dhcp", _NO_ECHO_WAIT)
+    return with_stage_timeout(with_faults(scenario, OmitOption("dhcp6.*", 16)), "fw_dhcp",
+                              _NO_ECHO_WAIT)
 
 
 NO_VENDOR_CLASS = CatalogFault(
@@ -68,8 +62,8 @@ _RELEASE_WAIT = 20.0
 
 def _drop_release(scenario: Scenario, argument: str | None) -> Scenario:
     # count=0: every Release, retransmissions included.
-    return _with_fault(scenario, DropPacket("dhcp6.release", count=0), "nbp_start",
-                       _RELEASE_WAIT)
+    return with_stage_timeout(with_faults(scenario, DropPacket("dhcp6.release", count=0)),
+                              "nbp_start", _RELEASE_WAIT)
 
 
 RELEASE_UNANSWERED = CatalogFault(
