@@ -10,11 +10,10 @@ Fixed configurations that are the same boot are booted once per module.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from regress import FixedBoots, assert_boots, assert_fails_as_catalogued, faulted_case
 
-from pxelab.catalog import CatalogFault, apply_faults, get_fault
+from pxelab.catalog import apply_faults, get_fault
 from pxelab.catalog.dhcp4 import MIN_SECS_STARVING_OVMF, OVMF_DISCOVER_SECS
 from pxelab.events import Event
 from pxelab.lab import BootResult
@@ -24,35 +23,8 @@ from pxelab.scenarios import Scenario
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
-# Boots of fixed configurations, by configuration: several entries fix to the same one.
-_BOOTED: dict[str, BootResult] = {}
-
-
-def boot_once(boot_scenario: BootFactory, scenario: Scenario) -> BootResult:
-    """``scenario`` booted, or its earlier boot in this module (same configuration)."""
-    key = repr(replace(scenario, applied=()))
-    if key not in _BOOTED:
-        _BOOTED[key] = boot_scenario(scenario)
-    return _BOOTED[key]
-
-
-def faulted(entry: CatalogFault, argument: str | None = None) -> Scenario:
-    spec = entry.name if argument is None else f"{entry.name}={argument}"
-    return apply_faults(find_case(entry.scenario), [spec])
-
-
-def assert_fails_as_catalogued(result: BootResult, entry: CatalogFault) -> None:
-    timeline = result.timeline
-    assert not result.ok
-    assert timeline.failed_stage == entry.stage, (
-        f"failed at {timeline.failed_stage} ({timeline.failure}), expected {entry.stage}")
-    assert result.diagnosis is not None, "BootRun diagnoses every boot"
-    assert entry.cause in result.diagnosis.codes, result.diagnosis.render()
-
-
-def assert_boots(result: BootResult) -> None:
-    timeline = result.timeline
-    assert result.ok, f"stage {timeline.failed_stage} failed: {timeline.failure}"
+# Several entries fix to the same configuration: it is booted once.
+_FIXED = FixedBoots()
 
 
 def guest_events(result: BootResult, scenario: Scenario, kind: str,
@@ -74,7 +46,7 @@ def secs_answered(result: BootResult, scenario: Scenario,
 def test_min_secs_above_ovmfs_secs_starves_it_and_min_secs_0_boots(
         boot_scenario: BootFactory) -> None:
     entry = get_fault("min-secs")
-    scenario = faulted(entry)  # min_secs 30: above the 0, 4, 12, 28 OVMF sends
+    scenario = faulted_case(entry)  # min_secs 30: above the 0, 4, 12, 28 OVMF sends
     result = boot_scenario(scenario)
     assert_fails_as_catalogued(result, entry)
     # OVMF retried and the server said each time why it stayed silent.
@@ -85,7 +57,7 @@ def test_min_secs_above_ovmfs_secs_starves_it_and_min_secs_0_boots(
     assert all(e.reason.endswith(f"< min_secs={MIN_SECS_STARVING_OVMF}")
                for e in guest_events(result, scenario, "withheld"))
 
-    assert_boots(boot_once(boot_scenario, entry.fixed_for(find_case(entry.scenario))))
+    _FIXED.boot(boot_scenario, entry)
 
 
 def test_min_secs_2_costs_ovmf_one_retransmission(boot_scenario: BootFactory) -> None:
@@ -114,7 +86,7 @@ def test_min_secs_2_lets_ipxe_through_at_once(boot_scenario: BootFactory) -> Non
 
 def test_http_offer_without_httpclient_echo_is_ignored(boot_scenario: BootFactory) -> None:
     entry = get_fault("http-no-echo")
-    scenario = faulted(entry)
+    scenario = faulted_case(entry)
     result = boot_scenario(scenario)
     assert_fails_as_catalogued(result, entry)
     offers = guest_events(result, scenario, "offer")
@@ -123,7 +95,7 @@ def test_http_offer_without_httpclient_echo_is_ignored(boot_scenario: BootFactor
                for e in offers)
     assert not guest_events(result, scenario, "ack"), "no REQUEST followed the offers"
 
-    assert_boots(boot_once(boot_scenario, entry.fixed_for(find_case(entry.scenario))))
+    _FIXED.boot(boot_scenario, entry)
 
 
 # -- binl-no-option-43 ---------------------------------------------------------------------------
@@ -131,7 +103,7 @@ def test_http_offer_without_httpclient_echo_is_ignored(boot_scenario: BootFactor
 def test_pxeclient_echo_without_43_sends_uefi_pxe_to_port_4011(
         boot_scenario: BootFactory) -> None:
     entry = get_fault("binl-no-option-43")
-    scenario = faulted(entry)
+    scenario = faulted_case(entry)
     result = boot_scenario(scenario)
     assert_fails_as_catalogued(result, entry)
     acks = guest_events(result, scenario, "ack")
@@ -144,14 +116,14 @@ def test_pxeclient_echo_without_43_sends_uefi_pxe_to_port_4011(
             if (p.proto, p.kind) == ("dhcp4", "request") and p.fields.get("dport") == 4011]
     assert len(binl) >= 2, "the client asked a boot server on UDP 4011, more than once"
 
-    assert_boots(boot_once(boot_scenario, entry.fixed_for(find_case(entry.scenario))))
+    _FIXED.boot(boot_scenario, entry)
 
 
 # -- ipxe-loop -----------------------------------------------------------------------------------
 
 def test_ipxe_without_its_own_rule_loads_itself_again(boot_scenario: BootFactory) -> None:
     entry = get_fault("ipxe-loop")
-    scenario = faulted(entry)
+    scenario = faulted_case(entry)
     result = boot_scenario(scenario)
     assert_fails_as_catalogued(result, entry)
     assert "iPXE started again" in (result.timeline.failure or "")
@@ -163,4 +135,4 @@ def test_ipxe_without_its_own_rule_loads_itself_again(boot_scenario: BootFactory
             and e.details["path"] == "/snponly.efi" and e.details["status"] == 200]
     assert len(gets) == 2, "OVMF fetched iPXE, then iPXE fetched itself"
 
-    assert_boots(boot_once(boot_scenario, entry.fixed_for(find_case(entry.scenario))))
+    _FIXED.boot(boot_scenario, entry)

@@ -11,31 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from regress import FixedBoots, boot_as_catalogued
 
-from pxelab.catalog import CatalogFault, apply_faults, get_fault
+from pxelab.catalog import get_fault
 from pxelab.lab import BootResult
 from pxelab.matrix import find_case
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
-
-def boot_faulted(boot_scenario: Any, entry: CatalogFault) -> BootResult:
-    """Boot the entry's case with the fault; check the stage, the reason and the cause."""
-    scenario = apply_faults(find_case(entry.scenario), [entry.name])
-    result = boot_scenario(scenario)
-    timeline = result.timeline
-    assert not result.ok
-    assert timeline.failed_stage == entry.stage, (
-        f"failed at {timeline.failed_stage!r}, not {entry.stage!r}: {timeline.failure}\n"
-        f"{timeline.console_tail}")
-    assert result.diagnosis is not None, "BootRun diagnoses every boot"
-    assert entry.cause in result.diagnosis.codes, result.diagnosis.render()
-    return result
-
-
-def boot_fixed(boot_scenario: Any, entry: CatalogFault) -> None:
-    result = boot_scenario(entry.fixed_for(find_case(entry.scenario)))
-    assert result.ok, f"stage {result.timeline.failed_stage}: {result.timeline.failure}"
+_FIXED = FixedBoots()
 
 
 def dhcp6(result: BootResult, kind: str) -> list[Any]:
@@ -46,7 +30,7 @@ def dhcp6(result: BootResult, kind: str) -> list[Any]:
 
 def test_dhcp6_no_vendor_class(boot_scenario: Any) -> None:
     entry = get_fault("dhcp6-no-vendor-class")
-    result = boot_faulted(boot_scenario, entry)
+    result = boot_as_catalogued(boot_scenario, entry)
     timeline = result.timeline
     # HTTPv4 failed at once, HTTPv6 started, and its DHCPv6 never got an address: EDK2
     # gives up on the first Advertise (see the entry) and says so misleadingly.
@@ -60,12 +44,12 @@ def test_dhcp6_no_vendor_class(boot_scenario: Any) -> None:
         result, "solicit"))
     assert not dhcp6(result, "request"), "an Advertise without HTTPClient gets no Request"
     assert any(e.source == "fault" and e.request == "dhcp6.advertise" for e in result.events)
-    boot_fixed(boot_scenario, entry)
+    _FIXED.boot(boot_scenario, entry)
 
 
 def test_dhcp6_release_unanswered(boot_scenario: Any) -> None:
     entry = get_fault("dhcp6-release-unanswered")
-    result = boot_faulted(boot_scenario, entry)
+    result = boot_as_catalogued(boot_scenario, entry)
     timeline = result.timeline
     # The NBP came down; the client then released its lease and got no Reply.
     assert [h.name for h in timeline.hits][-2:] == ["nbp_url", "nbp"]
@@ -81,4 +65,4 @@ def test_dhcp6_release_unanswered(boot_scenario: Any) -> None:
     assert downloaded and dropped[0].time >= downloaded[-1].time
     assert not any(e.source == "dhcp6" and e.kind == "reply"
                    and e.details.get("in_reply_to") == "release" for e in result.events)
-    boot_fixed(boot_scenario, entry)
+    _FIXED.boot(boot_scenario, entry)

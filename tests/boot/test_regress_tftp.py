@@ -13,41 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from regress import FixedBoots, boot_as_catalogued
 
-from pxelab.catalog import CatalogFault, apply_faults, get_fault
+from pxelab.catalog import get_fault
 from pxelab.events import Event
 from pxelab.lab import BootResult
-from pxelab.matrix import find_case
-from pxelab.scenarios import Scenario
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
-# Fixed boots by scenario (repr: scenarios hold dicts), shared by the module's tests.
-_FIXED: dict[str, BootResult] = {}
-
-
-def boot_faulted(boot_scenario: Any, entry: CatalogFault, spec: str | None = None) -> BootResult:
-    """Boot the entry's case with the fault; check the stage and the diagnosis."""
-    scenario = apply_faults(find_case(entry.scenario), [spec or entry.name])
-    result = boot_scenario(scenario)
-    timeline = result.timeline
-    assert not result.ok
-    assert timeline.failed_stage == entry.stage, (
-        f"failed at {timeline.failed_stage!r}, not {entry.stage!r}: {timeline.failure}\n"
-        f"{timeline.console_tail}")
-    if result.diagnosis is not None:
-        assert entry.cause in result.diagnosis.codes, result.diagnosis.render()
-    return result
-
-
-def boot_fixed(boot_scenario: Any, entry: CatalogFault) -> BootResult:
-    scenario: Scenario = entry.fixed_for(find_case(entry.scenario))
-    key = repr(scenario)
-    if key not in _FIXED:
-        _FIXED[key] = boot_scenario(scenario)
-    result = _FIXED[key]
-    assert result.ok, f"stage {result.timeline.failed_stage}: {result.timeline.failure}"
-    return result
+_FIXED = FixedBoots()
 
 
 def tftp(result: BootResult, kind: str, file: str | None = None) -> list[Event]:
@@ -61,7 +35,7 @@ def injected(result: BootResult) -> list[Event]:
 
 def test_ldlinux_missing(boot_scenario: Any) -> None:
     entry = get_fault("ldlinux-missing")
-    result = boot_faulted(boot_scenario, entry)
+    result = boot_as_catalogued(boot_scenario, entry)
     timeline = result.timeline
     assert timeline.seconds("bootloader") is not None, "PXELINUX started"
     assert "Failed to load ldlinux.c32" in timeline.console_tail
@@ -69,12 +43,12 @@ def test_ldlinux_missing(boot_scenario: Any) -> None:
     missing = [e.details["file"] for e in tftp(result, "not_found")]
     assert missing and missing[0] == "ldlinux.c32", missing
     assert [e.reason for e in injected(result)] == ["remove ldlinux.c32 from the data root"]
-    boot_fixed(boot_scenario, entry)
+    _FIXED.boot(boot_scenario, entry)
 
 
 def test_ldlinux_foreign(boot_scenario: Any) -> None:
     entry = get_fault("ldlinux-foreign")
-    result = boot_faulted(boot_scenario, entry)
+    result = boot_as_catalogued(boot_scenario, entry)
     assert "Failed to load ldlinux.c32" in result.timeline.console_tail
     assert [e.reason for e in injected(result)] == [
         "replace ldlinux.c32 with ldlinux.e64 of the syslinux efi64 build"]
@@ -83,12 +57,12 @@ def test_ldlinux_foreign(boot_scenario: Any) -> None:
     (closed,) = tftp(result, "aborted", "ldlinux.c32")
     assert "client sent ERROR 0" in closed.reason
     assert tftp(result, "rrq", "boot/isolinux/ldlinux.c32")
-    boot_fixed(boot_scenario, entry)
+    _FIXED.boot(boot_scenario, entry)
 
 
 def test_ldlinux_rrq_dropped(boot_scenario: Any) -> None:
     entry = get_fault("ldlinux-rrq-dropped")
-    result = boot_faulted(boot_scenario, entry)
+    result = boot_as_catalogued(boot_scenario, entry)
     timeline = result.timeline
     assert timeline.seconds("bootloader") is not None, "PXELINUX started"
     assert "within" in (timeline.failure or ""), "a silent wait, ended by the shortened stage"
@@ -98,12 +72,12 @@ def test_ldlinux_rrq_dropped(boot_scenario: Any) -> None:
     assert len(dropped) >= 3 and all("ldlinux.c32" in e.request for e in dropped)
     assert not [e for e in result.events if e.source == "tftp"
                 and "ldlinux.c32" in e.details.get("file", "")]
-    boot_fixed(boot_scenario, entry)
+    _FIXED.boot(boot_scenario, entry)
 
 
 def test_tftp_blksize_mtu(boot_scenario: Any) -> None:
     entry = get_fault("tftp-blksize-mtu")
-    result = boot_faulted(boot_scenario, entry)
+    result = boot_as_catalogued(boot_scenario, entry)
     assert "Connection timed out" in result.timeline.console_tail
     # The server agreed to iPXE's blksize 1432 (its own link is 1500 bytes) and not one
     # DATA block of pxelinux.0 got across the 1200-byte hop.
@@ -112,23 +86,23 @@ def test_tftp_blksize_mtu(boot_scenario: Any) -> None:
     assert not tftp(result, "sent", "pxelinux.0")
     if result.evidence is not None:
         assert result.evidence.facts.link_mtu == 1200
-    boot_fixed(boot_scenario, entry)
+    _FIXED.boot(boot_scenario, entry)
 
 
 def test_oack_malformed(boot_scenario: Any) -> None:
     entry = get_fault("oack-malformed")
-    result = boot_faulted(boot_scenario, entry)
+    result = boot_as_catalogued(boot_scenario, entry)
     assert "PXE-E99" in result.timeline.console_tail
     (oack,) = tftp(result, "oack", "syslinux.efi")
     assert oack.details["fault"] == "corrupt"
     (aborted,) = tftp(result, "aborted", "syslinux.efi")
     assert "client sent ERROR" in aborted.reason
-    boot_fixed(boot_scenario, entry)
+    _FIXED.boot(boot_scenario, entry)
 
 
 def test_oack_extra_option(boot_scenario: Any) -> None:
     entry = get_fault("oack-extra-option")
-    result = boot_faulted(boot_scenario, entry)
+    result = boot_as_catalogued(boot_scenario, entry)
     assert "Failed to load ldlinux.e64" in result.timeline.console_tail
     # OVMF took the NBP's OACK with timeout=5 in it; syslinux refused ldlinux.e64's.
     assert tftp(result, "sent", "syslinux.efi")
@@ -137,4 +111,4 @@ def test_oack_extra_option(boot_scenario: Any) -> None:
     assert "timeout" not in oacks[0].details["requested"]
     (aborted, *_) = tftp(result, "aborted", "ldlinux.e64")
     assert "TFTP protocol error" in aborted.reason
-    boot_fixed(boot_scenario, entry)
+    _FIXED.boot(boot_scenario, entry)
