@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from dhcp6_client import Client6
 from nslab import Lab, two_namespaces
 
+from pxelab.bootserver import BootServer
 from pxelab.events import EventLog
 
 
@@ -21,3 +23,18 @@ def lab() -> Iterator[Lab]:
 def events() -> EventLog:
     """Module scope: the event log the module's server writes to."""
     return EventLog()
+
+
+@pytest.fixture
+def client_factory(lab: Lab, server: BootServer) -> Iterator[Callable[[str], Client6]]:
+    """Function scope: makes DHCPv6 Client6 objects and closes them (and their addresses)
+    after; the module's own ``server`` fixture must be running."""
+    made: list[Client6] = []
+
+    def make(mac: str) -> Client6:
+        made.append(Client6(lab, mac))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()

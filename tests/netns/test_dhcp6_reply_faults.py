@@ -2,7 +2,7 @@
 
 What the regression catalog's dhcp6 entries do to a booting guest, on the wire:
 an Advertise and Reply without option 16, and a Release left unanswered.
-Crafting helpers come from test_dhcp6_server (same layout, same clients).
+Crafting helpers come from dhcp6_client (the same client as test_dhcp6_server).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from dhcp6_client import Client6, dhcp6_config, edk2_solicit, follow_up, vendor_data
 from nslab import Lab, event
 from scapy.layers.dhcp6 import (
     DHCP6_Advertise,
@@ -19,7 +20,6 @@ from scapy.layers.dhcp6 import (
     DHCP6OptBootFileUrl,
     DHCP6OptVendorClass,
 )
-from test_dhcp6_server import Client6, dhcp6_config, edk2_solicit, follow_up, vendor_data
 
 from pxelab.bootserver import BootServer
 from pxelab.events import EventLog
@@ -45,19 +45,6 @@ def server(lab: Lab, events: EventLog,
     config = dhcp6_config(tmp_path_factory.mktemp("dhcp6-faults"))
     with BootServer(config, POLICY, events, namespace=lab.server) as running:
         yield running
-
-
-@pytest.fixture
-def client_factory(lab: Lab, server: BootServer) -> Iterator[Callable[[str], Client6]]:
-    made: list[Client6] = []
-
-    def make(mac: str) -> Client6:
-        made.append(Client6(lab, mac))
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
 
 
 def test_http_client_gets_no_httpclient_echo(client_factory: Callable[[str], Client6],
