@@ -13,6 +13,7 @@ import itertools
 import os
 import select
 import signal
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import pytest
 from pyroute2 import NetNS, netns
 
 from pxelab.events import Event
+from pxelab.netns import thread_in_namespace
 
 SERVER4 = "192.0.2.1"
 SERVER6 = "2001:db8::1"
@@ -83,6 +85,17 @@ def in_client(lab: Lab, argv: list[str], timeout: float = 30) -> subprocess.Comp
     """Run ``argv`` in the client namespace and capture its output."""
     return subprocess.run(["ip", "netns", "exec", lab.client, *argv], capture_output=True,
                           text=True, timeout=timeout, check=False)
+
+
+def dhcp4_client_socket(lab: Lab, port: int = 68, address: str = "0.0.0.0") -> socket.socket:
+    """A UDP socket in the client namespace, bound to eth0 and ``address``:``port``, that may
+    broadcast: where crafted DHCPv4 clients send from and read replies."""
+    with thread_in_namespace(lab.client):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+    sock.bind((address, port))
+    return sock
 
 
 def event(source: str, kind: str, **match: Any) -> Callable[[Event], bool]:

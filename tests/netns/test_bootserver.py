@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nslab import SERVER4, SERVER6, Lab, event, in_client
+from nslab import SERVER4, SERVER6, Lab, dhcp4_client_socket, event, in_client
 from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet6 import ICMPv6ND_RS
@@ -77,11 +77,7 @@ class DhcpClient:
     """Broadcasts crafted requests from the client namespace and collects replies by xid."""
 
     def __init__(self, lab: Lab) -> None:
-        with thread_in_namespace(lab.client):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-        self.sock.bind(("0.0.0.0", 68))
+        self.sock = dhcp4_client_socket(lab)
         self.sock.settimeout(5)
 
     def send(self, mac: str, xid: int, options: list[Any], ciaddr: str = "0.0.0.0") -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nslab import CLIENT4, SERVER4, Lab, event, in_client, stop_processes_mentioning, two_namespaces
+from nslab import (
+    CLIENT4,
+    SERVER4,
+    Lab,
+    dhcp4_client_socket,
+    event,
+    in_client,
+    stop_processes_mentioning,
+    two_namespaces,
+)
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from pxelab.bootserver import BootServer, Dhcp4Mode, ServerConfig
@@ -33,7 +41,6 @@ from pxelab.dhcp4.codec import MessageType
 from pxelab.errors import ConfigError
 from pxelab.events import EventLog
 from pxelab.faults import DelayPacket, DropPacket, Fault
-from pxelab.netns import thread_in_namespace
 from pxelab.policy import HostRule, Match, Rule, RulePolicy
 
 pytestmark = pytest.mark.netns
@@ -115,11 +122,7 @@ class Client:
     """Crafted DHCPv4 requests from the client namespace, replies collected by xid."""
 
     def __init__(self, lab: Lab, port: int = 68, address: str = "0.0.0.0") -> None:
-        with thread_in_namespace(lab.client):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-        self.sock.bind((address, port))
+        self.sock = dhcp4_client_socket(lab, port, address)
         self.source: tuple[str, int] = ("", 0)
 
     def send(self, mac: str, xid: int, *options: Any, to: tuple[str, int] = ("255.255.255.255",

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nslab import CLIENT4, CLIENT6, SERVER4, SERVER6, Lab, event, in_client
+from nslab import CLIENT4, CLIENT6, SERVER4, SERVER6, Lab, dhcp4_client_socket, event, in_client
 from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 
@@ -267,12 +267,7 @@ def test_idle_connection_closed_with_event(lab: Lab, server: BootServer,
 
 def dhcp_lease(lab: Lab, mac: str, arch: int) -> str:
     """DISCOVER/OFFER/REQUEST/ACK with scapy-built packets; the leased address."""
-    with thread_in_namespace(lab.client):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-        sock.bind(("0.0.0.0", 68))
+    with dhcp4_client_socket(lab) as sock:
         sock.settimeout(5)
         chaddr = bytes.fromhex(mac.replace(":", ""))
         extra = [(93, arch.to_bytes(2, "big")), (77, b"iPXE")]

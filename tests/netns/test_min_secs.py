@@ -19,13 +19,12 @@ with scapy, so that a firmware update that changes it shows up here.
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nslab import SERVER4, Lab, event
+from nslab import SERVER4, Lab, dhcp4_client_socket, event
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.utils import rdpcap
 
@@ -33,7 +32,6 @@ from pxelab.bootserver import BootServer, ServerConfig
 from pxelab.dhcp4 import codec
 from pxelab.dhcp4.codec import MessageType
 from pxelab.events import Event, EventLog
-from pxelab.netns import thread_in_namespace
 from pxelab.paths import fixtures_dir
 from pxelab.policy import RulePolicy
 
@@ -100,11 +98,7 @@ class Client:
     """A UDP socket on the client's port 68: crafted or replayed requests, replies by xid."""
 
     def __init__(self, lab: Lab) -> None:
-        with thread_in_namespace(lab.client):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-        self.sock.bind(("0.0.0.0", 68))
+        self.sock = dhcp4_client_socket(lab)
 
     def send(self, data: bytes) -> None:
         self.sock.sendto(data, ("255.255.255.255", 67))
