@@ -138,14 +138,18 @@ def decode_ip6_config(data: bytes) -> dict[int, bytes]:
 
 
 def read_variables(path: Path) -> tuple[NvVariable, ...]:
-    """Every valid variable in the VARS flash at ``path``, e.g. a guest's after its boot.
+    """Every valid variable in the VARS flash at ``path``, e.g. a guest's after its boot."""
+    return _variables(Edk2VarStore(str(path)))
+
+
+def _variables(store: Edk2VarStore) -> tuple[NvVariable, ...]:
+    """The store's valid variables, walked here with its offsets.
 
     virt-firmware's own list is keyed by name and keeps one of EDK2's two variables
-    named after the MAC (Ip4Config2's and Ip6Config's), so the store is walked here,
-    with its offsets: AUTHENTICATED_VARIABLE_HEADER is 60 bytes, name and data follow,
-    the next header is 4-byte aligned; State 0x3f is VAR_ADDED and not deleted.
+    named after the MAC (Ip4Config2's and Ip6Config's).
+    AUTHENTICATED_VARIABLE_HEADER is 60 bytes, name and data follow, the next header
+    is 4-byte aligned; State 0x3f is VAR_ADDED and not deleted.
     """
-    store = Edk2VarStore(str(path))
     found, position = [], store.start
     while position < store.end:
         magic, state, attributes = struct.unpack_from("<HBxL", store.filedata, position)
@@ -169,11 +173,16 @@ def write_vars(template: Path, output: Path, variables: tuple[NvVariable, ...]) 
         raise GuestError(f"{template} is not a raw EDK2 variable store; pick an OVMF "
                          "build whose VARS template is raw (Debian's *_VARS*.fd are)")
     store = Edk2VarStore(str(template))
-    varlist = store.get_varlist()
+    varlist = store.get_varlist()  # keyed by name; writes each entry under its own name
+    if len(varlist) != len(_variables(store)):
+        raise GuestError(f"{template} holds two variables of the same name (EDK2 names its "
+                         "IPv4 and IPv6 settings after the MAC); rewriting it would lose one: "
+                         "start from OVMF's fresh VARS template")
     for variable in variables:
-        # Keyed by GUID too: Ip4Config2 and Ip6Config both name theirs after the MAC.
-        # virt-firmware writes each entry under its own name, whatever the key.
-        varlist[f"{variable.guid}:{variable.name}"] = efivar.EfiVar(
-            ucs16.from_string(variable.name), guid=str(variable.guid),
-            attr=variable.attributes, data=variable.data)
+        key = variable.name
+        same_name = varlist.get(key)
+        if same_name is not None and same_name.guid != variable.guid:
+            key = f"{variable.guid}:{variable.name}"  # keep both, as EDK2 does
+        varlist[key] = efivar.EfiVar(ucs16.from_string(variable.name), guid=str(variable.guid),
+                                     attr=variable.attributes, data=variable.data)
     store.write_varstore(str(output), varlist)

@@ -120,6 +120,19 @@ def test_write_vars_adds_the_variable_and_keeps_the_rest(tmp_path: Path) -> None
     before, after = read_variables(template), read_variables(output)
     assert output.stat().st_size == template.stat().st_size
     assert set(after) == set(before) | {variable, ip4}
+    # Written again over itself: the same variable replaced, not added twice.
+    again = tmp_path / "again.fd"
+    write_vars(template, again, (variable,))
+    write_vars(again, again, (replace_data(variable, b"x"),))
+    mine = [v for v in read_variables(again) if v.name == variable.name]
+    assert [v.data for v in mine] == [b"x"]
+    # A store holding both same-named variables cannot go through virt-firmware's list.
+    with pytest.raises(GuestError, match="two variables of the same name"):
+        write_vars(output, tmp_path / "lost.fd", ())
+
+
+def replace_data(variable: NvVariable, data: bytes) -> NvVariable:
+    return NvVariable(variable.name, variable.guid, variable.attributes, data)
 
 
 def test_write_vars_refuses_a_file_that_is_no_varstore(tmp_path: Path) -> None:
