@@ -3,7 +3,7 @@
 Each test boots the catalogued case twice: with the fault (the boot fails at the
 entry's stage, for the entry's reason) and fixed (it reaches userspace).
 
-    /work/bootslot .venv/bin/pytest tests/boot/test_regress_dhcp6.py -k release
+    pytest tests/boot/test_regress_dhcp6.py -k release
 """
 
 from __future__ import annotations

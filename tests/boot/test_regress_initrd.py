@@ -4,7 +4,7 @@ Each test boots the catalogued case with the fault (the kernel and initramfs run
 no network device appears, the console says so and the kernel panics: the
 field report's picture) and fixed (it reaches userspace on the NFS root).
 
-    /work/bootslot .venv/bin/pytest tests/boot/test_regress_initrd.py -k no_nic \\
+    pytest tests/boot/test_regress_initrd.py -k no_nic \\
         -p no:cacheprovider --pxelab-artifacts /tmp/art
 """
 

@@ -5,7 +5,7 @@ entry's stage, with the console text and server events a person sees in the
 field) and fixed (it reaches userspace). Identical fixed boots are booted once
 per module ("legacy_pxe_ipv4 as it is" serves three entries).
 
-    /work/bootslot .venv/bin/pytest tests/boot/test_regress_tftp.py -k ldlinux_missing
+    pytest tests/boot/test_regress_tftp.py -k ldlinux_missing
 """
 
 from __future__ import annotations
