@@ -70,8 +70,12 @@ def test_min_secs_2_costs_ovmf_one_retransmission(boot_scenario: BootFactory) ->
     result = boot_scenario(scenario)
     assert_boots(result)
     assert secs_answered(result, scenario, 7) == [("withheld", 0), ("offer", 4)]
-    assert secs_answered(result, scenario, None) == [("withheld", 0), ("offer", 4),
-                                                     ("withheld", 0), ("offer", 2)]
+    # syslinux.efi's EDK2 DHCP sends secs 0 then 4 like the firmware's; udhcpc counts
+    # the seconds since it started, 2 when its retransmission leaves on time and more
+    # when the guest runs late (3 seen under a host stall).
+    answered = secs_answered(result, scenario, None)
+    assert answered[:3] == [("withheld", 0), ("offer", 4), ("withheld", 0)]
+    assert len(answered) == 4 and answered[3][0] == "offer" and answered[3][1] >= 2
 
 
 def test_min_secs_2_lets_ipxe_through_at_once(boot_scenario: BootFactory) -> None:

@@ -41,6 +41,9 @@ class Link:
     client: str  # namespace name
 
 
+WARM_UP_WAIT = 3.0
+
+
 @pytest.fixture(scope="module")
 def link() -> Iterator[Link]:
     """Module scope: a lab and a client namespace joined through bridge port vlab0."""
@@ -61,7 +64,12 @@ def link() -> Iterator[Link]:
                 ipr.addr("add", index=veth, address=CLIENT, prefixlen=24)
                 ipr.link("set", index=veth, state="up")
                 ipr.poll(ipr.addr, "dump", index=veth, address=CLIENT, timeout=5)
-            yield Link(lab, name)
+            made = Link(lab, name)
+            # The first datagrams wait for ARP and the new bridge port; on a busy host
+            # that took longer than the tests' 0.3 s once (CI). Fill the caches first.
+            if datagrams_across(made, 1, wait=WARM_UP_WAIT) != 1:
+                pytest.fail(f"no datagram crossed the new link in {WARM_UP_WAIT}s")
+            yield made
         finally:
             pyroute2_netns.remove(name)
 
@@ -120,7 +128,7 @@ def lab_json(link: Link, *argv: str) -> list[dict[str, object]]:
 
 def test_full_loss_drops_everything_and_zero_restores(clean: Link,
                                                       caplog: pytest.LogCaptureFixture) -> None:
-    assert datagrams_across(clean, 20) == 20  # also fills the neighbour caches
+    assert datagrams_across(clean, 20) == 20
     with caplog.at_level(logging.INFO, logger="pxelab.network"):
         set_ = clean.lab.impair(PORT, loss=100)
     assert set_ == Impairment(loss=100) and clean.lab.impairments[PORT] == set_
