@@ -1,16 +1,38 @@
 #!/usr/bin/env bash
-# Set up pxelab on Debian 12 (as root) and run one job. Idempotent: a second run
+# Set up pxelab on Debian 12 or 13 (as root) and run one job. Idempotent: a second run
 # installs nothing and goes straight to the job.
 #
 #   ./setup.sh boot [SCENARIO] [ARGS]  boot a scenario (default legacy_pxe_ipv4), print its timeline
 #   ./setup.sh test [PYTEST ARGS]      run the test suite
 #   ./setup.sh install                 only set up
-set -euo pipefail
+set -eEuo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
 venv="$here/.venv"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+fail() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
+
+# step NAME HINT COMMAND...: run COMMAND; if it fails, say which step failed and what to do.
+step() {
+    local name=$1 hint=$2
+    shift 2
+    "$@" || fail "step '$name' failed (exit $?): $hint"
+}
+
+# Any other command that fails still names itself instead of ending the script silently.
+trap 'fail "line $LINENO: \"$BASH_COMMAND\" failed (exit $?)"' ERR
+
+supported_host() {
+    local id="" version=""
+    # shellcheck disable=SC1091
+    [ -r /etc/os-release ] && . /etc/os-release && id=${ID:-} version=${VERSION_ID:-}
+    case "$id:$version" in
+        debian:12|debian:13) ;;
+        *) say "warning: pxelab supports Debian 12 and 13 hosts; this is ${PRETTY_NAME:-unknown}" ;;
+    esac
+    command -v apt-get >/dev/null || fail "apt-get not found: pxelab installs its host packages with apt (Debian 12 or 13)"
+}
 
 require_root() {
     if [ "$(id -u)" -ne 0 ]; then
@@ -20,22 +42,21 @@ require_root() {
 }
 
 install_debian_packages() {
-    local wanted missing
-    wanted=$(grep -v -e '^#' -e '^$' debian-packages.txt)
+    local wanted installed missing
+    wanted=$(grep -v -e '^#' -e '^$' debian-packages.txt | sort -u)
+    # dpkg-query exits 1 when any name is not installed; what it prints is still the answer.
     # shellcheck disable=SC2086
-    missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $wanted 2>/dev/null \
-        | awk '$1 == "ii" {print $2}' | sort | comm -13 - <(echo "$wanted" | sort))
-    # The payload builder resolves and downloads kernel packages with apt, so
-    # the package lists must exist even when nothing is missing.
-    if [ -z "$missing" ] && compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
-        return 0
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
+    installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $wanted 2>/dev/null \
+        | awk '$1 == "ii" {print $2}' | sort -u || true)
+    missing=$(comm -13 <(echo "$installed") <(echo "$wanted"))
     [ -z "$missing" ] && return 0
+    export DEBIAN_FRONTEND=noninteractive
+    step "apt-get update" "check the host's apt sources and network access to its Debian mirror" \
+        apt-get update -q
     say "installing Debian packages: $(echo $missing)"
     # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $missing
+    step "apt-get install" "run 'apt-get install $(echo $missing)' by hand to see why" \
+        apt-get install -y -q --no-install-recommends $missing
     stop_peer_services
 }
 
@@ -57,19 +78,23 @@ install_python() {
         return 0
     fi
     say "creating the virtualenv $venv"
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q -e ".[dev]"
+    [ -x "$venv/bin/python" ] || step "python3 -m venv" "install python3-venv" python3 -m venv "$venv"
+    step "pip install" "check network access to PyPI (pip's proxy and CA settings)" \
+        "$venv/bin/pip" install -q --upgrade pip
+    step "pip install" "check network access to PyPI (pip's proxy and CA settings)" \
+        "$venv/bin/pip" install -q -e ".[dev]"
     echo "$want" > "$stamp"
 }
 
 build_payload() {
     say "building the guest payload (cached)"
-    "$venv/bin/pxelab" payload
+    step "pxelab payload" "read the error above; rerun with '$venv/bin/pxelab -v payload'" \
+        "$venv/bin/pxelab" payload
 }
 
 setup() {
     require_root
+    supported_host
     install_debian_packages
     install_python
     build_payload
