@@ -60,6 +60,11 @@ OVMF_DEBUG_FIFO = "ovmf-debug.fifo"  # QEMU writes the port here; removed after 
 # OVMF writes its DEBUG() output to this I/O port (only debug builds print much).
 OVMF_DEBUG_PORT = "0x402"
 STOP_TIMEOUT_S = 5.0
+# The guest's entropy source. EDK2 from edk2-stable202405 on (the CVE-2023-45237 fix)
+# hides its PXE and HTTP boot options when no EFI_RNG_PROTOCOL exists (edk2 issue
+# 9530), and real machines have a hardware RNG. QEMU's default backend (rng-builtin)
+# reads the host's getrandom(): no host file to name.
+RNG_DEVICE = "virtio-rng-pci"
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -107,6 +112,9 @@ class GuestSpec:
     # OVMF only: the NIC's IPv6 settings in the firmware's NVRAM (pxelab.nvram);
     # None: a fresh VARS copy, EDK2's defaults (manual policy, one DAD transmit).
     ip6_settings: Ip6Settings | None = None
+    # A virtio RNG device (RNG_DEVICE), as a real machine has a hardware RNG. False
+    # reproduces a machine without one (EDK2 >= stable202405 then offers no network boot).
+    rng: bool = True
     # Direct kernel boot (no network boot program), the benchmark's physical limit.
     kernel: Path | None = None
     initrd: Path | None = None
@@ -137,14 +145,20 @@ class GuestSpec:
         return self.kernel is None
 
     def firmware_settings(self) -> str:
-        """The firmware configuration a result is recorded with ("" for none)."""
+        """The firmware configuration a result is recorded with, as key=value,..."""
         parts = [f"{name}={text}" for name, text in self.fw_cfg]
         if self.boot_menu_wait_ms:
             parts.append(f"boot-menu-wait={self.boot_menu_wait_ms}ms")
         if self.ip6_settings is not None:
             parts.append(f"ip6-policy={self.ip6_settings.policy}")
             parts.append(f"ip6-dad-transmits={self.ip6_settings.dad_transmits}")
+        parts.append(f"rng={self.rng_device or 'none'}")
         return ",".join(parts)
+
+    @property
+    def rng_device(self) -> str:
+        """The QEMU RNG device model the guest has ("" for none)."""
+        return RNG_DEVICE if self.rng else ""
 
 
 def _value(text: str | Path) -> str:
@@ -205,6 +219,8 @@ def qemu_command(spec: GuestSpec, tap: str, workdir: Path, accel: Accel, *,
     if spec.firmware.is_uefi():
         command += _ovmf_args(ovmf or find_ovmf(), workdir)
     command += _nic_args(spec, tap)
+    if spec.rng:
+        command += ["-device", RNG_DEVICE]
     if spec.boot_menu_wait_ms:
         command += ["-boot", f"menu=on,splash-time={spec.boot_menu_wait_ms}"]
     for name, text in spec.fw_cfg:

@@ -102,8 +102,8 @@ def test_firmware_settings_are_recorded_as_one_line() -> None:
                      boot_menu_wait_ms=1000, ip6_settings=Ip6Settings(Ip6Policy.AUTOMATIC, 0))
     assert spec.firmware_settings() == (
         "opt/org.tianocore/IPv4PXESupport=n,boot-menu-wait=1000ms,"
-        "ip6-policy=automatic,ip6-dad-transmits=0")
-    assert GuestSpec().firmware_settings() == ""
+        "ip6-policy=automatic,ip6-dad-transmits=0,rng=virtio-rng-pci")
+    assert GuestSpec().firmware_settings() == "rng=virtio-rng-pci"
 
 
 def test_write_vars_adds_the_variable_and_keeps_the_rest(tmp_path: Path) -> None:

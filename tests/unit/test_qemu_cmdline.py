@@ -94,6 +94,7 @@ def test_seabios_command_line(tmp_path: Path) -> None:
         "-serial", "chardev:console", "-monitor", "none", "-no-reboot",
         "-netdev", "tap,id=net0,ifname=tap0,script=no,downscript=no",
         "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,bootindex=1",
+        "-device", "virtio-rng-pci",
     ]
 
 
@@ -116,9 +117,18 @@ def test_ovmf_command_line(descriptor_dir: Path, tmp_path: Path) -> None:
     assert devices == [
         "isa-debugcon,iobase=0x402,chardev=ovmfdebug",
         "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,bootindex=1,romfile=",
+        "virtio-rng-pci",
     ]
     assert command[command.index("-fw_cfg") + 1] == (
         "name=opt/org.tianocore/IPv4PXESupport,string=n")
+
+
+def test_a_guest_without_rng_gets_no_rng_device(tmp_path: Path) -> None:
+    # EDK2 >= stable202405 hides its network boot options without EFI_RNG_PROTOCOL:
+    # rng=False reproduces such a machine.
+    command = qemu_command(GuestSpec(rng=False), "tap0", tmp_path, Accel.TCG)
+    assert not [arg for arg in command if "rng" in arg]
+    assert GuestSpec(rng=False).firmware_settings() == "rng=none"
 
 
 def test_option_values_escape_commas(tmp_path: Path) -> None:
