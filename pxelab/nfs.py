@@ -28,6 +28,7 @@ import functools
 import itertools
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -55,6 +56,13 @@ MOUNT_PORT = 20048
 PMAP_PROGRAM = 100000
 PMAP_VERSION = 2
 PMAP_PORT = 111
+# ganesha 6.0 on calls prctl(PR_SET_IO_FLUSHER) at start and stops when it fails
+# with EPERM (no CAP_SYS_RESOURCE: containers, sandboxes); 6.1 added this
+# NFS_CORE_PARAM key to go on instead. Older releases refuse the unknown key
+# ("Unknown parameter", fatal in 4.3), so it is written only for those that know it.
+IO_FLUSHER_KEY = "Allow_Set_Io_Flusher_Fail"
+IO_FLUSHER_KEY_SINCE = (6, 1)
+_RELEASE = re.compile(r"Release = V(?P<major>\d+)(?:\.(?P<minor>\d+))?")
 
 _T = TypeVar("_T")
 _instances = itertools.count(1)
@@ -260,26 +268,57 @@ def call_in_namespace(namespace: str | None, function: Callable[[], _T]) -> _T:
 
 
 # ---------------------------------------------------------------------------------------
-# Configuration (ganesha-core-config(8), ganesha-export-config(8), ganesha 4.3)
+# Configuration (ganesha-core-config(8), ganesha-export-config(8), ganesha 4.3 to 6.x)
 # ---------------------------------------------------------------------------------------
+def parse_release(text: str) -> tuple[int, int] | None:
+    """(major, minor) from ``ganesha.nfsd -v`` ("NFS-Ganesha Release = V4.3"); None if absent.
+
+    A development tag ("V6-dev.19") counts as minor 0.
+    """
+    found = _RELEASE.search(text)
+    if found is None:
+        return None
+    return int(found["major"]), int(found["minor"] or 0)
+
+
+@functools.cache
+def ganesha_release() -> tuple[int, int] | None:
+    """The installed ganesha.nfsd's release, None if it does not say (logged)."""
+    result = subprocess.run([GANESHA, "-v"], capture_output=True, text=True, check=False)
+    release = parse_release(result.stdout + result.stderr)
+    if release is None:
+        logging.getLogger(__name__).warning(
+            "%s -v printed no release (%r); writing a config for ganesha < %d.%d", GANESHA,
+            (result.stdout + result.stderr).strip(), *IO_FLUSHER_KEY_SINCE)
+    return release
+
+
+def knows_io_flusher_key(release: tuple[int, int] | None) -> bool:
+    return release is not None and release >= IO_FLUSHER_KEY_SINCE
+
+
 def ganesha_config(*, export_dir: Path, workdir: Path, bind_address: str, pseudo_path: str,
-                   read_only: bool, dbus_prefix: str, nfs3: bool = False) -> str:
+                   read_only: bool, dbus_prefix: str, nfs3: bool = False,
+                   release: tuple[int, int] | None = None) -> str:
     """The ganesha.conf text: NFSv4 over TCP only, one VFS export, all state in ``workdir``.
 
     ``nfs3`` adds NFSv3 and its MOUNT service on :data:`MOUNT_PORT` (TCP); a v3 client
     mounts the pseudo path too (Mount_Path_Pseudo). NLM stays off: klibc nfsmount
-    mounts with nolock.
+    mounts with nolock. ``release`` is ganesha's (major, minor): from 6.1 on the
+    config lets it start without the right to PR_SET_IO_FLUSHER.
     """
     protocols = "3, 4" if nfs3 else "4"
-    v3_lines = (f"    MNT_Port = {MOUNT_PORT};\n    Mount_Path_Pseudo = true;\n"
-                if nfs3 else "")
+    core_lines = (f"    MNT_Port = {MOUNT_PORT};\n    Mount_Path_Pseudo = true;\n"
+                  if nfs3 else "")
+    if knows_io_flusher_key(release):
+        core_lines += f"    {IO_FLUSHER_KEY} = true;\n"
     return f"""\
 # Written by pxelab.nfs.Ganesha; rerun with the command line in the pxelab log.
 NFS_CORE_PARAM {{
     Protocols = {protocols};
     Bind_addr = {bind_address};
     NFS_Port = {NFS_PORT};
-{v3_lines}    Enable_NLM = false;
+{core_lines}    Enable_NLM = false;
     Enable_UDP = false;
     Enable_RQUOTA = false;
     Dbus_Name_Prefix = {dbus_prefix};
@@ -459,7 +498,7 @@ class Ganesha(Resource):
         self.config_path.write_text(ganesha_config(
             export_dir=self.export_dir, workdir=self.workdir, bind_address=self.bind_address,
             pseudo_path=self.pseudo_path, read_only=self.read_only, dbus_prefix=self.instance,
-            nfs3=self.nfs3,
+            nfs3=self.nfs3, release=ganesha_release(),
         ), encoding="utf-8")
         env = dict(os.environ, BLKID_FILE=str(self.workdir / "blkid.tab"))
         self.log.info("starting (BLKID_FILE=%s): %s", env["BLKID_FILE"], " ".join(self.command))
@@ -499,13 +538,10 @@ class Ganesha(Resource):
         while True:
             code = self.process.poll()
             if code is not None:
+                tail = self.log_tail()
                 raise NfsError(
                     f"{GANESHA} exited with status {code} while starting; "
-                    f"command: {' '.join(self.command)}\n{self.log_tail()}\n"
-                    f"Check that {self.bind_address} is configured in namespace "
-                    f"{self.namespace or '(host)'} and that nothing else listens on port "
-                    f"{NFS_PORT} there."
-                )
+                    f"command: {' '.join(self.command)}\n{tail}\n{self._exit_hint(tail)}")
             timeout = min(1.0, max(0.1, deadline - time.monotonic()))
             try:
                 self.ping(timeout)
@@ -532,6 +568,17 @@ class Ganesha(Resource):
                     "Check that the namespace has that address up (bridge configured)."
                 )
             time.sleep(0.05)  # poll interval, not a guess at readiness
+
+    def _exit_hint(self, tail: str) -> str:
+        """What to check when ganesha exited at start, from what its log says."""
+        if "PR_SET_IO_FLUSHER" in tail:  # ganesha 6.0, which has no key to allow it
+            since = ".".join(map(str, IO_FLUSHER_KEY_SINCE))
+            return (f"This ganesha needs CAP_SYS_RESOURCE for PR_SET_IO_FLUSHER; from "
+                    f"{since} on pxelab sets {IO_FLUSHER_KEY} so it starts without it: run "
+                    f"pxelab with that capability or install nfs-ganesha >= {since}.")
+        return (f"Check that {self.bind_address} is configured in namespace "
+                f"{self.namespace or '(host)'} and that nothing else listens on port "
+                f"{NFS_PORT} there.")
 
     def _check_nfs3(self) -> None:
         """NULL calls to NFSv3 and MOUNTv3 (what the portmapper names to guests)."""

@@ -62,3 +62,29 @@ def test_config_keeps_all_state_in_workdir() -> None:
     assert "Protocols = 4;" in text and "Transports = TCP;" in text
     assert "Access_Type = RO;" in text and "Squash = No_Root_Squash;" in text
     assert 'Pseudo = "/pxelab"' in text and "Bind_addr = 192.0.2.1;" in text
+
+
+@pytest.mark.parametrize(("output", "release"), [
+    ("NFS-Ganesha Release = V4.3\n", (4, 3)),
+    ("NFS-Ganesha Release = V6.5\n", (6, 5)),
+    ("NFS-Ganesha Release = V6-dev.19\n", (6, 0)),
+    ("ganesha.nfsd: invalid option -- 'v'\n", None),
+])
+def test_release_from_version_output(output: str, release: tuple[int, int] | None) -> None:
+    assert nfs.parse_release(output) == release
+
+
+def _core_param(release: tuple[int, int] | None) -> str:
+    text = nfs.ganesha_config(export_dir=Path("/srv/root"), workdir=Path("/w"),
+                              bind_address="192.0.2.1", pseudo_path="/pxelab",
+                              read_only=True, dbus_prefix="pxelab_1_1", release=release)
+    return text.split("NFS_CORE_PARAM {", 1)[1].split("}", 1)[0]
+
+
+def test_io_flusher_key_only_for_releases_that_know_it() -> None:
+    # 6.0 stops at start when PR_SET_IO_FLUSHER fails with EPERM; 6.1 added the key that
+    # lets it go on; 4.3 refuses the unknown key ("Unknown parameter", fatal).
+    assert "Allow_Set_Io_Flusher_Fail = true;" in _core_param((6, 5))
+    assert "Allow_Set_Io_Flusher_Fail = true;" in _core_param((6, 1))
+    for release in ((4, 3), (6, 0), None):
+        assert "Io_Flusher" not in _core_param(release)
