@@ -9,9 +9,19 @@ set -eEuo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
 venv="$here/.venv"
+apt_log=/var/log/pxelab-setup-apt.log
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 fail() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
+
+# logged FILE COMMAND...: append COMMAND's output to FILE; on failure show its end.
+logged() {
+    local file=$1 rc=0
+    shift
+    "$@" >> "$file" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || tail -n 25 "$file" >&2
+    return "$rc"
+}
 
 # step NAME HINT COMMAND...: run COMMAND; if it fails, say which step failed and what to do.
 step() {
@@ -51,12 +61,12 @@ install_debian_packages() {
     missing=$(comm -13 <(echo "$installed") <(echo "$wanted"))
     [ -z "$missing" ] && return 0
     export DEBIAN_FRONTEND=noninteractive
+    say "installing Debian packages: $(echo $missing) (apt's output: $apt_log)"
     step "apt-get update" "check the host's apt sources and network access to its Debian mirror" \
-        apt-get update -q
-    say "installing Debian packages: $(echo $missing)"
+        logged "$apt_log" apt-get update
     # shellcheck disable=SC2086
-    step "apt-get install" "run 'apt-get install $(echo $missing)' by hand to see why" \
-        apt-get install -y -q --no-install-recommends $missing
+    step "apt-get install" "read $apt_log, or run 'apt-get install $(echo $missing)' by hand" \
+        logged "$apt_log" apt-get install -y --no-install-recommends $missing
     stop_peer_services
 }
 

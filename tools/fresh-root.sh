@@ -6,6 +6,7 @@
 #
 #   RELEASE  bookworm (12) or trixie (13); sid also works
 #   JOB      boot | test | install: runs ./setup.sh JOB ARGS inside the root
+#            run COMMAND...: runs COMMAND (a bash command line) there instead
 #
 # The minbase root is bootstrapped once and kept as a tarball in the cache; every run
 # unpacks a new copy, so nothing of an earlier run is left in it. The copy behaves like
@@ -19,7 +20,9 @@
 #   PXELAB_FRESH_ROOT_DIR      where the run's root is unpacked (/var/tmp/pxelab-fresh-root)
 #   PXELAB_FRESH_ROOT_TIMEOUT  seconds the job may take (3600)
 #   PXELAB_FRESH_ROOT_MIRROR   Debian mirror (http://deb.debian.org/debian)
-#   PXELAB_FRESH_ROOT_KEEP=1   leave the unpacked root in place (still unmounted)
+#   PXELAB_FRESH_ROOT_KEEP=1   leave the unpacked root in place (still unmounted), to
+#                              look into it or to run in it again with:
+#   PXELAB_FRESH_ROOT_REUSE=DIR  run in that kept root (its clone moved to this HEAD)
 set -eEuo pipefail
 
 project=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +43,7 @@ usage() {
 usage: $0 RELEASE JOB [ARGS...]
   RELEASE  a Debian release: bookworm (12), trixie (13) or sid
   JOB      boot | test | install  (./setup.sh JOB ARGS, run inside the fresh root)
+           run COMMAND...         (a bash command line, run in the clone inside the root)
 example: $0 trixie test tests/unit
 EOF
     exit 2
@@ -132,7 +136,7 @@ cleanup() {
         mounts_below >&2
         exit 1
     fi
-    if [ "${PXELAB_FRESH_ROOT_KEEP:-}" = 1 ]; then
+    if [ "${PXELAB_FRESH_ROOT_KEEP:-}" = 1 ] || [ -n "${PXELAB_FRESH_ROOT_REUSE:-}" ]; then
         say "kept $root"
     else
         rm -rf "$root"
@@ -205,17 +209,39 @@ job_environment() {
 run_job() {
     local job=$1
     shift
-    local started=$SECONDS rc=0 env_args=()
+    local started=$SECONDS rc=0 env_args=() script='cd /root/pxelab && exec ./setup.sh "$@"'
+    [ "$job" = run ] && script='cd /root/pxelab && eval "$*"'
     mapfile -t env_args < <(job_environment)
-    say "$release root $root: ./setup.sh $job $* (time limit ${limit} s)"
+    say "$release root $root: $job $* (time limit ${limit} s)"
+    # --foreground keeps the job in this process group, so Ctrl-C reaches it.
     timeout --foreground --kill-after=30 "$limit" \
-        chroot "$root" /usr/bin/env -i "${env_args[@]}" \
-        /bin/bash -c 'cd /root/pxelab && exec ./setup.sh "$@"' setup "$job" "$@" || rc=$?
+        chroot "$root" /usr/bin/env -i "${env_args[@]}" /bin/bash -c "$script" job "$@" \
+        || rc=$?
+    [ "$job" = run ] || set -- "./setup.sh $job" "$@"
     if [ "$rc" -eq 124 ]; then
-        say "$release: ./setup.sh $job ran out of its ${limit} s (PXELAB_FRESH_ROOT_TIMEOUT)"
+        say "$release: $* ran out of its ${limit} s (PXELAB_FRESH_ROOT_TIMEOUT)"
     fi
-    say "$release: ./setup.sh $job exited $rc after $((SECONDS - started)) s"
+    say "$release: $* exited $rc after $((SECONDS - started)) s"
     return "$rc"
+}
+
+# A new root from the cached tarball, or the kept one named by PXELAB_FRESH_ROOT_REUSE.
+prepare_root() {
+    local reuse=${PXELAB_FRESH_ROOT_REUSE:-}
+    if [ -n "$reuse" ]; then
+        [ -d "$reuse/root/pxelab/.git" ] || die "PXELAB_FRESH_ROOT_REUSE=$reuse is not a kept root"
+        root=$(cd "$reuse" && pwd)
+        trap cleanup EXIT
+        git -C "$root/root/pxelab" fetch -q "$project" HEAD
+        git -C "$root/root/pxelab" reset -q --hard FETCH_HEAD
+        return 0
+    fi
+    local tarball
+    tarball=$(bootstrap_tarball "$release")
+    root=$(mktemp -d "$workdir/$release.XXXXXX")
+    trap cleanup EXIT
+    tar -C "$root" --numeric-owner -xf "$tarball"
+    git clone --quiet "$project" "$root/root/pxelab"
 }
 
 main() {
@@ -223,18 +249,13 @@ main() {
     release=$(release_name "$1") || { echo "fresh-root: unknown release '$1'" >&2; usage; }
     local job=$2
     shift 2
-    case "$job" in boot|test|install) ;; *) echo "fresh-root: unknown job '$job'" >&2; usage ;; esac
+    case "$job" in boot|test|install|run) ;; *) echo "fresh-root: unknown job '$job'" >&2; usage ;; esac
     check_host
-    local tarball
-    tarball=$(bootstrap_tarball "$release")
-    root=$(mktemp -d "$workdir/$release.XXXXXX")
-    trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    tar -C "$root" --numeric-owner -xf "$tarball"
+    prepare_root
     make_machine_like
     carry_host_settings
-    git clone --quiet "$project" "$root/root/pxelab"
     say "$release root ready: $(git -C "$root/root/pxelab" log -1 --format='%h %s' | cut -c1-72)"
     run_job "$job" "$@"
 }
