@@ -153,10 +153,17 @@ IPXE_SCRIPT = (
 # --- OVMF (EDK2) ------------------------------------------------------------
 # OVMF prints nothing before a boot option starts. A boot option that fails is
 # followed by the next one (~60 s each), then the shell: end the wait at once.
+# EDK2 from stable202405 on has no network boot option at all without an RNG
+# device: it starts the shell (Debian's 2025.02) or says it found nothing (2026.08)
+# within seconds, and the wait must end there, not at the stage's timeout.
+_NO_NETWORK_OPTION = " (none at all without an RNG device: EDK2 >= stable202405)"
 _OVMF_FAILURES = (
     Fail(r'BdsDxe: failed to load Boot\d+ "[^"\r\n]*"', "OVMF could not load the boot option "
          "(it goes on with the next one)"),
-    Fail(r"UEFI Interactive Shell", "OVMF gave up network boot and started the UEFI shell"),
+    Fail(r"UEFI Interactive Shell|Shell> ", "OVMF started the UEFI shell: no network boot "
+         "option worked" + _NO_NETWORK_OPTION),
+    Fail(r"No bootable option or device was found", "OVMF found no boot option to start: "
+         "no network boot option" + _NO_NETWORK_OPTION),
 )
 _OVMF_STATION = whole_line(r"  Station IP address is ")
 

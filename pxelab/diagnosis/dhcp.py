@@ -101,12 +101,7 @@ def _offer_lines(evidence: Evidence, chosen: list[Offer]) -> tuple[str, ...]:
 
 def no_discover(evidence: Evidence) -> Cause | None:
     """No DHCPv4 DISCOVER and no DHCPv6 Solicit at all: network boot never started."""
-    if q.reached_linux(evidence) or not (evidence.events or evidence.packets):
-        return None
-    heard = [e for e in evidence.events if e.source in ("dhcp4", "dhcp6") and e.client]
-    wire = [p for p in q.packets(evidence, "dhcp4") + q.packets(evidence, "dhcp6")
-            if not q.from_server(evidence, p)]
-    if heard or wire:
+    if not q.network_boot_never_started(evidence):
         return None
     facts = evidence.facts
     machine = ", ".join(part for part in (facts.firmware, facts.mode,

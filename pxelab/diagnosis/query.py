@@ -211,6 +211,19 @@ def from_server(evidence: Evidence, packet: PacketRecord) -> bool:
 
 # -- DHCP ------------------------------------------------------------------------------------------
 
+def network_boot_never_started(evidence: Evidence) -> bool:
+    """No DHCPv4 DISCOVER and no DHCPv6 Solicit came from the guest (events nor wire).
+
+    False when nothing was recorded at all (no server, no capture): silence proves nothing.
+    """
+    if reached_linux(evidence) or not (evidence.events or evidence.packets):
+        return False
+    heard = [e for e in evidence.events if e.source in ("dhcp4", "dhcp6") and e.client]
+    wire = [p for p in packets(evidence, "dhcp4") + packets(evidence, "dhcp6")
+            if not from_server(evidence, p)]
+    return not (heard or wire)
+
+
 def message_type(event: Event) -> str:
     """The client message a DHCP event answers or reports, upper case ("DISCOVER")."""
     return str(event.details.get("message_type") or "").upper()

@@ -20,13 +20,14 @@ the rules by area; :mod:`pxelab.diagnosis.query` the questions they share.
 | dhcp.withheld_min_secs            | dhcp.withheld_min_secs                 |
 | dhcp.offer_no_httpclient_echo     | dhcp.offer_no_httpclient_echo          |
 | dhcp.pxeclient_without_43         | dhcp.pxeclient_without_43              |
+| firmware.no_rng_device            | firmware.no_rng_device                 |
 | dhcp.no_discover                  | dhcp.no_discover                       |
 | dhcp.offer_unused                 | dhcp.offer_unused (the fallback)       |
 """
 
 from __future__ import annotations
 
-from pxelab.diagnosis import dhcp, dhcp6, ipxe, linux, tftp
+from pxelab.diagnosis import dhcp, dhcp6, firmware, ipxe, linux, tftp
 from pxelab.diagnosis.model import Rule
 
 RULES: tuple[Rule, ...] = (
@@ -43,6 +44,7 @@ RULES: tuple[Rule, ...] = (
     dhcp.withheld_min_secs,
     dhcp.offer_no_httpclient_echo,
     dhcp.pxeclient_without_43,
+    firmware.no_rng_device,
     dhcp.no_discover,
     dhcp.offer_unused,
 )

@@ -17,9 +17,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from pxelab import firmware
 from pxelab.catalog import reproduce_command
 from pxelab.console import Timeline
-from pxelab.errors import ConfigError
+from pxelab.errors import ConfigError, HostCapabilityError
 from pxelab.events import Event
 from pxelab.evidence.firmware_log import read_log
 from pxelab.evidence.model import BootFacts, Evidence, LogLine, PacketRecord
@@ -72,6 +73,8 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
                notes: Sequence[str] = ()) -> BootFacts:
     """What the lab of this boot was (no packets or logs read)."""
     data_root = artifacts / DATA_DIR
+    notes = list(notes)
+    packages = _firmware_packages(scenario, notes)
     return BootFacts(
         scenario=scenario.name, firmware=str(scenario.guest.firmware), mode=str(scenario.mode),
         ip=str(scenario.ip), nic_model=scenario.nic_model, loader=str(scenario.loader),
@@ -80,7 +83,18 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
         initrd_modules=module_names(payload.modules) if payload is not None else (),
         nic_driver=_nic_driver(scenario.nic_model), faults=tuple(scenario.applied),
         # --artifacts is the directory a new timestamped one is made under.
-        reproduce=reproduce_command(scenario, str(artifacts.parent)), notes=tuple(notes))
+        reproduce=reproduce_command(scenario, str(artifacts.parent)),
+        rng_device=scenario.guest.rng_device,
+        firmware_packages=packages, notes=tuple(notes))
+
+
+def _firmware_packages(scenario: Scenario, notes: list[str]) -> dict[str, str]:
+    """The Debian package versions of the scenario's firmware files (a note if unknown)."""
+    try:
+        return firmware.versions_in_use(scenario.firmware)
+    except (ConfigError, HostCapabilityError) as error:
+        notes.append(f"firmware package versions unknown: {error}")
+        return {}
 
 
 def data_files(root: Path) -> tuple[str, ...]:

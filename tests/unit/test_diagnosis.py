@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pxelab.console import MilestoneHit, Timeline
-from pxelab.diagnosis import dhcp, dhcp6, diagnose, ipxe, linux, query, tftp
+from pxelab.diagnosis import dhcp, dhcp6, diagnose, firmware, ipxe, linux, query, tftp
 from pxelab.diagnosis.model import Cause, Rule
 from pxelab.diagnosis.rules import RULES
 from pxelab.events import Event
@@ -397,7 +397,7 @@ def test_a_late_failure_with_a_clean_network_path_blames_no_network_cause(name: 
 
 def test_the_rules_are_one_per_code_most_specific_first() -> None:
     codes = [rule.__module__.rsplit(".", 1)[-1] + "." + rule.__name__ for rule in RULES]
-    assert len(set(codes)) == len(RULES) == 15
+    assert len(set(codes)) == len(RULES) == 16
     assert RULES[-1] is dhcp.offer_unused  # the fallback comes last
 
 
@@ -430,6 +430,68 @@ def test_no_discover_is_silent_when_the_wire_shows_one_or_nothing_was_recorded()
     assert dhcp.no_discover(boot.evidence("rom_dhcp", "timeout", 60.0)) is None
     empty = Evidence(BootFacts("legacy_pxe_ipv4"), T0, Timeline("legacy_pxe_ipv4", [], "rom"))
     assert dhcp.no_discover(empty) is None
+
+
+# -- firmware.no_rng_device ----------------------------------------------------------------------
+
+SHELL_FAILURE = ("OVMF started the UEFI shell: no network boot option worked (none at all "
+                 "without an RNG device: EDK2 >= stable202405)")
+
+
+def _silent_ovmf(ovmf: str = "2025.02-8+deb13u1", rng_device: str = "",
+                 package: str = "ovmf") -> Evidence:
+    """OVMF sent no DHCP at all and started the shell (Debian 13's OVMF without an RNG)."""
+    boot = Boot("uefi_http_ipv4", firmware="ovmf", mode="http", nic_model="virtio-net-pci",
+                rng_device=rng_device, firmware_packages={package: ovmf})
+    boot.event(1.0, "ra", "sent", client="ff02::1", request="periodic")
+    return boot.evidence("firmware", SHELL_FAILURE, 2.4, "UEFI Interactive Shell v2.2")
+
+
+@pytest.mark.parametrize(("package", "version"), [
+    ("ovmf", "2025.02-8+deb13u1"), ("ovmf-generic", "2026.08+ds-2"), ("ovmf", "2024.05-1")])
+def test_no_rng_device_names_the_edk2_release_and_the_device(package: str,
+                                                              version: str) -> None:
+    evidence = _silent_ovmf(version, package=package)
+    cause = only(firmware.no_rng_device, evidence, "firmware.no_rng_device")
+    assert cause.summary.startswith("no RNG device: EDK2 >= stable202405")
+    assert f"{package} {version}" in cause.summary
+    assert "virtio-rng-pci" in cause.fix
+    assert cause.stage == "firmware"
+    # The more specific cause comes first; the boot-order one stays behind it.
+    assert diagnose(evidence).codes == ("firmware.no_rng_device", "dhcp.no_discover")
+
+
+@pytest.mark.parametrize("evidence", [
+    _silent_ovmf("2022.11-6+deb12u2"),  # before edk2-stable202405: no RNG needed
+    _silent_ovmf("2024.02-2"),
+    _silent_ovmf(rng_device="virtio-rng-pci"),  # the RNG was there: something else
+    _silent_ovmf(""),  # version unknown: no claim
+], ids=["ovmf-2022.11", "ovmf-2024.02", "rng-present", "version-unknown"])
+def test_no_rng_device_near_misses_keep_the_boot_order_verdict(evidence: Evidence) -> None:
+    assert firmware.no_rng_device(evidence) is None
+    assert diagnose(evidence).codes == ("dhcp.no_discover",)
+
+
+def test_no_rng_device_is_silent_once_the_guest_sent_dhcp() -> None:
+    boot = Boot("uefi_http_ipv4", firmware="ovmf", firmware_packages={"ovmf": "2025.02-8"})
+    boot.packet(1.0, "dhcp4", "discover", "0.0.0.0:68", "255.255.255.255:67", client=MAC,
+                xid=1, secs=0, vendor_class=HTTP_CLASS)
+    assert firmware.no_rng_device(boot.evidence("fw_dhcp", "timeout", 60.0)) is None
+    seabios = Boot("legacy_pxe_ipv4", firmware="seabios", firmware_packages={"ovmf": "2025.02"})
+    assert firmware.no_rng_device(seabios.evidence("rom", "timeout", 30.0)) is None
+
+
+def test_no_rng_device_survives_the_json_round_trip() -> None:
+    evidence = _silent_ovmf()
+    assert diagnose(Evidence.from_dict(evidence.to_dict())) == diagnose(evidence)
+
+
+@pytest.mark.parametrize(("version", "release"), [
+    ("2022.11-6+deb12u2", (2022, 11)), ("2026.08+ds-2", (2026, 8)), ("1:2025.02-8", (2025, 2)),
+    ("", None), ("0~20191122.bd85bf54-2", None)])
+def test_edk2_release_from_debian_versions(version: str, release: tuple[int, int] | None
+                                           ) -> None:
+    assert firmware.edk2_release(version) == release
 
 
 # -- dhcp.withheld_min_secs ------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pxelab import lab
+from pxelab import firmware, lab
 from pxelab.console import MilestoneHit, Timeline
+from pxelab.errors import HostCapabilityError
 from pxelab.events import Event
 from pxelab.evidence import Evidence, LogLine
 from pxelab.evidence.collect import NO_DEBUG_OUTPUT, collect, module_names
@@ -30,6 +31,14 @@ def payload(tmp_path: Path) -> Payload:
                    rootfs=tmp_path / "rootfs", kernel_version="6.1.0-56-cloud-amd64",
                    packages={}, modules=("kernel/drivers/virtio/virtio.ko",
                                          "kernel/drivers/net/virtio_net.ko.xz"))
+
+
+@pytest.fixture(autouse=True)
+def firmware_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Function, autouse: firmware package versions without asking this host's dpkg."""
+    versions = {"seabios": "1.16.2-1", "ovmf-code": "2025.02-8+deb13u1"}
+    monkeypatch.setattr(firmware, "versions_in_use", lambda names: {
+        name.removesuffix("-code"): versions[name] for name in names if name in versions})
 
 
 @pytest.fixture
@@ -60,6 +69,8 @@ def test_facts_of_a_legacy_boot(artifacts: Path) -> None:
     assert facts.initrd_modules == ("virtio", "virtio_net")
     assert facts.reproduce == f"pxelab boot legacy_pxe_ipv4 --artifacts {artifacts.parent}"
     assert facts.notes == () and facts.faults == ()
+    assert facts.rng_device == "virtio-rng-pci"
+    assert facts.firmware_packages == {"seabios": "1.16.2-1"}
     assert [p.kind for p in evidence.packets] == ["discover", "request"]
     assert [e.kind for e in evidence.events] == ["offer", "sent"]  # by time
     assert evidence.artifacts == {"serial log": str(artifacts / "serial.log")}
@@ -72,6 +83,20 @@ def test_ovmf_without_debug_output_says_so(artifacts: Path) -> None:
                        [], started_wall=POWER_ON, firmware_log=())
     assert evidence.facts.notes == ("no packet capture (lab.pcap missing)", NO_DEBUG_OUTPUT)
     assert evidence.facts.nbp == "snponly.efi" and evidence.facts.initrd_modules == ()
+    assert evidence.facts.firmware_packages == {"ovmf": "2025.02-8+deb13u1"}
+
+
+def test_unknown_firmware_versions_are_a_note(artifacts: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(names: object) -> dict[str, str]:
+        raise HostCapabilityError("Debian package ovmf is not installed")
+
+    monkeypatch.setattr(firmware, "versions_in_use", missing)
+    evidence = collect(get_scenario("uefi_http_ipv4"), artifacts, Timeline("uefi_http_ipv4"),
+                       [], started_wall=POWER_ON, firmware_log=())
+    assert evidence.facts.firmware_packages == {}
+    assert ("firmware package versions unknown: Debian package ovmf is not installed"
+            in evidence.facts.notes)
 
 
 def test_firmware_log_is_read_from_the_artifacts(artifacts: Path) -> None:

@@ -131,6 +131,15 @@ def test_a_real_boot_reaches_every_milestone_in_order(tmp_path: Path, name: str)
      "nbp", "could not load the boot option"),
     ("uefi_ipxe_ipv4", OVMF_CLEAR + ">>Start PXE over IPv4." + NL, "rom",
      "not the iPXE ROM"),
+    # EDK2 >= stable202405 without an RNG device: no network boot option at all.
+    ("uefi_http_ipv4", OVMF_CLEAR + "UEFI Interactive Shell v2.2" + NL + "EDK II" + NL,
+     "firmware", "started the UEFI shell"),
+    ("uefi_tftp_ipv4", OVMF_CLEAR + "Shell> ", "firmware", "started the UEFI shell"),
+    ("uefi_tftp_ipv4", OVMF_CLEAR + "BdsDxe: No bootable option or device was found." + NL,
+     "firmware", "found no boot option"),
+    ("uefi_http_ipv6", OVMF_CLEAR + "BdsDxe: No bootable option or device was found." + NL,
+     "fw_http4_skip", "RNG device"),
+    ("uefi_ipxe_ipv4", OVMF_CLEAR + "UEFI Interactive Shell v2.2" + NL, "rom", "RNG device"),
     ("uefi_ipxe_ipv4", OVMF_CLEAR + IPXE_BANNER + NL + IPXE_DHCP + NL
      + "boot.ipxe : 425 bytes [script]" + NL + "pxelab: ipxe script running" + NL
      + "http://192.0.2.1/vmlinuz... No such file or directory (http://ipxe.org/2d12608e)"
