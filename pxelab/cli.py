@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -25,9 +26,10 @@ from pxelab.matrix import Selection, cases, describe, find_case
 from pxelab.nbp import build_grub_image
 from pxelab.paths import new_artifacts_dir
 from pxelab.payload import build_payload
+from pxelab.payload.archive import DEFAULT_SUITE, SUITES
 from pxelab.report.html import write_report
 from pxelab.report.text import render_causes
-from pxelab.scenarios import DEFAULT_SCENARIO, BootLoader
+from pxelab.scenarios import DEFAULT_SCENARIO, BootLoader, Scenario
 
 
 class Signalled(KeyboardInterrupt):
@@ -93,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--fault", action="append", default=[], metavar="NAME[=ARGS]",
                       help="apply a catalogued fault to the case (repeatable; see "
                       "'pxelab faults')")
+    boot.add_argument("--payload-suite", choices=SUITES, metavar="SUITE",
+                      help="boot a kernel and busybox from this Debian release (default: "
+                      f"the scenario's, {DEFAULT_SUITE}; one of {', '.join(SUITES)})")
     boot.set_defaults(func=_boot)
 
     faults = sub.add_parser("faults", help="list the regression catalog: faults that "
@@ -118,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     scenarios.set_defaults(func=_scenarios)
 
     payload = sub.add_parser("payload", help="build (or find cached) the guest payloads")
+    payload.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE, metavar="SUITE",
+                         help="the Debian release the kernel and busybox come from "
+                         f"(default {DEFAULT_SUITE}; one of {', '.join(SUITES)})")
     payload.set_defaults(func=_payload)
 
     serve = sub.add_parser("serve", help="run the boot server on a real interface until "
@@ -141,7 +149,8 @@ def _print_hit(hit: MilestoneHit) -> None:
 
 
 def _boot(args: argparse.Namespace) -> int:
-    scenario = apply_faults(find_case(args.scenario, args.nic), args.fault)
+    scenario = _with_suite(apply_faults(find_case(args.scenario, args.nic), args.fault),
+                           args.payload_suite)
     label = scenario.name.replace("[", "-").replace("]", "")  # no brackets in paths
     artifacts = new_artifacts_dir(args.artifacts, label)
     print(f"booting {scenario.name}: {scenario.description}", flush=True)
@@ -155,6 +164,13 @@ def _boot(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(data, indent=2))
     _summarise(result)
     return 0 if result.ok else 1
+
+
+def _with_suite(scenario: Scenario, suite: str | None) -> Scenario:
+    """``scenario`` with its payload from Debian release ``suite`` (None: unchanged)."""
+    if suite is None:
+        return scenario
+    return replace(scenario, payload=replace(scenario.payload, suite=suite))
 
 
 def _summarise(result: BootResult) -> None:
@@ -237,8 +253,8 @@ def _scenarios(args: argparse.Namespace) -> int:
 def _payload(args: argparse.Namespace) -> int:
     """Build every payload the scenarios use, so tests and boots find them cached."""
     for spec in dict.fromkeys(case.payload for case in cases()):  # NIC variants too
-        payload = build_payload(spec)
-        print(f"kernel  {payload.kernel} ({payload.kernel_version})")
+        payload = build_payload(replace(spec, suite=args.suite))
+        print(f"kernel  {payload.kernel} ({payload.kernel_version}, {payload.suite})")
         print(f"initrd  {payload.initrd}")
         print(f"rootfs  {payload.rootfs}")
     if any(case.loader is BootLoader.GRUB for case in cases()):

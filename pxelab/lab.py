@@ -243,7 +243,7 @@ class BootRun:
                 "seconds_to_userspace": timeline.seconds("userspace")}
 
     def _versions(self, payload: Payload) -> dict[str, Any]:
-        return {"kernel_version": payload.kernel_version,
+        return {"kernel_version": payload.kernel_version, "payload_suite": payload.suite,
                 "packages": payload.packages | firmware.versions_in_use(
                     self.scenario.firmware)}
 

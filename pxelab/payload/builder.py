@@ -15,10 +15,12 @@ from typing import Any
 
 from pxelab.errors import ConfigError, PayloadError
 from pxelab.payload import debs, initramfs_tools, scripts
+from pxelab.payload.archive import DEFAULT_SUITE, AptRoot, known_suite
 from pxelab.payload.cache import build_once, default_cache_dir
 from pxelab.payload.contract import initramfs_tools_cmdline, kernel_cmdline
 from pxelab.payload.initramfs import write_initramfs
 from pxelab.payload.modules import (
+    find_modules_dir,
     load_order,
     module_name,
     normalize,
@@ -71,8 +73,12 @@ class PayloadSpec:
     initramfs: Initramfs = Initramfs.PXELAB
     # MODULES= for Initramfs.INITRAMFS_TOOLS (extra_modules go to its modules file).
     mkinitramfs_modules: str = "netboot"
+    # The Debian release the kernel and busybox come from (pxelab.payload.archive),
+    # whatever release the host runs.
+    suite: str = DEFAULT_SUITE
 
     def __post_init__(self) -> None:
+        known_suite(self.suite)  # a ConfigError names the known suites
         if not self.kernel_flavour or any(c.isspace() for c in self.kernel_flavour):
             raise ConfigError(f"kernel_flavour {self.kernel_flavour!r}: use e.g. 'cloud-amd64'")
         for name in ("nic_modules", "nfs_modules", "extra_modules", "omit_modules"):
@@ -119,6 +125,7 @@ class Payload:
     modules: tuple[str, ...] = field(default=())
     key: str = ""
     initramfs: Initramfs = Initramfs.PXELAB
+    suite: str = DEFAULT_SUITE  # the Debian release its packages came from
 
     @property
     def module_names(self) -> tuple[str, ...]:
@@ -158,9 +165,10 @@ def cache_key(spec: PayloadSpec, packages: dict[str, str]) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def resolve_packages(kernel_flavour: str) -> tuple[debs.DebPackage, debs.DebPackage]:
-    """The (kernel image, busybox-static) candidates apt would fetch now."""
-    kernel, (busybox,) = debs.resolve(kernel_flavour, BUSYBOX_PACKAGE)
+def resolve_packages(apt: AptRoot, kernel_flavour: str) -> tuple[debs.DebPackage,
+                                                                  debs.DebPackage]:
+    """The (kernel image, busybox-static) candidates of the suite, resolved once a process."""
+    kernel, (busybox,) = debs.resolve(apt, kernel_flavour, BUSYBOX_PACKAGE)
     return kernel, busybox
 
 
@@ -171,7 +179,8 @@ def _kernel_version(package: debs.DebPackage) -> str:
 def build_payload(spec: PayloadSpec = PayloadSpec(), cache_dir: Path | None = None) -> Payload:
     """Build (or find in the cache) the payload for ``spec``."""
     cache = cache_dir if cache_dir is not None else default_cache_dir()
-    kernel_pkg, busybox_pkg = resolve_packages(spec.kernel_flavour)
+    apt = AptRoot.in_cache(cache, spec.suite)
+    kernel_pkg, busybox_pkg = resolve_packages(apt, spec.kernel_flavour)
     packages = {p.name: p.version for p in (kernel_pkg, busybox_pkg)}
     if spec.initramfs is Initramfs.INITRAMFS_TOOLS:  # the host's tools make that image
         packages |= initramfs_tools.host_versions()
@@ -179,7 +188,7 @@ def build_payload(spec: PayloadSpec = PayloadSpec(), cache_dir: Path | None = No
     final = cache / "payloads" / f"{_kernel_version(kernel_pkg)}-{key[:16]}"
 
     def build(tmp: Path) -> None:
-        _build(tmp, spec=spec, kernel_pkg=kernel_pkg, busybox_pkg=busybox_pkg,
+        _build(tmp, spec=spec, apt=apt, kernel_pkg=kernel_pkg, busybox_pkg=busybox_pkg,
                debs_dir=cache / "debs", key=key, packages=packages)
 
     started = time.monotonic()
@@ -204,22 +213,23 @@ def load_payload(directory: Path) -> Payload:
         modules=tuple(manifest["modules"]),
         key=manifest["key"],
         initramfs=Initramfs(manifest.get("initramfs", Initramfs.PXELAB)),
+        # "": built before pxelab had its own sources, from whatever the host's apt chose.
+        suite=manifest.get("suite", ""),
     )
 
 
-def _build(tmp: Path, *, spec: PayloadSpec, kernel_pkg: debs.DebPackage,
+def _build(tmp: Path, *, spec: PayloadSpec, apt: AptRoot, kernel_pkg: debs.DebPackage,
            busybox_pkg: debs.DebPackage, debs_dir: Path, key: str,
            packages: dict[str, str]) -> None:
     version = _kernel_version(kernel_pkg)
     tree = tmp / "extract"
-    debs.extract(debs.download(kernel_pkg, debs_dir), tree / "kernel")
-    debs.extract(debs.download(busybox_pkg, debs_dir), tree / "busybox")
-    modules_dir = tree / "kernel" / "lib" / "modules" / version
+    debs.extract(debs.download(apt, kernel_pkg, debs_dir), tree / "kernel")
+    debs.extract(debs.download(apt, busybox_pkg, debs_dir), tree / "busybox")
+    modules_dir = find_modules_dir(tree / "kernel", version)
     vmlinuz = tree / "kernel" / "boot" / f"vmlinuz-{version}"
-    busybox = tree / "busybox" / "bin" / "busybox"
-    for needed in (modules_dir, vmlinuz, busybox):
-        if not needed.exists():
-            raise PayloadError(f"{needed.relative_to(tree)} missing from the extracted packages")
+    busybox = find_busybox(tree / "busybox")
+    if not vmlinuz.exists():
+        raise PayloadError(f"{vmlinuz.relative_to(tree)} missing from {kernel_pkg.name}")
     run_depmod(tree / "kernel", version)
     if spec.initramfs is Initramfs.INITRAMFS_TOOLS:
         modules = list(initramfs_tools.build(
@@ -242,8 +252,18 @@ def _build(tmp: Path, *, spec: PayloadSpec, kernel_pkg: debs.DebPackage,
         "spec": asdict(spec),
         "initrd_size": size,
         "initramfs": str(spec.initramfs),
+        "suite": spec.suite,
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def find_busybox(root: Path) -> Path:
+    """bin/busybox of the extracted busybox-static, or usr/bin/busybox (usr-merged, Debian 13)."""
+    for path in (root / "bin" / "busybox", root / "usr" / "bin" / "busybox"):
+        if path.is_file():
+            return path
+    raise PayloadError(f"neither bin/busybox nor usr/bin/busybox in {BUSYBOX_PACKAGE} "
+                       f"(extracted to {root}); has the package moved it?")
 
 
 def _pxelab_modules(spec: PayloadSpec, kernel_pkg: debs.DebPackage,

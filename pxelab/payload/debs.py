@@ -1,5 +1,8 @@
 """Debian packages: resolve versions with apt-cache, fetch with apt-get, unpack with dpkg-deb.
 
+apt-cache and apt-get run with pxelab's own configuration (pxelab.payload.archive),
+never the host's sources, so every host resolves the same versions.
+
 Downloaded .deb files are kept in a shared directory under their name and version;
 a download goes to a private temporary directory first and is renamed into place,
 so parallel builders never see half-written files.
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pxelab.errors import HostCapabilityError, PayloadError
+from pxelab.payload.archive import AptRoot, run
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +77,35 @@ def parse_depends(depends: str) -> dict[str, str]:
     return result
 
 
-def show(*names: str) -> dict[str, dict[str, str]]:
+def show(apt: AptRoot, *names: str) -> dict[str, dict[str, str]]:
     """``apt-cache show`` of the candidate version of each package, by package name."""
-    output = _run(["apt-cache", "show", "--no-all-versions", *names])
+    output = run(apt.command("apt-cache", "show", "--no-all-versions", *names),
+                 f"is each package in suite {apt.suite.name}?")
     stanzas = {fields.get("Package", ""): fields for fields in parse_stanzas(output)}
     for name in names:
         if "Version" not in stanzas.get(name, {}):
-            raise PayloadError(f"apt-cache show {name} printed no Version: run apt-get update")
+            raise PayloadError(f"apt-cache show {name} printed no Version: suite "
+                               f"{apt.suite.name} has no such package; delete {apt.root} "
+                               "to fetch its lists again")
     return stanzas
 
 
+def kernel_image_pattern(flavour: str) -> re.Pattern[str]:
+    """The name of a versioned image package of ``flavour``.
+
+    Up to Debian 12 the ABI is a number (linux-image-6.1.0-57-cloud-amd64); from
+    Debian 13 on, the upstream version with a +debN suffix
+    (linux-image-6.12.117+deb13-cloud-amd64).
+    """
+    return re.compile(rf"linux-image-\d+\.\d+\.\d+(?:-\d+|\+deb\d+)-{re.escape(flavour)}")
+
+
 def kernel_image(flavour: str, meta: dict[str, str]) -> DebPackage:
-    """The versioned image package that the metapackage stanza ``meta`` depends on."""
-    pattern = re.compile(rf"linux-image-\d+\.\d+\.\d+-\d+-{re.escape(flavour)}")
+    """The versioned image package that the metapackage stanza ``meta`` depends on.
+
+    Its version is "" if the dependency names none (resolve asks apt for it).
+    """
+    pattern = kernel_image_pattern(flavour)
     images = {n: v for n, v in parse_depends(meta.get("Depends", "")).items()
               if pattern.fullmatch(n)}
     if len(images) != 1:
@@ -94,34 +114,34 @@ def kernel_image(flavour: str, meta: dict[str, str]) -> DebPackage:
             f"{meta.get('Depends')!r}; check the flavour ('cloud-amd64', 'amd64')"
         )
     (name, version), = images.items()
-    return DebPackage(name, version or show(name)[name]["Version"])
+    return DebPackage(name, version)
 
 
-def resolve(flavour: str, *others: str) -> tuple[DebPackage, list[DebPackage]]:
-    """The kernel image for ``flavour`` and the ``others``, at the versions apt would fetch."""
+def resolve(apt: AptRoot, flavour: str,
+            *others: str) -> tuple[DebPackage, list[DebPackage]]:
+    """The kernel image for ``flavour`` and the ``others``, at the suite's candidate versions."""
+    apt.refresh()
     meta = f"linux-image-{flavour}"
-    stanzas = show(meta, *others)
-    return kernel_image(flavour, stanzas[meta]), [
-        DebPackage(name, stanzas[name]["Version"]) for name in others
-    ]
+    stanzas = show(apt, meta, *others)
+    kernel = kernel_image(flavour, stanzas[meta])
+    if not kernel.version:
+        kernel = DebPackage(kernel.name, show(apt, kernel.name)[kernel.name]["Version"])
+    return kernel, [DebPackage(name, stanzas[name]["Version"]) for name in others]
 
 
-def download(package: DebPackage, debs_dir: Path) -> Path:
+def download(apt: AptRoot, package: DebPackage, debs_dir: Path) -> Path:
     """``debs_dir/<name>_<version>.deb``, fetched with apt-get if not there yet."""
     target = debs_dir / package.filename
     if target.exists():
         return target
     debs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=debs_dir, prefix=".download-") as tmp:
-        command = ["apt-get", "download", "-q", f"{package.name}={package.version}"]
-        log.info("running %s (in %s)", " ".join(command), tmp)
-        result = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=False)
+        command = apt.command("apt-get", "download", "-q", f"{package.name}={package.version}")
+        hint = f"check network access to the Debian mirror or put the .deb in {target}"
+        run(command, hint, cwd=Path(tmp))
         fetched = list(Path(tmp).glob("*.deb"))
-        if result.returncode != 0 or len(fetched) != 1:
-            raise PayloadError(
-                f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}; "
-                "check network access to the Debian mirror or put the .deb in " + str(target)
-            )
+        if len(fetched) != 1:
+            raise PayloadError(f"{' '.join(command)} left {len(fetched)} .deb files; {hint}")
         fetched[0].replace(target)
     return target
 

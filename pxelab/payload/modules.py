@@ -94,11 +94,37 @@ def load_order(
     return order
 
 
+def find_modules_dir(root: Path, kernel_version: str) -> Path:
+    """``root/lib/modules/<version>``, or ``root/usr/lib/modules/<version>`` (usr-merged).
+
+    Debian 13's kernel packages ship their modules under /usr/lib only.
+    """
+    for lib in (root / "lib", root / "usr" / "lib"):
+        if (lib / "modules" / kernel_version).is_dir():
+            return lib / "modules" / kernel_version
+    raise PayloadError(f"neither lib/modules/{kernel_version} nor usr/lib/modules/"
+                       f"{kernel_version} in the extracted kernel package ({root}); is "
+                       "the kernel version the part of the image package name after "
+                       "linux-image-?")
+
+
+def merge_usr(root: Path) -> None:
+    """Link ``root/lib`` to ``usr/lib`` if the tree has only the latter, as on a usr-merged host.
+
+    ``depmod -b ROOT`` looks in ROOT plus its own module directory, /lib/modules
+    or, where kmod was built for it, /usr/lib/modules; with the link both exist,
+    and so does the /lib/modules path mkinitramfs's bind mount reads.
+    """
+    if not (root / "lib").exists() and (root / "usr" / "lib").is_dir():
+        (root / "lib").symlink_to("usr/lib")
+
+
 def run_depmod(root: Path, kernel_version: str) -> None:
-    """Write modules.dep (and friends) for the tree ``root/lib/modules/<kernel_version>``."""
+    """Write modules.dep (and friends) for the modules of ``kernel_version`` in tree ``root``."""
     depmod = shutil.which("depmod") or "/usr/sbin/depmod"
     if not Path(depmod).exists():
         raise HostCapabilityError("depmod not found: install the Debian package 'kmod'")
+    merge_usr(root)
     command = [depmod, "-b", str(root), kernel_version]
     log.info("running %s", " ".join(command))
     result = subprocess.run(command, capture_output=True, text=True, check=False)
