@@ -157,15 +157,20 @@ class AptRoot:
         # Error-Mode=any: an index that failed to download is an error, not a warning
         # after which apt would go on with old lists or none.
         command = self.command("apt-get", "-q", "-o", "APT::Update::Error-Mode=any", "update")
-        run(command, f"check network access to {MIRROR} (a proxy goes in "
-            "/etc/apt/apt.conf.d/, which pxelab keeps)")
+        run(command, f"apt-get update of pxelab's {self.suite.name} sources in {self.root}",
+            f"check network access to {MIRROR} (a proxy goes in /etc/apt/apt.conf.d/, "
+            "which pxelab keeps)")
         (self.root / "state" / "updated").write_text(sources(self.suite, self.keyring),
                                                      encoding="utf-8")
         log.info("updated the package lists of suite %s in %s", self.suite.name, self.root)
 
 
-def run(command: list[str], hint: str, cwd: Path | None = None) -> str:
-    """Run an apt tool; its stdout, or a PayloadError with its stderr and ``hint``."""
+def run(command: list[str], what: str, hint: str, cwd: Path | None = None) -> str:
+    """Run an apt tool; its stdout, or a PayloadError with ``what``, its stderr and ``hint``.
+
+    The message names the command by ``what``: the -o options would bury the error
+    (``pxelab -v`` logs the whole command line).
+    """
     if shutil.which(command[0]) is None:
         raise HostCapabilityError(f"{command[0]} not found: pxelab builds payloads on "
                                   "Debian hosts (apt-get install apt)")
@@ -174,6 +179,6 @@ def run(command: list[str], hint: str, cwd: Path | None = None) -> str:
     if result.stderr:  # notes such as "Download is performed unsandboxed as root"
         log.debug("%s said: %s", command[0], result.stderr.strip())
     if result.returncode != 0:
-        raise PayloadError(f"{' '.join(command)} failed ({result.returncode}): "
-                           f"{result.stderr.strip()}; {hint}")
+        raise PayloadError(f"{what} failed ({result.returncode}): {result.stderr.strip()}; "
+                           f"{hint}")
     return result.stdout

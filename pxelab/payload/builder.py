@@ -165,11 +165,11 @@ def cache_key(spec: PayloadSpec, packages: dict[str, str]) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def resolve_packages(apt: AptRoot, kernel_flavour: str) -> tuple[debs.DebPackage,
-                                                                  debs.DebPackage]:
-    """The (kernel image, busybox-static) candidates of the suite, resolved once a process."""
-    kernel, (busybox,) = debs.resolve(apt, kernel_flavour, BUSYBOX_PACKAGE)
-    return kernel, busybox
+def resolve_packages(apt: AptRoot, kernel_flavour: str) -> tuple[debs.DebPackage, ...]:
+    """The suite's kernel image, the packages its files are split into, then busybox-static:
+    the candidates, resolved once a process."""
+    kernel, parts, (busybox,) = debs.resolve(apt, kernel_flavour, BUSYBOX_PACKAGE)
+    return kernel, *parts, busybox
 
 
 def _kernel_version(package: debs.DebPackage) -> str:
@@ -180,16 +180,16 @@ def build_payload(spec: PayloadSpec = PayloadSpec(), cache_dir: Path | None = No
     """Build (or find in the cache) the payload for ``spec``."""
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     apt = AptRoot.in_cache(cache, spec.suite)
-    kernel_pkg, busybox_pkg = resolve_packages(apt, spec.kernel_flavour)
-    packages = {p.name: p.version for p in (kernel_pkg, busybox_pkg)}
+    kernel_pkg, *kernel_parts, busybox_pkg = resolve_packages(apt, spec.kernel_flavour)
+    packages = {p.name: p.version for p in (kernel_pkg, *kernel_parts, busybox_pkg)}
     if spec.initramfs is Initramfs.INITRAMFS_TOOLS:  # the host's tools make that image
         packages |= initramfs_tools.host_versions()
     key = cache_key(spec, packages)
     final = cache / "payloads" / f"{_kernel_version(kernel_pkg)}-{key[:16]}"
 
     def build(tmp: Path) -> None:
-        _build(tmp, spec=spec, apt=apt, kernel_pkg=kernel_pkg, busybox_pkg=busybox_pkg,
-               debs_dir=cache / "debs", key=key, packages=packages)
+        _build(tmp, spec=spec, apt=apt, kernel_pkg=kernel_pkg, kernel_parts=kernel_parts,
+               busybox_pkg=busybox_pkg, debs_dir=cache / "debs", key=key, packages=packages)
 
     started = time.monotonic()
     if build_once(final, MANIFEST, build):
@@ -219,17 +219,16 @@ def load_payload(directory: Path) -> Payload:
 
 
 def _build(tmp: Path, *, spec: PayloadSpec, apt: AptRoot, kernel_pkg: debs.DebPackage,
-           busybox_pkg: debs.DebPackage, debs_dir: Path, key: str,
-           packages: dict[str, str]) -> None:
+           kernel_parts: list[debs.DebPackage], busybox_pkg: debs.DebPackage,
+           debs_dir: Path, key: str, packages: dict[str, str]) -> None:
     version = _kernel_version(kernel_pkg)
     tree = tmp / "extract"
-    debs.extract(debs.download(apt, kernel_pkg, debs_dir), tree / "kernel")
+    for package in (kernel_pkg, *kernel_parts):
+        debs.extract(debs.download(apt, package, debs_dir), tree / "kernel")
     debs.extract(debs.download(apt, busybox_pkg, debs_dir), tree / "busybox")
     modules_dir = find_modules_dir(tree / "kernel", version)
-    vmlinuz = tree / "kernel" / "boot" / f"vmlinuz-{version}"
+    vmlinuz = find_vmlinuz(tree / "kernel", version, modules_dir)
     busybox = find_busybox(tree / "busybox")
-    if not vmlinuz.exists():
-        raise PayloadError(f"{vmlinuz.relative_to(tree)} missing from {kernel_pkg.name}")
     run_depmod(tree / "kernel", version)
     if spec.initramfs is Initramfs.INITRAMFS_TOOLS:
         modules = list(initramfs_tools.build(
@@ -255,6 +254,16 @@ def _build(tmp: Path, *, spec: PayloadSpec, apt: AptRoot, kernel_pkg: debs.DebPa
         "suite": spec.suite,
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def find_vmlinuz(root: Path, version: str, modules_dir: Path) -> Path:
+    """boot/vmlinuz-<version>, or vmlinuz in the modules directory (Debian 14's packages)."""
+    for path in (root / "boot" / f"vmlinuz-{version}", modules_dir / "vmlinuz"):
+        if path.is_file():
+            return path
+    raise PayloadError(f"neither boot/vmlinuz-{version} nor "
+                       f"{modules_dir.relative_to(root)}/vmlinuz in the extracted kernel "
+                       f"packages ({root})")
 
 
 def find_busybox(root: Path) -> Path:

@@ -80,7 +80,8 @@ def parse_depends(depends: str) -> dict[str, str]:
 def show(apt: AptRoot, *names: str) -> dict[str, dict[str, str]]:
     """``apt-cache show`` of the candidate version of each package, by package name."""
     output = run(apt.command("apt-cache", "show", "--no-all-versions", *names),
-                 f"is each package in suite {apt.suite.name}?")
+                 f"apt-cache show {' '.join(names)} (suite {apt.suite.name}, {apt.root})",
+                 f"is each package in suite {apt.suite.name}? 'pxelab -v' shows the command")
     stanzas = {fields.get("Package", ""): fields for fields in parse_stanzas(output)}
     for name in names:
         if "Version" not in stanzas.get(name, {}):
@@ -117,16 +118,32 @@ def kernel_image(flavour: str, meta: dict[str, str]) -> DebPackage:
     return DebPackage(name, version)
 
 
-def resolve(apt: AptRoot, flavour: str,
-            *others: str) -> tuple[DebPackage, list[DebPackage]]:
-    """The kernel image for ``flavour`` and the ``others``, at the suite's candidate versions."""
+# From Debian 14 (sid, 2026) on, linux-image-<ver> holds no files: it depends on
+# linux-binary-<ver> (vmlinuz), linux-modules-<ver> and linux-base-<ver> (modules.*).
+KERNEL_PARTS = ("linux-base", "linux-binary", "linux-modules")
+
+
+def kernel_parts(image: DebPackage, stanza: dict[str, str]) -> tuple[DebPackage, ...]:
+    """The packages that carry the files of ``image`` besides itself (none up to Debian 13)."""
+    version = image.name.removeprefix("linux-image-")
+    names = {f"{part}-{version}" for part in KERNEL_PARTS}
+    return tuple(DebPackage(name, exact)
+                 for name, exact in parse_depends(stanza.get("Depends", "")).items()
+                 if name in names and exact)
+
+
+def resolve(apt: AptRoot, flavour: str, *others: str
+            ) -> tuple[DebPackage, tuple[DebPackage, ...], list[DebPackage]]:
+    """The kernel image for ``flavour``, the packages its files are split into, and the
+    ``others``, at the suite's candidate versions."""
     apt.refresh()
     meta = f"linux-image-{flavour}"
     stanzas = show(apt, meta, *others)
     kernel = kernel_image(flavour, stanzas[meta])
-    if not kernel.version:
-        kernel = DebPackage(kernel.name, show(apt, kernel.name)[kernel.name]["Version"])
-    return kernel, [DebPackage(name, stanzas[name]["Version"]) for name in others]
+    stanza = show(apt, kernel.name)[kernel.name]
+    kernel = DebPackage(kernel.name, kernel.version or stanza["Version"])
+    return kernel, kernel_parts(kernel, stanza), [
+        DebPackage(name, stanzas[name]["Version"]) for name in others]
 
 
 def download(apt: AptRoot, package: DebPackage, debs_dir: Path) -> Path:
@@ -136,12 +153,14 @@ def download(apt: AptRoot, package: DebPackage, debs_dir: Path) -> Path:
         return target
     debs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=debs_dir, prefix=".download-") as tmp:
-        command = apt.command("apt-get", "download", "-q", f"{package.name}={package.version}")
+        wanted = f"{package.name}={package.version}"
         hint = f"check network access to the Debian mirror or put the .deb in {target}"
-        run(command, hint, cwd=Path(tmp))
+        run(apt.command("apt-get", "download", "-q", wanted), f"apt-get download {wanted}",
+            hint, cwd=Path(tmp))
         fetched = list(Path(tmp).glob("*.deb"))
         if len(fetched) != 1:
-            raise PayloadError(f"{' '.join(command)} left {len(fetched)} .deb files; {hint}")
+            raise PayloadError(f"apt-get download {wanted} left {len(fetched)} .deb files; "
+                               f"{hint}")
         fetched[0].replace(target)
     return target
 

@@ -58,6 +58,7 @@ def test_boot(boot_scenario, pxelab_scenario: Scenario):
     assert props["accelerator"] in ("kvm", "tcg")
     assert props["seconds_to_userspace"] == timeline.seconds("userspace")
     assert props["kernel_version"].endswith(scenario.payload.kernel_flavour)
+    assert props["payload_suite"] == scenario.payload.suite
     assert "qemu-system-x86" in props["packages"]
     assert props["firmware_settings"] == scenario.guest.firmware_settings()
     if scenario.guest.ip6_settings is not None:

@@ -1,4 +1,5 @@
-"""pxelab's own apt configuration, kernel image names of Debian 12 and 13, usr-merged trees."""
+"""pxelab's own apt configuration, the kernel packages of Debian 12, 13 and 14, usr-merged
+trees."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pxelab.errors import ConfigError, HostCapabilityError, PayloadError
 from pxelab.matrix import find_case
 from pxelab.payload import PayloadSpec, debs, load_payload
 from pxelab.payload.archive import SUITES, AptRoot, known_suite, sources
-from pxelab.payload.builder import MANIFEST, cache_key, find_busybox
+from pxelab.payload.builder import MANIFEST, cache_key, find_busybox, find_vmlinuz
 from pxelab.payload.modules import find_modules_dir, merge_usr
 
 pytestmark = pytest.mark.unit
@@ -146,6 +147,21 @@ def test_kernel_image_without_exact_version_is_left_to_apt() -> None:
     assert debs.kernel_image("cloud-amd64", meta).version == ""
 
 
+def test_kernel_parts_of_a_split_debian_14_image() -> None:
+    image = debs.DebPackage("linux-image-7.2.13+deb14-cloud-amd64", "7.2.13-1")
+    stanza = {"Depends": "dracut | initramfs-tools (>= 0.120+deb8u2), "
+              "linux-base-7.2.13+deb14-cloud-amd64 (= 7.2.13-1), "
+              "linux-binary-7.2.13+deb14-cloud-amd64 (= 7.2.13-1), "
+              "linux-modules-7.2.13+deb14-cloud-amd64 (= 7.2.13-1), "
+              "linux-modules-7.2.12+deb14-cloud-amd64 (= 7.2.12-1)"}
+    assert debs.kernel_parts(image, stanza) == tuple(
+        debs.DebPackage(f"{part}-7.2.13+deb14-cloud-amd64", "7.2.13-1")
+        for part in ("linux-base", "linux-binary", "linux-modules"))
+    trixie = {"Depends": "kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2)"}
+    assert debs.kernel_parts(debs.DebPackage("linux-image-6.12.117+deb13-cloud-amd64",
+                                             "6.12.117-1"), trixie) == ()
+
+
 def _tree(root: Path, *files: str) -> Path:
     for name in files:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +176,15 @@ def test_modules_dir_in_lib_or_usr_lib(tmp_path: Path, lib: str) -> None:
     assert find_modules_dir(root, version) == root / lib / "modules" / version
     with pytest.raises(PayloadError, match=re.escape("neither lib/modules/6.1.0-57-cloud-amd64")):
         find_modules_dir(root, "6.1.0-57-cloud-amd64")
+
+
+@pytest.mark.parametrize("vmlinuz", ["boot/vmlinuz-v", "usr/lib/modules/v/vmlinuz"])
+def test_vmlinuz_in_boot_or_the_modules_dir(tmp_path: Path, vmlinuz: str) -> None:
+    root = _tree(tmp_path, vmlinuz, "usr/lib/modules/v/modules.order")
+    assert find_vmlinuz(root, "v", find_modules_dir(root, "v")) == root / vmlinuz
+    (root / vmlinuz).unlink()
+    with pytest.raises(PayloadError, match="neither boot/vmlinuz-v nor usr/lib/modules/v"):
+        find_vmlinuz(root, "v", root / "usr/lib/modules/v")
 
 
 @pytest.mark.parametrize("bindir", ["bin", "usr/bin"])
