@@ -29,7 +29,7 @@ from pxelab.payload import build_payload
 from pxelab.payload.archive import DEFAULT_SUITE, SUITES
 from pxelab.report.html import write_report
 from pxelab.report.text import render_causes
-from pxelab.scenarios import DEFAULT_SCENARIO, BootLoader, Scenario
+from pxelab.scenarios import DEFAULT_SCENARIO, BootLoader, Scenario, on_host_rom
 
 
 class Signalled(KeyboardInterrupt):
@@ -149,8 +149,9 @@ def _print_hit(hit: MilestoneHit) -> None:
 
 
 def _boot(args: argparse.Namespace) -> int:
-    scenario = _with_suite(apply_faults(find_case(args.scenario, args.nic), args.fault),
-                           args.payload_suite)
+    # The host's ROM decides the way first, so that faults apply to the way it boots.
+    scenario = _with_suite(apply_faults(on_host_rom(find_case(args.scenario, args.nic)),
+                                        args.fault), args.payload_suite)
     label = scenario.name.replace("[", "-").replace("]", "")  # no brackets in paths
     artifacts = new_artifacts_dir(args.artifacts, label)
     print(f"booting {scenario.name}: {scenario.description}", flush=True)

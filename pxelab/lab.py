@@ -35,7 +35,7 @@ from pxelab.nfs import Ganesha
 from pxelab.payload import USERSPACE, Payload, build_payload
 from pxelab.policy import BootPolicy
 from pxelab.qemu import Guest
-from pxelab.scenarios import IpVersion, Scenario
+from pxelab.scenarios import IpVersion, Scenario, on_host_rom
 
 DIAGNOSIS_FILE = "diagnosis.json"
 # Artifact name -> file under the artifacts directory (what reports and summaries list).
@@ -115,6 +115,9 @@ class BootRun:
         self._hits: list[MilestoneHit] = []
 
     def run(self) -> BootResult:
+        # Which way an iPXE-ROM scenario boots depends on the ROM this host's QEMU loads.
+        self.scenario = on_host_rom(self.scenario)
+        self._milestones = self.scenario.milestones
         self.artifacts.mkdir(parents=True, exist_ok=True)
         payload = build_payload(self.scenario.payload, self.cache_dir)
         events = EventLog(self.artifacts / "events.jsonl")

@@ -280,7 +280,9 @@ IPXE_EFI_ROM = (
               description="OVMF booted through the iPXE ROM's EFI driver",
               failures=(Fail(r">>Start (?:PXE|HTTP Boot) over IPv[46]",
                              "OVMF booted with its own network stack, not the iPXE ROM "
-                             "(the NIC needs QEMU's default romfile)"), *_OVMF_FAILURES)),
+                             "(the NIC needs QEMU's default romfile; if that ROM's EFI driver "
+                             "is SNP only, pxelab.ipxerom misjudged it: set "
+                             "PXELAB_IPXE_ROM=snp-only)"), *_OVMF_FAILURES)),
     _ipxe_dhcp("rom_dhcp"),
 )
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
 from typing import Any
 
 from pxelab import milestones as ms
 from pxelab.console import Milestone
 from pxelab.errors import ConfigError
 from pxelab.faults import Fault
+from pxelab.firmware import locate
+from pxelab.ipxerom import RomKind, rom_kind
 from pxelab.nvram import Ip6Policy, Ip6Settings
 from pxelab.payload import PayloadSpec
 from pxelab.payload.nics import nic_driver, payload_for_nic
@@ -68,6 +71,21 @@ class IpVersion(StrEnum):
 
 
 @dataclass(frozen=True)
+class SnpOnlyRom:
+    """How a scenario that boots iPXE from the NIC ROM's EFI driver boots when that driver
+    is an SNP driver only (pxelab.ipxerom): OVMF's own PXE runs over it and chain-loads
+    iPXE, which then goes on as the ROM's iPXE would have."""
+
+    description: str
+    loader: BootLoader
+    milestones: tuple[Milestone, ...]
+    rules: tuple[Rule, ...]
+    fetched: tuple[str, ...]
+    # Firmware catalog entries recorded besides the scenario's own.
+    firmware: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -108,6 +126,9 @@ class Scenario:
     # Catalogued faults applied to this case, as given on the command line (NAME[=ARGS]);
     # they make the command that reproduces the boot by hand.
     applied: tuple[str, ...] = ()
+    # The way this scenario boots when the NIC ROM's EFI driver has no iPXE stack; None:
+    # the same way whatever the ROM (see :meth:`on_rom`).
+    snp_only: SnpOnlyRom | None = None
 
     def __post_init__(self) -> None:
         expected = f"{self.mode}_{self.ip}"
@@ -156,6 +177,15 @@ class Scenario:
                        guest=replace(self.guest, nic_model=model),
                        payload=payload_for_nic(self.payload, model),
                        firmware=firmware, nic_variants=())
+
+    def on_rom(self, kind: RomKind) -> Scenario:
+        """This scenario on a NIC ROM whose EFI driver is ``kind``."""
+        alt = self.snp_only
+        if kind is RomKind.IPXE or alt is None:
+            return self
+        return replace(self, description=alt.description, loader=alt.loader,
+                       milestones=alt.milestones, rules=alt.rules, fetched=alt.fetched,
+                       firmware=self.firmware + alt.firmware, snp_only=None)
 
     def variants(self) -> tuple[Scenario, ...]:
         """This scenario on its own NIC, then on each of ``nic_variants``."""
@@ -249,6 +279,20 @@ SCENARIOS: dict[str, Scenario] = {
                         name="ipxe-script"),),
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
             nic_variants=("e1000",),  # efi-e1000.rom's iPXE EFI driver
+            # The ROM's SNP driver drives the NIC (a PCI option ROM's driver goes before
+            # OVMF's own; OVMF has none for e1000) and OVMF's PXEv4 runs over it.
+            snp_only=SnpOnlyRom(
+                description="OVMF + the SNP-only iPXE EFI driver of QEMU's NIC ROM, OVMF's "
+                            "PXEv4, snponly.efi over TFTP, iPXE DHCP with user class iPXE, "
+                            "HTTP script, kernel+initrd over HTTP, NFSv4 root",
+                loader=BootLoader.IPXE_EFI,
+                milestones=ms.OVMF_PXE4 + ms.IPXE_EFI_NBP + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT,
+                # iPXE first: it runs on the same SNP and would otherwise get itself again.
+                rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
+                            name="ipxe-script"),
+                       Rule(Match(arch=(Arch.EFI_X64,)), "snponly.efi", name="uefi-pxe4-ipxe")),
+                fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
+                firmware=("snponly.efi",)),
         ),
         Scenario(
             name="legacy_pxe_ipv6",
@@ -342,6 +386,19 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 DEFAULT_SCENARIO = "legacy_pxe_ipv4"
+
+
+def on_host_rom(scenario: Scenario) -> Scenario:
+    """``scenario`` as it boots with the NIC ROM QEMU loads on this host (pxelab.ipxerom)."""
+    if scenario.snp_only is None:
+        return scenario
+    romfile = scenario.guest.nic_romfile
+    if romfile == "":
+        return scenario  # no ROM at all: nothing to decide
+    # QEMU's default ROM for the model; the catalog lists QEMU's data directories in the
+    # order qemu-system-x86_64 -L help shows them, so the same file is found first.
+    rom = locate(nic_driver(scenario.nic_model).rom) if romfile is None else Path(romfile)
+    return scenario.on_rom(rom_kind(rom))
 
 
 def get_scenario(name: str) -> Scenario:

@@ -16,13 +16,13 @@ import pytest
 from pxelab.lab import BootResult
 from pxelab.nvram import IP6_CONFIG_GUID, decode_ip6_config, default_iaid, read_variables
 from pxelab.qemu import OVMF_VARS
-from pxelab.scenarios import IpVersion, Scenario
+from pxelab.scenarios import IpVersion, Scenario, on_host_rom
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
 
 def test_boot(boot_scenario, pxelab_scenario: Scenario):
-    scenario = pxelab_scenario
+    scenario = on_host_rom(pxelab_scenario)  # the way the host's NIC ROM boots it
     result = boot_scenario(scenario)
     timeline = result.timeline
 

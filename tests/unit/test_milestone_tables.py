@@ -15,6 +15,7 @@ import pytest
 
 from pxelab import milestones as ms
 from pxelab.console import ConsoleWatcher, Timeline
+from pxelab.ipxerom import RomKind
 from pxelab.payload.contract import INIT_START, userspace_line
 from pxelab.scenarios import SCENARIOS
 
@@ -152,3 +153,18 @@ def test_failures_end_the_wait_at_once(tmp_path: Path, name: str, text: str, sta
     assert timeline.failed_stage == stage
     assert cause in (timeline.failure or "")
     assert time.monotonic() - started < 5, "a failure pattern, not a timeout, ended the wait"
+
+
+# uefi_ipxe_ipv4 on a ROM whose EFI driver is SNP only (Debian 13's ipxe-qemu): OVMF's
+# PXEv4 over the ROM's SNP gets snponly.efi, which runs iPXE as the ROM once did.
+SNP_ONLY_ROM_CONSOLE = NL.join((
+    OVMF_PXE4.replace("syslinux.efi", "snponly.efi"), "iPXE initialising devices...ok",
+    IPXE_BANNER, "Press Ctrl-B for the iPXE command line...", IPXE_DHCP, IPXE_SCRIPT, LINUX))
+
+
+def test_an_snp_only_rom_boot_reaches_every_milestone_in_order(tmp_path: Path) -> None:
+    scenario = SCENARIOS["uefi_ipxe_ipv4"].on_rom(RomKind.SNP_ONLY)
+    timeline = watch(tmp_path, SNP_ONLY_ROM_CONSOLE, scenario.milestones)
+    assert timeline.ok, timeline.failure
+    assert [h.name for h in timeline.hits] == [m.name for m in scenario.milestones]
+    assert timeline.seconds("nbp") is not None and timeline.seconds("ipxe_dhcp") is not None
