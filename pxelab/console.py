@@ -77,6 +77,11 @@ class Milestone:
     # Typed on the console when the milestone is seen, e.g. a key that ends a prompt's
     # countdown instead of waiting it out.
     answer: str = ""
+    # A line nothing else prints before this milestone (pxelab's own lines, the kernel
+    # banner): seen while an earlier milestone is awaited, it ends that wait at once,
+    # because the boot went on without the earlier line. Generic lines ("... ok") are
+    # not landmarks: iPXE prints them for the script before the kernel too.
+    landmark: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,9 @@ class Timeline:
     failed_at: float | None = None
     console_tail: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
+    # A later milestone whose line came while failed_stage's was awaited: the boot went
+    # on, but failed_stage's pattern does not match what this build prints.
+    skipped_to: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -133,15 +141,20 @@ class ConsoleWatcher:
     def run(self, scenario: str, milestones: Sequence[Milestone],
             on_hit: OnHit | None = None) -> Timeline:
         timeline = Timeline(scenario)
-        for milestone in milestones:
-            if not self._wait(milestone, timeline, on_hit):
+        for index, milestone in enumerate(milestones):
+            if not self._wait(milestone, milestones[index + 1:], timeline, on_hit):
                 break
         timeline.console_tail = self._tail()
         return timeline
 
-    def _wait(self, milestone: Milestone, timeline: Timeline, on_hit: OnHit | None) -> bool:
+    def _wait(self, milestone: Milestone, later: Sequence[Milestone], timeline: Timeline,
+              on_hit: OnHit | None) -> bool:
         failures = milestone.failures + self.global_failures
-        patterns = [milestone.pattern, *(f.pattern for f in failures)]
+        # Watching the later milestones too ends the wait as soon as the boot is seen to
+        # have gone past this one, instead of after its timeout.
+        ahead = [m for m in later if m.landmark and m.pattern != milestone.pattern]
+        patterns = [milestone.pattern, *(f.pattern for f in failures),
+                    *(m.pattern for m in ahead)]
         index = self.console.expect(
             [self._compile(p) for p in patterns] + [pexpect.EOF, pexpect.TIMEOUT],
             timeout=milestone.timeout)
@@ -158,9 +171,23 @@ class ConsoleWatcher:
             return True
         timeline.failed_stage = milestone.name
         timeline.failed_at = time.monotonic() - self.started_at
-        timeline.failure = self._explain(index - 1, failures, milestone)
+        index -= 1
+        if len(failures) <= index < len(failures) + len(ahead):
+            skipped = ahead[index - len(failures)]
+            timeline.skipped_to = skipped.name
+            timeline.failure = self._explain_skip(milestone, skipped)
+        else:
+            if index >= len(failures):
+                index -= len(ahead)
+            timeline.failure = self._explain(index, failures, milestone)
         log.warning("stage %s failed: %s", milestone.name, timeline.failure)
         return False
+
+    def _explain_skip(self, milestone: Milestone, skipped: Milestone) -> str:
+        seen = self._text(self.console.after).strip()
+        return (f"the console went on to {skipped.name} ({seen!r}) without {milestone.name}'s "
+                f"line: {milestone.pattern!r} does not match what this build prints, or the "
+                "boot took another path")
 
     def _explain(self, index: int, failures: Sequence[FailurePattern],
                  milestone: Milestone) -> str:

@@ -94,7 +94,7 @@ IPXE_ROM = (
 PXELINUX = (
     Milestone("bootloader", whole_line(r"PXELINUX \d+\.\d+ "), 30,
               description="PXELINUX started"),
-    Milestone("config", efi_text("pxelab: pxelinux config loaded"), 60,
+    Milestone("config", efi_text("pxelab: pxelinux config loaded"), 60, landmark=True,
               description="ldlinux.c32 loaded and read pxelinux.cfg",
               failures=(
                   Fail(r"Failed to load ldlinux\.c32",
@@ -117,7 +117,7 @@ PXELINUX = (
 SYSLINUX_EFI = (
     Milestone("bootloader", whole_line(r"My IP is "), 30,
               description="syslinux.efi started and took the firmware's DHCP answer"),
-    Milestone("config", efi_text("pxelab: syslinux.efi config loaded"), 60,
+    Milestone("config", efi_text("pxelab: syslinux.efi config loaded"), 60, landmark=True,
               description="ldlinux.e64 loaded and read pxelinux.cfg",
               failures=(
                   Fail(efi_text("Failed to load ldlinux.e64"),
@@ -142,7 +142,7 @@ IPXE_SCRIPT = (
     Milestone("script", r"\S+ : \d+ bytes \[script\]", 60,
               description="iPXE downloaded the boot script",
               failures=(*_IPXE_BOOT_FAILURES, _IPXE_ERROR)),
-    Milestone("script_run", r"pxelab: ipxe script running", 30,
+    Milestone("script_run", r"pxelab: ipxe script running", 30, landmark=True,
               description="iPXE ran pxelab's boot script", failures=(_IPXE_ERROR,)),
     Milestone("kernel_fetch", r"\w+://\S+\.\.\.[^\r\n]*?\bok", 120,
               description="iPXE downloaded the kernel", failures=(_IPXE_ERROR,)),
@@ -262,14 +262,16 @@ _GRUB_FAILURES = (
 )
 
 GRUB = (
-    Milestone("bootloader", r"Welcome to GRUB!", 30, description="GRUB started",
+    # The image's own early config prints this (pxelab/nbp.py): GRUB 2.06 says "Welcome
+    # to GRUB!" before it, Debian's 2.12 no longer does.
+    Milestone("bootloader", r"pxelab-grub: image started", 30, description="GRUB started",
               failures=_OVMF_FAILURES),
-    Milestone("config", r"pxelab: grub config loaded", 60,
+    Milestone("config", r"pxelab: grub config loaded", 60, landmark=True,
               description="GRUB fetched and ran grub.cfg from the boot server",
               failures=_GRUB_FAILURES),
-    Milestone("kernel_fetch", r"pxelab: grub kernel loaded", 120,
+    Milestone("kernel_fetch", r"pxelab: grub kernel loaded", 120, landmark=True,
               description="GRUB downloaded the kernel", failures=_GRUB_FAILURES),
-    Milestone("initrd_fetch", r"pxelab: grub initrd loaded", 120,
+    Milestone("initrd_fetch", r"pxelab: grub initrd loaded", 120, landmark=True,
               description="GRUB downloaded the initrd", failures=_GRUB_FAILURES),
 )
 
@@ -309,14 +311,15 @@ KERNEL_FAILURES = (
 def _linux_nfsroot(address: Milestone) -> tuple[Milestone, ...]:
     """Kernel, initramfs, ``address`` (how /init got its address), NFS root, userspace."""
     return (
-        Milestone("kernel", whole_line(r"Linux version "), 60, description="the kernel started"),
-        Milestone("initramfs", re.escape(contract.INIT_START), 60,
+        Milestone("kernel", whole_line(r"Linux version "), 60, landmark=True,
+                  description="the kernel started"),
+        Milestone("initramfs", re.escape(contract.INIT_START), 60, landmark=True,
                   description="the initramfs /init ran",
                   failures=KERNEL_FAILURES),
         address,
-        Milestone("nfs_root", whole_line(contract.INIT_NFS_MOUNTED), 60,
+        Milestone("nfs_root", whole_line(contract.INIT_NFS_MOUNTED), 60, landmark=True,
                   description="the root filesystem mounted over NFS", failures=KERNEL_FAILURES),
-        Milestone("userspace", whole_line(contract.USERSPACE), 60,
+        Milestone("userspace", whole_line(contract.USERSPACE), 60, landmark=True,
                   description="userspace ran from the NFS root", failures=KERNEL_FAILURES),
     )
 
@@ -347,7 +350,8 @@ _ITOOLS_FAILURES = (
 )
 
 LINUX_INITRAMFS_TOOLS_NFSROOT = (
-    Milestone("kernel", whole_line(r"Linux version "), 60, description="the kernel started"),
+    Milestone("kernel", whole_line(r"Linux version "), 60, landmark=True,
+              description="the kernel started"),
     Milestone("initramfs", r"Begin: Mounting root file system", 60,
               description="initramfs-tools' /init ran and began mounting the root",
               failures=_ITOOLS_FAILURES),
@@ -356,7 +360,7 @@ LINUX_INITRAMFS_TOOLS_NFSROOT = (
     Milestone("nfs_root", r"Begin: Running /scripts/nfs-bottom", 60,
               description="klibc nfsmount mounted the root over NFSv3",
               failures=_ITOOLS_FAILURES),
-    Milestone("userspace", whole_line(contract.USERSPACE), 60,
+    Milestone("userspace", whole_line(contract.USERSPACE), 60, landmark=True,
               description="userspace ran from the NFS root", failures=_ITOOLS_FAILURES),
 )
 

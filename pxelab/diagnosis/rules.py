@@ -7,6 +7,7 @@ the rules by area; :mod:`pxelab.diagnosis.query` the questions they share.
 
 | code                              | rule                                   |
 |-----------------------------------|----------------------------------------|
+| console.milestone_unmatched       | milestones.milestone_unmatched         |
 | initrd.no_network_driver          | linux.no_network_driver                |
 | ipxe.chainload_loop               | ipxe.chainload_loop                    |
 | tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
@@ -27,10 +28,11 @@ the rules by area; :mod:`pxelab.diagnosis.query` the questions they share.
 
 from __future__ import annotations
 
-from pxelab.diagnosis import dhcp, dhcp6, firmware, ipxe, linux, tftp
+from pxelab.diagnosis import dhcp, dhcp6, firmware, ipxe, linux, milestones, tftp
 from pxelab.diagnosis.model import Rule
 
 RULES: tuple[Rule, ...] = (
+    milestones.milestone_unmatched,
     linux.no_network_driver,
     ipxe.chainload_loop,
     tftp.ldlinux_mismatch,

@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 
 from pxelab.console import MilestoneHit, Timeline
-from pxelab.diagnosis import dhcp, dhcp6, diagnose, firmware, ipxe, linux, query, tftp
+from pxelab.diagnosis import (
+    dhcp,
+    dhcp6,
+    diagnose,
+    firmware,
+    ipxe,
+    linux,
+    milestones,
+    query,
+    tftp,
+)
 from pxelab.diagnosis.model import Cause, Rule
 from pxelab.diagnosis.rules import RULES
 from pxelab.events import Event
@@ -304,7 +314,7 @@ def uefi_http6_boot(release_answered: bool = True) -> Boot:
     else:
         return boot
     boot.hit(16.5, "nbp_start", 'BdsDxe: starting Boot0004 "UEFI HTTPv6 (MAC:525400123456)"')
-    boot.hit(16.8, "bootloader", "Welcome to GRUB!")
+    boot.hit(16.8, "bootloader", "pxelab-grub: image started, prefix (tftp,2001:db8::1)/grub")
     for name in ("command.lst", "fs.lst", "crypto.lst", "terminal.lst"):
         boot.http(16.9, f"/grub/x86_64-efi/{name}", 404)
     boot.http(17.0, "/grub/grub.cfg", 200, 676)
@@ -397,7 +407,7 @@ def test_a_late_failure_with_a_clean_network_path_blames_no_network_cause(name: 
 
 def test_the_rules_are_one_per_code_most_specific_first() -> None:
     codes = [rule.__module__.rsplit(".", 1)[-1] + "." + rule.__name__ for rule in RULES]
-    assert len(set(codes)) == len(RULES) == 16
+    assert len(set(codes)) == len(RULES) == 17
     assert RULES[-1] is dhcp.offer_unused  # the fallback comes last
 
 
@@ -1130,3 +1140,32 @@ def test_ldlinux_missing_then_absolute_paths_refused_is_a_missing_file() -> None
     cause = only(tftp.next_file_missing, evidence, "tftp.next_file_missing")
     assert cause.summary.startswith(f"ldlinux.c32 was not found: the TFTP server looked in {DATA}")
     assert tftp.ldlinux_mismatch(evidence) is None
+
+
+# -- console.milestone_unmatched ---------------------------------------------------------------
+
+SKIPPED = ("the console went on to kernel ('Linux version 6.1.0-57-cloud-amd64') without "
+           "bootloader's line: 'Welcome to GRUB!' does not match what this build prints, or "
+           "the boot took another path")
+
+
+def _grub_boot_past_its_banner(skipped_to: str | None) -> Evidence:
+    boot = _uefi_until_nbp()
+    boot.facts = replace(boot.facts, firmware_packages={"grub-efi-amd64-bin": "2.12-9+deb13u4"})
+    boot.hit(4.4, "nbp", "NBP file downloaded successfully")
+    evidence = boot.evidence("bootloader", SKIPPED if skipped_to else "no bootloader", 6.0)
+    return replace(evidence, timeline=replace(evidence.timeline, skipped_to=skipped_to))
+
+
+def test_milestone_unmatched_names_the_stage_the_boot_went_past() -> None:
+    evidence = _grub_boot_past_its_banner("kernel")
+    cause = only(milestones.milestone_unmatched, evidence, "console.milestone_unmatched")
+    assert cause.stage == "bootloader"
+    assert "went on to kernel" in cause.summary and "grub-efi-amd64-bin 2.12" in cause.summary
+    assert diagnose(evidence).codes[0] == "console.milestone_unmatched"
+
+
+def test_milestone_unmatched_is_silent_when_nothing_later_came() -> None:
+    evidence = _grub_boot_past_its_banner(None)
+    assert milestones.milestone_unmatched(evidence) is None
+    assert "console.milestone_unmatched" not in diagnose(evidence).codes
