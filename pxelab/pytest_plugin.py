@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
             config.getoption("pxelab_nic"), config.getoption("pxelab_firmware"))
     except ConfigError as error:
         raise pytest.UsageError(str(error)) from None
+    if not hasattr(config, "workerinput"):  # the xdist controller or a plain run
+        config.pluginmanager.register(BootsSummary(), "pxelab-boots-summary")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -108,6 +111,43 @@ def pytest_runtest_makereport(
         for result in item.stash.get(RESULTS, []):
             report.sections.append((f"pxelab {result.scenario}", _describe(result)))
     return report
+
+
+# The firmware and boot-program packages the boots summary shows, when a boot used them.
+SUMMARY_PACKAGES = ("ovmf", "seabios", "ipxe-qemu", "ipxe", "grub-efi-amd64-bin",
+                    "syslinux-efi", "pxelinux", "qemu-system-x86")
+
+
+class BootsSummary:
+    """Collects each boot's junit properties from the test reports (which reach the
+    xdist controller too) and prints one line per boot at the end of the session."""
+
+    def __init__(self) -> None:
+        self.boots: list[dict[str, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        if report.when == "call" and "pxelab.case" in props:
+            self.boots.append({key.removeprefix("pxelab."): str(value)
+                               for key, value in props.items()})
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.boots:
+            return
+        terminalreporter.section("pxelab boots")
+        for boot in sorted(self.boots, key=lambda b: b.get("case", "")):
+            terminalreporter.write_line(boot_line(boot))
+
+
+def boot_line(boot: dict[str, str]) -> str:
+    """Case, verdict, seconds to userspace, kernel and firmware versions of one boot."""
+    seconds = boot.get("seconds_to_userspace", "")
+    took = f"{float(seconds):6.1f}s" if seconds else "      -"
+    verdict = "ok" if boot.get("ok") == "True" else "FAILED"
+    packages = " ".join(f"{name} {boot[f'package.{name}']}" for name in SUMMARY_PACKAGES
+                        if f"package.{name}" in boot)
+    return (f"{boot.get('case', '?'):<28} {verdict:<6} {took}  kernel "
+            f"{boot.get('kernel_version', '?')} ({boot.get('payload_suite', '?')})  {packages}")
 
 
 def _describe(result: BootResult) -> str:

@@ -1,0 +1,26 @@
+"""The pytest plugin's end-of-session line per boot (pxelab.pytest_plugin.boot_line)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pxelab.pytest_plugin import boot_line
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_boot_line_names_case_verdict_seconds_kernel_and_firmware() -> None:
+    line = boot_line({"case": "uefi_http_ipv4", "ok": "True", "seconds_to_userspace": "12.34",
+                      "kernel_version": "6.1.0-57-cloud-amd64", "payload_suite": "bookworm",
+                      "package.ovmf": "2025.02-8+deb13u1", "package.qemu-system-x86": "1:10.0",
+                      "package.linux-image-x": "not shown"})
+    assert line.startswith("uefi_http_ipv4")
+    assert " ok " in line and "12.3s" in line
+    assert "kernel 6.1.0-57-cloud-amd64 (bookworm)" in line
+    assert "ovmf 2025.02-8+deb13u1" in line and "qemu-system-x86 1:10.0" in line
+    assert "not shown" not in line
+
+
+def test_a_failed_boot_line_says_failed_and_has_no_seconds() -> None:
+    line = boot_line({"case": "legacy_pxe_ipv4", "ok": "False", "seconds_to_userspace": ""})
+    assert "FAILED" in line and " -  kernel ?" in line
