@@ -210,12 +210,16 @@ run_job() {
     local job=$1
     shift
     local started=$SECONDS rc=0 env_args=() script='cd /root/pxelab && exec ./setup.sh "$@"'
-    [ "$job" = run ] && script='cd /root/pxelab && eval "$*"'
+    local argv=("$job" "$@")
+    if [ "$job" = run ]; then
+        script='cd /root/pxelab && eval "$*"'
+        argv=("$@")
+    fi
     mapfile -t env_args < <(job_environment)
     say "$release root $root: $job $* (time limit ${limit} s)"
     # --foreground keeps the job in this process group, so Ctrl-C reaches it.
     timeout --foreground --kill-after=30 "$limit" \
-        chroot "$root" /usr/bin/env -i "${env_args[@]}" /bin/bash -c "$script" job "$@" \
+        chroot "$root" /usr/bin/env -i "${env_args[@]}" /bin/bash -c "$script" fresh-root "${argv[@]}" \
         || rc=$?
     [ "$job" = run ] || set -- "./setup.sh $job" "$@"
     if [ "$rc" -eq 124 ]; then
