@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from pxelab.errors import WaitTimeoutError
+from pxelab.core.errors import WaitTimeoutError
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import os
 import time
 from pathlib import Path
 
-from pxelab.errors import ConfigError
+from pxelab.core.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def fixtures_dir() -> Path:

@@ -17,9 +17,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from pxelab.errors import HostCapabilityError, NetworkError
-from pxelab.netns import exec_prefix
-from pxelab.resource import Resource
+from pxelab.core.errors import HostCapabilityError, NetworkError
+from pxelab.core.netns import exec_prefix
+from pxelab.core.resource import Resource
 
 log = logging.getLogger(__name__)
 

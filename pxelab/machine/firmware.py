@@ -26,8 +26,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pxelab.errors import ConfigError, HostCapabilityError
-from pxelab.paths import REPO_ROOT
+from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.core.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import subprocess
 from enum import StrEnum
 from pathlib import Path
 
-from pxelab.errors import ConfigError, HostCapabilityError
-from pxelab.firmware import package_version
+from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.machine.firmware import package_version
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pexpect
 
-from pxelab.payload.cache import default_cache_dir, file_lock
+from pxelab.machine.payload.cache import default_cache_dir, file_lock
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pxelab import firmware
-from pxelab.errors import ConfigError, PayloadError
-from pxelab.payload.cache import build_once, default_cache_dir
+from pxelab.core.errors import ConfigError, PayloadError
+from pxelab.machine import firmware
+from pxelab.machine.payload.cache import build_once, default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def build_grub_image(spec: GrubImageSpec = GrubImageSpec(),
     """Build (or find in the cache) the GRUB network image for ``spec``.
 
     Cached under ``<cache>/nbp/grubx64-<key>/`` and built once even by parallel
-    processes (see :func:`pxelab.payload.cache.build_once`).
+    processes (see :func:`pxelab.machine.payload.cache.build_once`).
     """
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     module_dir = firmware.locate("grub-x86_64-efi")

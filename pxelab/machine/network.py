@@ -35,9 +35,9 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from pxelab.capture import PacketCapture
-from pxelab.errors import HostCapabilityError, NetworkError
-from pxelab.netns import thread_in_namespace
+from pxelab.core.errors import HostCapabilityError, NetworkError
+from pxelab.core.netns import thread_in_namespace
+from pxelab.machine.capture import PacketCapture
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +416,7 @@ class LabNetwork:
                 raise HostCapabilityError(
                     f"cannot delay {port}: this kernel has no sch_netem (tc says "
                     f"{error.stderr!r}). Delay a protocol step instead with the boot "
-                    "server's fault pxelab.faults.DelayPacket(kind, seconds), e.g. "
+                    "server's fault pxelab.server.faults.DelayPacket(kind, seconds), e.g. "
                     "DelayPacket('tftp.data', 0.2)") from None
             raise NetworkError(f"cannot set the qdisc of {port}: {error}") from None
 

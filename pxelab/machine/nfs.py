@@ -40,9 +40,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from pxelab.errors import ConfigError, HostCapabilityError, NfsError
-from pxelab.netns import exec_prefix, thread_in_namespace
-from pxelab.resource import Resource
+from pxelab.core.errors import ConfigError, HostCapabilityError, NfsError
+from pxelab.core.netns import exec_prefix, thread_in_namespace
+from pxelab.core.resource import Resource
 
 NFS_PORT = 2049
 NFS_PROGRAM = 100003
@@ -313,7 +313,7 @@ def ganesha_config(*, export_dir: Path, workdir: Path, bind_address: str, pseudo
     if knows_io_flusher_key(release):
         core_lines += f"    {IO_FLUSHER_KEY} = true;\n"
     return f"""\
-# Written by pxelab.nfs.Ganesha; rerun with the command line in the pxelab log.
+# Written by pxelab.machine.nfs.Ganesha; rerun with the command line in the pxelab log.
 NFS_CORE_PARAM {{
     Protocols = {protocols};
     Bind_addr = {bind_address};

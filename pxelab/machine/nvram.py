@@ -22,7 +22,7 @@ from pathlib import Path
 from virt.firmware.efi import efivar, ucs16  # type: ignore[import-untyped]
 from virt.firmware.varstore.edk2 import Edk2VarStore  # type: ignore[import-untyped]
 
-from pxelab.errors import ConfigError, GuestError
+from pxelab.core.errors import ConfigError, GuestError
 
 # gEfiIp6ConfigProtocolGuid (MdePkg/MdePkg.dec): the vendor GUID of the variable.
 IP6_CONFIG_GUID = uuid.UUID("937fe521-95ae-4d1a-8929-48bcd90ad31a")

@@ -13,10 +13,10 @@ turns on with ``-machine graphics=off``.
 Someone must keep reading :attr:`Guest.console` while the guest runs: when the
 pty buffer is full the emulated UART stops sending and the guest waits. What is
 read there leaves out the cursor moves firmware consoles scatter through their
-text (:class:`pxelab.console.ConsoleSpawn`); serial.log has every byte.
+text (:class:`pxelab.machine.console.ConsoleSpawn`); serial.log has every byte.
 
 OVMF's debug port (isa-debugcon on 0x402) goes to a FIFO that a
-:class:`~pxelab.evidence.firmware_log.DebugPortReader` thread reads while the
+:class:`~pxelab.machine.firmware_log.DebugPortReader` thread reads while the
 guest runs, so each line gets a wall-clock time (``ovmf-debug.log``,
 :attr:`Guest.firmware_log`). :attr:`Guest.started_wall` is power-on on that
 clock, the zero of a boot's merged timeline.
@@ -41,15 +41,14 @@ from typing import BinaryIO
 
 import pexpect
 
-from pxelab import kvm
-from pxelab.console import ConsoleSpawn
-from pxelab.errors import ConfigError, GuestError, WaitTimeoutError
-from pxelab.evidence.firmware_log import DebugPortReader
-from pxelab.evidence.model import LogLine
-from pxelab.firmware import OvmfImage, find_ovmf
-from pxelab.netns import exec_prefix
-from pxelab.nvram import Ip6Settings, ip6_config_variable, write_vars
-from pxelab.resource import Resource
+from pxelab.core.errors import ConfigError, GuestError, WaitTimeoutError
+from pxelab.core.netns import exec_prefix
+from pxelab.core.resource import Resource
+from pxelab.machine import kvm
+from pxelab.machine.console import ConsoleSpawn
+from pxelab.machine.firmware import OvmfImage, find_ovmf
+from pxelab.machine.firmware_log import DebugPortReader, LogLine
+from pxelab.machine.nvram import Ip6Settings, ip6_config_variable, write_vars
 
 QEMU = "qemu-system-x86_64"
 SERIAL_LOG = "serial.log"
@@ -109,7 +108,7 @@ class GuestSpec:
     # OVMF connects the NIC's network stack before this wait, so it runs in
     # parallel with what that stack does on its own (IPv6 link-local DAD).
     boot_menu_wait_ms: int = 0
-    # OVMF only: the NIC's IPv6 settings in the firmware's NVRAM (pxelab.nvram);
+    # OVMF only: the NIC's IPv6 settings in the firmware's NVRAM (pxelab.machine.nvram);
     # None: a fresh VARS copy, EDK2's defaults (manual policy, one DAD transmit).
     ip6_settings: Ip6Settings | None = None
     # A virtio RNG device (RNG_DEVICE), as a real machine has a hardware RNG. False

@@ -6,23 +6,24 @@ what the boot server hands out, and which milestones prove each stage.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
-from pxelab import milestones as ms
-from pxelab.console import Milestone
-from pxelab.errors import ConfigError
-from pxelab.faults import Fault
-from pxelab.firmware import locate
-from pxelab.ipxerom import RomKind, rom_kind
-from pxelab.nvram import Ip6Policy, Ip6Settings
-from pxelab.payload import PayloadSpec
-from pxelab.payload.nics import nic_driver, payload_for_nic
-from pxelab.policy import Arch, BootPolicy, Match, Rule, RulePolicy
-from pxelab.qemu import Firmware, GuestSpec
+from pxelab.core.errors import ConfigError
+from pxelab.machine.console import Milestone
+from pxelab.machine.firmware import locate
+from pxelab.machine.ipxerom import RomKind, rom_kind
+from pxelab.machine.nvram import Ip6Policy, Ip6Settings
+from pxelab.machine.payload import PayloadSpec
+from pxelab.machine.payload.nics import nic_driver, payload_for_nic
+from pxelab.machine.qemu import Firmware, GuestSpec
+from pxelab.scenarios import milestones as ms
+from pxelab.server.faults import Fault
+from pxelab.server.policy import Arch, BootPolicy, Match, Rule, RulePolicy
 
 
 class BootLoader(StrEnum):
@@ -35,7 +36,7 @@ class BootLoader(StrEnum):
     IPXE_SCRIPT = "ipxe-script"
     # snponly.efi (iPXE on the firmware's SNP), which then runs boot.ipxe
     IPXE_EFI = "ipxe-efi"
-    # grubx64.efi built by pxelab (pxelab.nbp) + grub/grub.cfg; GRUB fetches kernel and
+    # grubx64.efi built by pxelab (pxelab.machine.nbp) + grub/grub.cfg; GRUB fetches kernel and
     # initrd over the protocol and IP version the firmware fetched it with
     GRUB = "grub"
 
@@ -73,7 +74,7 @@ class IpVersion(StrEnum):
 @dataclass(frozen=True)
 class SnpOnlyRom:
     """How a scenario that boots iPXE from the NIC ROM's EFI driver boots when that driver
-    is an SNP driver only (pxelab.ipxerom): OVMF's own PXE runs over it and chain-loads
+    is an SNP driver only (pxelab.machine.ipxerom): OVMF's own PXE runs over it and chain-loads
     iPXE, which then goes on as the ROM's iPXE would have."""
 
     description: str
@@ -102,7 +103,7 @@ class Scenario:
     ipxe_script: str | None = None
     mode: BootMode = BootMode.LEGACY_PXE
     ip: IpVersion = IpVersion.IPV4
-    # First-match rules ahead of the default per-arch files (see pxelab.policy.RulePolicy).
+    # First-match rules ahead of the default per-arch files (see pxelab.server.policy.RulePolicy).
     rules: tuple[Rule, ...] = ()
     # RulePolicy fields this scenario sets besides rules, ipxe_script and faults,
     # e.g. {"min_secs": 2}.
@@ -118,8 +119,8 @@ class Scenario:
     # Where an iPXE script (BootLoader.IPXE_SCRIPT, IPXE_EFI) fetches kernel and initrd;
     # {server} is the lab server's URL host for the scenario's IP version.
     files_url: str = "http://{server}/"
-    # Faults the lab injects (pxelab.faults): the boot server carries out the protocol
-    # ones; catalogued faults (pxelab.catalog) put theirs here.
+    # Faults the lab injects (pxelab.server.faults): the boot server carries out the protocol
+    # ones; catalogued faults (pxelab.scenarios.regressions) put theirs here.
     faults: tuple[Fault, ...] = ()
     # MTU of the guest's link (the tap port), None: the bridge's 1500.
     link_mtu: int | None = None
@@ -336,7 +337,7 @@ SCENARIOS: dict[str, Scenario] = {
             rules=(Rule(Match(arch=(Arch.EFI_X64,), family="ipv6"), "grubx64.efi",
                         name="uefi-pxe6-grub"),),
             # GRUB asks TFTP for "/grub/grub.cfg"; a default route in the RA saves EDK2 a
-            # 10 s route-table wait (see pxelab.ra.server), and the RS it sends when the
+            # 10 s route-table wait (see pxelab.server.ra.server), and the RS it sends when the
             # NIC is connected is answered at once, so the route is there before the
             # lease; a 100 ms Retrans Timer shortens any DAD (bench/README.md).
             server={"dhcp4": False, "tftp_allow_absolute": True, "ra_router_lifetime": 1800,
@@ -389,7 +390,10 @@ DEFAULT_SCENARIO = "legacy_pxe_ipv4"
 
 
 def on_host_rom(scenario: Scenario) -> Scenario:
-    """``scenario`` as it boots with the NIC ROM QEMU loads on this host (pxelab.ipxerom)."""
+    """``scenario`` as it boots with the NIC ROM QEMU loads on this host.
+
+    Which ROM that is: :mod:`pxelab.machine.ipxerom`.
+    """
     if scenario.snp_only is None:
         return scenario
     romfile = scenario.guest.nic_romfile
@@ -407,3 +411,12 @@ def get_scenario(name: str) -> Scenario:
     except KeyError:
         known = ", ".join(sorted(SCENARIOS))
         raise ConfigError(f"unknown scenario {name!r}; choose one of: {known}") from None
+
+
+def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -> str:
+    """The shell command that boots ``scenario`` (with its catalogued faults) by hand."""
+    words = ["pxelab", "boot", scenario.name]
+    for spec in scenario.applied:
+        words += ["--fault", spec]
+    words += ["--artifacts", artifacts]
+    return shlex.join(words)

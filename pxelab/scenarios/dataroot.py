@@ -19,13 +19,13 @@ from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit
 
-from pxelab import firmware, nbp
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import Fault, RemoveFile, ReplaceFile
-from pxelab.paths import fixtures_dir
-from pxelab.payload import Payload
-from pxelab.scenarios import BootLoader
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.core.paths import fixtures_dir
+from pxelab.machine import firmware, nbp
+from pxelab.machine.payload import Payload
+from pxelab.scenarios.cases import BootLoader
+from pxelab.server.faults import Fault, RemoveFile, ReplaceFile
 
 log = logging.getLogger(__name__)
 

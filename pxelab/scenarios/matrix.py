@@ -1,6 +1,6 @@
 """The scenario matrix: every scenario on each of its NIC models, and how to narrow it.
 
-A *case* is a :class:`~pxelab.scenarios.Scenario` on one NIC model. Its name is
+A *case* is a :class:`~pxelab.scenarios.cases.Scenario` on one NIC model. Its name is
 the scenario's (``legacy_pxe_ipv4``) or, for a NIC variant, the scenario's with
 the model in brackets (``legacy_pxe_ipv4[e1000]``); names are pytest ids and
 CLI names alike. Every case carries the words that select it — firmware
@@ -8,7 +8,7 @@ CLI names alike. Every case carries the words that select it — firmware
 ``http``, ``tftp``, ``ipxe``) and IP version (``ipv4``/``ipv6``) — which the
 pytest plugin turns into markers.
 
-The matrix is computed from :data:`~pxelab.scenarios.SCENARIOS` on each call,
+The matrix is computed from :data:`~pxelab.scenarios.cases.SCENARIOS` on each call,
 so scenarios added there appear in it without further ado.
 """
 
@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pxelab.errors import ConfigError
-from pxelab.payload.nics import nic_driver
-from pxelab.qemu import Firmware
-from pxelab.scenarios import SCENARIOS, BootMode, IpVersion, Scenario, get_scenario
+from pxelab.core.errors import ConfigError
+from pxelab.machine.payload.nics import nic_driver
+from pxelab.machine.qemu import Firmware
+from pxelab.scenarios.cases import SCENARIOS, BootMode, IpVersion, Scenario, get_scenario
 
 # Every word a case can be selected by (a pytest marker each), and what it means.
 MARKS: dict[str, str] = {
@@ -43,8 +43,8 @@ def _check_marks() -> None:
     words |= {m.firmware_family for m in BootMode} | {m.transport for m in BootMode}
     missing = words - set(MARKS)
     if missing:
-        raise ConfigError(f"pxelab.matrix.MARKS lacks {sorted(missing)}: add a description "
-                          "for each new firmware, mode or IP version")
+        raise ConfigError(f"pxelab.scenarios.matrix.MARKS lacks {sorted(missing)}: add a "
+                          "description for each new firmware, mode or IP version")
 
 
 _check_marks()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from pxelab.console import FailurePattern as Fail
-from pxelab.console import Milestone
-from pxelab.payload import contract
+from pxelab.machine.console import FailurePattern as Fail
+from pxelab.machine.console import Milestone
+from pxelab.machine.payload import contract
 
 
 def whole_line(pattern: str | re.Pattern[str]) -> str:
@@ -252,7 +252,7 @@ OVMF_HTTP6 = (
               description="OVMF started the NBP", failures=_OVMF_FAILURES),
 )
 
-# pxelab's GRUB network image (pxelab/nbp.py) running fixtures/grub/grub.cfg. GRUB
+# pxelab's GRUB network image (pxelab/machine/nbp.py) running fixtures/grub/grub.cfg. GRUB
 # prints through the EFI console, which OVMF mirrors to the serial port.
 _GRUB_FAILURES = (
     Fail(r"error: [^\r\n]*", "GRUB reported an error"),
@@ -262,7 +262,7 @@ _GRUB_FAILURES = (
 )
 
 GRUB = (
-    # The image's own early config prints this (pxelab/nbp.py): GRUB 2.06 says "Welcome
+    # The image's own early config prints this (pxelab/machine/nbp.py): GRUB 2.06 says "Welcome
     # to GRUB!" before it, Debian's 2.12 no longer does.
     Milestone("bootloader", r"pxelab-grub: image started", 30, description="GRUB started",
               failures=_OVMF_FAILURES),
@@ -283,7 +283,7 @@ IPXE_EFI_ROM = (
               failures=(Fail(r">>Start (?:PXE|HTTP Boot) over IPv[46]",
                              "OVMF booted with its own network stack, not the iPXE ROM "
                              "(the NIC needs QEMU's default romfile; if that ROM's EFI driver "
-                             "is SNP only, pxelab.ipxerom misjudged it: set "
+                             "is SNP only, pxelab.machine.ipxerom misjudged it: set "
                              "PXELAB_IPXE_ROM=snp-only)"), *_OVMF_FAILURES)),
     _ipxe_dhcp("rom_dhcp"),
 )
@@ -334,7 +334,7 @@ LINUX_NFSROOT_IPV6 = _linux_nfsroot(
               description="the initramfs got an IPv6 address by SLAAC",
               failures=KERNEL_FAILURES))
 
-# Debian's initramfs-tools initrd (pxelab.payload.initramfs_tools) with boot=nfs: its
+# Debian's initramfs-tools initrd (pxelab.machine.payload.initramfs_tools) with boot=nfs: its
 # /init and scripts print "Begin: <what> ... done" (log_begin_msg), klibc's ipconfig
 # "IP-Config: <dev> complete (dhcp from <server>):", and without a network device
 # "ipconfig: no devices to configure" once per try before /init dies sourcing the

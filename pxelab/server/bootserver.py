@@ -2,11 +2,12 @@
 
 Like aiosmtpd's Controller: :class:`BootServer` starts a thread that enters
 the lab's network namespace (namespaces are per thread, see
-:mod:`pxelab.netns`), creates every socket there, runs the loop, reports
+:mod:`pxelab.core.netns`), creates every socket there, runs the loop, reports
 "ready" and re-raises in the caller whatever went wrong while starting. The
-protocols (:mod:`pxelab.dhcp4`, :mod:`pxelab.dhcp6`, :mod:`pxelab.tftp`,
-:mod:`pxelab.http`, :mod:`pxelab.ra`) do the talking; a :class:`~pxelab.policy.BootPolicy` makes
-the per-client decisions; everything lands in the :class:`EventLog`.
+protocols (:mod:`pxelab.server.dhcp4`, :mod:`pxelab.server.dhcp6`,
+:mod:`pxelab.server.tftp`, :mod:`pxelab.server.http`, :mod:`pxelab.server.ra`) do the
+talking; a :class:`~pxelab.server.policy.BootPolicy` makes the per-client decisions;
+everything lands in the :class:`EventLog`.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import TypeVar
 
-from pxelab.clients import ClientDirectory
-from pxelab.dhcp4.leases import LeasePool
-from pxelab.dhcp4.proxy import PXE_PORT, ProxyDhcp4Protocol
-from pxelab.dhcp4.server import (
+from pxelab.core.errors import ConfigError, ServerError
+from pxelab.core.events import EventLog
+from pxelab.core.netns import thread_in_namespace
+from pxelab.core.resource import Resource
+from pxelab.server.clients import ClientDirectory
+from pxelab.server.dhcp4.leases import LeasePool
+from pxelab.server.dhcp4.proxy import PXE_PORT, ProxyDhcp4Protocol
+from pxelab.server.dhcp4.server import (
     SERVER_PORT,
     BaseDhcp4Protocol,
     Dhcp4Protocol,
@@ -36,25 +41,21 @@ from pxelab.dhcp4.server import (
     open_dhcp4_socket,
     reserve_fixed,
 )
-from pxelab.dhcp6.leases import Lease6Pool
-from pxelab.dhcp6.server import (
+from pxelab.server.dhcp6.leases import Lease6Pool
+from pxelab.server.dhcp6.server import (
     Dhcp6Protocol,
     Dhcp6Settings,
     interface_mac,
     open_dhcp6_socket,
     server_duid,
 )
-from pxelab.errors import ConfigError, ServerError
-from pxelab.events import EventLog
-from pxelab.faults import FaultInjector
-from pxelab.http.server import HttpServer, HttpSettings, open_tcp_socket
-from pxelab.netns import thread_in_namespace
-from pxelab.policy import BootPolicy
-from pxelab.ra.server import RaSettings, RouterAdvertiser
-from pxelab.resource import Resource
-from pxelab.tftp.files import DataRoot
-from pxelab.tftp.server import TftpServer, TftpSettings, open_udp_socket
-from pxelab.udp import datagram_endpoint
+from pxelab.server.faults import FaultInjector
+from pxelab.server.http.server import HttpServer, HttpSettings, open_tcp_socket
+from pxelab.server.policy import BootPolicy
+from pxelab.server.ra.server import RaSettings, RouterAdvertiser
+from pxelab.server.tftp.files import DataRoot
+from pxelab.server.tftp.server import TftpServer, TftpSettings, open_udp_socket
+from pxelab.server.udp import datagram_endpoint
 
 __all__ = ["BootServer", "Dhcp4Mode", "ServerConfig"]
 
@@ -110,7 +111,7 @@ class ServerConfig:
     ra_other: bool = False  # O flag: iPXE then runs stateless DHCPv6 and waits for it
     ra_interval: float = 5.0
     # RA router lifetime (s); > 0 makes us a default router, which OVMF HTTPv6 boot needs
-    # to skip a 10 s route-table wait (see pxelab.ra.server).
+    # to skip a 10 s route-table wait (see pxelab.server.ra.server).
     ra_router_lifetime: int = 0
     # Least gap between multicast RAs (RFC 4861 MIN_DELAY_BETWEEN_RAS, 3 s). A solicitation
     # from :: (OVMF's, after HTTP boot sets its address) is answered only at the next slot.

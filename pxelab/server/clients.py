@@ -2,7 +2,7 @@
 
 The HTTP server sees only a peer address; per-client templates need the MAC
 and architecture behind it. :class:`ClientDirectory` listens to the
-:class:`~pxelab.events.EventLog` and records every address a DHCP server
+:class:`~pxelab.core.events.EventLog` and records every address a DHCP server
 handed out (``dhcp4.ack``, ``dhcp4.bootreply``, ``dhcp6.reply``) and forgets released ones, so any
 protocol can look a peer up without the DHCP servers knowing about it.
 Event details are read tolerantly: a missing key is an unknown value.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from typing import Any
 
-from pxelab.events import Event, EventLog
+from pxelab.core.events import Event, EventLog
 
 __all__ = ["ClientDirectory", "ClientRecord"]
 

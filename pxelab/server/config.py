@@ -10,7 +10,7 @@ Addresses not given are read from the interface (its first global IPv4 and
 IPv6 address); the DHCPv4 pool defaults to the upper half of the subnet, the
 DHCPv6 pool to ``<prefix>::1:0-<prefix>::1:ffff`` as in the classic dhcpd6.conf.
 Without an IPv6 address DHCPv6 and RA stay off. The policy defaults to the
-classic ISC dhcpd decision tree (:func:`pxelab.policy.default_profile`).
+classic ISC dhcpd decision tree (:func:`pxelab.server.policy.default_profile`).
 
 Sections and keys (every one optional unless noted)::
 
@@ -29,8 +29,8 @@ Sections and keys (every one optional unless noted)::
     [[fault]] type = "drop" | "delay" | "withhold" | "oack" | "tsize" | "truncate" |
               "http-error", plus that fault's keys
 
-Every mistake is a :class:`~pxelab.errors.ConfigError` naming the file, the key
-path (``dhcp4.pool[1]``) and the fix; see :mod:`pxelab.config_reader`.
+Every mistake is a :class:`~pxelab.core.errors.ConfigError` naming the file, the key
+path (``dhcp4.pool[1]``) and the fix; see :mod:`pxelab.server.config_reader`.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip
 from pathlib import Path
 from typing import Any, Literal
 
-from pxelab.bootserver import Dhcp4Mode, ServerConfig
-from pxelab.config_policy import POLICY_KEYS, build_policy
-from pxelab.config_reader import Source, Table, did_you_mean, toml_type
-from pxelab.errors import ConfigError
-from pxelab.policy import RulePolicy
+from pxelab.core.errors import ConfigError
+from pxelab.server.bootserver import Dhcp4Mode, ServerConfig
+from pxelab.server.config_policy import POLICY_KEYS, build_policy
+from pxelab.server.config_reader import Source, Table, did_you_mean, toml_type
+from pxelab.server.policy import RulePolicy
 
 __all__ = ["InterfaceAddresses", "LabConfig", "interface_addresses", "lab_config",
            "load_lab_config"]

@@ -1,6 +1,6 @@
 """The policy half of a lab file: ``[policy]``, ``[[rule]]``, ``[[host]]``, ``[[fault]]``.
 
-Builds a :class:`~pxelab.policy.RulePolicy`. User rules come before the
+Builds a :class:`~pxelab.server.policy.RulePolicy`. User rules come before the
 profile's rules, so a lab file refines the classic decision tree instead of
 replacing it; ``profile = "empty"`` starts from nothing. Boot-file templates
 are checked here, at load time, so a typo in ``{mac_hypen}`` is an error
@@ -15,11 +15,11 @@ from dataclasses import fields, replace
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Literal
 
-from pxelab.config_reader import Source, Table, did_you_mean
-from pxelab.dhcp4.codec import MessageType as Dhcp4Type
-from pxelab.dhcp6.codec import MessageType as Dhcp6Type
-from pxelab.errors import ConfigError
-from pxelab.faults import (
+from pxelab.core.errors import ConfigError
+from pxelab.server.config_reader import Source, Table, did_you_mean
+from pxelab.server.dhcp4.codec import MessageType as Dhcp4Type
+from pxelab.server.dhcp6.codec import MessageType as Dhcp6Type
+from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
     Fault,
@@ -30,7 +30,7 @@ from pxelab.faults import (
     TruncateFile,
     WithholdOffers,
 )
-from pxelab.policy import (
+from pxelab.server.policy import (
     ClientInfo,
     HostRule,
     Match,
@@ -49,12 +49,12 @@ MATCH_KEYS = ("arch", "vendor_class", "user_class", "mac", "family")
 RULE_KEYS = ("name", *MATCH_KEYS, "boot_file", "echo_vendor_class", "withhold",
              "pxelinux_config", "pxelinux_prefix")
 POLICY_KEYS = ("profile", "ipxe_script")
-# The packet kinds the protocol servers count (see pxelab.faults): every DHCP message
+# The packet kinds the protocol servers count (see pxelab.server.faults): every DHCP message
 # type by name. A kind outside this list would never fire, so a typo is an error.
 PACKET_KINDS = (*(f"dhcp4.{t.name.lower()}" for t in Dhcp4Type), "dhcp4.bootp",
                 "dhcp4.bootreply", *(f"dhcp6.{t.label}" for t in Dhcp6Type),
                 "tftp.rrq", "tftp.oack", "tftp.data", "http.request", "ra.advert")
-# Drops and delays limited to one TFTP file, where pxelab.faults supports it.
+# Drops and delays limited to one TFTP file, where pxelab.server.faults supports it.
 _PACKET_FILE = ("file",) if "file" in {f.name for f in fields(DropPacket)} else ()
 OPTION_PXELINUX_CONFIG = 209  # RFC 5071 section 4: PXELINUX configuration file
 OPTION_PXELINUX_PREFIX = 210  # RFC 5071 section 5: path prefix

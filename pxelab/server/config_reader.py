@@ -1,9 +1,9 @@
 """Reading one TOML table at a time, with errors that name the file, the key and the fix.
 
-:mod:`pxelab.config` and :mod:`pxelab.config_policy` read the lab file through
+:mod:`pxelab.server.config` and :mod:`pxelab.server.config_policy` read the lab file through
 :class:`Table`: unknown keys are refused when the table is opened (with a
 did-you-mean suggestion), and every typed getter refuses a wrong type or an
-out-of-range value with a :class:`~pxelab.errors.ConfigError` whose message is
+out-of-range value with a :class:`~pxelab.core.errors.ConfigError` whose message is
 ``<file>: <key path>: <problem>; <fix>`` — e.g.
 ``lab.toml: dhcp4.pool[1]: 10.0.0.9 is not inside 192.0.2.0/24; ...``.
 """
@@ -18,7 +18,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pxelab.errors import ConfigError
+from pxelab.core.errors import ConfigError
 
 __all__ = ["Source", "Table", "did_you_mean", "toml_type"]
 

@@ -1,7 +1,7 @@
 """Fault injection: declared by the policy, carried out by the protocol servers.
 
-A :class:`~pxelab.policy.BootPolicy` lists :class:`Fault` values (frozen
-data); the :class:`~pxelab.bootserver.BootServer` turns them into one
+A :class:`~pxelab.server.policy.BootPolicy` lists :class:`Fault` values (frozen
+data); the :class:`~pxelab.server.bootserver.BootServer` turns them into one
 :class:`FaultInjector`, which every protocol consults at fixed points:
 
 - ``packet(kind, client)`` before a packet of ``kind`` is handled (requests)
@@ -18,7 +18,7 @@ data); the :class:`~pxelab.bootserver.BootServer` turns them into one
   omit or add (:class:`OmitOption`, :class:`AddOption`).
 
 Data-root faults (:class:`RemoveFile`, :class:`ReplaceFile`) are not carried
-out by a server: :func:`pxelab.dataroot.apply_faults` edits the data root
+out by a server: :func:`pxelab.scenarios.dataroot.apply_faults` edits the data root
 after it is filled, before the servers start.
 
 Every fault that fires is an event (source ``fault``, kind ``injected``) naming
@@ -35,13 +35,10 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-
-if TYPE_CHECKING:
-    from pxelab.policy import ClientInfo, Match
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.server.match import ClientInfo, Match
 
 __all__ = [
     "AddOption",

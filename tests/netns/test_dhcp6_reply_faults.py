@@ -21,10 +21,10 @@ from scapy.layers.dhcp6 import (
     DHCP6OptVendorClass,
 )
 
-from pxelab.bootserver import BootServer
-from pxelab.events import EventLog
-from pxelab.faults import DropPacket, OmitOption
-from pxelab.policy import Match, RulePolicy
+from pxelab.core.events import EventLog
+from pxelab.server.bootserver import BootServer
+from pxelab.server.faults import DropPacket, OmitOption
+from pxelab.server.policy import Match, RulePolicy
 
 pytestmark = pytest.mark.netns
 

@@ -63,12 +63,12 @@ from scapy.layers.dhcp6 import (
     DHCP6OptVendorClass,
 )
 
-from pxelab.bootserver import BootServer
-from pxelab.dhcp6.leases import LeaseState
-from pxelab.errors import WaitTimeoutError
-from pxelab.events import EventLog
-from pxelab.faults import DelayPacket, DropPacket, WithholdOffers
-from pxelab.policy import HostRule, Match, RulePolicy
+from pxelab.core.errors import WaitTimeoutError
+from pxelab.core.events import EventLog
+from pxelab.server.bootserver import BootServer
+from pxelab.server.dhcp6.leases import LeaseState
+from pxelab.server.faults import DelayPacket, DropPacket, WithholdOffers
+from pxelab.server.policy import HostRule, Match, RulePolicy
 
 pytestmark = pytest.mark.netns
 

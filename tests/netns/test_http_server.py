@@ -26,14 +26,14 @@ from nslab import CLIENT4, CLIENT6, SERVER4, SERVER6, Lab, dhcp4_client_socket, 
 from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.clients import ClientRecord
-from pxelab.dhcp4 import codec as dhcp
-from pxelab.events import EventLog
-from pxelab.faults import DelayPacket, DropPacket, HttpError, TruncateFile
-from pxelab.netns import thread_in_namespace
-from pxelab.paths import fixtures_dir
-from pxelab.policy import Match, RulePolicy
+from pxelab.core.events import EventLog
+from pxelab.core.netns import thread_in_namespace
+from pxelab.core.paths import fixtures_dir
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.clients import ClientRecord
+from pxelab.server.dhcp4 import codec as dhcp
+from pxelab.server.faults import DelayPacket, DropPacket, HttpError, TruncateFile
+from pxelab.server.policy import Match, RulePolicy
 
 pytestmark = pytest.mark.netns
 

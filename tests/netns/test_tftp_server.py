@@ -25,9 +25,10 @@ from nslab import CLIENT4, SERVER4, SERVER6, Lab, event, in_client, two_namespac
 from pyroute2 import NetNS
 from scapy.layers.tftp import TFTP, TFTP_OACK, TFTP_RRQ, TFTP_Option, TFTP_Options
 
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.events import EventLog
-from pxelab.faults import (
+from pxelab.core.events import EventLog
+from pxelab.core.netns import thread_in_namespace
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
     LieTsize,
@@ -35,9 +36,8 @@ from pxelab.faults import (
     OackMode,
     TruncateFile,
 )
-from pxelab.netns import thread_in_namespace
-from pxelab.policy import RulePolicy
-from pxelab.tftp import codec as tftp
+from pxelab.server.policy import RulePolicy
+from pxelab.server.tftp import codec as tftp
 
 pytestmark = pytest.mark.netns
 

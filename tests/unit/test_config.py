@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.bootserver import Dhcp4Mode
-from pxelab.config import InterfaceAddresses, LabConfig, lab_config, load_lab_config
-from pxelab.errors import ConfigError
-from pxelab.faults import (
+from pxelab.core.errors import ConfigError
+from pxelab.server.bootserver import Dhcp4Mode
+from pxelab.server.config import InterfaceAddresses, LabConfig, lab_config, load_lab_config
+from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
     HttpError,
@@ -21,7 +21,7 @@ from pxelab.faults import (
     TruncateFile,
     WithholdOffers,
 )
-from pxelab.policy import BootPolicy, ClientInfo, HostRule, Match, default_profile
+from pxelab.server.policy import BootPolicy, ClientInfo, HostRule, Match, default_profile
 
 pytestmark = pytest.mark.unit
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import (
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
     FaultInjector,
@@ -17,7 +17,7 @@ from pxelab.faults import (
     TruncateFile,
     WithholdOffers,
 )
-from pxelab.policy import ClientInfo, Match, RulePolicy
+from pxelab.server.policy import ClientInfo, Match, RulePolicy
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 """Turn a failed boot's evidence into the failed stage and its likely cause.
 
-:func:`diagnose` runs every rule of :data:`pxelab.diagnosis.rules.RULES` over
-the :class:`~pxelab.evidence.Evidence` of a boot; each rule that recognises
+:func:`diagnose` runs every rule of :data:`pxelab.analysis.diagnosis.rules.RULES` over
+the :class:`~pxelab.analysis.evidence.Evidence` of a boot; each rule that recognises
 its pattern names a :class:`Cause` with the timeline lines that show it.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pxelab.diagnosis.model import Cause, Diagnosis, Rule
-from pxelab.diagnosis.rules import RULES
-from pxelab.evidence import Evidence
+from pxelab.analysis.diagnosis.model import Cause, Diagnosis, Rule
+from pxelab.analysis.diagnosis.rules import RULES
+from pxelab.analysis.evidence import Evidence
 
 __all__ = ["Cause", "Diagnosis", "Rule", "diagnose"]
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pxelab.diagnosis import dhcp6
-from pxelab.diagnosis import query as q
-from pxelab.diagnosis.model import Cause
-from pxelab.events import Event
-from pxelab.evidence import Evidence, PacketRecord
+from pxelab.analysis.diagnosis import dhcp6
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence, PacketRecord
+from pxelab.core.events import Event
 
 _MIN_SECS = re.compile(r"secs=(?P<secs>\d+) < min_secs=(?P<min>\d+)")
 

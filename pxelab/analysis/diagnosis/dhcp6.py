@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pxelab.diagnosis import query as q
-from pxelab.diagnosis.model import Cause
-from pxelab.events import Event
-from pxelab.evidence import Evidence, PacketRecord
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence, PacketRecord
+from pxelab.core.events import Event
 
 
 def advertise_no_vendor_class(evidence: Evidence) -> Cause | None:

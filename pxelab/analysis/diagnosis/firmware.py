@@ -5,16 +5,16 @@ DHCP transaction ids from a real random source) does not install its network boo
 options when the machine has no EFI_RNG_PROTOCOL (edk2 issue 9530). OVMF then boots
 whatever else it has: the EFI shell (Debian's 2025.02) or nothing ("No bootable
 option or device was found", 2026.08). The guest sends no DHCP at all, which
-:func:`pxelab.diagnosis.dhcp.no_discover` alone would blame on the boot order.
+:func:`pxelab.analysis.diagnosis.dhcp.no_discover` alone would blame on the boot order.
 """
 
 from __future__ import annotations
 
 import re
 
-from pxelab.diagnosis import query as q
-from pxelab.diagnosis.model import Cause
-from pxelab.evidence import Evidence
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence
 
 # (year, month) of the first EDK2 stable tag that needs an RNG for network boot.
 EDK2_NEEDS_RNG = (2024, 5)

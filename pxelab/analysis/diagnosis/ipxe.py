@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pxelab.diagnosis import query as q
-from pxelab.diagnosis.model import Cause
-from pxelab.events import Event
-from pxelab.evidence import Evidence
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence
+from pxelab.core.events import Event
 
 IPXE = "iPXE"  # DHCP option 77 / DHCPv6 option 15 of every iPXE build
 

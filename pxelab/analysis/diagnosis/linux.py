@@ -5,17 +5,17 @@ from __future__ import annotations
 import posixpath
 import re
 
-from pxelab.diagnosis import query as q
-from pxelab.diagnosis.model import Cause
-from pxelab.evidence import Evidence
-from pxelab.payload import contract
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence
+from pxelab.machine.payload import contract
 
 # Stages of the initramfs up to the root mount; a failure in one of them is the
 # initramfs's (a later one means it had the network).
 INITRAMFS_STAGES = ("initramfs", "initramfs_dhcp", "initramfs_ipv6", "nfs_root")
 
 # What an initramfs says when it sees no network device, the most telling first: our
-# /init (pxelab.payload.scripts: "pxelab-init: PANIC link: no devices to configure: ...",
+# /init (pxelab.machine.payload.scripts: "pxelab-init: PANIC link: no devices to configure: ...",
 # before that "FAILED link: no network interface ..."), initramfs-tools' klibc ipconfig.
 _NO_DEVICE = (
     re.compile(r"pxelab-init: (?:PANIC|FAILED) link: no (?:devices|network interface)[^\r\n]*"),

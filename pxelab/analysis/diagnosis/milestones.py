@@ -1,7 +1,7 @@
 """Diagnosis rule for a boot that went on past a milestone the console never showed.
 
 The console watcher ends a stage's wait when a later landmark line comes first
-(:attr:`pxelab.console.Timeline.skipped_to`): the guest got further, so what failed is
+(:attr:`pxelab.machine.console.Timeline.skipped_to`): the guest got further, so what failed is
 the milestone's pattern against this build's output (a loader that prints another
 banner, GRUB 2.12 without "Welcome to GRUB!"), or the boot took another path to the
 same place. Either way the stage's own rules have nothing to find.
@@ -9,9 +9,9 @@ same place. Either way the stage's own rules have nothing to find.
 
 from __future__ import annotations
 
-from pxelab.diagnosis import query as q
-from pxelab.diagnosis.model import Cause
-from pxelab.evidence import Evidence
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence
 
 
 def milestone_unmatched(evidence: Evidence) -> Cause | None:
@@ -29,5 +29,5 @@ def milestone_unmatched(evidence: Evidence) -> Cause | None:
         "build prints, or the boot took another path to the same place",
         q.lines(evidence, timeline.hits[-2:]),
         f"read serial.log around {timeline.skipped_to}: if the boot path is right, change "
-        f"the {timeline.failed_stage} milestone's pattern (pxelab/milestones.py) to a line "
-        "every build prints; otherwise the scenario's boot path changed")
+        f"the {timeline.failed_stage} milestone's pattern (pxelab/scenarios/milestones.py) to a "
+        "line every build prints; otherwise the scenario's boot path changed")

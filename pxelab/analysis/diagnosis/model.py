@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pxelab.evidence import Evidence
+from pxelab.analysis.evidence import Evidence
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Cause:
     ``code`` is stable (tests and the regression catalog assert on it, e.g.
     "tftp.next_file_missing"); ``summary`` is one sentence naming the specifics
     (the file, the client, the block number); ``evidence`` the timeline lines
-    that show it (rendered :class:`~pxelab.evidence.Entry` lines, seconds first);
+    that show it (rendered :class:`~pxelab.analysis.evidence.Entry` lines, seconds first);
     ``fix`` what to change.
     """
 

@@ -1,8 +1,8 @@
 """Questions the diagnosis rules ask of a boot's evidence.
 
 Rules read two views of the same boot: the boot server's events (what it
-decided and did, pxelab.events) and the packet records of the lab capture
-(what was on the wire, pxelab.evidence.PacketRecord). Events say why; the wire
+decided and did, pxelab.core.events) and the packet records of the lab capture
+(what was on the wire, pxelab.analysis.evidence.PacketRecord). Events say why; the wire
 shows what the server cannot see (a REQUEST that never came, a dropped RRQ).
 Both carry wall-clock times on the same host clock, so they can be compared;
 :func:`line` renders either as a timeline line (seconds since power-on).
@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from pxelab.console import MilestoneHit
-from pxelab.events import Event
-from pxelab.evidence import Entry, Evidence, PacketRecord, Source
+from pxelab.analysis.evidence import Entry, Evidence, PacketRecord, Source
+from pxelab.core.events import Event
+from pxelab.machine.console import MilestoneHit
 
 Item = Event | PacketRecord | MilestoneHit
 

@@ -1,9 +1,9 @@
-"""The diagnosis rules, most specific first (see pxelab.diagnosis).
+"""The diagnosis rules, most specific first (see pxelab.analysis.diagnosis).
 
 Each rule looks at one failure pattern and stays silent on anything else;
-:func:`pxelab.diagnosis.diagnose` runs them all and lists every cause found, in
+:func:`pxelab.analysis.diagnosis.diagnose` runs them all and lists every cause found, in
 this order, so the first is the most specific explanation. The modules hold
-the rules by area; :mod:`pxelab.diagnosis.query` the questions they share.
+the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they share.
 
 | code                              | rule                                   |
 |-----------------------------------|----------------------------------------|
@@ -28,8 +28,8 @@ the rules by area; :mod:`pxelab.diagnosis.query` the questions they share.
 
 from __future__ import annotations
 
-from pxelab.diagnosis import dhcp, dhcp6, firmware, ipxe, linux, milestones, tftp
-from pxelab.diagnosis.model import Rule
+from pxelab.analysis.diagnosis import dhcp, dhcp6, firmware, ipxe, linux, milestones, tftp
+from pxelab.analysis.diagnosis.model import Rule
 
 RULES: tuple[Rule, ...] = (
     milestones.milestone_unmatched,

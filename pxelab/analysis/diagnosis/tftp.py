@@ -13,11 +13,11 @@ from __future__ import annotations
 import posixpath
 import re
 
-from pxelab.diagnosis import query as q
-from pxelab.diagnosis.model import Cause
-from pxelab.events import Event
-from pxelab.evidence import Evidence, PacketRecord
-from pxelab.tftp import codec
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence, PacketRecord
+from pxelab.core.events import Event
+from pxelab.server.tftp import codec
 
 LDLINUX = ("ldlinux.c32", "ldlinux.e64")
 # IP + UDP + TFTP DATA headers around a block of blksize bytes.

@@ -17,18 +17,17 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from pxelab import firmware
-from pxelab.catalog import reproduce_command
-from pxelab.console import Timeline
-from pxelab.errors import ConfigError, HostCapabilityError
-from pxelab.events import Event
-from pxelab.evidence.firmware_log import read_log
-from pxelab.evidence.model import BootFacts, Evidence, LogLine, PacketRecord
-from pxelab.network import PCAP_NAME
-from pxelab.payload import Payload
-from pxelab.payload.nics import nic_driver
-from pxelab.qemu import OVMF_DEBUG_LOG
-from pxelab.scenarios import Scenario
+from pxelab.analysis.evidence.model import BootFacts, Evidence, PacketRecord
+from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.core.events import Event
+from pxelab.machine import firmware
+from pxelab.machine.console import Timeline
+from pxelab.machine.firmware_log import LogLine, read_log
+from pxelab.machine.network import PCAP_NAME
+from pxelab.machine.payload import Payload
+from pxelab.machine.payload.nics import nic_driver
+from pxelab.machine.qemu import OVMF_DEBUG_LOG
+from pxelab.scenarios.cases import Scenario, reproduce_command
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ def _packets(pcap: Path, mac: str, notes: list[str]) -> list[PacketRecord]:
         notes.append(f"no packet capture ({pcap.name} missing)")
         return []
     # scapy takes about a second to import: only a boot that is collected pays for it.
-    from pxelab.evidence.packets import summarise_pcap  # noqa: PLC0415
+    from pxelab.analysis.evidence.packets import summarise_pcap  # noqa: PLC0415
 
     started = time.perf_counter()
     packets = summarise_pcap(pcap, {mac})

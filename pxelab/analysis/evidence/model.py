@@ -6,8 +6,8 @@ Everything is put on one clock: seconds since the guest was powered on
 packets and firmware log lines carry wall-clock times, console milestones
 carry seconds already). :meth:`Evidence.entries` is the merged timeline.
 
-This module is data only: :mod:`pxelab.evidence.collect` fills it after a boot,
-:mod:`pxelab.diagnosis` reads it, :mod:`pxelab.report` renders it, and
+This module is data only: :mod:`pxelab.analysis.evidence.collect` fills it after a boot,
+:mod:`pxelab.analysis.diagnosis` reads it, :mod:`pxelab.analysis.report` renders it, and
 ``evidence.json`` in a boot's artifact directory is its serialised form
 (:meth:`Evidence.to_dict` / :meth:`Evidence.from_dict`).
 """
@@ -20,8 +20,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pxelab.console import MilestoneHit, Timeline
-from pxelab.events import Event
+from pxelab.core.events import Event
+from pxelab.machine.console import MilestoneHit, Timeline
+from pxelab.machine.firmware_log import LogLine
 
 EVIDENCE_FILE = "evidence.json"
 
@@ -30,7 +31,7 @@ class Source(StrEnum):
     """Where a timeline entry comes from."""
 
     CONSOLE = "console"  # a milestone (or the failure) seen on the serial console
-    SERVER = "server"  # a boot server event (pxelab.events)
+    SERVER = "server"  # a boot server event (pxelab.core.events)
     PACKET = "packet"  # a packet (or a summarised transfer) in the lab capture
     FIRMWARE = "firmware"  # a line OVMF wrote to its debug port (isa-debugcon)
 
@@ -59,14 +60,6 @@ class PacketRecord:
     summary: str
     client: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LogLine:
-    """A line of a secondary log (the firmware debug port), with its wall-clock time."""
-
-    time: float
-    text: str
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The lab capture (lab.pcap) as :class:`~pxelab.evidence.PacketRecord` values.
+"""The lab capture (lab.pcap) as :class:`~pxelab.analysis.evidence.PacketRecord` values.
 
     records = summarise_pcap(artifacts / "lab.pcap", guest_macs={"52:54:00:12:34:56"})
 
@@ -48,7 +48,7 @@ boots running), scapy already imported:
   60 records in 0.08 s.
 
 Importing scapy's layers costs another 0.4-0.9 s once per process;
-:mod:`pxelab.evidence.collect` imports this module only when it summarises.
+:mod:`pxelab.analysis.evidence.collect` imports this module only when it summarises.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from scapy.layers.l2 import Ether
 from scapy.layers.tftp import TFTP, TFTP_ERROR, TFTP_RRQ, TFTP_WRQ
 from scapy.utils import RawPcapReader
 
-from pxelab.evidence.model import PacketRecord
+from pxelab.analysis.evidence.model import PacketRecord
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pxelab.console import MilestoneHit, Timeline
-from pxelab.diagnosis.model import Cause, Diagnosis
-from pxelab.errors import ConfigError
-from pxelab.events import Event
-from pxelab.evidence import EVIDENCE_FILE, BootFacts, Evidence
+from pxelab.analysis.diagnosis.model import Cause, Diagnosis
+from pxelab.analysis.evidence import EVIDENCE_FILE, BootFacts, Evidence
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import Event
+from pxelab.machine.console import MilestoneHit, Timeline
 
 DIAGNOSIS_FILE = "diagnosis.json"
 TIMELINE_FILE = "timeline.json"

@@ -14,8 +14,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from pxelab.report.boots import BootRecord, Stage, stages
-from pxelab.scenarios import SCENARIOS
+from pxelab.analysis.report.boots import BootRecord, Stage, stages
+from pxelab.scenarios.cases import SCENARIOS
 
 FAILED_COLOUR = "#d62728"
 WIDTH = 960

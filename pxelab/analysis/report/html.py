@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from pxelab.errors import ConfigError
-from pxelab.evidence import Source
-from pxelab.report.boots import REPORT_FILE, BootRecord, find_boots, load_boot
-from pxelab.report.charts import esc, legend, matrix_chart, stage_chart
-from pxelab.report.text import cited_lines
+from pxelab.analysis.evidence import Source
+from pxelab.analysis.report.boots import REPORT_FILE, BootRecord, find_boots, load_boot
+from pxelab.analysis.report.charts import esc, legend, matrix_chart, stage_chart
+from pxelab.analysis.report.text import cited_lines
+from pxelab.core.errors import ConfigError
 
 CSS = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1100px; padding: 0 1em;

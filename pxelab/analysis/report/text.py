@@ -1,7 +1,7 @@
 """Plain-text reports of a boot: what the pytest report and ``pxelab boot`` print.
 
-Pure functions of the data (a :class:`~pxelab.console.Timeline`, and the
-:class:`~pxelab.evidence.Evidence` and :class:`~pxelab.diagnosis.Diagnosis`
+Pure functions of the data (a :class:`~pxelab.machine.console.Timeline`, and the
+:class:`~pxelab.analysis.evidence.Evidence` and :class:`~pxelab.analysis.diagnosis.Diagnosis`
 when the boot has them); nothing here boots, reads or writes anything.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pxelab.console import Timeline
-from pxelab.diagnosis.model import Diagnosis
-from pxelab.evidence import Entry, Evidence, Source
-from pxelab.report.boots import reproduce_of
+from pxelab.analysis.diagnosis.model import Diagnosis
+from pxelab.analysis.evidence import Entry, Evidence, Source
+from pxelab.analysis.report.boots import reproduce_of
+from pxelab.machine.console import Timeline
 
 # How many server events and packets before the failure a report shows.
 RELEVANT = 15

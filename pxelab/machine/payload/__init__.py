@@ -5,15 +5,21 @@ that root file system.
     qemu ... -kernel payload.kernel -initrd payload.initrd \\
         -append kernel_cmdline("192.0.2.1:/pxelab")   # or "[2001:db8::1]:/pxelab"
 
-and export ``payload.rootfs`` (see pxelab.nfs.Ganesha). The console lines the guest
-prints are in pxelab.payload.contract.
+and export ``payload.rootfs`` (see pxelab.machine.nfs.Ganesha). The console lines the guest
+prints are in pxelab.machine.payload.contract.
 """
 
 from __future__ import annotations
 
-from pxelab.payload.builder import Initramfs, Payload, PayloadSpec, build_payload, load_payload
-from pxelab.payload.cache import default_cache_dir
-from pxelab.payload.contract import (
+from pxelab.machine.payload.builder import (
+    Initramfs,
+    Payload,
+    PayloadSpec,
+    build_payload,
+    load_payload,
+)
+from pxelab.machine.payload.cache import default_cache_dir
+from pxelab.machine.payload.contract import (
     FAILURE_STAGES,
     INIT_DHCP,
     INIT_FAILED,

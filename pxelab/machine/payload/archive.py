@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pxelab.errors import ConfigError, HostCapabilityError, PayloadError
-from pxelab.payload.cache import file_lock
+from pxelab.core.errors import ConfigError, HostCapabilityError, PayloadError
+from pxelab.machine.payload.cache import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def known_suite(name: str) -> Suite:
         return SUITES[name]
     except KeyError:
         raise ConfigError(f"payload suite {name!r} is not one pxelab knows; choose one of "
-                          f"{', '.join(SUITES)} (or add it to pxelab/payload/archive.py)"
+                          f"{', '.join(SUITES)} (or add it to pxelab/machine/payload/archive.py)"
                           ) from None
 
 

@@ -13,13 +13,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pxelab.errors import ConfigError, PayloadError
-from pxelab.payload import debs, initramfs_tools, scripts
-from pxelab.payload.archive import DEFAULT_SUITE, AptRoot, known_suite
-from pxelab.payload.cache import build_once, default_cache_dir
-from pxelab.payload.contract import initramfs_tools_cmdline, kernel_cmdline
-from pxelab.payload.initramfs import write_initramfs
-from pxelab.payload.modules import (
+from pxelab.core.errors import ConfigError, PayloadError
+from pxelab.machine.payload import debs, initramfs_tools, scripts
+from pxelab.machine.payload.archive import DEFAULT_SUITE, AptRoot, known_suite
+from pxelab.machine.payload.cache import build_once, default_cache_dir
+from pxelab.machine.payload.contract import initramfs_tools_cmdline, kernel_cmdline
+from pxelab.machine.payload.initramfs import write_initramfs
+from pxelab.machine.payload.modules import (
     find_modules_dir,
     load_order,
     module_name,
@@ -28,7 +28,7 @@ from pxelab.payload.modules import (
     parse_modules_dep,
     run_depmod,
 )
-from pxelab.payload.rootfs import build_rootfs
+from pxelab.machine.payload.rootfs import build_rootfs
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,9 @@ COMPANION_MODULES: dict[str, tuple[str, ...]] = {
 class Initramfs(StrEnum):
     """Which initramfs the payload boots, and so how the guest is told where its root is."""
 
-    # pxelab's busybox /init (pxelab.payload.scripts): pxelab.nfsroot=, NFSv4 root.
+    # pxelab's busybox /init (pxelab.machine.payload.scripts): pxelab.nfsroot=, NFSv4 root.
     PXELAB = "pxelab"
-    # Debian's, built by mkinitramfs (pxelab.payload.initramfs_tools): boot=nfs
+    # Debian's, built by mkinitramfs (pxelab.machine.payload.initramfs_tools): boot=nfs
     # nfsroot=, klibc ipconfig + nfsmount, which speaks NFSv3 only.
     INITRAMFS_TOOLS = "initramfs-tools"
 
@@ -73,7 +73,7 @@ class PayloadSpec:
     initramfs: Initramfs = Initramfs.PXELAB
     # MODULES= for Initramfs.INITRAMFS_TOOLS (extra_modules go to its modules file).
     mkinitramfs_modules: str = "netboot"
-    # The Debian release the kernel and busybox come from (pxelab.payload.archive),
+    # The Debian release the kernel and busybox come from (pxelab.machine.payload.archive),
     # whatever release the host runs.
     suite: str = DEFAULT_SUITE
 

@@ -1,6 +1,6 @@
 """What the guest prints and how it is told what to do: the console lines and the cmdline.
 
-The shell scripts in pxelab.payload.scripts print these lines on the serial console
+The shell scripts in pxelab.machine.payload.scripts print these lines on the serial console
 (ttyS0); the console watcher and the tests match them. Keep both sides in step.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from pxelab.errors import ConfigError
+from pxelab.core.errors import ConfigError
 
 INIT_START = "pxelab-init: start"
 INIT_MODULES_LOADED = "pxelab-init: modules loaded"

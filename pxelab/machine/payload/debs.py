@@ -1,6 +1,6 @@
 """Debian packages: resolve versions with apt-cache, fetch with apt-get, unpack with dpkg-deb.
 
-apt-cache and apt-get run with pxelab's own configuration (pxelab.payload.archive),
+apt-cache and apt-get run with pxelab's own configuration (pxelab.machine.payload.archive),
 never the host's sources, so every host resolves the same versions.
 
 Downloaded .deb files are kept in a shared directory under their name and version;
@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pxelab.errors import HostCapabilityError, PayloadError
-from pxelab.payload.archive import AptRoot, run
+from pxelab.core.errors import HostCapabilityError, PayloadError
+from pxelab.machine.payload.archive import AptRoot, run
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pxelab.errors import PayloadError
-from pxelab.payload import cpio
-from pxelab.payload.modules import read_module, uncompressed_name
-from pxelab.payload.scripts import INIT, UDHCPC
+from pxelab.core.errors import PayloadError
+from pxelab.machine.payload import cpio
+from pxelab.machine.payload.modules import read_module, uncompressed_name
+from pxelab.machine.payload.scripts import INIT, UDHCPC
 
 # Applets installed beside busybox (their place in a normal tree, from --list-full);
 # the program that becomes init is ours, not busybox's.

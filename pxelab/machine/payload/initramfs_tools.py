@@ -30,8 +30,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from pxelab.errors import HostCapabilityError, PayloadError
-from pxelab.payload.modules import MODULE_SUFFIXES
+from pxelab.core.errors import HostCapabilityError, PayloadError
+from pxelab.machine.payload.modules import MODULE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ exec mkinitramfs -d "$confdir" -k -o "$out" "$version"
 def initramfs_conf(modules: str) -> str:
     """initramfs.conf(5) as a diskless-NFS guide writes it: ``MODULES=``, ``BOOT=nfs``."""
     return (
-        "# Written by pxelab.payload.initramfs_tools (mkinitramfs -d <this directory>).\n"
+        "# Written by pxelab.machine.payload.initramfs_tools (mkinitramfs -d <this directory>).\n"
         f"MODULES={modules}\n"
         "BUSYBOX=auto\n"
         "KEYMAP=n\n"

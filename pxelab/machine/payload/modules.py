@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from pxelab.errors import HostCapabilityError, PayloadError
+from pxelab.core.errors import HostCapabilityError, PayloadError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pxelab.errors import ConfigError
-from pxelab.payload.builder import PayloadSpec
+from pxelab.core.errors import ConfigError
+from pxelab.machine.payload.builder import PayloadSpec
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def nic_driver(model: str) -> NicDriver:
     except KeyError:
         known = ", ".join(sorted(NICS))
         raise ConfigError(f"no guest driver known for NIC model {model!r}; choose one of: "
-                          f"{known} (or add it to pxelab/payload/nics.py)") from None
+                          f"{known} (or add it to pxelab/machine/payload/nics.py)") from None
 
 
 def payload_for_nic(spec: PayloadSpec, model: str) -> PayloadSpec:

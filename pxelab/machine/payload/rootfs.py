@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from pxelab.payload.initramfs import NOT_INSTALLED, busybox_applets
-from pxelab.payload.scripts import ROOTFS_INIT
+from pxelab.machine.payload.initramfs import NOT_INSTALLED, busybox_applets
+from pxelab.machine.payload.scripts import ROOTFS_INIT
 
 DIRECTORIES = ("bin", "dev", "etc", "proc", "root", "run", "sbin", "sys", "tmp", "usr/bin",
                "usr/sbin", "var")

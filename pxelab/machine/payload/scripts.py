@@ -1,7 +1,7 @@
 """The shell scripts the guest runs: initramfs /init, its udhcpc hook, the rootfs /sbin/init.
 
 They run under busybox ash. The lines they print are a contract with the console
-watcher; pxelab.payload.contract holds the same strings for the Python side. Their
+watcher; pxelab.machine.payload.contract holds the same strings for the Python side. Their
 text is hashed into the payload cache key, so editing them rebuilds the payload.
 """
 
@@ -16,7 +16,7 @@ INIT = r"""#!/bin/sh
 #   pxelab.iface=<name>                   default: first interface backed by a device
 #   pxelab.nfsopts=<options>              appended to the NFS mount options
 #   pxelab.init=<path>                    default: /sbin/init
-# Console contract (keep in step with pxelab/payload/contract.py):
+# Console contract (keep in step with pxelab/machine/payload/contract.py):
 #   pxelab-init: start | modules loaded | dhcp <iface> <ip>/<prefix>
 #   pxelab-init: ipv6 <iface> <ip6>/<prefix> by slaac
 #   pxelab-init: nfs root mounted <source> on /newroot type <fstype>
@@ -192,7 +192,7 @@ exit 0
 
 ROOTFS_INIT = r"""#!/bin/sh
 # pxelab root file system /sbin/init: report what / is mounted from, then power off
-# so that QEMU (run with -no-reboot) exits. Contract (pxelab/payload/contract.py):
+# so that QEMU (run with -no-reboot) exits. Contract (pxelab/machine/payload/contract.py):
 #   PXELAB-USERSPACE root=<mount source> fstype=<fstype>
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 [ -c /dev/console ] && exec </dev/console >/dev/console 2>&1

@@ -2,7 +2,7 @@
 
 Each area's module is owned by whoever builds its entries; add a line here per area.
 """
-from pxelab.catalog import (
+from pxelab.scenarios.regressions import (
     dhcp4,  # noqa: F401
     dhcp6,  # noqa: F401
     initrd,  # noqa: F401

@@ -16,20 +16,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pxelab.bootserver import Dhcp4Mode
-from pxelab.catalog import CatalogFault, register, with_faults, with_stage_timeout
-from pxelab.console import FailurePattern
-from pxelab.errors import ConfigError
-from pxelab.faults import AddOption, OmitOption
-from pxelab.policy import Arch, Match, Rule
-from pxelab.scenarios import BootLoader, Scenario
+from pxelab.core.errors import ConfigError
+from pxelab.machine.console import FailurePattern
+from pxelab.scenarios.cases import BootLoader, Scenario
+from pxelab.scenarios.regressions.registry import (
+    CatalogFault,
+    register,
+    with_faults,
+    with_stage_timeout,
+)
+from pxelab.server.bootserver import Dhcp4Mode
+from pxelab.server.faults import AddOption, OmitOption
+from pxelab.server.policy import Arch, Match, Rule
 
 __all__ = ["FW_DHCP_WAIT", "IPXE_BANNER", "MIN_SECS_STARVING_OVMF", "OVMF_DISCOVER_SECS"]
 
 # Seconds the faulted scenarios wait for OVMF's lease: DISCOVERs go out at about
 # 0, 4 and 12 s, so three of them and the server's answers are in the evidence.
 FW_DHCP_WAIT = 15.0
-# What every iPXE build prints when it starts (pxelab.milestones has the same pattern).
+# What every iPXE build prints when it starts (pxelab.scenarios.milestones has the same pattern).
 IPXE_BANNER = r"iPXE \S+ -- Open Source Network Boot Firmware"
 _PXE_CLIENTS = Match(vendor_class="PXEClient")
 _HTTP_CLIENTS = Match(vendor_class="HTTPClient")

@@ -7,9 +7,14 @@ before it starts the NBP (see each entry).
 
 from __future__ import annotations
 
-from pxelab.catalog import CatalogFault, register, with_faults, with_stage_timeout
-from pxelab.faults import DropPacket, OmitOption
-from pxelab.scenarios import Scenario
+from pxelab.scenarios.cases import Scenario
+from pxelab.scenarios.regressions.registry import (
+    CatalogFault,
+    register,
+    with_faults,
+    with_stage_timeout,
+)
+from pxelab.server.faults import DropPacket, OmitOption
 
 __all__ = ["NO_VENDOR_CLASS", "RELEASE_UNANSWERED"]
 

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pxelab.catalog import CatalogFault, register
-from pxelab.console import Milestone
-from pxelab.errors import ConfigError
-from pxelab.milestones import LINUX_INITRAMFS_TOOLS_NFSROOT
-from pxelab.payload import Initramfs
-from pxelab.payload.builder import MKINITRAMFS_MODULES
-from pxelab.payload.nics import nic_driver, payload_for_nic
-from pxelab.scenarios import IpVersion, Scenario
+from pxelab.core.errors import ConfigError
+from pxelab.machine.console import Milestone
+from pxelab.machine.payload import Initramfs
+from pxelab.machine.payload.builder import MKINITRAMFS_MODULES
+from pxelab.machine.payload.nics import nic_driver, payload_for_nic
+from pxelab.scenarios.cases import IpVersion, Scenario
+from pxelab.scenarios.milestones import LINUX_INITRAMFS_TOOLS_NFSROOT
+from pxelab.scenarios.regressions.registry import CatalogFault, register
 
-# The flavour whose package lacks drivers other flavours have (pxelab/payload/nics.py).
+# The flavour whose package lacks drivers other flavours have (pxelab/machine/payload/nics.py).
 CLOUD_FLAVOUR = "cloud-amd64"
 
 

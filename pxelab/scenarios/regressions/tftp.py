@@ -15,11 +15,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from pxelab import firmware
-from pxelab.catalog import CatalogFault, register, with_faults, with_stage_timeout
-from pxelab.errors import ConfigError
-from pxelab.faults import DropPacket, OackFault, OackMode, RemoveFile, ReplaceFile
-from pxelab.scenarios import Scenario
+from pxelab.core.errors import ConfigError
+from pxelab.machine import firmware
+from pxelab.scenarios.cases import Scenario
+from pxelab.scenarios.regressions.registry import (
+    CatalogFault,
+    register,
+    with_faults,
+    with_stage_timeout,
+)
+from pxelab.server.faults import DropPacket, OackFault, OackMode, RemoveFile, ReplaceFile
 
 LDLINUX = "ldlinux.c32"
 

@@ -5,7 +5,7 @@ cookie), options from RFC 2132, long options split and joined as RFC 3396 says,
 option overload (52) as RFC 2132 9.3 says, PXE options from RFC 4578, the user
 class of RFC 3004, the PXELINUX options of RFC 5071 and iPXE's private option
 175 (ipxe/ipxe src/include/ipxe/dhcp.h). Option 43's PXE sub-options are in
-:mod:`pxelab.dhcp4.pxe`.
+:mod:`pxelab.server.dhcp4.pxe`.
 
 Options are kept as raw ``(code, bytes)`` pairs in wire order; the table
 :data:`OPTIONS` says how to turn a value into bytes and back, so a reply is
@@ -21,7 +21,7 @@ from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address
 from typing import Any
 
-from pxelab.memo import memoized
+from pxelab.core.memo import memoized
 
 __all__ = [
     "BOOTP_MIN_SIZE",
@@ -100,7 +100,7 @@ OPTIONS: dict[int, OptionSpec] = {spec.code: spec for spec in (
     OptionSpec(12, "hostname", Kind.STRING, "RFC 2132 3.14", min_size=1),
     OptionSpec(15, "domain_name", Kind.STRING, "RFC 2132 3.17"),
     OptionSpec(17, "root_path", Kind.STRING, "RFC 2132 3.19"),
-    OptionSpec(43, "vendor_specific", Kind.BYTES, "RFC 2132 8.4 (PXE: pxelab.dhcp4.pxe)"),
+    OptionSpec(43, "vendor_specific", Kind.BYTES, "RFC 2132 8.4 (PXE: pxelab.server.dhcp4.pxe)"),
     OptionSpec(50, "requested_ip", Kind.IPV4, "RFC 2132 9.1"),
     OptionSpec(51, "lease_time", Kind.U32, "RFC 2132 9.2"),
     OptionSpec(52, "overload", Kind.U8, "RFC 2132 9.3"),
@@ -161,7 +161,7 @@ class DhcpMessage:
     file: str = ""
     options: tuple[tuple[int, bytes], ...] = ()
 
-    # Read many times per message, so indexed and memoised on first use (pxelab.memo: the
+    # Read many times per message, so indexed and memoised on first use (pxelab.core.memo: the
     # instance stays immutable, the caches are outside its fields, equality and hashing).
 
     @memoized

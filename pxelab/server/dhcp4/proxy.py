@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from pxelab.dhcp4.codec import DhcpMessage, MessageType
-from pxelab.dhcp4.replies import SERVER_PORT, Dhcp4Settings, build_proxy_reply, is_pxe_client
-from pxelab.dhcp4.server import ETHERNET_LEN, BaseDhcp4Protocol, Handler
-from pxelab.events import EventLog
-from pxelab.faults import FaultInjector
-from pxelab.policy import BootPolicy, ClientInfo
+from pxelab.core.events import EventLog
+from pxelab.server.dhcp4.codec import DhcpMessage, MessageType
+from pxelab.server.dhcp4.replies import SERVER_PORT, Dhcp4Settings, build_proxy_reply, is_pxe_client
+from pxelab.server.dhcp4.server import ETHERNET_LEN, BaseDhcp4Protocol, Handler
+from pxelab.server.faults import FaultInjector
+from pxelab.server.policy import BootPolicy, ClientInfo
 
 __all__ = ["PXE_PORT", "ProxyDhcp4Protocol"]
 

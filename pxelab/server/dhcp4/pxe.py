@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from enum import IntEnum, IntFlag
 from ipaddress import IPv4Address
 
-from pxelab.dhcp4.codec import DhcpDecodeError
+from pxelab.server.dhcp4.codec import DhcpDecodeError
 
 __all__ = [
     "BootItem",

@@ -16,7 +16,7 @@ reads (see shared/notes/firmware-facts.md):
 - Options 61 (RFC 6842), 82 (RFC 3046 2.2) and, for PXE clients, 97 (PXE 2.1
   table 2-2, "Client UUID/GUID") are echoed.
 
-Reply faults (:class:`~pxelab.faults.OmitOption`, :class:`~pxelab.faults.AddOption`)
+Reply faults (:class:`~pxelab.server.faults.OmitOption`, :class:`~pxelab.server.faults.AddOption`)
 edit a built reply with :func:`apply_edits`, so a fault changes exactly the options
 it names and the reply is otherwise what the policy decided.
 """
@@ -26,11 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 
-from pxelab.dhcp4 import codec, pxe
-from pxelab.dhcp4.codec import DhcpMessage, MessageType, Op, option
-from pxelab.faults import ReplyEdits
-from pxelab.memo import memoized
-from pxelab.policy import BootDecision, ClientInfo
+from pxelab.core.memo import memoized
+from pxelab.server.dhcp4 import codec, pxe
+from pxelab.server.dhcp4.codec import DhcpMessage, MessageType, Op, option
+from pxelab.server.faults import ReplyEdits
+from pxelab.server.policy import BootDecision, ClientInfo
 
 __all__ = [
     "CLIENT_PORT",

@@ -1,21 +1,21 @@
 """The DHCPv4 protocol: one method per message type, decisions from the policy.
 
 The protocol object speaks RFC 2131; which boot file a client gets, or
-whether it gets an answer at all, is the :class:`~pxelab.policy.BootPolicy`'s
-business; addresses come from :class:`~pxelab.dhcp4.leases.LeasePool`; reply
-contents from :mod:`pxelab.dhcp4.replies`. Every decision is an event (source
+whether it gets an answer at all, is the :class:`~pxelab.server.policy.BootPolicy`'s
+business; addresses come from :class:`~pxelab.server.dhcp4.leases.LeasePool`; reply
+contents from :mod:`pxelab.server.dhcp4.replies`. Every decision is an event (source
 ``dhcp4``): ``offer``, ``ack``, ``nak``, ``inform``, ``bootreply``,
 ``release``, ``decline``, ``withheld``, ``ignore`` (well formed, not ours to
 answer), ``drop`` (bad input, named), ``bad_option`` (an unreadable option
 left out, the request still served) and ``error``.
 
-Faults (:class:`~pxelab.faults.FaultInjector`) are consulted for every
+Faults (:class:`~pxelab.server.faults.FaultInjector`) are consulted for every
 incoming message (``dhcp4.discover``, ``dhcp4.request``, ``dhcp4.inform``,
 ``dhcp4.release``, ``dhcp4.decline``, ``dhcp4.bootp``) and every reply
 (``dhcp4.offer``, ``dhcp4.ack``, ``dhcp4.nak``, ``dhcp4.bootreply``): first for
 the options to omit or add, then to drop or delay it. An edited reply's event
 names the options a fault took out (``fault_omitted``) and put in (``fault_added``).
-The proxyDHCP variant is in :mod:`pxelab.dhcp4.proxy`.
+The proxyDHCP variant is in :mod:`pxelab.server.dhcp4.proxy`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any, cast
 
-from pxelab.dhcp4 import codec
-from pxelab.dhcp4.codec import DhcpDecodeError, DhcpMessage, MessageType, Op
-from pxelab.dhcp4.leases import FOREVER, LeasePool, LeaseState
-from pxelab.dhcp4.replies import (
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.server.dhcp4 import codec
+from pxelab.server.dhcp4.codec import DhcpDecodeError, DhcpMessage, MessageType, Op
+from pxelab.server.dhcp4.leases import FOREVER, LeasePool, LeaseState
+from pxelab.server.dhcp4.replies import (
     CLIENT_PORT,
     SERVER_PORT,
     Dhcp4Settings,
@@ -44,10 +46,8 @@ from pxelab.dhcp4.replies import (
     max_reply_size,
     reply_destination,
 )
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import FaultInjector
-from pxelab.policy import BootDecision, BootPolicy, ClientInfo
+from pxelab.server.faults import FaultInjector
+from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo
 
 __all__ = [
     "CLIENT_PORT",

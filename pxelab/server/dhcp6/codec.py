@@ -21,7 +21,7 @@ from enum import IntEnum
 from ipaddress import IPv6Address
 from typing import ClassVar, Self, TypeVar
 
-from pxelab.memo import memoized
+from pxelab.core.memo import memoized
 
 __all__ = [
     "ALL_DHCP_RELAY_AGENTS_AND_SERVERS",

@@ -2,8 +2,8 @@
 
 The protocol object speaks RFC 8415 as a server on one link (no relays);
 which boot URL a client gets, or whether it gets an answer at all, is the
-:class:`~pxelab.policy.BootPolicy`'s business; addresses come from
-:class:`~pxelab.dhcp6.leases.Lease6Pool`. What real firmware needs (EDK2
+:class:`~pxelab.server.policy.BootPolicy`'s business; addresses come from
+:class:`~pxelab.server.dhcp6.leases.Lease6Pool`. What real firmware needs (EDK2
 NetworkPkg Dhcp6Dxe, UefiPxeBcDxe/PxeBcDhcp6.c, HttpBootDxe/HttpBootDhcp6.c;
 iPXE src/net/udp/dhcpv6.c):
 
@@ -18,7 +18,7 @@ iPXE src/net/udp/dhcpv6.c):
 - A Reply to Release (OVMF waits ~60 s for it before starting the NBP) and
   to Information-request (the second, stateless client an RA with M/O starts).
 
-Faults (:class:`~pxelab.faults.FaultInjector`): ``packet("dhcp6.<type>")`` for
+Faults (:class:`~pxelab.server.faults.FaultInjector`): ``packet("dhcp6.<type>")`` for
 every message that comes in (``dhcp6.release`` drops a Release unanswered) and
 every Advertise/Reply that goes out; ``reply_options("dhcp6.advertise" or
 "dhcp6.reply")`` edits the built reply (:func:`edit_options`), so
@@ -44,8 +44,10 @@ from functools import lru_cache
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any, cast
 
-from pxelab.dhcp6 import codec
-from pxelab.dhcp6.codec import (
+from pxelab.core.events import EventLog
+from pxelab.core.memo import memoized
+from pxelab.server.dhcp6 import codec
+from pxelab.server.dhcp6.codec import (
     ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
     CLIENT_PORT,
     ENTERPRISE_PXE,
@@ -73,11 +75,9 @@ from pxelab.dhcp6.codec import (
     UserClass,
     VendorClass,
 )
-from pxelab.dhcp6.leases import Binding, Lease6Pool
-from pxelab.events import EventLog
-from pxelab.faults import FaultInjector, ReplyEdits
-from pxelab.memo import memoized
-from pxelab.policy import BootDecision, BootPolicy, ClientInfo
+from pxelab.server.dhcp6.leases import Binding, Lease6Pool
+from pxelab.server.faults import FaultInjector, ReplyEdits
+from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo
 
 __all__ = [
     "Dhcp6Protocol",

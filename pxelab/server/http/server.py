@@ -1,6 +1,6 @@
 """A small HTTP/1.1 file server on asyncio streams: GET and HEAD from the data root.
 
-What it does, with the RFC 9110/9112 rules behind it (see :mod:`pxelab.http.codec`):
+What it does, with the RFC 9110/9112 rules behind it (see :mod:`pxelab.server.http.codec`):
 
 - Every answer carries Content-Length, Date and Connection; answers are HTTP/1.1.
 - One byte range -> 206 with Content-Range; a range past the end -> 416 with
@@ -12,17 +12,17 @@ What it does, with the RFC 9110/9112 rules behind it (see :mod:`pxelab.http.code
   a lingering close (RFC 9112 9.6) so a pipelining client gets its last answer.
 - Oversized heads -> 431, malformed ones -> 400, other methods -> 405 with Allow.
 - Paths are percent-decoded, then resolved inside the data root
-  (:class:`~pxelab.tftp.files.DataRoot`: ``..``, NUL, absolute names and
+  (:class:`~pxelab.server.tftp.files.DataRoot`: ``..``, NUL, absolute names and
   symlinks out of the root -> 403); the opened descriptor is checked once more
   (``/proc/self/fd``) so a file swapped in meanwhile cannot lead outside.
   The query string is ignored for plain files.
 - Per-client templates: a request for ``name`` is answered from
   ``name.tmpl`` when that exists (the template wins over a plain ``name``),
-  rendered with :mod:`pxelab.http.template` for the client; the client is
-  looked up in the :class:`~pxelab.clients.ClientDirectory` by peer address,
+  rendered with :mod:`pxelab.server.http.template` for the client; the client is
+  looked up in the :class:`~pxelab.server.clients.ClientDirectory` by peer address,
   ``?mac=``, ``?arch=``, ``?hostname=``, ``?ip=`` override. A placeholder
   that is unknown or has no value -> 500 naming it.
-- Faults (:class:`~pxelab.faults.FaultInjector`): ``packet("http.request")``
+- Faults (:class:`~pxelab.server.faults.FaultInjector`): ``packet("http.request")``
   drops (close without answering) or delays a request; ``http_status`` answers
   an error; ``truncate`` sends only the first N bytes of the file under the
   real Content-Length, then closes.
@@ -49,11 +49,11 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pxelab.clients import ClientDirectory, ClientRecord
-from pxelab.events import EventLog
-from pxelab.faults import FaultInjector
-from pxelab.http import template
-from pxelab.http.codec import (
+from pxelab.core.events import EventLog
+from pxelab.server.clients import ClientDirectory, ClientRecord
+from pxelab.server.faults import FaultInjector
+from pxelab.server.http import template
+from pxelab.server.http.codec import (
     ByteRange,
     HttpRequest,
     HttpRequestError,
@@ -64,8 +64,8 @@ from pxelab.http.codec import (
     reason_phrase,
     status_line,
 )
-from pxelab.policy import ClientInfo
-from pxelab.tftp.files import DataRoot, FileMissingError, PathDeniedError
+from pxelab.server.policy import ClientInfo
+from pxelab.server.tftp.files import DataRoot, FileMissingError, PathDeniedError
 
 __all__ = ["HttpServer", "HttpSettings", "open_tcp_socket"]
 

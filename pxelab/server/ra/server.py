@@ -55,11 +55,11 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import FaultInjector
-from pxelab.ra import codec
-from pxelab.ra.codec import (
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.server.faults import FaultInjector
+from pxelab.server.ra import codec
+from pxelab.server.ra.codec import (
     PrefixInformation,
     RaDecodeError,
     RecursiveDnsServers,

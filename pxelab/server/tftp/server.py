@@ -1,12 +1,12 @@
 """The TFTP read server: listeners on port 69 and one socket per transfer.
 
 RFC 1350 lock-step, RFC 7440 windows, RFC 2347-2349 options (decided by
-:func:`pxelab.tftp.codec.negotiate`), octet and netascii modes. Each transfer
+:func:`pxelab.server.tftp.codec.negotiate`), octet and netascii modes. Each transfer
 answers from the address its RRQ was sent to (IP_PKTINFO/IPV6_RECVPKTINFO on
 the listener) through its own socket, its TID.
 
 The transfers themselves, their speed and their retransmissions are in
-:mod:`pxelab.tftp.transfer`.
+:mod:`pxelab.server.tftp.transfer`.
 
 Events (source ``tftp``):
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import ipaddress
 import logging
 import socket
 import struct
@@ -38,18 +37,22 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from pxelab.events import EventLog
-from pxelab.faults import FaultInjector
-from pxelab.tftp import codec
-from pxelab.tftp.codec import Error, ErrorCode, ReadRequest, TftpDecodeError, WriteRequest
-from pxelab.tftp.files import DataRoot, FileMissingError, PathDeniedError
-from pxelab.tftp.transfer import ReadTransfer, describe_options, plan_transfer
+from pxelab.core.events import EventLog
+from pxelab.server.faults import FaultInjector
+from pxelab.server.tftp import codec
+from pxelab.server.tftp.codec import Error, ErrorCode, ReadRequest, TftpDecodeError, WriteRequest
+from pxelab.server.tftp.files import DataRoot, FileMissingError, PathDeniedError
+from pxelab.server.tftp.transfer import (
+    Address,
+    Local,
+    ReadTransfer,
+    describe_options,
+    plan_transfer,
+)
 
 __all__ = ["Local", "TftpServer", "TftpSettings", "interface_mtu", "open_udp_socket"]
 
 log = logging.getLogger(__name__)
-
-Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
 
 IP_PKTINFO = 8  # <linux/in.h>; not exported by Python's socket module
 SIOCGIFMTU = 0x8921  # <linux/sockios.h>
@@ -78,7 +81,7 @@ class TftpSettings:
 def open_udp_socket(family: socket.AddressFamily, host: str, port: int,
                     interface: str | None) -> socket.socket:
     """UDP socket bound to ``host``:``port`` on ``interface`` (no SO_REUSEADDR, see
-    :func:`pxelab.dhcp4.server.open_dhcp4_socket`)."""
+    :func:`pxelab.server.dhcp4.server.open_dhcp4_socket`)."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if family == socket.AF_INET6:
@@ -91,21 +94,6 @@ def open_udp_socket(family: socket.AddressFamily, host: str, port: int,
         sock.close()
         raise
     return sock
-
-
-@dataclass(frozen=True)
-class Local:
-    """The address a request was sent to, which every answer must come from."""
-
-    family: socket.AddressFamily
-    host: str
-    ifindex: int = 0
-
-    def bind_address(self, port: int = 0) -> Address:
-        if self.family == socket.AF_INET:
-            return (self.host, port)
-        scope = self.ifindex if ipaddress.IPv6Address(self.host).is_link_local else 0
-        return (self.host, port, 0, scope)
 
 
 def _local_from(family: socket.AddressFamily, ancillary: list[tuple[int, int, bytes]]) -> Local:

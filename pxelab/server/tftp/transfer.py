@@ -29,18 +29,21 @@ section 4).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from pxelab.faults import OackMode, TftpFaults
-from pxelab.tftp import codec
-from pxelab.tftp.codec import (
+from pxelab.core.events import EventLog
+from pxelab.server.faults import FaultInjector, OackMode, TftpFaults
+from pxelab.server.tftp import codec
+from pxelab.server.tftp.codec import (
     Ack,
     Error,
     ErrorCode,
@@ -49,9 +52,6 @@ from pxelab.tftp.codec import (
     ReadRequest,
     TftpDecodeError,
 )
-
-if TYPE_CHECKING:
-    from pxelab.tftp.server import Address, Local, TftpServer
 
 __all__ = ["Plan", "ReadTransfer", "describe_options", "plan_transfer"]
 
@@ -105,6 +105,59 @@ def plan_transfer(request: ReadRequest, content: bytes, faults: TftpFaults, max_
     return Plan(data, negotiated, codec.encode(OptionAck(oack)) if oack else None)
 
 
+Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
+
+
+@dataclass(frozen=True)
+class Local:
+    """The address a request was sent to, which every answer must come from."""
+
+    family: socket.AddressFamily
+    host: str
+    ifindex: int = 0
+
+    def bind_address(self, port: int = 0) -> Address:
+        if self.family == socket.AF_INET:
+            return (self.host, port)
+        scope = self.ifindex if ipaddress.IPv6Address(self.host).is_link_local else 0
+        return (self.host, port, 0, scope)
+
+
+class TransferSettings(Protocol):
+    """The server settings a transfer reads (:class:`~pxelab.server.tftp.server.TftpSettings`)."""
+
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def max_timeout(self) -> float | None: ...
+
+
+class TransferHost(Protocol):
+    """What a :class:`ReadTransfer` uses of the server that started it, and no more.
+
+    :class:`~pxelab.server.tftp.server.TftpServer` is one; a transfer does not
+    import it, so the server and its transfers do not import each other.
+    """
+
+    @property
+    def events(self) -> EventLog: ...
+    @property
+    def settings(self) -> TransferSettings: ...
+    @property
+    def faults(self) -> FaultInjector: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
+    @property
+    def with_strangers(self) -> set[ReadTransfer]: ...
+
+    def open_transfer_sockets(self, local: Local,
+                              peer: Address) -> tuple[socket.socket, socket.socket]: ...
+
+    def forget(self, transfer: ReadTransfer) -> None: ...
+
+
 class ReadTransfer:
     """One RRQ being served from its own socket (its TID) by its own thread.
 
@@ -112,7 +165,7 @@ class ReadTransfer:
     called from any thread and wakes the transfer's thread if it waits.
     """
 
-    def __init__(self, server: TftpServer, request: ReadRequest, peer: Address,
+    def __init__(self, server: TransferHost, request: ReadRequest, peer: Address,
                  local: Local) -> None:
         self.server = server
         self.events = server.events

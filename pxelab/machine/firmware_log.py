@@ -1,14 +1,14 @@
 """OVMF's debug port (isa-debugcon on I/O port 0x402), read live, each line with its time.
 
 QEMU writes what the firmware sends to the port into a FIFO
-(``-chardev file,path=<fifo>``, see :mod:`pxelab.qemu`); a
+(``-chardev file,path=<fifo>``, see :mod:`pxelab.machine.qemu`); a
 :class:`DebugPortReader` thread reads it while the guest runs, stamps every
 line with the wall-clock time its first byte arrived (the clock server events
 and packets carry, so the lines merge into the boot's timeline) and writes
 ``ovmf-debug.log`` as ``<unix time> <text>`` lines.
 
 Debian's OVMF is a release build: it prints nothing on that port, so an empty
-log is the normal case there, and :mod:`pxelab.evidence.collect` says so in the
+log is the normal case there, and :mod:`pxelab.analysis.evidence.collect` says so in the
 evidence. A debug build prints thousands of lines.
 
 The reader opens the FIFO before QEMU starts (so QEMU's open for writing
@@ -25,17 +25,28 @@ import os
 import select
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from pxelab.errors import GuestError
-from pxelab.evidence.model import LogLine
-from pxelab.resource import Resource
+from pxelab.core.errors import GuestError
+from pxelab.core.resource import Resource
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 JOIN_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """A line of a secondary log (the firmware debug port), with its wall-clock time.
+
+    The evidence of a boot carries these (:class:`~pxelab.analysis.evidence.Evidence`).
+    """
+
+    time: float
+    text: str
 
 
 class DebugPortReader(Resource):
