@@ -325,7 +325,7 @@ def _serve(args: argparse.Namespace) -> int:
     ended = threading.Event()
     events.subscribe(lambda e: ended.set() if (e.source, e.kind) == ("server", "stopped")
                      else None)
-    server = BootServer(lab.server, lab.policy, events)
+    server = BootServer(lab.server, lab.policy, events, faults=lab.faults)
     started = time.monotonic()
     try:
         server.start()

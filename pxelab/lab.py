@@ -233,7 +233,8 @@ class BootRun:
         config = ServerConfig(interface=net.bridge, ipv4=net.ipv4, ipv6=net.ipv6,
                               data_root=data_root, **self.scenario.server)
         policy: BootPolicy = self.scenario.policy()
-        return BootServer(config, policy, events, namespace=net.namespace)
+        return BootServer(config, policy, events, namespace=net.namespace,
+                          faults=self.scenario.faults)
 
     def _case(self, timeline: Timeline) -> dict[str, Any]:
         """What ran, recorded beside the versions so results compare across the matrix."""

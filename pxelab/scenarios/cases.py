@@ -105,7 +105,7 @@ class Scenario:
     ip: IpVersion = IpVersion.IPV4
     # First-match rules ahead of the default per-arch files (see pxelab.server.policy.RulePolicy).
     rules: tuple[Rule, ...] = ()
-    # RulePolicy fields this scenario sets besides rules, ipxe_script and faults,
+    # RulePolicy fields this scenario sets besides rules and ipxe_script,
     # e.g. {"min_secs": 2}.
     policy_options: dict[str, Any] = field(default_factory=dict)
     # ServerConfig fields this scenario changes, e.g. {"ra_managed": True, "dhcp4": False}.
@@ -119,8 +119,9 @@ class Scenario:
     # Where an iPXE script (BootLoader.IPXE_SCRIPT, IPXE_EFI) fetches kernel and initrd;
     # {server} is the lab server's URL host for the scenario's IP version.
     files_url: str = "http://{server}/"
-    # Faults the lab injects (pxelab.server.faults): the boot server carries out the protocol
-    # ones; catalogued faults (pxelab.scenarios.regressions) put theirs here.
+    # Faults the lab injects (pxelab.server.faults): the boot server gets the protocol ones
+    # beside the policy, the data root the others; catalogued faults
+    # (pxelab.scenarios.regressions) put theirs here.
     faults: tuple[Fault, ...] = ()
     # MTU of the guest's link (the tap port), None: the bridge's 1500.
     link_mtu: int | None = None
@@ -151,7 +152,7 @@ class Scenario:
     def policy(self) -> BootPolicy:
         """The boot server's per-client decisions for this scenario."""
         return RulePolicy(ipxe_script=self.ipxe_script, rules=self.rules,
-                          fault_list=self.faults, **self.policy_options)
+                          **self.policy_options)
 
     @property
     def nic_model(self) -> str:

@@ -18,7 +18,7 @@ import errno
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -49,7 +49,7 @@ from pxelab.server.dhcp6.server import (
     open_dhcp6_socket,
     server_duid,
 )
-from pxelab.server.faults import FaultInjector
+from pxelab.server.faults import Fault, FaultInjector
 from pxelab.server.http.server import HttpServer, HttpSettings, open_tcp_socket
 from pxelab.server.policy import BootPolicy
 from pxelab.server.ra.server import RaSettings, RouterAdvertiser
@@ -153,11 +153,12 @@ class BootServer(Resource):
 
     Use as a context manager (or :meth:`start`/:meth:`stop`); :meth:`start`
     returns once every socket is bound, or raises :class:`ServerError`
-    saying what failed and what to do.
+    saying what failed and what to do. ``faults`` are injected by every protocol
+    (:mod:`pxelab.server.faults`); the policy decides, the faults break.
     """
 
     def __init__(self, config: ServerConfig, policy: BootPolicy, events: EventLog,
-                 namespace: str | None = None) -> None:
+                 namespace: str | None = None, faults: Sequence[Fault] = ()) -> None:
         self.config = config
         self.policy = policy
         self.events = events
@@ -165,7 +166,7 @@ class BootServer(Resource):
         self.leases = LeasePool(config.pool[0], config.pool[1], config.lease_seconds,
                                 exclude=frozenset({config.ipv4.ip}))
         self.leases6: Lease6Pool | None = None  # made when DHCPv6 starts, kept across restarts
-        self.faults = FaultInjector(policy.faults, events)
+        self.faults = FaultInjector(tuple(faults), events)  # beside the policy, not in it
         self.clients = ClientDirectory(events)  # who has which address, for HTTP templates
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -45,8 +45,9 @@ from typing import Any, Literal
 
 from pxelab.core.errors import ConfigError
 from pxelab.server.bootserver import Dhcp4Mode, ServerConfig
-from pxelab.server.config_policy import POLICY_KEYS, build_policy
+from pxelab.server.config_policy import POLICY_KEYS, build_faults, build_policy
 from pxelab.server.config_reader import Source, Table, did_you_mean, toml_type
+from pxelab.server.faults import Fault
 from pxelab.server.policy import RulePolicy
 
 __all__ = ["InterfaceAddresses", "LabConfig", "interface_addresses", "lab_config",
@@ -79,6 +80,7 @@ class LabConfig:
     policy: RulePolicy
     source: str = "(defaults)"
     profile: str = "default"
+    faults: tuple[Fault, ...] = ()  # handed to the BootServer beside the policy
 
     def describe(self) -> list[str]:
         """What is served where, one line per service, for a person starting the server."""
@@ -116,9 +118,9 @@ class LabConfig:
             lines.append(f"HTTP on port {cfg.http_port}: " + ", ".join(
                 f"http://{h}{port}/" for h in hosts))
         lines.append(f"policy: profile {self.profile}, {_count(policy.rules, 'rule')}, "
-                     f"{_count(policy.hosts, 'host')}, {_count(policy.faults, 'fault')}"
+                     f"{_count(policy.hosts, 'host')}, {_count(self.faults, 'fault')}"
                      + (f", min_secs {policy.min_secs}" if policy.min_secs else ""))
-        lines += [f"fault: {fault.describe()}" for fault in policy.faults]
+        lines += [f"fault: {fault.describe()}" for fault in self.faults]
         return lines
 
 
@@ -181,9 +183,9 @@ def lab_config(data: Mapping[str, Any], source: Source | None = None, *,
     server = _server(source, tables, interface, data_root, resolve)
     min_secs = tables["dhcp4"].integer("min_secs", 0, 65535) or 0
     policy, profile = build_policy(source, tables["policy"], subnet=server.ipv4, min_secs=min_secs,
-                                   rules=arrays["rule"], hosts=arrays["host"],
-                                   faults=arrays["fault"])
-    return LabConfig(server, policy, source.name, profile)
+                                   rules=arrays["rule"], hosts=arrays["host"])
+    return LabConfig(server, policy, source.name, profile,
+                     faults=build_faults(source, arrays["fault"]))
 
 
 def _split(source: Source, data: Mapping[str, Any]) -> tuple[

@@ -41,7 +41,8 @@ from pxelab.server.policy import (
     render_template,
 )
 
-__all__ = ["MATCH_KEYS", "PACKET_KINDS", "PROFILES", "TEMPLATE_FIELDS", "build_policy"]
+__all__ = ["MATCH_KEYS", "PACKET_KINDS", "PROFILES", "TEMPLATE_FIELDS", "build_faults",
+           "build_policy"]
 
 PROFILES = ("default", "empty")
 TEMPLATE_FIELDS = ("server", "server_ip", "mac", "mac_hyphen", "ip", "arch")
@@ -63,18 +64,16 @@ _SAMPLE = ClientInfo(mac="52:54:00:12:34:56", arch=7, server_address="192.0.2.1"
 
 
 def build_policy(source: Source, policy: Table, *, subnet: IPv4Interface, min_secs: int,
-                 rules: Sequence[Mapping[str, Any]], hosts: Sequence[Mapping[str, Any]],
-                 faults: Sequence[Mapping[str, Any]]) -> tuple[RulePolicy, str]:
+                 rules: Sequence[Mapping[str, Any]],
+                 hosts: Sequence[Mapping[str, Any]]) -> tuple[RulePolicy, str]:
     """The RulePolicy a lab file describes, and the profile it started from."""
     profile = policy.choice("profile", PROFILES) or "default"
     script = _ipxe_script(policy)
     own_rules = _rules(source, rules)
     host_rules = _hosts(source, hosts, subnet)
-    fault_list = tuple(_fault(Table(source, f"fault[{i}]", raw, _fault_keys(source, i, raw)))
-                       for i, raw in enumerate(faults))
     if profile == "empty":
         result = RulePolicy(arch_rules=(), rules=own_rules, hosts=host_rules, min_secs=min_secs,
-                            ipxe_script=script or None, fault_list=fault_list)
+                            ipxe_script=script or None)
         return result, profile
     base = default_profile(hosts=host_rules, min_secs=min_secs)
     profile_rules = base.rules
@@ -83,7 +82,13 @@ def build_policy(source: Source, policy: Table, *, subnet: IPv4Interface, min_se
     elif script is not None:
         profile_rules = tuple(replace(r, boot_file=script) if r.name == "ipxe-script" else r
                               for r in profile_rules)
-    return replace(base, rules=own_rules + profile_rules, fault_list=fault_list), profile
+    return replace(base, rules=own_rules + profile_rules), profile
+
+
+def build_faults(source: Source, faults: Sequence[Mapping[str, Any]]) -> tuple[Fault, ...]:
+    """The faults a lab file's ``[[fault]]`` tables describe, in order."""
+    return tuple(_fault(Table(source, f"fault[{i}]", raw, _fault_keys(source, i, raw)))
+                 for i, raw in enumerate(faults))
 
 
 def _ipxe_script(policy: Table) -> str | Literal[False] | None:

@@ -1,7 +1,9 @@
-"""Fault injection: declared by the policy, carried out by the protocol servers.
+"""Fault injection: handed to the boot server beside its policy, carried out by the protocols.
 
-A :class:`~pxelab.server.policy.BootPolicy` lists :class:`Fault` values (frozen
-data); the :class:`~pxelab.server.bootserver.BootServer` turns them into one
+The :class:`~pxelab.server.bootserver.BootServer` takes :class:`Fault` values
+(frozen data; a scenario's ``faults``, a lab file's ``[[fault]]`` tables) beside
+its :class:`~pxelab.server.policy.BootPolicy`, which makes the per-client
+decisions and knows nothing of faults. It turns them into one
 :class:`FaultInjector`, which every protocol consults at fixed points:
 
 - ``packet(kind, client)`` before a packet of ``kind`` is handled (requests)

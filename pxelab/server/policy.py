@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from pxelab.core.errors import ConfigError
-from pxelab.server.faults import Fault
 from pxelab.server.match import Arch, ClientInfo, Match, arch_label, normalize_mac
 
 __all__ = [
@@ -75,10 +74,6 @@ class BootPolicy(ABC):
         decision = self.decide_dhcp4(client)
         return _as_url(decision, client)
 
-    @property
-    def faults(self) -> tuple[Fault, ...]:
-        """Faults the boot server injects (see :mod:`pxelab.server.faults`); none by default."""
-        return ()
 
     @property
     def fixed_addresses(self) -> dict[str, IPv4Address]:
@@ -180,7 +175,6 @@ class RulePolicy(BootPolicy):
     no_proxy_wait: bool = True
     rules: tuple[Rule, ...] = ()  # consulted after hosts, before ipxe_script and arch_rules
     min_secs: int = 0  # ISC dhcpd min-secs: ignore DHCPv4 clients whose secs is below it
-    fault_list: tuple[Fault, ...] = ()
     _by_arch: dict[int, str] = field(init=False, repr=False, compare=False)
     _by_mac: dict[str, HostRule] = field(init=False, repr=False, compare=False)
 
@@ -190,13 +184,6 @@ class RulePolicy(BootPolicy):
 
     def with_hosts(self, *hosts: HostRule) -> RulePolicy:
         return replace(self, hosts=self.hosts + hosts)
-
-    def with_faults(self, *faults: Fault) -> RulePolicy:
-        return replace(self, fault_list=self.fault_list + faults)
-
-    @property
-    def faults(self) -> tuple[Fault, ...]:
-        return self.fault_list
 
     @property
     def fixed_addresses(self) -> dict[str, IPv4Address]:

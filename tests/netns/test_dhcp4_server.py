@@ -113,8 +113,9 @@ def own_server(lab: Lab, root: Path, *faults: Fault, min_secs: int = 0
                ) -> Iterator[tuple[BootServer, EventLog]]:
     """A full server with fresh fault counters; starting one takes a few milliseconds."""
     log = EventLog()
-    policy = RulePolicy(min_secs=min_secs, fault_list=faults)
-    with BootServer(dhcp4_config(root), policy, log, namespace=lab.server) as running:
+    policy = RulePolicy(min_secs=min_secs)
+    with BootServer(dhcp4_config(root), policy, log, namespace=lab.server,
+                    faults=faults) as running:
         yield running, log
 
 

@@ -79,7 +79,7 @@ def server(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
               DelayPacket("http.request", DELAY_S, count=0, match=Match(mac=DELAY_MAC)))
     config = ServerConfig(data_root=data_root, tftp=False, router_advertisements=False,
                           http_idle_timeout=IDLE_S)
-    with BootServer(config, RulePolicy(fault_list=faults), events,
+    with BootServer(config, RulePolicy(), events, faults=faults,
                     namespace=lab.server) as running:
         yield running
 

@@ -115,7 +115,7 @@ def faulty(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
               DelayPacket("tftp.oack", 0.05, file="late.bin"))
     config = tftp_only(data_root, tftp_port=FAULT_PORT, tftp_timeout=FAULT_TIMEOUT,
                        tftp_retries=FAULT_RETRIES, tftp_allow_absolute=True)
-    with BootServer(config, RulePolicy(fault_list=faults), events,
+    with BootServer(config, RulePolicy(), events, faults=faults,
                     namespace=lab.server) as running:
         yield running
 

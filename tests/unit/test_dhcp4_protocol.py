@@ -121,7 +121,7 @@ def protocol(policy: BootPolicy | None = None, leases: LeasePool | None = None,
              *faults: Fault) -> tuple[Dhcp4Protocol, FakeTransport, EventLog]:
     events = EventLog()
     policy = policy or RulePolicy()
-    injector = FaultInjector(tuple(faults) or policy.faults, events)
+    injector = FaultInjector(tuple(faults), events)
     proto = Dhcp4Protocol(SETTINGS, policy, leases or pool(), events, injector)
     transport = FakeTransport()
     proto.connection_made(transport)  # type: ignore[arg-type]

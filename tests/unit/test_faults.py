@@ -6,6 +6,7 @@ import pytest
 
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
+from pxelab.server.bootserver import BootServer, ServerConfig
 from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
@@ -94,9 +95,10 @@ def test_invalid_faults_are_config_errors(make: object, message: str) -> None:
         make()  # type: ignore[operator]
 
 
-def test_policy_carries_its_faults() -> None:
-    policy = RulePolicy().with_faults(HttpError(500))
-    assert policy.faults == (HttpError(500),)
+def test_faults_travel_beside_the_policy_not_in_it() -> None:
+    server = BootServer(ServerConfig(), RulePolicy(), EventLog(), faults=[HttpError(500)])
+    assert server.faults.faults == (HttpError(500),)
+    assert not hasattr(RulePolicy(), "faults")
 
 
 def test_a_matched_fault_counts_only_the_packets_it_matches() -> None:
