@@ -245,6 +245,7 @@ class BootRun:
                 "firmware_settings": scenario.guest.firmware_settings(),
                 "kernel_flavour": scenario.payload.kernel_flavour,
                 "direct_kernel": self.direct_kernel,
+                "faults": " ".join(scenario.applied),
                 "seconds_to_userspace": timeline.seconds("userspace")}
 
     def _versions(self, payload: Payload) -> dict[str, Any]:

@@ -146,8 +146,14 @@ def boot_line(boot: dict[str, str]) -> str:
     verdict = "ok" if boot.get("ok") == "True" else "FAILED"
     packages = " ".join(f"{name} {boot[f'package.{name}']}" for name in SUMMARY_PACKAGES
                         if f"package.{name}" in boot)
-    return (f"{boot.get('case', '?'):<28} {verdict:<6} {took}  kernel "
+    line = (f"{boot.get('case', '?'):<28} {verdict:<6} {took}  kernel "
             f"{boot.get('kernel_version', '?')} ({boot.get('payload_suite', '?')})  {packages}")
+    if boot.get("faults"):  # a regression test's boot: failing is what it is for
+        line += f"\n    --fault {' --fault '.join(boot['faults'].split())}"
+    if verdict == "FAILED":
+        line += (f"\n    failed at {boot.get('failed_stage') or '?'}: "
+                 f"{boot.get('cause') or 'no cause named'}")
+    return line
 
 
 def _describe(result: BootResult) -> str:
@@ -235,7 +241,10 @@ def junit_properties(result: BootResult) -> dict[str, str]:
             if not isinstance(value, dict)}
     for package, version in sorted(props.get("packages", {}).items()):
         flat[f"package.{package}"] = str(version)
-    return {"case": result.scenario, "ok": str(result.ok), **flat}
+    verdict = {"failed_stage": result.timeline.failed_stage or "",
+               "cause": result.diagnosis.cause.code
+               if result.diagnosis and result.diagnosis.cause else ""}
+    return {"case": result.scenario, "ok": str(result.ok), **verdict, **flat}
 
 
 def _fresh_dir(root: Path, name: str) -> Path:

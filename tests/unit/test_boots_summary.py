@@ -24,3 +24,10 @@ def test_a_boot_line_names_case_verdict_seconds_kernel_and_firmware() -> None:
 def test_a_failed_boot_line_says_failed_and_has_no_seconds() -> None:
     line = boot_line({"case": "legacy_pxe_ipv4", "ok": "False", "seconds_to_userspace": ""})
     assert "FAILED" in line and " -  kernel ?" in line
+
+
+def test_a_faulted_boot_line_names_its_faults_stage_and_cause() -> None:
+    line = boot_line({"case": "legacy_pxe_ipv4", "ok": "False", "faults": "ldlinux-missing",
+                      "failed_stage": "config", "cause": "tftp.next_file_missing"})
+    assert "--fault ldlinux-missing" in line
+    assert "failed at config: tftp.next_file_missing" in line

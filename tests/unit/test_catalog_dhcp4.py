@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
+import pexpect
 import pytest
 
 from pxelab.core.errors import ConfigError
+from pxelab.machine.console import ConsoleWatcher
 from pxelab.scenarios.cases import Scenario
 from pxelab.scenarios.matrix import find_case
 from pxelab.scenarios.regressions import apply_faults, get_fault
@@ -70,10 +74,30 @@ def test_ipxe_loop_drops_the_ipxe_rule_and_serves_ipxe_its_nbp() -> None:
                       user_classes=("iPXE",), server_address="192.0.2.1")
     assert scenario.policy().decide_dhcp4(ipxe).boot_file == "http://192.0.2.1/snponly.efi"
     script = next(m for m in scenario.milestones if m.name == "script")
-    assert script.failures[0].pattern == IPXE_BANNER
+    assert IPXE_BANNER in script.failures[0].pattern
     fixed = get_fault("ipxe-loop").fixed_for(base)
     assert fixed.policy().decide_dhcp4(ipxe).boot_file == "http://192.0.2.1/boot.ipxe"
     assert fixed.milestones == base.milestones
+
+
+# What iPXE 1.21.1 (Debian 13) printed when it was handed itself again: the autoexec.ipxe
+# lookup of the second start, an error, comes before its banner.
+IPXE_121_AGAIN = ("Configuring (net0 52:54:00:12:34:56)... ok\r\n"
+                  "http://192.0.2.1/snponly.efi... ok\r\n"
+                  "iPXE initialising devices...\r\n"
+                  "file:autoexec.ipxe... Not found (https://ipxe.org/7f4de18e)\r\n")
+
+
+def test_ipxe_loop_ends_on_ipxe_121s_second_start_not_on_its_autoexec_error() -> None:
+    scenario = apply_faults(find_case("uefi_http_ipv4"), ["ipxe-loop"])
+    script = next(m for m in scenario.milestones if m.name == "script")
+    console = pexpect.spawn("printf", ["%s", IPXE_121_AGAIN], encoding="utf-8", timeout=5)
+    try:
+        timeline = ConsoleWatcher(console, time.monotonic()).run("t", (script,))
+    finally:
+        console.close(force=True)
+    assert timeline.failed_stage == "script"
+    assert (timeline.failure or "").startswith("iPXE started again"), timeline.failure
 
 
 def test_ipxe_loop_needs_an_ipxe_nbp() -> None:

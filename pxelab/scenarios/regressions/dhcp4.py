@@ -162,10 +162,13 @@ def _ipxe_loop(scenario: Scenario, argument: str | None) -> Scenario:
             rules.append(replace(rule, match=widened))
         else:
             rules.append(rule)
-    # The boot script never comes: iPXE loads itself again. Its banner a second time
+    # The boot script never comes: iPXE loads itself again. Its start a second time
     # ends the boot at once instead of letting it go round until the stage times out.
-    loop = FailurePattern(IPXE_BANNER, "iPXE started again: it was handed the iPXE NBP "
-                          "instead of its script (chain-load loop; match user class iPXE)")
+    # iPXE 1.21 looks for autoexec.ipxe before its banner, and reports that file
+    # missing as an error: its first line, "iPXE initialising devices", comes earlier.
+    loop = FailurePattern(rf"iPXE initialising devices|{IPXE_BANNER}", "iPXE started again: "
+                          "it was handed the iPXE NBP instead of its script (chain-load "
+                          "loop; match user class iPXE)")
     milestones = tuple(replace(m, failures=(loop, *m.failures)) if m.name == "script" else m
                        for m in scenario.milestones)
     return replace(scenario, rules=tuple(rules), milestones=milestones)
