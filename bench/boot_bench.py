@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from peers import Dnsmasq
 
-from pxelab.events import EventLog
+from pxelab.core.events import EventLog
 from pxelab.lab import BootRun
-from pxelab.network import LabNetwork
-from pxelab.scenarios import get_scenario
+from pxelab.machine.network import LabNetwork
+from pxelab.scenarios.cases import get_scenario
 
 VARIANTS = ("pxelab", "dnsmasq", "direct")
 

@@ -74,15 +74,15 @@ from scapy.layers.dhcp6 import (
     DHCP6OptOptReq,
 )
 
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.clients import ClientDirectory
-from pxelab.dhcp4.leases import LeasePool
-from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, reserve_fixed
-from pxelab.dhcp6.leases import Lease6Pool
-from pxelab.dhcp6.server import Dhcp6Protocol, Dhcp6Settings, server_duid
-from pxelab.events import Event, EventLog
-from pxelab.netns import exec_prefix, thread_in_namespace
-from pxelab.policy import BootPolicy, HostRule, default_profile
+from pxelab.core.events import Event, EventLog
+from pxelab.core.netns import exec_prefix, thread_in_namespace
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.clients import ClientDirectory
+from pxelab.server.dhcp4.leases import LeasePool
+from pxelab.server.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, reserve_fixed
+from pxelab.server.dhcp6.leases import Lease6Pool
+from pxelab.server.dhcp6.server import Dhcp6Protocol, Dhcp6Settings, server_duid
+from pxelab.server.policy import BootPolicy, HostRule, default_profile
 
 SERVER_IF, CLIENT_IF = "vs0", "eth0"
 SERVER4 = IPv4Interface("198.18.0.1/16")

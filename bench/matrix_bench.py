@@ -30,9 +30,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from pxelab import matrix
 from pxelab.lab import BootRun
-from pxelab.scenarios import Scenario
+from pxelab.scenarios import matrix
+from pxelab.scenarios.cases import Scenario
 
 REPO = Path(__file__).resolve().parent.parent
 MATRIX_TEST = REPO / "tests" / "boot" / "test_scenarios.py"

@@ -15,8 +15,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from types import TracebackType
 
-from pxelab.errors import HostCapabilityError, ServerError
-from pxelab.netns import exec_prefix
+from pxelab.core.errors import HostCapabilityError, ServerError
+from pxelab.core.netns import exec_prefix
 
 
 class Dnsmasq:

@@ -51,9 +51,9 @@ from pathlib import Path
 
 from pyroute2 import NetNS, netns
 
-from pxelab.errors import HostCapabilityError, ServerError
-from pxelab.netns import exec_prefix, thread_in_namespace
-from pxelab.tftp import codec
+from pxelab.core.errors import HostCapabilityError, ServerError
+from pxelab.core.netns import exec_prefix, thread_in_namespace
+from pxelab.server.tftp import codec
 
 FILE = "big.bin"
 BLKSIZES = (512, 1468)
@@ -234,9 +234,9 @@ def serve_pxelab(root: Path, interface: str, address: str) -> None:
     """pxelab's BootServer with TFTP only, in this (the server's) namespace."""
     from ipaddress import IPv4Interface  # noqa: PLC0415 - only the serving process needs it
 
-    from pxelab.bootserver import BootServer, ServerConfig  # noqa: PLC0415
-    from pxelab.events import EventLog  # noqa: PLC0415
-    from pxelab.policy import RulePolicy  # noqa: PLC0415
+    from pxelab.core.events import EventLog  # noqa: PLC0415
+    from pxelab.server.bootserver import BootServer, ServerConfig  # noqa: PLC0415
+    from pxelab.server.policy import RulePolicy  # noqa: PLC0415
 
     ipv4 = IPv4Interface(f"{address}/24")
     config = ServerConfig(interface=interface, ipv4=ipv4, ipv6=None, data_root=root,

@@ -15,21 +15,21 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from pxelab.bootserver import BootServer
-from pxelab.catalog import CATALOG, CatalogFault, apply_faults
-from pxelab.config import LabConfig, lab_config, load_lab_config
-from pxelab.console import MilestoneHit
-from pxelab.errors import ConfigError, PxelabError
-from pxelab.events import Event, EventLog
+from pxelab.analysis.report.html import write_report
+from pxelab.analysis.report.text import render_causes
+from pxelab.core.errors import ConfigError, PxelabError
+from pxelab.core.events import Event, EventLog
+from pxelab.core.paths import new_artifacts_dir
 from pxelab.lab import BootResult, BootRun
-from pxelab.matrix import Selection, cases, describe, find_case
-from pxelab.nbp import build_grub_image
-from pxelab.paths import new_artifacts_dir
-from pxelab.payload import build_payload
-from pxelab.payload.archive import DEFAULT_SUITE, SUITES
-from pxelab.report.html import write_report
-from pxelab.report.text import render_causes
-from pxelab.scenarios import DEFAULT_SCENARIO, BootLoader, Scenario, on_host_rom
+from pxelab.machine.console import MilestoneHit
+from pxelab.machine.nbp import build_grub_image
+from pxelab.machine.payload import build_payload
+from pxelab.machine.payload.archive import DEFAULT_SUITE, SUITES
+from pxelab.scenarios.cases import DEFAULT_SCENARIO, BootLoader, Scenario, on_host_rom
+from pxelab.scenarios.matrix import Selection, cases, describe, find_case
+from pxelab.scenarios.regressions import CATALOG, CatalogFault, apply_faults
+from pxelab.server.bootserver import BootServer
+from pxelab.server.config import LabConfig, lab_config, load_lab_config
 
 
 class Signalled(KeyboardInterrupt):
@@ -325,7 +325,7 @@ def _serve(args: argparse.Namespace) -> int:
     ended = threading.Event()
     events.subscribe(lambda e: ended.set() if (e.source, e.kind) == ("server", "stopped")
                      else None)
-    server = BootServer(lab.server, lab.policy, events)
+    server = BootServer(lab.server, lab.policy, events, faults=lab.faults)
     started = time.monotonic()
     try:
         server.start()

@@ -22,20 +22,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pxelab import dataroot, firmware
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.console import ConsoleWatcher, MilestoneHit, OnHit, Timeline
-from pxelab.diagnosis import Diagnosis, diagnose
-from pxelab.events import Event, EventLog
-from pxelab.evidence import EVIDENCE_FILE, Evidence
-from pxelab.evidence.collect import collect
-from pxelab.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
-from pxelab.network import LabNetwork
-from pxelab.nfs import Ganesha
-from pxelab.payload import USERSPACE, Payload, build_payload
-from pxelab.policy import BootPolicy
-from pxelab.qemu import Guest
-from pxelab.scenarios import IpVersion, Scenario, on_host_rom
+from pxelab.analysis.diagnosis import Diagnosis, diagnose
+from pxelab.analysis.evidence import EVIDENCE_FILE, Evidence
+from pxelab.analysis.evidence.collect import collect
+from pxelab.core.events import Event, EventLog
+from pxelab.machine import firmware
+from pxelab.machine.console import ConsoleWatcher, MilestoneHit, OnHit, Timeline
+from pxelab.machine.network import LabNetwork
+from pxelab.machine.nfs import Ganesha
+from pxelab.machine.payload import USERSPACE, Payload, build_payload
+from pxelab.machine.qemu import Guest
+from pxelab.scenarios import dataroot
+from pxelab.scenarios.cases import IpVersion, Scenario, on_host_rom
+from pxelab.scenarios.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.policy import BootPolicy
 
 DIAGNOSIS_FILE = "diagnosis.json"
 # Artifact name -> file under the artifacts directory (what reports and summaries list).
@@ -57,7 +58,7 @@ class BootResult:
     artifacts: Path
     events: tuple[Event, ...]
     nfs_source: str
-    # Filled after the boot (pxelab.evidence.collect, pxelab.diagnosis.diagnose).
+    # Filled after the boot (pxelab.analysis.evidence.collect, pxelab.analysis.diagnosis.diagnose).
     evidence: Evidence | None = None
     diagnosis: Diagnosis | None = None
 
@@ -232,7 +233,8 @@ class BootRun:
         config = ServerConfig(interface=net.bridge, ipv4=net.ipv4, ipv6=net.ipv6,
                               data_root=data_root, **self.scenario.server)
         policy: BootPolicy = self.scenario.policy()
-        return BootServer(config, policy, events, namespace=net.namespace)
+        return BootServer(config, policy, events, namespace=net.namespace,
+                          faults=self.scenario.faults)
 
     def _case(self, timeline: Timeline) -> dict[str, Any]:
         """What ran, recorded beside the versions so results compare across the matrix."""

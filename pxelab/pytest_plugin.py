@@ -7,9 +7,9 @@ its test fails; those of passing tests are removed unless
 ``--pxelab-keep-artifacts`` is given.
 
 The scenario matrix: a test that takes the argument ``pxelab_scenario`` runs
-once per case of :func:`pxelab.matrix.cases` (every scenario on each of its NIC
+once per case of :func:`pxelab.scenarios.matrix.cases` (every scenario on each of its NIC
 models), with ids like ``legacy_pxe_ipv4[e1000]`` and the markers of
-:data:`pxelab.matrix.MARKS` (``-m "uefi and ipv6"``). ``--pxelab-nic`` and
+:data:`pxelab.scenarios.matrix.MARKS` (``-m "uefi and ipv6"``). ``--pxelab-nic`` and
 ``--pxelab-firmware`` deselect the other cases. Every boot records its case,
 accelerator, kernel and package versions as junit properties.
 """
@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from pxelab import matrix
-from pxelab.errors import ConfigError, HostCapabilityError
+from pxelab.analysis.report.text import render_boot
+from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult, BootRun
-from pxelab.network import LabNetwork
-from pxelab.payload import default_cache_dir
-from pxelab.report.text import render_boot
-from pxelab.scenarios import Scenario
+from pxelab.machine.network import LabNetwork
+from pxelab.machine.payload import default_cache_dir
+from pxelab.scenarios import matrix
+from pxelab.scenarios.cases import Scenario
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 RESULTS = pytest.StashKey[list[BootResult]]()

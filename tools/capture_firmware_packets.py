@@ -2,8 +2,8 @@
 """Capture the first boot-time packets of real firmware, as codec test fixtures.
 
 Each *run* boots one firmware mode under QEMU in a fresh lab network
-(:class:`pxelab.network.LabNetwork`, tcpdump recording its bridge) with
-pxelab's :class:`~pxelab.bootserver.BootServer` answering. The tool reads the
+(:class:`pxelab.machine.network.LabNetwork`, tcpdump recording its bridge) with
+pxelab's :class:`~pxelab.server.bootserver.BootServer` answering. The tool reads the
 growing pcap while it drains the guest console, stops QEMU as soon as every
 wanted packet has been seen (or fails after a timeout, saying what is
 missing), then cuts just those packets into ``<out>/<name>.pcap`` with scapy,
@@ -45,16 +45,16 @@ from scapy.layers.inet import UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from pxelab import firmware
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.dhcp4 import codec as dhcp4
-from pxelab.errors import GuestError, PxelabError, WaitTimeoutError
-from pxelab.events import EventLog
-from pxelab.network import LabNetwork
-from pxelab.paths import REPO_ROOT
-from pxelab.policy import RulePolicy
-from pxelab.qemu import Firmware, Guest, GuestSpec
-from pxelab.tftp import codec as tftp
+from pxelab.core.errors import GuestError, PxelabError, WaitTimeoutError
+from pxelab.core.events import EventLog
+from pxelab.core.paths import REPO_ROOT
+from pxelab.machine import firmware
+from pxelab.machine.network import LabNetwork
+from pxelab.machine.qemu import Firmware, Guest, GuestSpec
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.dhcp4 import codec as dhcp4
+from pxelab.server.policy import RulePolicy
+from pxelab.server.tftp import codec as tftp
 
 log = logging.getLogger("capture")
 

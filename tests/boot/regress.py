@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pxelab.catalog import CatalogFault, apply_faults
 from pxelab.lab import BootResult
-from pxelab.matrix import find_case
 from pxelab.pytest_plugin import BootFactory
-from pxelab.scenarios import Scenario
+from pxelab.scenarios.cases import Scenario
+from pxelab.scenarios.matrix import find_case
+from pxelab.scenarios.regressions import CatalogFault, apply_faults
 
 
 def faulted_case(entry: CatalogFault, argument: str | None = None) -> Scenario:

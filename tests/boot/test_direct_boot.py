@@ -22,11 +22,10 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from pxelab.errors import HostCapabilityError
-from pxelab.milestones import whole_line
-from pxelab.netns import exec_prefix
-from pxelab.nfs import Ganesha
-from pxelab.payload import (
+from pxelab.core.errors import HostCapabilityError
+from pxelab.core.netns import exec_prefix
+from pxelab.machine.nfs import Ganesha
+from pxelab.machine.payload import (
     INIT_DHCP,
     INIT_FAILED,
     INIT_MODULES_LOADED,
@@ -38,6 +37,7 @@ from pxelab.payload import (
     kernel_cmdline,
     userspace_line,
 )
+from pxelab.scenarios.milestones import whole_line
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.errors import GuestError, WaitTimeoutError
-from pxelab.network import LabNetwork, namespace_pids
-from pxelab.qemu import Firmware, Guest, GuestSpec
+from pxelab.core.errors import GuestError, WaitTimeoutError
+from pxelab.machine.network import LabNetwork, namespace_pids
+from pxelab.machine.qemu import Firmware, Guest, GuestSpec
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

@@ -1,6 +1,6 @@
 """Regression catalog, DHCPv4 entries: each fault fails its boot the way the field saw it.
 
-One test per entry of :mod:`pxelab.catalog.dhcp4`: the faulted case fails at
+One test per entry of :mod:`pxelab.scenarios.regressions.dhcp4`: the faulted case fails at
 the entry's stage, with the server's side of the story in the events and the
 entry's cause in the diagnosis; the fixed configuration boots to userspace.
 Fixed configurations that are the same boot are booted once per module.
@@ -13,13 +13,13 @@ from __future__ import annotations
 import pytest
 from regress import FixedBoots, assert_boots, assert_fails_as_catalogued, faulted_case
 
-from pxelab.catalog import apply_faults, get_fault
-from pxelab.catalog.dhcp4 import MIN_SECS_STARVING_OVMF, OVMF_DISCOVER_SECS
-from pxelab.events import Event
+from pxelab.core.events import Event
 from pxelab.lab import BootResult
-from pxelab.matrix import find_case
 from pxelab.pytest_plugin import BootFactory
-from pxelab.scenarios import Scenario
+from pxelab.scenarios.cases import Scenario
+from pxelab.scenarios.matrix import find_case
+from pxelab.scenarios.regressions import apply_faults, get_fault
+from pxelab.scenarios.regressions.dhcp4 import MIN_SECS_STARVING_OVMF, OVMF_DISCOVER_SECS
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 

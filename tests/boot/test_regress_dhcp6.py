@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from regress import FixedBoots, boot_as_catalogued
 
-from pxelab.catalog import get_fault
 from pxelab.lab import BootResult
-from pxelab.matrix import find_case
+from pxelab.scenarios.matrix import find_case
+from pxelab.scenarios.regressions import get_fault
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 

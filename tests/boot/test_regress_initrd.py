@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from regress import FixedBoots, assert_diagnosed, assert_failed_at_stage, faulted_case
 
-from pxelab.catalog import CatalogFault, get_fault
 from pxelab.lab import BootResult
-from pxelab.payload import Initramfs
+from pxelab.machine.payload import Initramfs
+from pxelab.scenarios.regressions import CatalogFault, get_fault
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 

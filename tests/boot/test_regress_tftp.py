@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from regress import FixedBoots, boot_as_catalogued
 
-from pxelab.catalog import get_fault
-from pxelab.events import Event
+from pxelab.core.events import Event
 from pxelab.lab import BootResult
+from pxelab.scenarios.regressions import get_fault
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 

@@ -14,10 +14,10 @@ from dataclasses import replace
 
 import pytest
 
-from pxelab.diagnosis.firmware import EDK2_NEEDS_RNG, edk2_release
-from pxelab.firmware import package_version
-from pxelab.matrix import find_case
+from pxelab.analysis.diagnosis.firmware import EDK2_NEEDS_RNG, edk2_release
+from pxelab.machine.firmware import package_version
 from pxelab.pytest_plugin import BootFactory
+from pxelab.scenarios.matrix import find_case
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import pytest
 
 from pxelab.lab import BootResult
-from pxelab.nvram import IP6_CONFIG_GUID, decode_ip6_config, default_iaid, read_variables
-from pxelab.qemu import OVMF_VARS
-from pxelab.scenarios import IpVersion, Scenario, on_host_rom
+from pxelab.machine.nvram import IP6_CONFIG_GUID, decode_ip6_config, default_iaid, read_variables
+from pxelab.machine.qemu import OVMF_VARS
+from pxelab.scenarios.cases import IpVersion, Scenario, on_host_rom
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 

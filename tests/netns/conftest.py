@@ -8,8 +8,8 @@ import pytest
 from dhcp6_client import Client6
 from nslab import Lab, two_namespaces
 
-from pxelab.bootserver import BootServer
-from pxelab.events import EventLog
+from pxelab.core.events import EventLog
+from pxelab.server.bootserver import BootServer
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,8 @@ from scapy.layers.dhcp6 import (
     DHCP6OptVendorClass,
 )
 
-from pxelab.bootserver import ServerConfig
-from pxelab.netns import thread_in_namespace
+from pxelab.core.netns import thread_in_namespace
+from pxelab.server.bootserver import ServerConfig
 
 DNS = IPv6Address("2001:db8::53")
 PXE_ORO = [59, 60, 23, 16]  # what EDK2's PxeBc and HttpBoot drivers ask for

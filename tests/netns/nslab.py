@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from pyroute2 import NetNS, netns
 
-from pxelab.events import Event
-from pxelab.netns import thread_in_namespace
+from pxelab.core.events import Event
+from pxelab.core.netns import thread_in_namespace
 
 SERVER4 = "192.0.2.1"
 SERVER6 = "2001:db8::1"

@@ -31,14 +31,14 @@ from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet6 import ICMPv6ND_RS
 
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.dhcp4 import codec as dhcp
-from pxelab.errors import ConfigError, ServerError
-from pxelab.events import EventLog
-from pxelab.netns import thread_in_namespace
-from pxelab.policy import HostRule, RulePolicy
-from pxelab.ra import codec as ra
-from pxelab.tftp import codec as tftp
+from pxelab.core.errors import ConfigError, ServerError
+from pxelab.core.events import EventLog
+from pxelab.core.netns import thread_in_namespace
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.dhcp4 import codec as dhcp
+from pxelab.server.policy import HostRule, RulePolicy
+from pxelab.server.ra import codec as ra
+from pxelab.server.tftp import codec as tftp
 
 pytestmark = pytest.mark.netns
 

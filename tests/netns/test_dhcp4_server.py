@@ -34,14 +34,14 @@ from nslab import (
 )
 from scapy.layers.dhcp import BOOTP, DHCP
 
-from pxelab.bootserver import BootServer, Dhcp4Mode, ServerConfig
-from pxelab.dhcp4 import codec as dhcp
-from pxelab.dhcp4 import pxe
-from pxelab.dhcp4.codec import MessageType
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import DelayPacket, DropPacket, Fault
-from pxelab.policy import HostRule, Match, Rule, RulePolicy
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.server.bootserver import BootServer, Dhcp4Mode, ServerConfig
+from pxelab.server.dhcp4 import codec as dhcp
+from pxelab.server.dhcp4 import pxe
+from pxelab.server.dhcp4.codec import MessageType
+from pxelab.server.faults import DelayPacket, DropPacket, Fault
+from pxelab.server.policy import HostRule, Match, Rule, RulePolicy
 
 pytestmark = pytest.mark.netns
 
@@ -113,8 +113,9 @@ def own_server(lab: Lab, root: Path, *faults: Fault, min_secs: int = 0
                ) -> Iterator[tuple[BootServer, EventLog]]:
     """A full server with fresh fault counters; starting one takes a few milliseconds."""
     log = EventLog()
-    policy = RulePolicy(min_secs=min_secs, fault_list=faults)
-    with BootServer(dhcp4_config(root), policy, log, namespace=lab.server) as running:
+    policy = RulePolicy(min_secs=min_secs)
+    with BootServer(dhcp4_config(root), policy, log, namespace=lab.server,
+                    faults=faults) as running:
         yield running, log
 
 

@@ -21,10 +21,10 @@ from scapy.layers.dhcp6 import (
     DHCP6OptVendorClass,
 )
 
-from pxelab.bootserver import BootServer
-from pxelab.events import EventLog
-from pxelab.faults import DropPacket, OmitOption
-from pxelab.policy import Match, RulePolicy
+from pxelab.core.events import EventLog
+from pxelab.server.bootserver import BootServer
+from pxelab.server.faults import DropPacket, OmitOption
+from pxelab.server.policy import Match, RulePolicy
 
 pytestmark = pytest.mark.netns
 
@@ -33,17 +33,17 @@ SILENT_RELEASE_MAC = "52:54:00:00:08:00"
 HTTP = "HTTPClient:Arch:00016:UNDI:003000"
 
 # The catalog's faults, limited to one crafted client each.
-POLICY = RulePolicy(fault_list=(
+FAULTS = (
     OmitOption("dhcp6.*", 16, match=Match(mac=NO_ECHO_MAC)),
     DropPacket("dhcp6.release", count=0, match=Match(mac=SILENT_RELEASE_MAC)),
-))
+)
 
 
 @pytest.fixture(scope="module")
 def server(lab: Lab, events: EventLog,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[BootServer]:
     config = dhcp6_config(tmp_path_factory.mktemp("dhcp6-faults"))
-    with BootServer(config, POLICY, events, namespace=lab.server) as running:
+    with BootServer(config, RulePolicy(), events, namespace=lab.server, faults=FAULTS) as running:
         yield running
 
 

@@ -63,12 +63,12 @@ from scapy.layers.dhcp6 import (
     DHCP6OptVendorClass,
 )
 
-from pxelab.bootserver import BootServer
-from pxelab.dhcp6.leases import LeaseState
-from pxelab.errors import WaitTimeoutError
-from pxelab.events import EventLog
-from pxelab.faults import DelayPacket, DropPacket, WithholdOffers
-from pxelab.policy import HostRule, Match, RulePolicy
+from pxelab.core.errors import WaitTimeoutError
+from pxelab.core.events import EventLog
+from pxelab.server.bootserver import BootServer
+from pxelab.server.dhcp6.leases import LeaseState
+from pxelab.server.faults import DelayPacket, DropPacket, WithholdOffers
+from pxelab.server.policy import HostRule, Match, RulePolicy
 
 pytestmark = pytest.mark.netns
 
@@ -112,12 +112,12 @@ def lab() -> Iterator[Lab]:
 
 POLICY = RulePolicy(
     ipxe_script="http://{server}/boot.ipxe",
-    hosts=(HostRule(WITHHELD_MAC, withhold=True, reason="test: silent"),),
-    fault_list=(
-        WithholdOffers(Match(mac=FAULT_WITHHOLD_MAC), reason="test fault: withhold"),
-        DropPacket("dhcp6.solicit", count=0, match=Match(mac=DROP_MAC)),
-        DelayPacket("dhcp6.advertise", DELAY, count=0, match=Match(mac=DELAY_MAC)),
-    ))
+    hosts=(HostRule(WITHHELD_MAC, withhold=True, reason="test: silent"),))
+FAULTS = (
+    WithholdOffers(Match(mac=FAULT_WITHHOLD_MAC), reason="test fault: withhold"),
+    DropPacket("dhcp6.solicit", count=0, match=Match(mac=DROP_MAC)),
+    DelayPacket("dhcp6.advertise", DELAY, count=0, match=Match(mac=DELAY_MAC)),
+)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,8 @@ def server(lab: Lab, events: EventLog,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[BootServer]:
     """Module scope: a DHCPv6-only BootServer (rapid commit on) in the server namespace."""
     config = dhcp6_config(tmp_path_factory.mktemp("dhcp6"))
-    with BootServer(config, POLICY, events, namespace=lab.server) as running:
+    with BootServer(config, POLICY, events, namespace=lab.server,
+                    faults=FAULTS) as running:
         yield running
 
 

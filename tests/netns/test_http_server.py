@@ -26,14 +26,14 @@ from nslab import CLIENT4, CLIENT6, SERVER4, SERVER6, Lab, dhcp4_client_socket, 
 from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.clients import ClientRecord
-from pxelab.dhcp4 import codec as dhcp
-from pxelab.events import EventLog
-from pxelab.faults import DelayPacket, DropPacket, HttpError, TruncateFile
-from pxelab.netns import thread_in_namespace
-from pxelab.paths import fixtures_dir
-from pxelab.policy import Match, RulePolicy
+from pxelab.core.events import EventLog
+from pxelab.core.netns import thread_in_namespace
+from pxelab.core.paths import fixtures_dir
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.clients import ClientRecord
+from pxelab.server.dhcp4 import codec as dhcp
+from pxelab.server.faults import DelayPacket, DropPacket, HttpError, TruncateFile
+from pxelab.server.policy import Match, RulePolicy
 
 pytestmark = pytest.mark.netns
 
@@ -79,7 +79,7 @@ def server(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
               DelayPacket("http.request", DELAY_S, count=0, match=Match(mac=DELAY_MAC)))
     config = ServerConfig(data_root=data_root, tftp=False, router_advertisements=False,
                           http_idle_timeout=IDLE_S)
-    with BootServer(config, RulePolicy(fault_list=faults), events,
+    with BootServer(config, RulePolicy(), events, faults=faults,
                     namespace=lab.server) as running:
         yield running
 

@@ -24,9 +24,9 @@ import pytest
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 
-from pxelab.errors import HostCapabilityError, NetworkError
-from pxelab.netns import thread_in_namespace
-from pxelab.network import Impairment, LabNetwork
+from pxelab.core.errors import HostCapabilityError, NetworkError
+from pxelab.core.netns import thread_in_namespace
+from pxelab.machine.network import Impairment, LabNetwork
 
 pytestmark = pytest.mark.netns
 
@@ -129,7 +129,7 @@ def lab_json(link: Link, *argv: str) -> list[dict[str, object]]:
 def test_full_loss_drops_everything_and_zero_restores(clean: Link,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     assert datagrams_across(clean, 20) == 20
-    with caplog.at_level(logging.INFO, logger="pxelab.network"):
+    with caplog.at_level(logging.INFO, logger="pxelab.machine.network"):
         set_ = clean.lab.impair(PORT, loss=100)
     assert set_ == Impairment(loss=100) and clean.lab.impairments[PORT] == set_
     assert "impairment on vlab0: 100% loss" in caplog.text

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 from pyroute2 import IPRoute
 
-from pxelab.netns import thread_in_namespace
-from pxelab.network import LabNetwork
-from pxelab.tftp.server import interface_mtu
+from pxelab.core.netns import thread_in_namespace
+from pxelab.machine.network import LabNetwork
+from pxelab.server.tftp.server import interface_mtu
 
 pytestmark = pytest.mark.netns
 

@@ -7,7 +7,7 @@ Etherboot 5.4 never increments it: such a client retries for ever and never
 gets an offer. The firmware pxelab boots does not quite count seconds either:
 iPXE sends a packet counter (4, 8, ...; fixtures/packets/README.md); OVMF
 sends 0 in its first DISCOVER and the seconds since it started in each
-retransmission (0, 4, 12, 28: seen in boots, pxelab.catalog.dhcp4), so a small
+retransmission (0, 4, 12, 28: seen in boots, pxelab.scenarios.regressions.dhcp4), so a small
 min_secs costs it a retransmission and only one above 28 starves it.
 
 Crafted clients are scapy packets from the client namespace (:mod:`nslab`),
@@ -28,12 +28,12 @@ from nslab import SERVER4, Lab, dhcp4_client_socket, event
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.utils import rdpcap
 
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.dhcp4 import codec
-from pxelab.dhcp4.codec import MessageType
-from pxelab.events import Event, EventLog
-from pxelab.paths import fixtures_dir
-from pxelab.policy import RulePolicy
+from pxelab.core.events import Event, EventLog
+from pxelab.core.paths import fixtures_dir
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.dhcp4 import codec
+from pxelab.server.dhcp4.codec import MessageType
+from pxelab.server.policy import RulePolicy
 
 ETHERBOOT_MAC = "52:54:00:00:07:01"
 PATIENT_MAC = "52:54:00:00:07:02"
@@ -45,7 +45,7 @@ ETHERBOOT_OPTIONS: list[Any] = [
     ("vendor_class_id", b"Etherboot-5.4"), ("param_req_list", [1, 3, 12, 43, 66, 67, 150]),
 ]
 # RFC 2131 4.1: retransmit after 4, 8, 16, 32 s (randomised +-1 s): what secs then reads.
-# OVMF's DISCOVERs carry exactly these (pxelab.catalog.dhcp4.OVMF_DISCOVER_SECS).
+# OVMF's DISCOVERs carry exactly these (pxelab.scenarios.regressions.dhcp4.OVMF_DISCOVER_SECS).
 RFC_RETRY_SECS = (0, 4, 12, 28)
 
 

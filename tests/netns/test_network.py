@@ -17,10 +17,10 @@ from pyroute2 import netns as pyroute2_netns
 from scapy.layers.inet import ICMP, IP
 from scapy.utils import rdpcap
 
-from pxelab.capture import PacketCapture
-from pxelab.errors import NetworkError
-from pxelab.netns import exec_prefix, thread_in_namespace
-from pxelab.network import LabNetwork, creator_pid, namespace_pids
+from pxelab.core.errors import NetworkError
+from pxelab.core.netns import exec_prefix, thread_in_namespace
+from pxelab.machine.capture import PacketCapture
+from pxelab.machine.network import LabNetwork, creator_pid, namespace_pids
 
 pytestmark = pytest.mark.netns
 

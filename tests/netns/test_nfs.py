@@ -1,6 +1,6 @@
 """Ganesha in a throwaway namespace: serves the export over NFSv4, stops without leftovers.
 
-The namespace + bridge helper here is deliberately tiny; labs use pxelab.network.
+The namespace + bridge helper here is deliberately tiny; labs use pxelab.machine.network.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.errors import HostCapabilityError, NfsError
-from pxelab.network import LabNetwork
-from pxelab.nfs import NFS4_OK, Ganesha
+from pxelab.core.errors import HostCapabilityError, NfsError
+from pxelab.machine.network import LabNetwork
+from pxelab.machine.nfs import NFS4_OK, Ganesha
 
 pytestmark = pytest.mark.netns
 

@@ -31,13 +31,13 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import DelayPacket, DropPacket, FaultInjector
-from pxelab.netns import thread_in_namespace
-from pxelab.policy import RulePolicy
-from pxelab.ra.server import RaSettings, RouterAdvertiser
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.core.netns import thread_in_namespace
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.faults import DelayPacket, DropPacket, FaultInjector
+from pxelab.server.policy import RulePolicy
+from pxelab.server.ra.server import RaSettings, RouterAdvertiser
 
 pytestmark = pytest.mark.netns
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from nslab import SERVER4, Lab, in_client
 
-from pxelab.netns import thread_in_namespace
+from pxelab.core.netns import thread_in_namespace
 
 pytestmark = pytest.mark.netns
 

@@ -25,9 +25,10 @@ from nslab import CLIENT4, SERVER4, SERVER6, Lab, event, in_client, two_namespac
 from pyroute2 import NetNS
 from scapy.layers.tftp import TFTP, TFTP_OACK, TFTP_RRQ, TFTP_Option, TFTP_Options
 
-from pxelab.bootserver import BootServer, ServerConfig
-from pxelab.events import EventLog
-from pxelab.faults import (
+from pxelab.core.events import EventLog
+from pxelab.core.netns import thread_in_namespace
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
     LieTsize,
@@ -35,9 +36,8 @@ from pxelab.faults import (
     OackMode,
     TruncateFile,
 )
-from pxelab.netns import thread_in_namespace
-from pxelab.policy import RulePolicy
-from pxelab.tftp import codec as tftp
+from pxelab.server.policy import RulePolicy
+from pxelab.server.tftp import codec as tftp
 
 pytestmark = pytest.mark.netns
 
@@ -115,7 +115,7 @@ def faulty(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
               DelayPacket("tftp.oack", 0.05, file="late.bin"))
     config = tftp_only(data_root, tftp_port=FAULT_PORT, tftp_timeout=FAULT_TIMEOUT,
                        tftp_retries=FAULT_RETRIES, tftp_allow_absolute=True)
-    with BootServer(config, RulePolicy(fault_list=faults), events,
+    with BootServer(config, RulePolicy(), events, faults=faults,
                     namespace=lab.server) as running:
         yield running
 

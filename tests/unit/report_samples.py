@@ -10,10 +10,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from pxelab.console import MilestoneHit, Timeline
-from pxelab.diagnosis import Cause, Diagnosis
-from pxelab.events import Event
-from pxelab.evidence import BootFacts, Evidence, LogLine, PacketRecord
+from pxelab.analysis.diagnosis import Cause, Diagnosis
+from pxelab.analysis.evidence import BootFacts, Evidence, LogLine, PacketRecord
+from pxelab.core.events import Event
+from pxelab.machine.console import MilestoneHit, Timeline
 
 T0 = 1000.0  # the guest's power-on, wall clock
 HOSTILE = "<script>alert('x')</script> & \"q\" \x1b[2J\x00 done"

@@ -7,15 +7,15 @@ import time
 import pexpect
 import pytest
 
-from pxelab.bootserver import Dhcp4Mode
-from pxelab.catalog import apply_faults, get_fault
-from pxelab.catalog.dhcp4 import FW_DHCP_WAIT, IPXE_BANNER, MIN_SECS_STARVING_OVMF
-from pxelab.console import ConsoleWatcher
-from pxelab.errors import ConfigError
-from pxelab.faults import AddOption, OmitOption
-from pxelab.matrix import find_case
-from pxelab.policy import Arch, ClientInfo, RulePolicy
-from pxelab.scenarios import Scenario
+from pxelab.core.errors import ConfigError
+from pxelab.machine.console import ConsoleWatcher
+from pxelab.scenarios.cases import Scenario
+from pxelab.scenarios.matrix import find_case
+from pxelab.scenarios.regressions import apply_faults, get_fault
+from pxelab.scenarios.regressions.dhcp4 import FW_DHCP_WAIT, IPXE_BANNER, MIN_SECS_STARVING_OVMF
+from pxelab.server.bootserver import Dhcp4Mode
+from pxelab.server.faults import AddOption, OmitOption
+from pxelab.server.policy import Arch, ClientInfo, RulePolicy
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from pxelab.clients import ClientDirectory, ClientRecord
-from pxelab.events import EventLog
+from pxelab.core.events import EventLog
+from pxelab.server.clients import ClientDirectory, ClientRecord
 
 pytestmark = pytest.mark.unit
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.bootserver import Dhcp4Mode
-from pxelab.config import InterfaceAddresses, LabConfig, lab_config, load_lab_config
-from pxelab.errors import ConfigError
-from pxelab.faults import (
+from pxelab.core.errors import ConfigError
+from pxelab.server.bootserver import Dhcp4Mode
+from pxelab.server.config import InterfaceAddresses, LabConfig, lab_config, load_lab_config
+from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
     HttpError,
@@ -21,7 +21,7 @@ from pxelab.faults import (
     TruncateFile,
     WithholdOffers,
 )
-from pxelab.policy import BootPolicy, ClientInfo, HostRule, Match, default_profile
+from pxelab.server.policy import BootPolicy, ClientInfo, HostRule, Match, default_profile
 
 pytestmark = pytest.mark.unit
 
@@ -163,7 +163,7 @@ def test_services_can_be_turned_off(tmp_path: Path) -> None:
 
 
 def test_rules_hosts_and_faults(tmp_path: Path) -> None:
-    policy = load(tmp_path, BASE + """
+    lab = load(tmp_path, BASE + """
 [dhcp4]
 min_secs = 2
 [[rule]]
@@ -208,7 +208,8 @@ file = "vmlinuz"
 [[fault]]
 type = "http-error"
 status = 503
-""").policy
+""")
+    policy, faults = lab.policy, lab.faults
     grub, withheld = policy.rules[:2]
     assert grub.match == Match(arch=(7,), vendor_class="PXEClient", family="ipv4")
     assert grub.boot_file == "grub/{mac_hyphen}.efi" and grub.vendor_class == ""
@@ -216,7 +217,7 @@ status = 503
     assert withheld.withhold and withheld.match.mac == "52:54:00:00:00:01"
     assert policy.rules[2:] == default_profile().rules  # user rules first
     assert policy.hosts[0].mac == "52:54:00:aa:bb:cc" and policy.min_secs == 2
-    assert policy.faults == (
+    assert faults == (
         DropPacket("dhcp4.offer", count=0, match=Match(user_class="iPXE")),
         DelayPacket("tftp.data", 1.0, nth=3),
         WithholdOffers(Match(arch=(16,))),
@@ -451,9 +452,9 @@ def test_mistakes_name_the_key_and_the_fix(tmp_path: Path, text: str,
 
 @pytest.mark.skipif(not PACKET_FILE, reason="DropPacket has no file glob yet")
 def test_drop_and_delay_limited_to_one_tftp_file(tmp_path: Path) -> None:
-    policy = load(tmp_path, BASE + '[[fault]]\ntype = "drop"\nkind = "tftp.rrq"\ncount = 0\n'
-                  'file = "ldlinux.c32"\n').policy
-    assert policy.faults == (DropPacket("tftp.rrq", count=0, file="ldlinux.c32"),)
+    lab = load(tmp_path, BASE + '[[fault]]\ntype = "drop"\nkind = "tftp.rrq"\ncount = 0\n'
+               'file = "ldlinux.c32"\n')
+    assert lab.faults == (DropPacket("tftp.rrq", count=0, file="ldlinux.c32"),)
     message = error(tmp_path, BASE + '[[fault]]\ntype = "delay"\nkind = "dhcp4.offer"\n'
                     'seconds = 1\nfile = "x"\n')
     assert "fault[0].file: dhcp4.offer packets carry no file name" in message

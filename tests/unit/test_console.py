@@ -7,8 +7,8 @@ import time
 import pexpect
 import pytest
 
-from pxelab.console import ConsoleWatcher, FailurePattern, Milestone
-from pxelab.milestones import LINUX_NFSROOT
+from pxelab.machine.console import ConsoleWatcher, FailurePattern, Milestone
+from pxelab.scenarios.milestones import LINUX_NFSROOT
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ import time
 import pexpect
 import pytest
 
-from pxelab import milestones as ms
-from pxelab.console import ConsoleSpawn, ConsoleWatcher
+from pxelab.machine.console import ConsoleSpawn, ConsoleWatcher
+from pxelab.scenarios import milestones as ms
 
 pytestmark = pytest.mark.unit
 

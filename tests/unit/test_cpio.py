@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.payload import cpio
+from pxelab.machine.payload import cpio
 
 pytestmark = pytest.mark.unit
 

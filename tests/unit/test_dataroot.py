@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pxelab import dataroot
-from pxelab.errors import ConfigError, HostCapabilityError
-from pxelab.payload import Payload
-from pxelab.scenarios import SCENARIOS, BootLoader
+from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.machine.payload import Payload
+from pxelab.scenarios import dataroot
+from pxelab.scenarios.cases import SCENARIOS, BootLoader
 
 pytestmark = pytest.mark.unit
 

@@ -6,12 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from pxelab import dataroot
-from pxelab.catalog import apply_faults, get_fault
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import DropPacket, FaultInjector, OackFault, OackMode, RemoveFile, ReplaceFile
-from pxelab.matrix import find_case
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.scenarios import dataroot
+from pxelab.scenarios.matrix import find_case
+from pxelab.scenarios.regressions import apply_faults, get_fault
+from pxelab.server.faults import (
+    DropPacket,
+    FaultInjector,
+    OackFault,
+    OackMode,
+    RemoveFile,
+    ReplaceFile,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -17,9 +17,9 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from pxelab.dhcp4 import codec, pxe
-from pxelab.dhcp4.codec import DhcpDecodeError, DhcpMessage, MessageType, Op, option
-from pxelab.dhcp4.replies import (
+from pxelab.server.dhcp4 import codec, pxe
+from pxelab.server.dhcp4.codec import DhcpDecodeError, DhcpMessage, MessageType, Op, option
+from pxelab.server.dhcp4.replies import (
     Dhcp4Settings,
     build_bootp_reply,
     build_proxy_reply,
@@ -29,7 +29,7 @@ from pxelab.dhcp4.replies import (
     max_reply_size,
     reply_destination,
 )
-from pxelab.policy import Match, Rule, RulePolicy
+from pxelab.server.policy import Match, Rule, RulePolicy
 
 pytestmark = pytest.mark.unit
 

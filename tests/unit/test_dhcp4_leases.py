@@ -7,7 +7,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from pxelab.dhcp4.leases import LeasePool, LeaseState
+from pxelab.server.dhcp4.leases import LeasePool, LeaseState
 
 pytestmark = pytest.mark.unit
 

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 
-from pxelab.dhcp4 import codec, pxe
-from pxelab.dhcp4.codec import MessageType
-from pxelab.dhcp4.leases import FOREVER, LeasePool, LeaseState
-from pxelab.dhcp4.proxy import PXE_PORT, ProxyDhcp4Protocol
-from pxelab.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, reserve_fixed
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import DelayPacket, DropPacket, Fault, FaultInjector, WithholdOffers
-from pxelab.policy import BootDecision, BootPolicy, ClientInfo, HostRule, Match, RulePolicy
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.server.dhcp4 import codec, pxe
+from pxelab.server.dhcp4.codec import MessageType
+from pxelab.server.dhcp4.leases import FOREVER, LeasePool, LeaseState
+from pxelab.server.dhcp4.proxy import PXE_PORT, ProxyDhcp4Protocol
+from pxelab.server.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, reserve_fixed
+from pxelab.server.faults import DelayPacket, DropPacket, Fault, FaultInjector, WithholdOffers
+from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo, HostRule, Match, RulePolicy
 
 pytestmark = pytest.mark.unit
 
@@ -121,7 +121,7 @@ def protocol(policy: BootPolicy | None = None, leases: LeasePool | None = None,
              *faults: Fault) -> tuple[Dhcp4Protocol, FakeTransport, EventLog]:
     events = EventLog()
     policy = policy or RulePolicy()
-    injector = FaultInjector(tuple(faults) or policy.faults, events)
+    injector = FaultInjector(tuple(faults), events)
     proto = Dhcp4Protocol(SETTINGS, policy, leases or pool(), events, injector)
     transport = FakeTransport()
     proto.connection_made(transport)  # type: ignore[arg-type]

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 
-from pxelab.dhcp4 import codec
-from pxelab.dhcp4.codec import DhcpMessage, MessageType, Op
-from pxelab.dhcp4.leases import LeasePool
-from pxelab.dhcp4.proxy import ProxyDhcp4Protocol
-from pxelab.dhcp4.replies import apply_edits
-from pxelab.dhcp4.server import BaseDhcp4Protocol, Dhcp4Protocol, Dhcp4Settings
-from pxelab.events import EventLog
-from pxelab.faults import AddOption, Fault, FaultInjector, OmitOption, ReplyEdits
-from pxelab.policy import Arch, Match, Rule, RulePolicy
+from pxelab.core.events import EventLog
+from pxelab.server.dhcp4 import codec
+from pxelab.server.dhcp4.codec import DhcpMessage, MessageType, Op
+from pxelab.server.dhcp4.leases import LeasePool
+from pxelab.server.dhcp4.proxy import ProxyDhcp4Protocol
+from pxelab.server.dhcp4.replies import apply_edits
+from pxelab.server.dhcp4.server import BaseDhcp4Protocol, Dhcp4Protocol, Dhcp4Settings
+from pxelab.server.faults import AddOption, Fault, FaultInjector, OmitOption, ReplyEdits
+from pxelab.server.policy import Arch, Match, Rule, RulePolicy
 
 pytestmark = pytest.mark.unit
 

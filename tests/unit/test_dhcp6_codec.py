@@ -36,8 +36,9 @@ from scapy.layers.dhcp6 import (
     DHCP6OptVendorClass,
 )
 
-from pxelab.dhcp6 import codec
-from pxelab.dhcp6.codec import (
+from pxelab.core.events import EventLog
+from pxelab.server.dhcp6 import codec
+from pxelab.server.dhcp6.codec import (
     BootFileParams,
     BootFileUrl,
     ClientArch,
@@ -62,8 +63,8 @@ from pxelab.dhcp6.codec import (
     UserClass,
     VendorClass,
 )
-from pxelab.dhcp6.leases import Lease6Pool
-from pxelab.dhcp6.server import (
+from pxelab.server.dhcp6.leases import Lease6Pool
+from pxelab.server.dhcp6.server import (
     Dhcp6Protocol,
     Dhcp6Settings,
     Peer,
@@ -71,9 +72,8 @@ from pxelab.dhcp6.server import (
     client_info,
     validate,
 )
-from pxelab.events import EventLog
-from pxelab.faults import DropPacket, FaultInjector, WithholdOffers
-from pxelab.policy import BootDecision, BootPolicy, ClientInfo, Match, RulePolicy
+from pxelab.server.faults import DropPacket, FaultInjector, WithholdOffers
+from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo, Match, RulePolicy
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from ipaddress import IPv6Address
 
 import pytest
 
-from pxelab.dhcp6.leases import Lease6Pool, LeaseState
+from pxelab.server.dhcp6.leases import Lease6Pool, LeaseState
 
 pytestmark = pytest.mark.unit
 

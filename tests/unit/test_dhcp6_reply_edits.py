@@ -14,8 +14,10 @@ from scapy.layers.dhcp6 import DHCP6_Advertise, DHCP6OptBootFileUrl, DHCP6OptVen
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
-from pxelab.dhcp6 import codec
-from pxelab.dhcp6.codec import (
+from pxelab.core.events import EventLog
+from pxelab.core.paths import fixtures_dir
+from pxelab.server.dhcp6 import codec
+from pxelab.server.dhcp6.codec import (
     BootFileUrl,
     ClientId,
     Dhcp6Message,
@@ -28,12 +30,10 @@ from pxelab.dhcp6.codec import (
     UnknownOption,
     VendorClass,
 )
-from pxelab.dhcp6.leases import Lease6Pool
-from pxelab.dhcp6.server import Dhcp6Protocol, Dhcp6Settings, edit_options
-from pxelab.events import EventLog
-from pxelab.faults import AddOption, DropPacket, Fault, FaultInjector, OmitOption, ReplyEdits
-from pxelab.paths import fixtures_dir
-from pxelab.policy import Arch, Match, Rule, RulePolicy
+from pxelab.server.dhcp6.leases import Lease6Pool
+from pxelab.server.dhcp6.server import Dhcp6Protocol, Dhcp6Settings, edit_options
+from pxelab.server.faults import AddOption, DropPacket, Fault, FaultInjector, OmitOption, ReplyEdits
+from pxelab.server.policy import Arch, Match, Rule, RulePolicy
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from pxelab.console import MilestoneHit, Timeline
-from pxelab.diagnosis import (
+from pxelab.analysis.diagnosis import (
     dhcp,
     dhcp6,
     diagnose,
@@ -27,11 +26,12 @@ from pxelab.diagnosis import (
     query,
     tftp,
 )
-from pxelab.diagnosis.model import Cause, Rule
-from pxelab.diagnosis.rules import RULES
-from pxelab.events import Event
-from pxelab.evidence import BootFacts, Evidence, PacketRecord
-from pxelab.tftp import codec
+from pxelab.analysis.diagnosis.model import Cause, Rule
+from pxelab.analysis.diagnosis.rules import RULES
+from pxelab.analysis.evidence import BootFacts, Evidence, PacketRecord
+from pxelab.core.events import Event
+from pxelab.machine.console import MilestoneHit, Timeline
+from pxelab.server.tftp import codec
 
 pytestmark = pytest.mark.unit
 
@@ -898,7 +898,7 @@ def test_the_uefi_size_probe_is_no_stall_even_on_a_small_mtu() -> None:
 def test_blksize_above_mtu_from_a_transfer_record() -> None:
     boot = legacy_boot(until="config", link_mtu=1200)
     boot.events = [e for e in boot.events if "ldlinux" not in e.request]
-    # As pxelab.evidence.packets summarises a flow: DATA 1 went out (5 more times), no ACK.
+    # As pxelab.analysis.evidence.packets summarises a flow: DATA 1 went out (5 more times), no ACK.
     boot.packet(0.6, "tftp", "transfer", f"{SERVER}:50000", f"{IP}:49152", file="ldlinux.c32",
                 blksize=1408, blocks=1, bytes=1408, last_block=1, complete=False, acked=0,
                 retransmits=5, largest_payload=1408, error="")

@@ -9,9 +9,9 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from pxelab.errors import WaitTimeoutError
-from pxelab.events import EventLog
-from pxelab.policy import ClientInfo
+from pxelab.core.errors import WaitTimeoutError
+from pxelab.core.events import EventLog
+from pxelab.server.policy import ClientInfo
 
 pytestmark = pytest.mark.unit
 

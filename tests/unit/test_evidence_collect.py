@@ -10,16 +10,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from pxelab import firmware, lab
-from pxelab.console import MilestoneHit, Timeline
-from pxelab.errors import HostCapabilityError
-from pxelab.events import Event
-from pxelab.evidence import Evidence, LogLine
-from pxelab.evidence.collect import NO_DEBUG_OUTPUT, collect, module_names
+from pxelab import lab
+from pxelab.analysis.evidence import Evidence, LogLine
+from pxelab.analysis.evidence.collect import NO_DEBUG_OUTPUT, collect, module_names
+from pxelab.core.errors import HostCapabilityError
+from pxelab.core.events import Event
+from pxelab.core.paths import fixtures_dir
 from pxelab.lab import BootRun
-from pxelab.paths import fixtures_dir
-from pxelab.payload import Payload
-from pxelab.scenarios import get_scenario
+from pxelab.machine import firmware
+from pxelab.machine.console import MilestoneHit, Timeline
+from pxelab.machine.payload import Payload
+from pxelab.scenarios.cases import get_scenario
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.evidence import LogLine
-from pxelab.evidence.firmware_log import DebugPortReader, LineSplitter, format_line, read_log
+from pxelab.analysis.evidence import LogLine
+from pxelab.machine.firmware_log import (
+    DebugPortReader,
+    LineSplitter,
+    format_line,
+    read_log,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.console import MilestoneHit, Timeline
-from pxelab.events import Event
-from pxelab.evidence import BootFacts, Evidence, LogLine, PacketRecord, Source
+from pxelab.analysis.evidence import BootFacts, Evidence, LogLine, PacketRecord, Source
+from pxelab.core.events import Event
+from pxelab.machine.console import MilestoneHit, Timeline
 
 pytestmark = pytest.mark.unit
 

@@ -23,9 +23,9 @@ from scapy.layers.tftp import TFTP, TFTP_ERROR, TFTP_OACK, TFTP_RRQ, TFTP_Option
 from scapy.packet import Packet, Raw
 from scapy.utils import wrpcap
 
-from pxelab.evidence import PacketRecord
-from pxelab.evidence.packets import summarise_pcap
-from pxelab.paths import fixtures_dir
+from pxelab.analysis.evidence import PacketRecord
+from pxelab.analysis.evidence.packets import summarise_pcap
+from pxelab.core.paths import fixtures_dir
 
 pytestmark = pytest.mark.unit
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.faults import (
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
     FaultInjector,
@@ -17,7 +18,7 @@ from pxelab.faults import (
     TruncateFile,
     WithholdOffers,
 )
-from pxelab.policy import ClientInfo, Match, RulePolicy
+from pxelab.server.policy import ClientInfo, Match, RulePolicy
 
 pytestmark = pytest.mark.unit
 
@@ -94,9 +95,10 @@ def test_invalid_faults_are_config_errors(make: object, message: str) -> None:
         make()  # type: ignore[operator]
 
 
-def test_policy_carries_its_faults() -> None:
-    policy = RulePolicy().with_faults(HttpError(500))
-    assert policy.faults == (HttpError(500),)
+def test_faults_travel_beside_the_policy_not_in_it() -> None:
+    server = BootServer(ServerConfig(), RulePolicy(), EventLog(), faults=[HttpError(500)])
+    assert server.faults.faults == (HttpError(500),)
+    assert not hasattr(RulePolicy(), "faults")
 
 
 def test_a_matched_fault_counts_only_the_packets_it_matches() -> None:

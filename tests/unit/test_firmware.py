@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pxelab import firmware
-from pxelab.errors import ConfigError, HostCapabilityError
-from pxelab.firmware import Artifact, DescriptorFile, Kind, load_catalog
+from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.machine import firmware
+from pxelab.machine.firmware import Artifact, DescriptorFile, Kind, load_catalog
 
 pytestmark = pytest.mark.unit
 

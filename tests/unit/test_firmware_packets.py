@@ -29,15 +29,15 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 from scapy.utils import rdpcap
 
-from pxelab.dhcp4 import codec as dhcp4
-from pxelab.dhcp4.codec import DhcpMessage, MessageType
-from pxelab.dhcp4.server import client_info as dhcp4_client_info
-from pxelab.dhcp6 import codec as dhcp6
-from pxelab.dhcp6.server import Dhcp6Settings, Peer
-from pxelab.dhcp6.server import client_info as dhcp6_client_info
-from pxelab.dhcp6.server import validate as dhcp6_validate
-from pxelab.paths import fixtures_dir
-from pxelab.tftp import codec as tftp
+from pxelab.core.paths import fixtures_dir
+from pxelab.server.dhcp4 import codec as dhcp4
+from pxelab.server.dhcp4.codec import DhcpMessage, MessageType
+from pxelab.server.dhcp4.server import client_info as dhcp4_client_info
+from pxelab.server.dhcp6 import codec as dhcp6
+from pxelab.server.dhcp6.server import Dhcp6Settings, Peer
+from pxelab.server.dhcp6.server import client_info as dhcp6_client_info
+from pxelab.server.dhcp6.server import validate as dhcp6_validate
+from pxelab.server.tftp import codec as tftp
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from pxelab.http import template
-from pxelab.http.codec import (
+from pxelab.server.http import template
+from pxelab.server.http.codec import (
     ByteRange,
     HttpRequestError,
     RangeNotSatisfiableError,

@@ -13,14 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from pxelab import milestones as ms
-from pxelab import nfs
-from pxelab.catalog import apply_faults, get_fault
-from pxelab.errors import ConfigError
-from pxelab.matrix import find_case
-from pxelab.payload import INIT_PANIC, Initramfs, Payload, PayloadSpec, initramfs_tools_cmdline
-from pxelab.payload import initramfs_tools as itools
-from pxelab.payload.builder import cache_key
+from pxelab.core.errors import ConfigError
+from pxelab.machine import nfs
+from pxelab.machine.payload import (
+    INIT_PANIC,
+    Initramfs,
+    Payload,
+    PayloadSpec,
+    initramfs_tools_cmdline,
+)
+from pxelab.machine.payload import initramfs_tools as itools
+from pxelab.machine.payload.builder import cache_key
+from pxelab.scenarios import milestones as ms
+from pxelab.scenarios.matrix import find_case
+from pxelab.scenarios.regressions import apply_faults, get_fault
 
 pytestmark = pytest.mark.unit
 

@@ -6,12 +6,17 @@ from dataclasses import replace
 
 import pytest
 
-from pxelab import milestones as ms
-from pxelab.errors import ConfigError
-from pxelab.ipxerom import OVERRIDE_VARIABLE, RomKind, kind_of_debian_version, parse_override
-from pxelab.matrix import find_case
-from pxelab.policy import Arch
-from pxelab.scenarios import SCENARIOS, BootLoader, on_host_rom
+from pxelab.core.errors import ConfigError
+from pxelab.machine.ipxerom import (
+    OVERRIDE_VARIABLE,
+    RomKind,
+    kind_of_debian_version,
+    parse_override,
+)
+from pxelab.scenarios import milestones as ms
+from pxelab.scenarios.cases import SCENARIOS, BootLoader, on_host_rom
+from pxelab.scenarios.matrix import find_case
+from pxelab.server.policy import Arch
 
 pytestmark = pytest.mark.unit
 
@@ -70,7 +75,7 @@ def test_scenarios_without_an_snp_only_way_ignore_the_rom() -> None:
 
 def test_the_override_decides_without_asking_dpkg(monkeypatch: pytest.MonkeyPatch) -> None:
     base = SCENARIOS["uefi_ipxe_ipv4"]
-    monkeypatch.setattr("pxelab.scenarios.locate", lambda name: f"/nonexistent/{name}")
+    monkeypatch.setattr("pxelab.scenarios.cases.locate", lambda name: f"/nonexistent/{name}")
     monkeypatch.setenv(OVERRIDE_VARIABLE, "snp-only")
     assert on_host_rom(base) == base.on_rom(RomKind.SNP_ONLY)
     monkeypatch.setenv(OVERRIDE_VARIABLE, "ipxe")

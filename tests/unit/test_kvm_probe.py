@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pxelab import kvm
+from pxelab.machine import kvm
 
 pytestmark = pytest.mark.unit
 

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from pxelab import matrix
-from pxelab import milestones as ms
-from pxelab.errors import ConfigError
-from pxelab.payload import PayloadSpec
-from pxelab.payload.nics import NICS, payload_for_nic
-from pxelab.qemu import Firmware, GuestSpec
-from pxelab.scenarios import SCENARIOS, BootLoader, BootMode, IpVersion, Scenario
+from pxelab.core.errors import ConfigError
+from pxelab.machine.payload import PayloadSpec
+from pxelab.machine.payload.nics import NICS, payload_for_nic
+from pxelab.machine.qemu import Firmware, GuestSpec
+from pxelab.scenarios import matrix
+from pxelab.scenarios import milestones as ms
+from pxelab.scenarios.cases import SCENARIOS, BootLoader, BootMode, IpVersion, Scenario
 
 pytestmark = pytest.mark.unit
 

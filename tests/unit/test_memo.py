@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from pxelab.memo import memoized
+from pxelab.core.memo import memoized
 
 pytestmark = pytest.mark.unit
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from pxelab import milestones as ms
-from pxelab.console import ConsoleWatcher, Timeline
-from pxelab.ipxerom import RomKind
-from pxelab.payload.contract import INIT_START, userspace_line
-from pxelab.scenarios import SCENARIOS
+from pxelab.machine.console import ConsoleWatcher, Timeline
+from pxelab.machine.ipxerom import RomKind
+from pxelab.machine.payload.contract import INIT_START, userspace_line
+from pxelab.scenarios import milestones as ms
+from pxelab.scenarios.cases import SCENARIOS
 
 pytestmark = pytest.mark.unit
 

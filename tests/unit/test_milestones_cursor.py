@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pxelab import milestones as ms
+from pxelab.scenarios import milestones as ms
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.payload.modules import (
+from pxelab.machine.payload.modules import (
     load_order,
     module_name,
     parse_builtin,

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pxelab import dataroot
-from pxelab.errors import ConfigError, HostCapabilityError
-from pxelab.nbp import (
+from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.machine.nbp import (
     EARLY_CONFIG,
     GRUB_IMAGE_NAME,
     GrubImageSpec,
@@ -17,8 +16,9 @@ from pxelab.nbp import (
     cache_key,
     grub_mkimage_command,
 )
-from pxelab.payload import Payload
-from pxelab.scenarios import BootLoader
+from pxelab.machine.payload import Payload
+from pxelab.scenarios import dataroot
+from pxelab.scenarios.cases import BootLoader
 
 pytestmark = pytest.mark.unit
 

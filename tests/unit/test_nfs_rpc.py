@@ -1,4 +1,4 @@
-"""The ONC RPC / NFSv4 request codec pxelab.nfs uses to probe ganesha (RFC 5531, 7530)."""
+"""The ONC RPC / NFSv4 request codec pxelab.machine.nfs uses to probe ganesha (RFC 5531, 7530)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pxelab import nfs
+from pxelab.machine import nfs
 
 pytestmark = pytest.mark.unit
 

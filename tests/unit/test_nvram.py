@@ -1,4 +1,4 @@
-"""pxelab.nvram: EDK2's Ip6Config variable, checked against one OVMF wrote itself."""
+"""pxelab.machine.nvram: EDK2's Ip6Config variable, checked against one OVMF wrote itself."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.errors import ConfigError, GuestError, HostCapabilityError
-from pxelab.firmware import find_ovmf
-from pxelab.nvram import (
+from pxelab.core.errors import ConfigError, GuestError, HostCapabilityError
+from pxelab.machine.firmware import find_ovmf
+from pxelab.machine.nvram import (
     IP6_CONFIG_ATTRIBUTES,
     IP6_CONFIG_GUID,
     Ip6Policy,
@@ -24,7 +24,7 @@ from pxelab.nvram import (
     read_variables,
     write_vars,
 )
-from pxelab.qemu import Accel, Firmware, GuestSpec, qemu_command
+from pxelab.machine.qemu import Accel, Firmware, GuestSpec, qemu_command
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.errors import ConfigError, PayloadError
-from pxelab.payload import (
+from pxelab.core.errors import ConfigError, PayloadError
+from pxelab.machine.payload import (
     INIT_DHCP,
     INIT_FAILED,
     INIT_IPV6,
@@ -20,9 +20,9 @@ from pxelab.payload import (
     kernel_cmdline,
     userspace_line,
 )
-from pxelab.payload.builder import cache_key
-from pxelab.payload.cache import build_once
-from pxelab.payload.initramfs import applet_entries
+from pxelab.machine.payload.builder import cache_key
+from pxelab.machine.payload.cache import build_once
+from pxelab.machine.payload.initramfs import applet_entries
 
 pytestmark = pytest.mark.unit
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from pxelab.cli import _parser, _with_suite
-from pxelab.errors import ConfigError, HostCapabilityError, PayloadError
-from pxelab.matrix import find_case
-from pxelab.payload import PayloadSpec, debs, load_payload
-from pxelab.payload.archive import SUITES, AptRoot, known_suite, sources
-from pxelab.payload.builder import MANIFEST, cache_key, find_busybox, find_vmlinuz
-from pxelab.payload.modules import find_modules_dir, merge_usr
+from pxelab.core.errors import ConfigError, HostCapabilityError, PayloadError
+from pxelab.machine.payload import PayloadSpec, debs, load_payload
+from pxelab.machine.payload.archive import SUITES, AptRoot, known_suite, sources
+from pxelab.machine.payload.builder import MANIFEST, cache_key, find_busybox, find_vmlinuz
+from pxelab.machine.payload.modules import find_modules_dir, merge_usr
+from pxelab.scenarios.matrix import find_case
 
 pytestmark = pytest.mark.unit
 

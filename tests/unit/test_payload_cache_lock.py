@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.payload.cache import build_once
+from pxelab.machine.payload.cache import build_once
 
 pytestmark = pytest.mark.unit
 

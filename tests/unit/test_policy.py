@@ -7,8 +7,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from pxelab.errors import ConfigError
-from pxelab.policy import (
+from pxelab.core.errors import ConfigError
+from pxelab.server.policy import (
     Arch,
     ArchRule,
     BootDecision,

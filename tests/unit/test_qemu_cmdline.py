@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pxelab import kvm
-from pxelab.errors import ConfigError, HostCapabilityError
-from pxelab.firmware import OvmfImage, find_ovmf
-from pxelab.qemu import Accel, Firmware, Guest, GuestSpec, qemu_command
+from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.machine import kvm
+from pxelab.machine.firmware import OvmfImage, find_ovmf
+from pxelab.machine.qemu import Accel, Firmware, Guest, GuestSpec, qemu_command
 
 pytestmark = pytest.mark.unit
 
@@ -111,7 +111,7 @@ def test_ovmf_command_line(descriptor_dir: Path, tmp_path: Path) -> None:
         f"if=pflash,unit=0,format=raw,readonly=on,file={ovmf.code}",
         f"if=pflash,unit=1,format=raw,file={workdir / 'ovmf-vars.fd'}",
     ]
-    # The debug port goes to a FIFO read live (pxelab.evidence.firmware_log).
+    # The debug port goes to a FIFO read live (pxelab.machine.firmware_log).
     assert f"file,id=ovmfdebug,path={workdir / 'ovmf-debug.fifo'}" in command
     devices = [command[i + 1] for i, arg in enumerate(command) if arg == "-device"]
     assert devices == [

@@ -17,8 +17,8 @@ from scapy.layers.inet6 import (
     IPv6,
 )
 
-from pxelab.ra import codec
-from pxelab.ra.codec import (
+from pxelab.server.ra import codec
+from pxelab.server.ra.codec import (
     PrefixInformation,
     RaDecodeError,
     RecursiveDnsServers,

@@ -6,10 +6,10 @@ from ipaddress import IPv6Network
 
 import pytest
 
-from pxelab.errors import ConfigError
-from pxelab.events import EventLog
-from pxelab.ra.codec import RouterAdvertisement, decode, encode
-from pxelab.ra.server import RaSettings, RouterAdvertiser
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.server.ra.codec import RouterAdvertisement, decode, encode
+from pxelab.server.ra.server import RaSettings, RouterAdvertiser
 
 pytestmark = pytest.mark.unit
 

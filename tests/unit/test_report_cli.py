@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from report_samples import REPRODUCE, failed_diagnosis, failed_evidence, write_boot
 
-from pxelab import catalog, cli
-from pxelab.catalog import CatalogFault
+from pxelab import cli
 from pxelab.lab import BootResult
-from pxelab.scenarios import Scenario
+from pxelab.scenarios import regressions as catalog
+from pxelab.scenarios.cases import Scenario
+from pxelab.scenarios.regressions import CatalogFault
 
 pytestmark = pytest.mark.unit
 

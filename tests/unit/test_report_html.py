@@ -17,11 +17,11 @@ from report_samples import (
     write_boot,
 )
 
-from pxelab.diagnosis import Diagnosis
-from pxelab.errors import ConfigError
-from pxelab.report.boots import load_boot, stages
-from pxelab.report.charts import nice_step
-from pxelab.report.html import write_report
+from pxelab.analysis.diagnosis import Diagnosis
+from pxelab.analysis.report.boots import load_boot, stages
+from pxelab.analysis.report.charts import nice_step
+from pxelab.analysis.report.html import write_report
+from pxelab.core.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 

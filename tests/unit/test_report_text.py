@@ -14,9 +14,9 @@ from report_samples import (
     not_found_line,
 )
 
-from pxelab.diagnosis import Diagnosis
-from pxelab.evidence import Source
-from pxelab.report.text import RELEVANT, relevant_entries, render_boot, render_causes
+from pxelab.analysis.diagnosis import Diagnosis
+from pxelab.analysis.evidence import Source
+from pxelab.analysis.report.text import RELEVANT, relevant_entries, render_boot, render_causes
 
 pytestmark = pytest.mark.unit
 

@@ -25,10 +25,10 @@ from scapy.layers.tftp import (
     TFTP_Options,
 )
 
-from pxelab.events import EventLog
-from pxelab.faults import DropPacket, FaultInjector, OackFault, OackMode, TftpFaults
-from pxelab.tftp import codec
-from pxelab.tftp.codec import (
+from pxelab.core.events import EventLog
+from pxelab.server.faults import DropPacket, FaultInjector, OackFault, OackMode, TftpFaults
+from pxelab.server.tftp import codec
+from pxelab.server.tftp.codec import (
     Ack,
     Data,
     Error,
@@ -38,9 +38,9 @@ from pxelab.tftp.codec import (
     TftpDecodeError,
     WriteRequest,
 )
-from pxelab.tftp.files import DataRoot, FileMissingError, PathDeniedError
-from pxelab.tftp.server import IP_PKTINFO, Local, TftpSettings, _local_from
-from pxelab.tftp.transfer import Plan, ReadTransfer, plan_transfer
+from pxelab.server.tftp.files import DataRoot, FileMissingError, PathDeniedError
+from pxelab.server.tftp.server import IP_PKTINFO, Local, TftpSettings, _local_from
+from pxelab.server.tftp.transfer import Plan, ReadTransfer, plan_transfer
 
 pytestmark = pytest.mark.unit
 

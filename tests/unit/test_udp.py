@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pxelab.udp import datagram_endpoint
+from pxelab.server.udp import datagram_endpoint
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,26 @@
+"""Turn a failed boot's evidence into the failed stage and its likely cause.
+
+:func:`diagnose` runs every rule of :data:`pxelab.analysis.diagnosis.rules.RULES` over
+the :class:`~pxelab.analysis.evidence.Evidence` of a boot; each rule that recognises
+its pattern names a :class:`Cause` with the timeline lines that show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pxelab.analysis.diagnosis.model import Cause, Diagnosis, Rule
+from pxelab.analysis.diagnosis.rules import RULES
+from pxelab.analysis.evidence import Evidence
+
+__all__ = ["Cause", "Diagnosis", "Rule", "diagnose"]
+
+
+def diagnose(evidence: Evidence, rules: Sequence[Rule] = RULES) -> Diagnosis:
+    """The verdict on ``evidence``: ok, or the failed stage with every cause a rule found."""
+    timeline = evidence.timeline
+    if timeline.ok:
+        return Diagnosis(evidence.scenario, ok=True)
+    causes = tuple(cause for rule in rules if (cause := rule(evidence)) is not None)
+    return Diagnosis(evidence.scenario, ok=False, failed_stage=timeline.failed_stage,
+                     failure=timeline.failure, causes=causes)

@@ -1,0 +1,48 @@
+"""Diagnosis rule for iPXE handed itself again: the chain-load loop."""
+
+from __future__ import annotations
+
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence
+from pxelab.core.events import Event
+
+IPXE = "iPXE"  # DHCP option 77 / DHCPv6 option 15 of every iPXE build
+
+
+def _handed(evidence: Evidence) -> list[tuple[Event, str]]:
+    """DHCP answers (ACKs, DHCPv6 Replies) that gave a client with user class iPXE a file."""
+    return [(event, name) for event, name in q.boot_files(evidence)
+            if event.kind in ("ack", "reply") and q.detail(event, "in_reply_to") != "release"
+            and IPXE in q.detail(event, "user_classes", ())]
+
+
+def chainload_loop(evidence: Evidence) -> Cause | None:
+    """iPXE was given a file it had already downloaded and run: it loads itself forever.
+
+    The BIOS iPXE ROM legitimately gets the NBP (pxelinux.0) with user class iPXE;
+    what makes a loop is getting a file *after* it was delivered in full once
+    (QEMU runs with -no-reboot, so no reset brings the ROM back).
+    """
+    deliveries = q.delivered(evidence)
+    again: list[tuple[Event, str, Event]] = []
+    for answer, name in _handed(evidence):
+        earlier = [d for d in deliveries if d.time < answer.time
+                   and q.base(q.event_file(d)) == q.base(name)]
+        if earlier:
+            again.append((answer, name, earlier[0]))
+    if not again:
+        return None
+    answer, name, first_delivery = again[0]
+    times = [a for a, n, _ in again if n == name]
+    loads = [d for d in deliveries if q.base(q.event_file(d)) == q.base(name)]
+    return Cause(
+        "ipxe.chainload_loop", evidence.timeline.failed_stage or "ipxe",
+        f"{answer.client} (user class iPXE) was handed the iPXE NBP {name} again "
+        f"{q.plural(len(times), 'time')} ({q.plural(len(loads), 'download')} in all): "
+        "iPXE loads itself over and over instead of its script",
+        q.lines(evidence, [first_delivery, answer, *times[-1:], *loads[-1:]]),
+        "answer DHCP requests with user class 'iPXE' (option 77, DHCPv6 option 15) with the "
+        "iPXE script (e.g. http://<server>/script.ipxe) instead of the NBP (ISC dhcpd: "
+        "if exists user-class and option user-class = \"iPXE\"; dnsmasq: dhcp-userclass "
+        "set:ipxe,iPXE)")

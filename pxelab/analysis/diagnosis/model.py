@@ -1,0 +1,68 @@
+"""What a diagnosis says: the stage that failed and the likely causes, with evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pxelab.analysis.evidence import Evidence
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One explanation of a failed boot.
+
+    ``code`` is stable (tests and the regression catalog assert on it, e.g.
+    "tftp.next_file_missing"); ``summary`` is one sentence naming the specifics
+    (the file, the client, the block number); ``evidence`` the timeline lines
+    that show it (rendered :class:`~pxelab.analysis.evidence.Entry` lines, seconds first);
+    ``fix`` what to change.
+    """
+
+    code: str
+    stage: str
+    summary: str
+    evidence: tuple[str, ...] = ()
+    fix: str = ""
+
+    def render(self) -> str:
+        lines = [f"cause: {self.summary}  [{self.code}]"]
+        lines += [f"    {line}" for line in self.evidence]
+        if self.fix:
+            lines.append(f"  fix: {self.fix}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The verdict on one boot: ok, or the failed stage and its causes (most likely first)."""
+
+    scenario: str
+    ok: bool
+    failed_stage: str | None = None
+    failure: str | None = None  # the console watcher's own words
+    causes: tuple[Cause, ...] = ()
+
+    @property
+    def cause(self) -> Cause | None:
+        return self.causes[0] if self.causes else None
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.causes)
+
+    def render(self) -> str:
+        if self.ok:
+            return f"{self.scenario}: booted"
+        head = f"{self.scenario}: FAILED at stage {self.failed_stage!r}: {self.failure}"
+        if not self.causes:
+            return head + "\n  no diagnosis rule matched; read the timeline and the logs"
+        return "\n".join([head, *(c.render() for c in self.causes)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# A rule looks at the evidence of a failed boot and names a cause, or stays silent.
+Rule = Callable[[Evidence], Cause | None]

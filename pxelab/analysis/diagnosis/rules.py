@@ -1,0 +1,52 @@
+"""The diagnosis rules, most specific first (see pxelab.analysis.diagnosis).
+
+Each rule looks at one failure pattern and stays silent on anything else;
+:func:`pxelab.analysis.diagnosis.diagnose` runs them all and lists every cause found, in
+this order, so the first is the most specific explanation. The modules hold
+the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they share.
+
+| code                              | rule                                   |
+|-----------------------------------|----------------------------------------|
+| console.milestone_unmatched       | milestones.milestone_unmatched         |
+| initrd.no_network_driver          | linux.no_network_driver                |
+| ipxe.chainload_loop               | ipxe.chainload_loop                    |
+| tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
+| tftp.oack_unrequested_option      | tftp.oack_unrequested_option           |
+| tftp.oack_malformed               | tftp.oack_malformed                    |
+| tftp.blksize_above_mtu            | tftp.blksize_above_mtu                 |
+| tftp.rrq_unanswered               | tftp.rrq_unanswered                    |
+| tftp.next_file_missing            | tftp.next_file_missing                 |
+| dhcp6.release_unanswered          | dhcp6.release_unanswered               |
+| dhcp6.advertise_no_vendor_class   | dhcp6.advertise_no_vendor_class        |
+| dhcp.withheld_min_secs            | dhcp.withheld_min_secs                 |
+| dhcp.offer_no_httpclient_echo     | dhcp.offer_no_httpclient_echo          |
+| dhcp.pxeclient_without_43         | dhcp.pxeclient_without_43              |
+| firmware.no_rng_device            | firmware.no_rng_device                 |
+| dhcp.no_discover                  | dhcp.no_discover                       |
+| dhcp.offer_unused                 | dhcp.offer_unused (the fallback)       |
+"""
+
+from __future__ import annotations
+
+from pxelab.analysis.diagnosis import dhcp, dhcp6, firmware, ipxe, linux, milestones, tftp
+from pxelab.analysis.diagnosis.model import Rule
+
+RULES: tuple[Rule, ...] = (
+    milestones.milestone_unmatched,
+    linux.no_network_driver,
+    ipxe.chainload_loop,
+    tftp.ldlinux_mismatch,
+    tftp.oack_unrequested_option,
+    tftp.oack_malformed,
+    tftp.blksize_above_mtu,
+    tftp.rrq_unanswered,
+    tftp.next_file_missing,
+    dhcp6.release_unanswered,
+    dhcp6.advertise_no_vendor_class,
+    dhcp.withheld_min_secs,
+    dhcp.offer_no_httpclient_echo,
+    dhcp.pxeclient_without_43,
+    firmware.no_rng_device,
+    dhcp.no_discover,
+    dhcp.offer_unused,
+)

@@ -1,0 +1,133 @@
+"""Gather a boot's evidence after it ended: facts, events, packets, firmware log, paths.
+
+    evidence = collect(scenario, artifacts, timeline, events, started_wall=guest.started_wall,
+                       payload=payload, firmware_log=guest.firmware_log)
+    evidence.write(artifacts)            # evidence.json
+
+Run it after the lab network is gone: tcpdump has then flushed and closed
+``lab.pcap``. Everything here reads what the boot left behind; nothing fails
+the boot: what cannot be read becomes a note in :attr:`BootFacts.notes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from pxelab.analysis.evidence.model import BootFacts, Evidence, PacketRecord
+from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.core.events import Event
+from pxelab.machine import firmware
+from pxelab.machine.console import Timeline
+from pxelab.machine.firmware_log import LogLine, read_log
+from pxelab.machine.network import PCAP_NAME
+from pxelab.machine.payload import Payload
+from pxelab.machine.payload.nics import nic_driver
+from pxelab.machine.qemu import OVMF_DEBUG_LOG
+from pxelab.scenarios.cases import Scenario, reproduce_command
+
+log = logging.getLogger(__name__)
+
+DATA_DIR = "data"  # where BootRun populates the data root, under the artifacts
+# A debug build of OVMF prints tens of thousands of lines; the evidence keeps the last
+# ones (all of them stay in ovmf-debug.log).
+MAX_FIRMWARE_LINES = 5000
+MAX_DATA_FILES = 500
+NO_DEBUG_OUTPUT = ("firmware debug port (isa-debugcon 0x402): no output (release build; "
+                   "Debian's OVMF prints nothing there)")
+
+
+def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Iterable[Event],
+            *, started_wall: float, payload: Payload | None = None,
+            firmware_log: Sequence[LogLine] | None = None,
+            artifact_paths: Mapping[str, Path] | None = None) -> Evidence:
+    """The :class:`Evidence` of the boot of ``scenario`` whose artifacts are in ``artifacts``.
+
+    ``started_wall`` is the guest's power-on (``Guest.started_wall``);
+    ``firmware_log`` the debug port lines (default: read ``ovmf-debug.log``);
+    ``artifact_paths`` the files worth naming (default: none).
+    """
+    notes: list[str] = []
+    packets = _packets(artifacts / PCAP_NAME, scenario.guest.mac, notes)
+    lines = tuple(firmware_log) if firmware_log is not None \
+        else read_log(artifacts / OVMF_DEBUG_LOG)
+    if scenario.guest.firmware.is_uefi() and not lines:
+        notes.append(NO_DEBUG_OUTPUT)
+    if len(lines) > MAX_FIRMWARE_LINES:
+        notes.append(f"firmware debug port: {len(lines)} lines, the evidence keeps the last "
+                     f"{MAX_FIRMWARE_LINES} (all are in {OVMF_DEBUG_LOG})")
+        lines = lines[-MAX_FIRMWARE_LINES:]
+    return Evidence(
+        facts=boot_facts(scenario, artifacts, payload, notes),
+        started_wall=started_wall, timeline=timeline,
+        events=tuple(sorted(events, key=lambda e: e.time)), packets=tuple(packets),
+        firmware_log=lines,
+        artifacts={name: str(path) for name, path in (artifact_paths or {}).items()})
+
+
+def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
+               notes: Sequence[str] = ()) -> BootFacts:
+    """What the lab of this boot was (no packets or logs read)."""
+    data_root = artifacts / DATA_DIR
+    notes = list(notes)
+    packages = _firmware_packages(scenario, notes)
+    return BootFacts(
+        scenario=scenario.name, firmware=str(scenario.guest.firmware), mode=str(scenario.mode),
+        ip=str(scenario.ip), nic_model=scenario.nic_model, loader=str(scenario.loader),
+        nbp=scenario.loader.nbp, link_mtu=scenario.link_mtu or 1500,
+        data_root=str(data_root), data_files=data_files(data_root),
+        initrd_modules=module_names(payload.modules) if payload is not None else (),
+        nic_driver=_nic_driver(scenario.nic_model), faults=tuple(scenario.applied),
+        # --artifacts is the directory a new timestamped one is made under.
+        reproduce=reproduce_command(scenario, str(artifacts.parent)),
+        rng_device=scenario.guest.rng_device,
+        firmware_packages=packages, notes=tuple(notes))
+
+
+def _firmware_packages(scenario: Scenario, notes: list[str]) -> dict[str, str]:
+    """The Debian package versions of the scenario's firmware files (a note if unknown)."""
+    try:
+        return firmware.versions_in_use(scenario.firmware)
+    except (ConfigError, HostCapabilityError) as error:
+        notes.append(f"firmware package versions unknown: {error}")
+        return {}
+
+
+def data_files(root: Path) -> tuple[str, ...]:
+    """The files under the data root, as sorted relative paths (symlinks included)."""
+    found: list[str] = []
+    for directory, _, files in os.walk(root):
+        base = Path(directory).relative_to(root)
+        found += [(base / name).as_posix() for name in files]
+        if len(found) > MAX_DATA_FILES:
+            break
+    return tuple(sorted(found)[:MAX_DATA_FILES])
+
+
+def module_names(paths: Iterable[str]) -> tuple[str, ...]:
+    """Kernel module names from paths under lib/modules ("kernel/.../e1000.ko.xz" -> "e1000")."""
+    return tuple(Path(path).name.split(".ko", 1)[0] for path in paths)
+
+
+def _nic_driver(model: str) -> str:
+    try:
+        return ",".join(nic_driver(model).modules)
+    except ConfigError:
+        return ""
+
+
+def _packets(pcap: Path, mac: str, notes: list[str]) -> list[PacketRecord]:
+    if not pcap.exists():
+        notes.append(f"no packet capture ({pcap.name} missing)")
+        return []
+    # scapy takes about a second to import: only a boot that is collected pays for it.
+    from pxelab.analysis.evidence.packets import summarise_pcap  # noqa: PLC0415
+
+    started = time.perf_counter()
+    packets = summarise_pcap(pcap, {mac})
+    log.debug("summarised %s (%d bytes) into %d records in %.2fs", pcap,
+              pcap.stat().st_size, len(packets), time.perf_counter() - started)
+    return packets

@@ -1,0 +1,208 @@
+"""Structured events: every decision and transfer the boot server makes.
+
+An :class:`Event` says when, for which client, what was asked, what was
+answered and why. The :class:`EventLog` is shared between the server thread and
+the test; tests wait on it (``wait_for``) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from pxelab.core.errors import WaitTimeoutError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing the boot server decided or did.
+
+    ``source`` is the protocol ("dhcp4", "tftp", "http", ...), ``kind`` a short
+    verb ("offer", "ack", "rrq", "sent", "drop", ...), ``client`` the MAC or
+    address of the peer, ``request`` what it asked, ``answer`` what it got and
+    ``reason`` why.
+    """
+
+    source: str
+    kind: str
+    client: str = ""
+    request: str = ""
+    answer: str = ""
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        # The same text as json.dumps(asdict(self), ...) without asdict's deep copy.
+        return json.dumps({
+            "source": self.source, "kind": self.kind, "client": self.client,
+            "request": self.request, "answer": self.answer, "reason": self.reason,
+            "details": self.details, "time": self.time}, sort_keys=True, default=_jsonable)
+
+    def summary(self) -> str:
+        parts = [f"{self.source}.{self.kind}"]
+        parts += [f"{k}={v}" for k, v in (
+            ("client", self.client), ("request", self.request),
+            ("answer", self.answer), ("reason", self.reason)) if v]
+        return " ".join(parts)
+
+
+def _jsonable(value: Any) -> Any:
+    """What JSON has no type for: a dataclass as its fields (as asdict made it), else text."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return str(value)
+
+
+Predicate = Callable[[Event], bool]
+
+
+class EventLog:
+    """Thread-safe, append-only list of events, optionally mirrored to a JSON-lines file.
+
+    Waiters and listeners see an event at once, from the list. The file is
+    written by a :class:`_FileWriter` thread in batches, so that a server
+    recording an event waits for neither JSON nor the disk; :meth:`close`
+    writes what is left.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._events: list[Event] = []
+        self._changed = threading.Condition()
+        # Replaced, never changed in place, so that record() needs no copy.
+        self._listeners: tuple[Callable[[Event], None], ...] = ()
+        self._writer: _FileWriter | None = None
+        self.path = path
+        if path is not None:
+            # An OSError here is the caller's to report.
+            self._writer = _FileWriter(path.open("a", encoding="utf-8"))
+            # close() or, if nobody calls it, garbage collection or interpreter exit.
+            weakref.finalize(self, self._writer.close)
+
+    def record(self, event: Event) -> None:
+        with self._changed:
+            self._events.append(event)
+            if self._writer is not None:
+                self._writer.add(event)  # under the lock: the file keeps the list's order
+            listeners = self._listeners
+            self._changed.notify_all()
+        for listener in listeners:
+            listener(event)
+
+    def emit(self, source: str, kind: str, **fields: Any) -> Event:
+        """Build an event from keyword fields and record it."""
+        event = Event(source, kind, **fields)
+        self.record(event)
+        return event
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` for every event recorded from now on (from the recording thread)."""
+        with self._changed:
+            self._listeners = (*self._listeners, listener)
+
+    def __iter__(self) -> Iterator[Event]:
+        with self._changed:
+            return iter(list(self._events))
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._events)
+
+    def matching(self, predicate: Predicate) -> list[Event]:
+        return [e for e in self if predicate(e)]
+
+    def wait_for(self, predicate: Predicate, timeout: float, what: str = "event") -> Event:
+        """Return the first event matching ``predicate``, waiting up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for event in self._events[seen:]:
+                    if predicate(event):
+                        return event
+                seen = len(self._events)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    last = [e.summary() for e in self._events[-5:]]
+                    raise WaitTimeoutError(
+                        f"no {what} within {timeout:.1f}s; last events: {last or 'none'}")
+                self._changed.wait(remaining)
+
+    def close(self) -> None:
+        """Write every event recorded so far to the file and close it; later ones stay in memory."""
+        with self._changed:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+
+class _FileWriter:
+    """JSON lines written by a thread of its own, a batch at a time.
+
+    A thread woken for every event cost the server more than the JSON itself
+    (a futex wake and a GIL hand-over per event); this one wakes for the first
+    event of a batch, lets :data:`BATCH_SECONDS` more gather, then encodes,
+    writes and flushes them together. A reader of the file is that far behind
+    at most.
+    """
+
+    BATCH_SECONDS = 0.05
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._batch: list[Event] = []
+        self._lock = threading.Lock()
+        self._waiting = threading.Event()  # set: the batch has events
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"events to {file.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def add(self, event: Event) -> None:
+        with self._lock:
+            self._batch.append(event)
+            first = len(self._batch) == 1
+        if first:
+            self._waiting.set()
+
+    def close(self) -> None:
+        """Write what is left, close the file, end the thread; a second call does nothing."""
+        self._closing.set()
+        self._waiting.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        with self._file:
+            while not self._closing.is_set():
+                self._waiting.wait()
+                self._closing.wait(self.BATCH_SECONDS)  # close() cuts the gathering short
+                self._waiting.clear()  # before taking the batch: a later add() sets it again
+                self._write()
+            self._write()
+
+    def _write(self) -> None:
+        with self._lock:
+            batch, self._batch = self._batch, []
+        if not batch:
+            return
+        lines = []
+        for event in batch:
+            try:
+                lines.append(event.to_json() + "\n")
+            except (TypeError, ValueError):
+                log.exception("cannot write event %s to %s", event.summary(), self._file.name)
+        try:
+            self._file.write("".join(lines))
+            self._file.flush()
+        except OSError:
+            log.exception("cannot write %d events to %s", len(lines), self._file.name)

@@ -1,0 +1,15 @@
+"""The emulated machine and the lab network it boots on.
+
+- ``network``: the lab's namespace, bridge and taps; ``capture``: its pcap;
+- ``qemu``: the guest; ``kvm``: whether KVM works here; ``console``: the serial
+  console and the milestones seen on it; ``firmware_log``: OVMF's debug port;
+- ``firmware``: the firmware and boot programs on this host (``firmware/catalog.toml``);
+  ``ipxerom``: which iPXE ROM QEMU loads; ``nvram``: OVMF variable stores;
+- ``nbp``: the network boot programs pxelab builds (GRUB);
+- ``payload/``: the kernel, initramfs and root file system the guest boots;
+- ``nfs``: the NFS server that exports that root.
+
+The machine needs nothing of the boot server: the two meet only on the lab network.
+
+May import: pxelab.core.
+"""

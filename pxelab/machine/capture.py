@@ -1,0 +1,102 @@
+"""Record a lab interface to a pcap file with tcpdump, started inside the namespace.
+
+The capture counts as running only once tcpdump says "listening on" (its
+socket is open, so nothing sent afterwards is missed). It is stopped with
+SIGINT, which makes tcpdump flush and close the file, so the pcap is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from pxelab.core.errors import HostCapabilityError, NetworkError
+from pxelab.core.netns import exec_prefix
+from pxelab.core.resource import Resource
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+READY_TEXT = b"listening on"
+
+
+class PacketCapture(Resource):
+    """tcpdump writing every frame of ``interface`` in ``namespace`` to ``path``."""
+
+    def __init__(self, namespace: str | None, interface: str, path: Path,
+                 ready_timeout: float = READY_TIMEOUT_S) -> None:
+        self.namespace = namespace
+        self.interface = interface
+        self.path = path
+        self.ready_timeout = ready_timeout
+        self.log = logging.getLogger(f"{__name__}.{namespace or 'host'}.{interface}")
+        # -U: write each packet when it arrives; --immediate-mode: hand it over
+        # at once instead of per kernel buffer block; -Z root: Debian's tcpdump
+        # otherwise drops to user tcpdump, who cannot write into a 0700 directory.
+        self.command = [*exec_prefix(namespace), "tcpdump", "-i", interface, "-U",
+                        "--immediate-mode", "-s", "0", "-Z", "root", "-w", str(path)]
+        self._process: subprocess.Popen[bytes] | None = None
+
+
+    def start(self) -> None:
+        if shutil.which("tcpdump") is None:
+            raise HostCapabilityError("tcpdump not found; apt-get install tcpdump")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.log.info("starting capture: %s", shlex.join(self.command))
+        self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            self._wait_ready(self._process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stderr is not None
+        seen = b""
+        deadline = time.monotonic() + self.ready_timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stderr, selectors.EVENT_READ)
+            while READY_TEXT not in seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise NetworkError(
+                        f"tcpdump on {self.interface} not capturing after "
+                        f"{self.ready_timeout:.1f}s (waited for {READY_TEXT.decode()!r}); "
+                        f"it said: {seen.decode(errors='replace').strip() or 'nothing'}")
+                if not selector.select(remaining):
+                    continue
+                chunk = os.read(process.stderr.fileno(), 4096)
+                if not chunk:
+                    process.wait()
+                    raise NetworkError(
+                        f"tcpdump on {self.interface} exited with {process.returncode} "
+                        f"before capturing: {seen.decode(errors='replace').strip()}")
+                seen += chunk
+        self.log.debug("tcpdump pid %d: %s", process.pid,
+                       seen.decode(errors="replace").strip())
+
+    def stop(self) -> None:
+        """SIGINT tcpdump so it flushes and closes the pcap (SIGKILL if it hangs)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.log.warning("tcpdump pid %d ignored SIGINT for %.0fs; killing it (the pcap "
+                             "may be truncated)", process.pid, STOP_TIMEOUT_S)
+            process.kill()
+            _, err = process.communicate()
+        summary = " ".join(err.decode(errors="replace").split())
+        self.log.info("capture %s stopped (%s)", self.path, summary or "no summary")

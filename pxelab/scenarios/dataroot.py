@@ -1,0 +1,173 @@
+"""Fill a lab's data root: the one directory TFTP and HTTP both serve.
+
+Large files (kernel, initrd) are hard-linked from the payload cache when the
+file systems allow it, so a lab costs no copy; symlinks are never used because
+the servers refuse links that lead out of the root.
+
+:func:`apply_faults` then breaks the filled root as a scenario's data-root
+faults say (a file removed, or replaced by another build's), before any
+server starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from string import Template
+from urllib.parse import urlsplit
+
+from pxelab.core.errors import ConfigError
+from pxelab.core.events import EventLog
+from pxelab.core.paths import fixtures_dir
+from pxelab.machine import firmware, nbp
+from pxelab.machine.payload import Payload
+from pxelab.scenarios.cases import BootLoader
+from pxelab.server.faults import Fault, RemoveFile, ReplaceFile
+
+log = logging.getLogger(__name__)
+
+KERNEL_NAME = "vmlinuz"
+INITRD_NAME = "initrd.img"
+IPXE_SCRIPT_NAME = "boot.ipxe"
+
+
+def place(source: Path, target: Path) -> None:
+    """Put ``source`` at ``target`` by hard link, or by copy across file systems."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def render(template: str, **values: str) -> str:
+    path = fixtures_dir() / template
+    try:
+        return Template(path.read_text()).substitute(values)
+    except KeyError as missing:
+        raise ConfigError(f"template {path} uses {missing} which pxelab does not provide") from None
+
+
+def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
+             files_base: str = "", *, cache_dir: Path | None = None) -> Path:
+    """Write everything ``loader`` needs to boot ``payload`` into ``root``.
+
+    ``files_base`` is the URL iPXE scripts fetch kernel and initrd from
+    (see :func:`render_ipxe_script`); ``cache_dir`` is where images pxelab
+    builds (the GRUB one) are cached (None: the payload cache's default).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    place(payload.kernel, root / KERNEL_NAME)
+    place(payload.initrd, root / INITRD_NAME)
+    if loader is BootLoader.PXELINUX:
+        # pxelinux.0 hands URLs to the iPXE ROM under it (PXENV_FILE_OPEN): kernel and
+        # initrd come over iPXE's HTTP, not PXELINUX's lock-step TFTP (bench/README.md).
+        _populate_syslinux(root, firmware.syslinux_bios_files(), "pxelinux/default.cfg", append,
+                           files_base)
+    elif loader is BootLoader.SYSLINUX_EFI:
+        # syslinux.efi reads the same pxelinux.cfg/ names as pxelinux.0, but prints to
+        # the UEFI console, which OVMF itself mirrors to the serial port.
+        _populate_syslinux(root, firmware.syslinux_efi_files(), "syslinux-efi/default.cfg",
+                           append, files_base)
+    elif loader is BootLoader.IPXE_SCRIPT:
+        _write_ipxe_script(root, files_base, append)
+    elif loader is BootLoader.IPXE_EFI:
+        place(firmware.locate("snponly.efi"), root / loader.nbp)
+        _write_ipxe_script(root, files_base, append)
+    elif loader is BootLoader.GRUB:
+        _populate_grub(root, append, cache_dir, files_base)
+    log.info("data root %s ready for %s", root, loader)
+    return root
+
+
+def apply_faults(root: Path, faults: Iterable[Fault], events: EventLog | None = None) -> None:
+    """Carry out the data-root faults among ``faults`` on the filled ``root``.
+
+    Each is a ``fault.injected`` event (on ``events``), as the servers' faults are;
+    faults of other kinds are the servers' and are left alone.
+    """
+    for fault in faults:
+        if not isinstance(fault, RemoveFile | ReplaceFile):
+            continue
+        target = root / fault.path
+        if isinstance(fault, RemoveFile):
+            if not target.is_file():
+                raise ConfigError(f"fault {fault.describe()!r}: there is no {fault.path} in "
+                                  f"the data root {root} to remove")
+            target.unlink()
+        else:
+            if not fault.source.is_file():
+                raise ConfigError(f"fault {fault.describe()!r}: {fault.source} is not a "
+                                  "file; fetch it first (see the fault's catalog entry)")
+            # A copy, not a link: the source may sit in a cache another lab links from.
+            target.unlink(missing_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fault.source, target)
+        log.info("data root %s: %s", root, fault.describe())
+        if events is not None:
+            events.emit("fault", "injected", request=f"data root {fault.path}",
+                        reason=fault.describe(), details={"fault": type(fault).__name__,
+                                                          "path": fault.path})
+
+
+def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append: str,
+                       files_base: str = "") -> None:
+    """The NBP and its ldlinux module, and ``template`` as pxelinux.cfg/default.
+
+    ``files_base`` (a URL ending in "/", or empty: TFTP beside the NBP) goes in front
+    of the kernel and initrd names.
+    """
+    for name, path in files.items():
+        place(path, root / name)
+    config = render(template, kernel=files_base + KERNEL_NAME, initrd=files_base + INITRD_NAME,
+                    append=append)
+    (root / "pxelinux.cfg").mkdir(exist_ok=True)
+    (root / "pxelinux.cfg" / "default").write_text(config)
+
+
+def _populate_grub(root: Path, append: str, cache_dir: Path | None,
+                   files_base: str = "") -> None:
+    """pxelab's GRUB network image and grub.cfg where its $prefix points (grub/).
+
+    Kernel and initrd come from ``files_base`` (a URL such as ``http://[2001:db8::1]/``,
+    as a GRUB device ``(http,2001:db8::1)``), or with an empty one from GRUB's $root:
+    the server and protocol that sent the image.
+    """
+    place(nbp.build_grub_image(cache_dir=cache_dir).path, root / nbp.GRUB_IMAGE_NAME)
+    base = grub_device(files_base)
+    config = render("grub/grub.cfg", kernel=base + KERNEL_NAME, initrd=base + INITRD_NAME,
+                    append=append)
+    directory = root / nbp.GRUB_PREFIX.strip("/")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "grub.cfg").write_text(config)
+
+
+def grub_device(files_base: str) -> str:
+    """GRUB's path prefix for the URL ``files_base``: "(http,2001:db8::1)/"; "" gives "/"."""
+    if not files_base:
+        return "/"
+    url = urlsplit(files_base)
+    if url.scheme not in ("http", "tftp") or not url.hostname:
+        raise ConfigError(f"files URL {files_base!r} is not http:// or tftp:// with a host; "
+                          "GRUB can fetch files only over those")
+    return f"({url.scheme},{url.hostname}){url.path or '/'}"
+
+
+def render_ipxe_script(files_base: str, append: str) -> str:
+    """The iPXE script that fetches kernel and initrd from ``files_base`` and boots them.
+
+    ``files_base`` is a URL prefix such as ``http://192.0.2.1/`` or
+    ``tftp://[2001:db8::1]/``; empty means relative to the script's own URL.
+    """
+    if files_base and not files_base.endswith("/"):
+        files_base += "/"
+    return render("ipxe/boot.ipxe", base=files_base, kernel=KERNEL_NAME,
+                  initrd=INITRD_NAME, append=append)
+
+
+def _write_ipxe_script(root: Path, files_base: str, append: str) -> None:
+    (root / IPXE_SCRIPT_NAME).write_text(render_ipxe_script(files_base, append))

@@ -1,0 +1,67 @@
+"""The regression catalog: named faults that reproduce field failures.
+
+Each :class:`CatalogFault` turns a scenario into the broken configuration a
+field report describes (a file missing from the TFTP root, a DHCP server with
+``min-secs``, an initramfs without the NIC driver, ...), names the stage that
+then fails and the :class:`~pxelab.analysis.diagnosis.Cause` code the diagnosis must
+give, and knows the fixed configuration that boots again. ``pxelab faults``
+lists them; ``pxelab boot SCENARIO --fault NAME[=ARGS]`` applies them; each
+has a regression test that boots all three ways.
+
+Entries live in one module per area (``pxelab.scenarios.regressions.<area>``) and register
+themselves with :func:`~pxelab.scenarios.regressions.registry.register` when
+:mod:`~pxelab.scenarios.regressions.areas` imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pxelab.core.errors import ConfigError
+from pxelab.scenarios.cases import Scenario
+from pxelab.scenarios.regressions import areas as _areas  # noqa: F401  (registers the entries)
+from pxelab.scenarios.regressions.registry import (
+    CATALOG,
+    Apply,
+    CatalogFault,
+    register,
+    with_faults,
+    with_stage_timeout,
+)
+
+__all__ = [
+    "CATALOG",
+    "Apply",
+    "CatalogFault",
+    "apply_faults",
+    "get_fault",
+    "parse_spec",
+    "register",
+    "with_faults",
+    "with_stage_timeout",
+]
+
+
+def get_fault(name: str) -> CatalogFault:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        known = ", ".join(sorted(CATALOG)) or "none"
+        raise ConfigError(f"unknown fault {name!r}; `pxelab faults` lists them: "
+                          f"{known}") from None
+
+
+def parse_spec(spec: str) -> tuple[CatalogFault, str | None]:
+    """``NAME`` or ``NAME=ARGS`` -> the catalog entry and its argument."""
+    name, equals, argument = spec.partition("=")
+    if not name.strip():
+        raise ConfigError(f"--fault {spec!r}: write NAME or NAME=ARGS (see `pxelab faults`)")
+    return get_fault(name.strip()), (argument if equals else None)
+
+
+def apply_faults(scenario: Scenario, specs: Iterable[str]) -> Scenario:
+    """``scenario`` with every ``NAME[=ARGS]`` of ``specs`` applied, in order."""
+    for spec in specs:
+        fault, argument = parse_spec(spec)
+        scenario = fault.applied_to(scenario, argument)
+    return scenario

@@ -1,0 +1,82 @@
+"""The regression catalog's entries and registry, which each area module fills.
+
+:class:`CatalogFault` is one entry; :func:`register` adds entries to
+:data:`CATALOG`; :func:`with_faults` and :func:`with_stage_timeout` are what the
+area modules build their entries from. The area modules import this module,
+and the package imports them, so the catalog and its areas do not import each
+other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from pxelab.core.errors import ConfigError
+from pxelab.scenarios.cases import Scenario
+from pxelab.server.faults import Fault
+
+# (scenario, argument or None) -> the scenario with the fault in it.
+Apply = Callable[[Scenario, str | None], Scenario]
+
+
+@dataclass(frozen=True)
+class CatalogFault:
+    """A field failure pxelab can reproduce on demand."""
+
+    name: str  # what --fault takes: lower-case words joined by "-"
+    summary: str  # one line for `pxelab faults`
+    scenario: str  # the case it reproduces the field report in (a matrix case name)
+    stage: str  # the milestone that then fails
+    cause: str  # the Cause.code the diagnosis must name
+    apply: Apply
+    # The fixed configuration (applied to the faulted case's base scenario); None: the
+    # scenario without the fault boots.
+    fixed: Callable[[Scenario], Scenario] | None = None
+    argument: str = ""  # what ARGS means ("" : the fault takes none)
+    default: str | None = None  # ARGS when none is given
+    report: str = ""  # the field failure, in the words people search for
+
+    def applied_to(self, scenario: Scenario, argument: str | None = None) -> Scenario:
+        """``scenario`` with this fault in it, recorded in ``applied``."""
+        if argument is not None and not self.argument:
+            raise ConfigError(f"fault {self.name!r} takes no argument; write --fault "
+                              f"{self.name}")
+        chosen = argument if argument is not None else self.default
+        if self.argument and chosen is None:
+            raise ConfigError(f"fault {self.name!r} needs an argument: --fault "
+                              f"{self.name}=<{self.argument}>")
+        spec = self.name if argument is None else f"{self.name}={argument}"
+        changed = self.apply(scenario, chosen)
+        return replace(changed, applied=(*scenario.applied, spec))
+
+    def fixed_for(self, scenario: Scenario) -> Scenario:
+        return scenario if self.fixed is None else self.fixed(scenario)
+
+
+CATALOG: dict[str, CatalogFault] = {}
+
+
+def register(*faults: CatalogFault) -> None:
+    for fault in faults:
+        if fault.name in CATALOG:
+            raise ConfigError(f"catalog fault {fault.name!r} is registered twice")
+        CATALOG[fault.name] = fault
+
+
+def with_faults(scenario: Scenario, *faults: Fault) -> Scenario:
+    """``scenario`` with ``faults`` added to the ones it injects already."""
+    return replace(scenario, faults=(*scenario.faults, *faults))
+
+
+def with_stage_timeout(scenario: Scenario, stage: str, seconds: float) -> Scenario:
+    """``scenario`` giving up on milestone ``stage`` after at most ``seconds``.
+
+    A faulted boot whose failure is silence (no offer taken, a stall) ends there
+    instead of waiting out the stage's own timeout; the evidence of the first
+    seconds shows the cause as well as a full minute would. A scenario without
+    that stage (the fault applied elsewhere by hand) stays as it is.
+    """
+    return replace(scenario, milestones=tuple(
+        replace(m, timeout=min(m.timeout, seconds)) if m.name == stage else m
+        for m in scenario.milestones))

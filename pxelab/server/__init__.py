@@ -1,0 +1,14 @@
+"""The boot server: its protocols, the decisions it makes per client, its configuration.
+
+- ``bootserver``: one thread, one asyncio loop, every protocol; ``udp`` the endpoint
+  the datagram protocols share;
+- ``dhcp4/``, ``dhcp6/``, ``ra/``, ``tftp/``, ``http/``: one package per protocol,
+  a pure codec beside the code that speaks it;
+- ``match``: who a client is (``ClientInfo``) and which clients a rule or fault is
+  for (``Match``);
+- ``policy``: the per-client decisions (``BootPolicy``); ``faults``: the faults the
+  protocols inject; ``clients``: the directory of clients seen;
+- ``config``, ``config_reader``, ``config_policy``: the lab file of ``pxelab serve``.
+
+May import: pxelab.core.
+"""

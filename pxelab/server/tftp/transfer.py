@@ -1,0 +1,497 @@
+"""One TFTP read transfer: the plan for an accepted RRQ and the socket that serves it.
+
+:func:`plan_transfer` (pure) turns a request, the file and the faults that
+apply into a :class:`Plan`; a :class:`ReadTransfer` then sends it from its own
+socket (its TID, RFC 1350 section 4) and counts ACKs.
+
+Speed: each transfer runs in a thread of its own on a blocking socket
+connected to the client, so a lock-step block costs one ``recv_into``, one
+``send`` and a few lines of Python; no address is parsed or built per packet
+and the kernel keeps the route. Through the event loop it cost twice the CPU:
+an epoll round, asyncio's bookkeeping and, with a datagram transport, a
+256 KiB receive buffer allocated per ACK (bench/README.md has the numbers).
+The file is sliced with a memoryview; no per-block event, and no per-block
+fault check when there are no faults. The thread only touches its own socket
+and the thread-safe EventLog and FaultInjector; a delayed packet (a fault) is
+handed to the event loop.
+
+A connected socket gets nothing from other addresses, so a second socket on
+the same port (the kernel prefers the connected one for the client's packets)
+gets the rest: the event loop answers those with ERROR 5 (RFC 1350 section 4).
+
+Retransmission: after ``timeout`` seconds without progress (SO_RCVTIMEO) the
+unacknowledged window (or the OACK) is sent again, the wait doubling up to
+``max_timeout``; after ``retries`` retransmissions the transfer gives up.
+Duplicate ACKs never cause a resend (no Sorcerer's Apprentice, RFC 1123
+4.2.3.1); an ACK inside the window starts the next window after it (RFC 7440
+section 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pxelab.core.events import EventLog
+from pxelab.server.faults import FaultInjector, OackMode, TftpFaults
+from pxelab.server.tftp import codec
+from pxelab.server.tftp.codec import (
+    Ack,
+    Error,
+    ErrorCode,
+    Negotiated,
+    OptionAck,
+    ReadRequest,
+    TftpDecodeError,
+)
+
+__all__ = ["Plan", "ReadTransfer", "describe_options", "plan_transfer"]
+
+log = logging.getLogger(__name__)
+
+RECEIVE_SIZE = 2048  # what a transfer socket reads: ACKs are 4 bytes, ERRORs short
+_PACK = codec.DATA_HEADER.pack
+_ACK, _ERROR = codec.Opcode.ACK, codec.Opcode.ERROR
+
+
+def describe_options(options: tuple[tuple[str, str], ...]) -> str:
+    return " ".join(f"{k}={v}" for k, v in options)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one accepted RRQ gets: the bytes, the parameters and the first packet."""
+
+    data: bytes  # what is sent: netascii-converted and truncated as asked
+    negotiated: Negotiated
+    oack: bytes | None  # the OACK to send first (may be a faulty one); None: DATA 1 first
+    refuse: bool = False  # a fault: ERROR 8 instead of the OACK
+    fault: str = ""  # the OACK fault applied, for the event
+
+
+def plan_transfer(request: ReadRequest, content: bytes, faults: TftpFaults, max_blksize: int,
+                  max_windowsize: int) -> Plan:
+    """Negotiate ``request`` for ``content`` and apply the TFTP faults (pure)."""
+    data = codec.to_netascii(content) if request.mode == "netascii" else content
+    size = len(data)  # tsize is the size on the wire, netascii included (RFC 2349)
+    if faults.truncate is not None:  # the announced tsize stays the real one
+        data = data[:max(faults.truncate, 0)]
+    negotiated = codec.negotiate(request.options, size if faults.tsize is None else faults.tsize,
+                                 max_blksize, max_windowsize)
+    oack: tuple[tuple[str, str], ...] = negotiated.oack
+    mode = faults.oack.mode if faults.oack is not None else None
+    if mode is OackMode.IGNORE:  # an RFC 1350 server: DATA 1 of 512 bytes, window 1
+        return Plan(data, Negotiated(), None, fault=mode.value)
+    if mode is OackMode.REFUSE and request.options:
+        return Plan(data, negotiated, None, refuse=True, fault=mode.value)
+    if mode is OackMode.ADD_OPTION and faults.oack is not None:
+        name, value = faults.oack.option
+        oack = (*((n, v) for n, v in oack if n != name), (name, value))
+        return Plan(data, negotiated, codec.encode(OptionAck(oack)), fault=mode.value)
+    if mode is OackMode.CORRUPT and request.options:
+        # A name without its value at the end: not a list of NUL-terminated pairs.
+        flat = [part for pair in oack for part in pair] + [request.options[0][0]]
+        malformed = codec.Opcode.OACK.to_bytes(2, "big") + b"".join(
+            part.encode("latin-1") + b"\x00" for part in flat)
+        return Plan(data, negotiated, malformed, fault=mode.value)
+    return Plan(data, negotiated, codec.encode(OptionAck(oack)) if oack else None)
+
+
+Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
+
+
+@dataclass(frozen=True)
+class Local:
+    """The address a request was sent to, which every answer must come from."""
+
+    family: socket.AddressFamily
+    host: str
+    ifindex: int = 0
+
+    def bind_address(self, port: int = 0) -> Address:
+        if self.family == socket.AF_INET:
+            return (self.host, port)
+        scope = self.ifindex if ipaddress.IPv6Address(self.host).is_link_local else 0
+        return (self.host, port, 0, scope)
+
+
+class TransferSettings(Protocol):
+    """The server settings a transfer reads (:class:`~pxelab.server.tftp.server.TftpSettings`)."""
+
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def max_timeout(self) -> float | None: ...
+
+
+class TransferHost(Protocol):
+    """What a :class:`ReadTransfer` uses of the server that started it, and no more.
+
+    :class:`~pxelab.server.tftp.server.TftpServer` is one; a transfer does not
+    import it, so the server and its transfers do not import each other.
+    """
+
+    @property
+    def events(self) -> EventLog: ...
+    @property
+    def settings(self) -> TransferSettings: ...
+    @property
+    def faults(self) -> FaultInjector: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
+    @property
+    def with_strangers(self) -> set[ReadTransfer]: ...
+
+    def open_transfer_sockets(self, local: Local,
+                              peer: Address) -> tuple[socket.socket, socket.socket]: ...
+
+    def forget(self, transfer: ReadTransfer) -> None: ...
+
+
+class ReadTransfer:
+    """One RRQ being served from its own socket (its TID) by its own thread.
+
+    :meth:`start` opens the socket and starts the thread; :meth:`finish` may be
+    called from any thread and wakes the transfer's thread if it waits.
+    """
+
+    def __init__(self, server: TransferHost, request: ReadRequest, peer: Address,
+                 local: Local) -> None:
+        self.server = server
+        self.events = server.events
+        self.request = request
+        self.peer = peer
+        self.local = local
+        self.client = str(peer[0])
+        self.heard = False  # a valid ACK came from the client: no longer a fresh request
+        self.finished = False
+        self.sock: socket.socket | None = None  # connected to the client
+        self.strangers: socket.socket | None = None  # same port, everyone else
+        self.thread: threading.Thread | None = None
+        self.tid = 0  # our port for this transfer
+        self.size = 0
+        self.blksize = 512
+        self.window = 1
+        self.total_blocks = 1
+        self.acked = 0  # absolute block numbers; -1: not even the OACK is acknowledged
+        self.sent = 0  # the highest block sent
+        self.retries = 0
+        self.retransmits = 0
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._oack: bytes | None = None
+        self._view = memoryview(b"")
+        self._faulty = bool(server.faults)
+        self._timeout = server.settings.timeout
+        self._interval = self._timeout
+        self._max_interval = self._timeout
+        self._stalled = 0.0  # since when packets came without progress; 0: not now
+
+    # -- start and end -----------------------------------------------------------------------
+
+    def start(self, plan: Plan) -> None:
+        """Open the transfer's socket and serve ``plan`` from a thread."""
+        try:
+            sock, self.strangers = self.server.open_transfer_sockets(self.local, self.peer)
+        except OSError as exc:
+            self.finish("error", f"cannot open a socket on {self.local.host}: {exc}")
+            return
+        self.prepare(plan, sock)
+        loop = self.server.loop
+        if loop is not None:
+            loop.add_reader(self.strangers.fileno(), self._on_stranger)
+            self.server.with_strangers.add(self)
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"tftp {self.client}:{self.peer[1]}")
+        self.thread.start()
+
+    def prepare(self, plan: Plan, sock: socket.socket) -> None:
+        """Take ``plan`` and ``sock`` (connected to the client); nothing is sent yet."""
+        self.sock = sock
+        sock.setblocking(True)
+        self.tid = sock.getsockname()[1]
+        negotiated = plan.negotiated
+        self._view = memoryview(plan.data)
+        self.size = len(plan.data)
+        self.blksize, self.window = negotiated.blksize, negotiated.windowsize
+        self.total_blocks = self.size // self.blksize + 1  # a short (maybe empty) block ends it
+        self._oack = plan.oack
+        # The OACK counts as block 0: nothing is acknowledged until its ACK 0.
+        self.acked = -1 if plan.oack is not None else 0
+        self._timeout = negotiated.timeout or self.server.settings.timeout
+        cap = self.server.settings.max_timeout
+        self._max_interval = max(self._timeout, cap if cap is not None else 4 * self._timeout)
+        self._set_interval(self._timeout)
+        self._started = time.monotonic()
+        if plan.oack is not None:
+            details: dict[str, Any] = {"file": self.request.filename,
+                                       "options": dict(negotiated.oack),
+                                       "requested": dict(self.request.options)}
+            if plan.fault:
+                details["fault"] = plan.fault
+                details["sent"] = plan.oack.hex()
+            self.events.emit("tftp", "oack", client=self.client, request=self.request.filename,
+                             answer=describe_options(negotiated.oack), details=details,
+                             reason=f"fault: OACK {plan.fault}" if plan.fault else "")
+
+    def finish(self, kind: str | None, reason: str) -> None:
+        """End the transfer and report it as ``kind`` (None: the caller reports)."""
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+            if self.sock is not None and not self._closed and (
+                    threading.current_thread() is not self.thread):
+                # Wakes our thread from recv_into.
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+        self.server.forget(self)
+        if kind is None:
+            return
+        seconds = time.monotonic() - self._started
+        blocks = max(self.acked, 0)
+        delivered = min(blocks * self.blksize, self.size)
+        details = {"file": self.request.filename, "bytes": delivered, "size": self.size,
+                   "blocks": blocks, "seconds": round(seconds, 6),
+                   "retransmits": self.retransmits, "blksize": self.blksize,
+                   "windowsize": self.window, "mode": self.request.mode,
+                   "port": self.peer[1], "local": self.local.host, "tid": self.tid}
+        answer = f"{delivered} bytes in {blocks} blocks, {seconds:.3f}s"
+        self.events.emit("tftp", kind, client=self.client, request=self.request.filename,
+                         answer=answer, reason=reason, details=details)
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        assert self.sock is not None
+        try:
+            self.send_first()
+            self._receive()
+        except Exception as exc:  # a bug: report it, never leave a silent thread behind
+            log.exception("TFTP transfer of %s to %s failed", self.request.filename, self.peer)
+            self.finish("error", f"internal error: {exc!r}")
+        finally:
+            self.finish(None, "")
+            with self._lock:  # not while finish() in another thread wakes us through it
+                self._closed = True
+                self.sock.close()
+            loop = self.server.loop
+            with contextlib.suppress(RuntimeError):  # the loop is closed: close() did it
+                if loop is not None:
+                    loop.call_soon_threadsafe(self.close_strangers)
+
+    def close_strangers(self) -> None:
+        """Close the second socket (in the event loop's thread, which reads it)."""
+        strangers, self.strangers = self.strangers, None
+        self.server.with_strangers.discard(self)
+        if strangers is None:
+            return
+        loop = self.server.loop
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(strangers.fileno())
+        strangers.close()
+
+    def send_first(self) -> None:
+        if self._oack is not None:
+            self._send_oack()
+        else:
+            self._send_window(1)
+
+    def _receive(self) -> None:
+        assert self.sock is not None
+        recv_into, on_ack, ack = self.sock.recv_into, self.on_ack, _ACK
+        buffer = bytearray(RECEIVE_SIZE)
+        while not self.finished:
+            try:
+                count = recv_into(buffer)
+            except BlockingIOError:  # SO_RCVTIMEO: nothing at all for one interval
+                self.on_timeout()
+                continue
+            except InterruptedError:
+                continue
+            except ConnectionRefusedError:
+                self.finish("error", "the client's port is closed (ICMP port unreachable): "
+                                     "it gave up or restarted")
+                return
+            except OSError as exc:
+                self.finish("error", f"socket error: {exc}")
+                return
+            if count == 4 and buffer[1] == ack and buffer[0] == 0:  # the hot path
+                if on_ack(buffer[2] << 8 | buffer[3]):
+                    continue
+            elif self.finished:  # woken by finish() from another thread
+                return
+            else:
+                self._on_other(bytes(buffer[:count]))
+            self._check_stall()
+
+    def _check_stall(self) -> None:
+        """Packets keep coming but none moves the transfer on: time out all the same.
+
+        SO_RCVTIMEO restarts with every packet, so it cannot see this. The clock starts
+        at the first such packet; progress stops it (for free on the hot path).
+        """
+        now = time.monotonic()
+        if not self._stalled:
+            self._stalled = now
+        elif now - self._stalled >= self._interval:
+            self._stalled = 0.0
+            self.on_timeout()
+
+    def _on_stranger(self) -> None:
+        # RFC 1350 section 4: a packet from another TID gets ERROR 5; the transfer goes on.
+        # In the event loop's thread.
+        if self.strangers is None:
+            return
+        try:
+            data, addr = self.strangers.recvfrom(RECEIVE_SIZE)
+        except OSError:  # nothing after all, or an ICMP error for an ERROR 5 we sent
+            return
+        if len(data) >= 2 and data[1] == _ERROR and data[0] == 0:
+            return  # never answer an ERROR with an ERROR
+        try:
+            self.strangers.sendto(
+                codec.encode(Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID")), addr)
+        except OSError as exc:
+            log.debug("ERROR 5 to %s not sent: %s", addr, exc)
+        self.events.emit("tftp", "unknown_tid", client=str(addr[0]), answer="ERROR 5",
+                         request=self.request.filename,
+                         reason=f"packet from port {addr[1]} to the transfer of "
+                                f"{self.request.filename} for {self.client}:{self.peer[1]}",
+                         details={"file": self.request.filename, "port": addr[1],
+                                  "tid": self.tid, "code": 5})
+
+    def _on_other(self, data: bytes) -> None:
+        try:
+            packet = codec.decode(data)
+        except TftpDecodeError as exc:
+            self.events.emit("tftp", "drop", client=self.client, request=self.request.filename,
+                             reason=f"malformed: {exc}", details={"file": self.request.filename})
+            return
+        if isinstance(packet, Ack):
+            self.on_ack(packet.block)
+        elif isinstance(packet, Error):
+            self._on_client_error(packet)
+        else:
+            self.events.emit("tftp", "drop", client=self.client, request=self.request.filename,
+                             reason=f"{type(packet).__name__} during a read transfer",
+                             details={"file": self.request.filename})
+
+    def on_ack(self, block: int) -> bool:
+        """Count an ACK of ``block`` (16 bits); True if it moved the transfer on."""
+        acked = self.acked
+        ahead = (block - acked) & 0xFFFF  # block numbers roll over at 65536
+        if ahead == 0 or acked + ahead > self.sent:
+            return False  # a duplicate or stray ACK: never resend on it (Sorcerer's Apprentice)
+        self.acked = acked = acked + ahead
+        self.heard = True
+        if self.retries:
+            self.retries = 0
+            self._set_interval(self._timeout)
+        if acked >= self.total_blocks:
+            self.finish("sent", "")
+            return True
+        # RFC 7440: the next window starts after the acknowledged block; an ACK inside the
+        # window means the rest was lost, so it is sent again.
+        self._send_window(acked + 1)
+        self._stalled = 0.0
+        return True
+
+    def _on_client_error(self, error: Error) -> None:
+        probe = error.code == ErrorCode.OPTION_REFUSED and self.acked < 0
+        reason = (f"size probe: client sent ERROR 8 {error.message!r} after the OACK"
+                  if probe else
+                  f"client sent ERROR {error.code} {error.message!r} "
+                  f"after {max(self.acked, 0)} blocks")
+        self.finish("aborted", reason)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _send_oack(self) -> None:
+        assert self._oack is not None
+        if self._faulty and self._faulted("tftp.oack", self._oack):
+            return
+        self._transmit(self._oack)
+
+    def _send_window(self, first: int) -> None:
+        last = min(first + self.window - 1, self.total_blocks)
+        if self._faulty:
+            self._send_blocks_with_faults(first, last)
+            return
+        assert self.sock is not None
+        send, view, size, pack = self.sock.send, self._view, self.blksize, _PACK
+        offset = (first - 1) * size
+        try:
+            if first == last:  # lock-step: no range() per block
+                send(pack(3, first & 0xFFFF) + view[offset:offset + size])
+            else:
+                for block in range(first, last + 1):
+                    send(pack(3, block & 0xFFFF) + view[offset:offset + size])
+                    offset += size
+        except OSError as exc:
+            self.finish("error", f"cannot send DATA: {exc}")
+        self.sent = max(self.sent, last)
+
+    def _send_blocks_with_faults(self, first: int, last: int) -> None:
+        for block in range(first, last + 1):
+            start = (block - 1) * self.blksize
+            packet = codec.encode_data(block, self._view[start:start + self.blksize])
+            if not self._faulted("tftp.data", packet):
+                self._transmit(packet)
+        self.sent = max(self.sent, last)
+
+    def _faulted(self, kind: str, packet: bytes) -> bool:
+        """Apply a drop or delay fault to ``packet``; True if it must not be sent now."""
+        verdict = self.server.faults.packet(kind, self.client, file=self.request.filename)
+        if verdict.delay and self.server.loop is not None:
+            # Sent later from the event loop: this thread goes on with the transfer.
+            self.server.loop.call_soon_threadsafe(self.server.loop.call_later, verdict.delay,
+                                                  self._send_late, packet)
+            return True
+        return verdict.drop
+
+    def _transmit(self, packet: bytes) -> None:
+        assert self.sock is not None
+        try:
+            self.sock.send(packet)
+        except OSError as exc:
+            self.finish("error", f"cannot send: {exc}")
+
+    def _send_late(self, packet: bytes) -> None:
+        if not self.finished:
+            self._transmit(packet)
+
+    # -- retransmission ----------------------------------------------------------------------
+
+    def _set_interval(self, seconds: float) -> None:
+        self._interval = seconds
+        if self.sock is not None:
+            whole = int(seconds)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                 struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+
+    def on_timeout(self) -> None:
+        """No progress for one interval: send again with a doubled wait, or give up."""
+        self._stalled = 0.0
+        self.retries += 1
+        if self.retries > self.server.settings.retries:
+            waiting = "ACK of the OACK" if self.acked < 0 else f"ACK of block {self.acked + 1}"
+            self.finish("error", f"timed out: {self.retries - 1} retransmissions, no {waiting}")
+            return
+        self.retransmits += 1
+        self._set_interval(min(self._interval * 2, self._max_interval))
+        if self.acked < 0:
+            self._send_oack()
+        else:
+            self._send_window(self.acked + 1)
