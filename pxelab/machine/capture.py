@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+DRAIN_TIMEOUT_S = 2.0
 READY_TEXT = b"listening on"
+# Where the kernel shows a process blocked waiting for packets (/proc/PID/wchan).
+_WAITING = ("poll_schedule_timeout", "do_poll", "do_select", "ep_poll")
 
 
 class PacketCapture(Resource):
@@ -90,6 +93,7 @@ class PacketCapture(Resource):
         if process is None:
             return
         if process.poll() is None:
+            _wait_drained(process.pid, DRAIN_TIMEOUT_S)
             process.send_signal(signal.SIGINT)
         try:
             _, err = process.communicate(timeout=STOP_TIMEOUT_S)
@@ -100,3 +104,23 @@ class PacketCapture(Resource):
             _, err = process.communicate()
         summary = " ".join(err.decode(errors="replace").split())
         self.log.info("capture %s stopped (%s)", self.path, summary or "no summary")
+
+
+def _wait_drained(pid: int, timeout: float) -> None:
+    """Wait until tcpdump sleeps waiting for packets, so it has written all it was given.
+
+    tcpdump leaves on SIGINT after the batch it is handling: frames still in its
+    socket's ring are lost. Under load it may not have run since the last frames
+    came, so stopping it at once can leave the pcap without them.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+        except (OSError, IndexError):
+            return  # gone, or no /proc: nothing to wait for
+        if state == "S" and wchan.startswith(_WAITING):
+            return
+        time.sleep(0.005)
+    log.debug("tcpdump pid %d still busy after %.1fs; stopping it anyway", pid, timeout)
