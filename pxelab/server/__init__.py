@@ -3,7 +3,8 @@
 - ``bootserver``: one thread, one asyncio loop, every protocol; ``udp`` the endpoint
   the datagram protocols share;
 - ``dhcp4/``, ``dhcp6/``, ``ra/``, ``tftp/``, ``http/``: one package per protocol,
-  a pure codec beside the code that speaks it;
+  a pure codec beside the code that speaks it; ``allocator``: the address picking
+  the DHCPv4 and DHCPv6 lease pools share;
 - ``match``: who a client is (``ClientInfo``) and which clients a rule or fault is
   for (``Match``);
 - ``policy``: the per-client decisions (``BootPolicy``); ``faults``: the faults the
