@@ -23,6 +23,7 @@ from pxelab.machine.payload.nics import nic_driver, payload_for_nic
 from pxelab.machine.qemu import Firmware, GuestSpec
 from pxelab.scenarios import milestones as ms
 from pxelab.server.faults import Fault
+from pxelab.server.match import url_host
 from pxelab.server.policy import Arch, BootPolicy, Match, Rule, RulePolicy
 
 
@@ -146,7 +147,7 @@ class Scenario:
 
     def files_base(self, ipv4: IPv4Address, ipv6: IPv6Address) -> str:
         """:attr:`files_url` for a lab server at ``ipv4`` and ``ipv6``."""
-        host = str(ipv4) if self.ip is IpVersion.IPV4 else f"[{ipv6}]"
+        host = url_host(str(ipv4 if self.ip is IpVersion.IPV4 else ipv6))
         return self.files_url.format(server=host)
 
     def policy(self) -> BootPolicy:

@@ -48,6 +48,7 @@ from pxelab.server.bootserver import Dhcp4Mode, ServerConfig
 from pxelab.server.config_policy import POLICY_KEYS, build_faults, build_policy
 from pxelab.server.config_reader import Source, Table, did_you_mean, toml_type
 from pxelab.server.faults import Fault
+from pxelab.server.match import url_host
 from pxelab.server.policy import RulePolicy
 
 __all__ = ["InterfaceAddresses", "LabConfig", "interface_addresses", "lab_config",
@@ -109,7 +110,7 @@ class LabConfig:
                          f"(M={int(cfg.ra_managed)} O={int(cfg.ra_other)})")
         else:
             lines.append("router advertisements off")
-        hosts = [str(cfg.ipv4.ip)] + ([f"[{cfg.ipv6.ip}]"] if cfg.ipv6 else [])
+        hosts = [url_host(str(ip)) for ip in (cfg.ipv4.ip, cfg.ipv6.ip if cfg.ipv6 else None) if ip]
         if cfg.tftp:
             lines.append(f"TFTP on port {cfg.tftp_port}: " + ", ".join(
                 f"tftp://{h}/" for h in hosts))
