@@ -158,7 +158,7 @@ class BootRun:
             data_root = dataroot.populate(
                 self.artifacts / "data", self.scenario.loader, payload, cmdline,
                 self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), cache_dir=self.cache_dir)
-            dataroot.apply_faults(data_root, self.scenario.faults, events)
+            dataroot.apply_file_faults(data_root, self.scenario.faults, events)
             stack.enter_context(nfs)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones
