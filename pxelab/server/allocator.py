@@ -15,15 +15,24 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Container, Hashable, Iterable, MutableMapping
+from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["AddressAllocator", "Held"]
+__all__ = ["AddressAllocator", "Held", "LeaseState"]
 
 A = TypeVar("A", IPv4Address, IPv6Address)
 A_co = TypeVar("A_co", IPv4Address, IPv6Address, covariant=True)
 K = TypeVar("K", bound=Hashable)
 L = TypeVar("L", bound="Held[Any]")
+
+
+class LeaseState(StrEnum):
+    """Where a lease of either pool stands."""
+
+    OFFERED = "offered"  # offered (DHCPv4) or advertised (DHCPv6), held for offer_seconds
+    BOUND = "bound"
+    FREE = "free"  # released or expired; the address is still remembered for its owner
 
 
 class Held(Protocol[A_co]):

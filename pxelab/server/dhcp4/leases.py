@@ -13,20 +13,13 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from ipaddress import IPv4Address
 
-from pxelab.server.allocator import AddressAllocator
+from pxelab.server.allocator import AddressAllocator, LeaseState
 
 __all__ = ["FOREVER", "Lease", "LeasePool", "LeaseState"]
 
 FOREVER = math.inf  # lease seconds of a BOOTP binding
-
-
-class LeaseState(StrEnum):
-    OFFERED = "offered"
-    BOUND = "bound"
-    FREE = "free"  # released or expired; the address is still remembered for this MAC
 
 
 @dataclass(frozen=True)

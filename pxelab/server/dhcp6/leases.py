@@ -14,20 +14,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from ipaddress import IPv6Address
 
-from pxelab.server.allocator import AddressAllocator
+from pxelab.server.allocator import AddressAllocator, LeaseState
 
 __all__ = ["Binding", "Lease6Pool", "LeaseState"]
 
 Key = tuple[bytes, int]  # (DUID bytes, IAID)
-
-
-class LeaseState(StrEnum):
-    OFFERED = "offered"  # advertised, held for offer_seconds
-    BOUND = "bound"
-    FREE = "free"  # released or expired; the address is still remembered for this IA
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from ipaddress import IPv6Address
 from typing import Any, cast
 
 from pxelab.core.events import EventLog
@@ -238,29 +239,12 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
     # -- one method per message type -------------------------------------------------------------
 
     def on_solicit(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
-        self._received("solicit", msg, peer, client)
-        client = self._with_candidate(msg, client)
-        decision = self._decide(msg, peer, client)
-        if decision is None:
-            return
         rapid = msg.has(OptionCode.RAPID_COMMIT) and self.settings.rapid_commit
-        ias = self._assign(msg, client, commit=rapid)
-        reply_type = MessageType.REPLY if rapid else MessageType.ADVERTISE
-        reply = build_reply(msg, reply_type, self.duid, self.settings, ias=ias,
-                            decision=decision, client=client, rapid_commit=rapid)
-        why = decision.reason + (" (rapid commit)" if rapid else "")
-        self._send(msg, reply, peer, client, why)
+        self._answer_with_addresses("solicit", msg, peer, client, commit=rapid,
+                                    rapid_commit=rapid)
 
     def on_request(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
-        self._received("request", msg, peer, client)
-        client = self._with_candidate(msg, client)
-        decision = self._decide(msg, peer, client)
-        if decision is None:
-            return
-        ias = self._assign(msg, client, commit=True)
-        reply = build_reply(msg, MessageType.REPLY, self.duid, self.settings, ias=ias,
-                            decision=decision, client=client)
-        self._send(msg, reply, peer, client, decision.reason)
+        self._answer_with_addresses("request", msg, peer, client, commit=True)
 
     def on_renew(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
         self._extend("renew", msg, peer, client)
@@ -285,33 +269,18 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
 
     def on_release(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
         self._received("release", msg, peer, client)
-        duid = self._duid(msg)
-        unknown: list[IaNa] = []
-        released: list[str] = []
-        for ia in msg.all(IaNa):
-            missing = [a for a in ia.addresses
-                       if not self.leases.release(duid, ia.iaid, a.address)]
-            released += [str(a.address) for a in ia.addresses if a not in missing]
-            if missing or not ia.addresses:
-                unknown.append(failed_ia(ia.iaid, Status.NO_BINDING, "no such binding"))
+        released, unknown = self._give_back(msg, self.leases.release)
         # RFC 8415 18.3.7: Success at the top whatever happened; NoBinding per unknown IA.
         reply = build_reply(msg, MessageType.REPLY, self.duid, self.settings,
-                            ias=tuple(unknown), status=StatusCode(Status.SUCCESS, "released"))
+                            ias=unknown, status=StatusCode(Status.SUCCESS, "released"))
         reason = (f"released {', '.join(released)}" if released else "nothing to release")
         self._send(msg, reply, peer, client, reason, released=released)
 
     def on_decline(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
         self._received("decline", msg, peer, client)
-        duid = self._duid(msg)
-        unknown: list[IaNa] = []
-        declined: list[str] = []
-        for ia in msg.all(IaNa):
-            held = [a for a in ia.addresses if self.leases.decline(duid, ia.iaid, a.address)]
-            declined += [str(a.address) for a in held]
-            if len(held) < len(ia.addresses) or not ia.addresses:
-                unknown.append(failed_ia(ia.iaid, Status.NO_BINDING, "no such binding"))
+        declined, unknown = self._give_back(msg, self.leases.decline)
         reply = build_reply(msg, MessageType.REPLY, self.duid, self.settings,
-                            ias=tuple(unknown), status=StatusCode(Status.SUCCESS, "declined"))
+                            ias=unknown, status=StatusCode(Status.SUCCESS, "declined"))
         self._send(msg, reply, peer, client,
                    f"client reports {', '.join(declined) or 'nothing'} in use; excluded",
                    declined=declined)
@@ -332,6 +301,36 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         duid = msg.client_duid
         assert duid is not None, "validate() lets no address message through without one"
         return duid.raw
+
+    def _answer_with_addresses(self, kind: str, msg: Dhcp6Message, peer: Peer,
+                               client: ClientInfo, *, commit: bool,
+                               rapid_commit: bool = False) -> None:
+        """Advertise addresses (Solicit) or bind them (Request, Rapid Commit) and reply."""
+        self._received(kind, msg, peer, client)
+        client = self._with_candidate(msg, client)
+        decision = self._decide(msg, peer, client)
+        if decision is None:
+            return
+        ias = self._assign(msg, client, commit=commit)
+        reply_type = MessageType.REPLY if commit else MessageType.ADVERTISE
+        reply = build_reply(msg, reply_type, self.duid, self.settings, ias=ias,
+                            decision=decision, client=client, rapid_commit=rapid_commit)
+        why = decision.reason + (" (rapid commit)" if rapid_commit else "")
+        self._send(msg, reply, peer, client, why)
+
+    def _give_back(self, msg: Dhcp6Message, give: Callable[[bytes, int, IPv6Address], bool],
+                   ) -> tuple[list[str], tuple[IaNa, ...]]:
+        """Each address of ``msg``'s IA_NAs handed to ``give`` (release or decline): the
+        addresses it took, and a NoBinding IA_NA for each IA that held not all of its own."""
+        duid = self._duid(msg)
+        taken: list[str] = []
+        unknown: list[IaNa] = []
+        for ia in msg.all(IaNa):
+            held = [a for a in ia.addresses if give(duid, ia.iaid, a.address)]
+            taken += [str(a.address) for a in held]
+            if len(held) < len(ia.addresses) or not ia.addresses:
+                unknown.append(failed_ia(ia.iaid, Status.NO_BINDING, "no such binding"))
+        return taken, tuple(unknown)
 
     def _with_candidate(self, msg: Dhcp6Message, client: ClientInfo) -> ClientInfo:
         """``client`` with the address its first IA would get, for {ip} in boot templates."""
