@@ -92,7 +92,6 @@ class AddressAllocator(Generic[A, K, L]):
             number = int(old.address)
             if self._first_number <= number < self._cursor:
                 heapq.heappush(self._returned, number)  # as good as never used
-        self.held[key] = lease
         self.owner[address] = key
         self.remember(key, lease)
 
