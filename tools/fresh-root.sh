@@ -180,29 +180,12 @@ carry_host_settings() {
         mkdir -p "$root$(dirname "$file")"
         cp -a "$file" "$root$(dirname "$file")/"
     done
-    bind_pip_locations
     # Outside /etc/ssl: installing ca-certificates in the root rewrites that bundle.
     ca=$(host_ca_bundle || true)
     if [ -n "$ca" ]; then
         mkdir -p "$root/usr/local/share/pxelab-host"
         cp -L "$ca" "$root/usr/local/share/pxelab-host/ca-bundle.crt"
     fi
-}
-
-# Local package directories the host's pip settings name (find-links, file:// indexes),
-# mounted read-only at the same paths, so pip in the root sees what pip on the host sees.
-bind_pip_locations() {
-    local dir
-    for dir in $( (cat /etc/pip.conf /etc/xdg/pip/pip.conf "$HOME/.config/pip/pip.conf" \
-                       "$HOME/.pip/pip.conf" 2>/dev/null; compgen -v PIP_ | while read -r v; do
-                       echo "${!v}"; done) | grep -oE '(file://)?/[^[:space:]"]+' \
-                  | sed 's|^file://||; s|/*$||' | sort -u); do
-        case "$dir" in /|/etc*|/usr*|/proc*|/sys*|/dev*|/run*|"$root"*) continue ;; esac
-        [ -d "$dir" ] || continue
-        mkdir -p "$root$dir"
-        mount --bind "$dir" "$root$dir"
-        mount -o remount,bind,ro "$root$dir"
-    done
 }
 
 # The environment of the job: a login-like root shell plus the host's pip settings.
