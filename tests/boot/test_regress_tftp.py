@@ -40,7 +40,7 @@ def test_ldlinux_missing(boot_scenario: Any) -> None:
     assert timeline.seconds("bootloader") is not None, "PXELINUX started"
     assert "Failed to load ldlinux.c32" in timeline.console_tail
     assert tftp(result, "sent", "pxelinux.0")
-    missing = [e.details["file"] for e in tftp(result, "not_found")]
+    missing = [e.file for e in tftp(result, "not_found")]
     assert missing and missing[0] == "ldlinux.c32", missing
     assert [e.reason for e in injected(result)] == ["remove ldlinux.c32 from the data root"]
     _FIXED.boot(boot_scenario, entry)

@@ -164,7 +164,7 @@ def test_busybox_udhcpc_gets_a_lease(lab: Lab, server: BootServer, events: Event
     assert f"obtained from {SERVER4}" in result.stderr
     ack = events.wait_for(lambda e: e.source == "dhcp4" and e.kind == "ack"
                           and (e.details.get("vendor_class") or "").startswith("udhcp"), 5, "ack")
-    assert ack.details["arch"] == 7 and ack.details["file"] == "bootx64.efi"
+    assert ack.details["arch"] == 7 and ack.file == "bootx64.efi"
 
 
 # -- TFTP ------------------------------------------------------------------------------------

@@ -311,7 +311,7 @@ def test_template_rendered_for_the_leased_client(lab: Lab, server: BootServer, l
     assert "{{" not in out
     seen = events.wait_for(event("http", "get", path="/script.ipxe", client=leased), 5,
                            "rendered get")
-    assert seen.details["template"] == "script.ipxe.tmpl" and seen.details["mac"] == LEASED_MAC
+    assert seen.details["template"] == "script.ipxe.tmpl" and seen.mac == LEASED_MAC
     code, head, _ = curl(lab, "--interface", leased, "-I", f"http://{SERVER4}/script.ipxe")
     assert f"Content-Length: {len(out.encode())}\n" in head
     code, part, _ = curl(lab, "--interface", leased, "-r", "0-5",
