@@ -26,7 +26,7 @@ _FIXED = FixedBoots()
 
 def tftp(result: BootResult, kind: str, file: str | None = None) -> list[Event]:
     return [e for e in result.events if e.source == "tftp" and e.kind == kind
-            and (file is None or e.details.get("file", "").lstrip("/") == file)]
+            and (file is None or e.file.lstrip("/") == file)]
 
 
 def injected(result: BootResult) -> list[Event]:
@@ -71,7 +71,7 @@ def test_ldlinux_rrq_dropped(boot_scenario: Any) -> None:
     dropped = [e for e in injected(result) if e.request.startswith("tftp.rrq")]
     assert len(dropped) >= 3 and all("ldlinux.c32" in e.request for e in dropped)
     assert not [e for e in result.events if e.source == "tftp"
-                and "ldlinux.c32" in e.details.get("file", "")]
+                and "ldlinux.c32" in e.file]
     _FIXED.boot(boot_scenario, entry)
 
 
