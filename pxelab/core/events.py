@@ -27,9 +27,22 @@ class Event:
     """One thing the boot server decided or did.
 
     ``source`` is the protocol ("dhcp4", "tftp", "http", ...), ``kind`` a short
-    verb ("offer", "ack", "rrq", "sent", "drop", ...), ``client`` the MAC or
-    address of the peer, ``request`` what it asked, ``answer`` what it got and
-    ``reason`` why.
+    verb ("offer", "ack", "rrq", "sent", "drop", ...), ``client`` who spoke as
+    the protocol knows it (DHCPv4: the MAC; DHCPv6: the MAC, else the address;
+    TFTP, HTTP, RA: the address), ``request`` what it asked, ``answer`` what it
+    got and ``reason`` why.
+
+    Two facts every protocol shares are fields, in the same place for every
+    source, so that nobody reading events needs to know which protocol put
+    them where:
+
+    - ``mac``: the client's MAC ("aa:bb:cc:dd:ee:ff") when the server knows it,
+      else "";
+    - ``file``: the file or URL the event is about: the boot file or boot URL
+      DHCP handed out, the file TFTP or the path HTTP was asked for, the data-root
+      file a fault changed; else "".
+
+    ``details`` holds the rest, per protocol; :data:`FIELD_KEYS` never appear in it.
     """
 
     source: str
@@ -40,20 +53,42 @@ class Event:
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
+    mac: str = ""
+    file: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        """An event as :meth:`to_json` wrote it, or as files written before ``mac``
+        and ``file`` were fields wrote it (they are taken from where those put them)."""
+        if "mac" in data or "file" in data:
+            return cls(**data)
+        details = dict(data.get("details") or {})
+        legacy = {key: details.pop(key, None) for key in FIELD_KEYS}
+        mac = legacy["mac"] or (data.get("client") if data.get("source") == "dhcp4" else "")
+        file = legacy["file"] or legacy["path"] or legacy["boot_url"]
+        return cls(**(data | {"details": details, "mac": str(mac or ""),
+                              "file": str(file or "")}))
 
     def to_json(self) -> str:
         # The same text as json.dumps(asdict(self), ...) without asdict's deep copy.
         return json.dumps({
             "source": self.source, "kind": self.kind, "client": self.client,
             "request": self.request, "answer": self.answer, "reason": self.reason,
-            "details": self.details, "time": self.time}, sort_keys=True, default=_jsonable)
+            "details": self.details, "time": self.time, "mac": self.mac, "file": self.file},
+            sort_keys=True, default=_jsonable)
 
     def summary(self) -> str:
         parts = [f"{self.source}.{self.kind}"]
         parts += [f"{k}={v}" for k, v in (
-            ("client", self.client), ("request", self.request),
+            ("client", self.client), ("mac", self.mac if self.mac != self.client else ""),
+            ("file", self.file if self.file not in self.request else ""), ("request", self.request),
             ("answer", self.answer), ("reason", self.reason)) if v]
         return " ".join(parts)
+
+
+# Keys never in details: the facts that are fields (mac, file), and the names the
+# file had before it was one (HTTP's "path", DHCPv6's "boot_url").
+FIELD_KEYS = ("mac", "file", "path", "boot_url")
 
 
 def _jsonable(value: Any) -> Any:

@@ -110,8 +110,8 @@ def apply_file_faults(root: Path, faults: Iterable[Fault], events: EventLog | No
         log.info("data root %s: %s", root, fault.describe())
         if events is not None:
             events.emit("fault", "injected", request=f"data root {fault.path}",
-                        reason=fault.describe(), details={"fault": type(fault).__name__,
-                                                          "path": fault.path})
+                        file=fault.path, reason=fault.describe(),
+                        details={"fault": type(fault).__name__})
 
 
 def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append: str,

@@ -93,13 +93,13 @@ class ClientDirectory:
 
     def _learn_dhcp4(self, event: Event) -> None:
         details = event.details
-        self._record(details.get("yiaddr"), _mac(event.client), "dhcp4", details)
+        self._record(details.get("yiaddr"), _mac(event.mac), "dhcp4", details)
 
     def _learn_dhcp6(self, event: Event) -> None:
         details = event.details
         if details.get("in_reply_to") in ("release", "decline"):
             return  # the reply confirms an address given back, not one handed out
-        mac = _mac(details.get("mac")) or _mac(event.client)
+        mac = _mac(event.mac)
         # "addresses" lists every leased address; "address" alone is the first (or asked) one
         leased = details["addresses"] if "addresses" in details else details.get("address")
         for address in _addresses(leased):
@@ -122,7 +122,7 @@ class ClientDirectory:
         log.debug("client %s is %s (%s, arch %s)", canonical, mac, protocol, record.arch)
 
     def _forget(self, event: Event) -> None:
-        mac = _mac(event.details.get("mac")) or _mac(event.client)
+        mac = _mac(event.mac)
         for address in _addresses(event.details.get("address")):
             canonical = _canonical(address)
             with self._lock:

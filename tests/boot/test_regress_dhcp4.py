@@ -133,10 +133,10 @@ def test_ipxe_without_its_own_rule_loads_itself_again(boot_scenario: BootFactory
     assert "iPXE started again" in (result.timeline.failure or "")
     ipxe = [e for e in guest_events(result, scenario, "ack")
             if "iPXE" in e.details["user_classes"]]
-    assert ipxe and ipxe[0].details["file"].endswith("/snponly.efi")
+    assert ipxe and ipxe[0].file.endswith("/snponly.efi")
     assert ipxe[0].details["arch"] == 7  # iPXE's EFI build: PXEClient:Arch:00007
     gets = [e for e in result.events if (e.source, e.kind) == ("http", "get")
-            and e.details["path"] == "/snponly.efi" and e.details["status"] == 200]
+            and e.file == "/snponly.efi" and e.details["status"] == 200]
     assert len(gets) == 2, "OVMF fetched iPXE, then iPXE fetched itself"
 
     _FIXED.boot(boot_scenario, entry)

@@ -60,7 +60,7 @@ def test_dhcp6_release_unanswered(boot_scenario: Any) -> None:
     # The Release comes after the NBP download (the firmware is silent until it times out).
     nbp = find_case(entry.scenario).loader.nbp
     downloaded = [e for e in result.events if e.source == "http" and e.kind == "get"
-                  and e.details.get("path", "").endswith(nbp)
+                  and e.file.endswith(nbp)
                   and e.details.get("status") == 200]
     assert downloaded and dropped[0].time >= downloaded[-1].time
     assert not any(e.source == "dhcp6" and e.kind == "reply"

@@ -26,7 +26,7 @@ _FIXED = FixedBoots()
 
 def tftp(result: BootResult, kind: str, file: str | None = None) -> list[Event]:
     return [e for e in result.events if e.source == "tftp" and e.kind == kind
-            and (file is None or e.details.get("file", "").lstrip("/") == file)]
+            and (file is None or e.file.lstrip("/") == file)]
 
 
 def injected(result: BootResult) -> list[Event]:
@@ -40,7 +40,7 @@ def test_ldlinux_missing(boot_scenario: Any) -> None:
     assert timeline.seconds("bootloader") is not None, "PXELINUX started"
     assert "Failed to load ldlinux.c32" in timeline.console_tail
     assert tftp(result, "sent", "pxelinux.0")
-    missing = [e.details["file"] for e in tftp(result, "not_found")]
+    missing = [e.file for e in tftp(result, "not_found")]
     assert missing and missing[0] == "ldlinux.c32", missing
     assert [e.reason for e in injected(result)] == ["remove ldlinux.c32 from the data root"]
     _FIXED.boot(boot_scenario, entry)
@@ -71,7 +71,7 @@ def test_ldlinux_rrq_dropped(boot_scenario: Any) -> None:
     dropped = [e for e in injected(result) if e.request.startswith("tftp.rrq")]
     assert len(dropped) >= 3 and all("ldlinux.c32" in e.request for e in dropped)
     assert not [e for e in result.events if e.source == "tftp"
-                and "ldlinux.c32" in e.details.get("file", "")]
+                and "ldlinux.c32" in e.file]
     _FIXED.boot(boot_scenario, entry)
 
 

@@ -48,7 +48,7 @@ def test_boot(boot_scenario, pxelab_scenario: Scenario):
         assert result.nfs_source.startswith("["), "the NFS root is mounted over IPv6"
     sent = {e.request.lstrip("/") for e in result.events
             if e.source == "tftp" and e.kind == "sent"}
-    sent |= {e.details["path"].lstrip("/") for e in result.events
+    sent |= {e.file.lstrip("/") for e in result.events
              if e.source == "http" and e.kind == "get" and e.details.get("status") == 200}
     assert set(scenario.fetched) <= sent
 

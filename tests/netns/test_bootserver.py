@@ -164,7 +164,7 @@ def test_busybox_udhcpc_gets_a_lease(lab: Lab, server: BootServer, events: Event
     assert f"obtained from {SERVER4}" in result.stderr
     ack = events.wait_for(lambda e: e.source == "dhcp4" and e.kind == "ack"
                           and (e.details.get("vendor_class") or "").startswith("udhcp"), 5, "ack")
-    assert ack.details["arch"] == 7 and ack.details["file"] == "bootx64.efi"
+    assert ack.details["arch"] == 7 and ack.file == "bootx64.efi"
 
 
 # -- TFTP ------------------------------------------------------------------------------------
@@ -276,9 +276,9 @@ def test_http_get_head_and_keep_alive(lab: Lab, server: BootServer, data_root: P
         conn.request("GET", "/pxelinux.0")  # same connection: keep-alive
         get = conn.getresponse()
         assert get.status == 200 and get.read() == body
-    got = events.wait_for(event("http", "get", path="/pxelinux.0"), 5, "http.get")
+    got = events.wait_for(event("http", "get", file="/pxelinux.0"), 5, "http.get")
     assert got.details["status"] == 200 and got.details["bytes"] == len(body)
-    events.wait_for(event("http", "head", path="/pxelinux.0"), 5, "http.head")
+    events.wait_for(event("http", "head", file="/pxelinux.0"), 5, "http.head")
 
 
 def test_http_ranges(lab: Lab, server: BootServer, data_root: Path) -> None:
@@ -298,7 +298,7 @@ def test_http_errors(lab: Lab, server: BootServer, events: EventLog) -> None:
     assert http_request(lab, "GET", "/%2e%2e/secret")[0] == 403
     assert http_request(lab, "GET", "/escape")[0] == 403
     assert http_request(lab, "POST", "/pxelinux.0")[0] == 405
-    denied = events.wait_for(event("http", "get", path="/escape"), 5, "http.get /escape")
+    denied = events.wait_for(event("http", "get", file="/escape"), 5, "http.get /escape")
     assert denied.details["status"] == 403
     with thread_in_namespace(lab.client):
         raw = socket.create_connection((SERVER4, 80), timeout=5)

@@ -161,8 +161,8 @@ def test_ovmf_pxe_exchange_and_release(client_factory: Callable[[str], Client6],
     assert not reply.haslayer(DHCP6OptRapidCommit)
     seen = events.wait_for(event("dhcp6", "reply", client=mac, xid=0x600102), 5, "reply")
     assert seen.details["address"] == address and seen.details["iaid"] == 0x1001
-    assert seen.details["arch"] == 7 and seen.details["mac"] == mac
-    assert seen.details["boot_url"] == "tftp://[2001:db8::1]/bootx64.efi"
+    assert seen.details["arch"] == 7 and seen.mac == mac
+    assert seen.file == "tftp://[2001:db8::1]/bootx64.efi"
     assert seen.details["vendor_class"] == "PXEClient:Arch:00007:UNDI:003000"
     assert seen.details["duid"] == bytes(solicit[DHCP6OptClientId].duid).hex()
     # OVMF stalls ~60 s unless its Release is answered

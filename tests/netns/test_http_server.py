@@ -152,7 +152,7 @@ def test_curl_range_head_keepalive_and_416(lab: Lab, server: BootServer, events:
                         "-w", "%{http_code}", url)
     assert out.endswith("416") and f"Content-Range: bytes */{BIG}" in out
     assert "Content-Length: 0\n" in out
-    events.wait_for(event("http", "get", path="/big.bin", status=416), 5, "http.get 416")
+    events.wait_for(event("http", "get", file="/big.bin", status=416), 5, "http.get 416")
 
 
 def test_curl_range_body_is_the_slice(lab: Lab, server: BootServer, tmp_path: Path,
@@ -309,9 +309,9 @@ def test_template_rendered_for_the_leased_client(lab: Lab, server: BootServer, l
     assert "BOOTIF=01-52-54-00-00-0a-01" in out and "hosts/525400000a01.ipxe" in out
     assert "set base http://192.0.2.1\n" in out and "${base}/vmlinuz" in out
     assert "{{" not in out
-    seen = events.wait_for(event("http", "get", path="/script.ipxe", client=leased), 5,
+    seen = events.wait_for(event("http", "get", file="/script.ipxe", client=leased), 5,
                            "rendered get")
-    assert seen.details["template"] == "script.ipxe.tmpl" and seen.details["mac"] == LEASED_MAC
+    assert seen.details["template"] == "script.ipxe.tmpl" and seen.mac == LEASED_MAC
     code, head, _ = curl(lab, "--interface", leased, "-I", f"http://{SERVER4}/script.ipxe")
     assert f"Content-Length: {len(out.encode())}\n" in head
     code, part, _ = curl(lab, "--interface", leased, "-r", "0-5",
@@ -323,13 +323,13 @@ def test_template_for_unknown_client_is_500_naming_the_placeholder(
         lab: Lab, server: BootServer, events: EventLog) -> None:
     response = get(lab, "/script.ipxe")  # from CLIENT4: no lease known
     assert response.status == 500
-    seen = events.wait_for(event("http", "get", path="/script.ipxe", client=CLIENT4,
+    seen = events.wait_for(event("http", "get", file="/script.ipxe", client=CLIENT4,
                                  status=500), 5, "500 for an unknown client")
     assert seen.details["placeholder"] == "hostname"
     assert "no DHCP lease seen" in seen.reason
     bad = get(lab, "/bad.ipxe?mac=52:54:00:00:00:01")
     assert bad.status == 500
-    seen = events.wait_for(event("http", "get", path="/bad.ipxe", status=500), 5, "bad")
+    seen = events.wait_for(event("http", "get", file="/bad.ipxe", status=500), 5, "bad")
     assert seen.details["placeholder"] == "colour" and "{{ colour }}: unknown" in seen.reason
 
 
@@ -380,7 +380,7 @@ def test_fault_truncate(lab: Lab, server: BootServer, events: EventLog) -> None:
                         f"http://{SERVER4}/trunc.bin")
     assert code == 18  # CURLE_PARTIAL_FILE: the transfer ended short of Content-Length
     assert "Content-Length: 5000\n" in out and out.endswith("1000")
-    seen = events.wait_for(event("http", "get", path="/trunc.bin"), 5, "truncated get")
+    seen = events.wait_for(event("http", "get", file="/trunc.bin"), 5, "truncated get")
     assert seen.details["bytes"] == 1000 and "truncated" in seen.reason
     assert not seen.details["keep_alive"]
 

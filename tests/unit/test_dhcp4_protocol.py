@@ -15,7 +15,7 @@ import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from pxelab.core.errors import ConfigError
-from pxelab.core.events import EventLog
+from pxelab.core.events import FIELD_KEYS, EventLog
 from pxelab.server.dhcp4 import codec, pxe
 from pxelab.server.dhcp4.codec import MessageType
 from pxelab.server.dhcp4.leases import FOREVER, LeasePool, LeaseState
@@ -145,7 +145,8 @@ def test_dora_through_protocol() -> None:
     offer_event = events.matching(lambda e: e.kind == "offer")[0]
     assert offer_event.client == "52:54:00:12:34:56"
     assert offer_event.reason == "arch 0 (BIOS) -> pxelinux.0"
-    assert offer_event.details["file"] == "pxelinux.0"
+    assert offer_event.file == "pxelinux.0" and offer_event.mac == "52:54:00:12:34:56"
+    assert all(e.mac == e.client and not set(FIELD_KEYS) & e.details.keys() for e in events)
 
 
 def test_request_for_other_server_is_ignored_and_wrong_address_naked() -> None:
@@ -336,7 +337,7 @@ def test_inform_is_answered_without_a_lease() -> None:
     ack = transport.last()
     assert ack.message_type is MessageType.ACK and ack.get(51) is None
     assert transport.sent[-1][1] == ("192.0.2.50", 68)
-    assert events.matching(lambda e: e.kind == "inform")[0].details["file"] == "pxelinux.0"
+    assert events.matching(lambda e: e.kind == "inform")[0].file == "pxelinux.0"
 
 
 def test_bootp_client_gets_a_permanent_address_and_the_boot_file() -> None:

@@ -36,7 +36,7 @@ from scapy.layers.dhcp6 import (
     DHCP6OptVendorClass,
 )
 
-from pxelab.core.events import EventLog
+from pxelab.core.events import FIELD_KEYS, EventLog
 from pxelab.server.dhcp6 import codec
 from pxelab.server.dhcp6.codec import (
     BootFileParams,
@@ -475,9 +475,11 @@ def test_four_message_exchange_and_release() -> None:
     assert kinds == ["solicit", "advertise", "request", "reply", "release", "reply"]
     sent = events.matching(lambda e: e.kind == "reply")[0]
     assert sent.details["address"] == str(address)
-    assert sent.details["mac"] == "52:54:00:12:34:56" and sent.details["arch"] == 7
+    assert sent.mac == "52:54:00:12:34:56" and sent.details["arch"] == 7
+    assert all(e.mac == "52:54:00:12:34:56" and not set(FIELD_KEYS) & e.details.keys()
+               for e in events)
     assert sent.details["iaid"] == 0x12345678 and sent.details["xid"] == 0x0D0E0F
-    assert sent.details["boot_url"] == "tftp://[2001:db8::1]/bootx64.efi"
+    assert sent.file == "tftp://[2001:db8::1]/bootx64.efi"
     assert sent.details["duid"] == request.client_duid.hex()  # type: ignore[union-attr]
 
 

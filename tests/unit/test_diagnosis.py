@@ -67,8 +67,10 @@ class Boot:
     # -- raw material ----------------------------------------------------------------------
 
     def event(self, at: float, source: str, kind: str, *, client: str = "", request: str = "",
-              answer: str = "", reason: str = "", **details: Any) -> Event:
-        event = Event(source, kind, client, request, answer, reason, details, T0 + at)
+              answer: str = "", reason: str = "", mac: str = "", file: str | None = None,
+              **details: Any) -> Event:
+        event = Event(source, kind, client, request, answer, reason, details, T0 + at,
+                      mac=mac, file=file or "")
         self.events.append(event)
         return event
 
@@ -109,7 +111,7 @@ class Boot:
                         "vendor_class_echo": echo, "options": list(options),
                         "omitted_options": [], "proxy": False,
                         "destination": "255.255.255.255:68"}
-        return self.event(at, "dhcp4", kind, client=mac, request=request, answer=answer,
+        return self.event(at, "dhcp4", kind, client=mac, mac=mac, request=request, answer=answer,
                           reason=reason or f"{label} -> {file}", **(details | extra))
 
     def dhcp4_round(self, at: float, **kw: Any) -> None:
@@ -170,8 +172,8 @@ class Boot:
         reason = "" if status == 200 else f"{path.lstrip('/')!r}: no regular file at {DATA}{path}"
         return self.event(at, "http", method, client=client,
                           request=f"{method.upper()} {path}", answer=f"{status} {sent} bytes",
-                          reason=reason, path=path, status=status, bytes=sent,
-                          size=size if status == 200 else 0, keep_alive=True, mac=None,
+                          reason=reason, file=path, status=status, bytes=sent,
+                          size=size if status == 200 else 0, keep_alive=True,
                           arch=None, seconds=0.01)
 
     # -- DHCPv6 ----------------------------------------------------------------------------
@@ -181,13 +183,13 @@ class Boot:
               vendor_class: str | None = HTTP_CLASS, answered: bool = False,
               user_classes: tuple[str, ...] = ()) -> Event:
         details: dict[str, Any] = {
-            "address": IP6, "arch": 16 if vendor_class else None, "mac": MAC,
+            "address": IP6, "arch": 16 if vendor_class else None, "mac": MAC, "file": None,
             "message_type": message, "vendor_class": vendor_class, "xid": xid,
             "user_classes": list(user_classes), "elapsed_seconds": 0,
             "duid": "0001000131da709f525400123456", "peer": "[fe80::5054:ff:fe12:3456%2]:546"}
         answer = ""
         if answered:
-            details |= {"boot_url": url, "vendor_class_echo": echo, "status": None,
+            details |= {"file": url, "vendor_class_echo": echo, "status": None,
                         "in_reply_to": message, "addresses": [IP6], "rapid_commit": False}
             answer = f"{kind.upper()} {IP6}" + (f" url={url}" if url else "")
         return self.event(at, "dhcp6", kind, client=MAC, request=f"{message.upper()} arch 16",

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from pxelab.core.errors import WaitTimeoutError
-from pxelab.core.events import EventLog
+from pxelab.core.events import Event, EventLog
 from pxelab.server.policy import ClientInfo
 
 pytestmark = pytest.mark.unit
@@ -56,3 +56,22 @@ def test_to_json_is_what_asdict_gave():
         "address": IPv4Address("192.0.2.7"), "client": ClientInfo("52:54:00:00:00:01"),
         "options": (1, 3), "none": None})
     assert event.to_json() == json.dumps(asdict(event), sort_keys=True, default=str)
+
+
+def test_files_from_before_mac_and_file_were_fields_still_load() -> None:
+    # As events.jsonl files written before: the MAC in DHCPv4's client and DHCPv6's
+    # details, the file under three names.
+    v4 = Event.from_dict({"source": "dhcp4", "kind": "offer", "client": "52:54:00:12:34:56",
+                          "details": {"file": "pxelinux.0", "xid": 1}, "time": 1.0})
+    v6 = Event.from_dict({"source": "dhcp6", "kind": "reply", "client": "fe80::1",
+                          "details": {"mac": "52:54:00:12:34:56", "boot_url": "http://x/a.efi"}})
+    web = Event.from_dict({"source": "http", "kind": "get", "details": {"path": "/a.efi"}})
+    assert (v4.mac, v4.file, v4.details) == ("52:54:00:12:34:56", "pxelinux.0", {"xid": 1})
+    assert (v6.mac, v6.file, v6.details) == ("52:54:00:12:34:56", "http://x/a.efi", {})
+    assert (web.mac, web.file, web.details) == ("", "/a.efi", {})
+
+
+def test_mac_and_file_survive_the_json_round_trip() -> None:
+    event = Event("tftp", "sent", client="192.0.2.9", mac="52:54:00:12:34:56",
+                  file="pxelinux.0", details={"bytes": 3})
+    assert Event.from_dict(json.loads(event.to_json())) == event

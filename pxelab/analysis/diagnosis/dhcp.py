@@ -59,9 +59,9 @@ class Offer:
 def offers(evidence: Evidence, *kinds: str) -> list[Offer]:
     """The server's DHCPv4 offers (``kinds`` of events: "offer", "ack"), else the wire's."""
     kinds = kinds or ("offer",)
-    found = [Offer(e, e.client, e.time, str(q.detail(e, "vendor_class", "")),
+    found = [Offer(e, e.mac or e.client, e.time, str(q.detail(e, "vendor_class", "")),
                    str(q.detail(e, "vendor_class_echo", "")),
-                   tuple(q.detail(e, "options", ())), str(q.detail(e, "file", "")),
+                   tuple(q.detail(e, "options", ())), e.file,
                    q.detail(e, "arch"))
              for e in q.events(evidence, "dhcp4", *kinds)]
     if found:
@@ -242,7 +242,7 @@ def _advertises_unused(evidence: Evidence) -> Cause | None:
     if not unused:
         return None
     first = unused[0]
-    url = q.detail(first, "boot_url", "")
+    url = first.file
     return Cause(
         "dhcp.offer_unused", evidence.timeline.failed_stage or "fw_dhcp",
         f"{q.plural(len(unused), 'Advertise')} to {mac} got no DHCPv6 Request: the client "

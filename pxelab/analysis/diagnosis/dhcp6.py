@@ -21,10 +21,10 @@ def advertise_no_vendor_class(evidence: Evidence) -> Cause | None:
     if not bad:
         return None
     first = bad[0]
-    mac = first.client or q.client_mac(evidence)
+    mac = (first.mac if isinstance(first, Event) else first.client) or q.client_mac(evidence)
     if q.requests_after(evidence, mac, first.time, v6=True):
         return None
-    url = (q.detail(first, "boot_url", "") if isinstance(first, Event)
+    url = (first.file if isinstance(first, Event)
            else q.field(first, "boot_url", ""))
     return Cause(
         "dhcp6.advertise_no_vendor_class", evidence.timeline.failed_stage or "fw_dhcp",
@@ -65,7 +65,7 @@ def release_unanswered(evidence: Evidence) -> Cause | None:
     first = unanswered[0]
     if _active_after(evidence, first.time):
         return None  # the client went on: the missing Reply did not stop this boot
-    mac = first.client if isinstance(first, Event) else (first.client or q.client_mac(evidence))
+    mac = first.mac if isinstance(first, Event) else (first.client or q.client_mac(evidence))
     dropped = [e for e in q.after(q.events(evidence, "fault", "injected"), first.time)
                if e.request.startswith("dhcp6.reply")]
     delivery = q.nbp_delivery(evidence)

@@ -104,8 +104,7 @@ def base(name: str) -> str:
 
 def event_file(event: Event) -> str:
     """The data-root file a TFTP or HTTP event is about ("" if none)."""
-    name = event.details.get("file") or event.details.get("path") or ""
-    return file_key(str(name))
+    return file_key(event.file)
 
 
 def delivered(evidence: Evidence) -> list[Event]:
@@ -121,9 +120,8 @@ def boot_files(evidence: Evidence) -> list[tuple[Event, str]]:
     found = []
     for event in events(evidence, "dhcp4", "offer", "ack") + events(
             evidence, "dhcp6", "advertise", "reply"):
-        name = detail(event, "file") or detail(event, "boot_url") or ""
-        if name:
-            found.append((event, file_key(str(name))))
+        if event.file:
+            found.append((event, file_key(event.file)))
     return sorted(found, key=lambda pair: pair[0].time)
 
 
@@ -162,10 +160,9 @@ def searched_directory(evidence: Evidence, event: Event) -> str:
 def client_mac(evidence: Evidence) -> str:
     """The guest's MAC, as DHCP saw it ("" if no DHCP message came)."""
     for event in sorted(evidence.events, key=lambda e: e.time):
-        if event.source in ("dhcp4", "dhcp6"):
-            mac = event.details.get("mac") if event.source == "dhcp6" else event.client
-            if mac and re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", str(mac)):
-                return str(mac)
+        if event.source in ("dhcp4", "dhcp6") and re.fullmatch(
+                r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", event.mac):
+            return event.mac
     return next((p.client for p in evidence.packets if p.client), "")
 
 
@@ -233,7 +230,7 @@ def requests_after(evidence: Evidence, mac: str, since: float, v6: bool = False)
     """REQUESTs (DHCPv6 Requests) ``mac`` sent at or after ``since``: events and wire."""
     source, kind = ("dhcp6", "REQUEST") if v6 else ("dhcp4", "REQUEST")
     seen = [e for e in after(events(evidence, source), since)
-            if message_type(e) == kind and e.client == mac]
+            if message_type(e) == kind and mac in (e.mac, e.client)]
     wire = [p for p in after(packets(evidence, source, "request"), since)
             if not p.client or p.client == mac]
     return max(len(seen), len(wire))

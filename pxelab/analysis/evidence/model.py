@@ -160,7 +160,7 @@ class Evidence:
         return cls(
             facts=BootFacts(**facts), started_wall=float(data["started_wall"]),
             timeline=timeline,
-            events=tuple(Event(**e) for e in data.get("events", ())),
+            events=tuple(Event.from_dict(e) for e in data.get("events", ())),
             packets=tuple(PacketRecord(**p) for p in data.get("packets", ())),
             firmware_log=tuple(LogLine(**line) for line in data.get("firmware_log", ())),
             artifacts=dict(data.get("artifacts", {})))

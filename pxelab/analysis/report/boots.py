@@ -208,7 +208,7 @@ def _evidence_from_timeline(saved: dict[str, Any]) -> Evidence:
     raw = dict(saved["timeline"])
     raw.pop("ok", None)
     timeline = Timeline(**{**raw, "hits": [MilestoneHit(**h) for h in raw.get("hits", ())]})
-    events = tuple(Event(**e) for e in saved.get("events", ()))
+    events = tuple(Event.from_dict(e) for e in saved.get("events", ()))
     props = timeline.properties
     facts = BootFacts(scenario=str(saved.get("scenario", timeline.scenario)),
                       firmware=str(props.get("firmware", "")), mode=str(props.get("mode", "")),

@@ -112,7 +112,8 @@ class ProxyDhcp4Protocol(BaseDhcp4Protocol):
         return decision
 
     def _withheld(self, client: ClientInfo, reason: str) -> None:
-        self.events.emit("dhcp4", "withheld", client=client.mac, request=client.summary(),
+        self.events.emit("dhcp4", "withheld", client=client.mac, mac=client.mac,
+                         request=client.summary(),
                          reason=reason, details=self._client_details(client))
 
 

@@ -177,7 +177,8 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
         if handler is None:
             raw = msg.raw(53) or b"\x00"
             name = f"{mtype.name}" if mtype is not None else f"message type {raw[0]} (unknown)"
-            self._drop(msg.mac, f"{name} is not a message a {self.role} answers", xid=msg.xid)
+            self._drop(msg.mac, f"{name} is not a message a {self.role} answers", mac=msg.mac,
+                       xid=msg.xid)
             return
         client = self.client(msg)
         if not self.ours(msg, client):
@@ -222,18 +223,18 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
             return None
         problem = self._header_problem(msg)
         if problem is not None:
-            self._drop(msg.mac or peer, problem, xid=msg.xid)
+            self._drop(msg.mac or peer, problem, mac=msg.mac, xid=msg.xid)
             return None
         problems = codec.option_problems(msg)
         fatal = [text for code, text in problems if code in _MUST_PARSE]
         if fatal:
-            self._drop(msg.mac, f"bad option: {'; '.join(fatal)}", xid=msg.xid)
+            self._drop(msg.mac, f"bad option: {'; '.join(fatal)}", mac=msg.mac, xid=msg.xid)
             return None
         if problems:
             # Serve the client without the options we cannot read (e.g. a 16-byte option 97).
             bad = {code for code, _ in problems}
             msg = replace(msg, options=tuple(p for p in msg.options if p[0] not in bad))
-            self.events.emit("dhcp4", "bad_option", client=msg.mac, reason=(
+            self.events.emit("dhcp4", "bad_option", client=msg.mac, mac=msg.mac, reason=(
                 f"served without {'; '.join(text for _, text in problems)}"),
                 details={"options": sorted(bad), "xid": msg.xid})
         return msg
@@ -265,7 +266,8 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
         decision = self.policy.decide_dhcp4(client)
         reason = decision.reason if decision.withhold else self.faults.withhold(client)
         if reason is not None:
-            self.events.emit("dhcp4", "withheld", client=client.mac, request=client.summary(),
+            self.events.emit("dhcp4", "withheld", client=client.mac, mac=client.mac,
+                             request=client.summary(),
                              reason=reason, details=self._client_details(client))
             return None
         return decision
@@ -318,10 +320,11 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
             answer += f" next-server={siaddr} file={boot_file}"
         details: dict[str, Any] = self._client_details(out.client) | out.note | {
             "xid": out.request.xid, "yiaddr": yiaddr, "siaddr": siaddr,
-            "file": boot_file, "vendor_class_echo": reply.text(60),
+            "vendor_class_echo": reply.text(60),
             "options": [code for code, _ in reply.options],
             "destination": f"{where[0]}:{where[1]}"}
         self.events.emit("dhcp4", out.kind or out.name.lower(), client=out.client.mac,
+                         mac=out.client.mac, file=boot_file or "",
                          request=out.client.summary(), answer=answer,
                          reason=out.decision.reason, details=details)
         log.debug("%s -> %s: %s (%s)", out.client.mac, where, answer, out.decision.reason)
@@ -332,15 +335,16 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
                 "user_classes": list(client.user_classes), "secs": client.secs,
                 "message_type": client.message_type}
 
-    def _drop(self, client: str, reason: str, **details: Any) -> None:
-        """Bad input: say what was wrong with it."""
+    def _drop(self, client: str, reason: str, mac: str = "", **details: Any) -> None:
+        """Bad input: say what was wrong with it (``mac``: the client's, if the message had one)."""
         request = details.pop("request", "")
-        self.events.emit("dhcp4", "drop", client=client, request=request, reason=reason,
+        self.events.emit("dhcp4", "drop", client=client, mac=mac, request=request, reason=reason,
                          details=details)
 
     def _ignore(self, client: ClientInfo, reason: str) -> None:
         """A good message that is not ours to answer."""
-        self.events.emit("dhcp4", "ignore", client=client.mac, request=client.summary(),
+        self.events.emit("dhcp4", "ignore", client=client.mac, mac=client.mac,
+                         request=client.summary(),
                          reason=reason, details=self._client_details(client))
 
 
@@ -393,7 +397,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
             return
         if requested is None:
             self._drop(client.mac, "REQUEST names no address (no option 50, no ciaddr)",
-                       request=client.summary())
+                       mac=client.mac, request=client.summary())
             return
         if requested not in self.settings.network:
             self._nak(msg, client, f"{requested} is not in {self.settings.network}")
@@ -417,7 +421,8 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
         if not self._for_us(msg, client):
             return
         released = self.leases.release(msg.mac, msg.ciaddr)
-        self.events.emit("dhcp4", "release", client=msg.mac, request=f"RELEASE {msg.ciaddr}",
+        self.events.emit("dhcp4", "release", client=msg.mac, mac=msg.mac,
+                         request=f"RELEASE {msg.ciaddr}",
                          reason="lease freed" if released else "no such lease",
                          details={"address": str(msg.ciaddr), "xid": msg.xid})
 
@@ -426,12 +431,14 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
             return
         address = msg.ipv4(50)
         if address is None:
-            self._drop(msg.mac, "DECLINE names no address (option 50 missing)", xid=msg.xid)
+            self._drop(msg.mac, "DECLINE names no address (option 50 missing)", mac=msg.mac,
+                       xid=msg.xid)
             return
         declined = self.leases.decline(msg.mac, address)
         reason = ("client reports the address in use; excluded from the pool" if declined
                   else f"{address} is not an address this server hands out; nothing to do")
-        self.events.emit("dhcp4", "decline", client=msg.mac, request=f"DECLINE {address}",
+        self.events.emit("dhcp4", "decline", client=msg.mac, mac=msg.mac,
+                         request=f"DECLINE {address}",
                          reason=reason, details={"address": str(address), "xid": msg.xid})
 
     def on_inform(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
@@ -478,7 +485,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
         reason = (f"fixed address {fixed} was declined by a client; no address for "
                   f"{client.mac}" if fixed is not None else
                   f"pool {self.leases.first}-{self.leases.last} is exhausted")
-        self._drop(client.mac, reason, request=client.summary())
+        self._drop(client.mac, reason, mac=client.mac, request=client.summary())
 
     def _nak(self, msg: DhcpMessage, client: ClientInfo, reason: str) -> None:
         reply = build_reply(msg, MessageType.NAK, self.settings, client=client, message=reason)

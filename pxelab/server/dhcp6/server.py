@@ -215,7 +215,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         client = client_info(msg, peer, self.settings)
         who = client.mac or peer.host
         if (problem := validate(msg, self.duid)) is not None:
-            self._drop(who, problem, **self._details(msg, peer, client))
+            self._drop(who, problem, mac=client.mac or "", **self._details(msg, peer, client))
             return
         verdict = self.faults.packet(f"dhcp6.{msg.msg_type.label}", client.mac, client)
         if verdict.drop:
@@ -233,7 +233,8 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
             handler(msg, peer, client)
         except Exception as exc:
             log.exception("delayed DHCPv6 message from %s failed", peer)
-            self.events.emit("dhcp6", "error", client=client.mac, reason=repr(exc),
+            self.events.emit("dhcp6", "error", client=client.mac, mac=client.mac or "",
+                             reason=repr(exc),
                              details={"traceback": traceback.format_exc()})
 
     # -- one method per message type -------------------------------------------------------------
@@ -401,6 +402,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
             details = self._details(msg, peer, client) | {
                 "address": None, "candidate": client.client_address or None}
             self.events.emit("dhcp6", "withheld", client=client.mac or peer.host,
+                             mac=client.mac or "",
                              request=self._summary(msg, peer, client), reason=decision.reason,
                              details=details)
             return None
@@ -432,7 +434,6 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         details = self._details(request, peer, client) | {
             "address": addresses[0] if addresses else None,
             "addresses": addresses,
-            "boot_url": url.url if url else None,
             "vendor_class_echo": echo.data[0].decode("latin-1") if echo and echo.data
             else None,
             "status": status_name(status.status) if status else None,
@@ -442,6 +443,8 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
             "delayed": verdict.delay or None,
         } | extra
         self.events.emit("dhcp6", kind, client=client.mac or peer.host,
+                         mac=client.mac or "",
+                         file=url.url if url else "",
                          request=self._summary(request, peer, client), answer=answer,
                          reason=reason, details=details)
         log.debug("%s -> %s: %s (%s)", client.mac, peer, answer, reason)
@@ -453,6 +456,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
 
     def _received(self, kind: str, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
         self.events.emit("dhcp6", kind, client=client.mac or peer.host,
+                         mac=client.mac or "",
                          request=self._summary(msg, peer, client),
                          details=self._details(msg, peer, client))
 
@@ -475,8 +479,8 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
             memo = self._memo = _About(msg, client.summary(), *_message_details(msg, peer, client))
         return memo
 
-    def _drop(self, client: str, reason: str, **details: Any) -> None:
-        self.events.emit("dhcp6", "drop", client=client, reason=reason, details=details)
+    def _drop(self, client: str, reason: str, mac: str = "", **details: Any) -> None:
+        self.events.emit("dhcp6", "drop", client=client, mac=mac, reason=reason, details=details)
 
 
 @dataclass(frozen=True)
@@ -496,7 +500,6 @@ def _message_details(msg: Dhcp6Message, peer: Peer,
     vendor = msg.get(VendorClass)
     asked = next((_text(a.address) for ia in ias for a in ia.addresses), None)
     return asked, {
-        "mac": client.mac or None,
         "arch": client.arch,
         "vendor_class": client.vendor_class,
         "vendor_enterprise": vendor.enterprise if vendor else None,
@@ -505,7 +508,6 @@ def _message_details(msg: Dhcp6Message, peer: Peer,
         "duid_type": duid.describe() if duid else None,
         "iaid": ias[0].iaid if ias else None,
         "iaids": [ia.iaid for ia in ias],
-        "boot_url": None,
         "xid": msg.xid,
         "message_type": msg.msg_type.label,
         "requested_options": list(msg.requested),

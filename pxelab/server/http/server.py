@@ -145,6 +145,11 @@ class _Peer:
     server_ip: str
     record: ClientRecord | None
 
+    @property
+    def mac(self) -> str:
+        """The client's MAC ("" if unknown): from the client directory or the query."""
+        return self.record.mac or "" if self.record else ""
+
     def info(self) -> ClientInfo:
         record = self.record
         if record is None:
@@ -249,10 +254,10 @@ class HttpServer:
             return False
         verdict = self.faults.packet("http.request", client, peer.info())
         if verdict.drop:
-            self.events.emit("http", "drop", client=client,
+            self.events.emit("http", "drop", client=client, mac=peer.mac,
+                             file=_path_or_target(request),
                              request=f"{request.method} {request.target}",
-                             reason="fault: request dropped, connection closed unanswered",
-                             details={"path": request.target})
+                             reason="fault: request dropped, connection closed unanswered")
             return False
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
@@ -415,18 +420,19 @@ class HttpServer:
             reason, keep = f"client went away: {exc}", False
         except TimeoutError:
             reason, keep = f"client took no data for {self.settings.send_timeout}s", False
-            self.events.emit("http", "timeout", client=peer.address, reason=reason,
+            self.events.emit("http", "timeout", client=peer.address, mac=peer.mac, reason=reason,
                              details={"timeout": self.settings.send_timeout})
         summary = f"{request.method} {request.target}"
         if request.header("range"):
             summary += f" Range: {request.header('range')}"
         record = peer.record
         self.events.emit(
-            "http", request.method.lower(), client=peer.address, request=summary,
+            "http", request.method.lower(), client=peer.address, mac=peer.mac,
+            file=_path_or_target(request), request=summary,
             answer=f"{answer.status} {sent} bytes", reason=reason,
-            details={"status": answer.status, "bytes": sent, "path": _path_or_target(request),
+            details={"status": answer.status, "bytes": sent,
                      "size": answer.size, "seconds": round(time.monotonic() - started, 6),
-                     "keep_alive": keep, "mac": record.mac if record else None,
+                     "keep_alive": keep,
                      "arch": record.arch if record else None} | answer.details)
         return keep
 

@@ -295,8 +295,8 @@ class TftpServer:
                     self._duplicate(request, peer, summary)
                 return
             running.finish("aborted", f"a new RRQ ({summary}) came from the same port")
-        self.events.emit("tftp", "rrq", client=client, request=summary,
-                         details={"file": request.filename, "mode": request.mode,
+        self.events.emit("tftp", "rrq", client=client, file=request.filename, request=summary,
+                         details={"mode": request.mode,
                                   "options": dict(request.options), "port": peer[1],
                                   "local": local.host})
         if request.mode not in ("octet", "netascii"):
@@ -317,10 +317,11 @@ class TftpServer:
         task.add_done_callback(self._tasks.discard)
 
     def _duplicate(self, request: ReadRequest, peer: Address, summary: str) -> None:
-        self.events.emit("tftp", "drop", client=str(peer[0]), request=summary,
+        self.events.emit("tftp", "drop", client=str(peer[0]), file=request.filename,
+                         request=summary,
                          reason="duplicate RRQ: its transfer answered it or will "
                                 "(retransmissions)",
-                         details={"file": request.filename, "port": peer[1]})
+                         details={"port": peer[1]})
 
     async def _open(self, transfer: ReadTransfer, summary: str) -> None:
         request, peer, local = transfer.request, transfer.peer, transfer.local
@@ -358,15 +359,13 @@ class TftpServer:
                request: str, reason: str, file: str | None = None) -> None:
         """Answer a request with an ERROR from a fresh port, as a transfer would, and say so."""
         details: dict[str, Any] = {"code": int(code), "port": peer[1], "local": local.host}
-        if file is not None:
-            details["file"] = file
         try:
             with socket.socket(local.family, socket.SOCK_DGRAM) as sock:
                 self._prepare(sock, local)
                 sock.sendto(codec.encode(Error(code, message)), peer)
         except OSError as exc:
             reason += f" (the ERROR could not be sent: {exc})"
-        self.events.emit("tftp", kind, client=str(peer[0]), request=request,
+        self.events.emit("tftp", kind, client=str(peer[0]), file=file or "", request=request,
                          answer=f"ERROR {int(code)} {message}", reason=reason, details=details)
 
     def open_transfer_sockets(self, local: Local,

@@ -235,13 +235,13 @@ class ReadTransfer:
         self._set_interval(self._timeout)
         self._started = time.monotonic()
         if plan.oack is not None:
-            details: dict[str, Any] = {"file": self.request.filename,
-                                       "options": dict(negotiated.oack),
+            details: dict[str, Any] = {"options": dict(negotiated.oack),
                                        "requested": dict(self.request.options)}
             if plan.fault:
                 details["fault"] = plan.fault
                 details["sent"] = plan.oack.hex()
-            self.events.emit("tftp", "oack", client=self.client, request=self.request.filename,
+            self.events.emit("tftp", "oack", client=self.client, file=self.request.filename,
+                             request=self.request.filename,
                              answer=describe_options(negotiated.oack), details=details,
                              reason=f"fault: OACK {plan.fault}" if plan.fault else "")
 
@@ -262,13 +262,14 @@ class ReadTransfer:
         seconds = time.monotonic() - self._started
         blocks = max(self.acked, 0)
         delivered = min(blocks * self.blksize, self.size)
-        details = {"file": self.request.filename, "bytes": delivered, "size": self.size,
+        details = {"bytes": delivered, "size": self.size,
                    "blocks": blocks, "seconds": round(seconds, 6),
                    "retransmits": self.retransmits, "blksize": self.blksize,
                    "windowsize": self.window, "mode": self.request.mode,
                    "port": self.peer[1], "local": self.local.host, "tid": self.tid}
         answer = f"{delivered} bytes in {blocks} blocks, {seconds:.3f}s"
-        self.events.emit("tftp", kind, client=self.client, request=self.request.filename,
+        self.events.emit("tftp", kind, client=self.client, file=self.request.filename,
+                         request=self.request.filename,
                          answer=answer, reason=reason, details=details)
 
     # -- the thread --------------------------------------------------------------------------
@@ -369,24 +370,24 @@ class ReadTransfer:
                          request=self.request.filename,
                          reason=f"packet from port {addr[1]} to the transfer of "
                                 f"{self.request.filename} for {self.client}:{self.peer[1]}",
-                         details={"file": self.request.filename, "port": addr[1],
-                                  "tid": self.tid, "code": 5})
+                         file=self.request.filename,
+                         details={"port": addr[1], "tid": self.tid, "code": 5})
 
     def _on_other(self, data: bytes) -> None:
         try:
             packet = codec.decode(data)
         except TftpDecodeError as exc:
-            self.events.emit("tftp", "drop", client=self.client, request=self.request.filename,
-                             reason=f"malformed: {exc}", details={"file": self.request.filename})
+            self.events.emit("tftp", "drop", client=self.client, file=self.request.filename,
+                             request=self.request.filename, reason=f"malformed: {exc}")
             return
         if isinstance(packet, Ack):
             self.on_ack(packet.block)
         elif isinstance(packet, Error):
             self._on_client_error(packet)
         else:
-            self.events.emit("tftp", "drop", client=self.client, request=self.request.filename,
-                             reason=f"{type(packet).__name__} during a read transfer",
-                             details={"file": self.request.filename})
+            self.events.emit("tftp", "drop", client=self.client, file=self.request.filename,
+                             request=self.request.filename,
+                             reason=f"{type(packet).__name__} during a read transfer")
 
     def on_ack(self, block: int) -> bool:
         """Count an ACK of ``block`` (16 bits); True if it moved the transfer on."""
