@@ -44,6 +44,15 @@ def start_sleeper(namespace: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*exec_prefix(namespace), "sleep", "600"])
 
 
+def wait_inside(process: subprocess.Popen[bytes], namespace: str) -> None:
+    """Until ``process`` runs in ``namespace``: `ip netns exec` enters it after it starts."""
+    deadline = time.monotonic() + 5
+    while process.pid not in namespace_pids(namespace):
+        assert process.poll() is None, f"{process.args} exited with {process.returncode}"
+        assert time.monotonic() < deadline, f"{process.args} never entered {namespace}"
+        time.sleep(0.01)
+
+
 @contextmanager
 def client_namespace(lab: LabNetwork) -> Iterator[str]:
     """A second namespace wired to the lab bridge by a veth pair, with 192.0.2.2/24."""
@@ -122,10 +131,7 @@ def test_exception_in_block_still_removes_namespace_and_processes(
     sleeper = None
     with pytest.raises(error, match="boom"), LabNetwork(artifacts_dir=tmp_path) as lab:
         sleeper = start_sleeper(lab.namespace)
-        deadline = time.monotonic() + 5
-        while sleeper.pid not in namespace_pids(lab.namespace):
-            assert time.monotonic() < deadline, "sleep never entered the namespace"
-            time.sleep(0.01)
+        wait_inside(sleeper, lab.namespace)
         raise error("boom")
     assert sleeper is not None
     assert sleeper.wait(timeout=5) != 0
@@ -148,6 +154,8 @@ def test_stale_lab_of_a_dead_process_is_swept() -> None:
     pyroute2_netns.create(stale)
     leftover = start_sleeper(stale)
     try:
+        # Swept only once inside: one that enters after the sweep outlives the namespace.
+        wait_inside(leftover, stale)
         with LabNetwork(capture=False):
             assert stale not in pyroute2_netns.listnetns()
         assert leftover.wait(timeout=5) != 0
