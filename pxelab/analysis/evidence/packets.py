@@ -122,7 +122,7 @@ def _frames(path: Path) -> Iterator[tuple[float, bytes]]:
     """The time and bytes of each frame of an Ethernet capture, up to where it is cut."""
     with path.open("rb") as file:  # ours to close: scapy leaks it when the header is cut
         try:
-            reader = RawPcapReader(file)
+            reader = RawPcapReader(file)  # type: ignore[arg-type]  # a file too
         except _CUT_OFF as error:
             log.warning("%s: not read: %s", path, error)
             return
