@@ -81,7 +81,8 @@ from pxelab.server.clients import ClientDirectory
 from pxelab.server.dhcp4.leases import LeasePool
 from pxelab.server.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, reserve_fixed
 from pxelab.server.dhcp6.leases import Lease6Pool
-from pxelab.server.dhcp6.server import Dhcp6Protocol, Dhcp6Settings, server_duid
+from pxelab.server.dhcp6.replies import Dhcp6Settings
+from pxelab.server.dhcp6.server import Dhcp6Protocol, server_duid
 from pxelab.server.policy import BootPolicy, HostRule, default_profile
 
 SERVER_IF, CLIENT_IF = "vs0", "eth0"

@@ -27,7 +27,7 @@ from pxelab.machine.payload import build_payload
 from pxelab.machine.payload.archive import DEFAULT_SUITE, SUITES
 from pxelab.scenarios.cases import DEFAULT_SCENARIO, BootLoader, Scenario, on_host_rom
 from pxelab.scenarios.matrix import Selection, cases, describe, find_case
-from pxelab.scenarios.regressions import CATALOG, CatalogFault, apply_faults
+from pxelab.scenarios.regressions import REGRESSIONS, Regression, apply_regressions
 from pxelab.server.bootserver import BootServer
 from pxelab.server.config import LabConfig, lab_config, load_lab_config
 
@@ -153,7 +153,7 @@ def _print_hit(hit: MilestoneHit) -> None:
 
 def _boot(args: argparse.Namespace) -> int:
     # The host's ROM decides the way first, so that faults apply to the way it boots.
-    scenario = _with_suite(apply_faults(on_host_rom(find_case(args.scenario, args.nic)),
+    scenario = _with_suite(apply_regressions(on_host_rom(find_case(args.scenario, args.nic)),
                                         args.fault), args.payload_suite)
     label = scenario.name.replace("[", "-").replace("]", "")  # no brackets in paths
     artifacts = new_artifacts_dir(args.artifacts, label)
@@ -202,7 +202,7 @@ def _summarise(result: BootResult) -> None:
 
 def _faults(args: argparse.Namespace) -> int:
     """The regression catalog, one fault a line, sorted by name."""
-    entries = [CATALOG[name] for name in sorted(CATALOG)]
+    entries = [REGRESSIONS[name] for name in sorted(REGRESSIONS)]
     if args.json:
         for fault in entries:
             print(json.dumps({"name": fault.name, "argument": fault.argument,
@@ -225,7 +225,7 @@ def _faults(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fault_summary(fault: CatalogFault) -> str:
+def _fault_summary(fault: Regression) -> str:
     if not fault.argument:
         return fault.summary
     default = "" if fault.default is None else f", default {fault.default}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, ExitStack
@@ -27,7 +26,13 @@ from pxelab.analysis.evidence import EVIDENCE_FILE, Evidence
 from pxelab.analysis.evidence.collect import collect
 from pxelab.core.events import Event, EventLog
 from pxelab.machine import firmware
-from pxelab.machine.console import ConsoleWatcher, MilestoneHit, OnHit, Timeline
+from pxelab.machine.console import (
+    ConsoleWatcher,
+    MilestoneHit,
+    OnHit,
+    Timeline,
+    serial_log_tail,
+)
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.nfs import Ganesha
 from pxelab.machine.payload import USERSPACE, Payload, build_payload
@@ -45,8 +50,6 @@ ARTIFACT_FILES = {"serial log": "serial.log", "server events": "events.jsonl",
                   "packet capture": "lab.pcap", "timeline": "timeline.json",
                   "firmware log": "ovmf-debug.log", "evidence": EVIDENCE_FILE,
                   "diagnosis": DIAGNOSIS_FILE}
-CONSOLE_TAIL_LINES = 25
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ class BootRun:
             data_root = dataroot.populate(
                 self.artifacts / "data", self.scenario.loader, payload, cmdline,
                 self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), cache_dir=self.cache_dir)
-            dataroot.apply_faults(data_root, self.scenario.faults, events)
+            dataroot.apply_file_faults(data_root, self.scenario.faults, events)
             stack.enter_context(nfs)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones
@@ -224,7 +227,7 @@ class BootRun:
                 self.scenario.name, hits=list(self._hits), failed_stage=stage,
                 failure=f"the boot run raised {type(error).__name__}: {error}",
                 failed_at=time.monotonic() - guest.started_at,
-                console_tail=_console_tail(guest.serial_log))
+                console_tail=serial_log_tail(guest.serial_log))
             self._evidence(timeline, payload, events)
         except Exception:  # never mask the run's own error
             self.log.warning("could not collect the evidence of the failed run", exc_info=True)
@@ -255,11 +258,3 @@ class BootRun:
                     self.scenario.firmware)}
 
 
-def _console_tail(serial_log: Path) -> str:
-    """The last lines of the serial log, escape sequences removed."""
-    try:
-        data = serial_log.read_bytes()[-20000:]
-    except OSError:
-        return ""
-    text = _ANSI.sub("", data.decode("utf-8", "replace"))
-    return "\n".join(text.splitlines()[-CONSOLE_TAIL_LINES:])

@@ -16,13 +16,15 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pexpect
 
 log = logging.getLogger(__name__)
 
-CONTEXT_LINES = 25
+CONTEXT_LINES = 25  # console lines a failure report shows
+TAIL_CHARS = 20000  # console output kept to find them in
 
 # Cursor moves (ESC [ row ; col H) that firmware consoles put between the characters
 # of a line: SeaBIOS's serial console now and then, when it catches up with text
@@ -209,18 +211,32 @@ class ConsoleWatcher:
 
     def _remember(self) -> None:
         self._seen += self._text(self.console.before) + self._text(self.console.after)
-        self._seen = self._seen[-20000:]
+        self._seen = self._seen[-TAIL_CHARS:]
 
     def _tail(self) -> str:
-        text = _strip_ansi(self._seen + self._text(self.console.buffer))
-        return "\n".join(text.splitlines()[-CONTEXT_LINES:])
+        return console_tail(self._seen + self._text(self.console.buffer))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
 
-def _strip_ansi(text: str) -> str:
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences and carriage returns."""
     return _ANSI.sub("", text)
+
+
+def console_tail(text: str) -> str:
+    """The last :data:`CONTEXT_LINES` lines of console output, escape sequences removed."""
+    return "\n".join(strip_ansi(text).splitlines()[-CONTEXT_LINES:])
+
+
+def serial_log_tail(serial_log: Path) -> str:
+    """:func:`console_tail` of the end of a serial log file ("" if it cannot be read)."""
+    try:
+        data = serial_log.read_bytes()[-TAIL_CHARS:]
+    except OSError:
+        return ""
+    return console_tail(data.decode("utf-8", "replace"))
 
 
 def as_displayed(text: str) -> str:

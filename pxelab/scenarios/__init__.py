@@ -5,7 +5,7 @@
 - ``matrix``: the scenarios as test cases with their markers;
 - ``dataroot``: the directory a scenario's boot server serves, filled from the
   firmware, the NBP and the payload, and broken as its data-root faults say;
-- ``regressions/``: the regression catalog, named faults that reproduce field failures.
+- ``regressions/``: the regressions, named faults that reproduce field failures.
 
 May import: pxelab.core, pxelab.server, pxelab.machine.
 """

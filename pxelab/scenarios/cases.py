@@ -23,6 +23,7 @@ from pxelab.machine.payload.nics import nic_driver, payload_for_nic
 from pxelab.machine.qemu import Firmware, GuestSpec
 from pxelab.scenarios import milestones as ms
 from pxelab.server.faults import Fault
+from pxelab.server.match import url_host
 from pxelab.server.policy import Arch, BootPolicy, Match, Rule, RulePolicy
 
 
@@ -120,12 +121,12 @@ class Scenario:
     # {server} is the lab server's URL host for the scenario's IP version.
     files_url: str = "http://{server}/"
     # Faults the lab injects (pxelab.server.faults): the boot server gets the protocol ones
-    # beside the policy, the data root the others; catalogued faults
+    # beside the policy, the data root the others; regressions
     # (pxelab.scenarios.regressions) put theirs here.
     faults: tuple[Fault, ...] = ()
     # MTU of the guest's link (the tap port), None: the bridge's 1500.
     link_mtu: int | None = None
-    # Catalogued faults applied to this case, as given on the command line (NAME[=ARGS]);
+    # Regressions applied to this case, as given on the command line (NAME[=ARGS]);
     # they make the command that reproduces the boot by hand.
     applied: tuple[str, ...] = ()
     # The way this scenario boots when the NIC ROM's EFI driver has no iPXE stack; None:
@@ -146,7 +147,7 @@ class Scenario:
 
     def files_base(self, ipv4: IPv4Address, ipv6: IPv6Address) -> str:
         """:attr:`files_url` for a lab server at ``ipv4`` and ``ipv6``."""
-        host = str(ipv4) if self.ip is IpVersion.IPV4 else f"[{ipv6}]"
+        host = url_host(str(ipv4 if self.ip is IpVersion.IPV4 else ipv6))
         return self.files_url.format(server=host)
 
     def policy(self) -> BootPolicy:
@@ -415,7 +416,7 @@ def get_scenario(name: str) -> Scenario:
 
 
 def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -> str:
-    """The shell command that boots ``scenario`` (with its catalogued faults) by hand."""
+    """The shell command that boots ``scenario`` (with its regressions) by hand."""
     words = ["pxelab", "boot", scenario.name]
     for spec in scenario.applied:
         words += ["--fault", spec]

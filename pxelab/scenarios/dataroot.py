@@ -4,7 +4,7 @@ Large files (kernel, initrd) are hard-linked from the payload cache when the
 file systems allow it, so a lab costs no copy; symlinks are never used because
 the servers refuse links that lead out of the root.
 
-:func:`apply_faults` then breaks the filled root as a scenario's data-root
+:func:`apply_file_faults` then breaks the filled root as a scenario's data-root
 faults say (a file removed, or replaced by another build's), before any
 server starts.
 """
@@ -84,7 +84,7 @@ def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
     return root
 
 
-def apply_faults(root: Path, faults: Iterable[Fault], events: EventLog | None = None) -> None:
+def apply_file_faults(root: Path, faults: Iterable[Fault], events: EventLog | None = None) -> None:
     """Carry out the data-root faults among ``faults`` on the filled ``root``.
 
     Each is a ``fault.injected`` event (on ``events``), as the servers' faults are;
@@ -102,7 +102,7 @@ def apply_faults(root: Path, faults: Iterable[Fault], events: EventLog | None = 
         else:
             if not fault.source.is_file():
                 raise ConfigError(f"fault {fault.describe()!r}: {fault.source} is not a "
-                                  "file; fetch it first (see the fault's catalog entry)")
+                                  "file; fetch it first (see the fault's regression entry)")
             # A copy, not a link: the source may sit in a cache another lab links from.
             target.unlink(missing_ok=True)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,11 @@
 - ``bootserver``: one thread, one asyncio loop, every protocol; ``udp`` the endpoint
   the datagram protocols share;
 - ``dhcp4/``, ``dhcp6/``, ``ra/``, ``tftp/``, ``http/``: one package per protocol,
-  a pure codec beside the code that speaks it;
-- ``match``: who a client is (``ClientInfo``) and which clients a rule or fault is
-  for (``Match``);
+  a pure codec beside the code that speaks it (DHCPv4 and DHCPv6 also build their
+  replies in pure ``replies`` modules); ``allocator``: the address picking the
+  DHCPv4 and DHCPv6 lease pools share;
+- ``match``: who a client is (``ClientInfo``), which clients a rule or fault is
+  for (``Match``) and the boot file URL it is given (``boot_url``);
 - ``policy``: the per-client decisions (``BootPolicy``); ``faults``: the faults the
   protocols inject; ``clients``: the directory of clients seen;
 - ``config``, ``config_reader``, ``config_policy``: the lab file of ``pxelab serve``.

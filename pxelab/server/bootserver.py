@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from pxelab.core.errors import ConfigError, ServerError
 from pxelab.core.events import EventLog
+from pxelab.core.mac import hardware_address
 from pxelab.core.netns import thread_in_namespace
 from pxelab.core.resource import Resource
 from pxelab.server.clients import ClientDirectory
@@ -42,13 +43,8 @@ from pxelab.server.dhcp4.server import (
     reserve_fixed,
 )
 from pxelab.server.dhcp6.leases import Lease6Pool
-from pxelab.server.dhcp6.server import (
-    Dhcp6Protocol,
-    Dhcp6Settings,
-    interface_mac,
-    open_dhcp6_socket,
-    server_duid,
-)
+from pxelab.server.dhcp6.replies import Dhcp6Settings
+from pxelab.server.dhcp6.server import Dhcp6Protocol, open_dhcp6_socket, server_duid
 from pxelab.server.faults import Fault, FaultInjector
 from pxelab.server.http.server import HttpServer, HttpSettings, open_tcp_socket
 from pxelab.server.policy import BootPolicy
@@ -323,7 +319,7 @@ class BootServer(Resource):
         settings = Dhcp6Settings(ipv6.ip, ipv6.network, cfg.lease_seconds,
                                  cfg.preferred_seconds, cfg.dns6, cfg.dhcp6_rapid_commit)
         sock = self._bind("DHCPv6", "[::]", 547, partial(open_dhcp6_socket, cfg.interface))
-        duid = server_duid(interface_mac(sock, cfg.interface), cfg.interface)
+        duid = server_duid(hardware_address(sock, cfg.interface), cfg.interface)
         dhcp6 = Dhcp6Protocol(settings, duid, self.policy, leases, self.events,
                               faults=self.faults)
         running.transports.append(datagram_endpoint(asyncio.get_running_loop(), dhcp6, sock))

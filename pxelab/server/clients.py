@@ -18,6 +18,7 @@ from ipaddress import ip_address
 from typing import Any
 
 from pxelab.core.events import Event, EventLog
+from pxelab.core.mac import parse_mac
 
 __all__ = ["ClientDirectory", "ClientRecord"]
 
@@ -51,12 +52,7 @@ def _canonical(address: str) -> str | None:
 
 
 def _mac(value: Any) -> str | None:
-    text = str(value or "").strip().lower().replace("-", ":")
-    parts = text.split(":")
-    if len(parts) == 6 and all(len(p) == 2 and all(c in "0123456789abcdef" for c in p)
-                               for p in parts):
-        return text
-    return None
+    return parse_mac(str(value or ""))
 
 
 def _int(value: Any) -> int | None:

@@ -46,8 +46,9 @@ from typing import Any, Literal
 from pxelab.core.errors import ConfigError
 from pxelab.server.bootserver import Dhcp4Mode, ServerConfig
 from pxelab.server.config_policy import POLICY_KEYS, build_faults, build_policy
-from pxelab.server.config_reader import Source, Table, did_you_mean, toml_type
+from pxelab.server.config_reader import Origin, Table, did_you_mean, toml_type
 from pxelab.server.faults import Fault
+from pxelab.server.match import url_host
 from pxelab.server.policy import RulePolicy
 
 __all__ = ["InterfaceAddresses", "LabConfig", "interface_addresses", "lab_config",
@@ -109,7 +110,7 @@ class LabConfig:
                          f"(M={int(cfg.ra_managed)} O={int(cfg.ra_other)})")
         else:
             lines.append("router advertisements off")
-        hosts = [str(cfg.ipv4.ip)] + ([f"[{cfg.ipv6.ip}]"] if cfg.ipv6 else [])
+        hosts = [url_host(str(ip)) for ip in (cfg.ipv4.ip, cfg.ipv6.ip if cfg.ipv6 else None) if ip]
         if cfg.tftp:
             lines.append(f"TFTP on port {cfg.tftp_port}: " + ", ".join(
                 f"tftp://{h}/" for h in hosts))
@@ -170,48 +171,48 @@ def load_lab_config(path: Path | str, *, interface: str | None = None,
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax there "
                           "(strings need quotes, tables are [name])") from None
-    return lab_config(data, Source(str(path), path.resolve().parent), interface=interface,
+    return lab_config(data, Origin(str(path), path.resolve().parent), interface=interface,
                       data_root=data_root, resolve=resolve)
 
 
-def lab_config(data: Mapping[str, Any], source: Source | None = None, *,
+def lab_config(data: Mapping[str, Any], origin: Origin | None = None, *,
                interface: str | None = None, data_root: Path | None = None,
                resolve: Resolver = interface_addresses) -> LabConfig:
     """Build a LabConfig from parsed TOML (``{}`` is valid given interface and data_root)."""
-    source = source or Source("(command line)", Path.cwd())
-    tables, arrays = _split(source, data)
-    server = _server(source, tables, interface, data_root, resolve)
+    origin = origin or Origin("(command line)", Path.cwd())
+    tables, arrays = _split(origin, data)
+    server = _server(origin, tables, interface, data_root, resolve)
     min_secs = tables["dhcp4"].integer("min_secs", 0, 65535) or 0
-    policy, profile = build_policy(source, tables["policy"], subnet=server.ipv4, min_secs=min_secs,
+    policy, profile = build_policy(origin, tables["policy"], subnet=server.ipv4, min_secs=min_secs,
                                    rules=arrays["rule"], hosts=arrays["host"])
-    return LabConfig(server, policy, source.name, profile,
-                     faults=build_faults(source, arrays["fault"]))
+    return LabConfig(server, policy, origin.name, profile,
+                     faults=build_faults(origin, arrays["fault"]))
 
 
-def _split(source: Source, data: Mapping[str, Any]) -> tuple[
+def _split(origin: Origin, data: Mapping[str, Any]) -> tuple[
         dict[str, Table], dict[str, list[Mapping[str, Any]]]]:
     """Check the top level: known sections as tables, rules/hosts/faults as arrays of tables."""
     for key, value in data.items():
         if key in SECTIONS and not isinstance(value, dict):
-            source.fail(key, f"expected a table, got {toml_type(value)}",
+            origin.fail(key, f"expected a table, got {toml_type(value)}",
                         f"write a [{key}] section header (one pair of brackets)")
         if key in ARRAYS and not (isinstance(value, list)
                                   and all(isinstance(v, dict) for v in value)):
-            source.fail(key, f"expected an array of tables, got {toml_type(value)}",
+            origin.fail(key, f"expected an array of tables, got {toml_type(value)}",
                         f"write [[{key}]] (two pairs of brackets) before each {key}")
         if key not in SECTIONS and key not in ARRAYS:
             owner = next((s for s, keys in SECTIONS.items() if key in keys), None)
             fix = (f"put it under [{owner}]" if owner else
                    did_you_mean(key, [*SECTIONS, *ARRAYS], "the sections are"))
-            source.fail(key, "unknown section or key", fix)
-    tables = {name: Table(source, name, data.get(name, {}), keys)
+            origin.fail(key, "unknown section or key", fix)
+    tables = {name: Table(origin, name, data.get(name, {}), keys)
               for name, keys in SECTIONS.items()}
     return tables, {name: list(data.get(name, [])) for name in ARRAYS}
 
 
 # -- [server] and the addresses -------------------------------------------------------------
 
-def _server(source: Source, tables: dict[str, Table], interface: str | None,
+def _server(origin: Origin, tables: dict[str, Table], interface: str | None,
             data_root: Path | None, resolve: Resolver) -> ServerConfig:
     server = tables["server"]
     name = interface or server.text("interface", 'interface = "eth0"')
@@ -227,7 +228,7 @@ def _server(source: Source, tables: dict[str, Table], interface: str | None,
         if text is None:
             server.fail("data_root", "missing", 'set data_root = "/srv/tftp" in [server] '
                         "or pass --data-root")
-        root = source.base / Path(text).expanduser()
+        root = origin.base / Path(text).expanduser()
     ipv4, ipv6 = _addresses(server, name, resolve)
     kwargs: dict[str, Any] = {"interface": name, "ipv4": ipv4, "ipv6": ipv6,
                               "data_root": root}
@@ -239,7 +240,7 @@ def _server(source: Source, tables: dict[str, Table], interface: str | None,
     try:
         return ServerConfig(**kwargs)
     except ConfigError as exc:  # a check of ServerConfig's own that ours missed
-        source.fail("server", str(exc), "fix the value named above")
+        origin.fail("server", str(exc), "fix the value named above")
 
 
 def _addresses(server: Table, interface: str,
@@ -345,10 +346,10 @@ def _pool4(table: Table, ipv4: IPv4Interface) -> tuple[IPv4Address, IPv4Address]
     for (where, _), address in zip(pair, (first, last), strict=True):
         if address in (ipv4.network.network_address, ipv4.network.broadcast_address) and (
                 ipv4.network.prefixlen < 31):
-            table.source.fail(where, f"{address} is the network or broadcast address of "
+            table.origin.fail(where, f"{address} is the network or broadcast address of "
                               f"{ipv4.network}", "pick an address between them")
     if int(last) < int(first):
-        table.source.fail(pair[1][0], f"{last} comes before the pool's first address {first}",
+        table.origin.fail(pair[1][0], f"{last} comes before the pool's first address {first}",
                           f'swap them: pool = ["{last}", "{first}"]')
     return first, last
 
@@ -370,7 +371,7 @@ def _on_link(table: Table, where: str, text: str, ipv4: IPv4Interface) -> IPv4Ad
     address = table.address4(where, text)
     if address not in ipv4.network:
         first, last = ipv4.network[1], ipv4.network[-2]
-        table.source.fail(where, f"{address} is not inside {ipv4.network} (the server's "
+        table.origin.fail(where, f"{address} is not inside {ipv4.network} (the server's "
                           f"subnet; the server is {ipv4})",
                           f"choose an address from {first} to {last}")
     return address
@@ -430,11 +431,11 @@ def _pool6(table: Table, ipv6: IPv6Interface) -> tuple[IPv6Address, IPv6Address]
     first, last = (table.address6(where, text) for where, text in pair)
     for (where, _), address in zip(pair, (first, last), strict=True):
         if address not in network:
-            table.source.fail(where, f"{address} is not inside {network} (the server's "
+            table.origin.fail(where, f"{address} is not inside {network} (the server's "
                               f"prefix; the server is {ipv6})",
                               f"choose addresses from {network[1]} to {network[-1]}")
     if int(last) < int(first):
-        table.source.fail(pair[1][0], f"{last} comes before the pool's first address {first}",
+        table.origin.fail(pair[1][0], f"{last} comes before the pool's first address {first}",
                           f'swap them: pool = ["{last}", "{first}"]')
     return first, last
 

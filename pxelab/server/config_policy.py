@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Literal
 
 from pxelab.core.errors import ConfigError
-from pxelab.server.config_reader import Source, Table, did_you_mean
+from pxelab.server.config_reader import Origin, Table, did_you_mean
 from pxelab.server.dhcp4.codec import MessageType as Dhcp4Type
 from pxelab.server.dhcp6.codec import MessageType as Dhcp6Type
 from pxelab.server.faults import (
@@ -63,14 +63,14 @@ _SAMPLE = ClientInfo(mac="52:54:00:12:34:56", arch=7, server_address="192.0.2.1"
                      client_address="192.0.2.100")
 
 
-def build_policy(source: Source, policy: Table, *, subnet: IPv4Interface, min_secs: int,
+def build_policy(origin: Origin, policy: Table, *, subnet: IPv4Interface, min_secs: int,
                  rules: Sequence[Mapping[str, Any]],
                  hosts: Sequence[Mapping[str, Any]]) -> tuple[RulePolicy, str]:
     """The RulePolicy a lab file describes, and the profile it started from."""
     profile = policy.choice("profile", PROFILES) or "default"
     script = _ipxe_script(policy)
-    own_rules = _rules(source, rules)
-    host_rules = _hosts(source, hosts, subnet)
+    own_rules = _rules(origin, rules)
+    host_rules = _hosts(origin, hosts, subnet)
     if profile == "empty":
         result = RulePolicy(arch_rules=(), rules=own_rules, hosts=host_rules, min_secs=min_secs,
                             ipxe_script=script or None)
@@ -85,9 +85,9 @@ def build_policy(source: Source, policy: Table, *, subnet: IPv4Interface, min_se
     return replace(base, rules=own_rules + profile_rules), profile
 
 
-def build_faults(source: Source, faults: Sequence[Mapping[str, Any]]) -> tuple[Fault, ...]:
+def build_faults(origin: Origin, faults: Sequence[Mapping[str, Any]]) -> tuple[Fault, ...]:
     """The faults a lab file's ``[[fault]]`` tables describe, in order."""
-    return tuple(_fault(Table(source, f"fault[{i}]", raw, _fault_keys(source, i, raw)))
+    return tuple(_fault(Table(origin, f"fault[{i}]", raw, _fault_keys(origin, i, raw)))
                  for i, raw in enumerate(faults))
 
 
@@ -139,7 +139,7 @@ def read_match(table: Table) -> Match:
                 table.wrong_type("arch", "an architecture number (RFC 4578: 0 BIOS, 6/7 UEFI, "
                                  "15/16 UEFI HTTP)", "arch = [7, 9]", item, where)
             if not 0 <= item <= 0xFFFF:
-                table.source.fail(where, f"{item} is outside 0..65535",
+                table.origin.fail(where, f"{item} is outside 0..65535",
                                   "use an option 93/61 value such as 0, 6, 7, 9, 15 or 16")
         arch = tuple(items)
     mac = table.text("mac", 'mac = "52:54:00:12:34:56"')
@@ -159,11 +159,11 @@ def _mac(table: Table, key: str, text: str) -> str:
                    'write six hex pairs like "52:54:00:12:34:56"')
 
 
-def _rules(source: Source, raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
+def _rules(origin: Origin, raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     names: dict[str, str] = {}
     for index, data in enumerate(raw):
-        table = Table(source, f"rule[{index}]", data, RULE_KEYS)
+        table = Table(origin, f"rule[{index}]", data, RULE_KEYS)
         name = table.text("name", 'name = "uefi-x64"') or ""
         if name in names:
             table.fail("name", f"{name!r} is already the name of {names[name]}",
@@ -211,7 +211,7 @@ def _pxelinux(table: Table, key: str) -> bytes | None:
     return value.encode("ascii")
 
 
-def _hosts(source: Source, raw: Sequence[Mapping[str, Any]],
+def _hosts(origin: Origin, raw: Sequence[Mapping[str, Any]],
            subnet: IPv4Interface) -> tuple[HostRule, ...]:
     has_address = "address" in {f.name for f in fields(HostRule)}
     keys = ("mac", "boot_file", "withhold", "reason") + (("address",) if has_address else ())
@@ -219,7 +219,7 @@ def _hosts(source: Source, raw: Sequence[Mapping[str, Any]],
     seen: dict[str, str] = {}
     taken: dict[IPv4Address, str] = {subnet.ip: "the server ([server] ipv4)"}
     for index, data in enumerate(raw):
-        table = Table(source, f"host[{index}]", data, keys)
+        table = Table(origin, f"host[{index}]", data, keys)
         text = table.text("mac", 'mac = "52:54:00:12:34:56"')
         if text is None:
             table.fail("mac", "missing", 'every [[host]] needs mac = "52:54:00:12:34:56"')
@@ -272,15 +272,15 @@ _FAULT_KEYS: dict[str, tuple[str, ...]] = {
 FAULT_TYPES = tuple(_FAULT_KEYS)
 
 
-def _fault_keys(source: Source, index: int, raw: Mapping[str, Any]) -> tuple[str, ...]:
+def _fault_keys(origin: Origin, index: int, raw: Mapping[str, Any]) -> tuple[str, ...]:
     kind = raw.get("type")
     where = f"fault[{index}].type"
     if kind is None:
-        source.fail(where, "missing", f"say which fault, type = one of {', '.join(FAULT_TYPES)}")
+        origin.fail(where, "missing", f"say which fault, type = one of {', '.join(FAULT_TYPES)}")
     if not isinstance(kind, str):
-        source.fail(where, f"expected a string, got {kind!r}", 'write it like type = "drop"')
+        origin.fail(where, f"expected a string, got {kind!r}", 'write it like type = "drop"')
     if kind not in _FAULT_KEYS:
-        source.fail(where, f"unknown fault type {kind!r}",
+        origin.fail(where, f"unknown fault type {kind!r}",
                     did_you_mean(kind, FAULT_TYPES, "the fault types are"))
     return ("type", *_FAULT_KEYS[kind])
 
@@ -295,7 +295,7 @@ def _make(table: Table, cls: Callable[..., Fault], *args: Any, **kwargs: Any) ->
     try:
         return cls(*args, **kwargs)
     except ConfigError as exc:  # a check of the fault's own that ours missed
-        table.source.fail(table.where, str(exc), "fix the values of this [[fault]]")
+        table.origin.fail(table.where, str(exc), "fix the values of this [[fault]]")
 
 
 def _fault(table: Table) -> Fault:

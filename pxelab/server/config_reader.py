@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from pxelab.core.errors import ConfigError
 
-__all__ = ["Source", "Table", "did_you_mean", "toml_type"]
+__all__ = ["Origin", "Table", "did_you_mean", "toml_type"]
 
 
 def toml_type(value: object) -> str:
@@ -50,7 +50,7 @@ def did_you_mean(word: str, choices: Iterable[str], what: str) -> str:
 
 
 @dataclass(frozen=True)
-class Source:
+class Origin:
     """Where the configuration came from: names the file in errors, anchors relative paths."""
 
     name: str
@@ -68,9 +68,9 @@ class Table:
     defaults unless the file says otherwise.
     """
 
-    def __init__(self, source: Source, where: str, data: Mapping[str, Any],
+    def __init__(self, origin: Origin, where: str, data: Mapping[str, Any],
                  known: Sequence[str]) -> None:
-        self.source = source
+        self.origin = origin
         self.where = where
         self.data = data
         self.known = tuple(known)
@@ -87,13 +87,13 @@ class Table:
         return key in self.data
 
     def fail(self, key: str, problem: str, fix: str) -> NoReturn:
-        self.source.fail(self.at(key), problem, fix)
+        self.origin.fail(self.at(key), problem, fix)
 
     def wrong_type(self, key: str, expected: str, example: str, value: object = None,
                    where: str | None = None) -> NoReturn:
         value = self.data[key] if value is None else value
         shown = f" {value!r}" if not isinstance(value, dict | list) else ""
-        self.source.fail(where or self.at(key),
+        self.origin.fail(where or self.at(key),
                          f"expected {expected}, got {toml_type(value)}{shown}",
                          f"write it like {example}")
 
@@ -185,9 +185,9 @@ class Table:
         try:
             address = ip_address(text.strip())
         except ValueError:
-            self.source.fail(where, f"{text!r} is not an IPv{version} address",
+            self.origin.fail(where, f"{text!r} is not an IPv{version} address",
                              f"write it like \"{example}\"")
         if address.version != version:
-            self.source.fail(where, f"{text!r} is an IPv{address.version} address, "
+            self.origin.fail(where, f"{text!r} is an IPv{address.version} address, "
                              f"IPv{version} is needed here", f"write it like \"{example}\"")
         return address

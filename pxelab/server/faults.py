@@ -20,7 +20,7 @@ decisions and knows nothing of faults. It turns them into one
   omit or add (:class:`OmitOption`, :class:`AddOption`).
 
 Data-root faults (:class:`RemoveFile`, :class:`ReplaceFile`) are not carried
-out by a server: :func:`pxelab.scenarios.dataroot.apply_faults` edits the data root
+out by a server: :func:`pxelab.scenarios.dataroot.apply_file_faults` edits the data root
 after it is filled, before the servers start.
 
 Every fault that fires is an event (source ``fault``, kind ``injected``) naming

@@ -8,13 +8,13 @@ module, and neither imports the other for it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import IntEnum
 
 from pxelab.core.errors import ConfigError
+from pxelab.core.mac import parse_mac
 
-__all__ = ["Arch", "ClientInfo", "Match", "arch_label", "normalize_mac"]
+__all__ = ["Arch", "ClientInfo", "Match", "arch_label", "boot_url", "normalize_mac", "url_host"]
 
 
 class Arch(IntEnum):
@@ -55,13 +55,10 @@ def arch_label(arch: int | None) -> str:
         return f"arch {arch}"
 
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-
-
 def normalize_mac(mac: str) -> str:
     """Lower-case, colon-separated; raise ConfigError for anything else."""
-    text = mac.strip().lower().replace("-", ":")
-    if not _MAC.match(text):
+    text = parse_mac(mac)
+    if text is None:
         raise ConfigError(f"MAC address {mac!r} is not six hex pairs like 52:54:00:12:34:56")
     return text
 
@@ -92,9 +89,7 @@ class ClientInfo:
     @property
     def url_host(self) -> str:
         """Our address as a URL host: ``192.0.2.1`` or ``[2001:db8::1]``."""
-        if ":" in self.server_address:
-            return f"[{self.server_address}]"
-        return self.server_address
+        return url_host(self.server_address)
 
     @property
     def is_ipxe(self) -> bool:
@@ -156,3 +151,16 @@ class Match:
             ("vendor-class", self.vendor_class), ("user-class", self.user_class),
             ("mac", self.mac), ("family", self.family)) if value is not None]
         return " ".join(parts) or "every client"
+
+
+def url_host(address: str) -> str:
+    """An IP address as the host of a URL: ``192.0.2.1`` or ``[2001:db8::1]`` (RFC 3986 3.2.2)."""
+    return f"[{address}]" if ":" in address else address
+
+
+def boot_url(file: str | None, client: ClientInfo) -> str | None:
+    """``file`` as a boot file URL (RFC 5970 3.1): a bare name becomes tftp:// on the
+    server address ``client`` reached; a URL (or None) stays as it is."""
+    if file is None or "://" in file:
+        return file
+    return f"tftp://{client.url_host}/{file.lstrip('/')}"

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from pxelab.core.errors import ConfigError
-from pxelab.server.match import Arch, ClientInfo, Match, arch_label, normalize_mac
+from pxelab.server.match import (
+    Arch,
+    ClientInfo,
+    Match,
+    arch_label,
+    boot_url,
+    normalize_mac,
+)
 
 __all__ = [
     "Arch",
@@ -83,9 +90,9 @@ class BootPolicy(ABC):
 
 def _as_url(decision: BootDecision, client: ClientInfo) -> BootDecision:
     file = decision.boot_file
-    if file is None or "://" in file:
+    url = boot_url(file, client)
+    if url == file:
         return decision
-    url = f"tftp://{client.url_host}/{file.lstrip('/')}"
     return replace(decision, boot_file=url, reason=decision.reason.replace(
         f"-> {file}", f"-> {url}"))
 

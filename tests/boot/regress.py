@@ -1,7 +1,7 @@
-"""What the regression catalog's boot tests (test_regress_*.py) share.
+"""What the regressions' boot tests (test_regress_*.py) share.
 
 Each test boots an entry's case with the fault, checks that it failed the way
-the catalog says (stage, then cause), and boots the fixed configuration. Fixed
+the regression says (stage, then cause), and boots the fixed configuration. Fixed
 configurations that are the same boot are booted once per test module.
 """
 
@@ -13,16 +13,16 @@ from pxelab.lab import BootResult
 from pxelab.pytest_plugin import BootFactory
 from pxelab.scenarios.cases import Scenario
 from pxelab.scenarios.matrix import find_case
-from pxelab.scenarios.regressions import CatalogFault, apply_faults
+from pxelab.scenarios.regressions import Regression, apply_regressions
 
 
-def faulted_case(entry: CatalogFault, argument: str | None = None) -> Scenario:
+def faulted_case(entry: Regression, argument: str | None = None) -> Scenario:
     """The entry's case with its fault, as ``pxelab boot CASE --fault NAME[=ARGUMENT]``."""
     spec = entry.name if argument is None else f"{entry.name}={argument}"
-    return apply_faults(find_case(entry.scenario), [spec])
+    return apply_regressions(find_case(entry.scenario), [spec])
 
 
-def assert_failed_at_stage(result: BootResult, entry: CatalogFault) -> None:
+def assert_failed_at_stage(result: BootResult, entry: Regression) -> None:
     timeline = result.timeline
     assert not result.ok
     assert timeline.failed_stage == entry.stage, (
@@ -30,20 +30,20 @@ def assert_failed_at_stage(result: BootResult, entry: CatalogFault) -> None:
         f"{timeline.console_tail}")
 
 
-def assert_diagnosed(result: BootResult, entry: CatalogFault) -> None:
+def assert_diagnosed(result: BootResult, entry: Regression) -> None:
     assert result.diagnosis is not None, "BootRun diagnoses every boot"
     assert entry.cause in result.diagnosis.codes, result.diagnosis.render()
 
 
-def assert_fails_as_catalogued(result: BootResult, entry: CatalogFault) -> None:
+def assert_fails_as_recorded(result: BootResult, entry: Regression) -> None:
     assert_failed_at_stage(result, entry)
     assert_diagnosed(result, entry)
 
 
-def boot_as_catalogued(boot_scenario: BootFactory, entry: CatalogFault) -> BootResult:
+def boot_as_recorded(boot_scenario: BootFactory, entry: Regression) -> BootResult:
     """The entry's case booted with its fault; it failed at the entry's stage, of its cause."""
     result = boot_scenario(faulted_case(entry))
-    assert_fails_as_catalogued(result, entry)
+    assert_fails_as_recorded(result, entry)
     return result
 
 
@@ -59,7 +59,7 @@ class FixedBoots:
     def __init__(self) -> None:
         self._results: dict[str, BootResult] = {}
 
-    def boot(self, boot_scenario: BootFactory, entry: CatalogFault) -> BootResult:
+    def boot(self, boot_scenario: BootFactory, entry: Regression) -> BootResult:
         """The entry's fixed configuration booted (or its earlier boot); it must boot."""
         scenario = entry.fixed_for(find_case(entry.scenario))
         key = repr(replace(scenario, applied=()))  # scenarios hold dicts: repr as the key

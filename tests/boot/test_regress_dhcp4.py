@@ -1,4 +1,4 @@
-"""Regression catalog, DHCPv4 entries: each fault fails its boot the way the field saw it.
+"""Regressions, DHCPv4 entries: each fault fails its boot the way the field saw it.
 
 One test per entry of :mod:`pxelab.scenarios.regressions.dhcp4`: the faulted case fails at
 the entry's stage, with the server's side of the story in the events and the
@@ -11,14 +11,14 @@ Fixed configurations that are the same boot are booted once per module.
 from __future__ import annotations
 
 import pytest
-from regress import FixedBoots, assert_boots, assert_fails_as_catalogued, faulted_case
+from regress import FixedBoots, assert_boots, assert_fails_as_recorded, faulted_case
 
 from pxelab.core.events import Event
 from pxelab.lab import BootResult
 from pxelab.pytest_plugin import BootFactory
 from pxelab.scenarios.cases import Scenario
 from pxelab.scenarios.matrix import find_case
-from pxelab.scenarios.regressions import apply_faults, get_fault
+from pxelab.scenarios.regressions import apply_regressions, get_regression
 from pxelab.scenarios.regressions.dhcp4 import MIN_SECS_STARVING_OVMF, OVMF_DISCOVER_SECS
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
@@ -45,10 +45,10 @@ def secs_answered(result: BootResult, scenario: Scenario,
 
 def test_min_secs_above_ovmfs_secs_starves_it_and_min_secs_0_boots(
         boot_scenario: BootFactory) -> None:
-    entry = get_fault("min-secs")
+    entry = get_regression("min-secs")
     scenario = faulted_case(entry)  # min_secs 30: above the 0, 4, 12, 28 OVMF sends
     result = boot_scenario(scenario)
-    assert_fails_as_catalogued(result, entry)
+    assert_fails_as_recorded(result, entry)
     # OVMF retried and the server said each time why it stayed silent.
     answered = secs_answered(result, scenario, 7)
     assert [kind for kind, _ in answered] == ["withheld"] * len(answered)
@@ -66,7 +66,7 @@ def test_min_secs_2_costs_ovmf_one_retransmission(boot_scenario: BootFactory) ->
     syslinux.efi's DHCP (EDK2's DHCPv4 protocol again, no option 93) and the
     initramfs's udhcpc (which retransmits after 2 s) are each held back once too.
     """
-    scenario = apply_faults(find_case("uefi_tftp_ipv4"), ["min-secs=2"])
+    scenario = apply_regressions(find_case("uefi_tftp_ipv4"), ["min-secs=2"])
     result = boot_scenario(scenario)
     assert_boots(result)
     assert secs_answered(result, scenario, 7) == [("withheld", 0), ("offer", 4)]
@@ -80,7 +80,7 @@ def test_min_secs_2_costs_ovmf_one_retransmission(boot_scenario: BootFactory) ->
 
 def test_min_secs_2_lets_ipxe_through_at_once(boot_scenario: BootFactory) -> None:
     """iPXE's secs is a packet counter starting at 4 (fixtures/packets): min_secs 2 passes it."""
-    scenario = apply_faults(find_case("legacy_pxe_ipv4"), ["min-secs=2"])
+    scenario = apply_regressions(find_case("legacy_pxe_ipv4"), ["min-secs=2"])
     result = boot_scenario(scenario)
     assert_boots(result)
     assert secs_answered(result, scenario, 0)[:1] == [("offer", 4)]
@@ -89,10 +89,10 @@ def test_min_secs_2_lets_ipxe_through_at_once(boot_scenario: BootFactory) -> Non
 # -- http-no-echo --------------------------------------------------------------------------------
 
 def test_http_offer_without_httpclient_echo_is_ignored(boot_scenario: BootFactory) -> None:
-    entry = get_fault("http-no-echo")
+    entry = get_regression("http-no-echo")
     scenario = faulted_case(entry)
     result = boot_scenario(scenario)
-    assert_fails_as_catalogued(result, entry)
+    assert_fails_as_recorded(result, entry)
     offers = guest_events(result, scenario, "offer")
     assert len(offers) >= 2, "OVMF asked again: it did not take the offer"
     assert all(e.details["vendor_class_echo"] is None and e.details["fault_omitted"] == [60]
@@ -106,10 +106,10 @@ def test_http_offer_without_httpclient_echo_is_ignored(boot_scenario: BootFactor
 
 def test_pxeclient_echo_without_43_sends_uefi_pxe_to_port_4011(
         boot_scenario: BootFactory) -> None:
-    entry = get_fault("binl-no-option-43")
+    entry = get_regression("binl-no-option-43")
     scenario = faulted_case(entry)
     result = boot_scenario(scenario)
-    assert_fails_as_catalogued(result, entry)
+    assert_fails_as_recorded(result, entry)
     acks = guest_events(result, scenario, "ack")
     assert acks and acks[0].details["vendor_class_echo"] == "PXEClient"
     assert 43 not in acks[0].details["options"]
@@ -126,10 +126,10 @@ def test_pxeclient_echo_without_43_sends_uefi_pxe_to_port_4011(
 # -- ipxe-loop -----------------------------------------------------------------------------------
 
 def test_ipxe_without_its_own_rule_loads_itself_again(boot_scenario: BootFactory) -> None:
-    entry = get_fault("ipxe-loop")
+    entry = get_regression("ipxe-loop")
     scenario = faulted_case(entry)
     result = boot_scenario(scenario)
-    assert_fails_as_catalogued(result, entry)
+    assert_fails_as_recorded(result, entry)
     assert "iPXE started again" in (result.timeline.failure or "")
     ipxe = [e for e in guest_events(result, scenario, "ack")
             if "iPXE" in e.details["user_classes"]]

@@ -1,6 +1,6 @@
-"""Regression catalog, DHCPv6 area: each field failure reproduced, named, and fixed.
+"""Regressions, DHCPv6 area: each field failure reproduced, named, and fixed.
 
-Each test boots the catalogued case twice: with the fault (the boot fails at the
+Each test boots the recorded case twice: with the fault (the boot fails at the
 entry's stage, for the entry's reason) and fixed (it reaches userspace).
 
     pytest tests/boot/test_regress_dhcp6.py -k release
@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from regress import FixedBoots, boot_as_catalogued
+from regress import FixedBoots, boot_as_recorded
 
 from pxelab.lab import BootResult
 from pxelab.scenarios.matrix import find_case
-from pxelab.scenarios.regressions import get_fault
+from pxelab.scenarios.regressions import get_regression
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
@@ -29,8 +29,8 @@ def dhcp6(result: BootResult, kind: str) -> list[Any]:
 
 
 def test_dhcp6_no_vendor_class(boot_scenario: Any) -> None:
-    entry = get_fault("dhcp6-no-vendor-class")
-    result = boot_as_catalogued(boot_scenario, entry)
+    entry = get_regression("dhcp6-no-vendor-class")
+    result = boot_as_recorded(boot_scenario, entry)
     timeline = result.timeline
     # HTTPv4 failed at once, HTTPv6 started, and its DHCPv6 never got an address: EDK2
     # gives up on the first Advertise (see the entry) and says so misleadingly.
@@ -48,8 +48,8 @@ def test_dhcp6_no_vendor_class(boot_scenario: Any) -> None:
 
 
 def test_dhcp6_release_unanswered(boot_scenario: Any) -> None:
-    entry = get_fault("dhcp6-release-unanswered")
-    result = boot_as_catalogued(boot_scenario, entry)
+    entry = get_regression("dhcp6-release-unanswered")
+    result = boot_as_recorded(boot_scenario, entry)
     timeline = result.timeline
     # The NBP came down; the client then released its lease and got no Reply.
     assert [h.name for h in timeline.hits][-2:] == ["nbp_url", "nbp"]

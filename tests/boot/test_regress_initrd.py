@@ -1,6 +1,6 @@
-"""Regression catalog, initrd area: an initramfs without the NIC's driver, reproduced and fixed.
+"""Regressions, initrd area: an initramfs without the NIC's driver, reproduced and fixed.
 
-Each test boots the catalogued case with the fault (the kernel and initramfs run,
+Each test boots the recorded case with the fault (the kernel and initramfs run,
 no network device appears, the console says so and the kernel panics, or Debian 13's
 initramfs-tools retries the NFS mount: the field report's picture) and fixed (it
 reaches userspace on the NFS root).
@@ -18,7 +18,7 @@ from regress import FixedBoots, assert_diagnosed, assert_failed_at_stage, faulte
 
 from pxelab.lab import BootResult
 from pxelab.machine.payload import Initramfs
-from pxelab.scenarios.regressions import CatalogFault, get_fault
+from pxelab.scenarios.regressions import Regression, get_regression
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ NFS_RETRY = "Begin: Retrying nfs mount"
 _FIXED = FixedBoots()
 
 
-def boot_faulted(boot_scenario: Any, entry: CatalogFault, argument: str | None = None,
+def boot_faulted(boot_scenario: Any, entry: Regression, argument: str | None = None,
                  gave_up: tuple[str, ...] = (PANIC,)) -> BootResult:
     """Boot the entry's case with the fault; check the stage and how the initramfs gave up
     (one of ``gave_up`` on the console).
@@ -45,7 +45,7 @@ def boot_faulted(boot_scenario: Any, entry: CatalogFault, argument: str | None =
 
 
 def test_initrd_no_nic_driver(boot_scenario: Any) -> None:
-    entry = get_fault("initrd-no-nic-driver")
+    entry = get_regression("initrd-no-nic-driver")
     result = boot_faulted(boot_scenario, entry)
     tail = result.timeline.console_tail
     assert "pxelab-init: PANIC link: no devices to configure" in tail, tail
@@ -56,7 +56,7 @@ def test_initrd_no_nic_driver(boot_scenario: Any) -> None:
 
 @pytest.mark.parametrize("modules", ["netboot", "most"])
 def test_initramfs_tools_no_nic_driver(boot_scenario: Any, modules: str) -> None:
-    entry = get_fault("initramfs-tools-no-nic-driver")
+    entry = get_regression("initramfs-tools-no-nic-driver")
     assert faulted_case(entry, modules).payload.initramfs is Initramfs.INITRAMFS_TOOLS
     result = boot_faulted(boot_scenario, entry, modules, gave_up=(PANIC, NFS_RETRY))
     tail = result.timeline.console_tail

@@ -1,6 +1,6 @@
-"""Regression catalog, TFTP/syslinux area: each field failure reproduced, named, and fixed.
+"""Regressions, TFTP/syslinux area: each field failure reproduced, named, and fixed.
 
-Each test boots the catalogued case with the fault (the boot fails at the
+Each test boots the recorded case with the fault (the boot fails at the
 entry's stage, with the console text and server events a person sees in the
 field) and fixed (it reaches userspace). Identical fixed boots are booted once
 per module ("legacy_pxe_ipv4 as it is" serves three entries).
@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from regress import FixedBoots, boot_as_catalogued
+from regress import FixedBoots, boot_as_recorded
 
 from pxelab.core.events import Event
 from pxelab.lab import BootResult
-from pxelab.scenarios.regressions import get_fault
+from pxelab.scenarios.regressions import get_regression
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
@@ -34,8 +34,8 @@ def injected(result: BootResult) -> list[Event]:
 
 
 def test_ldlinux_missing(boot_scenario: Any) -> None:
-    entry = get_fault("ldlinux-missing")
-    result = boot_as_catalogued(boot_scenario, entry)
+    entry = get_regression("ldlinux-missing")
+    result = boot_as_recorded(boot_scenario, entry)
     timeline = result.timeline
     assert timeline.seconds("bootloader") is not None, "PXELINUX started"
     assert "Failed to load ldlinux.c32" in timeline.console_tail
@@ -47,8 +47,8 @@ def test_ldlinux_missing(boot_scenario: Any) -> None:
 
 
 def test_ldlinux_foreign(boot_scenario: Any) -> None:
-    entry = get_fault("ldlinux-foreign")
-    result = boot_as_catalogued(boot_scenario, entry)
+    entry = get_regression("ldlinux-foreign")
+    result = boot_as_recorded(boot_scenario, entry)
     assert "Failed to load ldlinux.c32" in result.timeline.console_tail
     assert [e.reason for e in injected(result)] == [
         "replace ldlinux.c32 with ldlinux.e64 of the syslinux efi64 build"]
@@ -61,8 +61,8 @@ def test_ldlinux_foreign(boot_scenario: Any) -> None:
 
 
 def test_ldlinux_rrq_dropped(boot_scenario: Any) -> None:
-    entry = get_fault("ldlinux-rrq-dropped")
-    result = boot_as_catalogued(boot_scenario, entry)
+    entry = get_regression("ldlinux-rrq-dropped")
+    result = boot_as_recorded(boot_scenario, entry)
     timeline = result.timeline
     assert timeline.seconds("bootloader") is not None, "PXELINUX started"
     assert "within" in (timeline.failure or ""), "a silent wait, ended by the shortened stage"
@@ -76,8 +76,8 @@ def test_ldlinux_rrq_dropped(boot_scenario: Any) -> None:
 
 
 def test_tftp_blksize_mtu(boot_scenario: Any) -> None:
-    entry = get_fault("tftp-blksize-mtu")
-    result = boot_as_catalogued(boot_scenario, entry)
+    entry = get_regression("tftp-blksize-mtu")
+    result = boot_as_recorded(boot_scenario, entry)
     assert "Connection timed out" in result.timeline.console_tail
     # The server agreed to iPXE's blksize 1432 (its own link is 1500 bytes) and not one
     # DATA block of pxelinux.0 got across the 1200-byte hop.
@@ -90,8 +90,8 @@ def test_tftp_blksize_mtu(boot_scenario: Any) -> None:
 
 
 def test_oack_malformed(boot_scenario: Any) -> None:
-    entry = get_fault("oack-malformed")
-    result = boot_as_catalogued(boot_scenario, entry)
+    entry = get_regression("oack-malformed")
+    result = boot_as_recorded(boot_scenario, entry)
     assert "PXE-E99" in result.timeline.console_tail
     (oack,) = tftp(result, "oack", "syslinux.efi")
     assert oack.details["fault"] == "corrupt"
@@ -101,8 +101,8 @@ def test_oack_malformed(boot_scenario: Any) -> None:
 
 
 def test_oack_extra_option(boot_scenario: Any) -> None:
-    entry = get_fault("oack-extra-option")
-    result = boot_as_catalogued(boot_scenario, entry)
+    entry = get_regression("oack-extra-option")
+    result = boot_as_recorded(boot_scenario, entry)
     assert "Failed to load ldlinux.e64" in result.timeline.console_tail
     # OVMF took the NBP's OACK with timeout=5 in it; syslinux refused ldlinux.e64's.
     assert tftp(result, "sent", "syslinux.efi")

@@ -147,7 +147,7 @@ def test_ovmf_pxe_exchange_and_release(client_factory: Callable[[str], Client6],
     assert isinstance(advertise, DHCP6_Advertise)
     address = advertise[DHCP6OptIAAddress].addr
     assert IPv6Address(address) in server.leases6  # type: ignore[operator]
-    # No Status Code in an assigned IA (Success implied): see dhcp6.server.assigned_ia.
+    # No Status Code in an assigned IA (Success implied): see dhcp6.replies.assigned_ia.
     assert advertise[DHCP6OptIA_NA].iaid == 0x1001 and ia_status(advertise) is None
     assert advertise[DHCP6OptIAAddress].validlft >= advertise[DHCP6OptIAAddress].preflft
     assert advertise[DHCP6OptPref].prefval == 255

@@ -1,4 +1,4 @@
-"""Data-root faults (RemoveFile, ReplaceFile) and the tftp catalog entries, without QEMU."""
+"""Data-root faults (RemoveFile, ReplaceFile) and the tftp regressions, without QEMU."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
 from pxelab.scenarios import dataroot
 from pxelab.scenarios.matrix import find_case
-from pxelab.scenarios.regressions import apply_faults, get_fault
+from pxelab.scenarios.regressions import apply_regressions, get_regression
 from pxelab.server.faults import (
     DropPacket,
     FaultInjector,
@@ -35,7 +35,7 @@ def root(tmp_path: Path) -> Path:
 
 def test_remove_file_takes_it_out_and_says_so(root: Path, tmp_path: Path) -> None:
     events = EventLog()
-    dataroot.apply_faults(root, (RemoveFile("ldlinux.c32"),), events)
+    dataroot.apply_file_faults(root, (RemoveFile("ldlinux.c32"),), events)
     assert sorted(p.name for p in root.iterdir()) == ["pxelinux.0"]
     (event,) = events
     assert (event.source, event.kind) == ("fault", "injected")
@@ -50,21 +50,21 @@ def test_replace_file_copies_the_source_and_leaves_a_hard_link_alone(root: Path,
     dataroot.place(shared, root / "ldlinux.c32")  # a hard link into a cache, as populate does
     other = tmp_path / "other-build.c32"
     other.write_bytes(b"theirs")
-    dataroot.apply_faults(root, (ReplaceFile("ldlinux.c32", other, origin="6.03"),))
+    dataroot.apply_file_faults(root, (ReplaceFile("ldlinux.c32", other, origin="6.03"),))
     assert (root / "ldlinux.c32").read_bytes() == b"theirs"
     assert shared.read_bytes() == b"cached", "the cached file the root linked to is untouched"
 
 
 def test_server_faults_are_left_to_the_servers(root: Path) -> None:
-    dataroot.apply_faults(root, (DropPacket("tftp.rrq"), OackFault(OackMode.CORRUPT)))
+    dataroot.apply_file_faults(root, (DropPacket("tftp.rrq"), OackFault(OackMode.CORRUPT)))
     assert sorted(p.name for p in root.iterdir()) == ["ldlinux.c32", "pxelinux.0"]
 
 
 def test_a_missing_target_or_source_is_a_config_error(root: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no menu\.c32"):
-        dataroot.apply_faults(root, (RemoveFile("menu.c32"),))
+        dataroot.apply_file_faults(root, (RemoveFile("menu.c32"),))
     with pytest.raises(ConfigError, match="is not a file"):
-        dataroot.apply_faults(root, (ReplaceFile("ldlinux.c32", tmp_path / "nowhere"),))
+        dataroot.apply_file_faults(root, (ReplaceFile("ldlinux.c32", tmp_path / "nowhere"),))
 
 
 @pytest.mark.parametrize("path", ["/ldlinux.c32", "../ldlinux.c32", "a/../../b", ""])
@@ -79,10 +79,10 @@ def test_the_injector_ignores_data_root_faults() -> None:
     assert injector.tftp("ldlinux.c32") == injector.tftp("other")
 
 
-# -- the catalog entries ---------------------------------------------------------------------
+# -- the regressions ---------------------------------------------------------------------
 
 def test_ldlinux_missing_removes_the_file_beside_pxelinux() -> None:
-    scenario = apply_faults(find_case("legacy_pxe_ipv4"), ["ldlinux-missing"])
+    scenario = apply_regressions(find_case("legacy_pxe_ipv4"), ["ldlinux-missing"])
     assert scenario.faults == (RemoveFile("ldlinux.c32"),)
     assert scenario.applied == ("ldlinux-missing",)
 
@@ -90,16 +90,16 @@ def test_ldlinux_missing_removes_the_file_beside_pxelinux() -> None:
 def test_ldlinux_foreign_takes_a_path_or_the_efi64_build(tmp_path: Path) -> None:
     other = tmp_path / "ldlinux.c32"
     other.write_bytes(b"6.03")
-    scenario = apply_faults(find_case("legacy_pxe_ipv4"), [f"ldlinux-foreign={other}"])
+    scenario = apply_regressions(find_case("legacy_pxe_ipv4"), [f"ldlinux-foreign={other}"])
     assert scenario.faults == (ReplaceFile("ldlinux.c32", other, origin=str(other)),)
     with pytest.raises(ConfigError, match="no such file"):
-        apply_faults(find_case("legacy_pxe_ipv4"), [f"ldlinux-foreign={tmp_path / 'x'}"])
-    assert get_fault("ldlinux-foreign").default == "efi64"
+        apply_regressions(find_case("legacy_pxe_ipv4"), [f"ldlinux-foreign={tmp_path / 'x'}"])
+    assert get_regression("ldlinux-foreign").default == "efi64"
 
 
 def test_ldlinux_rrq_dropped_silences_every_path_and_waits_less() -> None:
     base = find_case("legacy_pxe_ipv4")
-    scenario = apply_faults(base, ["ldlinux-rrq-dropped"])
+    scenario = apply_regressions(base, ["ldlinux-rrq-dropped"])
     (fault,) = scenario.faults
     assert isinstance(fault, DropPacket) and fault.count == 0
     injector = FaultInjector(scenario.faults, EventLog())
@@ -111,21 +111,21 @@ def test_ldlinux_rrq_dropped_silences_every_path_and_waits_less() -> None:
 
 
 def test_blksize_mtu_sets_the_link_mtu() -> None:
-    entry = get_fault("tftp-blksize-mtu")
+    entry = get_regression("tftp-blksize-mtu")
     base = find_case("legacy_pxe_ipv4")
-    assert apply_faults(base, ["tftp-blksize-mtu"]).link_mtu == 1200
-    assert apply_faults(base, ["tftp-blksize-mtu=1000"]).link_mtu == 1000
+    assert apply_regressions(base, ["tftp-blksize-mtu"]).link_mtu == 1200
+    assert apply_regressions(base, ["tftp-blksize-mtu=1000"]).link_mtu == 1000
     assert entry.fixed_for(base).link_mtu is None
     for bad in ("1500", "big", "40"):
         with pytest.raises(ConfigError):
-            apply_faults(base, [f"tftp-blksize-mtu={bad}"])
+            apply_regressions(base, [f"tftp-blksize-mtu={bad}"])
 
 
 @pytest.mark.parametrize(("name", "mode"), [("oack-malformed", OackMode.CORRUPT),
                                             ("oack-extra-option", OackMode.ADD_OPTION)])
 def test_oack_entries_fault_ovmf_pxe(name: str, mode: OackMode) -> None:
-    entry = get_fault(name)
-    (fault,) = apply_faults(find_case(entry.scenario), [name]).faults
+    entry = get_regression(name)
+    (fault,) = apply_regressions(find_case(entry.scenario), [name]).faults
     assert isinstance(fault, OackFault) and fault.mode is mode and fault.file == "*"
     # OVMF asks tsize, blksize and windowsize: the added option must be none of them.
     assert fault.option[0] not in ("tsize", "blksize", "windowsize")

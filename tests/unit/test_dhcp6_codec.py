@@ -64,14 +64,8 @@ from pxelab.server.dhcp6.codec import (
     VendorClass,
 )
 from pxelab.server.dhcp6.leases import Lease6Pool
-from pxelab.server.dhcp6.server import (
-    Dhcp6Protocol,
-    Dhcp6Settings,
-    Peer,
-    build_reply,
-    client_info,
-    validate,
-)
+from pxelab.server.dhcp6.replies import Dhcp6Settings, Peer, build_reply, client_info
+from pxelab.server.dhcp6.server import Dhcp6Protocol, validate
 from pxelab.server.faults import DropPacket, FaultInjector, WithholdOffers
 from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo, Match, RulePolicy
 

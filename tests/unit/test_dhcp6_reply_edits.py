@@ -31,7 +31,8 @@ from pxelab.server.dhcp6.codec import (
     VendorClass,
 )
 from pxelab.server.dhcp6.leases import Lease6Pool
-from pxelab.server.dhcp6.server import Dhcp6Protocol, Dhcp6Settings, edit_options
+from pxelab.server.dhcp6.replies import Dhcp6Settings, edit_options
+from pxelab.server.dhcp6.server import Dhcp6Protocol
 from pxelab.server.faults import AddOption, DropPacket, Fault, FaultInjector, OmitOption, ReplyEdits
 from pxelab.server.policy import Arch, Match, Rule, RulePolicy
 

@@ -26,7 +26,7 @@ from pxelab.analysis.diagnosis import (
     query,
     tftp,
 )
-from pxelab.analysis.diagnosis.model import Cause, Rule
+from pxelab.analysis.diagnosis.model import Cause, DiagnosisRule
 from pxelab.analysis.diagnosis.rules import RULES
 from pxelab.analysis.evidence import BootFacts, Evidence, PacketRecord
 from pxelab.core.events import Event
@@ -362,7 +362,7 @@ def fired(evidence: Evidence) -> list[str]:
     return [cause.code for rule in RULES if (cause := rule(evidence)) is not None]
 
 
-def only(rule: Rule, evidence: Evidence, code: str) -> Cause:
+def only(rule: DiagnosisRule, evidence: Evidence, code: str) -> Cause:
     """``rule``'s cause on ``evidence``, checked for the shape every cause must have."""
     cause = rule(evidence)
     assert cause is not None, f"{code} did not fire"

@@ -34,8 +34,8 @@ from pxelab.server.dhcp4 import codec as dhcp4
 from pxelab.server.dhcp4.codec import DhcpMessage, MessageType
 from pxelab.server.dhcp4.server import client_info as dhcp4_client_info
 from pxelab.server.dhcp6 import codec as dhcp6
-from pxelab.server.dhcp6.server import Dhcp6Settings, Peer
-from pxelab.server.dhcp6.server import client_info as dhcp6_client_info
+from pxelab.server.dhcp6.replies import Dhcp6Settings, Peer
+from pxelab.server.dhcp6.replies import client_info as dhcp6_client_info
 from pxelab.server.dhcp6.server import validate as dhcp6_validate
 from pxelab.server.tftp import codec as tftp
 

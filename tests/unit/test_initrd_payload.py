@@ -1,5 +1,5 @@
-"""The initrd catalog's builders without QEMU: driverless spec, initramfs-tools config and
-hook, the NFSv3 command line, the port mapper codec, the catalog entries and their
+"""The initrd regressions' builders without QEMU: driverless spec, initramfs-tools config and
+hook, the NFSv3 command line, the port mapper codec, the regressions and their
 console patterns."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pxelab.machine.payload import initramfs_tools as itools
 from pxelab.machine.payload.builder import cache_key
 from pxelab.scenarios import milestones as ms
 from pxelab.scenarios.matrix import find_case
-from pxelab.scenarios.regressions import apply_faults, get_fault
+from pxelab.scenarios.regressions import apply_regressions, get_regression
 
 pytestmark = pytest.mark.unit
 
@@ -198,19 +198,19 @@ def test_ganesha_with_nfs3_hides_the_host_rpcbind_socket(tmp_path: Path) -> None
     assert nfs.Ganesha(tmp_path, tmp_path / "w", "pxl-x").portmapper is None
 
 
-# -- the catalog entries and their console patterns -----------------------------------------
+# -- the regressions and their console patterns -----------------------------------------
 
 def test_no_nic_driver_omits_the_cases_driver() -> None:
-    scenario = apply_faults(find_case("legacy_pxe_ipv4[e1000]"), ["initrd-no-nic-driver"])
+    scenario = apply_regressions(find_case("legacy_pxe_ipv4[e1000]"), ["initrd-no-nic-driver"])
     assert scenario.payload.omit_modules == ("e1000",)
     assert "e1000" not in scenario.payload.wanted_modules()
     assert scenario.applied == ("initrd-no-nic-driver",)
 
 
 def test_initramfs_tools_fault_and_fix() -> None:
-    entry = get_fault("initramfs-tools-no-nic-driver")
+    entry = get_regression("initramfs-tools-no-nic-driver")
     base = find_case(entry.scenario)
-    faulted = apply_faults(base, [f"{entry.name}=most"])
+    faulted = apply_regressions(base, [f"{entry.name}=most"])
     assert (faulted.payload.kernel_flavour, faulted.payload.mkinitramfs_modules) == (
         "cloud-amd64", "most")
     assert faulted.milestones[-5:] == ms.LINUX_INITRAMFS_TOOLS_NFSROOT
@@ -223,7 +223,7 @@ def test_initramfs_tools_fault_and_fix() -> None:
 @pytest.mark.parametrize("case", ["legacy_pxe_ipv4", "legacy_pxe_ipv6"])
 def test_initramfs_tools_fault_refuses_cases_it_cannot_fault(case: str) -> None:
     with pytest.raises(ConfigError):
-        apply_faults(find_case(case), ["initramfs-tools-no-nic-driver"])
+        apply_regressions(find_case(case), ["initramfs-tools-no-nic-driver"])
 
 
 def _first_failure(failures: tuple[ms.Fail, ...], console: str) -> str:

@@ -15,9 +15,9 @@ from report_samples import REPRODUCE, failed_diagnosis, failed_evidence, write_b
 
 from pxelab import cli
 from pxelab.lab import BootResult
-from pxelab.scenarios import regressions as catalog
+from pxelab.scenarios import regressions
 from pxelab.scenarios.cases import Scenario
-from pxelab.scenarios.regressions import CatalogFault
+from pxelab.scenarios.regressions import Regression
 
 pytestmark = pytest.mark.unit
 
@@ -27,10 +27,10 @@ def _slower(scenario: Scenario, argument: str | None) -> Scenario:
 
 
 FAKE_FAULTS = {
-    "zz-slow-dhcp": CatalogFault("zz-slow-dhcp", "DHCP answers late", "legacy_pxe_ipv4",
+    "zz-slow-dhcp": Regression("zz-slow-dhcp", "DHCP answers late", "legacy_pxe_ipv4",
                                  "rom_dhcp", "dhcp.offer_unused", _slower,
                                  argument="seconds", default="3"),
-    "aa-no-ldlinux": CatalogFault("aa-no-ldlinux", "ldlinux.c32 is missing",
+    "aa-no-ldlinux": Regression("aa-no-ldlinux", "ldlinux.c32 is missing",
                                   "legacy_pxe_ipv4[e1000]", "config",
                                   "tftp.next_file_missing", lambda s, _a: s),
 }
@@ -43,9 +43,9 @@ def quiet_main(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def fake_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(catalog, "CATALOG", dict(FAKE_FAULTS))
-    monkeypatch.setattr(cli, "CATALOG", catalog.CATALOG)
+def fake_regressions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(regressions, "REGRESSIONS", dict(FAKE_FAULTS))
+    monkeypatch.setattr(cli, "REGRESSIONS", regressions.REGRESSIONS)
 
 
 class FakeRun:
@@ -70,7 +70,7 @@ def fake_boot(monkeypatch: pytest.MonkeyPatch) -> list[Scenario]:
     return FakeRun.booted
 
 
-def test_faults_lists_the_catalog_sorted_one_line_each(fake_catalog, capsys):
+def test_faults_lists_the_regressions_sorted_one_line_each(fake_regressions, capsys):
     assert cli.main(["faults"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "SCENARIO", "SUMMARY"]
@@ -80,7 +80,7 @@ def test_faults_lists_the_catalog_sorted_one_line_each(fake_catalog, capsys):
     assert lines[1].endswith("ldlinux.c32 is missing") and len(lines) == 3
 
 
-def test_faults_as_json(fake_catalog, capsys):
+def test_faults_as_json(fake_regressions, capsys):
     assert cli.main(["faults", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["name"] for r in rows] == ["aa-no-ldlinux", "zz-slow-dhcp"]
@@ -91,7 +91,7 @@ def test_faults_as_json(fake_catalog, capsys):
 
 
 def test_faults_with_an_empty_catalog(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "CATALOG", {})
+    monkeypatch.setattr(cli, "REGRESSIONS", {})
     assert cli.main(["faults"]) == 0
     assert "no faults are catalogued" in capsys.readouterr().out
     assert cli.main(["faults", "--json"]) == 0
@@ -103,7 +103,7 @@ def test_faults_with_an_empty_catalog(monkeypatch, capsys):
     ("aa-no-ldlinux=3", "takes no argument"),
     ("=3", "write NAME or NAME=ARGS"),
 ])
-@pytest.mark.usefixtures("fake_catalog")
+@pytest.mark.usefixtures("fake_regressions")
 def test_a_bad_fault_is_a_config_error_before_anything_boots(fake_boot, tmp_path, capsys, spec,
                                                              message):
     argv = ["boot", "legacy_pxe_ipv4", "--fault", spec, "--artifacts", str(tmp_path / "a")]
@@ -113,7 +113,7 @@ def test_a_bad_fault_is_a_config_error_before_anything_boots(fake_boot, tmp_path
 
 
 def test_faults_are_applied_in_order_and_a_failed_boot_prints_its_diagnosis(
-        fake_catalog, fake_boot, tmp_path, capsys):
+        fake_regressions, fake_boot, tmp_path, capsys):
     out = tmp_path / "result.json"
     argv = ["boot", "legacy_pxe_ipv4[e1000]", "--fault", "aa-no-ldlinux", "--fault",
             "zz-slow-dhcp", "--json", str(out), "--artifacts", str(tmp_path / "a")]

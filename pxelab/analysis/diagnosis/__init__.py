@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pxelab.analysis.diagnosis.model import Cause, Diagnosis, Rule
+from pxelab.analysis.diagnosis.model import Cause, Diagnosis, DiagnosisRule
 from pxelab.analysis.diagnosis.rules import RULES
 from pxelab.analysis.evidence import Evidence
 
-__all__ = ["Cause", "Diagnosis", "Rule", "diagnose"]
+__all__ = ["Cause", "Diagnosis", "DiagnosisRule", "diagnose"]
 
 
-def diagnose(evidence: Evidence, rules: Sequence[Rule] = RULES) -> Diagnosis:
+def diagnose(evidence: Evidence, rules: Sequence[DiagnosisRule] = RULES) -> Diagnosis:
     """The verdict on ``evidence``: ok, or the failed stage with every cause a rule found."""
     timeline = evidence.timeline
     if timeline.ok:

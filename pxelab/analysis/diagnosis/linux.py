@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
 
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence
 from pxelab.machine.payload import contract
+from pxelab.machine.payload.modules import module_name
 
 # Stages of the initramfs up to the root mount; a failure in one of them is the
 # initramfs's (a later one means it had the network).
@@ -32,13 +32,6 @@ def _no_device_line(evidence: Evidence) -> str:
             if found := pattern.search(text):
                 return found.group(0).strip()
     return ""
-
-
-def module_name(name: str) -> str:
-    """"kernel/drivers/net/e1000/e1000.ko.xz" -> "e1000"; "virtio-net" -> "virtio_net"."""
-    stem = posixpath.basename(name.strip())
-    stem = re.sub(r"\.ko(\.(xz|zst|gz))?$", "", stem)
-    return stem.replace("-", "_")
 
 
 def no_network_driver(evidence: Evidence) -> Cause | None:

@@ -13,7 +13,7 @@ from pxelab.analysis.evidence import Evidence
 class Cause:
     """One explanation of a failed boot.
 
-    ``code`` is stable (tests and the regression catalog assert on it, e.g.
+    ``code`` is stable (tests and the regressions assert on it, e.g.
     "tftp.next_file_missing"); ``summary`` is one sentence naming the specifics
     (the file, the client, the block number); ``evidence`` the timeline lines
     that show it (rendered :class:`~pxelab.analysis.evidence.Entry` lines, seconds first);
@@ -65,4 +65,4 @@ class Diagnosis:
 
 
 # A rule looks at the evidence of a failed boot and names a cause, or stays silent.
-Rule = Callable[[Evidence], Cause | None]
+DiagnosisRule = Callable[[Evidence], Cause | None]

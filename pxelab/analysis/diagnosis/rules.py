@@ -29,9 +29,9 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 from __future__ import annotations
 
 from pxelab.analysis.diagnosis import dhcp, dhcp6, firmware, ipxe, linux, milestones, tftp
-from pxelab.analysis.diagnosis.model import Rule
+from pxelab.analysis.diagnosis.model import DiagnosisRule
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[DiagnosisRule, ...] = (
     milestones.milestone_unmatched,
     linux.no_network_driver,
     ipxe.chainload_loop,

@@ -25,6 +25,7 @@ from pxelab.machine.console import Timeline
 from pxelab.machine.firmware_log import LogLine, read_log
 from pxelab.machine.network import PCAP_NAME
 from pxelab.machine.payload import Payload
+from pxelab.machine.payload.modules import module_name
 from pxelab.machine.payload.nics import nic_driver
 from pxelab.machine.qemu import OVMF_DEBUG_LOG
 from pxelab.scenarios.cases import Scenario, reproduce_command
@@ -109,7 +110,7 @@ def data_files(root: Path) -> tuple[str, ...]:
 
 def module_names(paths: Iterable[str]) -> tuple[str, ...]:
     """Kernel module names from paths under lib/modules ("kernel/.../e1000.ko.xz" -> "e1000")."""
-    return tuple(Path(path).name.split(".ko", 1)[0] for path in paths)
+    return tuple(module_name(path) for path in paths)
 
 
 def _nic_driver(model: str) -> str:

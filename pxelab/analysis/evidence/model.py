@@ -78,7 +78,7 @@ class BootFacts:
     data_files: tuple[str, ...] = ()  # its files, relative paths
     initrd_modules: tuple[str, ...] = ()  # kernel module names packed in the initramfs
     nic_driver: str = ""  # the guest kernel module the NIC needs
-    faults: tuple[str, ...] = ()  # catalogued faults applied, as NAME[=ARGS]
+    faults: tuple[str, ...] = ()  # regressions applied, as NAME[=ARGS]
     reproduce: str = ""  # one shell command that boots this case again by hand
     rng_device: str = ""  # the guest's RNG device model ("" for none: EDK2 needs one)
     # Debian package -> version of the firmware the guest ran ("ovmf": "2022.11-6+deb12u2").

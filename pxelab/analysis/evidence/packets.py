@@ -71,6 +71,7 @@ from scapy.layers.tftp import TFTP, TFTP_ERROR, TFTP_RRQ, TFTP_WRQ
 from scapy.utils import RawPcapReader
 
 from pxelab.analysis.evidence.model import PacketRecord
+from pxelab.core.mac import format_mac
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +150,6 @@ def _timestamp(meta: Any, scale: float) -> float:
     return float(meta.sec + meta.usec / scale)
 
 
-def _mac(raw: bytes) -> str:
-    return raw.hex(":")
-
-
 def _ip(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
@@ -192,7 +189,7 @@ class _Packet:
 
     def client(self, from_client: bool) -> str:
         """The client's MAC: the sender of a packet to a server, else the receiver."""
-        return _mac(self.data[6:12] if from_client else self.data[0:6])
+        return format_mac(self.data[6:12] if from_client else self.data[0:6])
 
 
 @dataclass
@@ -410,7 +407,7 @@ class _Summariser:
 
     def _guest(self, *macs: bytes) -> str:
         """The guest (one of guest_macs) among ``macs``, else ""."""
-        return next((name for name in map(_mac, macs) if name in self.guest_macs), "")
+        return next((name for name in map(format_mac, macs) if name in self.guest_macs), "")
 
     # TFTP: requests start flows; DATA/ACK are counted, OACK/ERROR dissected.
 
@@ -524,12 +521,12 @@ class _Summariser:
         if op == 1:
             kind, summary = "request", f"ARP who-has {_ip(tpa)} tell {_ip(spa)}"
         elif op == 2:
-            kind, summary = "reply", f"ARP {_ip(spa)} is-at {_mac(sha)}"
+            kind, summary = "reply", f"ARP {_ip(spa)} is-at {format_mac(sha)}"
         else:
             return
         self._add(PacketRecord(time, "arp", kind, _ip(spa), _ip(tpa), summary,
                                self._guest(data[6:12], data[0:6]),
-                               {"sender_mac": _mac(sha), "sender_ip": _ip(spa),
+                               {"sender_mac": format_mac(sha), "sender_ip": _ip(spa),
                                 "target_ip": _ip(tpa)}))
 
 
@@ -640,8 +637,8 @@ def _dhcp4(packet: _Packet) -> PacketRecord | None:
         "flags": int(message.flags), "requested": str(options.get(50, "")),
     }
     return PacketRecord(packet.time, "dhcp4", kind, _ip(packet.src), _ip(packet.dst),
-                        _dhcp4_summary(kind, _mac(chaddr), fields, from_client, packet.dport),
-                        _mac(chaddr), fields)
+                        _dhcp4_summary(kind, format_mac(chaddr), fields, from_client, packet.dport),
+                        format_mac(chaddr), fields)
 
 
 _DHCP4_TYPES = {1: "discover", 2: "offer", 3: "request", 4: "decline", 5: "ack", 6: "nak",
@@ -791,11 +788,11 @@ def _icmp6(packet: _Packet, kind: str, client: str) -> PacketRecord:
         summary = f"NS who-has {fields['target']} from {src}"
     elif kind == "na" and frame.haslayer(ICMPv6ND_NA):
         fields["target"] = str(frame[ICMPv6ND_NA].tgt)
-        summary = f"NA {fields['target']} is-at {_mac(packet.eth_src)}"
+        summary = f"NA {fields['target']} is-at {format_mac(packet.eth_src)}"
     return PacketRecord(packet.time, "ra", kind, src, dst, summary, client, fields)
 
 
 def _malformed(packet: _Packet, proto: str) -> PacketRecord:
     return PacketRecord(packet.time, proto, "malformed", _ip(packet.src), _ip(packet.dst),
                         f"{proto} packet scapy cannot dissect ({len(packet.payload)} bytes)",
-                        _mac(packet.eth_src), {"length": len(packet.payload)})
+                        format_mac(packet.eth_src), {"length": len(packet.payload)})

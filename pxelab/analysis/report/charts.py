@@ -62,6 +62,16 @@ def nice_step(total: float, ticks: int = 10) -> float:
     return next(m * magnitude for m in (1.0, 2.0, 5.0, 10.0) if m * magnitude >= raw)
 
 
+def _frame(left: int, right: int, total: float,
+           rows: int) -> tuple[float, float, float, list[str]]:
+    """A chart of ``rows`` rows with ``left`` and ``right`` pixels for labels: the plot's
+    width, the seconds it spans (never 0), the chart's height and its time axis."""
+    plot = WIDTH - left - right
+    total = total or 1.0
+    height = AXIS + ROW * rows + 4
+    return plot, total, height, _axis(left, plot, total, height)
+
+
 def _axis(left: float, plot: float, total: float, height: float) -> list[str]:
     step = nice_step(total)
     parts = []
@@ -91,11 +101,9 @@ def stage_chart(record: BootRecord) -> str:
     """One boot: a bar per stage on the time axis, its name left, its seconds right."""
     found = stages(record.timeline)
     colours = stage_colours(s.name for s in found)
-    left, right = 150, 110
-    plot = WIDTH - left - right
-    total = max((s.end for s in found), default=0.0) or 1.0
-    height = AXIS + ROW * len(found) + 4
-    parts = _axis(left, plot, total, height)
+    left = 150
+    plot, total, height, parts = _frame(left, 110, max((s.end for s in found), default=0.0),
+                                        len(found))
     for index, stage in enumerate(found):
         y = AXIS + index * ROW
         x = left + stage.start / total * plot
@@ -115,11 +123,9 @@ def matrix_chart(records: Sequence[BootRecord], hrefs: Mapping[int, str]) -> str
     ``hrefs`` maps a record's index to the page its label links to.
     """
     colours = stage_colours(s.name for r in records for s in stages(r.timeline))
-    left, right = 300, 140
-    plot = WIDTH - left - right
-    total = max((r.seconds for r in records), default=0.0) or 1.0
-    height = AXIS + ROW * len(records) + 4
-    parts = _axis(left, plot, total, height)
+    left = 300
+    plot, total, height, parts = _frame(left, 140, max((r.seconds for r in records),
+                                                       default=0.0), len(records))
     for index, record in enumerate(records):
         y = AXIS + index * ROW
         label = record.label if len(record.label) <= 44 else record.label[:43] + "\u2026"

@@ -67,7 +67,7 @@ class PayloadSpec:
     nfs_modules: tuple[str, ...] = ("nfsv4",)
     extra_modules: tuple[str, ...] = ()
     # Modules pxelab's initramfs leaves out although the fields above name them (with
-    # their companions): an initrd built without the NIC's driver (catalog fault
+    # their companions): an initrd built without the NIC's driver (regression
     # initrd-no-nic-driver).
     omit_modules: tuple[str, ...] = ()
     initramfs: Initramfs = Initramfs.PXELAB

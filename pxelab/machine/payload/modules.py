@@ -27,8 +27,11 @@ ModuleDeps = Mapping[str, Sequence[str]]
 
 
 def module_name(path: str) -> str:
-    """``kernel/drivers/net/virtio_net.ko.xz`` -> ``virtio_net`` (dashes read as underscores)."""
-    base = path.rsplit("/", 1)[-1]
+    """``kernel/drivers/net/virtio_net.ko.xz`` -> ``virtio_net`` (dashes read as underscores).
+
+    A bare name works too: ``virtio-net`` -> ``virtio_net``.
+    """
+    base = path.strip().rsplit("/", 1)[-1]
     for suffix in MODULE_SUFFIXES:
         if base.endswith(suffix):
             base = base[: -len(suffix)]

@@ -1,6 +1,6 @@
-"""The regression catalog: named faults that reproduce field failures.
+"""The regressions: named faults that reproduce field failures.
 
-Each :class:`CatalogFault` turns a scenario into the broken configuration a
+Each :class:`Regression` turns a scenario into the broken configuration a
 field report describes (a file missing from the TFTP root, a DHCP server with
 ``min-secs``, an initramfs without the NIC driver, ...), names the stage that
 then fails and the :class:`~pxelab.analysis.diagnosis.Cause` code the diagnosis must
@@ -21,20 +21,20 @@ from pxelab.core.errors import ConfigError
 from pxelab.scenarios.cases import Scenario
 from pxelab.scenarios.regressions import areas as _areas  # noqa: F401  (registers the entries)
 from pxelab.scenarios.regressions.registry import (
-    CATALOG,
+    REGRESSIONS,
     Apply,
-    CatalogFault,
+    Regression,
     register,
     with_faults,
     with_stage_timeout,
 )
 
 __all__ = [
-    "CATALOG",
+    "REGRESSIONS",
     "Apply",
-    "CatalogFault",
-    "apply_faults",
-    "get_fault",
+    "Regression",
+    "apply_regressions",
+    "get_regression",
     "parse_spec",
     "register",
     "with_faults",
@@ -42,24 +42,24 @@ __all__ = [
 ]
 
 
-def get_fault(name: str) -> CatalogFault:
+def get_regression(name: str) -> Regression:
     try:
-        return CATALOG[name]
+        return REGRESSIONS[name]
     except KeyError:
-        known = ", ".join(sorted(CATALOG)) or "none"
+        known = ", ".join(sorted(REGRESSIONS)) or "none"
         raise ConfigError(f"unknown fault {name!r}; `pxelab faults` lists them: "
                           f"{known}") from None
 
 
-def parse_spec(spec: str) -> tuple[CatalogFault, str | None]:
-    """``NAME`` or ``NAME=ARGS`` -> the catalog entry and its argument."""
+def parse_spec(spec: str) -> tuple[Regression, str | None]:
+    """``NAME`` or ``NAME=ARGS`` -> the regression and its argument."""
     name, equals, argument = spec.partition("=")
     if not name.strip():
         raise ConfigError(f"--fault {spec!r}: write NAME or NAME=ARGS (see `pxelab faults`)")
-    return get_fault(name.strip()), (argument if equals else None)
+    return get_regression(name.strip()), (argument if equals else None)
 
 
-def apply_faults(scenario: Scenario, specs: Iterable[str]) -> Scenario:
+def apply_regressions(scenario: Scenario, specs: Iterable[str]) -> Scenario:
     """``scenario`` with every ``NAME[=ARGS]`` of ``specs`` applied, in order."""
     for spec in specs:
         fault, argument = parse_spec(spec)

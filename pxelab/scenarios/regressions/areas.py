@@ -1,4 +1,4 @@
-"""Imports every area module of the catalog, so that each registers its entries.
+"""Imports every area module of the regressions, so that each registers its entries.
 
 Each area's module is owned by whoever builds its entries; add a line here per area.
 """

@@ -1,4 +1,4 @@
-"""Catalog entries for DHCPv4: the server answers, but not in a way the client can use.
+"""Regressions of DHCPv4: the server answers, but not in a way the client can use.
 
 - ``min-secs``: ISC dhcpd's ``min-secs`` above every ``secs`` the client sends.
 - ``http-no-echo``: a UEFI HTTP boot offer without the option 60 ``HTTPClient`` echo.
@@ -20,7 +20,7 @@ from pxelab.core.errors import ConfigError
 from pxelab.machine.console import FailurePattern
 from pxelab.scenarios.cases import BootLoader, Scenario
 from pxelab.scenarios.regressions.registry import (
-    CatalogFault,
+    Regression,
     register,
     with_faults,
     with_stage_timeout,
@@ -77,7 +77,7 @@ def _no_min_secs(scenario: Scenario) -> Scenario:
     return replace(scenario, policy_options=options)
 
 
-MIN_SECS = CatalogFault(
+MIN_SECS = Regression(
     name="min-secs",
     summary="the DHCP server ignores DISCOVERs whose secs is below N (ISC dhcpd min-secs); "
             f"OVMF's secs reads 0, 4, 12, 28: N >= {MIN_SECS_STARVING_OVMF} starves it",
@@ -102,7 +102,7 @@ def _http_no_echo(scenario: Scenario, argument: str | None) -> Scenario:
     return with_stage_timeout(with_faults(scenario, fault), "fw_dhcp", FW_DHCP_WAIT)
 
 
-HTTP_NO_ECHO = CatalogFault(
+HTTP_NO_ECHO = Regression(
     name="http-no-echo",
     summary="UEFI HTTP boot offers over DHCPv4 lack option 60 HTTPClient: OVMF ignores them",
     scenario="uefi_http_ipv4",
@@ -127,7 +127,7 @@ def _binl(scenario: Scenario, argument: str | None) -> Scenario:
                    server={**scenario.server, "dhcp4_mode": Dhcp4Mode.FULL})
 
 
-BINL_NO_OPTION_43 = CatalogFault(
+BINL_NO_OPTION_43 = Regression(
     name="binl-no-option-43",
     summary="full-DHCP offers echo option 60 PXEClient without option 43: UEFI PXE then asks "
             "a boot server on UDP 4011 that is not there",
@@ -183,7 +183,7 @@ def _ipxe_rule_first(scenario: Scenario) -> Scenario:
     return replace(broken, rules=(script, *broken.rules), milestones=scenario.milestones)
 
 
-IPXE_LOOP = CatalogFault(
+IPXE_LOOP = Regression(
     name="ipxe-loop",
     summary="the DHCP server ignores user class iPXE and hands iPXE the iPXE NBP again: "
             "it loads itself in a loop",

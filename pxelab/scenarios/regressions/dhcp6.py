@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pxelab.scenarios.cases import Scenario
 from pxelab.scenarios.regressions.registry import (
-    CatalogFault,
+    Regression,
     register,
     with_faults,
     with_stage_timeout,
@@ -36,7 +36,7 @@ def _omit_vendor_class(scenario: Scenario, argument: str | None) -> Scenario:
                               _NO_ECHO_WAIT)
 
 
-NO_VENDOR_CLASS = CatalogFault(
+NO_VENDOR_CLASS = Regression(
     name="dhcp6-no-vendor-class",
     summary="DHCPv6 Advertise/Reply to the UEFI HTTPv6 client without option 16 HTTPClient",
     scenario="uefi_http_ipv6",
@@ -71,7 +71,7 @@ def _drop_release(scenario: Scenario, argument: str | None) -> Scenario:
                               "nbp_start", _RELEASE_WAIT)
 
 
-RELEASE_UNANSWERED = CatalogFault(
+RELEASE_UNANSWERED = Regression(
     name="dhcp6-release-unanswered",
     summary="the DHCPv6 server leaves the UEFI client's Release unanswered (a stall "
             "before the NBP starts)",

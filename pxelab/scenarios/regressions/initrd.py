@@ -1,4 +1,4 @@
-"""Catalog area ``initrd``: an initramfs without the NIC's driver ("no devices", panic).
+"""Area ``initrd``: an initramfs without the NIC's driver ("no devices", panic).
 
 The field report behind both entries: a network-booted live system whose kernel
 and initrd loaded fine, then "ipconfig: no devices to configure" over and over
@@ -27,7 +27,7 @@ from pxelab.machine.payload.builder import MKINITRAMFS_MODULES
 from pxelab.machine.payload.nics import nic_driver, payload_for_nic
 from pxelab.scenarios.cases import IpVersion, Scenario
 from pxelab.scenarios.milestones import LINUX_INITRAMFS_TOOLS_NFSROOT
-from pxelab.scenarios.regressions.registry import CatalogFault, register
+from pxelab.scenarios.regressions.registry import Regression, register
 
 # The flavour whose package lacks drivers other flavours have (pxelab/machine/payload/nics.py).
 CLOUD_FLAVOUR = "cloud-amd64"
@@ -83,7 +83,7 @@ def _initramfs_tools_fixed(scenario: Scenario) -> Scenario:
 
 
 register(
-    CatalogFault(
+    Regression(
         name="initrd-no-nic-driver",
         summary="pxelab's initramfs without the NIC's driver module: no network device, "
                 "'no devices to configure', kernel panic",
@@ -94,7 +94,7 @@ register(
         report="ipconfig: no devices to configure / Kernel panic - not syncing: Attempted to "
                "kill init! (the initrd lacks the Ethernet driver module)",
     ),
-    CatalogFault(
+    Regression(
         name="initramfs-tools-no-nic-driver",
         summary="Debian initramfs-tools initrd (boot=nfs, MODULES=ARGS) for the cloud kernel, "
                 "which has no e1000 driver, on an e1000 NIC",

@@ -1,9 +1,9 @@
-"""The regression catalog's entries and registry, which each area module fills.
+"""The regressions and their registry, which each area module fills.
 
-:class:`CatalogFault` is one entry; :func:`register` adds entries to
-:data:`CATALOG`; :func:`with_faults` and :func:`with_stage_timeout` are what the
+:class:`Regression` is one entry; :func:`register` adds entries to
+:data:`REGRESSIONS`; :func:`with_faults` and :func:`with_stage_timeout` are what the
 area modules build their entries from. The area modules import this module,
-and the package imports them, so the catalog and its areas do not import each
+and the package imports them, so the package and its areas do not import each
 other.
 """
 
@@ -21,7 +21,7 @@ Apply = Callable[[Scenario, str | None], Scenario]
 
 
 @dataclass(frozen=True)
-class CatalogFault:
+class Regression:
     """A field failure pxelab can reproduce on demand."""
 
     name: str  # what --fault takes: lower-case words joined by "-"
@@ -54,14 +54,14 @@ class CatalogFault:
         return scenario if self.fixed is None else self.fixed(scenario)
 
 
-CATALOG: dict[str, CatalogFault] = {}
+REGRESSIONS: dict[str, Regression] = {}
 
 
-def register(*faults: CatalogFault) -> None:
+def register(*faults: Regression) -> None:
     for fault in faults:
-        if fault.name in CATALOG:
-            raise ConfigError(f"catalog fault {fault.name!r} is registered twice")
-        CATALOG[fault.name] = fault
+        if fault.name in REGRESSIONS:
+            raise ConfigError(f"regression {fault.name!r} is registered twice")
+        REGRESSIONS[fault.name] = fault
 
 
 def with_faults(scenario: Scenario, *faults: Fault) -> Scenario:

@@ -1,4 +1,4 @@
-"""Catalog area ``tftp``: PXELINUX's "Failed to load ldlinux.c32" and TFTP negotiation faults.
+"""Area ``tftp``: PXELINUX's "Failed to load ldlinux.c32" and TFTP negotiation faults.
 
 The field report behind the ldlinux entries: PXELINUX 6.03 loaded and printed
 its banner, then, after a long silence, "Failed to load ldlinux.c32" — on some
@@ -19,7 +19,7 @@ from pxelab.core.errors import ConfigError
 from pxelab.machine import firmware
 from pxelab.scenarios.cases import Scenario
 from pxelab.scenarios.regressions.registry import (
-    CatalogFault,
+    Regression,
     register,
     with_faults,
     with_stage_timeout,
@@ -124,27 +124,27 @@ def _oack(mode: OackMode) -> Callable[[Scenario, str | None], Scenario]:
 
 
 register(
-    CatalogFault(
+    Regression(
         name="ldlinux-missing",
         summary="the TFTP root has pxelinux.0 but not ldlinux.c32 beside it",
         scenario="legacy_pxe_ipv4", stage="config", cause="tftp.next_file_missing",
         apply=_ldlinux_missing,
         report="PXELINUX prints its banner, then 'Failed to load ldlinux.c32' and reboots"),
-    CatalogFault(
+    Regression(
         name="ldlinux-foreign",
         summary="ldlinux.c32 comes from another syslinux build than pxelinux.0",
         scenario="legacy_pxe_ipv4", stage="config", cause="tftp.ldlinux_mismatch",
         apply=_ldlinux_foreign, default=DEFAULT_FOREIGN,
         argument="efi64, or the path of another build's ldlinux.c32",
         report="'Failed to load ldlinux.c32' although the file is there and is fetched"),
-    CatalogFault(
+    Regression(
         name="ldlinux-rrq-dropped",
         summary="every RRQ for ldlinux.c32 goes unanswered after the NBP (lwIP/UNDI silence)",
         scenario="legacy_pxe_ipv4", stage="config", cause="tftp.rrq_unanswered",
         apply=_ldlinux_rrq_dropped,
         report="PXELINUX banner, a long silence with no TFTP traffic answered, then "
                "'Failed to load ldlinux.c32'"),
-    CatalogFault(
+    Regression(
         name="tftp-blksize-mtu",
         summary="the guest's link carries a smaller MTU than the TFTP block size agreed",
         scenario="legacy_pxe_ipv4", stage="nbp", cause="tftp.blksize_above_mtu",
@@ -152,14 +152,14 @@ register(
         default=DEFAULT_MTU,
         report="the NBP download stalls at its first block and times out "
                "(iPXE 'Connection timed out'); small files load, large blocks never arrive"),
-    CatalogFault(
+    Regression(
         name="oack-malformed",
         summary="the TFTP server's OACK is not a list of NUL-terminated option pairs",
         scenario="uefi_tftp_ipv4", stage="nbp", cause="tftp.oack_malformed",
         apply=_oack(OackMode.CORRUPT), argument="file glob", default="*",
         report="OVMF PXE: 'NBP filesize is 0 Bytes', then 'PXE-E99: Unexpected network "
                "error.'; the client aborted the size probe right after the OACK"),
-    CatalogFault(
+    Regression(
         name="oack-extra-option",
         summary="the TFTP server's OACK carries an option the client did not ask for",
         # OVMF itself takes an OACK with an unasked-for timeout and loads syslinux.efi;

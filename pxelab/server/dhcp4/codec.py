@@ -21,6 +21,7 @@ from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address
 from typing import Any
 
+from pxelab.core.mac import format_mac
 from pxelab.core.memo import memoized
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "decode_value",
     "encode",
     "encode_user_classes",
-    "format_mac",
     "option",
     "option_problems",
     "user_classes",
@@ -136,10 +136,6 @@ BOOTP_MIN_SIZE = 300  # RFC 1542 2.1: some relays and old clients drop shorter B
 BROADCAST_FLAG = 0x8000
 _ZERO = IPv4Address(0)
 _ZERO_PACKED = bytes(4)
-
-
-def format_mac(raw: bytes) -> str:
-    return raw.hex(":")
 
 
 @dataclass(frozen=True)

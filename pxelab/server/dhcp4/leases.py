@@ -9,23 +9,17 @@ range; BOOTP clients get leases that never expire (RFC 1534 section 3).
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from ipaddress import IPv4Address
+
+from pxelab.server.allocator import AddressAllocator, LeaseState
 
 __all__ = ["FOREVER", "Lease", "LeasePool", "LeaseState"]
 
 FOREVER = math.inf  # lease seconds of a BOOTP binding
-
-
-class LeaseState(StrEnum):
-    OFFERED = "offered"
-    BOUND = "bound"
-    FREE = "free"  # released or expired; the address is still remembered for this MAC
 
 
 @dataclass(frozen=True)
@@ -42,30 +36,22 @@ class LeasePool:
     def __init__(self, first: IPv4Address, last: IPv4Address, lease_seconds: int, *,
                  offer_seconds: float = 60.0, exclude: frozenset[IPv4Address] = frozenset(),
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if int(last) < int(first):
-            raise ValueError(f"pool end {last} is before pool start {first}")
+        self._by_mac: dict[str, Lease] = {}
+        self._fixed: dict[str, IPv4Address] = {}  # MAC -> its reserved address
+        self._fixed_owner: dict[IPv4Address, str] = {}
+        self._addresses: AddressAllocator[IPv4Address, str, Lease] = AddressAllocator(
+            first, last, self._by_mac, exclude=exclude, reserved=self._fixed_owner,
+            clock=clock)
         self.first, self.last = first, last
         self.lease_seconds = lease_seconds
         self.offer_seconds = offer_seconds
-        self._exclude = set(exclude)
         self._clock = clock
-        self._by_mac: dict[str, Lease] = {}
-        self._by_address: dict[IPv4Address, str] = {}
-        self._fixed: dict[str, IPv4Address] = {}  # MAC -> its reserved address
-        self._fixed_owner: dict[IPv4Address, str] = {}
-        # Picking an address scans nothing (see _pick): every range address below
-        # _cursor is in use, excluded, someone's fixed address, or in _returned.
-        self._last_number = int(last)
-        self._cursor = int(first)
-        self._returned: list[int] = []  # min-heap: addresses below the cursor free again
-        # Min-heap of (expires, address, MAC), one entry per lease stored; an entry whose
-        # MAC holds another lease now is stale and skipped.
-        self._expiry: list[tuple[float, int, str]] = []
+        self._exclude = self._addresses.exclude
+        self._by_address = self._addresses.owner
 
     def __contains__(self, address: IPv4Address) -> bool:
         """In the dynamic range and not excluded (fixed addresses aside)."""
-        return (int(self.first) <= int(address) <= int(self.last)
-                and address not in self._exclude)
+        return address in self._addresses
 
     def knows(self, address: IPv4Address) -> bool:
         """The pool may hand out ``address``: in the range, or some MAC's fixed address."""
@@ -144,9 +130,8 @@ class LeasePool:
         current = self.lookup(mac)
         if current is None or (address is not None and current.address != address):
             return False
-        lease = Lease(mac, current.address, LeaseState.FREE, self._clock())
-        self._by_mac[mac] = lease
-        self._remember_expiry(lease)
+        self._addresses.remember(mac, Lease(mac, current.address, LeaseState.FREE,
+                                            self._clock()))
         return True
 
     def decline(self, mac: str, address: IPv4Address) -> bool:
@@ -156,10 +141,7 @@ class LeasePool:
         """
         if not self.knows(address):
             return False
-        self._exclude.add(address)
-        owner = self._by_address.pop(address, None)
-        if owner is not None:
-            self._by_mac.pop(owner, None)
+        self._addresses.decline(address)
         return True
 
     # -- internals -------------------------------------------------------------------------
@@ -172,26 +154,9 @@ class LeasePool:
 
     def _store(self, mac: str, address: IPv4Address, state: LeaseState,
                seconds: float) -> Lease:
-        previous = self._by_address.get(address)
-        if previous is not None and previous != mac:
-            del self._by_mac[previous]  # reclaiming a free address remembered for another MAC
-        old = self._by_mac.get(mac)
-        if old is not None and old.address != address:
-            self._by_address.pop(old.address, None)
-            if int(self.first) <= int(old.address) < self._cursor:
-                heapq.heappush(self._returned, int(old.address))  # as good as never used
         lease = Lease(mac, address, state, self._clock() + seconds)
-        self._by_mac[mac] = lease
-        self._by_address[address] = mac
-        self._remember_expiry(lease)
+        self._addresses.store(mac, lease)
         return lease
-
-    def _remember_expiry(self, lease: Lease) -> None:
-        heapq.heappush(self._expiry, (lease.expires, int(lease.address), lease.mac))
-        if len(self._expiry) > 2 * len(self._by_mac) + 64:  # mostly stale: rebuild
-            self._expiry = [(held.expires, int(held.address), held.mac)
-                            for held in self._by_mac.values()]
-            heapq.heapify(self._expiry)
 
     def _available(self, address: IPv4Address, mac: str) -> bool:
         """``address`` may go to ``mac``: in the range, free, not someone's fixed address."""
@@ -202,42 +167,5 @@ class LeasePool:
                 or self._refresh(self._by_mac[owner]).state is LeaseState.FREE)
 
     def _pick(self) -> IPv4Address | None:
-        """Lowest never-used address, else the one free the longest (lowest address on a tie).
-
-        O(1) amortised: a cursor walks the range once, addresses below it that
-        become unused again wait in a heap, and leases wait in a heap by expiry.
-        """
-        address = self._lowest_unused()
-        return address if address is not None else self._longest_free()
-
-    def _unused(self, address: IPv4Address) -> bool:
-        return (address not in self._by_address and address not in self._exclude
-                and address not in self._fixed_owner)
-
-    def _lowest_unused(self) -> IPv4Address | None:
-        returned = self._returned
-        while returned:
-            address = IPv4Address(returned[0])
-            if self._unused(address):
-                return address  # it leaves the heap once it is in use (or excluded)
-            heapq.heappop(returned)
-        while self._cursor <= self._last_number:
-            address = IPv4Address(self._cursor)
-            if self._unused(address):
-                return address  # the cursor moves on once it is in use
-            self._cursor += 1
-        return None
-
-    def _longest_free(self) -> IPv4Address | None:
-        """A free lease's address; leases end in expiry order and a released one has ended."""
-        expiry, now = self._expiry, self._clock()
-        while expiry:
-            expires, number, mac = expiry[0]
-            lease = self._by_mac.get(mac)
-            if lease is not None and lease.expires == expires and int(lease.address) == number:
-                if expires > now:
-                    return None  # the first lease to end has not ended: none is free
-                if lease.address in self and lease.address not in self._fixed_owner:
-                    return lease.address
-            heapq.heappop(expiry)  # stale, or an address the pool never hands out
-        return None
+        """Lowest never-used address, else the one free the longest (lowest address on a tie)."""
+        return self._addresses.pick()

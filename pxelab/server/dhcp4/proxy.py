@@ -25,7 +25,7 @@ from pxelab.server.dhcp4.codec import DhcpMessage, MessageType
 from pxelab.server.dhcp4.replies import SERVER_PORT, Dhcp4Settings, build_proxy_reply, is_pxe_client
 from pxelab.server.dhcp4.server import ETHERNET_LEN, BaseDhcp4Protocol, Handler
 from pxelab.server.faults import FaultInjector
-from pxelab.server.policy import BootPolicy, ClientInfo
+from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo
 
 __all__ = ["PXE_PORT", "ProxyDhcp4Protocol"]
 
@@ -77,12 +77,8 @@ class ProxyDhcp4Protocol(BaseDhcp4Protocol):
 
     def on_discover(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         """Port 67: a proxy OFFER with the boot file and no address."""
-        decision = self.decide(client)
+        decision = self._boot_file_decision(client, "proxy mode")
         if decision is None:
-            return
-        if not decision.boot_file:
-            self._withheld(client, f"proxy mode: no boot file for this client "
-                                   f"({decision.reason or 'policy gave none'})")
             return
         reply = build_proxy_reply(msg, MessageType.OFFER, self.settings, decision, client)
         self.send(msg, reply, client, decision, proxy=True)
@@ -93,12 +89,8 @@ class ProxyDhcp4Protocol(BaseDhcp4Protocol):
     def on_boot_request(self, msg: DhcpMessage, addr: tuple[str, int],
                         client: ClientInfo) -> None:
         """Port 4011: the ACK with the boot file, unicast back to the request's source."""
-        decision = self.decide(client)
+        decision = self._boot_file_decision(client, "PXE boot server")
         if decision is None:
-            return
-        if not decision.boot_file:
-            self._withheld(client, f"PXE boot server: no boot file for this client "
-                                   f"({decision.reason or 'policy gave none'})")
             return
         reply = build_proxy_reply(msg, MessageType.ACK, self.settings, decision, client)
         source = IPv4Address(addr[0])
@@ -106,6 +98,18 @@ class ProxyDhcp4Protocol(BaseDhcp4Protocol):
         # answered by unicast, so such a client gets the reply on the broadcast address.
         where = (str(source), addr[1]) if int(source) else ("255.255.255.255", addr[1])
         self.send(msg, reply, client, decision, destination=where, proxy=True)
+
+    def _boot_file_decision(self, client: ClientInfo, role: str) -> BootDecision | None:
+        """The policy's decision if it names a boot file: without one a proxy has nothing
+        to say, so the client is withheld (``role`` says which of ours in the event)."""
+        decision = self.decide(client)
+        if decision is None:
+            return None
+        if not decision.boot_file:
+            self._withheld(client, f"{role}: no boot file for this client "
+                                   f"({decision.reason or 'policy gave none'})")
+            return None
+        return decision
 
     def _withheld(self, client: ClientInfo, reason: str) -> None:
         self.events.emit("dhcp4", "withheld", client=client.mac, request=client.summary(),

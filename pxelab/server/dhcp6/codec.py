@@ -21,6 +21,7 @@ from enum import IntEnum
 from ipaddress import IPv6Address
 from typing import ClassVar, Self, TypeVar
 
+from pxelab.core.mac import format_mac
 from pxelab.core.memo import memoized
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "VendorClass",
     "decode",
     "encode",
-    "format_mac",
     "mac_from_link_local",
 ]
 
@@ -152,10 +152,6 @@ class DuidType(IntEnum):
     EN = 2
     LL = 3
     UUID = 4
-
-
-def format_mac(raw: bytes) -> str:
-    return raw.hex(":")
 
 
 def mac_from_link_local(address: IPv6Address) -> str | None:

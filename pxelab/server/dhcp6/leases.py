@@ -11,22 +11,16 @@ DUID with the same MAC is taken over for that reason (the old stack is gone).
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from ipaddress import IPv6Address
+
+from pxelab.server.allocator import AddressAllocator, LeaseState
 
 __all__ = ["Binding", "Lease6Pool", "LeaseState"]
 
 Key = tuple[bytes, int]  # (DUID bytes, IAID)
-
-
-class LeaseState(StrEnum):
-    OFFERED = "offered"  # advertised, held for offer_seconds
-    BOUND = "bound"
-    FREE = "free"  # released or expired; the address is still remembered for this IA
 
 
 @dataclass(frozen=True)
@@ -45,28 +39,19 @@ class Lease6Pool:
     def __init__(self, first: IPv6Address, last: IPv6Address, valid_seconds: int, *,
                  offer_seconds: float = 60.0, exclude: frozenset[IPv6Address] = frozenset(),
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if int(last) < int(first):
-            raise ValueError(f"pool end {last} is before pool start {first}")
+        self._bindings: dict[Key, Binding] = {}
+        self._addresses: AddressAllocator[IPv6Address, Key, Binding] = AddressAllocator(
+            first, last, self._bindings, exclude=exclude, clock=clock)
         self.first, self.last = first, last
         self.valid_seconds = valid_seconds
         self.offer_seconds = offer_seconds
-        self._exclude = set(exclude)
         self._clock = clock
-        self._bindings: dict[Key, Binding] = {}
-        self._owner: dict[IPv6Address, Key] = {}
+        self._exclude = self._addresses.exclude
+        self._owner = self._addresses.owner
         self._by_mac: dict[str, IPv6Address] = {}
-        # Picking an address scans nothing (see _pick): every range address below
-        # _cursor is owned, excluded, or in _returned.
-        self._last_number = int(last)
-        self._cursor = int(first)
-        self._returned: list[int] = []  # min-heap: addresses below the cursor unowned again
-        # Min-heap of (expires, address, key), one entry per binding stored; an entry whose
-        # key holds another binding now is stale and skipped.
-        self._expiry: list[tuple[float, int, Key]] = []
 
     def __contains__(self, address: IPv6Address) -> bool:
-        return (int(self.first) <= int(address) <= int(self.last)
-                and address not in self._exclude)
+        return address in self._addresses
 
     @property
     def size(self) -> int:
@@ -131,9 +116,8 @@ class Lease6Pool:
         current = self.lookup(duid, iaid)
         if current is None or current.address != address:
             return False
-        binding = Binding(duid, iaid, address, LeaseState.FREE, self._clock(), current.mac)
-        self._bindings[(duid, iaid)] = binding
-        self._remember_expiry(binding)
+        self._addresses.remember((duid, iaid), Binding(duid, iaid, address, LeaseState.FREE,
+                                                       self._clock(), current.mac))
         return True
 
     def decline(self, duid: bytes, iaid: int, address: IPv6Address) -> bool:
@@ -145,9 +129,7 @@ class Lease6Pool:
         held = self.lookup(duid, iaid)
         if held is None or held.address != address:
             return False
-        self._exclude.add(address)
-        del self._bindings[(duid, iaid)]
-        self._owner.pop(address, None)
+        self._addresses.decline(address)
         if held.mac and self._by_mac.get(held.mac) == address:
             del self._by_mac[held.mac]
         return True
@@ -174,65 +156,12 @@ class Lease6Pool:
 
     def _store(self, key: Key, address: IPv6Address, state: LeaseState, seconds: float,
                mac: str | None) -> Binding:
-        previous = self._owner.get(address)
-        if previous is not None and previous != key:
-            del self._bindings[previous]  # reclaimed: free, or the same machine's old stack
-        old = self._bindings.get(key)
-        if old is not None and old.address != address:
-            self._owner.pop(old.address, None)
-            if int(self.first) <= int(old.address) < self._cursor:
-                heapq.heappush(self._returned, int(old.address))  # as good as never used
         binding = Binding(key[0], key[1], address, state, self._clock() + seconds, mac)
-        self._bindings[key] = binding
-        self._owner[address] = key
+        self._addresses.store(key, binding)
         if mac:
             self._by_mac[mac] = address
-        self._remember_expiry(binding)
         return binding
 
-    def _remember_expiry(self, binding: Binding) -> None:
-        heapq.heappush(self._expiry, (binding.expires, int(binding.address),
-                                      (binding.duid, binding.iaid)))
-        if len(self._expiry) > 2 * len(self._bindings) + 64:  # mostly stale: rebuild
-            self._expiry = [(held.expires, int(held.address), key)
-                            for key, held in self._bindings.items()]
-            heapq.heapify(self._expiry)
-
     def _pick(self) -> IPv6Address | None:
-        """Lowest never-used address, else the one free the longest (lowest address on a tie).
-
-        O(1) amortised, so a /64 pool costs no more than a small one: a cursor
-        walks the range once, addresses below it that lose their owner wait in
-        a heap, and bindings wait in a heap by expiry.
-        """
-        address = self._lowest_unused()
-        return address if address is not None else self._longest_free()
-
-    def _lowest_unused(self) -> IPv6Address | None:
-        returned, owner, exclude = self._returned, self._owner, self._exclude
-        while returned:
-            address = IPv6Address(returned[0])
-            if address not in owner and address not in exclude:
-                return address  # it leaves the heap once it is owned (or excluded)
-            heapq.heappop(returned)
-        while self._cursor <= self._last_number:
-            address = IPv6Address(self._cursor)
-            if address not in owner and address not in exclude:
-                return address  # the cursor moves on once it is owned
-            self._cursor += 1
-        return None
-
-    def _longest_free(self) -> IPv6Address | None:
-        """A free binding's address; bindings end in expiry order, a released one has ended."""
-        expiry, now = self._expiry, self._clock()
-        while expiry:
-            expires, number, key = expiry[0]
-            binding = self._bindings.get(key)
-            if (binding is not None and binding.expires == expires
-                    and int(binding.address) == number):
-                if expires > now:
-                    return None  # the first binding to end has not ended: none is free
-                if binding.address in self and self._owner.get(binding.address) == key:
-                    return binding.address
-            heapq.heappop(expiry)  # stale, or an address the pool no longer hands out
-        return None
+        """Lowest never-used address, else the one free the longest (lowest address on a tie)."""
+        return self._addresses.pick()

@@ -1,27 +1,19 @@
 """The DHCPv6 protocol: one method per message type, decisions from the policy.
 
-The protocol object speaks RFC 8415 as a server on one link (no relays);
-which boot URL a client gets, or whether it gets an answer at all, is the
+The protocol object speaks RFC 8415 as a server on one link (no relays):
+sockets, validation, leases and events. Which boot URL a client gets, or
+whether it gets an answer at all, is the
 :class:`~pxelab.server.policy.BootPolicy`'s business; addresses come from
-:class:`~pxelab.server.dhcp6.leases.Lease6Pool`. What real firmware needs (EDK2
-NetworkPkg Dhcp6Dxe, UefiPxeBcDxe/PxeBcDhcp6.c, HttpBootDxe/HttpBootDhcp6.c;
-iPXE src/net/udp/dhcpv6.c):
-
-- IA_NA echoing the client's IAID, with an IAADDR (valid >= preferred, or
-  EDK2 drops the address), no Status Code (see :func:`assigned_ia`); T1 <= T2.
-- Option 59 as a URL; for UEFI HTTP an option 16 whose data starts
-  ``HTTPClient`` (else no Request follows). Never ``PXEClient``: EDK2 then
-  takes the offer as a BINL one and asks a boot server on port 4011.
-- Rapid Commit only when the client asked for it (EDK2 rejects a Reply
-  carrying it otherwise); a Preference of 255 so EDK2 requests at once
-  instead of collecting Advertises for its first retransmission time.
-- A Reply to Release (OVMF waits ~60 s for it before starting the NBP) and
-  to Information-request (the second, stateless client an RA with M/O starts).
+:class:`~pxelab.server.dhcp6.leases.Lease6Pool`; the Advertise and Reply
+messages are built by :mod:`pxelab.server.dhcp6.replies` (what firmware needs
+of them is said there). A Reply goes to Release (OVMF waits ~60 s for it
+before starting the NBP) and to Information-request (the second, stateless
+client an RA with M/O starts).
 
 Faults (:class:`~pxelab.server.faults.FaultInjector`): ``packet("dhcp6.<type>")`` for
 every message that comes in (``dhcp6.release`` drops a Release unanswered) and
 every Advertise/Reply that goes out; ``reply_options("dhcp6.advertise" or
-"dhcp6.reply")`` edits the built reply (:func:`edit_options`), so
+"dhcp6.reply")`` edits the built reply (:func:`~pxelab.server.dhcp6.replies.edit_options`), so
 ``OmitOption("dhcp6.*", 16)`` sends an HTTP client no HTTPClient echo.
 
 Events (source ``dhcp6``): what came in (``solicit``, ``request``, ``renew``,
@@ -32,7 +24,6 @@ Events (source ``dhcp6``): what came in (``solicit``, ``request``, ``renew``,
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import socket
 import struct
@@ -41,53 +32,43 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from ipaddress import IPv6Address, IPv6Network
+from ipaddress import IPv6Address
 from typing import Any, cast
 
 from pxelab.core.events import EventLog
-from pxelab.core.memo import memoized
 from pxelab.server.dhcp6 import codec
 from pxelab.server.dhcp6.codec import (
     ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
-    CLIENT_PORT,
-    ENTERPRISE_PXE,
     SERVER_PORT,
     BootFileUrl,
-    ClientArch,
-    ClientId,
     Dhcp6DecodeError,
     Dhcp6Message,
-    DnsServers,
     Duid,
-    ElapsedTime,
     IaAddress,
     IaNa,
     MessageType,
-    Option,
     OptionCode,
-    Preference,
-    RapidCommit,
     RelayMessage,
-    ServerId,
     Status,
     StatusCode,
-    UnknownOption,
-    UserClass,
     VendorClass,
 )
-from pxelab.server.dhcp6.leases import Binding, Lease6Pool
-from pxelab.server.faults import FaultInjector, ReplyEdits
+from pxelab.server.dhcp6.leases import Lease6Pool
+from pxelab.server.dhcp6.replies import (
+    Dhcp6Settings,
+    Peer,
+    assigned_ia,
+    build_reply,
+    client_info,
+    edit_options,
+    failed_ia,
+    status_name,
+)
+from pxelab.server.faults import FaultInjector
 from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo
 
 __all__ = [
     "Dhcp6Protocol",
-    "Dhcp6Settings",
-    "Peer",
-    "build_reply",
-    "client_info",
-    "client_mac",
-    "edit_options",
-    "interface_mac",
     "open_dhcp6_socket",
     "server_duid",
     "validate",
@@ -95,7 +76,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SIOCGIFHWADDR = 0x8927
 _IA_CODES = (3, 4, 25)  # IA_NA, IA_TA, IA_PD (RFC 8415 21.4, 21.5, 21.21)
 # What a server takes, and the RFC 8415 section that says when to discard it.
 _SECTIONS = {MessageType.SOLICIT: "16.2", MessageType.REQUEST: "16.4",
@@ -105,76 +85,6 @@ _SECTIONS = {MessageType.SOLICIT: "16.2", MessageType.REQUEST: "16.4",
 _SERVER_BOUND = frozenset(_SECTIONS)
 # str() of an IPv6Address takes microseconds; a lab's clients keep their few addresses.
 _text = lru_cache(maxsize=4096)(str)
-
-
-@dataclass(frozen=True)
-class Dhcp6Settings:
-    """What the DHCPv6 protocol needs to know about the lab."""
-
-    server: IPv6Address  # our global address: boot URLs point at it
-    network: IPv6Network  # the on-link prefix, for Confirm (RFC 8415 18.3.3)
-    valid_seconds: int = 3600
-    preferred_seconds: int = 1800
-    dns: tuple[IPv6Address, ...] = ()
-    rapid_commit: bool = True
-    preference: int | None = 255  # Advertise preference; None: send no option 7
-
-    @property
-    def preferred(self) -> int:
-        """Never above the valid lifetime: EDK2 drops an IAADDR whose preferred > valid."""
-        return min(self.preferred_seconds, self.valid_seconds)
-
-    @property
-    def t1(self) -> int:
-        """RFC 8415 21.4 recommends T1 = 0.5 and T2 = 0.8 times the preferred lifetime."""
-        return self.preferred // 2
-
-    @property
-    def t2(self) -> int:
-        return self.preferred * 4 // 5
-
-    @memoized
-    def server_text(self) -> str:
-        return str(self.server)
-
-
-@dataclass(frozen=True)
-class Peer:
-    """Where a message came from; replies go to its address, port 546, same scope."""
-
-    address: IPv6Address
-    port: int
-    scope_id: int = 0
-
-    @classmethod
-    def from_addr(cls, addr: tuple[Any, ...]) -> Peer:
-        host = str(addr[0]).split("%", 1)[0]
-        return cls(IPv6Address(host), int(addr[1]), int(addr[3]) if len(addr) > 3 else 0)
-
-    # A client sends several messages from one address: the texts are made once per peer
-    # (see _peer), as parsing and formatting an IPv6 address costs microseconds.
-
-    @memoized
-    def host(self) -> str:
-        return str(self.address)
-
-    @memoized
-    def destination(self) -> tuple[str, int, int, int]:
-        """RFC 8415 7.2: clients listen on port 546, whatever port they sent from."""
-        return self.host, CLIENT_PORT, 0, self.scope_id
-
-    @memoized
-    def reply_to(self) -> str:
-        """The destination as events show it."""
-        return f"[{self.host}%{self.scope_id}]:{CLIENT_PORT}"
-
-    @memoized
-    def _text(self) -> str:
-        scope = f"%{self.scope_id}" if self.scope_id else ""
-        return f"[{self.host}{scope}]:{self.port}"
-
-    def __str__(self) -> str:
-        return self._text
 
 
 @lru_cache(maxsize=1024)
@@ -204,21 +114,6 @@ def open_dhcp6_socket(interface: str, port: int = SERVER_PORT) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def interface_mac(sock: socket.socket, interface: str) -> bytes | None:
-    """The interface's hardware address, asked through ``sock``'s network namespace.
-
-    An ioctl, not /sys/class/net: /sys shows the mount namespace's view, which
-    in a namespace thread is not the network namespace the socket lives in.
-    """
-    try:
-        info = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR,
-                           struct.pack("256s", interface.encode()[:15]))
-    except OSError:
-        return None
-    mac = info[18:24]
-    return mac if any(mac) else None
 
 
 def server_duid(mac: bytes | None, interface: str) -> Duid:
@@ -255,138 +150,6 @@ def validate(msg: Dhcp6Message, ours: Duid) -> str | None:
     if server != ours:
         return f"{label} is for server {server.describe()}, not us {cite}"
     return None
-
-
-def client_mac(msg: Dhcp6Message, peer: Peer) -> str:
-    """The client's MAC: from a DUID-LL/LLT, else its EUI-64 link-local address, else ""."""
-    duid = msg.client_duid
-    if duid is not None and duid.mac:
-        return duid.mac
-    return codec.mac_from_link_local(peer.address) or ""
-
-
-def client_info(msg: Dhcp6Message, peer: Peer, settings: Dhcp6Settings,
-                address: IPv6Address | None = None) -> ClientInfo:
-    """Boil a request down to what a policy decides on."""
-    arch = msg.get(ClientArch)
-    vendor = msg.get(VendorClass)
-    users = msg.get(UserClass)
-    elapsed = msg.get(ElapsedTime)
-    duid = msg.client_duid
-    return ClientInfo(
-        mac=client_mac(msg, peer),
-        protocol="dhcp6",
-        message_type=msg.msg_type.name,
-        arch=arch.types[0] if arch and arch.types else None,
-        vendor_class=vendor.data[0].decode("latin-1") if vendor and vendor.data else None,
-        user_classes=tuple(u.decode("latin-1") for u in users.classes) if users else (),
-        client_id=duid.raw if duid else None,
-        uuid=duid.uuid if duid else None,
-        secs=elapsed.hundredths // 100 if elapsed else 0,
-        requested_options=msg.requested,
-        server_address=settings.server_text,
-        client_address=str(address) if address else "",
-    )
-
-
-def boot_url(decision: BootDecision, client: ClientInfo) -> str | None:
-    """The decision's boot file as a URL (RFC 5970 3.1); a bare name becomes tftp://."""
-    file = decision.boot_file
-    if file is None or "://" in file:
-        return file
-    return f"tftp://{client.url_host}/{file.lstrip('/')}"
-
-
-def vendor_echo(decision: BootDecision) -> VendorClass | None:
-    """Option 16 to send, if the decision echoes a class other than PXEClient (see module doc)."""
-    vendor = decision.vendor_class
-    if not vendor or vendor.startswith("PXEClient"):
-        return None
-    return VendorClass(ENTERPRISE_PXE, (vendor.encode("latin-1"),))
-
-
-def build_reply(request: Dhcp6Message, msg_type: MessageType, ours: Duid,
-                settings: Dhcp6Settings, *, ias: tuple[IaNa, ...] = (),
-                status: StatusCode | None = None, decision: BootDecision | None = None,
-                client: ClientInfo | None = None, rapid_commit: bool = False) -> Dhcp6Message:
-    """The Advertise or Reply to ``request`` (pure: RFC 8415 18.3 plus the boot decision)."""
-    options: list[Option] = []
-    if (client_id := request.get(ClientId)) is not None:
-        options.append(client_id)
-    options.append(ServerId(ours))
-    options.extend(ias)
-    if status is not None:
-        options.append(status)
-    if msg_type is MessageType.ADVERTISE and settings.preference is not None:
-        options.append(Preference(settings.preference))
-    if rapid_commit:
-        options.append(RapidCommit())
-    requested = request.requested
-    if settings.dns and OptionCode.DNS_SERVERS in requested:
-        options.append(DnsServers(settings.dns))
-    if decision is not None and client is not None:
-        url = boot_url(decision, client)
-        if url and OptionCode.BOOTFILE_URL in requested:
-            options.append(BootFileUrl(url))
-        if (echo := vendor_echo(decision)) is not None:
-            options.append(echo)
-    return Dhcp6Message(msg_type, request.xid, tuple(options))
-
-
-def edit_options(reply: Dhcp6Message, edits: ReplyEdits) -> Dhcp6Message:
-    """``reply`` without the top-level options ``edits`` omits, with those it adds.
-
-    An added option takes the place of one with its code (or goes last). Its
-    bytes are sent as given, parsed when the codec knows the layout (so events
-    show an added option 16 as the echo) and kept raw when they do not fit it:
-    a fault may put in what the codec would never build. Options inside an
-    IA_NA are not touched.
-    """
-    added = {code: _added_option(code, value) for code, value in edits.add
-             if code not in edits.omit}
-    options: list[Option] = []
-    for opt in reply.options:
-        if opt.code in edits.omit:
-            continue
-        options.append(added.pop(opt.code, opt))
-    options += added.values()
-    return replace(reply, options=tuple(options))
-
-
-def _added_option(code: int, value: bytes) -> Option:
-    kind = codec.OPTIONS.get(code)
-    if kind is not None:
-        try:
-            return kind.parse(value, 0)
-        except Dhcp6DecodeError:
-            pass
-    return UnknownOption(code, value)
-
-
-def status_name(code: int) -> str:
-    try:
-        return Status(code).name
-    except ValueError:
-        return str(code)
-
-
-def assigned_ia(iaid: int, binding: Binding, settings: Dhcp6Settings,
-                extra: tuple[IaAddress, ...] = ()) -> IaNa:
-    """IA_NA with the bound address, lifetimes and T1/T2, and no Status Code.
-
-    No status means Success (RFC 8415 21.13). A Success status inside the IA_NA
-    breaks Debian's OVMF 2022.11-6+deb12u1 and later: its CVE-2023-45229 patch
-    (edk2 1dbb10cc52) made Dhcp6UpdateIaInfo read the status option's *length*
-    as the code, so it rejects the Advertise and never sends a Request (edk2
-    1c440a5ece fixed that upstream; Debian did not take it).
-    """
-    address = IaAddress(binding.address, settings.preferred, settings.valid_seconds)
-    return IaNa(iaid, settings.t1, settings.t2, (address, *extra))
-
-
-def failed_ia(iaid: int, status: Status, message: str,
-              extra: tuple[IaAddress, ...] = ()) -> IaNa:
-    return IaNa(iaid, 0, 0, (*extra, StatusCode(status, message)))
 
 
 # -- the protocol ------------------------------------------------------------------------------
@@ -476,29 +239,12 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
     # -- one method per message type -------------------------------------------------------------
 
     def on_solicit(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
-        self._received("solicit", msg, peer, client)
-        client = self._with_candidate(msg, client)
-        decision = self._decide(msg, peer, client)
-        if decision is None:
-            return
         rapid = msg.has(OptionCode.RAPID_COMMIT) and self.settings.rapid_commit
-        ias = self._assign(msg, client, commit=rapid)
-        reply_type = MessageType.REPLY if rapid else MessageType.ADVERTISE
-        reply = build_reply(msg, reply_type, self.duid, self.settings, ias=ias,
-                            decision=decision, client=client, rapid_commit=rapid)
-        why = decision.reason + (" (rapid commit)" if rapid else "")
-        self._send(msg, reply, peer, client, why)
+        self._answer_with_addresses("solicit", msg, peer, client, commit=rapid,
+                                    rapid_commit=rapid)
 
     def on_request(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
-        self._received("request", msg, peer, client)
-        client = self._with_candidate(msg, client)
-        decision = self._decide(msg, peer, client)
-        if decision is None:
-            return
-        ias = self._assign(msg, client, commit=True)
-        reply = build_reply(msg, MessageType.REPLY, self.duid, self.settings, ias=ias,
-                            decision=decision, client=client)
-        self._send(msg, reply, peer, client, decision.reason)
+        self._answer_with_addresses("request", msg, peer, client, commit=True)
 
     def on_renew(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
         self._extend("renew", msg, peer, client)
@@ -523,33 +269,18 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
 
     def on_release(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
         self._received("release", msg, peer, client)
-        duid = self._duid(msg)
-        unknown: list[IaNa] = []
-        released: list[str] = []
-        for ia in msg.all(IaNa):
-            missing = [a for a in ia.addresses
-                       if not self.leases.release(duid, ia.iaid, a.address)]
-            released += [str(a.address) for a in ia.addresses if a not in missing]
-            if missing or not ia.addresses:
-                unknown.append(failed_ia(ia.iaid, Status.NO_BINDING, "no such binding"))
+        released, unknown = self._give_back(msg, self.leases.release)
         # RFC 8415 18.3.7: Success at the top whatever happened; NoBinding per unknown IA.
         reply = build_reply(msg, MessageType.REPLY, self.duid, self.settings,
-                            ias=tuple(unknown), status=StatusCode(Status.SUCCESS, "released"))
+                            ias=unknown, status=StatusCode(Status.SUCCESS, "released"))
         reason = (f"released {', '.join(released)}" if released else "nothing to release")
         self._send(msg, reply, peer, client, reason, released=released)
 
     def on_decline(self, msg: Dhcp6Message, peer: Peer, client: ClientInfo) -> None:
         self._received("decline", msg, peer, client)
-        duid = self._duid(msg)
-        unknown: list[IaNa] = []
-        declined: list[str] = []
-        for ia in msg.all(IaNa):
-            held = [a for a in ia.addresses if self.leases.decline(duid, ia.iaid, a.address)]
-            declined += [str(a.address) for a in held]
-            if len(held) < len(ia.addresses) or not ia.addresses:
-                unknown.append(failed_ia(ia.iaid, Status.NO_BINDING, "no such binding"))
+        declined, unknown = self._give_back(msg, self.leases.decline)
         reply = build_reply(msg, MessageType.REPLY, self.duid, self.settings,
-                            ias=tuple(unknown), status=StatusCode(Status.SUCCESS, "declined"))
+                            ias=unknown, status=StatusCode(Status.SUCCESS, "declined"))
         self._send(msg, reply, peer, client,
                    f"client reports {', '.join(declined) or 'nothing'} in use; excluded",
                    declined=declined)
@@ -570,6 +301,36 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         duid = msg.client_duid
         assert duid is not None, "validate() lets no address message through without one"
         return duid.raw
+
+    def _answer_with_addresses(self, kind: str, msg: Dhcp6Message, peer: Peer,
+                               client: ClientInfo, *, commit: bool,
+                               rapid_commit: bool = False) -> None:
+        """Advertise addresses (Solicit) or bind them (Request, Rapid Commit) and reply."""
+        self._received(kind, msg, peer, client)
+        client = self._with_candidate(msg, client)
+        decision = self._decide(msg, peer, client)
+        if decision is None:
+            return
+        ias = self._assign(msg, client, commit=commit)
+        reply_type = MessageType.REPLY if commit else MessageType.ADVERTISE
+        reply = build_reply(msg, reply_type, self.duid, self.settings, ias=ias,
+                            decision=decision, client=client, rapid_commit=rapid_commit)
+        why = decision.reason + (" (rapid commit)" if rapid_commit else "")
+        self._send(msg, reply, peer, client, why)
+
+    def _give_back(self, msg: Dhcp6Message, give: Callable[[bytes, int, IPv6Address], bool],
+                   ) -> tuple[list[str], tuple[IaNa, ...]]:
+        """Each address of ``msg``'s IA_NAs handed to ``give`` (release or decline): the
+        addresses it took, and a NoBinding IA_NA for each IA that held not all of its own."""
+        duid = self._duid(msg)
+        taken: list[str] = []
+        unknown: list[IaNa] = []
+        for ia in msg.all(IaNa):
+            held = [a for a in ia.addresses if give(duid, ia.iaid, a.address)]
+            taken += [str(a.address) for a in held]
+            if len(held) < len(ia.addresses) or not ia.addresses:
+                unknown.append(failed_ia(ia.iaid, Status.NO_BINDING, "no such binding"))
+        return taken, tuple(unknown)
 
     def _with_candidate(self, msg: Dhcp6Message, client: ClientInfo) -> ClientInfo:
         """``client`` with the address its first IA would get, for {ip} in boot templates."""

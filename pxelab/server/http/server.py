@@ -64,6 +64,7 @@ from pxelab.server.http.codec import (
     reason_phrase,
     status_line,
 )
+from pxelab.server.match import url_host
 from pxelab.server.policy import ClientInfo
 from pxelab.server.tftp.files import DataRoot, FileMissingError, PathDeniedError
 
@@ -289,7 +290,7 @@ class HttpServer:
         """Who asked: the directory's record for ``client``, overridden by the query."""
         sockname = writer.get_extra_info("sockname") or ("", 80)
         server_ip = str(sockname[0]).split("%")[0]
-        host = f"[{server_ip}]" if ":" in server_ip else server_ip
+        host = url_host(server_ip)
         server = host if sockname[1] == 80 else f"{host}:{sockname[1]}"
         try:
             query = request.query

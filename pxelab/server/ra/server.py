@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import math
 import random
@@ -57,6 +56,7 @@ from pathlib import Path
 
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
+from pxelab.core.mac import format_mac, hardware_address
 from pxelab.server.faults import FaultInjector
 from pxelab.server.ra import codec
 from pxelab.server.ra.codec import (
@@ -76,7 +76,6 @@ ALL_ROUTERS = IPv6Address("ff02::2")
 UNSPECIFIED = IPv6Address("::")
 ICMP6_FILTER = 1  # <netinet/icmp6.h>; Python's socket module lacks it
 IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x08, 0x40
-SIOCGIFHWADDR = 0x8927
 MIN_DELAY_BETWEEN_RAS = 3.0  # RFC 4861 10
 MAX_RA_DELAY_TIME = 0.5  # RFC 4861 10
 ND_HOP_LIMIT = 255
@@ -153,15 +152,6 @@ def link_local_address(interface: str) -> tuple[IPv6Address | None, str]:
         else:
             return address, "ok"
     return None, state
-
-
-def _hardware_address(sock: socket.socket, interface: str) -> bytes | None:
-    try:
-        info = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR,
-                           struct.pack("256s", interface.encode()[:15]))
-    except OSError:
-        return None
-    return info[18:24]
 
 
 def open_icmpv6_socket(interface: str) -> socket.socket:
@@ -261,7 +251,7 @@ class RouterAdvertiser:
             self.events.emit("ra", "drop", client=str(source), reason=problem,
                              details={"bytes": len(data)})
             return
-        mac = format_mac(message.source_lladdr)
+        mac = format_mac(message.source_lladdr) if message.source_lladdr else None
         self.events.emit("ra", "solicit", client=str(source), request="router solicitation",
                          details={"source_lladdr": mac})
         self._answer(source, scope)
@@ -364,7 +354,7 @@ class RouterAdvertiser:
             return True
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
-        lladdr = _hardware_address(self.sock, self.settings.interface)
+        lladdr = hardware_address(self.sock, self.settings.interface)
         message = self.advertisement(lladdr)
         payload = codec.encode(message)
         pktinfo = source.packed + struct.pack("=I", scope)
@@ -399,8 +389,6 @@ class RouterAdvertiser:
             details={"source": str(source), "destination": str(destination),
                      "prefix": str(self.settings.prefix), "managed": message.managed,
                      "other": message.other, "dns": dns, "mtu": message.mtu,
-                     "source_lladdr": format_mac(lladdr)})
+                     "source_lladdr": format_mac(lladdr) if lladdr else None})
 
 
-def format_mac(raw: bytes | None) -> str | None:
-    return ":".join(f"{b:02x}" for b in raw) if raw else None
