@@ -18,7 +18,7 @@ from typing import TextIO
 from pxelab.analysis.report.html import write_report
 from pxelab.analysis.report.text import render_causes
 from pxelab.core.errors import ConfigError, PxelabError
-from pxelab.core.events import Event, EventLog
+from pxelab.core.events import WINDOW, Event, EventLog
 from pxelab.core.paths import new_artifacts_dir
 from pxelab.lab import BootResult, BootRun
 from pxelab.machine.console import MilestoneHit
@@ -140,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="print events as JSON lines (other messages go to stderr)")
     serve.add_argument("--events", type=Path, metavar="FILE",
                        help="also append every event to FILE as JSON lines")
+    serve.add_argument("--events-in-memory", type=int, default=WINDOW, metavar="N",
+                       help=f"keep the last N events in memory (default {WINDOW}, about "
+                       "1 KiB each); --events gets them all")
     serve.set_defaults(func=_serve)
     return parser
 
@@ -314,7 +317,9 @@ def _serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM (exit 0) or until the server dies by itself (exit 1)."""
     lab = _serve_config(args)
     try:
-        events = EventLog(args.events)
+        events = EventLog(args.events, window=args.events_in_memory)
+    except ValueError as exc:
+        raise ConfigError(f"--events-in-memory: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot write events to {args.events}: {exc.strerror}; "
                           "give --events a file in an existing, writable directory") from None
@@ -337,7 +342,7 @@ def _serve(args: argparse.Namespace) -> int:
         signum = getattr(interrupt, "signum", signal.SIGINT)
         server.stop()
         out.note(f"stopped on {signal.Signals(signum).name} after "
-                 f"{time.monotonic() - started:.1f}s, {len(events)} events")
+                 f"{time.monotonic() - started:.1f}s, {events.recorded} events")
         return 0
     finally:
         server.stop()

@@ -124,7 +124,8 @@ class BootRun:
         self._milestones = self.scenario.milestones
         self.artifacts.mkdir(parents=True, exist_ok=True)
         payload = build_payload(self.scenario.payload, self.cache_dir)
-        events = EventLog(self.artifacts / "events.jsonl")
+        # A boot ends: its evidence and diagnosis read every event it had, from memory.
+        events = EventLog(self.artifacts / "events.jsonl", window=None)
         self._guest, self._hits = None, []
         try:
             timeline, nfs_source = self._boot(payload, events)

@@ -16,8 +16,9 @@ accelerator, kernel and package versions as junit properties.
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ MARKERS = {
     "netns": "needs root and network namespaces",
     "qemu": "starts real QEMU guests",
     "slow": "takes more than a few seconds",
+    "pxelab_requires": "pxelab_requires(root=False, tools=(), hint=''): what the host must "
+                       "have; missing, the test is skipped (fails with --pxelab-strict)",
 }
 
 
@@ -160,6 +163,33 @@ def _describe(result: BootResult) -> str:
     """The boot for the test report: on failure its stage, causes, evidence and rerun command."""
     return render_boot(result.timeline, result.artifact_paths(), evidence=result.evidence,
                        diagnosis=result.diagnosis)
+
+
+def pxelab_requires(*, root: bool = False, tools: Iterable[str] = (), hint: str = "") -> None:
+    """Raise :class:`HostCapabilityError` naming what the host lacks: root, tools on PATH.
+
+    Tests and fixtures call this (or use the marker of the same name) instead of
+    ``pytest.skip``: the plugin turns the error into a skip, or into a failure with
+    ``--pxelab-strict``, wherever it is raised.
+    """
+    missing = ["root (network namespaces, tap devices)"] if root and os.geteuid() != 0 else []
+    missing += [f"{tool} (not on PATH)" for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise HostCapabilityError("needs " + ", ".join(missing) + (f"; {hint}" if hint else ""))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with host_capability(item.config):
+        for mark in item.iter_markers("pxelab_requires"):
+            pxelab_requires(*mark.args, **mark.kwargs)
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with host_capability(item.config):
+        return (yield)
 
 
 @contextmanager

@@ -40,7 +40,3 @@ class GuestError(PxelabError):
 
 class WaitTimeoutError(PxelabError):
     """A wait for an event ran out of time; the message says what was awaited and seen."""
-
-
-class BootFailedError(PxelabError):
-    """A boot did not reach its last milestone; carries the timeline."""

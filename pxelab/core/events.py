@@ -12,8 +12,10 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, is_dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -101,17 +103,27 @@ def _jsonable(value: Any) -> Any:
 Predicate = Callable[[Event], bool]
 
 
-class EventLog:
-    """Thread-safe, append-only list of events, optionally mirrored to a JSON-lines file.
+# Events an EventLog keeps in memory by default: about 1 KiB each, so a server that runs
+# for weeks stays within some MiB; the file has them all.
+WINDOW = 10_000
 
-    Waiters and listeners see an event at once, from the list. The file is
-    written by a :class:`_FileWriter` thread in batches, so that a server
-    recording an event waits for neither JSON nor the disk; :meth:`close`
-    writes what is left.
+
+class EventLog:
+    """Thread-safe, append-only log of events, optionally mirrored to a JSON-lines file.
+
+    Memory holds the last ``window`` events (None: all of them, for a run that ends,
+    such as one boot); the file, when there is one, gets every event. Waiters and
+    listeners see an event at once, from memory. The file is written by a
+    :class:`_FileWriter` thread in batches, so that a server recording an event waits
+    for neither JSON nor the disk; :meth:`close` writes what is left.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
-        self._events: list[Event] = []
+    def __init__(self, path: Path | None = None, *, window: int | None = WINDOW) -> None:
+        if window is not None and window < 1:
+            raise ValueError(f"an event window of {window} keeps nothing; use 1 or more")
+        self.window = window
+        self._events: deque[Event] = deque(maxlen=window)
+        self._recorded = 0  # ever, so that waiters can tell new events from old
         self._changed = threading.Condition()
         # Replaced, never changed in place, so that record() needs no copy.
         self._listeners: tuple[Callable[[Event], None], ...] = ()
@@ -126,6 +138,7 @@ class EventLog:
     def record(self, event: Event) -> None:
         with self._changed:
             self._events.append(event)
+            self._recorded += 1
             if self._writer is not None:
                 self._writer.add(event)  # under the lock: the file keeps the list's order
             listeners = self._listeners
@@ -145,29 +158,39 @@ class EventLog:
             self._listeners = (*self._listeners, listener)
 
     def __iter__(self) -> Iterator[Event]:
+        """The events in memory (the last :attr:`window`), oldest first."""
         with self._changed:
             return iter(list(self._events))
 
     def __len__(self) -> int:
+        """How many events are in memory; :attr:`recorded` counts them all."""
         with self._changed:
             return len(self._events)
+
+    @property
+    def recorded(self) -> int:
+        """How many events were recorded, including those the window let go."""
+        with self._changed:
+            return self._recorded
 
     def matching(self, predicate: Predicate) -> list[Event]:
         return [e for e in self if predicate(e)]
 
     def wait_for(self, predicate: Predicate, timeout: float, what: str = "event") -> Event:
-        """Return the first event matching ``predicate``, waiting up to ``timeout`` seconds."""
+        """Return the first event in memory or to come matching ``predicate``, waiting up
+        to ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = 0  # in the count of events ever recorded
         with self._changed:
             while True:
-                for event in self._events[seen:]:
+                oldest = self._recorded - len(self._events)
+                for event in islice(self._events, max(seen - oldest, 0), None):
                     if predicate(event):
                         return event
-                seen = len(self._events)
+                seen = self._recorded
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    last = [e.summary() for e in self._events[-5:]]
+                    last = [e.summary() for e in list(self._events)[-5:]]
                     raise WaitTimeoutError(
                         f"no {what} within {timeout:.1f}s; last events: {last or 'none'}")
                 self._changed.wait(remaining)

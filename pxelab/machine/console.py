@@ -237,3 +237,29 @@ def serial_log_tail(serial_log: Path) -> str:
     except OSError:
         return ""
     return console_tail(data.decode("utf-8", "replace"))
+
+
+def as_displayed(text: str) -> str:
+    """``text`` as a terminal showed it, line by line: a backspace moves the cursor one
+    column left, a carriage return to column 0, and what follows overwrites (iPXE
+    erases its Ctrl-B prompt with backspace, space, backspace). Trailing blanks go."""
+    return "\n".join(_displayed_line(line) for line in text.split("\n"))
+
+
+def _displayed_line(line: str) -> str:
+    if "\b" not in line and "\r" not in line:
+        return line
+    cells: list[str] = []
+    column = 0
+    for char in line:
+        if char == "\b":
+            column = max(column - 1, 0)
+        elif char == "\r":
+            column = 0
+        else:
+            if column < len(cells):
+                cells[column] = char
+            else:
+                cells.append(char)
+            column += 1
+    return "".join(cells).rstrip(" ")

@@ -8,10 +8,8 @@ NFS server on their own and measures the fastest boot the lab can do under TCG.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shlex
-import shutil
 import subprocess
 import time
 import uuid
@@ -20,9 +18,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pexpect
+import pyroute2
 import pytest
 
-from pxelab.core.errors import HostCapabilityError
 from pxelab.core.netns import exec_prefix
 from pxelab.machine.nfs import Ganesha
 from pxelab.machine.payload import (
@@ -37,6 +35,7 @@ from pxelab.machine.payload import (
     kernel_cmdline,
     userspace_line,
 )
+from pxelab.pytest_plugin import pxelab_requires
 from pxelab.scenarios.milestones import whole_line
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
@@ -49,7 +48,6 @@ FAILURES = [INIT_FAILED.pattern, r"Kernel panic - not syncing[^\r\n]*"]
 @contextmanager
 def lab_namespace() -> Iterator[tuple[str, str]]:
     """(namespace, tap): a unique namespace with br0 = 192.0.2.1/24 and a tap in the bridge."""
-    pyroute2 = pytest.importorskip("pyroute2")
     name = f"pxelab-direct-{uuid.uuid4().hex[:8]}"
     pyroute2.netns.create(name)
     try:
@@ -134,15 +132,8 @@ def expect_line(console: pexpect.spawn, pattern: str, timeout: float, started: f
 @pytest.fixture
 def payload() -> Payload:
     """Function: the default payload (built once, then taken from the cache)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces, tap devices)")
-    for tool in ("qemu-system-x86_64", "dnsmasq"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed")
-    try:
-        return build_payload()
-    except HostCapabilityError as missing:
-        pytest.skip(str(missing))
+    pxelab_requires(root=True, tools=["qemu-system-x86_64", "dnsmasq"])
+    return build_payload()
 
 
 @contextmanager

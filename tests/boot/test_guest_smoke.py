@@ -8,8 +8,6 @@ DHCP failure.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 from pxelab.core.errors import GuestError, WaitTimeoutError
 from pxelab.machine.network import LabNetwork, namespace_pids
 from pxelab.machine.qemu import Firmware, Guest, GuestSpec
+from pxelab.pytest_plugin import pxelab_requires
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -26,10 +25,8 @@ log = logging.getLogger(__name__)
 
 @pytest.fixture(autouse=True)
 def _needs_root_and_qemu() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create network namespaces")
-    if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 not found; apt-get install qemu-system-x86")
+    pxelab_requires(root=True, tools=["qemu-system-x86_64"],
+                    hint="apt-get install qemu-system-x86")
 
 
 def reach(guest: Guest, milestones: list[bytes], timeout: float) -> dict[str, float]:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pyroute2 import NetNS, netns
 
 from pxelab.core.events import Event
 from pxelab.core.netns import thread_in_namespace
+from pxelab.pytest_plugin import pxelab_requires
 
 SERVER4 = "192.0.2.1"
 SERVER6 = "2001:db8::1"
@@ -49,8 +49,7 @@ def _unique(prefix: str) -> str:
 @contextlib.contextmanager
 def two_namespaces() -> Iterator[Lab]:
     """Server and client namespaces joined by br0 <- veth -> eth0; removed on exit."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
+    pxelab_requires(root=True)
     lab = Lab(_unique("pxl-bs"), _unique("pxl-bc"))
     created: list[str] = []
     try:

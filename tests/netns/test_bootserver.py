@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import shutil
 import socket
 import struct
 import urllib.error
@@ -34,6 +33,7 @@ from scapy.layers.inet6 import ICMPv6ND_RS
 from pxelab.core.errors import ConfigError, ServerError
 from pxelab.core.events import EventLog
 from pxelab.core.netns import thread_in_namespace
+from pxelab.pytest_plugin import pxelab_requires
 from pxelab.server.bootserver import BootServer, ServerConfig
 from pxelab.server.dhcp4 import codec as dhcp
 from pxelab.server.policy import HostRule, RulePolicy
@@ -156,8 +156,7 @@ def test_garbage_is_dropped_and_server_keeps_serving(dhcp_client: DhcpClient,
 
 
 def test_busybox_udhcpc_gets_a_lease(lab: Lab, server: BootServer, events: EventLog) -> None:
-    if not shutil.which("busybox"):
-        pytest.skip("busybox not installed (apt-get install busybox-static)")
+    pxelab_requires(tools=["busybox"], hint="apt-get install busybox-static")
     result = in_client(lab, ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f",
                              "-s", "/bin/true", "-t", "3", "-T", "1", "-x", "0x5d:0007"])
     assert result.returncode == 0, result.stderr
@@ -311,8 +310,7 @@ def test_http_errors(lab: Lab, server: BootServer, events: EventLog) -> None:
 
 def test_http_over_ipv6_and_curl(lab: Lab, server: BootServer, data_root: Path) -> None:
     assert http_request(lab, "GET", "/boot.ipxe", host=SERVER6)[0] == 200
-    if not shutil.which("curl"):
-        pytest.skip("curl not installed")
+    pxelab_requires(tools=["curl"], hint="apt-get install curl")
     result = in_client(lab, ["curl", "-sS", "-o", "/dev/null",
                              "-w", "%{http_code} %{size_download}", f"http://{SERVER4}/pxelinux.0"])
     assert result.stdout == "200 100000", result.stderr

@@ -13,7 +13,6 @@ or a socket timeout; every process and file a test makes is removed afterwards.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from scapy.layers.dhcp import BOOTP, DHCP
 
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
+from pxelab.pytest_plugin import pxelab_requires
 from pxelab.server.bootserver import BootServer, Dhcp4Mode, ServerConfig
 from pxelab.server.dhcp4 import codec as dhcp
 from pxelab.server.dhcp4 import pxe
@@ -315,8 +315,7 @@ exit 0
 
 def test_busybox_udhcpc_gets_options(lab: Lab, server: BootServer, events: EventLog,
                                      tmp_path: Path) -> None:
-    if not shutil.which("busybox"):
-        pytest.skip("busybox not installed (apt-get install busybox-static)")
+    pxelab_requires(tools=["busybox"], hint="apt-get install busybox-static")
     script = tmp_path / "udhcpc.sh"
     script.write_text(UDHCPC_SCRIPT)
     script.chmod(0o755)
@@ -365,8 +364,7 @@ def run_dhclient(lab: Lab, files: dict[str, Path], *extra: str) -> tuple[int, st
 
 def test_isc_dhclient_gets_a_lease_and_releases_it(lab: Lab, server: BootServer,
                                                    events: EventLog, tmp_path: Path) -> None:
-    if shutil.which("dhclient") is None:
-        pytest.skip("ISC dhclient is missing; apt-get install isc-dhcp-client")
+    pxelab_requires(tools=["dhclient"], hint="apt-get install isc-dhcp-client")
     with dhclient_files(tmp_path) as files:
         code, stderr, script = run_dhclient(lab, files, "-1")
         assert code == 0, stderr

@@ -65,6 +65,7 @@ from scapy.layers.dhcp6 import (
 
 from pxelab.core.errors import WaitTimeoutError
 from pxelab.core.events import EventLog
+from pxelab.pytest_plugin import pxelab_requires
 from pxelab.server.bootserver import BootServer
 from pxelab.server.dhcp6.leases import LeaseState
 from pxelab.server.faults import DelayPacket, DropPacket, WithholdOffers
@@ -378,10 +379,8 @@ def run_dhclient(lab: Lab, files: dict[str, Path], *extra: str) -> tuple[int, st
 
 @pytest.fixture
 def dhclient(lab: Lab, server: BootServer) -> str:
-    path = shutil.which("dhclient")
-    if path is None:
-        pytest.skip("ISC dhclient is missing; apt-get install isc-dhcp-client")
-    return path
+    pxelab_requires(tools=["dhclient"], hint="apt-get install isc-dhcp-client")
+    return shutil.which("dhclient") or "dhclient"
 
 
 def test_isc_dhclient_gets_an_address(dhclient: str, lab: Lab, server: BootServer,

@@ -29,6 +29,7 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from pxelab.core.events import EventLog
 from pxelab.core.netns import thread_in_namespace
 from pxelab.core.paths import fixtures_dir
+from pxelab.pytest_plugin import pxelab_requires
 from pxelab.server.bootserver import BootServer, ServerConfig
 from pxelab.server.clients import ClientRecord
 from pxelab.server.dhcp4 import codec as dhcp
@@ -88,8 +89,7 @@ def server(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
 
 def curl(lab: Lab, *args: str) -> tuple[int, str, str]:
     """curl in the client namespace: (exit code, stdout, stderr)."""
-    if not shutil.which("curl"):
-        pytest.skip("curl not installed (apt-get install curl)")
+    pxelab_requires(tools=["curl"], hint="apt-get install curl")
     result = in_client(lab, ["curl", "-sS", "-g", "--max-time", "5", *args], timeout=10)
     return result.returncode, result.stdout, result.stderr
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import socket
 import subprocess
 import threading
@@ -27,6 +26,7 @@ from pyroute2 import netns as pyroute2_netns
 from pxelab.core.errors import HostCapabilityError, NetworkError
 from pxelab.core.netns import thread_in_namespace
 from pxelab.machine.network import Impairment, LabNetwork
+from pxelab.pytest_plugin import pxelab_requires
 
 pytestmark = pytest.mark.netns
 
@@ -47,8 +47,7 @@ WARM_UP_WAIT = 3.0
 @pytest.fixture(scope="module")
 def link() -> Iterator[Link]:
     """Module scope: a lab and a client namespace joined through bridge port vlab0."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create network namespaces")
+    pxelab_requires(root=True)
     with LabNetwork(capture=False) as lab:
         name = f"pxli-{uuid.uuid4().hex[:8]}"
         pyroute2_netns.create(name)

@@ -19,6 +19,7 @@ from pyroute2 import IPRoute
 
 from pxelab.core.netns import thread_in_namespace
 from pxelab.machine.network import LabNetwork
+from pxelab.pytest_plugin import pxelab_requires
 from pxelab.server.tftp.server import interface_mtu
 
 pytestmark = pytest.mark.netns
@@ -34,8 +35,7 @@ MTU = 1200
 @pytest.fixture(scope="module")
 def lab() -> Iterator[tuple[LabNetwork, int]]:
     """Module scope: a lab whose tap0 has MTU 1200, opened as QEMU opens it (the fd)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create network namespaces")
+    pxelab_requires(root=True)
     with LabNetwork(capture=False) as net:
         tap = net.add_tap(mtu=MTU)
         with thread_in_namespace(net.namespace):

@@ -21,6 +21,7 @@ from pxelab.core.errors import NetworkError
 from pxelab.core.netns import exec_prefix, thread_in_namespace
 from pxelab.machine.capture import PacketCapture
 from pxelab.machine.network import LabNetwork, creator_pid, namespace_pids
+from pxelab.pytest_plugin import pxelab_requires
 
 pytestmark = pytest.mark.netns
 
@@ -31,8 +32,7 @@ CLIENT_ADDRESS = "192.0.2.2"
 
 @pytest.fixture(autouse=True)
 def _needs_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create network namespaces")
+    pxelab_requires(root=True)
 
 
 def ip_netns_list() -> str:

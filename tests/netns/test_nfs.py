@@ -5,17 +5,18 @@ The namespace + bridge helper here is deliberately tiny; labs use pxelab.machine
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyroute2
 import pytest
 
-from pxelab.core.errors import HostCapabilityError, NfsError
+from pxelab.core.errors import NfsError
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.nfs import NFS4_OK, Ganesha
+from pxelab.pytest_plugin import pxelab_requires
 
 pytestmark = pytest.mark.netns
 
@@ -25,9 +26,7 @@ NFS4ERR_NOENT = 2
 @contextmanager
 def bridge_namespace(address: str = "192.0.2.1") -> Iterator[str]:
     """A uniquely named namespace with lo and br0 (``address``/24) up; removed afterwards."""
-    pyroute2 = pytest.importorskip("pyroute2")
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create network namespaces")
+    pxelab_requires(root=True)
     name = f"pxelab-nfs-{uuid.uuid4().hex[:8]}"
     pyroute2.netns.create(name)
     try:
@@ -66,10 +65,7 @@ def export(tmp_path: Path) -> Path:
 
 
 def started(ganesha: Ganesha) -> Ganesha:
-    try:
-        return ganesha.__enter__()
-    except HostCapabilityError as missing:
-        pytest.skip(str(missing))
+    return ganesha.__enter__()
 
 
 def test_serves_the_export_and_stops_cleanly(export: Path, tmp_path: Path) -> None:

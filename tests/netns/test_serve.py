@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 from nslab import SERVER4, Lab, in_client
 
 from pxelab.core.netns import thread_in_namespace
+from pxelab.pytest_plugin import pxelab_requires
 
 pytestmark = pytest.mark.netns
 
@@ -151,9 +151,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- tests -----------------------------------------------------------------------------------
 
 def test_minimal_config_leases_serves_and_stops_on_sigterm(lab: Lab, data_root: Path) -> None:
-    for tool in ("busybox", "curl"):
-        if not shutil.which(tool):
-            pytest.skip(f"{tool} not installed (see debian-packages.txt)")
+    pxelab_requires(tools=["busybox", "curl"], hint="see debian-packages.txt")
     with serve(lab, "--config", str(MINIMAL), "--data-root", str(data_root)) as server:
         startup = "\n".join(server.lines)
         # read from br0 itself: the file names neither address

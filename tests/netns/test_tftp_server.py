@@ -11,7 +11,6 @@ craft and dissect), tftp-hpa's ``tftp`` and ``atftp``.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -27,6 +26,7 @@ from scapy.layers.tftp import TFTP, TFTP_OACK, TFTP_RRQ, TFTP_Option, TFTP_Optio
 
 from pxelab.core.events import EventLog
 from pxelab.core.netns import thread_in_namespace
+from pxelab.pytest_plugin import pxelab_requires
 from pxelab.server.bootserver import BootServer, ServerConfig
 from pxelab.server.faults import (
     DelayPacket,
@@ -644,8 +644,7 @@ def test_absolute_names_when_allowed(lab: Lab, faulty: BootServer, data_root: Pa
 # -- real clients ----------------------------------------------------------------------------
 
 def need(tool: str, package: str) -> None:
-    if not shutil.which(tool):
-        pytest.skip(f"{tool} not installed (apt-get install {package})")
+    pxelab_requires(tools=[tool], hint=f"apt-get install {package}")
 
 
 @pytest.mark.parametrize("host", [SERVER4, SERVER6])

@@ -7,7 +7,7 @@ import time
 import pexpect
 import pytest
 
-from pxelab.machine.console import ConsoleWatcher, FailurePattern, Milestone
+from pxelab.machine.console import ConsoleWatcher, FailurePattern, Milestone, as_displayed
 from pxelab.scenarios.milestones import LINUX_NFSROOT
 
 pytestmark = pytest.mark.unit
@@ -89,3 +89,18 @@ def test_a_milestone_answer_is_typed_on_the_console() -> None:
     timeline = watch(script, milestones)
     assert timeline.ok, timeline.failure
     assert [h.name for h in timeline.hits] == ["prompt", "answered", "end"]
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("plain", "plain"),
+    ("abc\b\bX", "aXc"),
+    ("abc\b \b", "ab"),  # erase the last character, as line editors do
+    ("\b\bab", "ab"),  # never left of column 0
+    ("progress 10%\rprogress 100%", "progress 100%"),
+    ("old line\rnew", "new line"),
+    ("long line\rnew", "newg line"),
+    ("one\r\ntwo\r\n", "one\ntwo\n"),
+    ("Press a key..." + "\b \b" * 14 + "next", "next"),
+])
+def test_as_displayed_applies_backspace_and_carriage_return(raw: str, shown: str) -> None:
+    assert as_displayed(raw) == shown

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -65,7 +64,7 @@ def test_rejects_duplicates() -> None:
         cpio.write_newc([cpio.directory("bin"), cpio.directory("bin")])
 
 
-needs_cpio = pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio not installed")
+needs_cpio = pytest.mark.pxelab_requires(tools=["cpio"], hint="apt-get install cpio")
 
 
 @needs_cpio

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+import weakref
 from dataclasses import asdict
 from ipaddress import IPv4Address
 
@@ -75,3 +77,35 @@ def test_mac_and_file_survive_the_json_round_trip() -> None:
     event = Event("tftp", "sent", client="192.0.2.9", mac="52:54:00:12:34:56",
                   file="pxelinux.0", details={"bytes": 3})
     assert Event.from_dict(json.loads(event.to_json())) == event
+
+
+def test_memory_holds_only_the_window_the_file_holds_everything(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, window=100)
+    first = log.emit("t", "0")
+    oldest = weakref.ref(first)
+    del first
+    for n in range(1, 1000):
+        log.emit("t", str(n))
+    assert len(log) == 100
+    assert [e.kind for e in log] == [str(n) for n in range(900, 1000)]
+    assert log.recorded == 1000
+    log.close()  # the file writer lets go of its batch once written
+    assert len(path.read_text().splitlines()) == 1000
+    gc.collect()
+    assert oldest() is None, "an event older than the window is still held"
+
+
+def test_wait_for_after_the_window_has_moved_on():
+    log = EventLog(window=3)
+    for n in range(10):
+        log.emit("t", str(n))
+    assert log.wait_for(lambda e: e.kind == "8", timeout=1).kind == "8"
+    threading.Thread(target=lambda: [log.emit("t", str(n)) for n in range(10, 20)]).start()
+    assert log.wait_for(lambda e: e.kind == "19", timeout=5).kind == "19"
+
+
+def test_the_default_window_keeps_a_long_server_bounded():
+    log = EventLog()
+    assert log.window is not None and log.window >= 1000
+    assert EventLog(window=None).window is None  # a boot keeps all of its own

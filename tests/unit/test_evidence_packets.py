@@ -23,7 +23,7 @@ from scapy.layers.tftp import TFTP, TFTP_ERROR, TFTP_OACK, TFTP_RRQ, TFTP_Option
 from scapy.packet import Packet, Raw
 from scapy.utils import wrpcap
 
-from pxelab.analysis.evidence import PacketRecord
+from pxelab.analysis.evidence import PacketRecord, packets
 from pxelab.analysis.evidence.packets import summarise_pcap
 from pxelab.core.paths import fixtures_dir
 
@@ -351,3 +351,24 @@ def test_bulk_transfer_is_summarised_quickly(tmp_path: Path) -> None:
     transfer = find(records, "transfer")
     assert transfer.fields["blocks"] == 20_000 and transfer.fields["bytes"] == 20_000 * 1408
     assert elapsed < 3.0, f"summarising 20 000 frames took {elapsed:.2f}s"
+
+
+def test_a_bug_in_the_summariser_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the reading of a cut capture may end the records early; a bug of ours must show.
+    path = tmp_path / "whole.pcap"
+    wrpcap(str(path), tftp_frames())
+
+    def broken(self: Any, when: float, data: bytes) -> None:
+        raise KeyError("a bug in the summariser")
+
+    monkeypatch.setattr(packets._Summariser, "frame", broken)
+    with pytest.raises(KeyError, match="a bug in the summariser"):
+        summarise_pcap(path)
+
+
+@pytest.mark.parametrize("keep", [10, 23, 30])
+def test_capture_cut_in_its_header_has_no_records(tmp_path: Path, keep: int) -> None:
+    path = tmp_path / "cut.pcap"
+    wrpcap(str(path), tftp_frames())
+    path.write_bytes(path.read_bytes()[:keep])
+    assert summarise_pcap(path) == []

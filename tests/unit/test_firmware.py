@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -145,7 +144,7 @@ def test_only_syslinux_modules_join_the_syslinux_build(syslinux_tree: firmware.C
         firmware.syslinux_bios_files(["undionly.kpxe"], cat=syslinux_tree)
 
 
-@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs a Debian host")
+@pytest.mark.pxelab_requires(tools=["dpkg-query"], hint="a Debian host")
 def test_package_version_of_a_missing_package() -> None:
     with pytest.raises(HostCapabilityError, match="apt-get install pxelab-no-such-package"):
         firmware.package_version("pxelab-no-such-package")

@@ -1,12 +1,16 @@
-"""The KVM probe runs once per host even when xdist workers ask at the same moment."""
+"""The KVM probe runs once per host even when xdist workers ask at the same moment.
+
+The probe holds the lock until the other caller is blocked on it, so the two always
+overlap, however the threads are scheduled.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from lock_overlap import Contention
 
 from pxelab.machine import kvm
 
@@ -20,10 +24,11 @@ def test_concurrent_callers_probe_once(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("PXELAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(kvm, "_cache_key", lambda qemu: "host | qemu")
     probes: list[str] = []
+    contention = Contention(monkeypatch)
 
     def probe(qemu: str = kvm.QEMU) -> tuple[bool, str]:
         probes.append(qemu)
-        time.sleep(0.2)  # a probe takes a while; the other caller arrives meanwhile
+        contention.hold_until_the_other_waits()
         return False, "guest timers broken"
 
     monkeypatch.setattr(kvm, "run_probe", probe)
@@ -38,7 +43,8 @@ def test_concurrent_callers_probe_once(monkeypatch: pytest.MonkeyPatch, tmp_path
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=20)
+    assert contention.waiting.is_set(), "the callers did not overlap"
     assert answers == [False, False]
     assert len(probes) == 1
     assert '"usable": false' in (tmp_path / "cache" / kvm.CACHE_FILE).read_text()

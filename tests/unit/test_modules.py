@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import lzma
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -139,7 +138,7 @@ def test_read_module_decompresses(tmp_path: Path, suffix: str) -> None:
     assert read_module(path) == data
 
 
-@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd not installed")
+@pytest.mark.pxelab_requires(tools=["zstd"])
 def test_read_module_decompresses_zstd(tmp_path: Path) -> None:
     data = b"\x7fELF module" * 100
     (tmp_path / "m.ko").write_bytes(data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -212,3 +212,22 @@ def test_no_boot_under_the_directory_is_a_config_error(tmp_path: Path):
                                              (120.0, 20.0)])
 def test_axis_ticks_are_round(total: float, step: float):
     assert nice_step(total) == pytest.approx(step)
+
+
+IPXE_PROMPT = "Press Ctrl-B for the iPXE command line..."
+IPXE_ERASED = IPXE_PROMPT + "\b \b" * len(IPXE_PROMPT) + "net0: 52:54:00:12:34:56 using virtio-net"
+
+
+def test_console_shows_what_a_terminal_showed(tmp_path: Path):
+    # iPXE erases its Ctrl-B prompt with backspaces, then writes over it.
+    evidence = failed_evidence()
+    timeline = replace(evidence.timeline,
+                       console_tail=f"iPXE initialising devices...ok\n{IPXE_ERASED}\n"
+                                    "old line\rnew\nabcdef\b\bXY\n")
+    boot = write_boot(tmp_path / "boot", replace(evidence, timeline=timeline), None)
+    console = Page(write_report(boot).read_text()).text_of("console")
+    assert "\\x08" not in console and "\\r" not in console
+    assert "Press Ctrl-B" not in console
+    assert console.rstrip().splitlines()[-4:] == ["iPXE initialising devices...ok",
+                                         "net0: 52:54:00:12:34:56 using virtio-net",
+                                         "new line", "abcdXY"]

@@ -55,11 +55,13 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Collection, Iterable
+import struct
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scapy.error import Scapy_Exception
 from scapy.layers.dhcp import BOOTP, DHCP, DHCPRevOptions
 from scapy.layers.dhcp6 import DHCP6
 from scapy.layers.inet import UDP
@@ -108,18 +110,38 @@ def summarise_pcap(path: Path, guest_macs: Collection[str] = (), *,
     summariser = _Summariser({m.lower() for m in guest_macs}, tftp_port, frozenset(http_ports))
     if not path.exists() or path.stat().st_size == 0:
         return []
-    try:
-        with RawPcapReader(str(path)) as reader:
-            if reader.linktype != DLT_EN10MB:
-                log.warning("%s: link type %s is not Ethernet; no packets summarised",
-                            path, reader.linktype)
-                return []
-            scale = 1e9 if getattr(reader, "nano", False) else 1e6
-            for data, meta in reader:
-                summariser.frame(_timestamp(meta, scale), data)
-    except Exception as error:  # a cut pcap raises scapy's own errors
-        log.warning("%s: stopped reading: %s (records so far kept)", path, error)
+    for when, data in _frames(path):  # a bug in the summariser raises: it must show
+        summariser.frame(when, data)
     return summariser.records()
+
+
+# What reading a cut-off or damaged capture raises (scapy's own error for a cut header).
+_CUT_OFF = (Scapy_Exception, EOFError, struct.error, OSError)
+
+
+def _frames(path: Path) -> Iterator[tuple[float, bytes]]:
+    """The time and bytes of each frame of an Ethernet capture, up to where it is cut."""
+    with path.open("rb") as file:  # ours to close: scapy leaks it when the header is cut
+        try:
+            reader = RawPcapReader(file)  # type: ignore[arg-type]  # a file too
+        except _CUT_OFF as error:
+            log.warning("%s: not read: %s", path, error)
+            return
+        if reader.linktype != DLT_EN10MB:
+            log.warning("%s: link type %s is not Ethernet; no packets summarised",
+                        path, reader.linktype)
+            return
+        scale = 1e9 if getattr(reader, "nano", False) else 1e6
+        frames = iter(reader)
+        while True:
+            try:
+                data, meta = next(frames)
+            except StopIteration:
+                return
+            except _CUT_OFF as error:
+                log.warning("%s: stopped reading: %s (records so far kept)", path, error)
+                return
+            yield _timestamp(meta, scale), data
 
 
 def _timestamp(meta: Any, scale: float) -> float:

@@ -24,6 +24,7 @@ from pxelab.analysis.report.boots import REPORT_FILE, BootRecord, find_boots, lo
 from pxelab.analysis.report.charts import esc, legend, matrix_chart, stage_chart
 from pxelab.analysis.report.text import cited_lines
 from pxelab.core.errors import ConfigError
+from pxelab.machine.console import as_displayed
 
 CSS = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1100px; padding: 0 1em;
@@ -115,7 +116,7 @@ def boot_page(record: BootRecord, page_dir: Path, index: Path | None = None) -> 
         sections.append(_section("causes", "Causes", _causes(record)))
     sections += [_section("timeline", "Timeline", _timeline(record)),
                  _section("console", "Last console lines",
-                          f"<pre>{esc(record.timeline.console_tail)}</pre>"),
+                          f"<pre>{esc(as_displayed(record.timeline.console_tail))}</pre>"),
                  _section("artifacts", "Artifacts", _artifacts(record, page_dir))]
     verdict = "booted" if record.ok else "FAILED"
     return _page(f"{record.label}: {verdict}", "\n".join(s for s in sections if s))

@@ -20,7 +20,6 @@ from pxelab.machine.payload.builder import (
 )
 from pxelab.machine.payload.cache import default_cache_dir
 from pxelab.machine.payload.contract import (
-    FAILURE_STAGES,
     INIT_DHCP,
     INIT_FAILED,
     INIT_IPV6,
@@ -35,7 +34,6 @@ from pxelab.machine.payload.contract import (
 )
 
 __all__ = [
-    "FAILURE_STAGES",
     "INIT_DHCP",
     "INIT_FAILED",
     "INIT_IPV6",

@@ -27,7 +27,6 @@ INIT_NFS_MOUNTED = re.compile(
 INIT_FAILED = re.compile(
     r"pxelab-init: FAILED (?P<stage>modules|link|dhcp|ipv6|nfs|switch_root): (?P<why>.*)"
 )
-FAILURE_STAGES = ("modules", "link", "dhcp", "ipv6", "nfs", "switch_root")
 # pxelab-init: PANIC <stage>: <why>   (then /init exits: "Kernel panic - not syncing",
 # as a real initramfs that cannot reach its root ends). Printed when no network
 # device appeared at all: "no devices to configure: ...".

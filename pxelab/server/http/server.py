@@ -172,11 +172,20 @@ class HttpServer:
         # "is None", not "or": both are falsy while empty.
         self.clients = ClientDirectory() if clients is None else clients
         self.faults = FaultInjector((), events) if faults is None else faults
+        self._connections: set[asyncio.Task[None]] = set()  # held until done
 
     async def serve(self, sock: socket.socket) -> asyncio.Server:
         """Start accepting on a listening socket (see :func:`open_tcp_socket`)."""
-        return await asyncio.start_server(self.handle, sock=sock,
+        return await asyncio.start_server(self._connected, sock=sock,
                                           limit=self.settings.max_head_bytes)
+
+    def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Our own task, not a coroutine for asyncio to wrap: Python 3.11's wrapper calls
+        # task.exception() on it, which raises (and is logged) once the server stopping
+        # cancels a connection, as it must.
+        task = asyncio.get_running_loop().create_task(self.handle(reader, writer))
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
 
     # -- connection ------------------------------------------------------------------------
 
@@ -191,8 +200,9 @@ class HttpServer:
             linger = False
         except asyncio.CancelledError:
             # The server is stopping with this connection open (a boot loader's keep-alive):
-            # close it at once; this connection task ends here, so nothing awaits the error.
+            # close it at once (below), and let whoever cancelled see the task cancelled.
             linger = False
+            raise
         except Exception as exc:
             log.exception("HTTP connection from %s failed", client)
             self.events.emit("http", "error", client=client, reason=repr(exc),

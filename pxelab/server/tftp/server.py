@@ -26,6 +26,7 @@ Events (source ``tftp``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import socket
@@ -34,6 +35,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,10 +60,6 @@ IP_PKTINFO = 8  # <linux/in.h>; not exported by Python's socket module
 SIOCGIFMTU = 0x8921  # <linux/sockios.h>
 REQUEST_LIMIT = 4096  # bytes; RFC 2347 caps a request at 512, so anything this big is junk
 LISTENER_BATCH = 32  # requests read per wakeup, so a flood cannot starve the rest
-# A second identical RRQ from a port whose transfer has heard nothing yet is either a
-# retransmission (dropped) or a new request racing the ERROR that ended the first one
-# (OVMF's size probe) in that transfer's thread: look again after this long.
-DUPLICATE_GRACE = 0.02
 STOP_WAIT = 2.0  # seconds close() waits for the transfer threads
 _ERROR = codec.Opcode.ERROR
 
@@ -122,6 +120,11 @@ def interface_mtu(sock: socket.socket, interface: str) -> int | None:
         return int(struct.unpack("16si", fcntl.ioctl(sock.fileno(), SIOCGIFMTU, request))[1])
     except OSError:
         return None
+
+
+def _summarise(request: ReadRequest) -> str:
+    return " ".join(("RRQ", request.filename, request.mode,
+                     describe_options(request.options))).strip()
 
 
 def _printable(name: str) -> bool:
@@ -261,40 +264,53 @@ class TftpServer:
                     kind="refused", request=f"opcode {opcode}, {len(data)} bytes",
                     reason=f"malformed: {problem}")
 
-    def _accept_safely(self, request: ReadRequest, peer: Address, local: Local,
-                       earlier: ReadTransfer | None = None) -> None:
+    def _accept_safely(self, request: ReadRequest, peer: Address, local: Local) -> None:
         try:
-            self._accept(request, peer, local, earlier)
+            self._accept(request, peer, local)
         except Exception as exc:
             log.exception("delayed TFTP request from %s failed", peer)
             self.events.emit("tftp", "error", client=str(peer[0]), reason=repr(exc))
 
-    def _accept(self, request: ReadRequest, peer: Address, local: Local,
-                earlier: ReadTransfer | None = None) -> None:
+    def _accept(self, request: ReadRequest, peer: Address, local: Local) -> None:
         """Start a transfer for ``request``, unless it repeats the one running for its port.
 
-        ``earlier``: on the second look at a possible duplicate, the transfer it repeated.
-        It ended without one ACK (a client's ERROR, as after OVMF's size probe): this is a
-        new request. Otherwise the client had our answer or will get it again: a duplicate.
+        A repeat is judged by that transfer (:meth:`ReadTransfer.judge_repeat`), from what
+        it has heard, never by a clock: its thread may not have read yet the ERROR the
+        client sent before this RRQ (OVMF's size probe), however long that takes.
         """
-        client, key = str(peer[0]), (str(peer[0]), int(peer[1]))
-        summary = " ".join(("RRQ", request.filename, request.mode,
-                            describe_options(request.options))).strip()
-        if earlier is not None and (earlier.heard or not earlier.finished):
-            self._duplicate(request, peer, summary)
-            return
+        key = (str(peer[0]), int(peer[1]))
+        summary = _summarise(request)
         with self._active_lock:
             running = self._active.get(key)
         if running is not None and not running.finished:
-            if running.request == request and not running.heard:
-                if earlier is None:
-                    assert self.loop is not None
-                    self.loop.call_later(DUPLICATE_GRACE, self._accept_safely, request, peer,
-                                         local, running)
-                else:
-                    self._duplicate(request, peer, summary)
-                return
-            running.finish("aborted", f"a new RRQ ({summary}) came from the same port")
+            if running.request == request:
+                new = running.judge_repeat(self._settle_later(request, peer, local))
+                if not new:  # a retransmission, or undecided until the transfer hears more
+                    if new is False:
+                        self._duplicate(request, peer, summary)
+                    return
+            else:
+                running.finish("aborted", f"a new RRQ ({summary}) came from the same port")
+        self._serve(request, peer, local, summary)
+
+    def _settle_later(self, request: ReadRequest, peer: Address,
+                      local: Local) -> Callable[[bool], None]:
+        """What a transfer calls (from its thread) once it can judge a repeated RRQ."""
+        def settle(new: bool) -> None:
+            loop = self.loop
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+                if loop is not None and not loop.is_closed():
+                    loop.call_soon_threadsafe(self._settled, request, peer, local, new)
+        return settle
+
+    def _settled(self, request: ReadRequest, peer: Address, local: Local, new: bool) -> None:
+        if new:
+            self._accept_safely(request, peer, local)
+        else:
+            self._duplicate(request, peer, _summarise(request))
+
+    def _serve(self, request: ReadRequest, peer: Address, local: Local, summary: str) -> None:
+        client, key = str(peer[0]), (str(peer[0]), int(peer[1]))
         self.events.emit("tftp", "rrq", client=client, file=request.filename, request=summary,
                          details={"mode": request.mode,
                                   "options": dict(request.options), "port": peer[1],
@@ -312,6 +328,9 @@ class TftpServer:
         transfer = ReadTransfer(self, request, peer, local)
         with self._active_lock:
             self._active[key] = transfer
+        self._start(transfer, summary)
+
+    def _start(self, transfer: ReadTransfer, summary: str) -> None:
         task = asyncio.ensure_future(self._open(transfer, summary))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -37,6 +37,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -174,6 +175,8 @@ class ReadTransfer:
         self.local = local
         self.client = str(peer[0])
         self.heard = False  # a valid ACK came from the client: no longer a fresh request
+        self.client_ended = False  # the client's ERROR ended it (OVMF's size probe does)
+        self._repeat: Callable[[bool], None] | None = None  # see judge_repeat()
         self.finished = False
         self.sock: socket.socket | None = None  # connected to the client
         self.strangers: socket.socket | None = None  # same port, everyone else
@@ -245,6 +248,32 @@ class ReadTransfer:
                              answer=describe_options(negotiated.oack), details=details,
                              reason=f"fault: OACK {plan.fault}" if plan.fault else "")
 
+    def judge_repeat(self, settle: Callable[[bool], None]) -> bool | None:
+        """An RRQ identical to ours came from our client's port: is it a new request?
+
+        True: yes, we ended without an ACK (after OVMF's size probe the client's ERROR
+        ends us, then it asks again). False: no, a retransmission: we have heard from
+        the client, so it has our answer. None: not known yet, as the client's next
+        packet (an ACK or that ERROR) may still be unread in our socket: ``settle(new)``
+        is called, from our thread, at our first ACK or as we end. Only the latest
+        repeat waits; an earlier one is settled as a retransmission.
+        """
+        with self._lock:
+            if self.heard:
+                return False
+            if self.finished:
+                return True
+            earlier, self._repeat = self._repeat, settle
+        if earlier is not None:
+            earlier(False)
+        return None
+
+    def _settle_repeat(self) -> None:
+        with self._lock:
+            settle, self._repeat = self._repeat, None
+        if settle is not None:
+            settle(self.client_ended and not self.heard)
+
     def finish(self, kind: str | None, reason: str) -> None:
         """End the transfer and report it as ``kind`` (None: the caller reports)."""
         with self._lock:
@@ -257,8 +286,11 @@ class ReadTransfer:
                 with contextlib.suppress(OSError):
                     self.sock.shutdown(socket.SHUT_RDWR)
         self.server.forget(self)
-        if kind is None:
-            return
+        if kind is not None:
+            self._report(kind, reason)
+        self._settle_repeat()  # after the report, so the events read in order
+
+    def _report(self, kind: str, reason: str) -> None:
         seconds = time.monotonic() - self._started
         blocks = max(self.acked, 0)
         delivered = min(blocks * self.blksize, self.size)
@@ -396,7 +428,9 @@ class ReadTransfer:
         if ahead == 0 or acked + ahead > self.sent:
             return False  # a duplicate or stray ACK: never resend on it (Sorcerer's Apprentice)
         self.acked = acked = acked + ahead
-        self.heard = True
+        if not self.heard:
+            self.heard = True
+            self._settle_repeat()
         if self.retries:
             self.retries = 0
             self._set_interval(self._timeout)
@@ -415,6 +449,7 @@ class ReadTransfer:
                   if probe else
                   f"client sent ERROR {error.code} {error.message!r} "
                   f"after {max(self.acked, 0)} blocks")
+        self.client_ended = True
         self.finish("aborted", reason)
 
     # -- sending -----------------------------------------------------------------------------
