@@ -41,7 +41,7 @@ _HTTP_CLIENTS = Match(vendor_class="HTTPClient")
 
 
 def _with_policy(scenario: Scenario, **options: object) -> Scenario:
-    return replace(scenario, policy_options={**scenario.policy_options, **options})
+    return replace(scenario, policy_options=scenario.policy_options.with_values(**options))
 
 
 # -- min-secs ------------------------------------------------------------------------------------
@@ -73,8 +73,7 @@ def _min_secs(scenario: Scenario, argument: str | None) -> Scenario:
 
 def _no_min_secs(scenario: Scenario) -> Scenario:
     """dhcpd's fix, ``min-secs 0``: RulePolicy's default, so the option goes."""
-    options = {k: v for k, v in scenario.policy_options.items() if k != "min_secs"}
-    return replace(scenario, policy_options=options)
+    return replace(scenario, policy_options=scenario.policy_options.without("min_secs"))
 
 
 MIN_SECS = Regression(
@@ -124,7 +123,7 @@ def _binl(scenario: Scenario, argument: str | None) -> Scenario:
     faults = (AddOption("dhcp4.*", 60, b"PXEClient", match=_PXE_CLIENTS),
               OmitOption("dhcp4.*", 43, match=_PXE_CLIENTS))
     return replace(with_faults(scenario, *faults),
-                   server={**scenario.server, "dhcp4_mode": Dhcp4Mode.FULL})
+                   server=scenario.server.with_values(dhcp4_mode=Dhcp4Mode.FULL))
 
 
 BINL_NO_OPTION_43 = Regression(
