@@ -11,8 +11,8 @@ that holds it. Subclasses name the target and the fields the caller sets itself:
         target = ServerConfig
         reserved = frozenset({"interface"})
 
-    ServerOverrides(ra_managed=True)          # ok
-    ServerOverrides(ra_manged=True)           # ConfigError: did you mean ra_managed?
+    ServerOverrides(ready_timeout=5.0)        # ok
+    ServerOverrides(ready_timout=5.0)         # ConfigError: did you mean ready_timeout?
 """
 
 from __future__ import annotations

@@ -26,11 +26,12 @@ from pxelab.server.bootserver import ServerConfig
 from pxelab.server.faults import Fault
 from pxelab.server.match import url_host
 from pxelab.server.policy import Arch, BootPolicy, Match, Rule, RulePolicy
+from pxelab.server.settings import Dhcp4Config, Dhcp4Mode, RaConfig, TftpConfig
 
 
 class ServerOverrides(Overrides):
     """:class:`~pxelab.server.bootserver.ServerConfig` fields a scenario changes, e.g.
-    ``ServerOverrides(ra_managed=True, dhcp4=False)``; the lab sets where it serves."""
+    ``ServerOverrides(ra=RaConfig(managed=True))``; the lab sets where it serves."""
 
     target = ServerConfig
     reserved = frozenset({"interface", "ipv4", "ipv6", "data_root"})
@@ -337,7 +338,7 @@ SCENARIOS: dict[str, Scenario] = {
             rules=(Rule(Match(user_class="iPXE", family="ipv6"), "tftp://{server}/boot.ipxe",
                         name="ipxe-script-tftp6"),
                    Rule(Match(family="ipv4"), None, name="ipv4-address-only")),
-            server=ServerOverrides(ra_managed=True),
+            server=ServerOverrides(ra=RaConfig(managed=True)),
             files_url="tftp://{server}/",
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
         ),
@@ -364,8 +365,9 @@ SCENARIOS: dict[str, Scenario] = {
             # 10 s route-table wait (see pxelab.server.ra.server), and the RS it sends when the
             # NIC is connected is answered at once, so the route is there before the
             # lease; a 100 ms Retrans Timer shortens any DAD (bench/README.md).
-            server=ServerOverrides(dhcp4=False, tftp_allow_absolute=True, ra_router_lifetime=1800,
-                                  ra_retrans_timer=100, ra_min_interval=0.0),
+            server=ServerOverrides(
+                dhcp4=Dhcp4Config(mode=Dhcp4Mode.OFF), tftp=TftpConfig(allow_absolute=True),
+                ra=RaConfig(router_lifetime=1800, retrans_timer=100, min_interval=0.0)),
             fetched=("grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
         ),
         Scenario(
@@ -403,8 +405,8 @@ SCENARIOS: dict[str, Scenario] = {
             # O flag makes iPXE ask stateless DHCPv6 (Information-request) for its script
             # URL; OVMF's own second client then asks the same and needs no Release (with
             # the M flag it leased and released an address of its own).
-            server=ServerOverrides(ra_router_lifetime=1800, ra_min_interval=0.0,
-                                  ra_retrans_timer=100, ra_other=True),
+            server=ServerOverrides(ra=RaConfig(router_lifetime=1800, min_interval=0.0,
+                                                 retrans_timer=100, other=True)),
             fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
         ),
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from ipaddress import IPv4Address
 
 import pytest
 
@@ -17,7 +16,7 @@ from pxelab.scenarios.cases import (
     Scenario,
     ServerOverrides,
 )
-from pxelab.server.bootserver import Dhcp4Mode, ServerConfig
+from pxelab.server.bootserver import Dhcp4Config, Dhcp4Mode, RaConfig, ServerConfig
 from pxelab.server.policy import RulePolicy
 
 pytestmark = pytest.mark.unit
@@ -29,9 +28,9 @@ def scenario(**changes: object) -> Scenario:
 
 
 def test_a_misspelt_server_key_is_an_error_when_the_scenario_is_defined() -> None:
-    with pytest.raises(ConfigError, match=r"'ra_manged' is not a ServerConfig field; "
-                                          r"did you mean 'ra_managed'\?.*valid keys: .*dhcp4"):
-        scenario(server=ServerOverrides(ra_manged=True))
+    with pytest.raises(ConfigError, match=r"'dchp4' is not a ServerConfig field; "
+                                          r"did you mean 'dhcp4'\?.*valid keys: .*dhcp6"):
+        scenario(server=ServerOverrides(dchp4=Dhcp4Config()))
 
 
 def test_a_misspelt_policy_key_is_an_error_naming_the_valid_ones() -> None:
@@ -39,18 +38,18 @@ def test_a_misspelt_policy_key_is_an_error_naming_the_valid_ones() -> None:
         PolicyOverrides(min_sec=2)
 
 
-@pytest.mark.parametrize(("key", "value"), [("ra_managed", 1), ("tftp_port", "69"),
-                                            ("dhcp4_mode", "proxy"), ("lease_seconds", True),
-                                            ("dns4", ("192.0.2.1",)), ("router", "192.0.2.1")])
+@pytest.mark.parametrize(("key", "value"), [("ra", {"managed": True}), ("tftp", False),
+                                            ("dhcp4", RaConfig()), ("lease_seconds", True),
+                                            ("lease_seconds", 60.0), ("ready_timeout", "1")])
 def test_a_value_of_the_wrong_type_is_an_error(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"{key}=.*ServerConfig\.{key} takes"):
         ServerOverrides(**{key: value})
 
 
 def test_values_of_the_right_type_pass() -> None:
-    overrides = ServerOverrides(ra_interval=2, dhcp4_mode=Dhcp4Mode.PROXY, router=None,
-                                dns4=(IPv4Address("192.0.2.53"),))
-    assert overrides["ra_interval"] == 2 and len(overrides) == 4
+    overrides = ServerOverrides(ready_timeout=2, dhcp4=Dhcp4Config(mode=Dhcp4Mode.PROXY),
+                                ra=RaConfig(interval=2))
+    assert overrides["ra"].interval == 2 and len(overrides) == 3
 
 
 @pytest.mark.parametrize("key", ["interface", "ipv4", "ipv6", "data_root"])
@@ -63,20 +62,20 @@ def test_where_the_lab_serves_is_not_overridable(key: str) -> None:
 
 def test_a_plain_dict_is_refused() -> None:
     with pytest.raises(ConfigError, match="server must be a ServerOverrides"):
-        scenario(server={"ra_managed": True})
+        scenario(server={"ra": RaConfig(managed=True)})
 
 
 def test_the_scenario_and_its_overrides_cannot_be_mutated() -> None:
-    case = scenario(server=ServerOverrides(ra_managed=True),
+    case = scenario(server=ServerOverrides(ra=RaConfig(managed=True)),
                     policy_options=PolicyOverrides(min_secs=2))
     with pytest.raises(TypeError):
-        case.server["ra_managed"] = False  # type: ignore[index]
+        case.server["ra"] = RaConfig()  # type: ignore[index]
     with pytest.raises(AttributeError):
         case.server._values = {}  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         case.server = ServerOverrides()  # type: ignore[misc]
-    assert case.server == {"ra_managed": True}
-    assert hash(case) == hash(scenario(server=ServerOverrides(ra_managed=True),
+    assert case.server == {"ra": RaConfig(managed=True)}
+    assert hash(case) == hash(scenario(server=ServerOverrides(ra=RaConfig(managed=True)),
                                        policy_options=PolicyOverrides(min_secs=2)))
 
 
