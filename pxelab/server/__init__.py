@@ -11,7 +11,8 @@
   for (``Match``) and the boot file URL it is given (``boot_url``);
 - ``policy``: the per-client decisions (``BootPolicy``); ``faults``: the faults the
   protocols inject; ``clients``: the directory of clients seen;
-- ``config``, ``config_reader``, ``config_policy``: the lab file of ``pxelab serve``.
+- ``config``, ``config_reader``, ``config_policy``: the lab file of ``pxelab serve``;
+  ``config_keys``: the one table of its keys (reader and README key list).
 
 May import: pxelab.core.
 """

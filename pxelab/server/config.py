@@ -12,22 +12,8 @@ DHCPv6 pool to ``<prefix>::1:0-<prefix>::1:ffff`` as in the classic dhcpd6.conf.
 Without an IPv6 address DHCPv6 and RA stay off. The policy defaults to the
 classic ISC dhcpd decision tree (:func:`pxelab.server.policy.default_profile`).
 
-Sections and keys (every one optional unless noted)::
-
-    [server]  interface, ipv4 ("192.0.2.1/24"), ipv6 ("2001:db8::1/64" or false),
-              data_root (relative paths start at the file's directory)
-    [dhcp4]   mode ("full" | "proxy" | "off"), pool (["first", "last"]), lease_seconds,
-              router, dns ([...]), min_secs
-    [dhcp6]   enabled, pool, dns, rapid_commit, preferred_seconds
-    [ra]      enabled, managed, other, interval
-    [tftp]    enabled, port, max_blksize, max_windowsize, timeout, retries, allow_absolute
-    [http]    enabled, port
-    [policy]  profile ("default" | "empty"), ipxe_script (template, or false)
-    [[rule]]  name, arch, vendor_class, user_class, mac, family (match keys),
-              boot_file, echo_vendor_class, withhold, pxelinux_config, pxelinux_prefix
-    [[host]]  mac (required), boot_file, withhold, reason
-    [[fault]] type = "drop" | "delay" | "withhold" | "oack" | "tsize" | "truncate" |
-              "http-error", plus that fault's keys
+The sections and their keys are :data:`pxelab.server.config_keys.LAB_TABLES` (listed
+in ``fixtures/labs/README.md``).
 
 Every mistake is a :class:`~pxelab.core.errors.ConfigError` naming the file, the key
 path (``dhcp4.pool[1]``) and the fix; see :mod:`pxelab.server.config_reader`.
@@ -45,7 +31,8 @@ from typing import Any, Literal
 
 from pxelab.core.errors import ConfigError
 from pxelab.server.bootserver import ServerConfig
-from pxelab.server.config_policy import POLICY_KEYS, build_faults, build_policy
+from pxelab.server.config_keys import ARRAYS, LAB_TABLES
+from pxelab.server.config_policy import build_faults, build_policy
 from pxelab.server.config_reader import Origin, Table, did_you_mean, toml_type
 from pxelab.server.faults import Fault
 from pxelab.server.match import url_host
@@ -65,18 +52,7 @@ __all__ = ["InterfaceAddresses", "LabConfig", "interface_addresses", "lab_config
 InterfaceAddresses = tuple[IPv4Interface | None, IPv6Interface | None]
 Resolver = Callable[[str], InterfaceAddresses]
 
-SECTIONS: dict[str, tuple[str, ...]] = {
-    "server": ("interface", "ipv4", "ipv6", "data_root"),
-    "dhcp4": ("mode", "pool", "lease_seconds", "router", "dns", "min_secs"),
-    "dhcp6": ("enabled", "pool", "dns", "rapid_commit", "preferred_seconds"),
-    "ra": ("enabled", "managed", "other", "interval", "router_lifetime", "min_interval",
-           "retrans_timer"),
-    "tftp": ("enabled", "port", "max_blksize", "max_windowsize", "timeout", "retries",
-             "allow_absolute"),
-    "http": ("enabled", "port"),
-    "policy": POLICY_KEYS,
-}
-ARRAYS = ("rule", "host", "fault")
+SECTIONS: dict[str, tuple[str, ...]] = {t.name: t.names for t in LAB_TABLES if not t.array}
 IFA_F_DADFAILED = 0x08
 RT_SCOPE_UNIVERSE = 0
 
