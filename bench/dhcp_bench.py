@@ -76,7 +76,7 @@ from scapy.layers.dhcp6 import (
 
 from pxelab.core.events import Event, EventLog
 from pxelab.core.netns import exec_prefix, thread_in_namespace
-from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.bootserver import BootServer, Dhcp4Config, Dhcp6Config, ServerConfig
 from pxelab.server.clients import ClientDirectory
 from pxelab.server.dhcp4.leases import LeasePool
 from pxelab.server.dhcp4.server import Dhcp4Protocol, Dhcp4Settings, reserve_fixed
@@ -187,9 +187,9 @@ def serve_pxelab(namespace: str, workdir: Path, events_mode: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     events = (NullEventLog() if events_mode == "none" else
               EventLog(workdir / "events.jsonl" if events_mode == "file" else None))
-    config = ServerConfig(interface=SERVER_IF, ipv4=SERVER4, ipv6=SERVER6, pool=POOL4,
-                          pool6=POOL6, data_root=workdir, tftp=False, http=False,
-                          router_advertisements=False)
+    config = ServerConfig.only("dhcp4", "dhcp6", interface=SERVER_IF, ipv4=SERVER4,
+                               ipv6=SERVER6, data_root=workdir, dhcp4=Dhcp4Config(pool=POOL4),
+                               dhcp6=Dhcp6Config(pool=POOL6))
     with BootServer(config, bench_policy(), events, namespace=namespace):
         print(f"ready {os.getpid()}", flush=True)
         sys.stdin.read()

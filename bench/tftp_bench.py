@@ -235,13 +235,18 @@ def serve_pxelab(root: Path, interface: str, address: str) -> None:
     from ipaddress import IPv4Interface  # noqa: PLC0415 - only the serving process needs it
 
     from pxelab.core.events import EventLog  # noqa: PLC0415
-    from pxelab.server.bootserver import BootServer, ServerConfig  # noqa: PLC0415
+    from pxelab.server.bootserver import (  # noqa: PLC0415
+        BootServer,
+        Dhcp4Config,
+        Dhcp4Mode,
+        ServerConfig,
+    )
     from pxelab.server.policy import RulePolicy  # noqa: PLC0415
 
     ipv4 = IPv4Interface(f"{address}/24")
-    config = ServerConfig(interface=interface, ipv4=ipv4, ipv6=None, data_root=root,
-                          pool=(ipv4.network[100], ipv4.network[199]), dhcp4=False,
-                          dhcp6=False, http=False, router_advertisements=False)
+    config = ServerConfig.only(
+        "tftp", interface=interface, ipv4=ipv4, ipv6=None, data_root=root,
+        dhcp4=Dhcp4Config(mode=Dhcp4Mode.OFF, pool=(ipv4.network[100], ipv4.network[199])))
     with BootServer(config, RulePolicy(), EventLog()):
         wait_for_stop()
 

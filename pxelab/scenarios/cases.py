@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
-from typing import Any
 
 from pxelab.core.errors import ConfigError
+from pxelab.core.overrides import Overrides
 from pxelab.machine.console import Milestone
 from pxelab.machine.firmware import locate
 from pxelab.machine.ipxerom import RomKind, rom_kind
@@ -22,9 +22,27 @@ from pxelab.machine.payload import PayloadSpec
 from pxelab.machine.payload.nics import nic_driver, payload_for_nic
 from pxelab.machine.qemu import Firmware, GuestSpec
 from pxelab.scenarios import milestones as ms
+from pxelab.server.bootserver import ServerConfig
 from pxelab.server.faults import Fault
 from pxelab.server.match import url_host
 from pxelab.server.policy import Arch, BootPolicy, Match, Rule, RulePolicy
+from pxelab.server.settings import Dhcp4Config, Dhcp4Mode, RaConfig, TftpConfig
+
+
+class ServerOverrides(Overrides):
+    """:class:`~pxelab.server.bootserver.ServerConfig` fields a scenario changes, e.g.
+    ``ServerOverrides(ra=RaConfig(managed=True))``; the lab sets where it serves."""
+
+    target = ServerConfig
+    reserved = frozenset({"interface", "ipv4", "ipv6", "data_root"})
+
+
+class PolicyOverrides(Overrides):
+    """:class:`~pxelab.server.policy.RulePolicy` fields a scenario sets besides its rules
+    and iPXE script, e.g. ``PolicyOverrides(min_secs=2)``."""
+
+    target = RulePolicy
+    reserved = frozenset({"ipxe_script", "rules"})
 
 
 class BootLoader(StrEnum):
@@ -106,11 +124,10 @@ class Scenario:
     ip: IpVersion = IpVersion.IPV4
     # First-match rules ahead of the default per-arch files (see pxelab.server.policy.RulePolicy).
     rules: tuple[Rule, ...] = ()
-    # RulePolicy fields this scenario sets besides rules and ipxe_script,
-    # e.g. {"min_secs": 2}.
-    policy_options: dict[str, Any] = field(default_factory=dict)
-    # ServerConfig fields this scenario changes, e.g. {"ra_managed": True, "dhcp4": False}.
-    server: dict[str, Any] = field(default_factory=dict)
+    # RulePolicy fields this scenario sets besides rules and ipxe_script, checked here.
+    policy_options: PolicyOverrides = field(default_factory=PolicyOverrides)
+    # ServerConfig fields this scenario changes, checked here.
+    server: ServerOverrides = field(default_factory=ServerOverrides)
     # NIC models this scenario also runs with, besides guest.nic_model (pytest ids
     # like "legacy_pxe_ipv4[e1000]").
     nic_variants: tuple[str, ...] = ()
@@ -134,6 +151,12 @@ class Scenario:
     snp_only: SnpOnlyRom | None = None
 
     def __post_init__(self) -> None:
+        # A dict would be checked only when the lab builds the settings, and could change.
+        for name, kind in (("server", ServerOverrides), ("policy_options", PolicyOverrides)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f"scenario {self.name!r}: {name} must be a {kind.__name__}"
+                                  f"(...), not {type(getattr(self, name)).__name__}; "
+                                  f"write {name}={kind.__name__}(key=value, ...)")
         expected = f"{self.mode}_{self.ip}"
         if not self.name.startswith(expected):
             raise ConfigError(f"scenario {self.name!r} must be named {expected}... "
@@ -315,7 +338,7 @@ SCENARIOS: dict[str, Scenario] = {
             rules=(Rule(Match(user_class="iPXE", family="ipv6"), "tftp://{server}/boot.ipxe",
                         name="ipxe-script-tftp6"),
                    Rule(Match(family="ipv4"), None, name="ipv4-address-only")),
-            server={"ra_managed": True},
+            server=ServerOverrides(ra=RaConfig(managed=True)),
             files_url="tftp://{server}/",
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
         ),
@@ -342,8 +365,9 @@ SCENARIOS: dict[str, Scenario] = {
             # 10 s route-table wait (see pxelab.server.ra.server), and the RS it sends when the
             # NIC is connected is answered at once, so the route is there before the
             # lease; a 100 ms Retrans Timer shortens any DAD (bench/README.md).
-            server={"dhcp4": False, "tftp_allow_absolute": True, "ra_router_lifetime": 1800,
-                    "ra_retrans_timer": 100, "ra_min_interval": 0.0},
+            server=ServerOverrides(
+                dhcp4=Dhcp4Config(mode=Dhcp4Mode.OFF), tftp=TftpConfig(allow_absolute=True),
+                ra=RaConfig(router_lifetime=1800, retrans_timer=100, min_interval=0.0)),
             fetched=("grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
         ),
         Scenario(
@@ -381,8 +405,8 @@ SCENARIOS: dict[str, Scenario] = {
             # O flag makes iPXE ask stateless DHCPv6 (Information-request) for its script
             # URL; OVMF's own second client then asks the same and needs no Release (with
             # the M flag it leased and released an address of its own).
-            server={"ra_router_lifetime": 1800, "ra_min_interval": 0.0, "ra_retrans_timer": 100,
-                    "ra_other": True},
+            server=ServerOverrides(ra=RaConfig(router_lifetime=1800, min_interval=0.0,
+                                                 retrans_timer=100, other=True)),
             fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
         ),
     )

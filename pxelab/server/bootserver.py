@@ -20,11 +20,10 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import partial
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from ipaddress import IPv4Interface, IPv6Interface
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pxelab.core.errors import ConfigError, ServerError
 from pxelab.core.events import EventLog
@@ -43,82 +42,59 @@ from pxelab.server.dhcp4.server import (
     reserve_fixed,
 )
 from pxelab.server.dhcp6.leases import Lease6Pool
-from pxelab.server.dhcp6.replies import Dhcp6Settings
 from pxelab.server.dhcp6.server import Dhcp6Protocol, open_dhcp6_socket, server_duid
 from pxelab.server.faults import Fault, FaultInjector
-from pxelab.server.http.server import HttpServer, HttpSettings, open_tcp_socket
+from pxelab.server.http.server import HttpServer, open_tcp_socket
 from pxelab.server.policy import BootPolicy
-from pxelab.server.ra.server import RaSettings, RouterAdvertiser
+from pxelab.server.ra.server import RouterAdvertiser
+from pxelab.server.settings import (
+    Dhcp4Config,
+    Dhcp4Mode,
+    Dhcp6Config,
+    HttpConfig,
+    RaConfig,
+    TftpConfig,
+)
 from pxelab.server.tftp.files import DataRoot
-from pxelab.server.tftp.server import TftpServer, TftpSettings, open_udp_socket
+from pxelab.server.tftp.server import TftpServer, open_udp_socket
 from pxelab.server.udp import datagram_endpoint
 
-__all__ = ["BootServer", "Dhcp4Mode", "ServerConfig"]
+__all__ = ["BootServer", "Dhcp4Config", "Dhcp4Mode", "Dhcp6Config", "HttpConfig", "RaConfig",
+           "ServerConfig", "TftpConfig"]
 
 T = TypeVar("T")
 
 DEFAULT_IPV4 = IPv4Interface("192.0.2.1/24")
 DEFAULT_IPV6 = IPv6Interface("2001:db8::1/64")
-DEFAULT_POOL = (IPv4Address("192.0.2.100"), IPv4Address("192.0.2.199"))
-DEFAULT_POOL6 = (IPv6Address("2001:db8::1:0"), IPv6Address("2001:db8::1:ffff"))
-
-
-class Dhcp4Mode(StrEnum):
-    """How the DHCPv4 side behaves on the link."""
-
-    FULL = "full"  # addresses and boot files (port 67)
-    PROXY = "proxy"  # boot files only, beside another DHCP server (ports 67 and 4011)
-    OFF = "off"
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Everything the boot server serves and where; parsed once, never mutated."""
+    """Everything the boot server serves and where; parsed once, never mutated.
+
+    Where it serves and what every protocol shares are fields of their own; each
+    protocol's settings are its part (:mod:`pxelab.server.settings`), e.g.
+    ``ServerConfig(data_root=root, ra=RaConfig(managed=True))``. :meth:`only` turns
+    the protocols not named off.
+    """
 
     interface: str = "br0"
     ipv4: IPv4Interface = DEFAULT_IPV4
-    ipv6: IPv6Interface | None = DEFAULT_IPV6
-    pool: tuple[IPv4Address, IPv4Address] = DEFAULT_POOL
-    lease_seconds: int = 3600
-    router: IPv4Address | None = None  # DHCP option 3; None: we are not a gateway
+    ipv6: IPv6Interface | None = DEFAULT_IPV6  # None: no DHCPv6, no RA, IPv4 sockets only
     data_root: Path = Path("/srv/pxelab")  # one root shared by TFTP and HTTP
-    dhcp4: bool = True
-    dhcp4_mode: Dhcp4Mode = Dhcp4Mode.FULL  # PROXY: no addresses; OFF equals dhcp4=False
-    dns4: tuple[IPv4Address, ...] = ()  # option 6
-    dhcp6: bool = True  # needs ipv6
-    pool6: tuple[IPv6Address, IPv6Address] = DEFAULT_POOL6
-    dns6: tuple[IPv6Address, ...] = ()  # option 23
-    dhcp6_rapid_commit: bool = True  # honour Rapid Commit (RFC 8415 18.3.1) when asked
-    preferred_seconds: int = 1800  # IA address preferred lifetime; valid is lease_seconds
-    tftp: bool = True
-    tftp_port: int = 69
-    tftp_max_blksize: int = 1468
-    tftp_max_windowsize: int = 64
-    tftp_timeout: float = 1.0
-    tftp_retries: int = 5
-    tftp_allow_absolute: bool = False  # True: "/x" means <data_root>/x (tftpd-hpa -s; GRUB)
-    http: bool = True
-    http_port: int = 80
-    http_idle_timeout: float = 30.0  # close a keep-alive connection idle this long
-    router_advertisements: bool = True
-    ra_managed: bool = False  # M flag: iPXE then runs stateful DHCPv6 and waits for it
-    ra_other: bool = False  # O flag: iPXE then runs stateless DHCPv6 and waits for it
-    ra_interval: float = 5.0
-    # RA router lifetime (s); > 0 makes us a default router, which OVMF HTTPv6 boot needs
-    # to skip a 10 s route-table wait (see pxelab.server.ra.server).
-    ra_router_lifetime: int = 0
-    # Least gap between multicast RAs (RFC 4861 MIN_DELAY_BETWEEN_RAS, 3 s). A solicitation
-    # from :: (OVMF's, after HTTP boot sets its address) is answered only at the next slot.
-    ra_min_interval: float = 3.0
-    # RA Retrans Timer in ms (0: unspecified, hosts keep 1000). OVMF waits this long after
-    # its DAD solicitation for an address it got by DHCPv6 before it uses it.
-    ra_retrans_timer: int = 0
+    # DHCPv4 lease and DHCPv6 valid lifetime.
+    lease_seconds: int = Dhcp4Settings.lease_seconds
+    dhcp4: Dhcp4Config = field(default_factory=Dhcp4Config)
+    dhcp6: Dhcp6Config = field(default_factory=Dhcp6Config)
+    tftp: TftpConfig = field(default_factory=TftpConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    ra: RaConfig = field(default_factory=RaConfig)
     ready_timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        first, last = self.pool
+        first, last = self.dhcp4.pool
         network = self.ipv4.network
         if first not in network or last not in network:
             raise ConfigError(f"pool {first}-{last} is not inside {network}; "
@@ -127,11 +103,20 @@ class ServerConfig:
             raise ConfigError(f"pool end {last} is before pool start {first}; swap them")
         if self.lease_seconds < 60:
             raise ConfigError(f"lease_seconds={self.lease_seconds} is under 60; use 60 or more")
-        if not 512 <= self.tftp_max_blksize <= 65464:
-            raise ConfigError(f"tftp_max_blksize={self.tftp_max_blksize} is outside 512..65464")
-        if not 1 <= self.tftp_max_windowsize <= 65535:
-            raise ConfigError(f"tftp_max_windowsize={self.tftp_max_windowsize} is outside "
-                              "1..65535")
+
+    @classmethod
+    def only(cls, *protocols: str, **fields: Any) -> ServerConfig:
+        """A config serving ``protocols`` (of dhcp4, dhcp6, tftp, http, ra) and no other."""
+        off: dict[str, Any] = {
+            "dhcp4": Dhcp4Config(mode=Dhcp4Mode.OFF), "dhcp6": Dhcp6Config(enabled=False),
+            "tftp": TftpConfig(enabled=False), "http": HttpConfig(enabled=False),
+            "ra": RaConfig(enabled=False)}
+        unknown = set(protocols) - set(off)
+        if unknown:
+            raise ConfigError(f"ServerConfig.only: {', '.join(sorted(unknown))} is not a "
+                              f"protocol; name some of {', '.join(off)}")
+        return cls(**{name: config for name, config in off.items() if name not in protocols}
+                   | fields)
 
 
 @dataclass
@@ -159,7 +144,7 @@ class BootServer(Resource):
         self.policy = policy
         self.events = events
         self.namespace = namespace
-        self.leases = LeasePool(config.pool[0], config.pool[1], config.lease_seconds,
+        self.leases = LeasePool(*config.dhcp4.pool, config.lease_seconds,
                                 exclude=frozenset({config.ipv4.ip}))
         self.leases6: Lease6Pool | None = None  # made when DHCPv6 starts, kept across restarts
         self.faults = FaultInjector(tuple(faults), events)  # beside the policy, not in it
@@ -269,55 +254,50 @@ class BootServer(Resource):
                 f"interface {cfg.interface!r} does not exist in namespace "
                 f"{self.namespace or '(host)'}; create the lab network first or set "
                 "ServerConfig(interface=...)") from None
-        root = DataRoot(cfg.data_root, allow_absolute=cfg.tftp_allow_absolute)
-        if cfg.dhcp4 and cfg.dhcp4_mode is not Dhcp4Mode.OFF:
+        root = DataRoot(cfg.data_root, allow_absolute=cfg.tftp.allow_absolute)
+        if cfg.dhcp4.enabled:
             for port, dhcp4 in self._dhcp4_protocols():
                 sock = self._bind("DHCPv4", "0.0.0.0", port,
                                   partial(open_dhcp4_socket, cfg.interface, port))
                 running.transports.append(datagram_endpoint(loop, dhcp4, sock))
-        if cfg.dhcp6 and cfg.ipv6 is not None:
+        if cfg.dhcp6.enabled and cfg.ipv6 is not None:
             await self._open_dhcp6(running, cfg.ipv6)
-        if cfg.tftp:
-            tftp = TftpServer(root, TftpSettings(
-                interface=cfg.interface, max_blksize=cfg.tftp_max_blksize,
-                max_windowsize=cfg.tftp_max_windowsize, timeout=cfg.tftp_timeout,
-                retries=cfg.tftp_retries), self.events, self.faults)
+        if cfg.tftp.enabled:
+            tftp = TftpServer(root, cfg.tftp.settings(cfg.interface), self.events, self.faults)
             running.tftp.append(tftp)  # closed with its listeners and transfers
+            port = cfg.tftp.port
             for family, host in self._families():
-                tftp.listen(self._bind("TFTP", host, cfg.tftp_port, partial(
-                    open_udp_socket, family, host, cfg.tftp_port, cfg.interface)))
-        if cfg.http:
-            http = HttpServer(root, self.events, HttpSettings(idle_timeout=cfg.http_idle_timeout),
+                tftp.listen(self._bind("TFTP", host, port, partial(
+                    open_udp_socket, family, host, port, cfg.interface)))
+        if cfg.http.enabled:
+            http = HttpServer(root, self.events, cfg.http.settings(),
                               clients=self.clients, faults=self.faults)
+            port = cfg.http.port
             for family, host in self._families():
-                sock = self._bind("HTTP", host, cfg.http_port, partial(
-                    open_tcp_socket, family, host, cfg.http_port, cfg.interface))
+                sock = self._bind("HTTP", host, port, partial(
+                    open_tcp_socket, family, host, port, cfg.interface))
                 running.servers.append(await http.serve(sock))
-        if cfg.router_advertisements and cfg.ipv6 is not None:
+        if cfg.ra.enabled and cfg.ipv6 is not None:
             advertiser = RouterAdvertiser(
-                RaSettings(cfg.interface, cfg.ipv6.network, cfg.ra_managed, cfg.ra_other,
-                           cfg.ra_interval, dns=cfg.dns6,
-                           router_lifetime=cfg.ra_router_lifetime,
-                           min_interval=cfg.ra_min_interval,
-                           retrans_timer=cfg.ra_retrans_timer), self.events, self.faults)
+                cfg.ra.settings(cfg.interface, cfg.ipv6.network, cfg.dhcp6.dns),
+                self.events, self.faults)
             self._bind("router advertisements", "ICMPv6 raw", 0, advertiser.open)
             running.advertiser = advertiser
             advertiser.start()
 
     async def _open_dhcp6(self, running: _Running, ipv6: IPv6Interface) -> None:
         cfg = self.config
-        first, last = cfg.pool6
+        first, last = cfg.dhcp6.pool
         if first not in ipv6.network or last not in ipv6.network:
-            raise ConfigError(f"pool6 {first}-{last} is not inside {ipv6.network}; choose "
-                              "pool6 addresses from the server's IPv6 prefix")
+            raise ConfigError(f"dhcp6 pool {first}-{last} is not inside {ipv6.network}; choose "
+                              "pool addresses from the server's IPv6 prefix")
         if int(last) < int(first):
-            raise ConfigError(f"pool6 end {last} is before pool6 start {first}; swap them")
+            raise ConfigError(f"dhcp6 pool end {last} is before its start {first}; swap them")
         if self.leases6 is None:
             self.leases6 = Lease6Pool(first, last, cfg.lease_seconds,
                                       exclude=frozenset({ipv6.ip}))
         leases = self.leases6
-        settings = Dhcp6Settings(ipv6.ip, ipv6.network, cfg.lease_seconds,
-                                 cfg.preferred_seconds, cfg.dns6, cfg.dhcp6_rapid_commit)
+        settings = cfg.dhcp6.settings(ipv6, cfg.lease_seconds)
         sock = self._bind("DHCPv6", "[::]", 547, partial(open_dhcp6_socket, cfg.interface))
         duid = server_duid(hardware_address(sock, cfg.interface), cfg.interface)
         dhcp6 = Dhcp6Protocol(settings, duid, self.policy, leases, self.events,
@@ -327,9 +307,8 @@ class BootServer(Resource):
     def _dhcp4_protocols(self) -> list[tuple[int, BaseDhcp4Protocol]]:
         """Full mode: one server on 67. Proxy mode: proxy offers on 67, PXE boot server on 4011."""
         cfg = self.config
-        settings = Dhcp4Settings(cfg.ipv4.ip, cfg.ipv4.network, cfg.lease_seconds, cfg.router,
-                                 cfg.dns4)
-        if cfg.dhcp4_mode is Dhcp4Mode.PROXY:
+        settings = cfg.dhcp4.settings(cfg.ipv4, cfg.lease_seconds)
+        if cfg.dhcp4.mode is Dhcp4Mode.PROXY:
             return [(port, ProxyDhcp4Protocol(settings, self.policy, self.events, self.faults,
                                               port=port)) for port in (SERVER_PORT, PXE_PORT)]
         reserve_fixed(self.leases, self.policy.fixed_addresses, settings)

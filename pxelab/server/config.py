@@ -12,22 +12,8 @@ DHCPv6 pool to ``<prefix>::1:0-<prefix>::1:ffff`` as in the classic dhcpd6.conf.
 Without an IPv6 address DHCPv6 and RA stay off. The policy defaults to the
 classic ISC dhcpd decision tree (:func:`pxelab.server.policy.default_profile`).
 
-Sections and keys (every one optional unless noted)::
-
-    [server]  interface, ipv4 ("192.0.2.1/24"), ipv6 ("2001:db8::1/64" or false),
-              data_root (relative paths start at the file's directory)
-    [dhcp4]   mode ("full" | "proxy" | "off"), pool (["first", "last"]), lease_seconds,
-              router, dns ([...]), min_secs
-    [dhcp6]   enabled, pool, dns, rapid_commit, preferred_seconds
-    [ra]      enabled, managed, other, interval
-    [tftp]    enabled, port, max_blksize, max_windowsize, timeout, retries, allow_absolute
-    [http]    enabled, port
-    [policy]  profile ("default" | "empty"), ipxe_script (template, or false)
-    [[rule]]  name, arch, vendor_class, user_class, mac, family (match keys),
-              boot_file, echo_vendor_class, withhold, pxelinux_config, pxelinux_prefix
-    [[host]]  mac (required), boot_file, withhold, reason
-    [[fault]] type = "drop" | "delay" | "withhold" | "oack" | "tsize" | "truncate" |
-              "http-error", plus that fault's keys
+The sections and their keys are :data:`pxelab.server.config_keys.LAB_TABLES` (listed
+in ``fixtures/labs/README.md``).
 
 Every mistake is a :class:`~pxelab.core.errors.ConfigError` naming the file, the key
 path (``dhcp4.pool[1]``) and the fix; see :mod:`pxelab.server.config_reader`.
@@ -44,12 +30,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pxelab.core.errors import ConfigError
-from pxelab.server.bootserver import Dhcp4Mode, ServerConfig
-from pxelab.server.config_policy import POLICY_KEYS, build_faults, build_policy
+from pxelab.server.bootserver import ServerConfig
+from pxelab.server.config_keys import ARRAYS, LAB_TABLES
+from pxelab.server.config_policy import build_faults, build_policy
 from pxelab.server.config_reader import Origin, Table, did_you_mean, toml_type
 from pxelab.server.faults import Fault
 from pxelab.server.match import url_host
 from pxelab.server.policy import RulePolicy
+from pxelab.server.settings import (
+    Dhcp4Config,
+    Dhcp4Mode,
+    Dhcp6Config,
+    HttpConfig,
+    RaConfig,
+    TftpConfig,
+)
 
 __all__ = ["InterfaceAddresses", "LabConfig", "interface_addresses", "lab_config",
            "load_lab_config"]
@@ -57,18 +52,7 @@ __all__ = ["InterfaceAddresses", "LabConfig", "interface_addresses", "lab_config
 InterfaceAddresses = tuple[IPv4Interface | None, IPv6Interface | None]
 Resolver = Callable[[str], InterfaceAddresses]
 
-SECTIONS: dict[str, tuple[str, ...]] = {
-    "server": ("interface", "ipv4", "ipv6", "data_root"),
-    "dhcp4": ("mode", "pool", "lease_seconds", "router", "dns", "min_secs"),
-    "dhcp6": ("enabled", "pool", "dns", "rapid_commit", "preferred_seconds"),
-    "ra": ("enabled", "managed", "other", "interval", "router_lifetime", "min_interval",
-           "retrans_timer"),
-    "tftp": ("enabled", "port", "max_blksize", "max_windowsize", "timeout", "retries",
-             "allow_absolute"),
-    "http": ("enabled", "port"),
-    "policy": POLICY_KEYS,
-}
-ARRAYS = ("rule", "host", "fault")
+SECTIONS: dict[str, tuple[str, ...]] = {t.name: t.names for t in LAB_TABLES if not t.array}
 IFA_F_DADFAILED = 0x08
 RT_SCOPE_UNIVERSE = 0
 
@@ -89,34 +73,35 @@ class LabConfig:
         lines = [f"interface {cfg.interface}: IPv4 {cfg.ipv4}, "
                  f"IPv6 {cfg.ipv6 or 'none (DHCPv6 and RA off)'}",
                  f"data root {cfg.data_root} (TFTP and HTTP)"]
-        if not cfg.dhcp4 or cfg.dhcp4_mode is Dhcp4Mode.OFF:
+        dhcp4, dhcp6, ra = cfg.dhcp4, cfg.dhcp6, cfg.ra
+        if dhcp4.mode is Dhcp4Mode.OFF:
             lines.append("DHCPv4 off")
-        elif cfg.dhcp4_mode is Dhcp4Mode.PROXY:
+        elif dhcp4.mode is Dhcp4Mode.PROXY:
             lines.append("DHCPv4 proxy: boot files only, beside another DHCP server "
                          "(ports 67 and 4011)")
         else:
             extra = "".join(f", {name} {value}" for name, value in (
-                ("router", cfg.router), ("dns", ",".join(map(str, cfg.dns4)))) if value)
-            lines.append(f"DHCPv4 full: pool {cfg.pool[0]}-{cfg.pool[1]}, lease "
+                ("router", dhcp4.router), ("dns", ",".join(map(str, dhcp4.dns)))) if value)
+            lines.append(f"DHCPv4 full: pool {dhcp4.pool[0]}-{dhcp4.pool[1]}, lease "
                          f"{cfg.lease_seconds}s{extra}")
-        if cfg.dhcp6 and cfg.ipv6 is not None:
-            lines.append(f"DHCPv6: pool {cfg.pool6[0]}-{cfg.pool6[1]}, preferred "
-                         f"{cfg.preferred_seconds}s, rapid commit "
-                         f"{'on' if cfg.dhcp6_rapid_commit else 'off'}")
+        if dhcp6.enabled and cfg.ipv6 is not None:
+            lines.append(f"DHCPv6: pool {dhcp6.pool[0]}-{dhcp6.pool[1]}, preferred "
+                         f"{dhcp6.preferred_seconds}s, rapid commit "
+                         f"{'on' if dhcp6.rapid_commit else 'off'}")
         else:
             lines.append("DHCPv6 off")
-        if cfg.router_advertisements and cfg.ipv6 is not None:
-            lines.append(f"RA for {cfg.ipv6.network} every {cfg.ra_interval:g}s "
-                         f"(M={int(cfg.ra_managed)} O={int(cfg.ra_other)})")
+        if ra.enabled and cfg.ipv6 is not None:
+            lines.append(f"RA for {cfg.ipv6.network} every {ra.interval:g}s "
+                         f"(M={int(ra.managed)} O={int(ra.other)})")
         else:
             lines.append("router advertisements off")
         hosts = [url_host(str(ip)) for ip in (cfg.ipv4.ip, cfg.ipv6.ip if cfg.ipv6 else None) if ip]
-        if cfg.tftp:
-            lines.append(f"TFTP on port {cfg.tftp_port}: " + ", ".join(
+        if cfg.tftp.enabled:
+            lines.append(f"TFTP on port {cfg.tftp.port}: " + ", ".join(
                 f"tftp://{h}/" for h in hosts))
-        if cfg.http:
-            port = "" if cfg.http_port == 80 else f":{cfg.http_port}"
-            lines.append(f"HTTP on port {cfg.http_port}: " + ", ".join(
+        if cfg.http.enabled:
+            port = "" if cfg.http.port == 80 else f":{cfg.http.port}"
+            lines.append(f"HTTP on port {cfg.http.port}: " + ", ".join(
                 f"http://{h}{port}/" for h in hosts))
         lines.append(f"policy: profile {self.profile}, {_count(policy.rules, 'rule')}, "
                      f"{_count(policy.hosts, 'host')}, {_count(self.faults, 'fault')}"
@@ -232,13 +217,14 @@ def _server(origin: Origin, tables: dict[str, Table], interface: str | None,
     ipv4, ipv6 = _addresses(server, name, resolve)
     kwargs: dict[str, Any] = {"interface": name, "ipv4": ipv4, "ipv6": ipv6,
                               "data_root": root}
-    kwargs |= _dhcp4(tables["dhcp4"], ipv4)
-    lease = kwargs.get("lease_seconds", ServerConfig.lease_seconds)
-    kwargs |= _dhcp6(tables["dhcp6"], ipv6, lease)
-    kwargs |= _ra(tables["ra"], ipv6)
-    kwargs |= _tftp(tables["tftp"]) | _http(tables["http"])
+    dhcp4 = _dhcp4(tables["dhcp4"], ipv4)
+    lease = dhcp4.pop("lease_seconds", ServerConfig.lease_seconds)  # DHCPv6's valid lifetime too
     try:
-        return ServerConfig(**kwargs)
+        return ServerConfig(
+            **kwargs, lease_seconds=lease, dhcp4=Dhcp4Config(**dhcp4),
+            dhcp6=Dhcp6Config(**_dhcp6(tables["dhcp6"], ipv6, lease)),
+            ra=RaConfig(**_ra(tables["ra"], ipv6)), tftp=TftpConfig(**_tftp(tables["tftp"])),
+            http=HttpConfig(**_http(tables["http"])))
     except ConfigError as exc:  # a check of ServerConfig's own that ours missed
         origin.fail("server", str(exc), "fix the value named above")
 
@@ -311,7 +297,7 @@ def _cidr(table: Table, key: str, text: str, version: int) -> IPv4Interface | IP
 
 def _dhcp4(table: Table, ipv4: IPv4Interface) -> dict[str, Any]:
     mode = Dhcp4Mode(table.choice("mode", [m.value for m in Dhcp4Mode]) or Dhcp4Mode.FULL)
-    kwargs: dict[str, Any] = {"dhcp4_mode": mode, "dhcp4": mode is not Dhcp4Mode.OFF}
+    kwargs: dict[str, Any] = {"mode": mode}
     if mode is not Dhcp4Mode.FULL:
         for key in ("pool", "router", "dns"):
             if table.has(key):
@@ -327,13 +313,13 @@ def _dhcp4(table: Table, ipv4: IPv4Interface) -> dict[str, Any]:
                    'or mode = "proxy"')
     lease = table.integer("lease_seconds", 60, 0xFFFFFFFE)
     if lease is not None:
-        kwargs["lease_seconds"] = lease
+        kwargs["lease_seconds"] = lease  # the server's, not DHCPv4's alone: taken out by _server
     router = table.text("router", 'router = "192.0.2.254"')
     if router is not None:
         kwargs["router"] = _on_link(table, table.at("router"), router, ipv4)
     dns = table.strings("dns", 'dns = ["192.0.2.1"]')
     if dns is not None:
-        kwargs["dns4"] = tuple(table.address4(where, text) for where, text in dns)
+        kwargs["dns"] = tuple(table.address4(where, text) for where, text in dns)
     return kwargs
 
 
@@ -390,17 +376,17 @@ def _dhcp6(table: Table, ipv6: IPv6Interface | None, lease: int) -> dict[str, An
             table.fail("enabled", "DHCPv6 needs an IPv6 address and there is none",
                        'set [server] ipv6 = "2001:db8::1/64" or enabled = false')
         _unused(table, "DHCPv6 is off (no IPv6 address)")
-        return {"dhcp6": False}
+        return {"enabled": False}
     if enabled is False:
         _unused(table, "DHCPv6 is off (enabled = false)")
-        return {"dhcp6": False}
-    kwargs: dict[str, Any] = {"dhcp6": True, "pool6": _pool6(table, ipv6)}
+        return {"enabled": False}
+    kwargs: dict[str, Any] = {"pool": _pool6(table, ipv6)}
     dns = table.strings("dns", 'dns = ["2001:db8::1"]')
     if dns is not None:
-        kwargs["dns6"] = tuple(table.address6(where, text) for where, text in dns)
+        kwargs["dns"] = tuple(table.address6(where, text) for where, text in dns)
     rapid = table.flag("rapid_commit")
     if rapid is not None:
-        kwargs["dhcp6_rapid_commit"] = rapid
+        kwargs["rapid_commit"] = rapid
     preferred = table.integer("preferred_seconds", 1, 0xFFFFFFFE)
     if preferred is not None:
         if preferred > lease:
@@ -446,39 +432,39 @@ def _ra(table: Table, ipv6: IPv6Interface | None) -> dict[str, Any]:
         if enabled:
             table.fail("enabled", "router advertisements need an IPv6 prefix and there is none",
                        'set [server] ipv6 = "2001:db8::1/64" or enabled = false')
-        return {"router_advertisements": False}
-    kwargs: dict[str, Any] = {"router_advertisements": enabled is not False}
-    for key, field in (("managed", "ra_managed"), ("other", "ra_other")):
+        return {"enabled": False}
+    kwargs: dict[str, Any] = {"enabled": enabled is not False}
+    for key in ("managed", "other"):
         value = table.flag(key)
         if value is not None:
-            kwargs[field] = value
+            kwargs[key] = value
     interval = table.number("interval", 0.05, 1800)
     if interval is not None:
-        kwargs["ra_interval"] = interval
+        kwargs["interval"] = interval
     # RFC 4861 6.2.1: router lifetime 0..9000 s; MIN_DELAY_BETWEEN_RAS is 3 s by default.
     lifetime = table.integer("router_lifetime", 0, 9000)
     if lifetime is not None:
-        kwargs["ra_router_lifetime"] = lifetime
+        kwargs["router_lifetime"] = lifetime
     min_interval = table.number("min_interval", 0, 1800, zero_ok=True)
     if min_interval is not None:
-        kwargs["ra_min_interval"] = min_interval
+        kwargs["min_interval"] = min_interval
     # RFC 4861 4.2: Retrans Timer in ms, 0 = unspecified. EDK2 waits this long per DAD
     # probe (bench/README.md); 100 shortens every UEFI IPv6 boot by most of a second.
     retrans = table.integer("retrans_timer", 0, 0xFFFFFFFF)
     if retrans is not None:
-        kwargs["ra_retrans_timer"] = retrans
+        kwargs["retrans_timer"] = retrans
     return kwargs
 
 
 def _tftp(table: Table) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
-    for key, value in (("tftp", table.flag("enabled")),
-                       ("tftp_port", table.integer("port", 1, 65535)),
-                       ("tftp_max_blksize", table.integer("max_blksize", 512, 65464)),
-                       ("tftp_max_windowsize", table.integer("max_windowsize", 1, 65535)),
-                       ("tftp_timeout", table.number("timeout", 0, 255)),
-                       ("tftp_retries", table.integer("retries", 1, 100)),
-                       ("tftp_allow_absolute", table.flag("allow_absolute"))):
+    for key, value in (("enabled", table.flag("enabled")),
+                       ("port", table.integer("port", 1, 65535)),
+                       ("max_blksize", table.integer("max_blksize", 512, 65464)),
+                       ("max_windowsize", table.integer("max_windowsize", 1, 65535)),
+                       ("timeout", table.number("timeout", 0, 255)),
+                       ("retries", table.integer("retries", 1, 100)),
+                       ("allow_absolute", table.flag("allow_absolute"))):
         if value is not None:
             kwargs[key] = value
     return kwargs
@@ -488,7 +474,7 @@ def _http(table: Table) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     enabled, port = table.flag("enabled"), table.integer("port", 1, 65535)
     if enabled is not None:
-        kwargs["http"] = enabled
+        kwargs["enabled"] = enabled
     if port is not None:
-        kwargs["http_port"] = port
+        kwargs["port"] = port
     return kwargs

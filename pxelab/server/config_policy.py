@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Literal
 
 from pxelab.core.errors import ConfigError
+from pxelab.server.config_keys import FAULT_KEYS, MATCH_KEYS, keys_of
 from pxelab.server.config_reader import Origin, Table, did_you_mean
 from pxelab.server.dhcp4.codec import MessageType as Dhcp4Type
 from pxelab.server.dhcp6.codec import MessageType as Dhcp6Type
@@ -46,17 +47,11 @@ __all__ = ["MATCH_KEYS", "PACKET_KINDS", "PROFILES", "TEMPLATE_FIELDS", "build_f
 
 PROFILES = ("default", "empty")
 TEMPLATE_FIELDS = ("server", "server_ip", "mac", "mac_hyphen", "ip", "arch")
-MATCH_KEYS = ("arch", "vendor_class", "user_class", "mac", "family")
-RULE_KEYS = ("name", *MATCH_KEYS, "boot_file", "echo_vendor_class", "withhold",
-             "pxelinux_config", "pxelinux_prefix")
-POLICY_KEYS = ("profile", "ipxe_script")
 # The packet kinds the protocol servers count (see pxelab.server.faults): every DHCP message
 # type by name. A kind outside this list would never fire, so a typo is an error.
 PACKET_KINDS = (*(f"dhcp4.{t.name.lower()}" for t in Dhcp4Type), "dhcp4.bootp",
                 "dhcp4.bootreply", *(f"dhcp6.{t.label}" for t in Dhcp6Type),
                 "tftp.rrq", "tftp.oack", "tftp.data", "http.request", "ra.advert")
-# Drops and delays limited to one TFTP file, where pxelab.server.faults supports it.
-_PACKET_FILE = ("file",) if "file" in {f.name for f in fields(DropPacket)} else ()
 OPTION_PXELINUX_CONFIG = 209  # RFC 5071 section 4: PXELINUX configuration file
 OPTION_PXELINUX_PREFIX = 210  # RFC 5071 section 5: path prefix
 _SAMPLE = ClientInfo(mac="52:54:00:12:34:56", arch=7, server_address="192.0.2.1",
@@ -163,7 +158,7 @@ def _rules(origin: Origin, raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]
     rules: list[Rule] = []
     names: dict[str, str] = {}
     for index, data in enumerate(raw):
-        table = Table(origin, f"rule[{index}]", data, RULE_KEYS)
+        table = Table(origin, f"rule[{index}]", data, keys_of("rule"))
         name = table.text("name", 'name = "uefi-x64"') or ""
         if name in names:
             table.fail("name", f"{name!r} is already the name of {names[name]}",
@@ -213,13 +208,11 @@ def _pxelinux(table: Table, key: str) -> bytes | None:
 
 def _hosts(origin: Origin, raw: Sequence[Mapping[str, Any]],
            subnet: IPv4Interface) -> tuple[HostRule, ...]:
-    has_address = "address" in {f.name for f in fields(HostRule)}
-    keys = ("mac", "boot_file", "withhold", "reason") + (("address",) if has_address else ())
     hosts: list[HostRule] = []
     seen: dict[str, str] = {}
     taken: dict[IPv4Address, str] = {subnet.ip: "the server ([server] ipv4)"}
     for index, data in enumerate(raw):
-        table = Table(origin, f"host[{index}]", data, keys)
+        table = Table(origin, f"host[{index}]", data, keys_of("host"))
         text = table.text("mac", 'mac = "52:54:00:12:34:56"')
         if text is None:
             table.fail("mac", "missing", 'every [[host]] needs mac = "52:54:00:12:34:56"')
@@ -260,16 +253,7 @@ def _fixed_address(table: Table, text: str, subnet: IPv4Interface) -> IPv4Addres
 
 # -- [[fault]] ------------------------------------------------------------------------------------
 
-_FAULT_KEYS: dict[str, tuple[str, ...]] = {
-    "drop": ("kind", "nth", "count", *MATCH_KEYS, *_PACKET_FILE),
-    "delay": ("kind", "seconds", "nth", "count", *MATCH_KEYS, *_PACKET_FILE),
-    "withhold": ("reason", *MATCH_KEYS),
-    "oack": ("mode", "file", "option"),
-    "tsize": ("tsize", "file"),
-    "truncate": ("size", "file"),
-    "http-error": ("status", "path"),
-}
-FAULT_TYPES = tuple(_FAULT_KEYS)
+FAULT_TYPES = tuple(FAULT_KEYS)
 
 
 def _fault_keys(origin: Origin, index: int, raw: Mapping[str, Any]) -> tuple[str, ...]:
@@ -279,10 +263,10 @@ def _fault_keys(origin: Origin, index: int, raw: Mapping[str, Any]) -> tuple[str
         origin.fail(where, "missing", f"say which fault, type = one of {', '.join(FAULT_TYPES)}")
     if not isinstance(kind, str):
         origin.fail(where, f"expected a string, got {kind!r}", 'write it like type = "drop"')
-    if kind not in _FAULT_KEYS:
+    if kind not in FAULT_KEYS:
         origin.fail(where, f"unknown fault type {kind!r}",
                     did_you_mean(kind, FAULT_TYPES, "the fault types are"))
-    return ("type", *_FAULT_KEYS[kind])
+    return keys_of(f"fault.{kind}")
 
 
 def _required(table: Table, key: str, value: Any, example: str) -> Any:

@@ -39,7 +39,7 @@ from scapy.layers.dhcp6 import (
 )
 
 from pxelab.core.netns import thread_in_namespace
-from pxelab.server.bootserver import ServerConfig
+from pxelab.server.bootserver import Dhcp6Config, ServerConfig
 
 DNS = IPv6Address("2001:db8::53")
 PXE_ORO = [59, 60, 23, 16]  # what EDK2's PxeBc and HttpBoot drivers ask for
@@ -47,8 +47,7 @@ PXE_ORO = [59, 60, 23, 16]  # what EDK2's PxeBc and HttpBoot drivers ask for
 
 def dhcp6_config(tmp: Path, **changes: Any) -> ServerConfig:
     """DHCPv6 only: the other protocols have their own tests."""
-    return ServerConfig(data_root=tmp, dhcp4=False, tftp=False, http=False,
-                        router_advertisements=False, dns6=(DNS,), **changes)
+    return ServerConfig.only("dhcp6", data_root=tmp, dhcp6=Dhcp6Config(dns=(DNS,), **changes))
 
 
 def link_local(mac: str) -> IPv6Address:

@@ -34,7 +34,15 @@ from pxelab.core.errors import ConfigError, ServerError
 from pxelab.core.events import EventLog
 from pxelab.core.netns import thread_in_namespace
 from pxelab.pytest_plugin import pxelab_requires
-from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.bootserver import (
+    BootServer,
+    Dhcp4Config,
+    Dhcp4Mode,
+    HttpConfig,
+    RaConfig,
+    ServerConfig,
+    TftpConfig,
+)
 from pxelab.server.dhcp4 import codec as dhcp
 from pxelab.server.policy import HostRule, RulePolicy
 from pxelab.server.ra import codec as ra
@@ -65,7 +73,8 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
     """Module scope: a BootServer in the server namespace; depends on lab, data_root."""
-    config = ServerConfig(data_root=data_root, tftp_timeout=0.3, ra_interval=30.0)
+    config = ServerConfig(data_root=data_root, tftp=TftpConfig(timeout=0.3),
+                          ra=RaConfig(interval=30.0))
     policy = RulePolicy(hosts=(HostRule(WITHHELD_MAC, withhold=True, reason="test: silent"),))
     with BootServer(config, policy, events, namespace=lab.server) as running:
         yield running
@@ -400,7 +409,8 @@ def test_missing_interface_and_data_root(lab: Lab, data_root: Path, tmp_path: Pa
 def test_restart_in_same_namespace(lab: Lab, data_root: Path) -> None:
     """A stopped server frees its ports at once (TFTP only, on the client side's eth0)."""
     config = ServerConfig(interface="eth0", ipv4=ServerConfig().ipv4, data_root=data_root,
-                          ipv6=None, dhcp4=False, http=False)
+                          ipv6=None, dhcp4=Dhcp4Config(mode=Dhcp4Mode.OFF),
+                          http=HttpConfig(enabled=False))
     for _ in range(2):
         log = EventLog()
         with BootServer(config, RulePolicy(), log, namespace=lab.client):

@@ -36,7 +36,7 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
 from pxelab.pytest_plugin import pxelab_requires
-from pxelab.server.bootserver import BootServer, Dhcp4Mode, ServerConfig
+from pxelab.server.bootserver import BootServer, Dhcp4Config, Dhcp4Mode, ServerConfig
 from pxelab.server.dhcp4 import codec as dhcp
 from pxelab.server.dhcp4 import pxe
 from pxelab.server.dhcp4.codec import MessageType
@@ -65,8 +65,8 @@ POLICY = RulePolicy(
 
 def dhcp4_config(root: Path, **changes: Any) -> ServerConfig:
     """DHCPv4 only: the other protocols have their own tests."""
-    return ServerConfig(data_root=root, ipv6=None, dhcp6=False, tftp=False, http=False,
-                        router_advertisements=False, router=ROUTER, dns4=(DNS,), **changes)
+    return ServerConfig.only("dhcp4", data_root=root, ipv6=None,
+                             dhcp4=Dhcp4Config(router=ROUTER, dns=(DNS,), **changes))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def proxy_events() -> EventLog:
 @pytest.fixture(scope="module")
 def proxy_server(proxy_lab: Lab, root: Path, proxy_events: EventLog) -> Iterator[BootServer]:
     """Module scope: a proxyDHCP server on 67 and 4011; depends on proxy_lab."""
-    config = dhcp4_config(root, dhcp4_mode=Dhcp4Mode.PROXY)
+    config = dhcp4_config(root, mode=Dhcp4Mode.PROXY)
     with BootServer(config, RulePolicy(), proxy_events, namespace=proxy_lab.server) as running:
         yield running
 

@@ -247,7 +247,7 @@ def test_rapid_commit_disabled_answers_advertise(tmp_path: Path) -> None:
     """A second lab whose server refuses Rapid Commit (RFC 8415 18.3.1 lets it)."""
     log = EventLog()
     with two_namespaces() as other, BootServer(
-            dhcp6_config(tmp_path, dhcp6_rapid_commit=False), RulePolicy(), log,
+            dhcp6_config(tmp_path, rapid_commit=False), RulePolicy(), log,
             namespace=other.server):
         client = Client6(other, "52:54:00:00:06:05")
         try:

@@ -30,7 +30,7 @@ from pxelab.core.events import EventLog
 from pxelab.core.netns import thread_in_namespace
 from pxelab.core.paths import fixtures_dir
 from pxelab.pytest_plugin import pxelab_requires
-from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.bootserver import BootServer, HttpConfig, RaConfig, ServerConfig, TftpConfig
 from pxelab.server.clients import ClientRecord
 from pxelab.server.dhcp4 import codec as dhcp
 from pxelab.server.faults import DelayPacket, DropPacket, HttpError, TruncateFile
@@ -78,8 +78,8 @@ def server(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
     faults = (HttpError(503, "broken/*"), TruncateFile(1000, "trunc.bin"),
               DropPacket("http.request", count=0, match=Match(mac=DROP_MAC)),
               DelayPacket("http.request", DELAY_S, count=0, match=Match(mac=DELAY_MAC)))
-    config = ServerConfig(data_root=data_root, tftp=False, router_advertisements=False,
-                          http_idle_timeout=IDLE_S)
+    config = ServerConfig(data_root=data_root, tftp=TftpConfig(enabled=False),
+                          ra=RaConfig(enabled=False), http=HttpConfig(idle_timeout=IDLE_S))
     with BootServer(config, RulePolicy(), events, faults=faults,
                     namespace=lab.server) as running:
         yield running
@@ -401,8 +401,7 @@ def test_stopping_with_a_keep_alive_connection_open_is_not_an_error(
         lab: Lab, data_root: Path, tmp_path: Path) -> None:
     """GRUB keeps its HTTP connection open until the kernel runs; stopping then is normal."""
     events = EventLog()
-    config = ServerConfig(data_root=data_root, http_port=8080, dhcp4=False, dhcp6=False,
-                          tftp=False, router_advertisements=False)
+    config = ServerConfig.only("http", data_root=data_root, http=HttpConfig(port=8080))
     with BootServer(config, RulePolicy(), events, namespace=lab.server):
         sock = connect_port(lab, 8080)
         sock.sendall(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -88,8 +88,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def dhcp_server(lab: Lab, root: Path, min_secs: int) -> Iterator[EventLog]:
     """A DHCPv4-only server with ``min_secs``; starting one takes a few milliseconds."""
     log = EventLog()
-    config = ServerConfig(data_root=root, ipv6=None, dhcp6=False, tftp=False, http=False,
-                          router_advertisements=False)
+    config = ServerConfig.only("dhcp4", data_root=root, ipv6=None)
     with BootServer(config, RulePolicy(min_secs=min_secs), log, namespace=lab.server):
         yield log
 

@@ -34,7 +34,7 @@ from scapy.packet import Packet, Raw
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
 from pxelab.core.netns import thread_in_namespace
-from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.bootserver import BootServer, Dhcp6Config, RaConfig, ServerConfig
 from pxelab.server.faults import DelayPacket, DropPacket, FaultInjector
 from pxelab.server.policy import RulePolicy
 from pxelab.server.ra.server import RaSettings, RouterAdvertiser
@@ -233,21 +233,20 @@ def test_faults_drop_then_delay_advertisements(lab: Lab, wire: Wire) -> None:
 
 def test_bootserver_advertises_dns6(lab: Lab, tmp_path: Path) -> None:
     log = EventLog()
-    config = ServerConfig(data_root=tmp_path, dhcp4=False, dhcp6=False, tftp=False,
-                          http=False, dns6=DNS, ra_interval=30.0)
+    config = ServerConfig.only("ra", data_root=tmp_path, dhcp6=Dhcp6Config(enabled=False, dns=DNS),
+                               ra=RaConfig(interval=30.0))
     with BootServer(config, RulePolicy(), log, namespace=lab.server):
         sent = log.wait_for(event("ra", "sent"), 5, "ra.sent")
     assert sent.details["dns"] == ["2001:db8::53"] and "rdnss 2001:db8::53" in sent.answer
 
 
 def test_bootserver_as_default_router(lab: Lab, wire: Wire, tmp_path: Path) -> None:
-    """ra_router_lifetime > 0: OVMF's IPv6 PXE/HTTP boot finds a route at once (ra.server)."""
+    """ra.router_lifetime > 0: OVMF's IPv6 PXE/HTTP boot finds a route at once (ra.server)."""
     with pytest.raises(ConfigError, match="router_lifetime"):
         RaSettings("br0", IPv6Network("2001:db8::/64"), router_lifetime=9001)
     log = EventLog()
-    config = ServerConfig(data_root=tmp_path, dhcp4=False, dhcp6=False, tftp=False,
-                          http=False, ra_interval=30.0, ra_router_lifetime=1800,
-                          ra_min_interval=0.0)
+    config = ServerConfig.only("ra", data_root=tmp_path, ra=RaConfig(
+        interval=30.0, router_lifetime=1800, min_interval=0.0))
     with BootServer(config, RulePolicy(), log, namespace=lab.server):
         sent = log.wait_for(event("ra", "sent"), 5, "ra.sent")
         assert sent.answer.endswith("lifetime 1800")

@@ -27,7 +27,7 @@ from scapy.layers.tftp import TFTP, TFTP_OACK, TFTP_RRQ, TFTP_Option, TFTP_Optio
 from pxelab.core.events import EventLog
 from pxelab.core.netns import thread_in_namespace
 from pxelab.pytest_plugin import pxelab_requires
-from pxelab.server.bootserver import BootServer, ServerConfig
+from pxelab.server.bootserver import BootServer, ServerConfig, TftpConfig
 from pxelab.server.faults import (
     DelayPacket,
     DropPacket,
@@ -89,8 +89,7 @@ def random_bytes(size: int, seed: int) -> bytes:
 
 
 def tftp_only(data_root: Path, **changes: Any) -> ServerConfig:
-    return ServerConfig(data_root=data_root, dhcp4=False, dhcp6=False, http=False,
-                        router_advertisements=False, **changes)
+    return ServerConfig.only("tftp", data_root=data_root, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +112,8 @@ def faulty(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
               DropPacket("tftp.rrq", count=0, file="ldlinux.c32"),
               DropPacket("tftp.data", nth=2, file="lost-data.bin"),
               DelayPacket("tftp.oack", 0.05, file="late.bin"))
-    config = tftp_only(data_root, tftp_port=FAULT_PORT, tftp_timeout=FAULT_TIMEOUT,
-                       tftp_retries=FAULT_RETRIES, tftp_allow_absolute=True)
+    config = tftp_only(data_root, tftp=TftpConfig(port=FAULT_PORT, timeout=FAULT_TIMEOUT,
+                                                  retries=FAULT_RETRIES, allow_absolute=True))
     with BootServer(config, RulePolicy(), events, faults=faults,
                     namespace=lab.server) as running:
         yield running
@@ -471,7 +470,7 @@ def test_a_client_gone_away_ends_the_transfer(lab: Lab, faulty: BootServer,
 
 def test_stopping_the_server_ends_its_transfers(lab: Lab, data_root: Path) -> None:
     log = EventLog()
-    config = tftp_only(data_root, tftp_port=2069, ipv6=None)
+    config = tftp_only(data_root, tftp=TftpConfig(port=2069), ipv6=None)
     with Client(lab, port=2069) as client:
         with BootServer(config, RulePolicy(), log, namespace=lab.server):
             client.rrq("pxelinux.0", {"tsize": "0"})
@@ -510,7 +509,7 @@ def test_ipv6_with_ovmf_options(lab: Lab, server: BootServer, data_root: Path) -
     ("../secret", 2, "denied"),
     ("pxelinux.cfg/../../secret", 2, "denied"),
     ("/etc/passwd", 2, "denied"),
-    ("/pxelinux.0", 2, "denied"),  # absolute names only with tftp_allow_absolute
+    ("/pxelinux.0", 2, "denied"),  # absolute names only with tftp.allow_absolute
     ("escape", 2, "denied"),  # a symlink out of the root
     ("\u00e9t\u00e9.bin", 2, "denied"),  # exists, but not ASCII
     ("a" * 300, 2, "denied"),  # a component over NAME_MAX

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from pxelab.core.errors import ConfigError
-from pxelab.server.bootserver import Dhcp4Mode
 from pxelab.server.config import InterfaceAddresses, LabConfig, lab_config, load_lab_config
 from pxelab.server.faults import (
     DelayPacket,
@@ -22,6 +21,7 @@ from pxelab.server.faults import (
     WithholdOffers,
 )
 from pxelab.server.policy import BootPolicy, ClientInfo, HostRule, Match, default_profile
+from pxelab.server.settings import Dhcp4Mode, RaConfig, TftpConfig
 
 pytestmark = pytest.mark.unit
 
@@ -76,28 +76,28 @@ def test_interface_and_data_root_are_a_complete_config(tmp_path: Path) -> None:
     assert cfg.interface == "eth0" and cfg.data_root == Path("/srv/tftp")
     assert cfg.ipv4 == IPv4Interface("192.0.2.1/24")
     assert cfg.ipv6 == IPv6Interface("2001:db8::1/64")
-    assert cfg.pool == (IPv4Address("192.0.2.128"), IPv4Address("192.0.2.254"))
-    assert cfg.pool6 == (IPv6Address("2001:db8::1:0"), IPv6Address("2001:db8::1:ffff"))
-    assert cfg.dhcp4 and cfg.dhcp4_mode is Dhcp4Mode.FULL and cfg.dhcp6
-    assert cfg.router_advertisements and cfg.tftp and cfg.http
+    assert cfg.dhcp4.pool == (IPv4Address("192.0.2.128"), IPv4Address("192.0.2.254"))
+    assert cfg.dhcp6.pool == (IPv6Address("2001:db8::1:0"), IPv6Address("2001:db8::1:ffff"))
+    assert cfg.dhcp4.mode is Dhcp4Mode.FULL and cfg.dhcp6.enabled
+    assert cfg.ra.enabled and cfg.tftp.enabled and cfg.http.enabled
     assert lab.profile == "default"
     assert lab.policy.rules == default_profile().rules
 
 
 def test_without_ipv6_dhcp6_and_ra_stay_off(tmp_path: Path) -> None:
     cfg = load(tmp_path, BASE, resolve=v4_only).server
-    assert cfg.ipv6 is None and not cfg.dhcp6 and not cfg.router_advertisements
-    assert cfg.pool == (IPv4Address("10.1.128.0"), IPv4Address("10.1.255.254"))
+    assert cfg.ipv6 is None and not cfg.dhcp6.enabled and not cfg.ra.enabled
+    assert cfg.dhcp4.pool == (IPv4Address("10.1.128.0"), IPv4Address("10.1.255.254"))
     off = load(tmp_path, BASE + "ipv6 = false\n").server
-    assert off.ipv6 is None and not off.dhcp6
+    assert off.ipv6 is None and not off.dhcp6.enabled
 
 
 def test_explicit_addresses_need_no_interface(tmp_path: Path) -> None:
     cfg = load(tmp_path, BASE + 'ipv4 = "198.51.100.7/25"\nipv6 = "fd00:1::7/64"\n',
                resolve=no_interface).server
     assert cfg.ipv4 == IPv4Interface("198.51.100.7/25")
-    assert cfg.pool == (IPv4Address("198.51.100.64"), IPv4Address("198.51.100.126"))
-    assert cfg.pool6 == (IPv6Address("fd00:1::1:0"), IPv6Address("fd00:1::1:ffff"))
+    assert cfg.dhcp4.pool == (IPv4Address("198.51.100.64"), IPv4Address("198.51.100.126"))
+    assert cfg.dhcp6.pool == (IPv6Address("fd00:1::1:0"), IPv6Address("fd00:1::1:ffff"))
 
 
 def test_command_line_overrides_and_relative_data_root(tmp_path: Path) -> None:
@@ -138,28 +138,28 @@ allow_absolute = true
 [http]
 port = 8080
 """).server
-    assert cfg.pool == (IPv4Address("192.0.2.10"), IPv4Address("192.0.2.20"))
-    assert cfg.lease_seconds == 600 and cfg.router == IPv4Address("192.0.2.254")
-    assert cfg.dns4 == (IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2"))
-    assert cfg.pool6 == (IPv6Address("2001:db8::100"), IPv6Address("2001:db8::1ff"))
-    assert cfg.dns6 == (IPv6Address("2001:db8::53"),)
-    assert not cfg.dhcp6_rapid_commit and cfg.preferred_seconds == 300
-    assert cfg.ra_managed and cfg.ra_other and cfg.ra_interval == 2.5
-    assert cfg.ra_router_lifetime == 1800 and cfg.ra_min_interval == 0
-    assert cfg.ra_retrans_timer == 100
-    assert (cfg.tftp_port, cfg.tftp_max_blksize, cfg.tftp_max_windowsize) == (6969, 1432, 4)
-    assert cfg.tftp_timeout == 0.5 and cfg.tftp_retries == 3 and cfg.tftp_allow_absolute
-    assert cfg.http_port == 8080
+    assert cfg.dhcp4.pool == (IPv4Address("192.0.2.10"), IPv4Address("192.0.2.20"))
+    assert cfg.lease_seconds == 600 and cfg.dhcp4.router == IPv4Address("192.0.2.254")
+    assert cfg.dhcp4.dns == (IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2"))
+    assert cfg.dhcp6.pool == (IPv6Address("2001:db8::100"), IPv6Address("2001:db8::1ff"))
+    assert cfg.dhcp6.dns == (IPv6Address("2001:db8::53"),)
+    assert not cfg.dhcp6.rapid_commit and cfg.dhcp6.preferred_seconds == 300
+    assert cfg.ra == RaConfig(managed=True, other=True, interval=2.5, router_lifetime=1800,
+                              min_interval=0, retrans_timer=100)
+    assert cfg.tftp == TftpConfig(port=6969, max_blksize=1432, max_windowsize=4, timeout=0.5,
+                                  retries=3, allow_absolute=True)
+    assert cfg.http.port == 8080
 
 
 def test_services_can_be_turned_off(tmp_path: Path) -> None:
     cfg = load(tmp_path, BASE + '[dhcp4]\nmode = "off"\n[dhcp6]\nenabled = false\n'
                "[ra]\nenabled = false\n[tftp]\nenabled = false\n[http]\nenabled = false\n"
                ).server
-    assert not (cfg.dhcp4 or cfg.dhcp6 or cfg.router_advertisements or cfg.tftp or cfg.http)
-    assert cfg.dhcp4_mode is Dhcp4Mode.OFF
+    assert not (cfg.dhcp4.enabled or cfg.dhcp6.enabled or cfg.ra.enabled or cfg.tftp.enabled
+                or cfg.http.enabled)
+    assert cfg.dhcp4.mode is Dhcp4Mode.OFF
     proxy = load(tmp_path, BASE + '[dhcp4]\nmode = "proxy"\n').server
-    assert proxy.dhcp4 and proxy.dhcp4_mode is Dhcp4Mode.PROXY
+    assert proxy.dhcp4.mode is Dhcp4Mode.PROXY
 
 
 def test_rules_hosts_and_faults(tmp_path: Path) -> None:
@@ -483,7 +483,7 @@ def test_addresses_the_interface_cannot_give(tmp_path: Path) -> None:
     tiny = error(tmp_path, BASE + 'ipv4 = "192.0.2.1/32"\n')
     assert "dhcp4.mode: no address to lease" in tiny and 'mode = "proxy"' in tiny
     ok = load(tmp_path, BASE + 'ipv4 = "192.0.2.1/32"\n[dhcp4]\nmode = "proxy"\n').server
-    assert ok.pool == (ip_interface("192.0.2.1/32").ip,) * 2
+    assert ok.dhcp4.pool == (ip_interface("192.0.2.1/32").ip,) * 2
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_binl_echoes_pxeclient_without_43_in_full_mode() -> None:
     add, omit = scenario.faults
     assert isinstance(add, AddOption) and (add.option, add.value) == (60, b"PXEClient")
     assert isinstance(omit, OmitOption) and omit.option == 43
-    assert scenario.server["dhcp4_mode"] is Dhcp4Mode.FULL  # nothing listens on 4011
+    assert scenario.server["dhcp4"].mode is Dhcp4Mode.FULL  # nothing listens on 4011
 
 
 def test_ipxe_loop_drops_the_ipxe_rule_and_serves_ipxe_its_nbp() -> None:

@@ -247,7 +247,7 @@ def _mtu_cause(evidence: Evidence, item: Event | PacketRecord, name: str, *, blk
         f"the TFTP transfer of {name} stalled at block {block}: blksize {blksize} makes "
         f"{blksize + overhead}-byte IP packets, more than the link MTU {mtu}",
         q.lines(evidence, [*oack, item]),
-        f"cap the TFTP block size at {mtu - overhead} (the server's tftp_max_blksize; "
+        f"cap the TFTP block size at {mtu - overhead} (the server's [tftp] max_blksize; "
         f"dnsmasq: --tftp-mtu or --tftp-no-blocksize), or raise the link MTU to "
         f"{blksize + overhead}")
 

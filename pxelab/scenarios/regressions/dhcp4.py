@@ -25,9 +25,9 @@ from pxelab.scenarios.regressions.registry import (
     with_faults,
     with_stage_timeout,
 )
-from pxelab.server.bootserver import Dhcp4Mode
 from pxelab.server.faults import AddOption, OmitOption
 from pxelab.server.policy import Arch, Match, Rule
+from pxelab.server.settings import Dhcp4Config, Dhcp4Mode
 
 __all__ = ["FW_DHCP_WAIT", "IPXE_BANNER", "MIN_SECS_STARVING_OVMF", "OVMF_DISCOVER_SECS"]
 
@@ -41,7 +41,7 @@ _HTTP_CLIENTS = Match(vendor_class="HTTPClient")
 
 
 def _with_policy(scenario: Scenario, **options: object) -> Scenario:
-    return replace(scenario, policy_options={**scenario.policy_options, **options})
+    return replace(scenario, policy_options=scenario.policy_options.with_values(**options))
 
 
 # -- min-secs ------------------------------------------------------------------------------------
@@ -73,8 +73,7 @@ def _min_secs(scenario: Scenario, argument: str | None) -> Scenario:
 
 def _no_min_secs(scenario: Scenario) -> Scenario:
     """dhcpd's fix, ``min-secs 0``: RulePolicy's default, so the option goes."""
-    options = {k: v for k, v in scenario.policy_options.items() if k != "min_secs"}
-    return replace(scenario, policy_options=options)
+    return replace(scenario, policy_options=scenario.policy_options.without("min_secs"))
 
 
 MIN_SECS = Regression(
@@ -124,7 +123,8 @@ def _binl(scenario: Scenario, argument: str | None) -> Scenario:
     faults = (AddOption("dhcp4.*", 60, b"PXEClient", match=_PXE_CLIENTS),
               OmitOption("dhcp4.*", 43, match=_PXE_CLIENTS))
     return replace(with_faults(scenario, *faults),
-                   server={**scenario.server, "dhcp4_mode": Dhcp4Mode.FULL})
+                   server=scenario.server.with_values(dhcp4=replace(
+                       scenario.server.get("dhcp4", Dhcp4Config()), mode=Dhcp4Mode.FULL)))
 
 
 BINL_NO_OPTION_43 = Regression(
