@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+import struct
+from ipaddress import IPv6Address
 from typing import Any
 
 __all__ = ["DatagramEndpoint", "datagram_endpoint"]
@@ -115,3 +117,9 @@ def datagram_endpoint(loop: asyncio.AbstractEventLoop, protocol: asyncio.Datagra
     """Serve ``sock`` with ``protocol``: what ``loop.create_datagram_endpoint(sock=...)`` does."""
     sock.setblocking(False)
     return DatagramEndpoint(loop, sock, protocol)
+
+
+def join_ipv6_group(sock: socket.socket, group: IPv6Address, index: int) -> None:
+    """Make ``sock`` receive ``group``'s datagrams on the interface with ``index``."""
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                    group.packed + struct.pack("=I", index))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 import traceback
 import uuid
 from collections.abc import Callable
@@ -66,6 +65,7 @@ from pxelab.server.dhcp6.replies import (
 )
 from pxelab.server.faults import FaultInjector
 from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo
+from pxelab.server.udp import join_ipv6_group
 
 __all__ = [
     "Dhcp6Protocol",
@@ -107,8 +107,7 @@ def open_dhcp6_socket(interface: str, port: int = SERVER_PORT) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         sock.bind(("::", port))
         # RFC 8415 7.1: clients send to All_DHCP_Relay_Agents_and_Servers on the link.
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
-                        ALL_DHCP_RELAY_AGENTS_AND_SERVERS.packed + struct.pack("=I", index))
+        join_ipv6_group(sock, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, index)
         sock.setblocking(False)
     except BaseException:
         sock.close()

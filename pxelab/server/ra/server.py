@@ -66,6 +66,7 @@ from pxelab.server.ra.codec import (
     RouterAdvertisement,
     RouterSolicitation,
 )
+from pxelab.server.udp import join_ipv6_group
 
 __all__ = ["RaSettings", "RouterAdvertiser", "link_local_address", "open_icmpv6_socket"]
 
@@ -172,8 +173,7 @@ def open_icmpv6_socket(interface: str) -> socket.socket:
             "=I", 0xFFFFFFFF & ~(1 << (codec.ICMPV6_RS & 31)))
         sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, bytes(blocked))
         # Solicitations go to all-routers; a host interface has not joined that group.
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
-                        ALL_ROUTERS.packed + struct.pack("=I", index))
+        join_ipv6_group(sock, ALL_ROUTERS, index)
         sock.setblocking(False)
     except BaseException:
         sock.close()
