@@ -22,10 +22,11 @@ from pxelab.core.events import WINDOW, Event, EventLog
 from pxelab.core.paths import new_artifacts_dir
 from pxelab.lab import BootResult, BootRun
 from pxelab.machine.console import MilestoneHit
+from pxelab.machine.fwsets import HOST, RELEASES, SET_ENTRIES, load_firmware_set, parse_set_names
 from pxelab.machine.nbp import build_grub_image
 from pxelab.machine.payload import build_payload
 from pxelab.machine.payload.archive import DEFAULT_SUITE, SUITES
-from pxelab.scenarios.cases import DEFAULT_SCENARIO, BootLoader, Scenario, on_host_rom
+from pxelab.scenarios.cases import DEFAULT_SCENARIO, BootLoader, Scenario, for_firmware_set
 from pxelab.scenarios.matrix import Selection, cases, describe, find_case
 from pxelab.scenarios.regressions import REGRESSIONS, Regression, apply_regressions
 from pxelab.server.bootserver import BootServer
@@ -98,7 +99,17 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--payload-suite", choices=SUITES, metavar="SUITE",
                       help="boot a kernel and busybox from this Debian release (default: "
                       f"the scenario's, {DEFAULT_SUITE}; one of {', '.join(SUITES)})")
+    boot.add_argument("--firmware-set", default=HOST, metavar="SET",
+                      help="take firmware, NIC ROM and boot programs from this set: host "
+                      f"(default), {', '.join(RELEASES)} (fetched from Debian's archive) or a "
+                      "TOML file naming your own builds")
     boot.set_defaults(func=_boot)
+
+    sets = sub.add_parser("firmware", help="fetch firmware sets and list what each holds "
+                          "(versions and files), e.g. before a nightly matrix")
+    sets.add_argument("sets", nargs="?", default=",".join((HOST, *RELEASES)), metavar="SETS",
+                      help="comma-separated sets (default: host and every Debian release)")
+    sets.set_defaults(func=_firmware)
 
     faults = sub.add_parser("faults", help="list the regression catalog: faults that "
                             "reproduce field failures, for 'pxelab boot --fault'")
@@ -152,9 +163,10 @@ def _print_hit(hit: MilestoneHit) -> None:
 
 
 def _boot(args: argparse.Namespace) -> int:
-    # The host's ROM decides the way first, so that faults apply to the way it boots.
-    scenario = _with_suite(apply_regressions(on_host_rom(find_case(args.scenario, args.nic)),
-                                        args.fault), args.payload_suite)
+    # The set's ROM decides the way first, so that faults apply to the way it boots.
+    case = replace(find_case(args.scenario, args.nic), firmware_set=args.firmware_set)
+    case = for_firmware_set(case, load_firmware_set(args.firmware_set))
+    scenario = _with_suite(apply_regressions(case, args.fault), args.payload_suite)
     label = scenario.name.replace("[", "-").replace("]", "")  # no brackets in paths
     artifacts = new_artifacts_dir(args.artifacts, label)
     print(f"booting {scenario.name}: {scenario.description}", flush=True)
@@ -168,6 +180,21 @@ def _boot(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(data, indent=2))
     _summarise(result)
     return 0 if result.ok else 1
+
+
+def _firmware(args: argparse.Namespace) -> int:
+    """Fetch each set and print its versions and the files QEMU would get."""
+    for name in parse_set_names(args.sets):
+        fwset = load_firmware_set(name)
+        print(f"{fwset.name} ({fwset.origin})")
+        for package, version in sorted(fwset.versions(SET_ENTRIES).items()):
+            print(f"  {package:<20} {version}")
+        ovmf = fwset.ovmf()
+        for what, path in (("OVMF code", ovmf.code), ("OVMF vars", ovmf.vars_template),
+                           ("SeaBIOS", fwset.locate("seabios")),
+                           ("virtio ROM", fwset.locate("rom-virtio"))):
+            print(f"  {what:<20} {path}")
+    return 0
 
 
 def _with_suite(scenario: Scenario, suite: str | None) -> Scenario:

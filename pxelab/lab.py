@@ -25,7 +25,6 @@ from pxelab.analysis.diagnosis import Diagnosis, diagnose
 from pxelab.analysis.evidence import EVIDENCE_FILE, Evidence
 from pxelab.analysis.evidence.collect import collect
 from pxelab.core.events import Event, EventLog
-from pxelab.machine import firmware
 from pxelab.machine.console import (
     ConsoleWatcher,
     MilestoneHit,
@@ -33,12 +32,13 @@ from pxelab.machine.console import (
     Timeline,
     serial_log_tail,
 )
+from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.nfs import Ganesha
 from pxelab.machine.payload import USERSPACE, Payload, build_payload
 from pxelab.machine.qemu import Guest
 from pxelab.scenarios import dataroot
-from pxelab.scenarios.cases import IpVersion, Scenario, on_host_rom
+from pxelab.scenarios.cases import IpVersion, Scenario, for_firmware_set
 from pxelab.scenarios.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
 from pxelab.server.bootserver import BootServer, ServerConfig
 from pxelab.server.policy import BootPolicy
@@ -117,10 +117,12 @@ class BootRun:
         self._guest: Guest | None = None
         self._milestones = scenario.milestones
         self._hits: list[MilestoneHit] = []
+        self.fwset: FirmwareSet = load_firmware_set(scenario.firmware_set, cache_dir)
 
     def run(self) -> BootResult:
-        # Which way an iPXE-ROM scenario boots depends on the ROM this host's QEMU loads.
-        self.scenario = on_host_rom(self.scenario)
+        # Every firmware file comes from the scenario's firmware set, and which way an
+        # iPXE-ROM scenario boots depends on that set's ROM.
+        self.scenario = for_firmware_set(self.scenario, self.fwset)
         self._milestones = self.scenario.milestones
         self.artifacts.mkdir(parents=True, exist_ok=True)
         payload = build_payload(self.scenario.payload, self.cache_dir)
@@ -158,7 +160,8 @@ class BootRun:
             cmdline = payload.kernel_cmdline(nfs.mount_source)
             data_root = dataroot.populate(
                 self.artifacts / "data", self.scenario.loader, payload, cmdline,
-                self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), cache_dir=self.cache_dir)
+                self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), fwset=self.fwset,
+                cache_dir=self.cache_dir)
             dataroot.apply_file_faults(data_root, self.scenario.faults, events)
             stack.enter_context(nfs)
             stack.enter_context(self.server_factory(net, data_root, events))
@@ -193,6 +196,7 @@ class BootRun:
         started = time.monotonic()
         try:
             evidence = collect(self.scenario, self.artifacts, timeline, events,
+                               firmware_set=self.fwset,
                                started_wall=guest.started_wall, payload=payload,
                                firmware_log=guest.firmware_log,
                                artifact_paths={k: self.artifacts / v
@@ -244,6 +248,7 @@ class BootRun:
         """What ran, recorded beside the versions so results compare across the matrix."""
         scenario = self.scenario
         return {"case": scenario.name, "firmware": str(scenario.guest.firmware),
+                "firmware_set": self.fwset.name, "firmware_set_origin": self.fwset.origin,
                 "mode": str(scenario.mode), "ip": str(scenario.ip),
                 "nic_model": scenario.nic_model, "firmware_files": ",".join(scenario.firmware),
                 "firmware_settings": scenario.guest.firmware_settings(),
@@ -254,7 +259,6 @@ class BootRun:
 
     def _versions(self, payload: Payload) -> dict[str, Any]:
         return {"kernel_version": payload.kernel_version, "payload_suite": payload.suite,
-                "packages": payload.packages | firmware.versions_in_use(
-                    self.scenario.firmware)}
+                "packages": payload.packages | self.fwset.versions(self.scenario.firmware)}
 
 

@@ -20,6 +20,7 @@ import os
 import shutil
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import pytest
 from pxelab.analysis.report.text import render_boot
 from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult, BootRun
+from pxelab.machine.fwsets import is_set_file, parse_set_names
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.payload import default_cache_dir
 from pxelab.scenarios import matrix
@@ -36,6 +38,7 @@ from pxelab.scenarios.cases import Scenario
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 RESULTS = pytest.StashKey[list[BootResult]]()
 SELECTION = pytest.StashKey[matrix.Selection]()
+FIRMWARE_SETS = pytest.StashKey[tuple[str, ...]]()
 # The argument a test takes to run once per case of the scenario matrix.
 CASE_ARG = "pxelab_scenario"
 
@@ -60,6 +63,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--pxelab-nic", metavar="MODELS",
                     help="run the scenario matrix only on these QEMU NIC models "
                     "(comma-separated, e.g. virtio-net-pci,e1000)")
+    group.addoption("--pxelab-firmware-set", metavar="SETS",
+                    help="run the scenario matrix once per firmware set: host, bookworm, "
+                    "trixie, sid or a TOML file of your own builds (comma-separated; ids and "
+                    "markers carry the set, e.g. -k 'uefi_http_ipv6 and trixie')")
     group.addoption("--pxelab-firmware", metavar="NAMES",
                     help="run the scenario matrix only with this firmware (seabios, ovmf)")
 
@@ -70,8 +77,12 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[SELECTION] = matrix.Selection.parse(
             config.getoption("pxelab_nic"), config.getoption("pxelab_firmware"))
+        sets = config.getoption("pxelab_firmware_set")
+        config.stash[FIRMWARE_SETS] = parse_set_names(sets) if sets else ()
     except ConfigError as error:
         raise pytest.UsageError(str(error)) from None
+    for name in config.stash[FIRMWARE_SETS]:
+        config.addinivalue_line("markers", f"{set_label(name)}: firmware set {name}")
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain run
         config.pluginmanager.register(BootsSummary(), "pxelab-boots-summary")
 
@@ -80,9 +91,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test taking ``pxelab_scenario`` runs once per case, marked with its words."""
     if CASE_ARG not in metafunc.fixturenames:
         return
+    sets = metafunc.config.stash.get(FIRMWARE_SETS, ())
     metafunc.parametrize(CASE_ARG, [
         pytest.param(case, id=case.name, marks=[getattr(pytest.mark, w) for w in case.keywords])
-        for case in matrix.cases()])
+        for case in matrix.cases()] if not sets else [
+        pytest.param(replace(case, firmware_set=name), id=f"{case.name}-{set_label(name)}",
+                     marks=[getattr(pytest.mark, w) for w in (*case.keywords, set_label(name))])
+        for case in matrix.cases() for name in sets])
+
+
+def set_label(name: str) -> str:
+    """A firmware set's word in ids and markers: its name, or a set file's stem."""
+    return Path(name).stem if is_set_file(name) else name
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -117,7 +137,7 @@ def pytest_runtest_makereport(
 
 
 # The firmware and boot-program packages the boots summary shows, when a boot used them.
-SUMMARY_PACKAGES = ("ovmf", "seabios", "ipxe-qemu", "ipxe", "grub-efi-amd64-bin",
+SUMMARY_PACKAGES = ("ovmf", "ovmf-generic", "seabios", "ipxe-qemu", "ipxe", "grub-efi-amd64-bin",
                     "syslinux-efi", "pxelinux", "qemu-system-x86")
 
 
@@ -149,7 +169,10 @@ def boot_line(boot: dict[str, str]) -> str:
     verdict = "ok" if boot.get("ok") == "True" else "FAILED"
     packages = " ".join(f"{name} {boot[f'package.{name}']}" for name in SUMMARY_PACKAGES
                         if f"package.{name}" in boot)
-    line = (f"{boot.get('case', '?'):<28} {verdict:<6} {took}  kernel "
+    case = boot.get("case", "?")
+    if boot.get("firmware_set", "host") != "host":
+        case += f" @{boot['firmware_set']}"
+    line = (f"{case:<28} {verdict:<6} {took}  kernel "
             f"{boot.get('kernel_version', '?')} ({boot.get('payload_suite', '?')})  {packages}")
     if boot.get("faults"):  # a regression test's boot: failing is what it is for
         line += f"\n    --fault {' --fault '.join(boot['faults'].split())}"

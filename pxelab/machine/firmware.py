@@ -223,31 +223,6 @@ def check_same_build(names: Iterable[str], cat: Catalog | None = None) -> None:
                                   "upgrade the packages to the same version")
 
 
-def syslinux_bios_files(modules: Iterable[str] = (),
-                        cat: Catalog | None = None) -> dict[str, Path]:
-    """``{tftp name: path}`` for pxelinux.0, ldlinux.c32 and ``modules``, one build checked."""
-    return _syslinux_files(["pxelinux.0", "ldlinux.c32", *modules], cat)
-
-
-def syslinux_efi_files(modules: Iterable[str] = (),
-                       cat: Catalog | None = None) -> dict[str, Path]:
-    """``{tftp name: path}`` for syslinux.efi, ldlinux.e64 and ``modules``, one build checked.
-
-    syslinux.efi loads ldlinux.e64 from beside itself, as pxelinux.0 does ldlinux.c32.
-    """
-    return _syslinux_files(["syslinux.efi", "ldlinux.e64", *modules], cat)
-
-
-def _syslinux_files(names: list[str], cat: Catalog | None) -> dict[str, Path]:
-    cat = cat or catalog()
-    for name in names:
-        if cat[name].build != "syslinux":
-            raise ConfigError(f"{name!r} is not part of the syslinux build in {cat.path}")
-    files = {name: locate(name, cat) for name in names}
-    check_same_build(names, cat)
-    return files
-
-
 # --- OVMF through QEMU firmware descriptors -----------------------------------
 
 def _descriptor_files(dirs: Sequence[Path]) -> list[Path]:
@@ -259,8 +234,13 @@ def _descriptor_files(dirs: Sequence[Path]) -> list[Path]:
     return [chosen[name] for name in sorted(chosen)]
 
 
-def _ovmf_from(data: Any, machine: str, secure_boot: bool) -> OvmfImage | str:
-    """The image a parsed descriptor describes if it suits ``machine``, else why not."""
+def _ovmf_from(data: Any, machine: str, secure_boot: bool,
+               root: Path = Path("/")) -> OvmfImage | str:
+    """The image a parsed descriptor describes if it suits ``machine``, else why not.
+
+    ``root`` is where the descriptor's absolute file names are (a firmware set's
+    unpacked packages, or the host's /).
+    """
     if "uefi" not in data.get("interface-types", ()):
         return "not UEFI"
     mapping = data.get("mapping", {})
@@ -277,7 +257,8 @@ def _ovmf_from(data: Any, machine: str, secure_boot: bool) -> OvmfImage | str:
         return "no secure-boot feature"
     try:
         code, template = mapping["executable"], mapping["nvram-template"]
-        image = OvmfImage(Path(), Path(code["filename"]), Path(template["filename"]),
+        image = OvmfImage(Path(), rebase(root, code["filename"]),
+                          rebase(root, template["filename"]),
                           code.get("format", "raw"), template.get("format", "raw"))
     except (KeyError, TypeError):
         return "no executable + nvram-template pair (stateless or malformed)"
@@ -287,8 +268,13 @@ def _ovmf_from(data: Any, machine: str, secure_boot: bool) -> OvmfImage | str:
     return image
 
 
+def rebase(root: Path, path: str | Path) -> Path:
+    """Absolute ``path`` as found under ``root`` (itself when ``root`` is /)."""
+    return root / Path(path).relative_to("/") if Path(path).is_absolute() else root / path
+
+
 def find_ovmf(dirs: Sequence[Path] = DESCRIPTOR_DIRS, *, machine: str = "pc-q35-latest",
-              secure_boot: bool = False) -> OvmfImage:
+              secure_boot: bool = False, root: Path = Path("/")) -> OvmfImage:
     """Pick the first x86_64 UEFI flash firmware for ``machine`` from QEMU's descriptors.
 
     ``machine`` is matched against the descriptors' machine globs ("pc-q35-*");
@@ -301,7 +287,7 @@ def find_ovmf(dirs: Sequence[Path] = DESCRIPTOR_DIRS, *, machine: str = "pc-q35-
         except (OSError, ValueError) as error:
             log.warning("firmware descriptor %s unreadable: %s", path, error)
             continue
-        found = _ovmf_from(data, machine, secure_boot)
+        found = _ovmf_from(data, machine, secure_boot, root)
         if isinstance(found, str):
             log.debug("firmware descriptor %s skipped: %s", path, found)
             continue

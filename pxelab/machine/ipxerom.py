@@ -46,11 +46,18 @@ class RomKind(StrEnum):
 # "+git20250501."), and the change came with the snapshot of 2025-03-17.
 SNP_ONLY_SINCE_SNAPSHOT = 20250317
 _SNAPSHOT = re.compile(r"\+git-?(?P<date>\d{8})\.")
+# Releases after 1.21.1 (2.0.0+dfsg-5 in sid) carry no snapshot date; their
+# changelog only refreshes the patches, reduce_efirom_size.patch among them.
+LAST_SNAPSHOT_RELEASE = (1, 21, 1)
+_UPSTREAM = re.compile(r"(?:\d+:)?(\d+)\.(\d+)\.(\d+)")
 
 
 def kind_of_debian_version(version: str) -> RomKind | None:
-    """The kind of ROM Debian's ipxe-qemu ``version`` ships; None for a version without a
-    git snapshot date (not a Debian build this rule knows)."""
+    """The kind of ROM Debian's ipxe-qemu ``version`` ships; None for a version this rule
+    does not know (no git snapshot date, and not a release after 1.21.1)."""
+    upstream = _UPSTREAM.match(version)
+    if upstream and tuple(int(n) for n in upstream.groups()) > LAST_SNAPSHOT_RELEASE:
+        return RomKind.SNP_ONLY
     found = _SNAPSHOT.search(version)
     if found is None:
         return None

@@ -30,11 +30,12 @@ import hashlib
 import json
 import logging
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pxelab.core.errors import ConfigError, PayloadError
-from pxelab.machine import firmware
+from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.payload.cache import build_once, default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,12 @@ class GrubImage:
 
 
 def grub_mkimage_command(spec: GrubImageSpec, module_dir: Path, config: Path, output: Path,
-                         tool: Path | str = "grub-mkimage") -> list[str]:
-    """The grub-mkimage argument list that builds ``spec`` into ``output`` (pure)."""
-    return [str(tool), "--format", spec.format, "--directory", str(module_dir),
+                         tool: Sequence[str] = ("grub-mkimage",)) -> list[str]:
+    """The grub-mkimage argument list that builds ``spec`` into ``output`` (pure).
+
+    ``tool`` is how to run grub-mkimage (a firmware set's runs under its own loader).
+    """
+    return [*tool, "--format", spec.format, "--directory", str(module_dir),
             "--prefix", spec.prefix, "--config", str(config), "--output", str(output),
             *spec.modules]
 
@@ -109,7 +113,8 @@ def cache_key(spec: GrubImageSpec, packages: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
-def build_grub_image(spec: GrubImageSpec = GrubImageSpec(),
+def build_grub_image(spec: GrubImageSpec = GrubImageSpec(), *,
+                     fwset: FirmwareSet | None = None,
                      cache_dir: Path | None = None) -> GrubImage:
     """Build (or find in the cache) the GRUB network image for ``spec``.
 
@@ -117,9 +122,10 @@ def build_grub_image(spec: GrubImageSpec = GrubImageSpec(),
     processes (see :func:`pxelab.machine.payload.cache.build_once`).
     """
     cache = cache_dir if cache_dir is not None else default_cache_dir()
-    module_dir = firmware.locate("grub-x86_64-efi")
-    tool = firmware.locate("grub-mkimage")
-    packages = firmware.versions_in_use(GRUB_PARTS)
+    fwset = fwset or load_firmware_set("host")
+    module_dir = fwset.locate("grub-x86_64-efi")
+    tool = fwset.tool_command("grub-mkimage")
+    packages = fwset.versions(GRUB_PARTS)
     key = cache_key(spec, packages)
     final = cache / "nbp" / f"grubx64-{key[:16]}"
 

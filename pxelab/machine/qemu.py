@@ -52,6 +52,15 @@ from pxelab.machine.nvram import Ip6Settings, ip6_config_variable, write_vars
 
 QEMU = "qemu-system-x86_64"
 SERIAL_LOG = "serial.log"
+# QEMU searches this workdir directory (-L) before its own data directories: the NIC
+# ROM of the spec lies there under the model's default ROM name.
+ROM_DIR = "roms"
+# The ROM each NIC model loads when romfile= is not given (QEMU's hw/net/*.c). Only
+# a default ROM gets its PCI IDs patched to the device's (hw/pci/pci.c pci_patch_ids):
+# Debian's efi-virtio.rom says 1af4:1041, the transitional virtio-net-pci is 1af4:1000,
+# and SeaBIOS skips a ROM whose IDs differ. So the set's ROM goes in under this name.
+DEFAULT_ROMS = {"virtio-net-pci": "efi-virtio.rom", "e1000": "efi-e1000.rom",
+                "e1000e": "efi-e1000e.rom", "rtl8139": "efi-rtl8139.rom"}
 COMMAND_FILE = "qemu-cmdline.txt"
 OVMF_VARS = "ovmf-vars.fd"
 OVMF_DEBUG_LOG = "ovmf-debug.log"
@@ -99,8 +108,15 @@ class GuestSpec:
     cpus: int = 1
     accel: Accel = Accel.AUTO
     # None: QEMU's default ROM (iPXE from ipxe-qemu); "": no ROM, so OVMF uses
-    # its own VirtioNetDxe + NetworkPkg; anything else: a ROM file path.
+    # its own VirtioNetDxe + NetworkPkg; anything else: a ROM file path. The lab
+    # always names the firmware set's ROM (pxelab.scenarios.cases.for_firmware_set).
     nic_romfile: str | None = None
+    # The firmware images (a firmware set's): SeaBIOS for -bios, OVMF for the pflash
+    # units, and the ROM QEMU loads as the NIC's default ROM. None: QEMU's own
+    # bios-256k.bin and ROM, and OVMF from QEMU's firmware descriptors.
+    bios: Path | None = None
+    ovmf: OvmfImage | None = None
+    nic_rom: Path | None = None
     # (name, string) pairs for -fw_cfg, e.g. ("opt/org.tianocore/IPv4PXESupport", "n").
     fw_cfg: tuple[tuple[str, str], ...] = ()
     # Milliseconds the firmware waits at its boot menu before it boots (QEMU
@@ -186,8 +202,19 @@ def _nic_args(spec: GuestSpec, tap: str) -> list[str]:
         device += ",bootindex=1"
     if spec.nic_romfile is not None:
         device += f",romfile={_value(spec.nic_romfile)}"
+    elif spec.nic_rom is not None:
+        device += f",romfile={default_rom(spec.nic_model)}"
     return ["-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no",
             "-device", device]
+
+
+def default_rom(model: str) -> str:
+    """The file name QEMU loads as NIC ``model``'s ROM when none is given."""
+    try:
+        return DEFAULT_ROMS[model]
+    except KeyError:
+        raise ConfigError(f"pxelab does not know QEMU's default ROM of NIC model {model}; "
+                          f"known: {', '.join(DEFAULT_ROMS)}") from None
 
 
 def _direct_boot_args(spec: GuestSpec) -> list[str]:
@@ -213,10 +240,13 @@ def qemu_command(spec: GuestSpec, tap: str, workdir: Path, accel: Accel, *,
         raise ConfigError("qemu_command needs a resolved accelerator; call resolve_accel() "
                           "on Accel.AUTO first")
     command = [qemu, "-nodefaults", "-no-user-config", "-name", f"pxelab-{tap}",
+               *(["-L", str(workdir / ROM_DIR)] if spec.nic_rom is not None else []),
                "-machine", f"{spec.firmware.machine()},graphics=off", "-accel", str(accel),
                "-m", str(spec.memory_mib), "-smp", str(spec.cpus), *_console_args()]
     if spec.firmware.is_uefi():
-        command += _ovmf_args(ovmf or find_ovmf(), workdir)
+        command += _ovmf_args(ovmf or spec.ovmf or find_ovmf(), workdir)
+    elif spec.bios is not None:
+        command += ["-bios", str(spec.bios)]
     command += _nic_args(spec, tap)
     if spec.rng:
         command += ["-device", RNG_DEVICE]
@@ -245,7 +275,7 @@ class Guest(Resource):
         self.namespace = namespace
         self.log = logging.getLogger(f"{__name__}.{tap}")
         self.accel = resolve_accel(spec.accel)
-        self._ovmf = find_ovmf() if spec.firmware.is_uefi() else None
+        self._ovmf = self._firmware_image(spec)
         self.command = exec_prefix(namespace) + qemu_command(spec, tap, workdir, self.accel,
                                                              ovmf=self._ovmf)
         self.serial_log = workdir / SERIAL_LOG
@@ -254,6 +284,15 @@ class Guest(Resource):
         self._child: pexpect.spawn | None = None
         self._debug_port: DebugPortReader | None = None
         self._logfile: BinaryIO | None = None
+
+    def _firmware_image(self, spec: GuestSpec) -> OvmfImage | None:
+        if not spec.firmware.is_uefi():
+            if spec.bios is None:
+                self.log.info("no SeaBIOS image given: QEMU loads its own bios-256k.bin")
+            return None
+        if spec.ovmf is None:
+            self.log.info("no OVMF image given: using QEMU's firmware descriptors")
+        return spec.ovmf or find_ovmf()
 
     @property
     def console(self) -> pexpect.spawn:
@@ -280,10 +319,19 @@ class Guest(Resource):
         variable = ip6_config_variable(self.spec.mac, self.spec.ip6_settings)
         write_vars(ovmf.vars_template, target, (variable,))
 
+    def _place_rom(self, rom: Path) -> None:
+        if not rom.is_file():
+            raise ConfigError(f"NIC ROM {rom} does not exist")
+        directory = self.workdir / ROM_DIR
+        directory.mkdir(exist_ok=True)
+        shutil.copyfile(rom, directory / default_rom(self.spec.nic_model))
+
     def start(self) -> None:
         if self._child is not None:
             raise GuestError(f"guest on {self.tap} already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.spec.nic_rom is not None:
+            self._place_rom(self.spec.nic_rom)
         if self._ovmf is not None:
             self._write_vars(self._ovmf)
             # Open before QEMU starts: QEMU's open of the FIFO for writing then never waits.

@@ -15,7 +15,7 @@ from pathlib import Path
 from pxelab.core.errors import ConfigError
 from pxelab.core.overrides import Overrides
 from pxelab.machine.console import Milestone
-from pxelab.machine.firmware import locate
+from pxelab.machine.fwsets import HOST, FirmwareSet
 from pxelab.machine.ipxerom import RomKind, rom_kind
 from pxelab.machine.nvram import Ip6Policy, Ip6Settings
 from pxelab.machine.payload import PayloadSpec
@@ -149,6 +149,9 @@ class Scenario:
     # The way this scenario boots when the NIC ROM's EFI driver has no iPXE stack; None:
     # the same way whatever the ROM (see :meth:`on_rom`).
     snp_only: SnpOnlyRom | None = None
+    # The firmware set the guest's firmware, NIC ROM and boot programs come from
+    # (pxelab.machine.fwsets: host, bookworm, trixie, sid or a .toml file).
+    firmware_set: str = HOST
 
     def __post_init__(self) -> None:
         # A dict would be checked only when the lab builds the settings, and could change.
@@ -415,20 +418,25 @@ SCENARIOS: dict[str, Scenario] = {
 DEFAULT_SCENARIO = "legacy_pxe_ipv4"
 
 
-def on_host_rom(scenario: Scenario) -> Scenario:
-    """``scenario`` as it boots with the NIC ROM QEMU loads on this host.
+def for_firmware_set(scenario: Scenario, fwset: FirmwareSet) -> Scenario:
+    """``scenario`` as it boots on ``fwset``: the way its NIC ROM boots, every file explicit.
 
-    Which ROM that is: :mod:`pxelab.machine.ipxerom`.
+    Which way a ROM boots: :mod:`pxelab.machine.ipxerom`. QEMU gets the set's SeaBIOS
+    or OVMF and the set's ROM for the NIC, never its own defaults.
     """
-    if scenario.snp_only is None:
-        return scenario
-    romfile = scenario.guest.nic_romfile
-    if romfile == "":
-        return scenario  # no ROM at all: nothing to decide
-    # QEMU's default ROM for the model; the catalog lists QEMU's data directories in the
-    # order qemu-system-x86_64 -L help shows them, so the same file is found first.
-    rom = locate(nic_driver(scenario.nic_model).rom) if romfile is None else Path(romfile)
-    return scenario.on_rom(rom_kind(rom))
+    guest = scenario.guest
+    rom = nic_driver(scenario.nic_model).rom
+    if scenario.snp_only is not None and guest.nic_romfile != "":
+        kind = fwset.rom_kind(rom) if guest.nic_romfile is None \
+            else rom_kind(Path(guest.nic_romfile))
+        scenario = scenario.on_rom(kind)
+    if guest.nic_romfile is None:
+        guest = replace(guest, nic_rom=fwset.locate(rom))
+    if guest.firmware.is_uefi():
+        guest = replace(guest, ovmf=fwset.ovmf())
+    else:
+        guest = replace(guest, bios=fwset.locate("seabios"))
+    return replace(scenario, guest=guest, firmware_set=fwset.name)
 
 
 def get_scenario(name: str) -> Scenario:
@@ -442,6 +450,8 @@ def get_scenario(name: str) -> Scenario:
 def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -> str:
     """The shell command that boots ``scenario`` (with its regressions) by hand."""
     words = ["pxelab", "boot", scenario.name]
+    if scenario.firmware_set != HOST:
+        words += ["--firmware-set", scenario.firmware_set]
     for spec in scenario.applied:
         words += ["--fault", spec]
     words += ["--artifacts", artifacts]

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
 from pxelab.core.paths import fixtures_dir
-from pxelab.machine import firmware, nbp
+from pxelab.machine import nbp
+from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.payload import Payload
 from pxelab.scenarios.cases import BootLoader
 from pxelab.server.faults import Fault, RemoveFile, ReplaceFile
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 KERNEL_NAME = "vmlinuz"
 INITRD_NAME = "initrd.img"
+# SYSLINUX's network boot programs and the core module each loads from beside itself.
+BIOS_SYSLINUX = ("pxelinux.0", "ldlinux.c32")
+EFI_SYSLINUX = ("syslinux.efi", "ldlinux.e64")
 IPXE_SCRIPT_NAME = "boot.ipxe"
 
 
@@ -53,33 +57,35 @@ def render(template: str, **values: str) -> str:
 
 
 def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
-             files_base: str = "", *, cache_dir: Path | None = None) -> Path:
+             files_base: str = "", *, fwset: FirmwareSet | None = None,
+             cache_dir: Path | None = None) -> Path:
     """Write everything ``loader`` needs to boot ``payload`` into ``root``.
 
     ``files_base`` is the URL iPXE scripts fetch kernel and initrd from
     (see :func:`render_ipxe_script`); ``cache_dir`` is where images pxelab
     builds (the GRUB one) are cached (None: the payload cache's default).
     """
+    fwset = fwset or load_firmware_set("host")
     root.mkdir(parents=True, exist_ok=True)
     place(payload.kernel, root / KERNEL_NAME)
     place(payload.initrd, root / INITRD_NAME)
     if loader is BootLoader.PXELINUX:
         # pxelinux.0 hands URLs to the iPXE ROM under it (PXENV_FILE_OPEN): kernel and
         # initrd come over iPXE's HTTP, not PXELINUX's lock-step TFTP (bench/README.md).
-        _populate_syslinux(root, firmware.syslinux_bios_files(), "pxelinux/default.cfg", append,
-                           files_base)
+        _populate_syslinux(root, fwset.syslinux_files(BIOS_SYSLINUX), "pxelinux/default.cfg",
+                           append, files_base)
     elif loader is BootLoader.SYSLINUX_EFI:
         # syslinux.efi reads the same pxelinux.cfg/ names as pxelinux.0, but prints to
         # the UEFI console, which OVMF itself mirrors to the serial port.
-        _populate_syslinux(root, firmware.syslinux_efi_files(), "syslinux-efi/default.cfg",
+        _populate_syslinux(root, fwset.syslinux_files(EFI_SYSLINUX), "syslinux-efi/default.cfg",
                            append, files_base)
     elif loader is BootLoader.IPXE_SCRIPT:
         _write_ipxe_script(root, files_base, append)
     elif loader is BootLoader.IPXE_EFI:
-        place(firmware.locate("snponly.efi"), root / loader.nbp)
+        place(fwset.locate("snponly.efi"), root / loader.nbp)
         _write_ipxe_script(root, files_base, append)
     elif loader is BootLoader.GRUB:
-        _populate_grub(root, append, cache_dir, files_base)
+        _populate_grub(root, append, fwset, cache_dir, files_base)
     log.info("data root %s ready for %s", root, loader)
     return root
 
@@ -129,7 +135,7 @@ def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append
     (root / "pxelinux.cfg" / "default").write_text(config)
 
 
-def _populate_grub(root: Path, append: str, cache_dir: Path | None,
+def _populate_grub(root: Path, append: str, fwset: FirmwareSet, cache_dir: Path | None,
                    files_base: str = "") -> None:
     """pxelab's GRUB network image and grub.cfg where its $prefix points (grub/).
 
@@ -137,7 +143,7 @@ def _populate_grub(root: Path, append: str, cache_dir: Path | None,
     as a GRUB device ``(http,2001:db8::1)``), or with an empty one from GRUB's $root:
     the server and protocol that sent the image.
     """
-    place(nbp.build_grub_image(cache_dir=cache_dir).path, root / nbp.GRUB_IMAGE_NAME)
+    place(nbp.build_grub_image(fwset=fwset, cache_dir=cache_dir).path, root / nbp.GRUB_IMAGE_NAME)
     base = grub_device(files_base)
     config = render("grub/grub.cfg", kernel=base + KERNEL_NAME, initrd=base + INITRD_NAME,
                     append=append)

@@ -14,15 +14,18 @@ from __future__ import annotations
 import pytest
 
 from pxelab.lab import BootResult
+from pxelab.machine.fwsets import load_firmware_set
 from pxelab.machine.nvram import IP6_CONFIG_GUID, decode_ip6_config, default_iaid, read_variables
 from pxelab.machine.qemu import OVMF_VARS
-from pxelab.scenarios.cases import IpVersion, Scenario, on_host_rom
+from pxelab.scenarios.cases import IpVersion, Scenario, for_firmware_set
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
 
-def test_boot(boot_scenario, pxelab_scenario: Scenario):
-    scenario = on_host_rom(pxelab_scenario)  # the way the host's NIC ROM boots it
+def test_boot(boot_scenario, pxelab_scenario: Scenario, pxelab_cache_dir):
+    # The way the set's NIC ROM boots it, with every firmware file from the set.
+    fwset = load_firmware_set(pxelab_scenario.firmware_set, pxelab_cache_dir)
+    scenario = for_firmware_set(pxelab_scenario, fwset)
     result = boot_scenario(scenario)
     timeline = result.timeline
 
@@ -60,6 +63,9 @@ def test_boot(boot_scenario, pxelab_scenario: Scenario):
     assert props["kernel_version"].endswith(scenario.payload.kernel_flavour)
     assert props["payload_suite"] == scenario.payload.suite
     assert "qemu-system-x86" in props["packages"]
+    assert props["firmware_set"] == fwset.name
+    for package, version in fwset.versions(scenario.firmware).items():
+        assert props["packages"][package] == version, "the set's versions, not the host's"
     assert props["firmware_settings"] == scenario.guest.firmware_settings()
     if scenario.guest.ip6_settings is not None:
         assert_firmware_kept_ip6_settings(result, scenario)

@@ -123,25 +123,12 @@ def test_versions_in_use_rejects_unknown_names(syslinux_tree: firmware.Catalog) 
         firmware.versions_in_use(["grub"], syslinux_tree)
 
 
-def test_syslinux_files_come_from_one_build(syslinux_tree: firmware.Catalog,
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path) -> None:
-    fake_dpkg(monkeypatch, {"pxelinux": "3:6.04-3", "syslinux-common": "3:6.04-3"})
-    assert firmware.syslinux_bios_files(cat=syslinux_tree) == {
-        "pxelinux.0": tmp_path / "pxelinux.0", "ldlinux.c32": tmp_path / "ldlinux.c32"}
-
-
 def test_mismatched_syslinux_builds_are_refused(syslinux_tree: firmware.Catalog,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     fake_dpkg(monkeypatch, {"pxelinux": "3:6.04-3", "syslinux-common": "3:6.03-1"})
     with pytest.raises(HostCapabilityError, match="one build") as error:
-        firmware.syslinux_bios_files(cat=syslinux_tree)
+        firmware.check_same_build(["pxelinux.0", "ldlinux.c32"], syslinux_tree)
     assert "6.03-1" in str(error.value) and "6.04-3" in str(error.value)
-
-
-def test_only_syslinux_modules_join_the_syslinux_build(syslinux_tree: firmware.Catalog) -> None:
-    with pytest.raises(ConfigError, match="not part of the syslinux build"):
-        firmware.syslinux_bios_files(["undionly.kpxe"], cat=syslinux_tree)
 
 
 @pytest.mark.pxelab_requires(tools=["dpkg-query"], hint="a Debian host")

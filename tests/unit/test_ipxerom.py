@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from pxelab.core.errors import ConfigError
 from pxelab.machine.ipxerom import (
-    OVERRIDE_VARIABLE,
     RomKind,
     kind_of_debian_version,
     parse_override,
 )
 from pxelab.scenarios import milestones as ms
-from pxelab.scenarios.cases import SCENARIOS, BootLoader, on_host_rom
+from pxelab.scenarios.cases import SCENARIOS, BootLoader
 from pxelab.scenarios.matrix import find_case
 from pxelab.server.policy import Arch
 
@@ -73,13 +70,3 @@ def test_scenarios_without_an_snp_only_way_ignore_the_rom() -> None:
             assert scenario.on_rom(RomKind.SNP_ONLY) is scenario
 
 
-def test_the_override_decides_without_asking_dpkg(monkeypatch: pytest.MonkeyPatch) -> None:
-    base = SCENARIOS["uefi_ipxe_ipv4"]
-    monkeypatch.setattr("pxelab.scenarios.cases.locate", lambda name: f"/nonexistent/{name}")
-    monkeypatch.setenv(OVERRIDE_VARIABLE, "snp-only")
-    assert on_host_rom(base) == base.on_rom(RomKind.SNP_ONLY)
-    monkeypatch.setenv(OVERRIDE_VARIABLE, "ipxe")
-    assert on_host_rom(base) is base
-    no_rom = replace(base, guest=replace(base.guest, nic_romfile=""))
-    monkeypatch.setenv(OVERRIDE_VARIABLE, "snp-only")
-    assert on_host_rom(no_rom) is no_rom

@@ -28,7 +28,7 @@ PACKAGES = {"grub-common": "2.06-13+deb12u2", "grub-efi-amd64-bin": "2.06-13+deb
 def test_grub_mkimage_command() -> None:
     spec = GrubImageSpec(modules=("efinet", "tftp"))
     command = grub_mkimage_command(spec, Path("/mods"), Path("/w/early.cfg"), Path("/w/g.efi"),
-                                   "/usr/bin/grub-mkimage")
+                                   ("/usr/bin/grub-mkimage",))
     assert command == ["/usr/bin/grub-mkimage", "--format", "x86_64-efi", "--directory", "/mods",
                        "--prefix", "/grub", "--config", "/w/early.cfg", "--output", "/w/g.efi",
                        "efinet", "tftp"]

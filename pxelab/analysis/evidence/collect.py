@@ -18,11 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pxelab.analysis.evidence.model import BootFacts, Evidence, PacketRecord
-from pxelab.core.errors import ConfigError, HostCapabilityError
+from pxelab.core.errors import ConfigError, HostCapabilityError, PayloadError
 from pxelab.core.events import Event
-from pxelab.machine import firmware
 from pxelab.machine.console import Timeline
 from pxelab.machine.firmware_log import LogLine, read_log
+from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.network import PCAP_NAME
 from pxelab.machine.payload import Payload
 from pxelab.machine.payload.modules import module_name
@@ -44,12 +44,14 @@ NO_DEBUG_OUTPUT = ("firmware debug port (isa-debugcon 0x402): no output (release
 def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Iterable[Event],
             *, started_wall: float, payload: Payload | None = None,
             firmware_log: Sequence[LogLine] | None = None,
-            artifact_paths: Mapping[str, Path] | None = None) -> Evidence:
+            artifact_paths: Mapping[str, Path] | None = None,
+            firmware_set: FirmwareSet | None = None) -> Evidence:
     """The :class:`Evidence` of the boot of ``scenario`` whose artifacts are in ``artifacts``.
 
     ``started_wall`` is the guest's power-on (``Guest.started_wall``);
     ``firmware_log`` the debug port lines (default: read ``ovmf-debug.log``);
-    ``artifact_paths`` the files worth naming (default: none).
+    ``artifact_paths`` the files worth naming (default: none); ``firmware_set`` the
+    set the guest booted (default: the scenario's).
     """
     notes: list[str] = []
     packets = _packets(artifacts / PCAP_NAME, scenario.guest.mac, notes)
@@ -62,7 +64,7 @@ def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Ite
                      f"{MAX_FIRMWARE_LINES} (all are in {OVMF_DEBUG_LOG})")
         lines = lines[-MAX_FIRMWARE_LINES:]
     return Evidence(
-        facts=boot_facts(scenario, artifacts, payload, notes),
+        facts=boot_facts(scenario, artifacts, payload, notes, firmware_set),
         started_wall=started_wall, timeline=timeline,
         events=tuple(sorted(events, key=lambda e: e.time)), packets=tuple(packets),
         firmware_log=lines,
@@ -70,11 +72,12 @@ def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Ite
 
 
 def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
-               notes: Sequence[str] = ()) -> BootFacts:
+               notes: Sequence[str] = (), firmware_set: FirmwareSet | None = None
+               ) -> BootFacts:
     """What the lab of this boot was (no packets or logs read)."""
     data_root = artifacts / DATA_DIR
     notes = list(notes)
-    packages = _firmware_packages(scenario, notes)
+    packages = _firmware_packages(scenario, firmware_set, notes)
     return BootFacts(
         scenario=scenario.name, firmware=str(scenario.guest.firmware), mode=str(scenario.mode),
         ip=str(scenario.ip), nic_model=scenario.nic_model, loader=str(scenario.loader),
@@ -84,15 +87,17 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
         nic_driver=_nic_driver(scenario.nic_model), faults=tuple(scenario.applied),
         # --artifacts is the directory a new timestamped one is made under.
         reproduce=reproduce_command(scenario, str(artifacts.parent)),
-        rng_device=scenario.guest.rng_device,
+        rng_device=scenario.guest.rng_device, firmware_set=scenario.firmware_set,
         firmware_packages=packages, notes=tuple(notes))
 
 
-def _firmware_packages(scenario: Scenario, notes: list[str]) -> dict[str, str]:
-    """The Debian package versions of the scenario's firmware files (a note if unknown)."""
+def _firmware_packages(scenario: Scenario, fwset: FirmwareSet | None,
+                       notes: list[str]) -> dict[str, str]:
+    """The package versions of the scenario's firmware files in its set (a note if unknown)."""
     try:
-        return firmware.versions_in_use(scenario.firmware)
-    except (ConfigError, HostCapabilityError) as error:
+        fwset = fwset or load_firmware_set(scenario.firmware_set)
+        return fwset.versions(scenario.firmware)
+    except (ConfigError, HostCapabilityError, PayloadError) as error:
         notes.append(f"firmware package versions unknown: {error}")
         return {}
 

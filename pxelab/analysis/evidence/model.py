@@ -81,6 +81,7 @@ class BootFacts:
     faults: tuple[str, ...] = ()  # regressions applied, as NAME[=ARGS]
     reproduce: str = ""  # one shell command that boots this case again by hand
     rng_device: str = ""  # the guest's RNG device model ("" for none: EDK2 needs one)
+    firmware_set: str = "host"  # the firmware set the guest booted (pxelab.machine.fwsets)
     # Debian package -> version of the firmware the guest ran ("ovmf": "2022.11-6+deb12u2").
     firmware_packages: dict[str, str] = field(default_factory=dict)
     # What the evidence lacks and why, for people ("firmware debug port: no output
