@@ -56,9 +56,10 @@ SERIAL_LOG = "serial.log"
 # ROM of the spec lies there under the model's default ROM name.
 ROM_DIR = "roms"
 # The ROM each NIC model loads when romfile= is not given (QEMU's hw/net/*.c). Only
-# a default ROM gets its PCI IDs patched to the device's (hw/pci/pci.c pci_patch_ids):
-# Debian's efi-virtio.rom says 1af4:1041, the transitional virtio-net-pci is 1af4:1000,
-# and SeaBIOS skips a ROM whose IDs differ. So the set's ROM goes in under this name.
+# a default ROM gets its PCI IDs patched to the device's (hw/pci/pci.c pci_patch_ids),
+# and only when romfile= is not given at all (pci_qdev_realize): Debian's efi-virtio.rom
+# says 1af4:1041, the transitional virtio-net-pci is 1af4:1000, and SeaBIOS skips a ROM
+# whose IDs differ. So the set's ROM goes in under this name, found through -L.
 DEFAULT_ROMS = {"virtio-net-pci": "efi-virtio.rom", "e1000": "efi-e1000.rom",
                 "e1000e": "efi-e1000e.rom", "rtl8139": "efi-rtl8139.rom"}
 COMMAND_FILE = "qemu-cmdline.txt"
@@ -202,8 +203,6 @@ def _nic_args(spec: GuestSpec, tap: str) -> list[str]:
         device += ",bootindex=1"
     if spec.nic_romfile is not None:
         device += f",romfile={_value(spec.nic_romfile)}"
-    elif spec.nic_rom is not None:
-        device += f",romfile={default_rom(spec.nic_model)}"
     return ["-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no",
             "-device", device]
 
