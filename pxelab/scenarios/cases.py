@@ -436,7 +436,7 @@ def for_firmware_set(scenario: Scenario, fwset: FirmwareSet) -> Scenario:
         guest = replace(guest, ovmf=fwset.ovmf())
     else:
         guest = replace(guest, bios=fwset.locate("seabios"))
-    return replace(scenario, guest=guest, firmware_set=fwset.name)
+    return replace(scenario, guest=guest, firmware_set=fwset.reference)
 
 
 def get_scenario(name: str) -> Scenario:

@@ -84,3 +84,17 @@ def test_interrupted_boot_leaves_nothing_behind(tmp_path: Path, sig: signal.Sign
     assert child.exitstatus == 130
     assert our_namespaces(pid) == []
     assert children_alive(pid) == []
+
+
+@pytest.mark.parametrize("name", ["sid"])
+def test_firmware_lists_a_sets_versions_and_files(name: str) -> None:
+    done = subprocess.run([*PXELAB, "firmware", name], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{name} (Debian {name})"
+    listed = dict(line.split(None, 1) for line in lines[1:] if not line.startswith("  OVMF"))
+    assert listed["ovmf-generic"].startswith("20"), "sid ships OVMF in ovmf-generic"
+    assert "qemu-system-x86" not in listed, "QEMU is the host's, never a set's"
+    assert any(line.strip().startswith("OVMF code") and "/firmware/sid-" in line
+               for line in lines)

@@ -149,7 +149,7 @@ version = "edk2 ci 42"
 def test_a_user_set_overrides_entries_of_its_base(sid: FirmwareSet, tmp_path: Path) -> None:
     path = write_user_set(tmp_path, USER_SET)
     mine = user_set(path, {"sid": sid}.__getitem__)
-    assert mine.name == "my-ovmf" and mine.origin == str(path)
+    assert mine.name == "my-ovmf" and mine.origin == str(path) and mine.reference == str(path)
     assert mine.ovmf().code == tmp_path / "OVMF_CODE.fd"
     assert mine.locate("seabios") == sid.locate("seabios")
     assert mine.rom_kind("rom-virtio") is RomKind.IPXE

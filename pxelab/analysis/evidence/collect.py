@@ -87,7 +87,8 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
         nic_driver=_nic_driver(scenario.nic_model), faults=tuple(scenario.applied),
         # --artifacts is the directory a new timestamped one is made under.
         reproduce=reproduce_command(scenario, str(artifacts.parent)),
-        rng_device=scenario.guest.rng_device, firmware_set=scenario.firmware_set,
+        rng_device=scenario.guest.rng_device,
+        firmware_set=firmware_set.name if firmware_set else scenario.firmware_set,
         firmware_packages=packages, notes=tuple(notes))
 
 

@@ -70,6 +70,12 @@ class FirmwareSet:
     renames: Mapping[str, str] = field(default_factory=dict)
     files: Mapping[str, UserFile] = field(default_factory=dict)
     rom: RomKind | None = None  # what the NIC ROMs' EFI driver is, if the user says so
+    file: Path | None = None  # the set file this set was read from, if any
+
+    @property
+    def reference(self) -> str:
+        """What load_firmware_set() takes to load this set again: its name or its file."""
+        return str(self.file) if self.file is not None else self.name
 
     @property
     def is_host(self) -> bool:

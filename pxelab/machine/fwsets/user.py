@@ -56,7 +56,7 @@ def user_set(path: Path, load_base: Callable[[str], FirmwareSet]) -> FirmwareSet
         raise ConfigError(f"firmware set file {path}: give [files.ovmf-code] and "
                           "[files.ovmf-vars] together (a VARS template fits one build)")
     base = load_base(base_name)
-    return replace(base, name=str(data.get("name", path.stem)), origin=str(path),
+    return replace(base, name=str(data.get("name", path.stem)), origin=str(path), file=path,
                    files={**base.files, **files}, rom=_rom(path, data.get("ipxe_rom")))
 
 
