@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from pxelab.analysis.diagnosis.firmware import EDK2_NEEDS_RNG, edk2_release
+from pxelab.machine.edk2 import Edk2Release
 from pxelab.machine.firmware import package_version
 from pxelab.pytest_plugin import BootFactory
 from pxelab.scenarios.matrix import find_case
@@ -25,9 +25,9 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 def test_ovmf_without_an_rng_device(boot_scenario: BootFactory) -> None:
     case = find_case("uefi_http_ipv4")
     result = boot_scenario(replace(case, guest=replace(case.guest, rng=False)))
-    release = edk2_release(package_version("ovmf"))
+    release = Edk2Release.of(package_version("ovmf"))
     assert release is not None, "Debian's ovmf versions start with the EDK2 tag (YYYY.MM)"
-    if release < EDK2_NEEDS_RNG:
+    if not release.needs_rng():
         assert result.ok, f"{result.timeline.failure}\n{result.timeline.console_tail}"
         return
     assert result.timeline.failed_stage == "firmware", result.timeline.render()
