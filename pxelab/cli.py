@@ -164,9 +164,11 @@ def _print_hit(hit: MilestoneHit) -> None:
 
 def _boot(args: argparse.Namespace) -> int:
     # The set's ROM decides the way first, so that faults apply to the way it boots.
+    # A fault that needs a certain firmware says here why it does not apply to this one.
+    fwset = load_firmware_set(args.firmware_set)
     case = replace(find_case(args.scenario, args.nic), firmware_set=args.firmware_set)
-    case = for_firmware_set(case, load_firmware_set(args.firmware_set))
-    scenario = _with_suite(apply_regressions(case, args.fault), args.payload_suite)
+    case = for_firmware_set(case, fwset)
+    scenario = _with_suite(apply_regressions(case, args.fault, fwset), args.payload_suite)
     label = scenario.name.replace("[", "-").replace("]", "")  # no brackets in paths
     artifacts = new_artifacts_dir(args.artifacts, label)
     print(f"booting {scenario.name}: {scenario.description}", flush=True)

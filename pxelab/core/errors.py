@@ -18,6 +18,11 @@ class ConfigError(PxelabError):
     """A configuration value is invalid; the message names the key and the fix."""
 
 
+class NotApplicableError(ConfigError):
+    """A regression does not apply where it was asked for: there it would not reproduce
+    its failure (the firmware predates the bug); the message says why."""
+
+
 class NetworkError(PxelabError):
     """The lab network (namespace, bridge, tap, capture) could not be set up."""
 

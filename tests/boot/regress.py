@@ -10,16 +10,22 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pxelab.lab import BootResult
+from pxelab.machine.fwsets import FirmwareSet
 from pxelab.pytest_plugin import BootFactory
-from pxelab.scenarios.cases import Scenario
+from pxelab.scenarios.cases import Scenario, for_firmware_set
 from pxelab.scenarios.matrix import find_case
 from pxelab.scenarios.regressions import Regression, apply_regressions
 
 
-def faulted_case(entry: Regression, argument: str | None = None) -> Scenario:
-    """The entry's case with its fault, as ``pxelab boot CASE --fault NAME[=ARGUMENT]``."""
+def faulted_case(entry: Regression, argument: str | None = None,
+                 fwset: FirmwareSet | None = None) -> Scenario:
+    """The entry's case with its fault, as ``pxelab boot CASE --fault NAME[=ARGUMENT]``
+    (``--firmware-set`` ``fwset``: on that set; default the host's)."""
     spec = entry.name if argument is None else f"{entry.name}={argument}"
-    return apply_regressions(find_case(entry.scenario), [spec])
+    case = find_case(entry.scenario)
+    if fwset is not None:
+        case = for_firmware_set(case, fwset)
+    return apply_regressions(case, [spec], fwset)
 
 
 def assert_failed_at_stage(result: BootResult, entry: Regression) -> None:
@@ -40,9 +46,11 @@ def assert_fails_as_recorded(result: BootResult, entry: Regression) -> None:
     assert_diagnosed(result, entry)
 
 
-def boot_as_recorded(boot_scenario: BootFactory, entry: Regression) -> BootResult:
-    """The entry's case booted with its fault; it failed at the entry's stage, of its cause."""
-    result = boot_scenario(faulted_case(entry))
+def boot_as_recorded(boot_scenario: BootFactory, entry: Regression,
+                     fwset: FirmwareSet | None = None) -> BootResult:
+    """The entry's case booted with its fault (on ``fwset``, default the host's); it failed
+    at the entry's stage, of its cause."""
+    result = boot_scenario(faulted_case(entry, fwset=fwset))
     assert_fails_as_recorded(result, entry)
     return result
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pxelab.core.errors import ConfigError
+from pxelab.machine.fwsets import FirmwareSet
 from pxelab.scenarios.cases import Scenario
 from pxelab.scenarios.regressions import areas as _areas  # noqa: F401  (registers the entries)
 from pxelab.scenarios.regressions.registry import (
     REGRESSIONS,
     Apply,
+    Precondition,
     Regression,
     register,
     with_faults,
@@ -32,6 +34,7 @@ from pxelab.scenarios.regressions.registry import (
 __all__ = [
     "REGRESSIONS",
     "Apply",
+    "Precondition",
     "Regression",
     "apply_regressions",
     "get_regression",
@@ -59,9 +62,14 @@ def parse_spec(spec: str) -> tuple[Regression, str | None]:
     return get_regression(name.strip()), (argument if equals else None)
 
 
-def apply_regressions(scenario: Scenario, specs: Iterable[str]) -> Scenario:
-    """``scenario`` with every ``NAME[=ARGS]`` of ``specs`` applied, in order."""
+def apply_regressions(scenario: Scenario, specs: Iterable[str],
+                      fwset: FirmwareSet | None = None) -> Scenario:
+    """``scenario`` with every ``NAME[=ARGS]`` of ``specs`` applied, in order.
+
+    ``fwset`` is the firmware set it boots on (default: the scenario's own); a
+    fault that does not apply there raises NotApplicableError with the reason.
+    """
     for spec in specs:
         fault, argument = parse_spec(spec)
-        scenario = fault.applied_to(scenario, argument)
+        scenario = fault.applied_to(scenario, argument, fwset)
     return scenario

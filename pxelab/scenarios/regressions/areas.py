@@ -5,6 +5,7 @@ Each area's module is owned by whoever builds its entries; add a line here per a
 from pxelab.scenarios.regressions import (
     dhcp4,  # noqa: F401
     dhcp6,  # noqa: F401
+    firmware,  # noqa: F401
     initrd,  # noqa: F401
     tftp,  # noqa: F401
 )
