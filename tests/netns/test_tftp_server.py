@@ -478,6 +478,21 @@ def test_stopping_the_server_ends_its_transfers(lab: Lab, data_root: Path) -> No
             log.wait_for(event("tftp", "oack", file="pxelinux.0"), 5, "oack")
         stopped = log.wait_for(event("tftp", "error", file="pxelinux.0"), 5, "ended")
     assert "stopping" in stopped.reason
+
+
+def test_a_client_error_sent_as_the_server_stops_still_counts(lab: Lab, data_root: Path) -> None:
+    # OVMF sends ERROR for a bad OACK and prints PXE-E99 at once; the console ends
+    # the boot on that line, so the server stops before the transfer read the ERROR.
+    log = EventLog()
+    config = tftp_only(data_root, tftp=TftpConfig(port=2069), ipv6=None)
+    with Client(lab, port=2069) as client:
+        with BootServer(config, RulePolicy(), log, namespace=lab.server):
+            client.rrq("pxelinux.0", {"tsize": "0"})
+            _, tid = client.receive()  # the OACK; the transfer waits for ACK 0
+            log.wait_for(event("tftp", "oack", file="pxelinux.0"), 5, "oack")
+            client.send(tftp.encode(tftp.Error(tftp.ErrorCode.OPTION_REFUSED, "bad OACK")), tid)
+        ended = log.wait_for(event("tftp", "aborted", file="pxelinux.0"), 5, "aborted")
+    assert "client sent ERROR 8 'bad OACK'" in ended.reason
     assert not [t for t in threading.enumerate() if t.name.startswith("tftp ")]
 
 

@@ -182,11 +182,12 @@ class TftpServer:
         with self._active_lock:
             transfers = list(self._active.values())
         for transfer in transfers:
-            transfer.finish("error", "the server is stopping")
+            transfer.stop("the server is stopping")
         deadline = time.monotonic() + STOP_WAIT
         for transfer in transfers:
             if transfer.thread is not None:
                 transfer.thread.join(max(deadline - time.monotonic(), 0.0))
+            transfer.finish("error", "the server is stopping")  # a thread that hung
         for transfer in list(self.with_strangers):
             transfer.close_strangers()
         for task in self._tasks:

@@ -200,6 +200,7 @@ class ReadTransfer:
         self._interval = self._timeout
         self._max_interval = self._timeout
         self._stalled = 0.0  # since when packets came without progress; 0: not now
+        self._stopping = ""  # why the server stops us (see stop()); "": it does not
 
     # -- start and end -----------------------------------------------------------------------
 
@@ -273,6 +274,27 @@ class ReadTransfer:
             settle, self._repeat = self._repeat, None
         if settle is not None:
             settle(self.client_ended and not self.heard)
+
+    def stop(self, reason: str) -> None:
+        """End because the server stops, once our thread has read what the client sent.
+
+        The client's last word may be in our socket still: OVMF prints PXE-E99 as it
+        sends its ERROR for a bad OACK, and the console ending the boot on that line
+        stops the server at once. Shutting the socket's reading side wakes our thread,
+        which reads the datagrams queued before it and then finds the end of the stream.
+        """
+        with self._lock:
+            if self.finished:
+                return
+            self._stopping = reason
+            thread_reads = self.thread is not None and self.sock is not None \
+                and not self._closed
+            if thread_reads:
+                assert self.sock is not None
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RD)
+        if not thread_reads:
+            self.finish("error", reason)
 
     def finish(self, kind: str | None, reason: str) -> None:
         """End the transfer and report it as ``kind`` (None: the caller reports)."""
@@ -358,7 +380,10 @@ class ReadTransfer:
                                      "it gave up or restarted")
                 return
             except OSError as exc:
-                self.finish("error", f"socket error: {exc}")
+                self.finish("error", self._stopping or f"socket error: {exc}")
+                return
+            if not count and self._stopping:  # stop(): everything queued has been read
+                self.finish("error", self._stopping)
                 return
             if count == 4 and buffer[1] == ack and buffer[0] == 0:  # the hot path
                 if on_ack(buffer[2] << 8 | buffer[3]):
