@@ -46,6 +46,8 @@ def _efi_loading(outcome: str) -> str:
             + efi_text(outcome))
 
 
+# Every SeaBIOS prints its version in the banner: "1.16.2-debian-1.16.2-1" (bookworm),
+# "1.16.3-debian-1.16.3-2" (trixie), "1.17.0-debian-1.17.0-1" (sid).
 SEABIOS = (
     Milestone("firmware", r"SeaBIOS \(version [^)\r\n]*\)", 30,
               description="SeaBIOS banner on the serial console"),
@@ -72,8 +74,13 @@ def _ipxe_dhcp(name: str) -> Milestone:
                                     "iPXE received no usable DHCP offer"),))
 
 
+# Where iPXE builds differ (Debian's, checked on the bookworm, trixie and sid sets):
+# - "iPXE initialising devices...ok" up to bookworm's 2019 snapshot; from trixie's
+#   1.21.1+git20250501 on the line ends after "..." (iPXE commit 165995b7e, 2024).
+# - sid's 2.0.0 shows a download's progress ("96%" then backspaces) before " ok";
+#   the fetch patterns take anything between "..." and "ok" on the line.
 IPXE_ROM_DHCP = (
-    Milestone("rom", r"iPXE initialising devices", 30,
+    Milestone("rom", r"iPXE initialising devices\.\.\.(?:ok)?", 30,
               description="the iPXE option ROM taking over network boot",
               failures=(Fail(r"No bootable device", "the BIOS found no network boot ROM "
                              "(check the NIC model and its option ROM)"),)),
@@ -91,6 +98,8 @@ IPXE_ROM = (
               failures=_IPXE_BOOT_FAILURES),
 )
 
+# "PXELINUX 6.04 PXE 20200816" (bookworm), "... 20250413" (trixie), "... 20250811"
+# (sid): the same 6.04, rebuilt; only the build date differs.
 PXELINUX = (
     Milestone("bootloader", whole_line(r"PXELINUX \d+\.\d+ "), 30,
               description="PXELINUX started"),

@@ -7,6 +7,7 @@ part shortened to the lines the milestones look for.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -168,3 +169,16 @@ def test_an_snp_only_rom_boot_reaches_every_milestone_in_order(tmp_path: Path) -
     assert timeline.ok, timeline.failure
     assert [h.name for h in timeline.hits] == [m.name for m in scenario.milestones]
     assert timeline.seconds("nbp") is not None and timeline.seconds("ipxe_dhcp") is not None
+
+
+# The same lines as each Debian set's iPXE prints them (serial logs of the set matrix).
+@pytest.mark.parametrize(("init", "fetch"), [
+    ("iPXE initialising devices...ok", "http://192.0.2.1/vmlinuz... ok"),  # bookworm
+    ("iPXE initialising devices...", "http://192.0.2.1/vmlinuz... ok"),  # trixie
+    ("iPXE initialising devices...",
+     "http://192.0.2.1/vmlinuz... 96%\b\b\b\b    \b\b\b\b ok"),  # sid, iPXE 2.0.0
+])
+def test_ipxe_lines_of_every_debian_build_match(init: str, fetch: str) -> None:
+    rom, fetch_milestone = ms.IPXE_ROM_DHCP[0], ms.IPXE_SCRIPT[2]
+    assert re.search(rom.pattern, init + NL)
+    assert re.search(fetch_milestone.pattern, fetch + NL)
