@@ -2,6 +2,7 @@
 
 The failed one is PXELINUX missing ldlinux.c32 on an e1000 case with a fault
 applied; its console holds markup and control characters, as a real console may.
+:func:`in_set` makes either a boot of a firmware set, with that set's versions.
 """
 
 from __future__ import annotations
@@ -89,6 +90,15 @@ def good_evidence(scenario: str = "legacy_pxe_ipv4", scale: float = 1.0) -> Evid
     return Evidence(facts=BootFacts(scenario=scenario), started_wall=T0, timeline=timeline,
                     events=(Event("dhcp4", "offer", client="52:54:00:12:34:56",
                                   time=T0 + 0.3),))
+
+
+def in_set(evidence: Evidence, fwset: str, packages: dict[str, str],
+           started: float = T0) -> Evidence:
+    """``evidence`` as a boot of firmware set ``fwset`` records it (timeline properties)."""
+    props = {**evidence.timeline.properties, "firmware_set": fwset,
+             "firmware_set_origin": f"Debian {fwset}", "packages": packages}
+    return replace(evidence, started_wall=started,
+                   timeline=replace(evidence.timeline, properties=props))
 
 
 def write_boot(directory: Path, evidence: Evidence, diagnosis: Diagnosis | None) -> Path:

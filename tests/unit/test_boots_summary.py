@@ -1,10 +1,15 @@
-"""The pytest plugin's end-of-session line per boot (pxelab.pytest_plugin.boot_line)."""
+"""The pytest plugin's end-of-session line per boot (pxelab.pytest_plugin.boot_line) and
+the junit properties it is made from (junit_properties)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pxelab.pytest_plugin import boot_line
+from pxelab.lab import BootResult
+from pxelab.machine.console import Timeline
+from pxelab.pytest_plugin import boot_line, junit_properties
 
 pytestmark = pytest.mark.unit
 
@@ -31,3 +36,15 @@ def test_a_faulted_boot_line_names_its_faults_stage_and_cause() -> None:
                       "failed_stage": "config", "cause": "tftp.next_file_missing"})
     assert "--fault ldlinux-missing" in line
     assert "failed at config: tftp.next_file_missing" in line
+
+
+def test_junit_properties_carry_the_firmware_set_and_its_versions(tmp_path: Path) -> None:
+    timeline = Timeline("uefi_http_ipv6", properties={
+        "case": "uefi_http_ipv6", "firmware_set": "trixie", "firmware_set_origin": "Debian trixie",
+        "seconds_to_userspace": 16.0, "packages": {"ovmf": "2025.02-8", "ipxe-qemu": "1.21.1"}})
+    props = junit_properties(BootResult("uefi_http_ipv6", timeline, tmp_path, (), "nfs"))
+    assert props["firmware_set"] == "trixie" and props["firmware_set_origin"] == "Debian trixie"
+    assert props["package.ovmf"] == "2025.02-8" and props["package.ipxe-qemu"] == "1.21.1"
+    assert "packages" not in props
+    line = boot_line(props)  # what the end-of-session summary makes of them
+    assert line.startswith("uefi_http_ipv6 @trixie") and "ovmf 2025.02-8" in line

@@ -2,7 +2,8 @@
 
 :mod:`pxelab.analysis.report.text` renders one boot as text, :mod:`pxelab.analysis.report.html`
 a boot or a whole matrix run as a self-contained page (``pxelab report``),
-:mod:`pxelab.analysis.report.boots` reads boots back from their artifact directories.
+:mod:`pxelab.analysis.report.boots` reads boots back from their artifact directories,
+:mod:`pxelab.analysis.report.sets` lays a run's boots out per firmware set.
 """
 
 from pxelab.analysis.report.boots import BootRecord, Stage, find_boots, load_boot, stages

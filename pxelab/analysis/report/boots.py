@@ -22,6 +22,7 @@ from pxelab.analysis.evidence import EVIDENCE_FILE, BootFacts, Evidence
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import Event
 from pxelab.machine.console import MilestoneHit, Timeline
+from pxelab.machine.fwsets import HOST
 
 DIAGNOSIS_FILE = "diagnosis.json"
 TIMELINE_FILE = "timeline.json"
@@ -97,10 +98,24 @@ class BootRecord:
         return self.evidence.scenario
 
     @property
+    def firmware_set(self) -> str:
+        """The firmware set the boot ran with; boots from before sets ran the host's."""
+        name = self.timeline.properties.get("firmware_set")
+        return str(name) if name else HOST
+
+    @property
+    def case(self) -> str:
+        """The case and the faults applied to it: a row of the firmware-set table."""
+        return " ".join([self.scenario, *self._fault_words()])
+
+    @property
     def label(self) -> str:
-        """The case and the faults applied to it: what tells two boots of one case apart."""
-        faults = " ".join(f"--fault {f}" for f in self.evidence.facts.faults)
-        return f"{self.scenario} {faults}".strip()
+        """The case, its firmware set unless the host's, its faults: what tells boots apart."""
+        fwset = [] if self.firmware_set == HOST else [f"@{self.firmware_set}"]
+        return " ".join([self.scenario, *fwset, *self._fault_words()])
+
+    def _fault_words(self) -> list[str]:
+        return [f"--fault {f}" for f in self.evidence.facts.faults]
 
     @property
     def ok(self) -> bool:

@@ -4,8 +4,10 @@ One boot (a directory with ``evidence.json`` or ``timeline.json``) becomes one
 page: verdict, cause and the command to reproduce it; a stage chart; the
 merged timeline, filterable by source; the causes with their evidence; the
 last console lines; links to the artifacts. A tree of boots (a matrix run)
-becomes an overview page — a scenario x stage chart and a table of cases —
-with each boot's own page written next to its evidence (``report.html``).
+becomes an overview page — a scenario x stage chart and a table of cases, and
+when the boots span more than one firmware set a case x set table with each
+set's key package versions — with each boot's own page written next to its
+evidence (``report.html``).
 
 Pages carry their CSS inline and need no script, font or image from
 anywhere: the timeline filter is plain CSS on checkboxes. Links are relative,
@@ -22,6 +24,7 @@ from urllib.parse import quote
 from pxelab.analysis.evidence import Source
 from pxelab.analysis.report.boots import REPORT_FILE, BootRecord, find_boots, load_boot
 from pxelab.analysis.report.charts import esc, legend, matrix_chart, stage_chart
+from pxelab.analysis.report.sets import SetGrid, set_grid
 from pxelab.analysis.report.text import cited_lines
 from pxelab.core.errors import ConfigError
 from pxelab.machine.console import as_displayed
@@ -51,6 +54,8 @@ tr.cited td { background: #fff3c4 !important; }
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.3em;
           vertical-align: middle; }
+table.sets td.versions { font-size: 0.85em; color: #555; }
+table.sets td.none { color: #999; } tr.mixed td:first-child { background: #fff3c4 !important; }
 svg { max-width: 100%; height: auto; } svg text.tick { fill: #777; font-size: 10px; }
 """
 # One checkbox per source hides that source's rows of the timeline table when cleared.
@@ -242,7 +247,8 @@ def _artifacts(record: BootRecord, page_dir: Path) -> str:
 
 def matrix_page(records: Sequence[BootRecord], page_dir: Path, pages: Mapping[Path, Path],
                 unreadable: Sequence[str] = ()) -> str:
-    """The overview of a run: a chart of all boots' stages and a table of cases."""
+    """The overview of a run: a chart of all boots' stages and a table of cases, and
+    a case x firmware set table when the boots span more than one set."""
     ordered = sorted(records, key=lambda r: (r.label, str(r.directory)))
     hrefs = {i: link(pages[r.directory], page_dir) for i, r in enumerate(ordered)
              if r.directory in pages}
@@ -252,9 +258,13 @@ def matrix_page(records: Sequence[BootRecord], page_dir: Path, pages: Mapping[Pa
     chart = (matrix_chart(ordered, hrefs) + legend(ordered)
              + '<p class="note">Seconds since power-on; each colour a stage, red where the '
              "boot failed. A case's name links to its own page.</p>")
-    body = [f"<h1>pxelab run: {len(ordered)} boots</h1>", summary,
-            _section("stages", "Seconds per stage", chart),
-            _section("cases", "Cases", _cases_table(ordered, hrefs, page_dir))]
+    body = [f"<h1>pxelab run: {len(ordered)} boots</h1>", summary]
+    grid = set_grid(ordered)
+    if len(grid.sets) > 1:  # the nightly view: what one set boots and another does not
+        body.append(_section("sets", "Cases per firmware set",
+                             _sets_table(grid, page_dir, pages)))
+    body += [_section("stages", "Seconds per stage", chart),
+             _section("cases", "Cases", _cases_table(ordered, hrefs, page_dir))]
     if unreadable:
         items = "".join(f"<li>{esc(text)}</li>" for text in unreadable)
         body.append(_section("unreadable", "Not read", f"<ul>{items}</ul>"))
@@ -268,8 +278,7 @@ def _cases_table(records: Sequence[BootRecord], hrefs: Mapping[int, str],
         name = esc(record.label)
         if index in hrefs:
             name = f'<a href="{esc(hrefs[index])}">{name}</a>'
-        verdict = ('<span class="verdict ok">ok</span>' if record.ok
-                   else '<span class="verdict failed">FAILED</span>')
+        verdict = _verdict(record)
         stage = "" if record.ok else esc(record.timeline.failed_stage or "userspace")
         cause = "" if record.ok else _cause_line(record)
         where = esc(os.path.relpath(record.directory, page_dir))
@@ -279,3 +288,68 @@ def _cases_table(records: Sequence[BootRecord], hrefs: Mapping[int, str],
     return ('<table class="grid"><thead><tr><th>case</th><th>result</th><th>failed stage'
             "</th><th>cause</th><th>seconds</th><th>directory</th></tr></thead>"
             f'<tbody id="case-rows">{"".join(rows)}</tbody></table>')
+
+
+def _verdict(record: BootRecord) -> str:
+    return ('<span class="verdict ok">ok</span>' if record.ok
+            else '<span class="verdict failed">FAILED</span>')
+
+
+# -- many boots, per firmware set -------------------------------------------------------
+
+
+def _sets_table(grid: SetGrid, page_dir: Path, pages: Mapping[Path, Path]) -> str:
+    """A row per case, a column per set; the head names each set's key package versions."""
+    names = "".join(f'<th data-set="{esc(s)}">{esc(s)}<br><span class="note">'
+                    f"{esc(grid.origins[s])}</span></th>" for s in grid.sets)
+    versions = "".join(f'<td class="versions" data-set="{esc(s)}">'
+                       f"{_key_versions(grid.versions[s])}</td>" for s in grid.sets)
+    rows = []
+    for case in grid.cases:
+        cells = "".join(_set_cell(grid, case, s, page_dir, pages) for s in grid.sets)
+        css = ' class="mixed"' if grid.mixed(case) else ""
+        rows.append(f'<tr{css} data-case="{esc(case)}"><td>{esc(case)}</td>{cells}</tr>')
+    totals = "".join(f'<td data-set="{esc(s)}">{ok} of {made}</td>'
+                     for s in grid.sets for ok, made in [grid.booted(s)])
+    return (f'<table class="grid sets"><thead><tr><th>case</th>{names}</tr>'
+            f'<tr id="set-versions"><td>versions</td>{versions}</tr></thead>'
+            f'<tbody id="set-rows">{"".join(rows)}</tbody>'
+            f'<tfoot><tr id="set-totals"><td>booted</td>{totals}</tr></tfoot></table>'
+            '<p class="note">Seconds to userspace; for a failure the cause the diagnosis '
+            "named. Highlighted: a case that booted with some sets and failed with others. "
+            "Versions: the key firmware packages each set's boots recorded. A verdict links "
+            "to the boot's own page.</p>")
+
+
+def _key_versions(versions: Mapping[str, Sequence[str]]) -> str:
+    if not versions:
+        return "not recorded"
+    return "<br>".join(f"{esc(name)} {esc(' | '.join(found))}"
+                       for name, found in versions.items())
+
+
+def _set_cell(grid: SetGrid, case: str, fwset: str, page_dir: Path,
+              pages: Mapping[Path, Path]) -> str:
+    boots = grid.boots(case, fwset)
+    if not boots:
+        return f'<td class="none" data-set="{esc(fwset)}">not run</td>'
+    shown = "<br>".join(_set_boot(record, page_dir, pages) for record in boots)
+    return f'<td data-set="{esc(fwset)}">{shown}</td>'
+
+
+def _set_boot(record: BootRecord, page_dir: Path, pages: Mapping[Path, Path]) -> str:
+    """One boot in a set's cell: verdict (linked to its page), seconds or cause code."""
+    verdict = _verdict(record)
+    if record.directory in pages:
+        verdict = f'<a href="{esc(link(pages[record.directory], page_dir))}">{verdict}</a>'
+    if record.ok:
+        return f'<span class="boot">{verdict} {record.seconds:.1f}s</span>'
+    stage = record.timeline.failed_stage or "userspace"
+    title = f"failed at {stage} after {record.seconds:.1f}s"
+    if record.cause is not None:
+        why = f"<code>{esc(record.cause.code)}</code>"
+        title += f": {record.cause.summary}"
+    else:
+        why = esc(f"at {stage}, " + ("no cause named" if record.diagnosis is not None
+                                     else "not diagnosed"))
+    return f'<span class="boot" title="{esc(title)}">{verdict} {why}</span>'
