@@ -11,8 +11,8 @@
 # The minbase root is bootstrapped once and kept as a tarball in the cache; every run
 # unpacks a new copy, so nothing of an earlier run is left in it. The copy behaves like
 # a machine: / is a mount point, /proc, /sys and /dev are mounted, /run is a tmpfs and
-# /etc/mtab exists. The host's pip configuration and CA bundle are carried in (a
-# TLS-intercepting proxy otherwise breaks pip). Everything is unmounted and removed
+# /etc/mtab exists. The host's pip configuration, CA bundle and local apt settings are
+# carried in (a TLS-intercepting proxy otherwise breaks pip, a mirror's rules apt). Everything is unmounted and removed
 # when the job ends, fails, times out or is interrupted.
 #
 # Environment:
@@ -179,6 +179,14 @@ carry_host_settings() {
         [ -e "$file" ] || continue
         mkdir -p "$root$(dirname "$file")"
         cp -a "$file" "$root$(dirname "$file")/"
+    done
+    # The machine's own network settings for apt (proxy, a mirror's validity rules):
+    # Acquire:: parts of apt.conf.d that no Debian package ships. pxelab's private apt
+    # configuration reads them too.
+    for file in /etc/apt/apt.conf.d/*; do
+        [ -f "$file" ] && grep -q '^[[:space:]]*Acquire::' "$file" || continue
+        dpkg-query --search "$file" >/dev/null 2>&1 && continue
+        cp -a "$file" "$root/etc/apt/apt.conf.d/"
     done
     # Outside /etc/ssl: installing ca-certificates in the root rewrites that bundle.
     ca=$(host_ca_bundle || true)

@@ -112,6 +112,9 @@ class AptRoot:
             "APT::Architecture": ARCHITECTURE,
             "APT::Architectures": ARCHITECTURE,
             "Acquire::Languages": "none",
+            # The lists live in root's cache, which apt's _apt download user cannot
+            # enter: apt would warn on every update that it downloads as root anyway.
+            "APT::Sandbox::User": "root",
         }
         return [arg for key, value in settings.items() for arg in ("-o", f"{key}={value}")]
 
