@@ -7,6 +7,7 @@ here downloads anything.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.machine.fwsets import HOST, FirmwareSet, UserFile, parse_set_names
-from pxelab.machine.fwsets.debian import packages_of, set_key
+from pxelab.machine.fwsets.debian import MANIFEST, _prune, packages_of, set_key
 from pxelab.machine.fwsets.model import host_set
 from pxelab.machine.fwsets.user import user_set
 from pxelab.machine.ipxerom import OVERRIDE_VARIABLE, RomKind
@@ -189,3 +190,15 @@ def test_debian_sets_are_keyed_by_their_versions() -> None:
     assert "ovmf-generic" in packages_of("sid") and "grub2-common" in packages_of("sid")
     assert "ovmf" in packages_of("trixie") and "libc6" in packages_of("trixie")
     assert set_key("sid", VERSIONS) != set_key("sid", {**VERSIONS, "seabios": "1.17.1-1"})
+
+
+def test_older_sets_of_a_release_are_pruned_after_a_day(tmp_path: Path) -> None:
+    sets = tmp_path / "firmware"
+    for name, age in (("sid-old", 3 * 86400), ("sid-recent", 600), ("sid-new", 0),
+                      ("trixie-old", 3 * 86400)):
+        (sets / name).mkdir(parents=True)
+        (sets / name / MANIFEST).write_text("{}")
+        stamp = (sets / name / MANIFEST).stat().st_mtime - age
+        os.utime(sets / name / MANIFEST, (stamp, stamp))
+    _prune("sid", tmp_path, sets / "sid-new")
+    assert sorted(p.name for p in sets.iterdir()) == ["sid-new", "sid-recent", "trixie-old"]

@@ -21,12 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
+import time
 from pathlib import Path
 
 from pxelab.core.errors import PayloadError
 from pxelab.machine.fwsets.model import SET_PACKAGES, FirmwareSet
 from pxelab.machine.payload import debs
-from pxelab.machine.payload.archive import SUITES, AptRoot
+from pxelab.machine.payload.archive import MAX_AGE, SUITES, AptRoot
 from pxelab.machine.payload.cache import build_once
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ def debian_set(release: str, cache_dir: Path) -> FirmwareSet:
 
     if build_once(final, MANIFEST, build):
         log.info("unpacked Debian %s's firmware set in %s", release, final)
+        _prune(release, cache_dir, final)
     return _loaded(release, final)
 
 
@@ -91,6 +94,22 @@ def _loaded(release: str, directory: Path) -> FirmwareSet:
     manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     return FirmwareSet(release, f"Debian {release}", directory / "root",
                        packages=manifest["packages"], renames=RENAMES.get(release, {}))
+
+
+def _prune(release: str, cache_dir: Path, keep: Path) -> None:
+    """Remove the release's older sets: each new package version would add ~75 MB.
+
+    Only sets unpacked over a day ago go, so a run that still boots one (lists are
+    refreshed daily) keeps it.
+    """
+    now = time.time()
+    for old in (cache_dir / "firmware").glob(f"{release}-*"):
+        manifest = old / MANIFEST
+        if old == keep or not manifest.exists() or now - manifest.stat().st_mtime < MAX_AGE:
+            continue
+        log.info("removing %s, an older firmware set of Debian %s", old, release)
+        shutil.rmtree(old, ignore_errors=True)
+        old.with_name(f"{old.name}.lock").unlink(missing_ok=True)
 
 
 def _newest_cached(release: str, cache_dir: Path) -> Path | None:
