@@ -103,6 +103,8 @@ class SnpOnlyRom:
     fetched: tuple[str, ...]
     # Firmware catalog entries recorded besides the scenario's own.
     firmware: tuple[str, ...]
+    # The firmware's fixed waits on this way (see Scenario.fixed_waits).
+    fixed_waits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,10 @@ class Scenario:
     # The firmware set the guest's firmware, NIC ROM and boot programs come from
     # (pxelab.machine.fwsets: host, bookworm, trixie, sid or a .toml file).
     firmware_set: str = HOST
+    # What OVMF waits on this path whatever the server answers, by name in
+    # firmware/fixed-waits.toml (pxelab.machine.fixed_waits): part of the case's physical
+    # limit, with its direct boot (bench/matrix_bench.py).
+    fixed_waits: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # A dict would be checked only when the lab builds the settings, and could change.
@@ -214,7 +220,8 @@ class Scenario:
             return self
         return replace(self, description=alt.description, loader=alt.loader,
                        milestones=alt.milestones, rules=alt.rules, fetched=alt.fetched,
-                       firmware=self.firmware + alt.firmware, snp_only=None)
+                       firmware=self.firmware + alt.firmware, fixed_waits=alt.fixed_waits,
+                       snp_only=None)
 
     def variants(self) -> tuple[Scenario, ...]:
         """This scenario on its own NIC, then on each of ``nic_variants``."""
@@ -270,6 +277,9 @@ SCENARIOS: dict[str, Scenario] = {
             rules=(Rule(Match(arch=(Arch.EFI_X64,)), "syslinux.efi", name="uefi-pxe4"),),
             fetched=("syslinux.efi", "ldlinux.e64", "pxelinux.cfg/default", "vmlinuz",
                      "initrd.img"),
+            # PXEv4's DHCPv4 round, then the one syslinux.efi sets off by opening UDP4
+            # with the default address (docs/firmware-notes.md).
+            fixed_waits=("pxe4-offers", "default-address-offers"),
         ),
         Scenario(
             name="uefi_http_ipv4",
@@ -290,6 +300,7 @@ SCENARIOS: dict[str, Scenario] = {
                    Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv4"),
                         "http://{server}/snponly.efi", name="uefi-http4-ipxe")),
             fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
+            fixed_waits=("http4-offers",),  # HTTPv4's DHCPv4 round; iPXE's is its own
         ),
         Scenario(
             name="uefi_ipxe_ipv4",
@@ -321,7 +332,8 @@ SCENARIOS: dict[str, Scenario] = {
                             name="ipxe-script"),
                        Rule(Match(arch=(Arch.EFI_X64,)), "snponly.efi", name="uefi-pxe4-ipxe")),
                 fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
-                firmware=("snponly.efi",)),
+                firmware=("snponly.efi",),
+                fixed_waits=("pxe4-offers",)),
         ),
         Scenario(
             name="legacy_pxe_ipv6",
@@ -411,6 +423,7 @@ SCENARIOS: dict[str, Scenario] = {
             server=ServerOverrides(ra=RaConfig(router_lifetime=1800, min_interval=0.0,
                                                  retrans_timer=100, other=True)),
             fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
+            fixed_waits=("http4-offers",),  # the HTTPv4 attempt that gets the 404
         ),
     )
 }

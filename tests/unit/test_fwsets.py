@@ -120,6 +120,16 @@ def test_a_case_on_a_set_gets_every_file_from_it(sid: FirmwareSet) -> None:
                            guest=ipxe.guest, firmware_set="sid")
 
 
+def test_a_direct_boot_on_a_set_gets_the_sets_firmware_too(sid: FirmwareSet) -> None:
+    # BootRun(direct_kernel=True) boots the case as it is on the set, with -kernel added.
+    for name in ("uefi_tftp_ipv4", "legacy_pxe_ipv4"):
+        guest = for_firmware_set(SCENARIOS[name], sid).guest
+        direct = replace(guest, kernel=Path("/p/vmlinuz"), initrd=Path("/p/initrd.img"))
+        command = " ".join(qemu_command(direct, "tap0", Path("/w"), Accel.TCG))
+        firmware = sid.ovmf().code if guest.firmware.is_uefi() else sid.locate("seabios")
+        assert str(firmware) in command and "-kernel /p/vmlinuz" in command
+
+
 def test_the_reproduce_command_carries_the_set() -> None:
     case = replace(SCENARIOS["uefi_http_ipv6"], firmware_set="trixie")
     assert reproduce_command(case, "art") == ("pxelab boot uefi_http_ipv6 --firmware-set trixie "
