@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 CONTEXT_LINES = 25  # console lines a failure report shows
 TAIL_CHARS = 20000  # console output kept to find them in
+# Seconds a failure waits for the rest of its console line, so that the verdict
+# quotes the guest's whole line, not the part that had arrived when the pattern hit.
+LINE_END_WAIT = 0.5
 
 # Cursor moves (ESC [ row ; col H) that firmware consoles put between the characters
 # of a line: SeaBIOS's serial console now and then, when it catches up with text
@@ -194,12 +197,27 @@ class ConsoleWatcher:
     def _explain(self, index: int, failures: Sequence[FailurePattern],
                  milestone: Milestone) -> str:
         if index < len(failures):
-            seen = self._text(self.console.after).strip()
-            return f"{failures[index].cause} (console: {seen!r})"
+            return f"{failures[index].cause} (console: {self._whole_line()!r})"
         if index == len(failures):
             return f"the guest stopped (QEMU exited) before {milestone.name}"
         return (f"no {milestone.name} ({milestone.description or milestone.pattern!r}) "
                 f"within {milestone.timeout:.0f}s of the previous milestone")
+
+    def _whole_line(self) -> str:
+        """The console line the last match is in, from its start to its end, as shown.
+
+        A pattern like ``Kernel panic[^\\r\\n]*`` matches as much of the line as has
+        arrived; the rest follows within :data:`LINE_END_WAIT`.
+        """
+        start = re.split(r"[\r\n]", self._text(self.console.before))[-1]
+        line = start + self._text(self.console.after)
+        if not line.endswith(("\r", "\n")):
+            self.console.expect([self._compile(r"[\r\n]"), pexpect.EOF, pexpect.TIMEOUT],
+                                timeout=LINE_END_WAIT)
+            line += self._text(self.console.before)
+            self._remember()
+        shown = [text for text in as_displayed(strip_ansi(line)).splitlines() if text.strip()]
+        return " / ".join(text.strip() for text in shown)
 
     def _compile(self, pattern: str) -> re.Pattern[Any]:
         return re.compile(pattern.encode() if self._binary else pattern)

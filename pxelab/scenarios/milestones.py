@@ -98,6 +98,11 @@ IPXE_ROM = (
               failures=_IPXE_BOOT_FAILURES),
 )
 
+# ldlinux's last words when it cannot go on (core/ldlinux.asm kaboom): it waits for a
+# key or a reset, so nothing else will come.
+_SYSLINUX_GAVE_UP = Fail(efi_text("Boot failed: press a key to retry"),
+                         "SYSLINUX gave up and waits for a key or a reset")
+
 # "PXELINUX 6.04 PXE 20200816" (bookworm), "... 20250413" (trixie), "... 20250811"
 # (sid): the same 6.04, rebuilt; only the build date differs.
 PXELINUX = (
@@ -109,7 +114,10 @@ PXELINUX = (
                   Fail(r"Failed to load ldlinux\.c32",
                        "PXELINUX could not load ldlinux.c32 from beside pxelinux.0 "
                        "(missing, or from another syslinux build)"),
+                  Fail(efi_text("Unable to locate configuration file"),
+                       "PXELINUX found none of the pxelinux.cfg/ files it asks for"),
                   Fail(r"\nboot: ", "PXELINUX found no usable pxelinux.cfg file"),
+                  _SYSLINUX_GAVE_UP,
               )),
     Milestone("kernel_fetch", _efi_loading("ok"), 120,
               description="PXELINUX downloaded the kernel",
@@ -134,6 +142,9 @@ SYSLINUX_EFI = (
                        "(missing, or from another syslinux build)"),
                   Fail(efi_text("No DEFAULT or UI configuration directive found"),
                        "syslinux.efi found no usable pxelinux.cfg file"),
+                  Fail(efi_text("Unable to locate configuration file"),
+                       "syslinux.efi found none of the pxelinux.cfg/ files it asks for"),
+                  _SYSLINUX_GAVE_UP,
               )),
     Milestone("kernel_fetch", _efi_loading("ok"), 120,
               description="syslinux.efi downloaded the kernel",

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pxelab.analysis.diagnosis import (
+    decisions,
     dhcp,
     dhcp6,
     diagnose,
@@ -25,6 +26,7 @@ from pxelab.analysis.diagnosis import (
     milestones,
     query,
     tftp,
+    transfers,
 )
 from pxelab.analysis.diagnosis.model import Cause, DiagnosisRule
 from pxelab.analysis.diagnosis.rules import RULES
@@ -409,7 +411,7 @@ def test_a_late_failure_with_a_clean_network_path_blames_no_network_cause(name: 
 
 def test_the_rules_are_one_per_code_most_specific_first() -> None:
     codes = [rule.__module__.rsplit(".", 1)[-1] + "." + rule.__name__ for rule in RULES]
-    assert len(set(codes)) == len(RULES) == 17
+    assert len(set(codes)) == len(RULES) == 19
     assert RULES[-1] is dhcp.offer_unused  # the fallback comes last
 
 
@@ -533,6 +535,72 @@ def test_withheld_min_secs_is_silent_once_the_client_counted_up_and_was_served()
     boot.events.sort(key=lambda e: e.time)
     evidence = boot.evidence("bootloader", "timeout", 30.0)
     assert dhcp.withheld_min_secs(evidence) is None
+
+
+# -- dhcp.withheld, dhcp6.withheld (any policy reason) ---------------------------------------------
+
+POOL_RULE = "rule 'pool allows members of pxeclients only': withhold"
+
+
+def test_a_withheld_initramfs_lease_names_the_policy_reason() -> None:
+    boot = legacy_boot(until="ldlinux")
+    for n in range(3):  # the initramfs asks; the policy keeps its pool for PXE clients
+        boot.dhcp4(20.0 + 3 * n, "withheld", "DISCOVER", vendor_class="pxelab-init", arch=None,
+                   user_classes=(), reason=POOL_RULE)
+    evidence = boot.evidence("initramfs_dhcp", "no DHCP lease", 40.0)
+    cause = only(decisions.withheld, evidence, "dhcp.withheld")
+    assert "withheld 3 answers to " + MAC in cause.summary
+    assert "pool allows members of pxeclients only" in cause.summary
+    assert cause.stage == "initramfs_dhcp"
+    assert diagnose(evidence).codes[0] == "dhcp.withheld"
+
+
+def test_withheld_is_quiet_once_the_client_was_served_after() -> None:
+    boot = Boot()
+    boot.dhcp4(0.5, "withheld", "DISCOVER", reason=POOL_RULE)
+    boot.dhcp4_round(1.0)
+    assert decisions.withheld(boot.evidence("bootloader", "timeout", 30.0)) is None
+
+
+def test_withheld_leaves_min_secs_to_its_own_rule() -> None:
+    boot = Boot("etherboot_min_secs")
+    _withheld(boot, 1.0, 0)
+    assert decisions.withheld(boot.evidence("rom_dhcp", "timeout", 20.0)) is None
+
+
+def test_a_withheld_dhcpv6_answer_is_dhcp6_withheld() -> None:
+    boot = Boot("uefi_tftp_ipv6")
+    boot.event(1.0, "dhcp6", "withheld", client=MAC, mac=MAC, request="SOLICIT arch 7",
+               reason="host entry: no answer")
+    cause = only(decisions.withheld, boot.evidence("fw_dhcp", "PXE-E16", 30.0), "dhcp6.withheld")
+    assert "DHCPv6 server withheld 1 answer" in cause.summary and "SOLICIT" in cause.summary
+
+
+# -- transfer.short (HTTP) ----------------------------------------------------------------------
+
+def _short_kernel(boot: Boot, at: float, *, events: bool = True) -> None:
+    if events:
+        boot.event(at, "http", "get", client=IP, request="GET /vmlinuz",
+                   answer="200 7095264 bytes", file="/vmlinuz", status=200, bytes=7095264,
+                   size=14190528, keep_alive=False, arch=None, seconds=1.2)
+    boot.packet(at - 1.2, "http", "response", f"{SERVER}:80", f"{IP}:40000",
+                status=200, length=14190528, path="/vmlinuz", reason="OK", body_bytes=7095264)
+
+
+@pytest.mark.parametrize("events", [True, False], ids=["events", "packets-only"])
+def test_an_http_body_cut_short_is_transfer_short(events: bool) -> None:
+    boot = legacy_boot(until="ldlinux")
+    _short_kernel(boot, 9.0, events=events)
+    evidence = boot.evidence("kernel", "no kernel line", 40.0)
+    cause = only(transfers.http_short, evidence, "transfer.short")
+    assert "vmlinuz came short over HTTP: 7095264 of 14190528 bytes (50%)" in cause.summary
+
+
+def test_a_short_response_made_good_by_a_later_whole_one_is_not_the_cause() -> None:
+    boot = legacy_boot(until="ldlinux")
+    _short_kernel(boot, 9.0)
+    boot.http(11.0, "/vmlinuz", size=14190528)
+    assert transfers.http_short(boot.evidence("initrd_fetch", "timeout", 40.0)) is None
 
 
 # -- dhcp.offer_no_httpclient_echo --------------------------------------------------------------

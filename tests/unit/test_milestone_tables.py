@@ -182,3 +182,47 @@ def test_ipxe_lines_of_every_debian_build_match(init: str, fetch: str) -> None:
     rom, fetch_milestone = ms.IPXE_ROM_DHCP[0], ms.IPXE_SCRIPT[2]
     assert re.search(rom.pattern, init + NL)
     assert re.search(fetch_milestone.pattern, fetch + NL)
+
+
+LEGACY_TO_PXELINUX = NL.join((
+    "SeaBIOS (version 1.16.2-debian-1.16.2-1)",
+    "iPXE (http://ipxe.org) 00:03.0 C000 PCI2.10 PnP PMM+1EFD0E80+1EF30E80 C000",
+    "Booting from ROM...",
+    "iPXE initialising devices...ok",
+    IPXE_BANNER,
+    "Press Ctrl-B for the iPXE command line...",
+    "Configuring (net0 52:54:00:12:34:56)... ok",
+    "pxelinux.0 : 42430 bytes [PXE-NBP]",
+    "PXELINUX 6.04 PXE 20200816 Copyright (C) 1994-2015 H. Peter Anvin et al",
+)) + NL
+
+
+@pytest.mark.parametrize(("tail", "cause"), [
+    ("Unable to locate configuration file" + NL + NL
+     + "Boot failed: press a key to retry, or wait for reset..." + NL,
+     "found none of the pxelinux.cfg/ files"),
+    ("Boot failed: press a key to retry, or wait for reset..." + NL, "SYSLINUX gave up"),
+])
+def test_pxelinux_giving_up_ends_the_config_stage(tmp_path: Path, tail: str, cause: str) -> None:
+    started = time.monotonic()
+    timeline = watch(tmp_path, LEGACY_TO_PXELINUX + tail, SCENARIOS["legacy_pxe_ipv4"].milestones)
+    assert timeline.failed_stage == "config"
+    assert cause in (timeline.failure or "")
+    assert time.monotonic() - started < 5, "the line, not the stage's 60 s timeout"
+
+
+def test_the_verdict_quotes_the_whole_line_that_failed(tmp_path: Path) -> None:
+    # The guest's line arrives in two writes: the pattern matches the first part.
+    script = tmp_path / "guest.sh"
+    first = (LEGACY_TO_PXELINUX + "pxelab: pxelinux config loaded" + NL).replace(
+        "\x1b", "\\033") + "Could not find kernel image"
+    script.write_text(f"printf '%b' '{first}'; sleep 0.2; printf ': vmlinuz\\r\\n'\n")
+    # No echo: the watcher answers iPXE's prompt with a space.
+    console = pexpect.spawn("sh", [str(script)], encoding="utf-8", timeout=5, echo=False)
+    try:
+        timeline = ConsoleWatcher(console, time.monotonic(), ms.ANY_STAGE).run(
+            "t", SCENARIOS["legacy_pxe_ipv4"].milestones)
+    finally:
+        console.close(force=True)
+    assert timeline.failed_stage == "kernel_fetch"
+    assert "'Could not find kernel image: vmlinuz'" in (timeline.failure or "")

@@ -16,9 +16,11 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | tftp.blksize_above_mtu            | tftp.blksize_above_mtu                 |
 | tftp.rrq_unanswered               | tftp.rrq_unanswered                    |
 | tftp.next_file_missing            | tftp.next_file_missing                 |
+| transfer.short                    | transfers.http_short                   |
 | dhcp6.release_unanswered          | dhcp6.release_unanswered               |
 | dhcp6.advertise_no_vendor_class   | dhcp6.advertise_no_vendor_class        |
 | dhcp.withheld_min_secs            | dhcp.withheld_min_secs                 |
+| dhcp.withheld, dhcp6.withheld     | decisions.withheld                     |
 | dhcp.offer_no_httpclient_echo     | dhcp.offer_no_httpclient_echo          |
 | dhcp.pxeclient_without_43         | dhcp.pxeclient_without_43              |
 | firmware.no_rng_device            | firmware.no_rng_device                 |
@@ -28,7 +30,17 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 
 from __future__ import annotations
 
-from pxelab.analysis.diagnosis import dhcp, dhcp6, firmware, ipxe, linux, milestones, tftp
+from pxelab.analysis.diagnosis import (
+    decisions,
+    dhcp,
+    dhcp6,
+    firmware,
+    ipxe,
+    linux,
+    milestones,
+    tftp,
+    transfers,
+)
 from pxelab.analysis.diagnosis.model import DiagnosisRule
 
 RULES: tuple[DiagnosisRule, ...] = (
@@ -41,9 +53,11 @@ RULES: tuple[DiagnosisRule, ...] = (
     tftp.blksize_above_mtu,
     tftp.rrq_unanswered,
     tftp.next_file_missing,
+    transfers.http_short,
     dhcp6.release_unanswered,
     dhcp6.advertise_no_vendor_class,
     dhcp.withheld_min_secs,
+    decisions.withheld,
     dhcp.offer_no_httpclient_echo,
     dhcp.pxeclient_without_43,
     firmware.no_rng_device,

@@ -1,0 +1,60 @@
+"""Rules for a boot server's decisions that left the guest without an answer.
+
+The server says why it stayed silent: every ``withheld`` event carries the policy's
+reason ("rule 'pool allows members of pxeclients only': withhold", a host entry,
+min_secs). A client withheld and never served afterwards was stopped by that
+decision, whatever the stage: the firmware's DHCP, the NBP's, the initramfs's.
+min_secs has its own rule (:func:`pxelab.analysis.diagnosis.dhcp.withheld_min_secs`),
+which names the secs the client sent.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence
+from pxelab.core.events import Event
+
+_MIN_SECS = re.compile(r"secs=\d+ < min_secs=\d+")
+# source -> (the kinds that answer, the protocol's name)
+_SERVED = {"dhcp4": (("offer", "ack"), "DHCPv4"), "dhcp6": (("advertise", "reply"), "DHCPv6")}
+
+
+def withheld(evidence: Evidence) -> Cause | None:
+    """The server withheld its answers to the guest for a policy reason, and never
+    served it after: the reason the policy gave is the cause."""
+    for source, (served, name) in _SERVED.items():
+        found = _unserved(evidence, source, served)
+        if found:
+            return _cause(evidence, source, name, found)
+    return None
+
+
+def _unserved(evidence: Evidence, source: str, served: tuple[str, ...]) -> list[Event]:
+    """The client's withheld requests since it was last served (min_secs aside)."""
+    withheld = [e for e in q.events(evidence, source, "withheld")
+                if not _MIN_SECS.search(e.reason)]
+    if not withheld:
+        return []
+    client = withheld[-1].client
+    answers = [e for e in q.events(evidence, source, *served) if e.client == client]
+    if q.after(answers, withheld[-1].time):
+        return []
+    since = max((e.time for e in answers), default=float("-inf"))
+    return [e for e in withheld if e.client == client and e.time > since]
+
+
+def _cause(evidence: Evidence, source: str, name: str, mine: list[Event]) -> Cause:
+    reasons = list(dict.fromkeys(e.reason for e in mine))
+    asked = mine[-1].request.split(" ")[0] if mine[-1].request else "request"
+    stage = evidence.timeline.failed_stage or "dhcp"
+    return Cause(
+        f"{'dhcp' if source == 'dhcp4' else 'dhcp6'}.withheld", stage,
+        f"the {name} server withheld {q.plural(len(mine), 'answer')} to {mine[-1].client} "
+        f"(last: {asked}) by its policy: {'; '.join(reasons)}",
+        q.lines(evidence, [mine[0], *mine[1:2], mine[-1]]),
+        "change the policy decision quoted above (the server's rule or host entry), or make "
+        f"the client at stage {stage} match what the policy serves (its vendor class, "
+        "user class, architecture or MAC)")

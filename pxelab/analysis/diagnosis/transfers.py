@@ -1,0 +1,64 @@
+"""Rules for transfers that ended short: the guest got less of a file than there is.
+
+A file cut short breaks the boot later and somewhere else: a kernel that does not
+start, "Initramfs unpacking failed", a loader that hangs. What shows the cause is the
+transfer itself: bytes sent against the file's size, from the server's events or,
+without them (a third-party server), from the packet capture's HTTP response
+(Content-Length against the body bytes on the wire).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence, PacketRecord
+from pxelab.core.events import Event
+
+
+@dataclass(frozen=True)
+class Short:
+    """One response whose body ended before its length."""
+
+    item: Event | PacketRecord
+    file: str
+    sent: int
+    size: int
+    time: float
+
+
+def http_short(evidence: Evidence) -> Cause | None:
+    """An HTTP response ended before its Content-Length, and the file never came whole."""
+    found = _short_events(evidence) or _short_packets(evidence)
+    whole = {q.event_file(e): e.time for e in q.delivered(evidence)}
+    found = [s for s in found if whole.get(s.file, float("-inf")) < s.time]
+    if not found:
+        return None
+    last = found[-1]
+    percent = 100 * last.sent // last.size if last.size else 0
+    return Cause(
+        "transfer.short", evidence.timeline.failed_stage or "kernel",
+        f"{last.file} came short over HTTP: {last.sent} of {last.size} bytes ({percent}%), "
+        "and the guest booted on with what it had",
+        q.lines(evidence, [s.item for s in found[-2:]]),
+        f"make the HTTP server send all of {last.file} (its log says why it stopped: a "
+        "timeout, a proxy's size limit, a file changed while being sent)")
+
+
+def _short_events(evidence: Evidence) -> list[Short]:
+    return [Short(e, q.event_file(e), int(q.detail(e, "bytes", 0)), int(q.detail(e, "size")),
+                  e.time)
+            for e in q.events(evidence, "http", "get")
+            if q.detail(e, "status") == 200 and q.detail(e, "size") is not None
+            and int(q.detail(e, "bytes", 0)) < int(q.detail(e, "size"))]
+
+
+def _short_packets(evidence: Evidence) -> list[Short]:
+    found = []
+    for packet in q.packets(evidence, "http", "response"):
+        length, body = q.field(packet, "length"), q.field(packet, "body_bytes", 0)
+        if q.field(packet, "status") == 200 and length is not None and body < length:
+            found.append(Short(packet, q.file_key(str(q.field(packet, "path", ""))), body,
+                               length, packet.time))
+    return found
