@@ -74,7 +74,7 @@ def not_found_line(evidence: Evidence) -> str:
 
 
 def failed_diagnosis(evidence: Evidence) -> Diagnosis:
-    cause = Cause("tftp.next_file_missing", "config",
+    cause = Cause("file.not_found", "config",
                   "the NBP pxelinux.0 was sent, then ldlinux.c32 was not found in /srv/<data>",
                   evidence=(not_found_line(evidence),),
                   fix="put ldlinux.c32 from the same syslinux build beside pxelinux.0")

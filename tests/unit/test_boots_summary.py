@@ -33,9 +33,9 @@ def test_a_failed_boot_line_says_failed_and_has_no_seconds() -> None:
 
 def test_a_faulted_boot_line_names_its_faults_stage_and_cause() -> None:
     line = boot_line({"case": "legacy_pxe_ipv4", "ok": "False", "faults": "ldlinux-missing",
-                      "failed_stage": "config", "cause": "tftp.next_file_missing"})
+                      "failed_stage": "config", "cause": "file.not_found"})
     assert "--fault ldlinux-missing" in line
-    assert "failed at config: tftp.next_file_missing" in line
+    assert "failed at config: file.not_found" in line
 
 
 def test_junit_properties_carry_the_firmware_set_and_its_versions(tmp_path: Path) -> None:

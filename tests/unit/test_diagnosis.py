@@ -20,6 +20,7 @@ from pxelab.analysis.diagnosis import (
     dhcp,
     dhcp6,
     diagnose,
+    files,
     firmware,
     ipxe,
     linux,
@@ -411,7 +412,7 @@ def test_a_late_failure_with_a_clean_network_path_blames_no_network_cause(name: 
 
 def test_the_rules_are_one_per_code_most_specific_first() -> None:
     codes = [rule.__module__.rsplit(".", 1)[-1] + "." + rule.__name__ for rule in RULES]
-    assert len(set(codes)) == len(RULES) == 19
+    assert len(set(codes)) == len(RULES) == 20
     assert RULES[-1] is dhcp.offer_unused  # the fallback comes last
 
 
@@ -421,7 +422,7 @@ def test_evidence_survives_its_json_round_trip_and_diagnoses_the_same() -> None:
     evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, FAILED_LDLINUX)
     again = Evidence.from_dict(evidence.to_dict())
     assert diagnose(again) == diagnose(evidence)
-    assert diagnose(again).codes == ("tftp.next_file_missing",)
+    assert diagnose(again).codes == ("file.not_found",)
 
 
 # -- dhcp.no_discover ----------------------------------------------------------------------------
@@ -808,20 +809,20 @@ def test_next_file_missing_names_ldlinux_and_the_directory_searched() -> None:
     boot = legacy_boot(until="ldlinux", data_files=("pxelinux.0", "syslinux/ldlinux.c32"))
     boot.tftp_missing(0.56, "ldlinux.c32")
     evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, f"{FAILED_LDLINUX}\nBoot failed")
-    cause = only(tftp.next_file_missing, evidence, "tftp.next_file_missing")
+    cause = only(tftp.next_file_missing, evidence, "file.not_found")
     assert cause.summary.startswith("ldlinux.c32 was not found")
     assert f"looked in {DATA} after pxelinux.0 was sent" in cause.summary
     assert "syslinux/ldlinux.c32" in cause.summary  # where it is instead
     assert f"put ldlinux.c32 into {DATA}" in cause.fix
     assert "same syslinux build" in cause.fix
-    assert diagnose(evidence).codes == ("tftp.next_file_missing",)
+    assert diagnose(evidence).codes == ("file.not_found",)
 
 
 def test_next_file_missing_of_the_config_search_names_default() -> None:
     boot = legacy_boot(until="config")
     config_search(boot, 0.56, default=False)
     evidence = boot.evidence("config", "timeout after 60 s", 60.0, "boot:")
-    cause = only(tftp.next_file_missing, evidence, "tftp.next_file_missing")
+    cause = only(tftp.next_file_missing, evidence, "file.not_found")
     assert cause.summary.startswith("pxelinux.cfg/default was not found")
     assert f"{DATA}/pxelinux.cfg" in cause.summary
     assert "also tried: pxelinux.cfg/01-52-54-00-12-34-56" in cause.summary
@@ -841,7 +842,7 @@ def test_next_file_missing_over_http_after_grub() -> None:
     boot.events = [e for e in boot.events if e.time < T0 + 17.0]
     boot.http(17.0, "/grub/grub.cfg", 404)
     evidence = boot.evidence("config", "timeout", 77.0, "grub>")
-    cause = only(tftp.next_file_missing, evidence, "tftp.next_file_missing")
+    cause = only(tftp.next_file_missing, evidence, "file.not_found")
     assert "grub/grub.cfg was not found: the HTTP server looked in" in cause.summary
     assert f"{DATA}/grub" in cause.summary
 
@@ -851,6 +852,30 @@ def test_a_missing_file_before_the_nbp_is_not_next_file_missing() -> None:
     boot.dhcp4_round(0.3)
     boot.tftp_missing(0.45, "pxelinux.0")
     assert tftp.next_file_missing(boot.evidence("nbp", "PXE-E32", 5.0)) is None
+
+
+# -- file.not_found for the NBP the DHCP answer named -------------------------------------------
+
+@pytest.mark.parametrize(("named", "close"), [("pxelinx.0", "pxelinux.0"),
+                                              ("boot/pxelinux.0", "pxelinux.0")])
+def test_a_boot_file_typo_names_the_file_the_data_root_has(named: str, close: str) -> None:
+    boot = Boot("legacy_pxe_ipv4", nbp="pxelinux.0",
+                data_files=("ldlinux.c32", "pxelinux.0", "pxelinux.cfg/default"))
+    boot.dhcp4_round(0.3, file=named)
+    boot.tftp_missing(0.45, named)
+    evidence = boot.evidence("nbp", "No more network devices", 1.0)
+    cause = only(files.nbp_not_found, evidence, "file.not_found")
+    assert f"{named}, the boot file the DHCP answer named, is not on the TFTP server" \
+        in cause.summary
+    assert f"the data root has {close}" in cause.summary
+    assert cause.fix.startswith(f"name {close} as the boot file")
+    assert diagnose(evidence).codes[0] == "file.not_found"
+
+
+def test_nbp_not_found_is_quiet_when_the_nbp_came() -> None:
+    boot = legacy_boot(until="ldlinux")
+    boot.tftp_missing(9.0, "pxelinux.0")  # a later, stray request
+    assert files.nbp_not_found(boot.evidence("config", "timeout", 30.0)) is None
 
 
 # -- tftp.rrq_unanswered -------------------------------------------------------------------------
@@ -1203,7 +1228,7 @@ def test_ldlinux_missing_then_absolute_paths_refused_is_a_missing_file() -> None
                code=1, file="ldlinux.c32")
     _search_refused(boot, 0.54)
     evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, FAILED_LDLINUX)
-    cause = only(tftp.next_file_missing, evidence, "tftp.next_file_missing")
+    cause = only(tftp.next_file_missing, evidence, "file.not_found")
     assert cause.summary.startswith(f"ldlinux.c32 was not found: the TFTP server looked in {DATA}")
     assert tftp.ldlinux_mismatch(evidence) is None
 

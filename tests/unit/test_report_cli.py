@@ -32,7 +32,7 @@ FAKE_FAULTS = {
                                  argument="seconds", default="3"),
     "aa-no-ldlinux": Regression("aa-no-ldlinux", "ldlinux.c32 is missing",
                                   "legacy_pxe_ipv4[e1000]", "config",
-                                  "tftp.next_file_missing", lambda s, _a: s),
+                                  "file.not_found", lambda s, _a: s),
 }
 
 
@@ -125,10 +125,10 @@ def test_faults_are_applied_in_order_and_a_failed_boot_prints_its_diagnosis(
     printed = capsys.readouterr().out
     assert "with faults: aa-no-ldlinux, zz-slow-dhcp" in printed
     assert "FAILED: legacy_pxe_ipv4[e1000] at stage 'config'" in printed
-    assert "[tftp.next_file_missing]" in printed and "fix: put ldlinux.c32" in printed
+    assert "[file.not_found]" in printed and "fix: put ldlinux.c32" in printed
     assert printed.rstrip().endswith(f"reproduce: {REPRODUCE}")
     written = json.loads(out.read_text())
-    assert written["diagnosis"]["causes"][0]["code"] == "tftp.next_file_missing"
+    assert written["diagnosis"]["causes"][0]["code"] == "file.not_found"
 
 
 def test_report_writes_the_page_and_prints_its_path(tmp_path, capsys):
@@ -136,7 +136,7 @@ def test_report_writes_the_page_and_prints_its_path(tmp_path, capsys):
     boot = write_boot(tmp_path / "boot", evidence, failed_diagnosis(evidence))
     assert cli.main(["report", str(boot), "-o", str(tmp_path / "page.html")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "page.html")
-    assert "tftp.next_file_missing" in (tmp_path / "page.html").read_text()
+    assert "file.not_found" in (tmp_path / "page.html").read_text()
 
 
 def test_report_on_a_directory_without_boots_exits_2(tmp_path, capsys):

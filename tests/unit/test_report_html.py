@@ -37,7 +37,7 @@ def test_one_boot_page_has_verdict_cause_reproduce_and_is_self_contained(failed_
     page = Page(out.read_text())
     assert_self_contained(page, out.parent)
     header = "".join(page.find("header")[0].text)
-    assert "FAILED" in header and "config" in header and "[tftp.next_file_missing]" in header
+    assert "FAILED" in header and "config" in header and "[file.not_found]" in header
     assert REPRODUCE in header and "ldlinux-missing" in header
     assert "tcg" in header and "ipxe-qemu" in header  # versions from the properties
     causes = page.text_of("causes")
@@ -101,7 +101,7 @@ def test_matrix_page_has_a_row_and_a_chart_row_per_case(tmp_path: Path):
     rows = page.find("tr", inside="case-rows")
     assert len(rows) == 3
     cells = ["".join(r.text) for r in rows]
-    assert "tftp.next_file_missing" in cells[1] and "FAILED" in cells[1]
+    assert "file.not_found" in cells[1] and "FAILED" in cells[1]
     assert "20.0" in cells[2]  # uefi_http_ipv6: 8 s x 2.5 to userspace
     chart_rows = page.find("g", inside="matrix-chart", cls="row")
     assert [r.attrs["data-case"] for r in chart_rows] == [

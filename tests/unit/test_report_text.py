@@ -28,7 +28,7 @@ def test_failed_boot_names_stage_cause_evidence_fix_and_rerun_command():
     text = render_boot(evidence.timeline, ARTIFACTS, evidence=evidence,
                        diagnosis=failed_diagnosis(evidence))
     assert "FAILED at stage 'config'" in text
-    assert "cause: the NBP pxelinux.0 was sent" in text and "[tftp.next_file_missing]" in text
+    assert "cause: the NBP pxelinux.0 was sent" in text and "[file.not_found]" in text
     assert "fix: put ldlinux.c32 from the same syslinux build" in text
     assert "last console lines:\nPXELINUX 6.04\nFailed to load ldlinux.c32" in text
     assert "  evidence        /art/evidence.json" in text

@@ -14,7 +14,7 @@ class Cause:
     """One explanation of a failed boot.
 
     ``code`` is stable (tests and the regressions assert on it, e.g.
-    "tftp.next_file_missing"); ``summary`` is one sentence naming the specifics
+    "file.not_found"); ``summary`` is one sentence naming the specifics
     (the file, the client, the block number); ``evidence`` the timeline lines
     that show it (rendered :class:`~pxelab.analysis.evidence.Entry` lines, seconds first);
     ``fix`` what to change.

@@ -115,6 +115,23 @@ def delivered(evidence: Evidence) -> list[Event]:
     return sorted(found, key=lambda e: e.time)
 
 
+def refusals(evidence: Evidence) -> list[Event]:
+    """TFTP "file not found" and "access violation" answers and HTTP 404s, one per file
+    (HEAD and GET count once).
+
+    PXELINUX that misses ldlinux.c32 beside itself goes on to absolute paths
+    (/boot/isolinux/..., /syslinux/...), which a server that refuses absolute paths
+    answers with ERROR 2: the same search, refused.
+    """
+    found = events(evidence, "tftp", "not_found", "denied")
+    found += [e for e in events(evidence, "http", "get", "head") if detail(e, "status") == 404]
+    seen: dict[tuple[str, int], Event] = {}
+    for event in sorted(found, key=lambda e: e.time):
+        # A HEAD then a GET of one file within a second: one refusal.
+        seen.setdefault((event_file(event), int(event.time)), event)
+    return sorted(seen.values(), key=lambda e: e.time)
+
+
 def boot_files(evidence: Evidence) -> list[tuple[Event, str]]:
     """The DHCP answers that named a boot file, with the file (as a data-root key)."""
     found = []

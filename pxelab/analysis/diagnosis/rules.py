@@ -15,7 +15,8 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | tftp.oack_malformed               | tftp.oack_malformed                    |
 | tftp.blksize_above_mtu            | tftp.blksize_above_mtu                 |
 | tftp.rrq_unanswered               | tftp.rrq_unanswered                    |
-| tftp.next_file_missing            | tftp.next_file_missing                 |
+| file.not_found (after the NBP)    | tftp.next_file_missing                 |
+| file.not_found (the NBP)          | files.nbp_not_found                    |
 | transfer.short                    | transfers.http_short                   |
 | dhcp6.release_unanswered          | dhcp6.release_unanswered               |
 | dhcp6.advertise_no_vendor_class   | dhcp6.advertise_no_vendor_class        |
@@ -34,6 +35,7 @@ from pxelab.analysis.diagnosis import (
     decisions,
     dhcp,
     dhcp6,
+    files,
     firmware,
     ipxe,
     linux,
@@ -53,6 +55,7 @@ RULES: tuple[DiagnosisRule, ...] = (
     tftp.blksize_above_mtu,
     tftp.rrq_unanswered,
     tftp.next_file_missing,
+    files.nbp_not_found,
     transfers.http_short,
     dhcp6.release_unanswered,
     dhcp6.advertise_no_vendor_class,

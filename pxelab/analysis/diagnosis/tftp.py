@@ -14,6 +14,7 @@ import posixpath
 import re
 
 from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.files import similar_names
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence, PacketRecord
 from pxelab.core.events import Event
@@ -24,23 +25,6 @@ LDLINUX = ("ldlinux.c32", "ldlinux.e64")
 OVERHEAD_IPV4 = 20 + 8 + 4
 OVERHEAD_IPV6 = 40 + 8 + 4
 _RRQ_FILE = re.compile(r"^tftp\.rrq #\d+ \((?P<file>.+)\)$")
-
-
-def _refusals(evidence: Evidence) -> list[Event]:
-    """TFTP "file not found" and "access violation" answers and HTTP 404s, one per file
-    (HEAD and GET count once).
-
-    PXELINUX that misses ldlinux.c32 beside itself goes on to absolute paths
-    (/boot/isolinux/..., /syslinux/...), which a server that refuses absolute paths
-    answers with ERROR 2: the same search, refused.
-    """
-    found = q.events(evidence, "tftp", "not_found", "denied")
-    found += [e for e in q.events(evidence, "http", "get", "head") if q.detail(e, "status") == 404]
-    seen: dict[tuple[str, int], Event] = {}
-    for event in sorted(found, key=lambda e: e.time):
-        # A HEAD then a GET of one file within a second: one refusal.
-        seen.setdefault((q.event_file(event), int(event.time)), event)
-    return sorted(seen.values(), key=lambda e: e.time)
 
 
 def _requested(evidence: Evidence, since: float) -> set[str]:
@@ -81,7 +65,7 @@ def next_file_missing(evidence: Evidence) -> Cause | None:
         return None
     done = [e for e in q.after(q.delivered(evidence), start.time) if e is not start]
     last_ok = max((e.time for e in done), default=start.time)
-    streak = [e for e in _refusals(evidence) if e.time > last_ok]
+    streak = [e for e in q.refusals(evidence) if e.time > last_ok]
     if not streak:
         return None
     names = list(dict.fromkeys(q.event_file(e) for e in streak))
@@ -102,13 +86,15 @@ def next_file_missing(evidence: Evidence) -> Cause | None:
             if others else "")
     elsewhere = [f for f in evidence.facts.data_files
                  if posixpath.basename(f) == posixpath.basename(name) and f != name]
-    there = f" (the data root has {elsewhere[0]}: a path prefix mismatch?)" if elsewhere else ""
+    close = similar_names(name, evidence.facts.data_files)
+    there = (f" (the data root has {elsewhere[0]}: a path prefix mismatch?)" if elsewhere
+             else f" (the data root has {', '.join(close)}: a typo?)" if close else "")
     fix = (f"put {posixpath.basename(name)} into {where}" + (
         f" from the same syslinux build as {q.event_file(start)}"
         if posixpath.basename(name) in LDLINUX else "")
            + f", or make {_loader(evidence)} ask for a file the server has")
     return Cause(
-        "tftp.next_file_missing", evidence.timeline.failed_stage or "bootloader",
+        "file.not_found", evidence.timeline.failed_stage or "bootloader",
         f"{name} was not found: the {server} server looked in {where} after "
         f"{q.event_file(start)} was sent{there}{also}",
         q.lines(evidence, [start, *streak[:2], culprit]),

@@ -127,7 +127,7 @@ register(
     Regression(
         name="ldlinux-missing",
         summary="the TFTP root has pxelinux.0 but not ldlinux.c32 beside it",
-        scenario="legacy_pxe_ipv4", stage="config", cause="tftp.next_file_missing",
+        scenario="legacy_pxe_ipv4", stage="config", cause="file.not_found",
         apply=_ldlinux_missing,
         report="PXELINUX prints its banner, then 'Failed to load ldlinux.c32' and reboots"),
     Regression(

@@ -1,0 +1,56 @@
+"""Rules for files the guest asked for that the server does not have.
+
+:func:`nbp_not_found` covers the boot file the DHCP answer named (the NBP itself, before
+anything arrived); what a loader asks for after it is
+:func:`pxelab.analysis.diagnosis.tftp.next_file_missing`. Both are ``file.not_found``,
+over TFTP or HTTP alike, and name the data root's files with a similar name: a typo in
+a DHCP config is the common case ("pxelinx.0").
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+from collections.abc import Sequence
+
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence
+
+SIMILAR_CUTOFF = 0.6  # difflib's ratio: "pxelinx.0" to "pxelinux.0" is 0.95
+
+
+def similar_names(name: str, files: Sequence[str]) -> list[str]:
+    """Data-root files whose path or base name is close to ``name``, closest first."""
+    by_base = {posixpath.basename(f): f for f in files}
+    close = difflib.get_close_matches(name, files, n=3, cutoff=SIMILAR_CUTOFF)
+    close += [by_base[b] for b in difflib.get_close_matches(
+        posixpath.basename(name), list(by_base), n=3, cutoff=SIMILAR_CUTOFF)]
+    return [f for f in dict.fromkeys(close) if f != name][:3]
+
+
+def nbp_not_found(evidence: Evidence) -> Cause | None:
+    """The boot file the DHCP answer named was refused (TFTP error 1/2, HTTP 404) and
+    never arrived."""
+    if q.nbp_delivery(evidence) is not None or q.reached_linux(evidence):
+        return None
+    named = {name: event for event, name in q.boot_files(evidence)}
+    refused = [e for e in q.refusals(evidence) if q.event_file(e) in named]
+    if not refused:
+        return None
+    culprit = refused[-1]
+    name = q.event_file(culprit)
+    if any(q.event_file(e) == name for e in q.delivered(evidence)):
+        return None
+    close = similar_names(name, evidence.facts.data_files)
+    server = "HTTP" if culprit.source == "http" else "TFTP"
+    there = f"; the data root has {', '.join(close)}" if close else ""
+    fix = (f"name {close[0]} as the boot file in the DHCP answer, or put {name} into the "
+           "data root" if close else f"put {name} into the data root, or name a file it "
+           "has as the boot file in the DHCP answer")
+    return Cause(
+        "file.not_found", evidence.timeline.failed_stage or "nbp",
+        f"{name}, the boot file the DHCP answer named, is not on the {server} server "
+        f"({q.searched_directory(evidence, culprit)}){there}",
+        q.lines(evidence, [named[name], culprit]),
+        fix)
