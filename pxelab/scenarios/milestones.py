@@ -322,6 +322,9 @@ KERNEL_FAILURES = (
     Fail(whole_line(contract.INIT_PANIC) + r"(?:.|\n)*?Kernel panic - not syncing[^\r\n]*",
          "the initramfs found no network device (is the NIC's driver in the initrd?) and "
          "gave up: the kernel panicked"),
+    # The kernel goes on after it (with what it unpacked), and panics or hangs later.
+    Fail(r"Initramfs unpacking failed", "the kernel could not unpack the initrd (cut short "
+         "or corrupt: compare its size with the file's)"),
     Fail(r"Kernel panic - not syncing[^\r\n]*", "the kernel panicked"),
     Fail(r"VFS: Unable to mount root fs[^\r\n]*", "the kernel found no root filesystem"),
     Fail(whole_line(contract.INIT_FAILED), "the initramfs gave up"),

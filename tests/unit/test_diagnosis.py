@@ -22,6 +22,7 @@ from pxelab.analysis.diagnosis import (
     diagnose,
     files,
     firmware,
+    guest,
     ipxe,
     linux,
     milestones,
@@ -412,8 +413,8 @@ def test_a_late_failure_with_a_clean_network_path_blames_no_network_cause(name: 
 
 def test_the_rules_are_one_per_code_most_specific_first() -> None:
     codes = [rule.__module__.rsplit(".", 1)[-1] + "." + rule.__name__ for rule in RULES]
-    assert len(set(codes)) == len(RULES) == 20
-    assert RULES[-1] is dhcp.offer_unused  # the fallback comes last
+    assert len(set(codes)) == len(RULES) == 22
+    assert RULES[-2:] == (dhcp.offer_unused, guest.error_line)  # the fallbacks come last
 
 
 def test_evidence_survives_its_json_round_trip_and_diagnoses_the_same() -> None:
@@ -575,6 +576,35 @@ def test_a_withheld_dhcpv6_answer_is_dhcp6_withheld() -> None:
                reason="host entry: no answer")
     cause = only(decisions.withheld, boot.evidence("fw_dhcp", "PXE-E16", 30.0), "dhcp6.withheld")
     assert "DHCPv6 server withheld 1 answer" in cause.summary and "SOLICIT" in cause.summary
+
+
+# -- the guest's own lines: initrd.unpack_failed, guest.error_line -------------------------------
+
+def test_a_cut_initrd_is_named_from_the_kernels_line() -> None:
+    boot = legacy_boot(until="kernel")
+    tail = "Initramfs unpacking failed: read error\nKernel panic - not syncing: No working init"
+    evidence = boot.evidence("initramfs", "the kernel could not unpack the initrd (cut short or "
+                             "corrupt) (console: 'Initramfs unpacking failed: read error')",
+                             14.0, tail)
+    cause = only(guest.known_line, evidence, "initrd.unpack_failed")
+    assert "(read error)" in cause.summary
+    assert diagnose(evidence).codes[0] == "initrd.unpack_failed"
+
+
+def test_an_unknown_guest_error_line_is_quoted_not_unknown() -> None:
+    boot = legacy_boot(until="kernel")
+    evidence = boot.evidence("initramfs", "the kernel panicked (console: 'Kernel panic - not "
+                             "syncing: Attempted to kill init! exitcode=0x00000100')", 14.0)
+    cause = only(guest.error_line, evidence, "guest.error_line")
+    assert cause.summary == ("the guest ended stage initramfs saying: Kernel panic - not "
+                             "syncing: Attempted to kill init! exitcode=0x00000100")
+    assert diagnose(evidence).codes == ("guest.error_line",)
+
+
+def test_error_line_is_quiet_on_a_timeout() -> None:
+    boot = legacy_boot(until="kernel")
+    evidence = boot.evidence("initramfs", "no initramfs within 60s of the previous milestone", 70.0)
+    assert guest.error_line(evidence) is None
 
 
 # -- transfer.short (HTTP) ----------------------------------------------------------------------

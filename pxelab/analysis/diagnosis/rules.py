@@ -9,6 +9,7 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 |-----------------------------------|----------------------------------------|
 | console.milestone_unmatched       | milestones.milestone_unmatched         |
 | initrd.no_network_driver          | linux.no_network_driver                |
+| initrd.unpack_failed, ...         | guest.known_line                       |
 | ipxe.chainload_loop               | ipxe.chainload_loop                    |
 | tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
 | tftp.oack_unrequested_option      | tftp.oack_unrequested_option           |
@@ -26,7 +27,8 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | dhcp.pxeclient_without_43         | dhcp.pxeclient_without_43              |
 | firmware.no_rng_device            | firmware.no_rng_device                 |
 | dhcp.no_discover                  | dhcp.no_discover                       |
-| dhcp.offer_unused                 | dhcp.offer_unused (the fallback)       |
+| dhcp.offer_unused                 | dhcp.offer_unused (DHCP's fallback)    |
+| guest.error_line                  | guest.error_line (the last fallback)   |
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pxelab.analysis.diagnosis import (
     dhcp6,
     files,
     firmware,
+    guest,
     ipxe,
     linux,
     milestones,
@@ -48,6 +51,7 @@ from pxelab.analysis.diagnosis.model import DiagnosisRule
 RULES: tuple[DiagnosisRule, ...] = (
     milestones.milestone_unmatched,
     linux.no_network_driver,
+    guest.known_line,
     ipxe.chainload_loop,
     tftp.ldlinux_mismatch,
     tftp.oack_unrequested_option,
@@ -66,4 +70,5 @@ RULES: tuple[DiagnosisRule, ...] = (
     firmware.no_rng_device,
     dhcp.no_discover,
     dhcp.offer_unused,
+    guest.error_line,
 )

@@ -1,0 +1,72 @@
+"""Rules that read what the guest itself printed: its own words for what went wrong.
+
+A kernel, an initramfs, a boot loader or a firmware often says exactly what failed;
+:data:`KNOWN_LINES` names the cause of the lines whose meaning is known, and
+:func:`error_line` quotes any other error line the stage ended on, whole, so that a
+failure the rules do not know yet still shows the guest's words instead of nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.model import Cause
+from pxelab.analysis.evidence import Evidence
+
+
+@dataclass(frozen=True)
+class KnownLine:
+    """A console line whose meaning is known: the cause it names, and its fix."""
+
+    pattern: re.Pattern[str]
+    code: str
+    summary: str  # may use the pattern's named groups
+    fix: str
+
+
+KNOWN_LINES = (
+    KnownLine(re.compile(r"Initramfs unpacking failed: (?P<why>[^\r\n]*)"),
+              "initrd.unpack_failed",
+              "the kernel could not unpack the initrd ({why}): the file the guest got is cut "
+              "short or corrupt",
+              "serve the whole initrd: compare its size in the data root with the payload's "
+              "and with what the server sent"),
+)
+# The line a failure quotes: FailurePattern texts end in "(console: '<line>')".
+_QUOTED = re.compile(r"\(console: '(?P<line>.*)'\)$")
+
+
+def known_line(evidence: Evidence) -> Cause | None:
+    """The console said something whose meaning is known (:data:`KNOWN_LINES`)."""
+    timeline = evidence.timeline
+    for known in KNOWN_LINES:
+        # The console tail holds the line as printed; the failure text quotes it.
+        found = known.pattern.search(timeline.console_tail) or known.pattern.search(
+            timeline.failure or "")
+        if found:
+            return Cause(known.code, evidence.timeline.failed_stage or "kernel",
+                         known.summary.format(**found.groupdict())
+                         + f" (console: {found.group(0).strip()!r})",
+                         _failure(evidence), known.fix)
+    return None
+
+
+def error_line(evidence: Evidence) -> Cause | None:
+    """The fallback: the stage ended on a guest line no other rule explains; quote it."""
+    found = _QUOTED.search(evidence.timeline.failure or "")
+    if found is None:
+        return None
+    stage = evidence.timeline.failed_stage or "?"
+    return Cause(
+        "guest.error_line", stage,
+        f"the guest ended stage {stage} saying: {found['line']}",
+        _failure(evidence),
+        "read the line: it names what the guest missed; pxelab has no rule for it yet, so "
+        "the timeline and the server's log around it say the rest")
+
+
+def _failure(evidence: Evidence) -> tuple[str, ...]:
+    line = q.failure_line(evidence)
+    return (line,) if line else ()
