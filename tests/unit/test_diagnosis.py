@@ -411,6 +411,20 @@ def test_a_late_failure_with_a_clean_network_path_blames_no_network_cause(name: 
     assert "no diagnosis rule matched" in diagnosis.render()
 
 
+def test_unknown_says_which_evidence_was_missing() -> None:
+    boot = Boot("uefi_tftp_ipv4", firmware="ovmf")
+    boot.events.clear()  # a third-party server: no pxelab events
+    evidence = boot.evidence("nbp", "no nbp within 60s of the previous milestone", 70.0)
+    diagnosis = diagnose(evidence, rules=())
+    assert diagnosis.causes == ()
+    assert diagnosis.gaps == (
+        "no boot server events (a third-party server: rules read packets only)",
+        "no packet capture",
+        "no guest line: stage nbp ended on its timeout, as no failure pattern of it matched",
+        "no OVMF debug log")
+    assert "the evidence lacked: no boot server events" in diagnosis.render()
+
+
 def test_the_rules_are_one_per_code_most_specific_first() -> None:
     codes = [rule.__module__.rsplit(".", 1)[-1] + "." + rule.__name__ for rule in RULES]
     assert len(set(codes)) == len(RULES) == 22

@@ -13,7 +13,7 @@ from pxelab.analysis.diagnosis.model import Cause, Diagnosis, DiagnosisRule
 from pxelab.analysis.diagnosis.rules import RULES
 from pxelab.analysis.evidence import Evidence
 
-__all__ = ["Cause", "Diagnosis", "DiagnosisRule", "diagnose"]
+__all__ = ["Cause", "Diagnosis", "DiagnosisRule", "diagnose", "gaps"]
 
 
 def diagnose(evidence: Evidence, rules: Sequence[DiagnosisRule] = RULES) -> Diagnosis:
@@ -23,4 +23,20 @@ def diagnose(evidence: Evidence, rules: Sequence[DiagnosisRule] = RULES) -> Diag
         return Diagnosis(evidence.scenario, ok=True)
     causes = tuple(cause for rule in rules if (cause := rule(evidence)) is not None)
     return Diagnosis(evidence.scenario, ok=False, failed_stage=timeline.failed_stage,
-                     failure=timeline.failure, causes=causes)
+                     failure=timeline.failure, causes=causes,
+                     gaps=() if causes else gaps(evidence))
+
+
+def gaps(evidence: Evidence) -> tuple[str, ...]:
+    """The evidence a failed boot lacks that rules read: why none of them could match."""
+    found = []
+    if not evidence.events:
+        found.append("no boot server events (a third-party server: rules read packets only)")
+    if not evidence.packets:
+        found.append("no packet capture")
+    if "(console: " not in (evidence.timeline.failure or ""):
+        found.append(f"no guest line: stage {evidence.timeline.failed_stage} ended on its "
+                     "timeout, as no failure pattern of it matched")
+    if evidence.facts.firmware == "ovmf" and not evidence.firmware_log:
+        found.append("no OVMF debug log")
+    return tuple(found)

@@ -43,6 +43,8 @@ class Diagnosis:
     failed_stage: str | None = None
     failure: str | None = None  # the console watcher's own words
     causes: tuple[Cause, ...] = ()
+    # Without a cause: the evidence the rules lacked ("no packet capture", ...).
+    gaps: tuple[str, ...] = ()
 
     @property
     def cause(self) -> Cause | None:
@@ -57,8 +59,13 @@ class Diagnosis:
             return f"{self.scenario}: booted"
         head = f"{self.scenario}: FAILED at stage {self.failed_stage!r}: {self.failure}"
         if not self.causes:
-            return head + "\n  no diagnosis rule matched; read the timeline and the logs"
+            return head + "\n  " + self.unknown()
         return "\n".join([head, *(c.render() for c in self.causes)])
+
+    def unknown(self) -> str:
+        """What to say when no rule matched: that, and the evidence that was missing."""
+        lacking = f"; the evidence lacked: {'; '.join(self.gaps)}" if self.gaps else ""
+        return f"no diagnosis rule matched{lacking}; read the timeline and the logs"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -159,7 +159,7 @@ def _cause_line(record: BootRecord) -> str:
         return "not diagnosed (this boot has no diagnosis.json)"
     cause = record.cause
     if cause is None:
-        return "unknown: no diagnosis rule matched; read the timeline below"
+        return f"unknown: {esc(record.diagnosis.unknown())}"
     return f"{esc(cause.summary)} <code>[{esc(cause.code)}]</code>"
 
 

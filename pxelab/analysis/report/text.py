@@ -77,8 +77,7 @@ def render_causes(diagnosis: Diagnosis) -> str:
     if diagnosis.ok:
         return f"{diagnosis.scenario}: booted"
     if not diagnosis.causes:
-        return ("cause: unknown: no diagnosis rule matched; read the events and packets "
-                "before the failure and the console")
+        return f"cause: unknown: {diagnosis.unknown()}"
     return "\n".join(cause.render() for cause in diagnosis.causes)
 
 
