@@ -93,9 +93,11 @@ IPXE_ROM_DHCP = (
 
 IPXE_ROM = (
     *IPXE_ROM_DHCP,
+    # The error line names the file and why ("pxelinx.0... No such file or directory
+    # (https://ipxe.org/2d12608e)"); "No more network devices" only follows it.
     Milestone("nbp", r"\S+ : \d+ bytes \[PXE-NBP\]", 60,
               description="iPXE downloaded the network boot program",
-              failures=_IPXE_BOOT_FAILURES),
+              failures=(_IPXE_ERROR, *_IPXE_BOOT_FAILURES)),
 )
 
 # ldlinux's last words when it cannot go on (core/ldlinux.asm kaboom): it waits for a
