@@ -1304,3 +1304,17 @@ def test_milestone_unmatched_is_silent_when_nothing_later_came() -> None:
     evidence = _grub_boot_past_its_banner(None)
     assert milestones.milestone_unmatched(evidence) is None
     assert "console.milestone_unmatched" not in diagnose(evidence).codes
+
+
+def test_the_guest_line_fallback_steps_back_when_a_rule_names_the_cause() -> None:
+    boot = Boot("legacy_pxe_ipv4", nbp="pxelinux.0", data_files=("pxelinux.0",))
+    boot.dhcp4_round(0.3, file="pxelinx.0")
+    boot.tftp_missing(0.45, "pxelinx.0")
+    evidence = boot.evidence("nbp", "iPXE could not boot from any NIC (console: 'No more "
+                             "network devices')", 1.0)
+    assert diagnose(evidence).codes == ("file.not_found",)
+
+
+def test_similar_names_leave_out_merely_related_files() -> None:
+    assert files.similar_names("pxelinux.cfg/default", ("pxelinux.0", "ldlinux.c32")) == []
+    assert files.similar_names("boot/pxelinux.0", ("pxelinux.0",)) == ["pxelinux.0"]

@@ -16,12 +16,18 @@ from pxelab.analysis.evidence import Evidence
 __all__ = ["Cause", "Diagnosis", "DiagnosisRule", "diagnose", "gaps"]
 
 
+# Causes that only stand when no rule names a better one: quoting the guest's line.
+LAST_RESORT = frozenset({"guest.error_line"})
+
+
 def diagnose(evidence: Evidence, rules: Sequence[DiagnosisRule] = RULES) -> Diagnosis:
     """The verdict on ``evidence``: ok, or the failed stage with every cause a rule found."""
     timeline = evidence.timeline
     if timeline.ok:
         return Diagnosis(evidence.scenario, ok=True)
     causes = tuple(cause for rule in rules if (cause := rule(evidence)) is not None)
+    if any(c.code not in LAST_RESORT for c in causes):
+        causes = tuple(c for c in causes if c.code not in LAST_RESORT)
     return Diagnosis(evidence.scenario, ok=False, failed_stage=timeline.failed_stage,
                      failure=timeline.failure, causes=causes,
                      gaps=() if causes else gaps(evidence))

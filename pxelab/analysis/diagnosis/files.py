@@ -17,7 +17,9 @@ from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence
 
-SIMILAR_CUTOFF = 0.6  # difflib's ratio: "pxelinx.0" to "pxelinux.0" is 0.95
+# difflib's ratio: "pxelinx.0" to "pxelinux.0" is 0.95; "pxelinux.cfg/default" to
+# "pxelinux.0" 0.6, related but no typo.
+SIMILAR_CUTOFF = 0.8
 
 
 def similar_names(name: str, files: Sequence[str]) -> list[str]:
