@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.core.paths import REPO_ROOT
+from pxelab.core.tomlfile import read_toml
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,8 @@ class OvmfImage:
 def load_catalog(path: Path | None = None) -> Catalog:
     """Parse the catalog at ``path`` (default: $PXELAB_FIRMWARE_CATALOG or the tree's)."""
     path = path or Path(os.environ.get("PXELAB_FIRMWARE_CATALOG", DEFAULT_CATALOG))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"firmware catalog {path} not found; run pxelab from its source "
-                          "tree or set PXELAB_FIRMWARE_CATALOG") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"firmware catalog {path} is not valid TOML: {error}") from None
+    data = read_toml(path, "firmware catalog",
+                     "run pxelab from its source tree or set PXELAB_FIRMWARE_CATALOG")
     return Catalog(path, {name: _artifact(path, name, entry) for name, entry in data.items()})
 
 

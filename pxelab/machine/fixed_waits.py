@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from pxelab.core.errors import ConfigError
 from pxelab.core.paths import REPO_ROOT
+from pxelab.core.tomlfile import read_toml
 from pxelab.machine.edk2 import Edk2Release
 
 DEFAULT_TABLE = REPO_ROOT / "firmware" / "fixed-waits.toml"
@@ -132,13 +132,8 @@ def on_path(names: Iterable[str], ovmf_version: str, table_: WaitTable | None = 
 def load_table(path: Path | None = None) -> WaitTable:
     """Parse the table at ``path`` (default: $PXELAB_FIXED_WAITS or the tree's)."""
     path = path or Path(os.environ.get("PXELAB_FIXED_WAITS", DEFAULT_TABLE))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"fixed-wait table {path} not found; run pxelab from its source "
-                          "tree or set PXELAB_FIXED_WAITS") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"fixed-wait table {path} is not valid TOML: {error}") from None
+    data = read_toml(path, "fixed-wait table",
+                     "run pxelab from its source tree or set PXELAB_FIXED_WAITS")
     releases = [_release(path, version, entry) for version, entry in data.items()]
     return WaitTable(path, {waits.release: waits for waits in releases})
 

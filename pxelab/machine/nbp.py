@@ -124,7 +124,6 @@ def build_grub_image(spec: GrubImageSpec = GrubImageSpec(), *,
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     fwset = fwset or load_firmware_set("host")
     module_dir = fwset.locate("grub-x86_64-efi")
-    tool = fwset.tool_command("grub-mkimage")
     packages = fwset.versions(GRUB_PARTS)
     key = cache_key(spec, packages)
     final = cache / "nbp" / f"grubx64-{key[:16]}"
@@ -132,7 +131,8 @@ def build_grub_image(spec: GrubImageSpec = GrubImageSpec(), *,
     def build(tmp: Path) -> None:
         config = tmp / "early.cfg"
         config.write_text(spec.early_config, encoding="utf-8")
-        command = grub_mkimage_command(spec, module_dir, config, tmp / GRUB_IMAGE_NAME, tool)
+        command = grub_mkimage_command(spec, module_dir, config, tmp / GRUB_IMAGE_NAME,
+                                       fwset.tool_command("grub-mkimage"))
         log.info("building the GRUB image: %s", " ".join(command))
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -615,6 +615,14 @@ def test_an_unknown_guest_error_line_is_quoted_not_unknown() -> None:
     assert diagnose(evidence).codes == ("guest.error_line",)
 
 
+def test_a_guest_line_with_an_apostrophe_is_quoted_too() -> None:
+    boot = legacy_boot(until="kernel")
+    line = "/init: .: line 252: can't open '/run/net-eth0.conf'"
+    evidence = boot.evidence("initramfs", f"the initramfs gave up (console: {line!r})", 14.0)
+    cause = only(guest.error_line, evidence, "guest.error_line")
+    assert cause.summary == f"the guest ended stage initramfs saying: {line}"
+
+
 def test_error_line_is_quiet_on_a_timeout() -> None:
     boot = legacy_boot(until="kernel")
     evidence = boot.evidence("initramfs", "no initramfs within 60s of the previous milestone", 70.0)

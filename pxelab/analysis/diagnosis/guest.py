@@ -34,8 +34,9 @@ KNOWN_LINES = (
               "serve the whole initrd: compare its size in the data root with the payload's "
               "and with what the server sent"),
 )
-# The line a failure quotes: FailurePattern texts end in "(console: '<line>')".
-_QUOTED = re.compile(r"\(console: '(?P<line>.*)'\)$")
+# The line a failure quotes: FailurePattern texts end in "(console: <repr of the line>)",
+# in double quotes when the line has a single quote in it ("can't open").
+_QUOTED = re.compile(r"\(console: (?P<quote>['\"])(?P<line>.*)(?P=quote)\)$")
 
 
 def known_line(evidence: Evidence) -> Cause | None:

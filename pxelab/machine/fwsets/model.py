@@ -17,7 +17,6 @@ Tools that are not firmware (QEMU, tcpdump) always come from the host.
 from __future__ import annotations
 
 import functools
-import glob
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -47,6 +46,8 @@ SET_ENTRIES = ("ovmf-code", "seabios", "rom-virtio", "snponly.efi", "grub-x86_64
                "grub-mkimage", "pxelinux.0", "syslinux.efi", "ldlinux.c32")
 _LOADER = "ld-linux-x86-64.so.2"
 _LIBRARY_DIRS = ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu")
+# Where libc6 puts the loader: bookworm's under lib/, usr-merged releases' under usr/lib/.
+_LOADER_DIRS = (*_LIBRARY_DIRS, "usr/lib64", "lib64")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class FirmwareSet:
                 return found
         raise ConfigError(f"{name} is not in firmware set {self.name} ({self.origin}): none "
                           f"of {[str(p) for p in artifact.paths]} under {self.root}; "
-                          f"{self._shipper(artifact)} does not ship it")
+                          f"{self._shipped_by(artifact)} does not ship it")
 
     def ovmf(self) -> OvmfImage:
         """OVMF code and VARS template: the user's pair, else the set's descriptors."""
@@ -136,21 +137,28 @@ class FirmwareSet:
         tool = str(self.locate(name))
         if self.is_host or name in self.files:
             return [tool]
-        loaders = sorted(glob.glob(str(self.root / "**" / _LOADER), recursive=True))
-        if not loaders:
+        loader = next((found for d in _LOADER_DIRS if (found := self.root / d / _LOADER).exists()),
+                      None)
+        if loader is None:
             raise ConfigError(f"firmware set {self.name} has no {_LOADER} under {self.root} "
                               f"to run {name} with; delete {self.root.parent} to fetch it again")
         libraries = ":".join(str(self.root / d) for d in _LIBRARY_DIRS)
-        return [loaders[0], "--library-path", libraries, tool]
+        return [str(loader), "--library-path", libraries, tool]
 
     # --- versions ------------------------------------------------------------
+
+    def shipper(self, package: str) -> str:
+        """The package that ships catalog package ``package``'s files in this set."""
+        if self.is_host or package not in SET_PACKAGES:
+            return package
+        return self.renames.get(package, package)
 
     def version_of(self, package: str) -> str:
         """Version of catalog package ``package`` in this set."""
         if self.is_host or package not in SET_PACKAGES:
             return firmware.package_version(package)
         assert self.packages is not None
-        shipper = self.renames.get(package, package)
+        shipper = self.shipper(package)
         try:
             return self.packages[shipper]
         except KeyError:
@@ -172,9 +180,8 @@ class FirmwareSet:
             if name in self.files:
                 found[artifact.package] = f"{self.files[name].version} ({self.origin})"
             else:
-                shipper = artifact.package if self.is_host or artifact.package not in \
-                    SET_PACKAGES else self.renames.get(artifact.package, artifact.package)
-                found.setdefault(shipper, self.version_of(artifact.package))
+                found.setdefault(self.shipper(artifact.package),
+                                 self.version_of(artifact.package))
         return found
 
     def same_build(self, names: Iterable[str]) -> None:
@@ -199,10 +206,9 @@ class FirmwareSet:
         self.same_build(names)
         return files
 
-    def _shipper(self, artifact: Artifact) -> str:
-        package = self.renames.get(artifact.package, artifact.package)
-        version = (self.packages or {}).get(package, "?")
-        return f"{package} {version}"
+    def _shipped_by(self, artifact: Artifact) -> str:
+        package = self.shipper(artifact.package)
+        return f"{package} {(self.packages or {}).get(package, '?')}"
 
 
 def firmware_rom_kind(version: str) -> RomKind:

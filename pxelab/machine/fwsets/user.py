@@ -19,13 +19,13 @@ Every entry not named comes from the base set. OVMF code and VARS go together.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pxelab.core.errors import ConfigError
+from pxelab.core.tomlfile import read_toml
 from pxelab.machine import firmware
 from pxelab.machine.fwsets.model import FirmwareSet, UserFile
 from pxelab.machine.ipxerom import RomKind
@@ -36,12 +36,7 @@ _FILE_KEYS = {"path", "version"}
 
 def user_set(path: Path, load_base: Callable[[str], FirmwareSet]) -> FirmwareSet:
     """The set ``path`` describes; ``load_base(name)`` loads its base set."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"firmware set file {path} not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"firmware set file {path} is not valid TOML: {error}") from None
+    data = read_toml(path, "firmware set file")
     unknown = set(data) - _KEYS
     if unknown:
         raise ConfigError(f"firmware set file {path}: unknown keys {sorted(unknown)}; "
