@@ -39,6 +39,7 @@ from pxelab.machine.payload import USERSPACE, Payload, build_payload
 from pxelab.machine.qemu import Guest
 from pxelab.scenarios import dataroot
 from pxelab.scenarios.cases import IpVersion, Scenario, for_firmware_set
+from pxelab.scenarios.edits import edit_data_root, serves_nfs
 from pxelab.scenarios.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
 from pxelab.server.bootserver import BootServer, ServerConfig
 from pxelab.server.policy import BootPolicy
@@ -163,7 +164,9 @@ class BootRun:
                 self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), fwset=self.fwset,
                 cache_dir=self.cache_dir)
             dataroot.apply_file_faults(data_root, self.scenario.faults, events)
-            stack.enter_context(nfs)
+            edit_data_root(data_root, self.scenario.edits)
+            if serves_nfs(self.scenario.edits):
+                stack.enter_context(nfs)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones
             if self.direct_kernel:
@@ -255,6 +258,7 @@ class BootRun:
                 "kernel_flavour": scenario.payload.kernel_flavour,
                 "direct_kernel": self.direct_kernel,
                 "faults": " ".join(scenario.applied),
+                "edits": "; ".join(edit.describe() for edit in scenario.edits),
                 "seconds_to_userspace": timeline.seconds("userspace")}
 
     def _versions(self, payload: Payload) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pxelab.machine.payload import PayloadSpec
 from pxelab.machine.payload.nics import nic_driver, payload_for_nic
 from pxelab.machine.qemu import Firmware, GuestSpec
 from pxelab.scenarios import milestones as ms
+from pxelab.scenarios.edits import LabEdit
 from pxelab.server.bootserver import ServerConfig
 from pxelab.server.faults import Fault
 from pxelab.server.match import url_host
@@ -143,6 +144,9 @@ class Scenario:
     # beside the policy, the data root the others; regressions
     # (pxelab.scenarios.regressions) put theirs here.
     faults: tuple[Fault, ...] = ()
+    # Changes to the lab as built that leave no fault event (pxelab.scenarios.edits): a
+    # file missing from the data root, a typo in a menu, no NFS server.
+    edits: tuple[LabEdit, ...] = ()
     # MTU of the guest's link (the tap port), None: the bridge's 1500.
     link_mtu: int | None = None
     # Regressions applied to this case, as given on the command line (NAME[=ARGS]);

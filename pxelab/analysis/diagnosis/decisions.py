@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from pxelab.analysis.diagnosis import dhcp
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence
@@ -58,3 +59,39 @@ def _cause(evidence: Evidence, source: str, name: str, mine: list[Event]) -> Cau
         "change the policy decision quoted above (the server's rule or host entry), or make "
         f"the client at stage {stage} match what the policy serves (its vendor class, "
         "user class, architecture or MAC)")
+
+
+def offer_no_boot_file(evidence: Evidence) -> Cause | None:
+    """The server answered a network-boot client (PXEClient, HTTPClient) with an address
+    and no boot file, and the client never asked for one: the policy has nothing for it."""
+    offers = [o for o in dhcp.offers(evidence, "offer", "ack")
+              if o.client_class.startswith(_BOOT_CLIENTS)]
+    if not offers:
+        return None
+    mac = offers[-1].mac
+    mine = [o for o in offers if o.mac == mac]
+    if any(o.file for o in mine) or _fetched_anything(evidence, mac):
+        return None
+    first = mine[0]
+    why = [str(o.item.reason) for o in mine if isinstance(o.item, Event) and o.item.reason]
+    arch = f", arch {first.arch}" if first.arch is not None else ""
+    return Cause(
+        "dhcp.offer_no_boot_file", evidence.timeline.failed_stage or "fw_dhcp",
+        f"{q.plural(len(mine), 'DHCPv4 answer')} to {mac} ({first.client_class}{arch}) "
+        "carried an address and no boot file, so the client had nothing to fetch"
+        + (f"; the server's policy: {why[-1]}" if why else ""),
+        q.lines(evidence, [first.item, mine[-1].item]),
+        "give this client's architecture a boot file (a rule or arch rule naming the NBP or "
+        "URL for it; ISC dhcpd: `filename` in its class, Kea: `boot-file-name`, dnsmasq: "
+        "`dhcp-boot` with the arch tag)")
+
+
+_BOOT_CLIENTS = ("PXEClient", "HTTPClient")
+
+
+def _fetched_anything(evidence: Evidence, mac: str) -> bool:
+    """Whether ``mac`` asked for any file (TFTP RRQ or HTTP request), events or wire."""
+    asked = [e for e in evidence.events if e.source in ("tftp", "http") and e.mac in ("", mac)]
+    wire = [p for p in evidence.packets if (p.proto, p.kind) in (("tftp", "rrq"),
+                                                                ("http", "request"))]
+    return bool(asked or wire)

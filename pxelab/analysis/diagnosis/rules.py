@@ -23,6 +23,7 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | dhcp6.advertise_no_vendor_class   | dhcp6.advertise_no_vendor_class        |
 | dhcp.withheld_min_secs            | dhcp.withheld_min_secs                 |
 | dhcp.withheld, dhcp6.withheld     | decisions.withheld                     |
+| dhcp.offer_no_boot_file           | decisions.offer_no_boot_file           |
 | dhcp.offer_no_httpclient_echo     | dhcp.offer_no_httpclient_echo          |
 | dhcp.pxeclient_without_43         | dhcp.pxeclient_without_43              |
 | firmware.no_rng_device            | firmware.no_rng_device                 |
@@ -65,6 +66,7 @@ RULES: tuple[DiagnosisRule, ...] = (
     dhcp6.advertise_no_vendor_class,
     dhcp.withheld_min_secs,
     decisions.withheld,
+    decisions.offer_no_boot_file,
     dhcp.offer_no_httpclient_echo,
     dhcp.pxeclient_without_43,
     firmware.no_rng_device,
