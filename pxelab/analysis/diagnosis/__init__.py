@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from pxelab.analysis.diagnosis.model import Cause, Diagnosis, DiagnosisRule
 from pxelab.analysis.diagnosis.rules import RULES
+from pxelab.analysis.diagnosis.wire import with_wire_events
 from pxelab.analysis.evidence import Evidence
 
 __all__ = ["Cause", "Diagnosis", "DiagnosisRule", "diagnose", "gaps"]
@@ -25,6 +26,7 @@ def diagnose(evidence: Evidence, rules: Sequence[DiagnosisRule] = RULES) -> Diag
     timeline = evidence.timeline
     if timeline.ok:
         return Diagnosis(evidence.scenario, ok=True)
+    evidence = with_wire_events(evidence)  # a third-party server's answers, from the wire
     causes = tuple(cause for rule in rules if (cause := rule(evidence)) is not None)
     if any(c.code not in LAST_RESORT for c in causes):
         causes = tuple(c for c in causes if c.code not in LAST_RESORT)

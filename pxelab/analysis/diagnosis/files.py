@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.model import Cause
-from pxelab.analysis.evidence import Evidence
+from pxelab.analysis.evidence import Evidence, PacketRecord
+from pxelab.core.events import Event
 
 # difflib's ratio: "pxelinx.0" to "pxelinux.0" is 0.95; "pxelinux.cfg/default" to
 # "pxelinux.0" 0.6, related but no typo.
@@ -42,7 +43,8 @@ def nbp_not_found(evidence: Evidence) -> Cause | None:
         return None
     culprit = refused[-1]
     name = q.event_file(culprit)
-    if any(q.event_file(e) == name for e in q.delivered(evidence)):
+    if any(q.event_file(e) == name for e in q.delivered(evidence)) or _went_on(
+            evidence, culprit.time):
         return None
     close = similar_names(name, evidence.facts.data_files)
     server = "HTTP" if culprit.source == "http" else "TFTP"
@@ -56,3 +58,16 @@ def nbp_not_found(evidence: Evidence) -> Cause | None:
         f"({q.searched_directory(evidence, culprit)}){there}",
         q.lines(evidence, [named[name], culprit]),
         fix)
+
+
+def _went_on(evidence: Evidence, since: float) -> bool:
+    """Whether the guest asked DHCP again after ``since`` and before its stage failed: the
+    firmware went on to its next boot option (OVMF's HTTPv6 after a refused HTTPv4 URL),
+    so the refusal did not end the boot."""
+    end = evidence.timeline.failed_at
+    asked: list[Event | PacketRecord] = [e for e in evidence.events
+                                         if e.source in ("dhcp4", "dhcp6")]
+    asked += [p for p in evidence.packets if p.proto in ("dhcp4", "dhcp6")
+              and not q.from_server(evidence, p)]
+    return any(item.time > since and (end is None or evidence.seconds(item.time) < end)
+               for item in asked)

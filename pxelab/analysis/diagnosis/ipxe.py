@@ -13,7 +13,8 @@ IPXE = "iPXE"  # DHCP option 77 / DHCPv6 option 15 of every iPXE build
 def _handed(evidence: Evidence) -> list[tuple[Event, str]]:
     """DHCP answers (ACKs, DHCPv6 Replies) that gave a client with user class iPXE a file."""
     return [(event, name) for event, name in q.boot_files(evidence)
-            if event.kind in ("ack", "reply") and q.detail(event, "in_reply_to") != "release"
+            if isinstance(event, Event) and event.kind in ("ack", "reply")
+            and q.detail(event, "in_reply_to") != "release"
             and IPXE in q.detail(event, "user_classes", ())]
 
 

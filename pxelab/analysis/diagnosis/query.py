@@ -132,13 +132,19 @@ def refusals(evidence: Evidence) -> list[Event]:
     return sorted(seen.values(), key=lambda e: e.time)
 
 
-def boot_files(evidence: Evidence) -> list[tuple[Event, str]]:
-    """The DHCP answers that named a boot file, with the file (as a data-root key)."""
-    found = []
-    for event in events(evidence, "dhcp4", "offer", "ack") + events(
-            evidence, "dhcp6", "advertise", "reply"):
-        if event.file:
-            found.append((event, file_key(event.file)))
+def boot_files(evidence: Evidence) -> list[tuple[Event | PacketRecord, str]]:
+    """The DHCP answers that named a boot file, with the file (as a data-root key): the
+    server's events, else the answers on the wire."""
+    found: list[tuple[Event | PacketRecord, str]] = [
+        (event, file_key(event.file))
+        for event in events(evidence, "dhcp4", "offer", "ack") + events(
+            evidence, "dhcp6", "advertise", "reply") if event.file]
+    if not found:
+        for packet in packets(evidence, "dhcp4", "offer", "ack") + packets(
+                evidence, "dhcp6", "advertise", "reply"):
+            named = str(field(packet, "file", "") or field(packet, "boot_url", ""))
+            if named:
+                found.append((packet, file_key(named)))
     return sorted(found, key=lambda pair: pair[0].time)
 
 
