@@ -111,6 +111,8 @@ FAILURES: tuple[FieldFailure, ...] = (
                  "kernel", "transfer.short"),
     FieldFailure("http-kernel-cut-short-grub6", "uefi_tftp_ipv6", _cut_body("vmlinuz"),
                  "kernel_fetch", "transfer.short"),
+    FieldFailure("tftp-kernel-cut-short-ipv6", "legacy_pxe_ipv6", _cut_body("vmlinuz"),
+                 "kernel_fetch", "transfer.short"),
     # -- a server decision that withheld or gave nothing to boot --------------------------
     FieldFailure("dhcp-withheld-initramfs", "legacy_pxe_ipv4",
                  _rule_first(Rule(Match(vendor_class="pxelab-init"), withhold=True,

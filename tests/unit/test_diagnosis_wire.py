@@ -6,6 +6,7 @@ import pytest
 from test_diagnosis import IP, LEGACY_CLASS, MAC, SERVER, Boot
 
 from pxelab.analysis.diagnosis import diagnose
+from pxelab.analysis.diagnosis.files import similar_names
 from pxelab.analysis.diagnosis.wire import derived, with_wire_events
 
 pytestmark = pytest.mark.unit
@@ -60,3 +61,7 @@ def test_server_events_are_left_alone() -> None:
     boot.event(0.36, "tftp", "not_found", client=IP, file="x")
     evidence = boot.evidence("nbp", "timeout", 1.0)
     assert with_wire_events(evidence) is evidence
+
+
+def test_a_name_that_differs_in_case_is_named_as_such() -> None:
+    assert similar_names("ldlinux.c32", ["pxelinux.0", "LDLINUX.C32"]) == ["LDLINUX.C32"]

@@ -24,9 +24,12 @@ SIMILAR_CUTOFF = 0.8
 
 
 def similar_names(name: str, files: Sequence[str]) -> list[str]:
-    """Data-root files whose path or base name is close to ``name``, closest first."""
+    """Data-root files whose path or base name is close to ``name``, closest first; a name
+    that differs only in case (a copy from a FAT file system) comes first."""
     by_base = {posixpath.basename(f): f for f in files}
-    close = difflib.get_close_matches(name, files, n=3, cutoff=SIMILAR_CUTOFF)
+    close = [f for f in files if f.lower() == name.lower()
+             or posixpath.basename(f).lower() == posixpath.basename(name).lower()]
+    close += difflib.get_close_matches(name, files, n=3, cutoff=SIMILAR_CUTOFF)
     close += [by_base[b] for b in difflib.get_close_matches(
         posixpath.basename(name), list(by_base), n=3, cutoff=SIMILAR_CUTOFF)]
     return [f for f in dict.fromkeys(close) if f != name][:3]

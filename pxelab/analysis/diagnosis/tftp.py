@@ -88,7 +88,8 @@ def next_file_missing(evidence: Evidence) -> Cause | None:
                  if posixpath.basename(f) == posixpath.basename(name) and f != name]
     close = similar_names(name, evidence.facts.data_files)
     there = (f" (the data root has {elsewhere[0]}: a path prefix mismatch?)" if elsewhere
-             else f" (the data root has {', '.join(close)}: a typo?)" if close else "")
+             else f" (the data root has {', '.join(close)}: {_mismatch(name, close[0])})"
+             if close else "")
     fix = (f"put {posixpath.basename(name)} into {where}" + (
         f" from the same syslinux build as {q.event_file(start)}"
         if posixpath.basename(name) in LDLINUX else "")
@@ -99,6 +100,12 @@ def next_file_missing(evidence: Evidence) -> Cause | None:
         f"{q.event_file(start)} was sent{there}{also}",
         q.lines(evidence, [start, *streak[:2], culprit]),
         fix)
+
+
+def _mismatch(name: str, found: str) -> str:
+    if posixpath.basename(name).lower() == posixpath.basename(found).lower():
+        return "file names on the server are case-sensitive"
+    return "a typo?"
 
 
 def _unanswered_rrqs(evidence: Evidence, since: float) -> dict[str, list[Event | PacketRecord]]:
