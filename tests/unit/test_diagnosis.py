@@ -645,7 +645,7 @@ def test_an_http_body_cut_short_is_transfer_short(events: bool) -> None:
     boot = legacy_boot(until="ldlinux")
     _short_kernel(boot, 9.0, events=events)
     evidence = boot.evidence("kernel", "no kernel line", 40.0)
-    cause = only(transfers.http_short, evidence, "transfer.short")
+    cause = only(transfers.short, evidence, "transfer.short")
     assert "vmlinuz came short over HTTP: 7095264 of 14190528 bytes (50%)" in cause.summary
 
 
@@ -653,7 +653,7 @@ def test_a_short_response_made_good_by_a_later_whole_one_is_not_the_cause() -> N
     boot = legacy_boot(until="ldlinux")
     _short_kernel(boot, 9.0)
     boot.http(11.0, "/vmlinuz", size=14190528)
-    assert transfers.http_short(boot.evidence("initrd_fetch", "timeout", 40.0)) is None
+    assert transfers.short(boot.evidence("initrd_fetch", "timeout", 40.0)) is None
 
 
 # -- dhcp.offer_no_httpclient_echo --------------------------------------------------------------

@@ -18,7 +18,7 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | tftp.rrq_unanswered               | tftp.rrq_unanswered                    |
 | file.not_found (after the NBP)    | tftp.next_file_missing                 |
 | file.not_found (the NBP)          | files.nbp_not_found                    |
-| transfer.short                    | transfers.http_short                   |
+| transfer.short                    | transfers.short                        |
 | dhcp6.release_unanswered          | dhcp6.release_unanswered               |
 | dhcp6.advertise_no_vendor_class   | dhcp6.advertise_no_vendor_class        |
 | dhcp.withheld_min_secs            | dhcp.withheld_min_secs                 |
@@ -61,7 +61,7 @@ RULES: tuple[DiagnosisRule, ...] = (
     tftp.rrq_unanswered,
     tftp.next_file_missing,
     files.nbp_not_found,
-    transfers.http_short,
+    transfers.short,
     dhcp6.release_unanswered,
     dhcp6.advertise_no_vendor_class,
     dhcp.withheld_min_secs,

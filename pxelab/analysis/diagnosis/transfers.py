@@ -27,23 +27,37 @@ class Short:
     size: int
     time: float
 
+    @property
+    def protocol(self) -> str:
+        source = self.item.source if isinstance(self.item, Event) else self.item.proto
+        return source.upper()
 
-def http_short(evidence: Evidence) -> Cause | None:
-    """An HTTP response ended before its Content-Length, and the file never came whole."""
-    found = _short_events(evidence) or _short_packets(evidence)
+    @property
+    def announced(self) -> str:
+        if self.protocol == "TFTP":
+            return ", though the server's OACK announced tsize " + str(self.size)
+        return ", though its Content-Length said " + str(self.size)
+
+
+def short(evidence: Evidence) -> Cause | None:
+    """An HTTP response ended before its Content-Length, or a TFTP transfer before the
+    size its OACK announced (tsize), and the file never came whole."""
+    found = sorted(_short_events(evidence) or _short_packets(evidence), key=lambda s: s.time)
+    found += _short_tftp(evidence)
+    # A later whole delivery of the file made good (a TFTP "sent" is the short one itself).
     whole = {q.event_file(e): e.time for e in q.delivered(evidence)}
-    found = [s for s in found if whole.get(s.file, float("-inf")) < s.time]
+    found = [s for s in found if whole.get(s.file, float("-inf")) <= s.time]
     if not found:
         return None
     last = found[-1]
     percent = 100 * last.sent // last.size if last.size else 0
     return Cause(
         "transfer.short", evidence.timeline.failed_stage or "kernel",
-        f"{last.file} came short over HTTP: {last.sent} of {last.size} bytes ({percent}%), "
-        "and the guest booted on with what it had",
+        f"{last.file} came short over {last.protocol}: {last.sent} of {last.size} bytes "
+        f"({percent}%){last.announced}",
         q.lines(evidence, [s.item for s in found[-2:]]),
-        f"make the HTTP server send all of {last.file} (its log says why it stopped: a "
-        "timeout, a proxy's size limit, a file changed while being sent)")
+        f"make the {last.protocol} server send all of {last.file} (its log says why it "
+        "stopped: a timeout, a proxy's size limit, a file changed while being sent)")
 
 
 def _short_events(evidence: Evidence) -> list[Short]:
@@ -61,4 +75,23 @@ def _short_packets(evidence: Evidence) -> list[Short]:
         if q.field(packet, "status") == 200 and length is not None and body < length:
             found.append(Short(packet, q.file_key(str(q.field(packet, "path", ""))), body,
                                length, packet.time))
+    return found
+
+
+def _short_tftp(evidence: Evidence) -> list[Short]:
+    """TFTP transfers that ended (a short last block) below the tsize their OACK gave."""
+    announced: dict[str, int] = {}
+    offered = [(q.event_file(e), q.detail(e, "options", {}))
+               for e in q.events(evidence, "tftp", "oack")]
+    offered += [(q.file_key(str(q.field(p, "file", ""))), q.field(p, "options", {}))
+                for p in q.packets(evidence, "tftp", "oack")]
+    for name, options in offered:
+        tsize = str(options.get("tsize", ""))
+        if tsize.isdigit() and int(tsize) and name:
+            announced[name] = int(tsize)
+    found = []
+    for event in q.events(evidence, "tftp", "sent"):
+        name, sent = q.event_file(event), int(q.detail(event, "bytes", 0))
+        if sent < announced.get(name, 0):
+            found.append(Short(event, name, sent, announced[name], event.time))
     return found
