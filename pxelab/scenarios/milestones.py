@@ -160,10 +160,15 @@ SYSLINUX_EFI = (
 
 # An iPXE client running pxelab's boot.ipxe (fixtures/ipxe/boot.ipxe): it fetches
 # kernel and initrd itself, over whatever URL the script names.
+# iPXE names the image type it recognised; a script without its "#!ipxe" first line is
+# taken for a PXE NBP and run as machine code, which hangs in silence.
+_NOT_A_SCRIPT = Fail(r"\S+ : \d+ bytes \[(?!script\])[^\]\r\n]+\]",
+                     "iPXE did not recognise the boot script as a script (its first line "
+                     "must be #!ipxe)")
 IPXE_SCRIPT = (
     Milestone("script", r"\S+ : \d+ bytes \[script\]", 60,
               description="iPXE downloaded the boot script",
-              failures=(*_IPXE_BOOT_FAILURES, _IPXE_ERROR)),
+              failures=(*_IPXE_BOOT_FAILURES, _IPXE_ERROR, _NOT_A_SCRIPT)),
     Milestone("script_run", r"pxelab: ipxe script running", 30, landmark=True,
               description="iPXE ran pxelab's boot script", failures=(_IPXE_ERROR,)),
     Milestone("kernel_fetch", r"\w+://\S+\.\.\.[^\r\n]*?\bok", 120,

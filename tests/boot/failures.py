@@ -98,6 +98,18 @@ FAILURES: tuple[FieldFailure, ...] = (
                  "config", "file.not_found"),
     FieldFailure("ipxe-script-missing-tftp6", "legacy_pxe_ipv6", _edit(RemoveFile("boot.ipxe")),
                  "script", "file.not_found"),
+    # -- the guest's own words ----------------------------------------------------------
+    # A script written by hand without its first line: iPXE does not know what it is.
+    FieldFailure("ipxe-script-no-shebang", "legacy_http_ipv4",
+                 _edit(ReplaceText("boot.ipxe", "#!ipxe\n", "")), "script", "ipxe.not_a_script"),
+    # A grub.cfg from a distribution whose GRUB has linuxefi, on Debian's, which has not.
+    FieldFailure("grub-linuxefi", "uefi_tftp_ipv6",
+                 _edit(ReplaceText("grub/grub.cfg", "\nlinux ", "\nlinuxefi ")),
+                 "kernel_fetch", "grub.unknown_command"),
+    # The initrd line forgotten: the kernel has no initramfs to mount its root with.
+    FieldFailure("ipxe-initrd-line-missing", "uefi_ipxe_ipv4",
+                 _edit(ReplaceText("boot.ipxe", "\ninitrd ", "\n#initrd ")),
+                 "initrd_fetch", "initrd.not_loaded"),
     # -- a transfer that ended short, or a file that arrived cut --------------------------
     FieldFailure("initrd-cut", "legacy_pxe_ipv4", _edit(CutFile("initrd.img")),
                  "initramfs", "initrd.unpack_failed"),

@@ -146,6 +146,11 @@ def test_a_real_boot_reaches_every_milestone_in_order(tmp_path: Path, name: str)
      + "boot.ipxe : 425 bytes [script]" + NL + "pxelab: ipxe script running" + NL
      + "http://192.0.2.1/vmlinuz... No such file or directory (http://ipxe.org/2d12608e)"
      + NL, "kernel_fetch", "iPXE reported an error"),
+    # A script without #!ipxe is taken for a PXE NBP and hangs: end at its type line.
+    ("legacy_http_ipv4", "SeaBIOS (version 1.16.2-debian-1.16.2-1)" + NL
+     + "iPXE initialising devices...ok" + NL + IPXE_BANNER + NL
+     + "Press Ctrl-B for the iPXE command line..." + NL + IPXE_DHCP + NL
+     + "boot.ipxe : 428 bytes [PXE-NBP]" + NL, "script", "first line must be #!ipxe"),
 ])
 def test_failures_end_the_wait_at_once(tmp_path: Path, name: str, text: str, stage: str,
                                        cause: str) -> None:

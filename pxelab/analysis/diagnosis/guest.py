@@ -24,6 +24,8 @@ class KnownLine:
     code: str
     summary: str  # may use the pattern's named groups
     fix: str
+    # The stages the line means this in (empty: any): "[PXE-NBP]" after pxelinux.0 is normal.
+    stages: tuple[str, ...] = ()
 
 
 KNOWN_LINES = (
@@ -33,6 +35,25 @@ KNOWN_LINES = (
               "short or corrupt",
               "serve the whole initrd: compare its size in the data root with the payload's "
               "and with what the server sent"),
+    KnownLine(re.compile(r"EFI stub: ERROR: Failed to (?:open file: (?P<file>\S+)|load initrd)"),
+              "initrd.not_loaded",
+              "the kernel's EFI stub found no initrd to load: the boot script or menu did not "
+              "load it, or initrd= on the kernel line names another file",
+              "load the initrd before booting (iPXE: an `initrd` line; GRUB: `initrd`; "
+              "PXELINUX: INITRD) under the name initrd= on the kernel line gives"),
+    KnownLine(re.compile(r"error: can't find command [`'](?P<command>[^'`\r\n]+)'"),
+              "grub.unknown_command",
+              "GRUB has no command {command}: the grub.cfg was written for another GRUB build "
+              "(linuxefi and initrdefi are Fedora and RHEL patches) or the image lacks the "
+              "module",
+              "use the commands of the GRUB that runs (Debian's: linux and initrd boot EFI "
+              "kernels too), or build the GRUB image with the module that provides it"),
+    KnownLine(re.compile(r"(?P<file>\S+) : \d+ bytes \[(?P<kind>(?!script\])[^\]\r\n]+)\]"),
+              "ipxe.not_a_script",
+              "iPXE took {file} for a {kind} image, not a script, and ran it as such: the "
+              "script's first line is not #!ipxe",
+              "start the script with the line #!ipxe (no blank line, no byte order mark, "
+              "Unix line ends)", stages=("script",)),
 )
 # The line a failure quotes: FailurePattern texts end in "(console: <repr of the line>)",
 # in double quotes when the line has a single quote in it ("can't open").
@@ -43,6 +64,8 @@ def known_line(evidence: Evidence) -> Cause | None:
     """The console said something whose meaning is known (:data:`KNOWN_LINES`)."""
     timeline = evidence.timeline
     for known in KNOWN_LINES:
+        if known.stages and timeline.failed_stage not in known.stages:
+            continue
         # The console tail holds the line as printed; the failure text quotes it.
         found = known.pattern.search(timeline.console_tail) or known.pattern.search(
             timeline.failure or "")
