@@ -472,4 +472,7 @@ def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -
     for spec in scenario.applied:
         words += ["--fault", spec]
     words += ["--artifacts", artifacts]
-    return shlex.join(words)
+    command = shlex.join(words)
+    if scenario.edits:  # test-made changes with no command-line form: say what they were
+        command += "  # with the lab edited: " + "; ".join(e.describe() for e in scenario.edits)
+    return command

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pxelab.core.errors import ConfigError
+from pxelab.scenarios.cases import reproduce_command
 from pxelab.scenarios.edits import (
     CutFile,
     NoNfsServer,
@@ -17,6 +19,7 @@ from pxelab.scenarios.edits import (
     edit_data_root,
     serves_nfs,
 )
+from pxelab.scenarios.matrix import find_case
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +61,10 @@ def test_an_edit_of_what_is_not_there_says_what_is(root: Path, edit: object) -> 
 
 def test_no_nfs_server() -> None:
     assert serves_nfs(()) and not serves_nfs((NoNfsServer(),))
+
+
+def test_the_reproduce_command_says_which_edits_it_cannot_carry() -> None:
+    case = replace(find_case("legacy_pxe_ipv4"), edits=(RemoveFile("pxelinux.cfg/default"),))
+    assert reproduce_command(case, "art") == (
+        "pxelab boot legacy_pxe_ipv4 --artifacts art  # with the lab edited: "
+        "remove pxelinux.cfg/default")
