@@ -24,6 +24,7 @@ from typing import Any
 from pxelab.analysis.diagnosis import Diagnosis, diagnose
 from pxelab.analysis.evidence import EVIDENCE_FILE, Evidence
 from pxelab.analysis.evidence.collect import collect
+from pxelab.analysis.live import live_guards
 from pxelab.core.events import Event, EventLog
 from pxelab.machine.console import (
     ConsoleWatcher,
@@ -164,6 +165,8 @@ class BootRun:
                 cache_dir=self.cache_dir)
             dataroot.apply_file_faults(data_root, self.scenario.faults, events)
             stack.enter_context(nfs)
+            # Listening before the server starts: the guards see every event of this boot.
+            guards = live_guards(events, self.scenario.guest.mac)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones
             if self.direct_kernel:
@@ -175,7 +178,7 @@ class BootRun:
             guest = stack.enter_context(Guest(spec, tap, self.artifacts,
                                               net.namespace))
             self._guest = guest
-            watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE)
+            watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE, guards)
             timeline = watcher.run(self.scenario.name, milestones, self._hit)
             timeline.properties["accelerator"] = str(guest.accel)
             if timeline.ok:
