@@ -37,10 +37,12 @@ _NOT_REFUSALS = re.compile(r"secs=\d+ < min_secs=\d+|^(?:proxy mode|PXE boot ser
 # "tftp.rrq #2 (ldlinux.c32)" (server/faults.py FaultInjector.packet).
 _DROPPED = re.compile(r"^(?P<proto>dhcp4|dhcp6|tftp|http)\.(?P<kind>[a-z-]+) #\d+"
                       r"(?: \((?P<file>.*)\))?$")
-# Messages a DHCPv6 server receives (server/dhcp6/server.py _received's kinds), and the
-# request a DHCPv4 reply answers.
-_DHCP6_REQUESTS = frozenset({"solicit", "request", "renew", "rebind", "release", "confirm",
-                             "decline", "inform"})
+# Messages a DHCPv6 server receives and must answer (server/dhcp6/server.py _received's
+# kinds), and the request a DHCPv4 reply answers. Not Confirm: RFC 8415 18.3.3 has the
+# server stay silent when it cannot judge the addresses, and the client goes on after
+# CNF_MAX_RD without a Reply.
+_DHCP6_REQUESTS = frozenset({"solicit", "request", "renew", "rebind", "release", "decline",
+                             "inform"})
 _DHCP4_ANSWERED = {"offer": "discover", "ack": "request", "nak": "request"}
 _LABELS = {("dhcp4", "discover"): "DHCPv4 DISCOVER", ("dhcp4", "request"): "DHCPv4 REQUEST",
            ("tftp", "rrq"): "TFTP RRQ", ("http", "request"): "HTTP request",
