@@ -150,6 +150,8 @@ class BootRun:
         return result
 
     def _boot(self, payload: Payload, events: EventLog) -> tuple[Timeline, str]:
+        # Listening before the server starts: the guards see every event of this boot.
+        guards = live_guards(events, self.scenario.guest.mac)
         with ExitStack() as stack:
             net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
             # The root is mounted over the scenario's IP version: [2001:db8::1]:/pxelab
@@ -165,8 +167,6 @@ class BootRun:
                 cache_dir=self.cache_dir)
             dataroot.apply_file_faults(data_root, self.scenario.faults, events)
             stack.enter_context(nfs)
-            # Listening before the server starts: the guards see every event of this boot.
-            guards = live_guards(events, self.scenario.guest.mac)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones
             if self.direct_kernel:
