@@ -24,6 +24,7 @@ from typing import Any
 from pxelab.analysis.diagnosis import Diagnosis, diagnose
 from pxelab.analysis.evidence import EVIDENCE_FILE, Evidence
 from pxelab.analysis.evidence.collect import collect
+from pxelab.analysis.live import live_guards
 from pxelab.core.events import Event, EventLog
 from pxelab.machine.console import (
     ConsoleWatcher,
@@ -150,6 +151,8 @@ class BootRun:
         return result
 
     def _boot(self, payload: Payload, events: EventLog) -> tuple[Timeline, str]:
+        # Listening before the server starts: the guards see every event of this boot.
+        guards = live_guards(events, self.scenario.guest.mac)
         with ExitStack() as stack:
             net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
             # The root is mounted over the scenario's IP version: [2001:db8::1]:/pxelab
@@ -178,7 +181,7 @@ class BootRun:
             guest = stack.enter_context(Guest(spec, tap, self.artifacts,
                                               net.namespace))
             self._guest = guest
-            watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE)
+            watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE, guards)
             timeline = watcher.run(self.scenario.name, milestones, self._hit)
             timeline.properties["accelerator"] = str(guest.accel)
             if timeline.ok:

@@ -7,17 +7,24 @@ power-on, or the stage that failed, why, and the console text around it.
 
 Patterns are matched on the console text without cursor moves
 (:class:`ConsoleSpawn`); the serial log keeps every byte.
+
+Console text is not the only thing that can end a stage: :class:`StageGuard` objects
+(live checks over what the boot server saw, ``pxelab.analysis.live``) are asked
+between short slices of the wait, so a failure only the server can see ends the stage
+within a second instead of after the milestone's timeout. The timeline records when
+the symptom appeared (``symptom_at``) and how the stage ended (``ended_by``).
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pexpect
 
@@ -28,6 +35,12 @@ TAIL_CHARS = 20000  # console output kept to find them in
 # Seconds a failure waits for the rest of its console line, so that the verdict
 # quotes the guest's whole line, not the part that had arrived when the pattern hit.
 LINE_END_WAIT = 0.5
+# Seconds of one expect call while a milestone is awaited: the guards are asked
+# between slices, so a guard's verdict ends the stage at most this much later.
+SLICE = 0.25
+# Read chunks whose arrival time a ConsoleSpawn remembers (a few minutes of a busy
+# console; a symptom older than that has no arrival time).
+ARRIVALS_KEPT = 8192
 
 # Cursor moves (ESC [ row ; col H) that firmware consoles put between the characters
 # of a line: SeaBIOS's serial console now and then, when it catches up with text
@@ -53,13 +66,38 @@ class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
             raise ValueError("ConsoleSpawn filters bytes; decode after matching")
         super().__init__(*args, **kwargs)
         self._held = b""
+        # Bytes handed to pexpect so far, and when each read ended: (offset after the
+        # read, time.monotonic() of it), so a match can say when its text arrived.
+        self.delivered = 0
+        self._ends: list[int] = []
+        self._times: list[float] = []
+        self._forgotten = 0  # offset up to which the reads' times were let go
 
     def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> bytes:
         data: bytes = self._held + super().read_nonblocking(size, timeout)
         cut = _CUT.search(data)  # always matches, maybe empty
         start = cut.start() if cut else len(data)
         self._held = data[start:]
-        return CURSOR_MOVE.sub(b"", data[:start])
+        text: bytes = CURSOR_MOVE.sub(b"", data[:start])
+        if text:
+            self._arrived(len(text))
+        return text
+
+    def _arrived(self, count: int) -> None:
+        self.delivered += count
+        self._ends.append(self.delivered)
+        self._times.append(time.monotonic())
+        if len(self._ends) > 2 * ARRIVALS_KEPT:
+            self._forgotten = self._ends[ARRIVALS_KEPT - 1]
+            del self._ends[:ARRIVALS_KEPT], self._times[:ARRIVALS_KEPT]
+
+    def arrival(self, offset: int) -> float | None:
+        """time.monotonic() of the read that delivered the byte before ``offset`` (a
+        count of delivered bytes), or None if that read is forgotten or yet to come."""
+        index = bisect.bisect_left(self._ends, offset)
+        if offset <= self._forgotten or index == len(self._ends):
+            return None
+        return self._times[index]
 
 
 @dataclass(frozen=True)
@@ -111,10 +149,24 @@ class Timeline:
     # A later milestone whose line came while failed_stage's was awaited: the boot went
     # on, but failed_stage's pattern does not match what this build prints.
     skipped_to: str | None = None
+    # What ended the failed stage: "console" (a failure pattern), "guard:<code>" (a
+    # StageGuard), "timeout", "landmark" (skipped_to) or "eof" (QEMU exited).
+    ended_by: str | None = None
+    # Seconds since power-on at which the failure showed: when the console line that
+    # ended the stage arrived, or when a guard's evidence established it. None when the
+    # stage timed out or the guest exited: nothing said when it went wrong.
+    symptom_at: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.failed_stage is None
+
+    @property
+    def verdict_latency(self) -> float | None:
+        """Seconds from the symptom to the verdict (``failed_at - symptom_at``)."""
+        if self.failed_at is None or self.symptom_at is None:
+            return None
+        return max(self.failed_at - self.symptom_at, 0.0)
 
     def seconds(self, name: str) -> float | None:
         return next((h.seconds for h in self.hits if h.name == name), None)
@@ -132,14 +184,37 @@ class Timeline:
 OnHit = Callable[[MilestoneHit], None]
 
 
+@dataclass(frozen=True)
+class GuardVerdict:
+    """A guard's finding that the boot has failed, whatever the console says."""
+
+    code: str  # what was found, e.g. "dhcp.withheld"
+    text: str  # the failure as the timeline states it, quoting the evidence
+    # Seconds between the evidence that established the failure and this verdict (a
+    # guard's evidence has its own clock; an age needs none).
+    ago: float = 0.0
+
+
+class StageGuard(Protocol):
+    """Asked between slices of every stage's wait: has the boot failed already?
+
+    ``check`` runs on the watcher's thread, quickly (it is called four times a
+    second); a verdict ends the stage being awaited.
+    """
+
+    def check(self) -> GuardVerdict | None: ...
+
+
 class ConsoleWatcher:
     """Runs a milestone list against a pexpect console (str or bytes mode)."""
 
     def __init__(self, console: pexpect.spawn, started_at: float,
-                 failures: Sequence[FailurePattern] = ()) -> None:
+                 failures: Sequence[FailurePattern] = (),
+                 guards: Sequence[StageGuard] = ()) -> None:
         self.console = console
         self.started_at = started_at
         self.global_failures = tuple(failures)
+        self.guards = tuple(guards)
         self._binary = getattr(console, "encoding", None) is None
         self._seen = ""
 
@@ -160,9 +235,7 @@ class ConsoleWatcher:
         ahead = [m for m in later if m.landmark and m.pattern != milestone.pattern]
         patterns = [milestone.pattern, *(f.pattern for f in failures),
                     *(m.pattern for m in ahead)]
-        index = self.console.expect(
-            [self._compile(p) for p in patterns] + [pexpect.EOF, pexpect.TIMEOUT],
-            timeout=milestone.timeout)
+        index, verdict = self._expect([self._compile(p) for p in patterns], milestone.timeout)
         self._remember()
         if index == 0:
             hit = MilestoneHit(milestone.name, time.monotonic() - self.started_at,
@@ -177,16 +250,62 @@ class ConsoleWatcher:
         timeline.failed_stage = milestone.name
         timeline.failed_at = time.monotonic() - self.started_at
         index -= 1
-        if len(failures) <= index < len(failures) + len(ahead):
+        if verdict is not None:
+            timeline.ended_by = f"guard:{verdict.code}"
+            timeline.symptom_at = max(timeline.failed_at - verdict.ago, 0.0)
+            timeline.failure = verdict.text
+        elif len(failures) <= index < len(failures) + len(ahead):
             skipped = ahead[index - len(failures)]
+            timeline.ended_by = "landmark"
             timeline.skipped_to = skipped.name
             timeline.failure = self._explain_skip(milestone, skipped)
         else:
-            if index >= len(failures):
+            if index < len(failures):
+                timeline.ended_by = "console"
+                timeline.symptom_at = self._match_arrival() - self.started_at
+            else:
                 index -= len(ahead)
+                timeline.ended_by = "eof" if index == len(failures) else "timeout"
             timeline.failure = self._explain(index, failures, milestone)
-        log.warning("stage %s failed: %s", milestone.name, timeline.failure)
+        if timeline.verdict_latency is not None:
+            timeline.properties["verdict_latency"] = round(timeline.verdict_latency, 3)
+        log.warning("stage %s failed (%s): %s", milestone.name, timeline.ended_by,
+                    timeline.failure)
         return False
+
+    def _expect(self, patterns: list[re.Pattern[Any]], timeout: float
+                ) -> tuple[int, GuardVerdict | None]:
+        """expect ``patterns``, EOF, TIMEOUT (their index) for up to ``timeout`` seconds,
+        in slices with the guards asked between them; a guard's verdict comes back with
+        TIMEOUT's index.
+
+        pexpect keeps what it read across calls that time out (``_before`` and
+        ``_buffer`` are only reset by a match or EOF) and searches it again in the next
+        call, so slicing loses no text and a line split across slices still matches.
+        """
+        deadline = time.monotonic() + timeout
+        timeout_index = len(patterns) + 1
+        while True:
+            remaining = deadline - time.monotonic()
+            last = not self.guards or remaining <= SLICE
+            index: int = self.console.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT],
+                                             timeout=max(remaining if last else SLICE, 0.0))
+            if index != timeout_index:
+                return index, None
+            for guard in self.guards:
+                if (verdict := guard.check()) is not None:
+                    return index, verdict
+            if last:
+                return index, None
+
+    def _match_arrival(self) -> float:
+        """time.monotonic() when the last match's final byte was read (now if unknown)."""
+        arrival = getattr(self.console, "arrival", None)
+        buffer = self.console.buffer
+        if arrival is None or not isinstance(buffer, bytes):
+            return time.monotonic()
+        at: float | None = arrival(self.console.delivered - len(buffer))
+        return at if at is not None else time.monotonic()
 
     def _explain_skip(self, milestone: Milestone, skipped: Milestone) -> str:
         seen = self._text(self.console.after).strip()
@@ -232,7 +351,9 @@ class ConsoleWatcher:
         self._seen = self._seen[-TAIL_CHARS:]
 
     def _tail(self) -> str:
-        return console_tail(self._seen + self._text(self.console.buffer))
+        # After a TIMEOUT, ``before`` was the unmatched buffer itself: it is in _seen.
+        unread = "" if self.console.after is pexpect.TIMEOUT else self.console.buffer
+        return console_tail(self._seen + self._text(unread))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
