@@ -202,9 +202,45 @@ class ShortTransferGuard(EventGuard):
         return GuardVerdict(self.code, text, now - short.time)
 
 
+class NoBootFileGuard(EventGuard):
+    """A network-boot client (PXEClient, HTTPClient) got :attr:`TIMES` offers without a
+    boot file and took none of them: EDK2 ignores such offers and asks again for a
+    minute before "PXE-E16: No valid offer received"."""
+
+    code = "dhcp.offer_no_boot_file"
+    TIMES = 2
+
+    def __init__(self, mac: str = "", clock: Clock = time.time) -> None:
+        super().__init__(mac, clock)
+        self._ignored: dict[str, list[Event]] = {}
+
+    def see(self, event: Event) -> None:
+        if event.source == "dhcp4" and event.kind == "offer" and not event.file and str(
+                event.details.get("vendor_class") or "").startswith(_BOOT_CLIENTS):
+            self._ignored.setdefault(event.client, []).append(event)
+        elif event.source == "dhcp4" and event.kind in ("ack", "nak"):
+            self._ignored.pop(event.client, None)  # it took one: an address was all it needed
+        elif event.source in ("tftp", "http"):
+            self._ignored.clear()
+
+    def judge(self, now: float) -> GuardVerdict | None:
+        for client, offers in self._ignored.items():
+            if len(offers) >= self.TIMES:
+                last = offers[-1]
+                text = (f"{len(offers)} offers to {client} "
+                        f"({last.details.get('vendor_class')}) carried no boot file, and it "
+                        f"took none: {last.reason}")
+                return GuardVerdict(self.code, text, now - offers[self.TIMES - 1].time)
+        return None
+
+
+_BOOT_CLIENTS = ("PXEClient", "HTTPClient")
+
+
 def live_guards(events: EventLog, mac: str = "") -> tuple[StageGuard, ...]:
     """The guards for one boot of the guest with ``mac``, listening to ``events``."""
-    guards = (WithheldGuard(mac), UnansweredGuard(mac), ShortTransferGuard(mac))
+    guards = (WithheldGuard(mac), UnansweredGuard(mac), ShortTransferGuard(mac),
+              NoBootFileGuard(mac))
     for guard in guards:
         events.subscribe(guard.observe)
     return guards

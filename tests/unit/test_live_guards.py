@@ -12,6 +12,7 @@ import pytest
 
 from pxelab.analysis.live import (
     EventGuard,
+    NoBootFileGuard,
     ShortTransferGuard,
     UnansweredGuard,
     WithheldGuard,
@@ -221,3 +222,32 @@ def test_a_quiet_healthy_boot_stays_quiet_for_every_guard() -> None:
     events = [offer(0.4), offer(0.4, "ack"), http_get(1.2, "/boot.ipxe", 447, 447)]
     for guard_type in (WithheldGuard, UnansweredGuard, ShortTransferGuard):
         assert run(guard_type, events, 20) is None
+
+
+# -- offers without a boot file ------------------------------------------------------------
+
+UEFI = "PXEClient:Arch:00007:UNDI:003000"
+
+
+def bare_offer(at: float, kind: str = "offer", vendor_class: str = UEFI) -> Event:
+    return ev(at, "dhcp4", kind, client=MAC, mac=MAC, answer=f"{kind.upper()} yiaddr=192.0.2.100",
+              reason="arch 7 (UEFI x64) has no rule: address only",
+              details={"vendor_class": vendor_class})
+
+
+def test_a_pxe_client_ignoring_two_offers_without_a_file_ends_at_the_second() -> None:
+    found = run(NoBootFileGuard, [bare_offer(1.0), bare_offer(5.0)], 60)
+    assert found is not None
+    at, verdict = found
+    assert at == 5.0 and verdict.code == "dhcp.offer_no_boot_file"
+    assert "has no rule" in verdict.text
+
+
+@pytest.mark.parametrize("events", [
+    # iPXE of legacy_pxe_ipv6 takes the address-only offer; its file comes from DHCPv6.
+    [bare_offer(0.3), bare_offer(0.35, "ack"), bare_offer(9.0)],
+    # the initramfs asks for an address only.
+    [bare_offer(1.0, vendor_class="pxelab-init"), bare_offer(5.0, vendor_class="pxelab-init")],
+])
+def test_an_address_only_answer_a_client_takes_is_no_failure(events: list[Event]) -> None:
+    assert run(NoBootFileGuard, events, 30) is None
