@@ -121,7 +121,8 @@ class WithheldGuard(EventGuard):
                 server = "DHCPv6" if source == "dhcp6" else "DHCP"
                 text = (f"the {server} server withheld its answer from {client} "
                         f"{len(streak)} times ({last.request}): {last.reason}")
-                return GuardVerdict(self.code, text, now - streak[self.TIMES - 1].time)
+                code = "dhcp6.withheld" if source == "dhcp6" else self.code
+                return GuardVerdict(code, text, now - streak[self.TIMES - 1].time)
         return None
 
 
