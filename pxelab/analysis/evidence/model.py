@@ -84,6 +84,9 @@ class BootFacts:
     firmware_set: str = "host"  # the firmware set the guest booted (pxelab.machine.fwsets)
     # Debian package -> version of the firmware the guest ran ("ovmf": "2022.11-6+deb12u2").
     firmware_packages: dict[str, str] = field(default_factory=dict)
+    # What the lab's NFS server exports, as a client mounts it ("192.0.2.1:/pxelab"; ""
+    # when unknown: no server config was written).
+    nfs_export: str = ""
     # What the evidence lacks and why, for people ("firmware debug port: no output
     # (release build)", "no packet capture").
     notes: tuple[str, ...] = ()

@@ -70,7 +70,9 @@ from scapy.layers.l2 import Ether
 from scapy.layers.tftp import TFTP, TFTP_ERROR, TFTP_RRQ, TFTP_WRQ
 from scapy.utils import RawPcapReader
 
+from pxelab.analysis.evidence import tcpwire
 from pxelab.analysis.evidence.model import PacketRecord
+from pxelab.analysis.evidence.nfswire import RpcTracker
 from pxelab.core.mac import format_mac
 
 log = logging.getLogger(__name__)
@@ -81,10 +83,12 @@ DHCP6_PORTS = (546, 547)
 TFTP_PORT = 69
 HTTP_PORTS = (80,)
 NFS_PORT = 2049
+# NFSv3 asks the port mapper (111) for MOUNT (20048 in the lab) before it mounts.
+RPC_PORTS = {NFS_PORT: "nfs", 111: "portmap", 20048: "mount"}
 DLT_EN10MB = 1
 
 ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
-IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 6, 17, 58
+IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 1, 6, 17, 58
 # IPv6 extension headers with the generic (next header, length in 8-octet units) layout
 # (RFC 8200 section 4): hop-by-hop (MLD reports carry one), routing, destination options.
 IPV6_EXTENSIONS = (0, 43, 60)
@@ -178,6 +182,7 @@ class _Packet:
     dport: int = 0
     payload: bytes = b""
     seq: int = 0  # TCP
+    flags: int = 0  # TCP
 
     @property
     def eth_src(self) -> bytes:
@@ -297,6 +302,9 @@ class _Summariser:
         self._transfers: dict[Endpoint, _Transfer] = {}  # by the client's endpoint
         self._finished: list[_Transfer] = []
         self._nfs: dict[tuple[Endpoint, Endpoint], _Connection] = {}
+        self._connections = tcpwire.Connections(
+            {port: "http" for port in http_ports} | RPC_PORTS)
+        self._rpc = RpcTracker(RPC_PORTS)
         self._http_paths: dict[Endpoint, str] = {}  # the last request on a connection
         # The last response on a connection: its fields, where its body starts and ends
         # (TCP sequence numbers, so retransmitted segments count once).
@@ -306,6 +314,7 @@ class _Summariser:
         flows = [t.record() for t in (*self._finished, *self._transfers.values())
                  if t.data_packets]
         flows += [c.record() for c in self._nfs.values()]
+        flows += self._connections.records() + self._rpc.records()
         return sorted(self._records + flows, key=lambda r: r.time)
 
     # The raw pass: Ethernet, IPv4/IPv6, UDP/TCP/ICMPv6 by byte offsets.
@@ -358,9 +367,15 @@ class _Summariser:
         elif proto == IPPROTO_TCP and l4 + 20 <= end:
             packet.payload = data[l4 + (data[l4 + 12] >> 4) * 4:end]
             packet.seq = int.from_bytes(data[l4 + 4:l4 + 8], "big")
+            packet.flags = data[l4 + 13]
             self._tcp(packet)
         elif proto == IPPROTO_ICMPV6 and l4 < end and data[l4] in ND_KINDS:
             self._nd(packet, ND_KINDS[data[l4]])
+        elif proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            found = tcpwire.unreachable(data[l4:end], 4 if proto == IPPROTO_ICMP else 6)
+            if found is not None:
+                self._connections.icmp(packet.time, packet.src, packet.dst, found,
+                                       self._guest(packet.eth_dst) or packet.client(False))
 
     def _udp(self, packet: _Packet) -> None:
         src, dst, sport, dport = packet.src, packet.dst, packet.sport, packet.dport
@@ -380,6 +395,13 @@ class _Summariser:
 
     def _tcp(self, packet: _Packet) -> None:
         sport, dport, payload = packet.sport, packet.dport, packet.payload
+        source, destination = (packet.src, sport), (packet.dst, dport)
+        self._connections.segment(packet.time, source, destination, flags=packet.flags,
+                                  seq=packet.seq, size=len(payload),
+                                  macs=(format_mac(packet.eth_src), format_mac(packet.eth_dst)))
+        if payload and (sport in RPC_PORTS or dport in RPC_PORTS):
+            self._rpc.segment(packet.time, source, destination, seq=packet.seq,
+                              payload=payload, client=packet.client(dport in RPC_PORTS))
         if NFS_PORT in (dport, sport):
             self._nfs_packet(packet)
         elif payload and dport in self.http_ports and payload.startswith(HTTP_METHODS):
