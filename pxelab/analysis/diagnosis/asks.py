@@ -23,6 +23,9 @@ NFS_SERVICES = ("nfs", "portmap", "mount")
 # after 1-4 s, so a reply later than this belongs to a later retransmission.
 ANSWER_WINDOW = 8.0
 _DHCP4_ANSWERS = ("offer", "ack", "nak")
+# Answers a host gets whatever it is doing (its kernel refreshes neighbour entries and
+# solicits routers on its own): no sign that the boot went on.
+_BACKGROUND = ("arp ", "ns ", "ra ")
 _DHCP6_ANSWERS = ("advertise", "reply")
 
 
@@ -207,7 +210,8 @@ def stuck(evidence: Evidence, found: list[Ask] | None = None) -> list[Stuck]:
 def _progress_after(evidence: Evidence, found: list[Ask], ask: Ask) -> bool:
     """Whether the guest got anything after ``ask``: another request answered, a file
     delivered, or the server serving it (its events, faults aside)."""
-    if any(a.outcome == ANSWERED and a.time > ask.time and a.key != ask.key for a in found):
+    if any(a.outcome == ANSWERED and a.time > ask.time and a.key != ask.key
+           and not a.key.startswith(_BACKGROUND) for a in found):
         return True
     served = [e for e in q.after(evidence.events, ask.time + 0.001)
               if e.source in ("dhcp4", "dhcp6", "tftp", "http") and e.kind not in (

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from pxelab.analysis.diagnosis import query as q
-from pxelab.analysis.diagnosis.asks import NFS_SERVICES, REFUSED, stuck
+from pxelab.analysis.diagnosis.asks import NFS_SERVICES, REFUSED, Stuck, stuck
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence, PacketRecord
 
@@ -156,9 +156,7 @@ def no_server(evidence: Evidence) -> Cause | None:
     if q.hit(evidence, "nfs_root"):
         return None
     said = _says(evidence, "no_server")
-    found = [s for s in stuck(evidence) if (s.outcome == REFUSED or s.sends >= 2) and (
-        s.first.service in NFS_SERVICES or (s.key.split(" ")[0] in ("arp", "ns") and _nfs_host(
-            evidence, s.key.split(" ", 1)[1], said)))]
+    found = unreached(evidence, said)
     if not found and said is None:
         return None
     wire = [a.item for s in found for a in s.asks]
@@ -168,8 +166,9 @@ def no_server(evidence: Evidence) -> Cause | None:
         if last.outcome == REFUSED:
             what = f"nothing listens on {target}: {q.plural(len(last.asks), 'connection')} refused"
         elif last.key.startswith(("arp", "ns")):
-            what = (f"no host answers for {target} ({q.plural(last.sends, last.label)} "
-                    "unanswered): the server's address is not on the guest's link")
+            what = (f"no host answers for {target} ({last.label} sent "
+                    f"{q.plural(last.sends, 'time')}): the server's address is not on the "
+                    "guest's link")
         else:
             what = (f"{target} never answered ({q.plural(last.sends, 'SYN')} in "
                     f"{q.plural(len(last.asks), 'attempt')}, none answered)")
@@ -187,13 +186,25 @@ def no_server(evidence: Evidence) -> Cause | None:
         "kernel command line's nfsroot=, or point nfsroot= at the server's address")
 
 
+def unreached(evidence: Evidence, said: GuestSays | None = None) -> list[Stuck]:
+    """The requests that found no NFS server: connections to its ports refused or
+    unanswered, ARP/NS for its address unanswered (its root never mounted)."""
+    if q.hit(evidence, "nfs_root"):
+        return []
+    said = said or guest_says(evidence)
+    return [s for s in stuck(evidence) if (s.outcome == REFUSED or s.sends >= 2) and (
+        s.first.service in NFS_SERVICES or (s.key.split(" ")[0] in ("arp", "ns") and _nfs_host(
+            evidence, s.key.split(" ", 1)[1], said)))]
+
+
 def _nfs_host(evidence: Evidence, host: str, said: GuestSays | None) -> bool:
     """Whether ``host`` is the NFS server's (the guest's line, the export, the stage)."""
     if said is not None and said.host:
         return q.host(said.host) == host
     exported = evidence.facts.nfs_export
-    if exported:
-        return q.host(exported.rsplit(":", 1)[0]) == host
+    if exported and q.host(exported.rsplit(":", 1)[0]) == host:
+        return True
+    # Without the guest's line: the stage it failed in says whom it was looking for.
     return evidence.timeline.failed_stage == "nfs_root"
 
 

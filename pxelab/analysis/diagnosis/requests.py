@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from pxelab.analysis.diagnosis import nfs
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.asks import NFS_SERVICES, REFUSED, UNANSWERED, Stuck, stuck
 from pxelab.analysis.diagnosis.model import Cause
@@ -40,8 +41,9 @@ _FIXES = {
 
 
 def _candidates(evidence: Evidence, outcome: str) -> list[Stuck]:
+    nfs_keys = {s.key for s in nfs.unreached(evidence)}  # nfs.no_server explains those
     found = [s for s in stuck(evidence) if s.outcome == outcome
-             and s.first.service not in NFS_SERVICES]
+             and s.first.service not in NFS_SERVICES and s.key not in nfs_keys]
     if outcome == UNANSWERED:
         found = [s for s in found if s.sends >= MIN_SENDS]
     return found
@@ -89,6 +91,8 @@ def _after_nbp(evidence: Evidence, found: Stuck) -> str:
 
 def _why(evidence: Evidence, found: Stuck) -> str:
     """Who stayed silent, as far as the evidence says."""
+    if found.key.startswith(("arp ", "ns ")):
+        return "no host on the guest's link has that address"
     if not evidence.events:
         return ("no server events to say whether the server heard them (read from the "
                 "capture alone)")
@@ -120,15 +124,18 @@ def refused(evidence: Evidence) -> Cause | None:
     refusals = [a for a in last.asks if a.outcome == REFUSED]
     if last.key.startswith("tcp "):
         how = "reset (RST)" if q.field(item, "outcome") == "refused" else "ICMP unreachable"
-        service = last.first.service.upper() or "TCP"
-        summary = (f"no {service} server listening on {item.dst}: "
+        service = last.first.service
+        server = (f"no {service.upper()} server" if service and not service.startswith("port")
+                  else "nothing")
+        summary = (f"{server} listening on {item.dst}: "
                    f"{q.plural(len(refusals), 'connection attempt')} from the guest "
                    f"answered by {how}")
-        fix = (f"start the {service} server on {item.dst}, or point the guest at the "
-               "address and port it listens on")
+        fix = (f"start the server on {item.dst}, or point the guest at the address and port "
+               "it listens on (the boot file URL, the loader's config)")
     else:
-        summary = (f"{q.plural(len(refusals), last.label)} from the guest answered by ICMP "
-                   "port unreachable: nothing listens on that port")
+        summary = (f"{_who(evidence, last)} sent {last.label} "
+                   f"{q.plural(len(refusals), 'time')}, answered by ICMP port unreachable: "
+                   "nothing listens on that port")
         fix = "start the server for that port on the address the guest asks"
     if not evidence.events:
         summary += " (read from the capture alone)"

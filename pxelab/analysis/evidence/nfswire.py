@@ -57,7 +57,8 @@ MOUNT_STATUS = {1: "MNT3ERR_PERM", 2: "MNT3ERR_NOENT", 13: "MNT3ERR_ACCES",
 # NFSv4 operations (RFC 7530 section 16, RFC 8881 section 18) and the bytes of their
 # arguments: a number, "opaque" (length + bytes), "bitmap" (count + words); others stop.
 OP_NAMES = {3: "ACCESS", 9: "GETATTR", 10: "GETFH", 15: "LOOKUP", 22: "PUTFH",
-            24: "PUTROOTFH", 52: "SECINFO_NO_NAME", 53: "SEQUENCE"}
+            24: "PUTROOTFH", 35: "SETCLIENTID", 36: "SETCLIENTID_CONFIRM", 42: "EXCHANGE_ID",
+            43: "CREATE_SESSION", 52: "SECINFO_NO_NAME", 53: "SEQUENCE"}
 _OP_ARGS: dict[int, int | str] = {3: 4, 9: "bitmap", 10: 0, 15: "opaque", 22: "opaque",
                                   24: 0, 52: 4, 53: 32}
 OP_LOOKUP = 15
