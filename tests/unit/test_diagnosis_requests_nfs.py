@@ -306,7 +306,7 @@ def test_an_rrq_answered_by_port_unreachable_is_refused() -> None:
                quoted_src=f"{IP}:49152", quoted_dst=f"{SERVER}:69", port=69)
     evidence = boot.evidence("nbp", "timeout", 20.0)
     cause = only(requests.refused, evidence, "request.refused")
-    assert f"{IP} sent TFTP RRQ for pxelinux.0 2 times, answered by ICMP port unreachable" \
+    assert f"no TFTP server listening on {SERVER}:69: {IP}'s TFTP RRQ for pxelinux.0 (2 times)" \
         in cause.summary
 
 
@@ -367,3 +367,25 @@ def test_the_new_rules_are_quiet_on_a_healthy_capture_without_events() -> None:
     _busy(boot)
     evidence = boot.evidence("poweroff", "timeout", 40.0)
     assert not [c for c in fired(evidence) if c.startswith(("nfs.", "request."))]
+
+
+def test_dhcpv6_requests_the_server_heard_and_never_answered() -> None:
+    # With the server's events: it reports each Request on arrival; its Replies are
+    # dropped. Detection needs no fault event; the wording names it when there is one.
+    boot = Boot("uefi_http_ipv6", firmware="ovmf")
+    client, server = "[fe80::5054:ff:fe12:3456]:546", "[ff02::1:2]:547"
+    boot.dhcp6(3.2, "solicit", "solicit", xid=1)
+    boot.dhcp6(3.21, "advertise", "solicit", xid=1, answered=True)
+    for n in range(6):
+        record(boot, 4.2 + 6 * n, "dhcp6", "request", client, server, "REQUEST", xid=2)
+        boot.dhcp6(4.201 + 6 * n, "request", "request", xid=2)
+        boot.event(4.202 + 6 * n, "fault", "injected", client=MAC, request=f"dhcp6.reply #{n}",
+                   reason="drop dhcp6.reply", fault="DropPacket")
+    evidence = boot.evidence("fw_dhcp", "timeout", 60.0)
+    cause = only(requests.unanswered, evidence, "request.unanswered")
+    assert "DHCPv6 Request (xid 0x2) 6 times" in cause.summary
+    assert "fault: drop dhcp6.reply" in cause.summary
+    stripped = replace(evidence, events=tuple(e for e in evidence.events if e.source != "fault"))
+    cause = only(requests.unanswered, stripped, "request.unanswered")
+    assert "the server reported receiving them (6 events) and sent no answer" in cause.summary
+    assert diagnose(stripped).codes[0] == "request.unanswered"

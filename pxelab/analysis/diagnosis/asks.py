@@ -26,6 +26,11 @@ _DHCP4_ANSWERS = ("offer", "ack", "nak")
 # Answers a host gets whatever it is doing (its kernel refreshes neighbour entries and
 # solicits routers on its own): no sign that the boot went on.
 _BACKGROUND = ("arp ", "ns ", "ra ")
+# Server events that serve nobody: a request's arrival (DHCPv6 and TFTP report those),
+# a decision not to answer, a failure.
+_UNSERVED = frozenset({"solicit", "request", "renew", "rebind", "release", "confirm",
+                       "decline", "information-request", "rrq", "withheld", "drop", "ignore",
+                       "timeout", "error", "aborted"})
 _DHCP6_ANSWERS = ("advertise", "reply")
 
 
@@ -77,7 +82,9 @@ def _dhcp4(evidence: Evidence) -> list[Ask]:
 
 def _dhcp6(evidence: Evidence) -> list[Ask]:
     replies = q.packets(evidence, "dhcp6", *_DHCP6_ANSWERS)
-    heard = q.events(evidence, "dhcp6")
+    # The server reports a message when it arrives and again when it answers: only the
+    # answer (or a decision not to) counts; a Reply a fault dropped leaves the first alone.
+    heard = q.events(evidence, "dhcp6", *_DHCP6_ANSWERS, "withheld", "drop")
     found = []
     for packet in q.packets(evidence, "dhcp6", "solicit", "request", "renew", "rebind",
                             "release"):
@@ -214,6 +221,5 @@ def _progress_after(evidence: Evidence, found: list[Ask], ask: Ask) -> bool:
            and not a.key.startswith(_BACKGROUND) for a in found):
         return True
     served = [e for e in q.after(evidence.events, ask.time + 0.001)
-              if e.source in ("dhcp4", "dhcp6", "tftp", "http") and e.kind not in (
-                  "withheld", "drop", "timeout", "error", "aborted")]
+              if e.source in ("dhcp4", "dhcp6", "tftp", "http") and e.kind not in _UNSERVED]
     return bool(served)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 
-from pxelab.analysis.diagnosis import nfs
+from pxelab.analysis.diagnosis import dhcp6, nfs
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.asks import NFS_SERVICES, REFUSED, UNANSWERED, Stuck, stuck
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence
+from pxelab.core.events import Event
 
 # A retransmission shows the client waited for an answer; one lost packet is no pattern.
 MIN_SENDS = 2
@@ -41,9 +42,12 @@ _FIXES = {
 
 
 def _candidates(evidence: Evidence, outcome: str) -> list[Stuck]:
-    nfs_keys = {s.key for s in nfs.unreached(evidence)}  # nfs.no_server explains those
+    # Requests a more specific rule explains: the NFS server's, a DHCPv6 Release's.
+    taken = {s.key for s in nfs.unreached(evidence)}
     found = [s for s in stuck(evidence) if s.outcome == outcome
-             and s.first.service not in NFS_SERVICES and s.key not in nfs_keys]
+             and s.first.service not in NFS_SERVICES and s.key not in taken
+             and not (s.key.startswith("dhcp6 release")
+                      and dhcp6.release_unanswered(evidence) is not None)]
     if outcome == UNANSWERED:
         found = [s for s in found if s.sends >= MIN_SENDS]
     return found
@@ -98,9 +102,27 @@ def _why(evidence: Evidence, found: Stuck) -> str:
                 "capture alone)")
     dropped = [e for e in q.after(q.events(evidence, "fault", "injected"),
                                   found.first.time - 1.0) if _about(e.request, found.key)]
+    heard = _received(evidence, found)
     if dropped:
         return f"the server dropped them (fault: {dropped[0].reason})"
+    if heard:
+        return (f"the server reported receiving them ({q.plural(len(heard), 'event')}) and "
+                "sent no answer")
     return "the server never reported them (no event): lost on the way, or not heard"
+
+
+def _received(evidence: Evidence, found: Stuck) -> list[Event]:
+    """The server's events of receiving these requests (DHCPv6 and TFTP report arrivals)."""
+    since, until = found.first.time - 1.0, found.last.time + 1.0
+    packet = found.first.item
+    if packet.proto == "dhcp6":
+        return [e for e in q.events(evidence, "dhcp6", packet.kind)
+                if since <= e.time <= until and q.detail(e, "xid") == q.field(packet, "xid")]
+    if packet.proto == "tftp":
+        name = q.file_key(str(q.field(packet, "file", "")))
+        return [e for e in q.events(evidence, "tftp", "rrq")
+                if since <= e.time <= until and q.event_file(e) == name]
+    return []
 
 
 def _about(request: str, key: str) -> bool:
@@ -133,10 +155,14 @@ def refused(evidence: Evidence) -> Cause | None:
         fix = (f"start the server on {item.dst}, or point the guest at the address and port "
                "it listens on (the boot file URL, the loader's config)")
     else:
-        summary = (f"{_who(evidence, last)} sent {last.label} "
-                   f"{q.plural(len(refusals), 'time')}, answered by ICMP port unreachable: "
-                   "nothing listens on that port")
-        fix = "start the server for that port on the address the guest asks"
+        icmp = [p for p in q.after(q.packets(evidence, "icmp", "unreachable"),
+                                   last.first.time) if q.field(p, "quoted_src") == item.src]
+        where = str(q.field(icmp[0], "quoted_dst", "")) if icmp else q.host(item.dst)
+        times = f" ({q.plural(len(refusals), 'time')})" if len(refusals) > 1 else ""
+        summary = (f"no {last.key.split(' ', 1)[0].upper()} server listening on {where}: "
+                   f"{_who(evidence, last)}'s {last.label}{times} was answered by ICMP port "
+                   "unreachable")
+        fix = f"start the server on {where}, or point the guest at the server's address"
     if not evidence.events:
         summary += " (read from the capture alone)"
     icmp = [p for p in q.after(q.packets(evidence, "icmp", "unreachable"), last.first.time)][:1]
