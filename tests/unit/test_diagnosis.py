@@ -808,6 +808,9 @@ def test_release_unanswered_names_the_stall_before_the_nbp() -> None:
     assert "drop dhcp6.reply" in cause.summary
     assert "Reply" in cause.fix
     assert diagnose(evidence).codes == ("dhcp6.release_unanswered",)
+    unfaulted = replace(evidence, events=tuple(e for e in evidence.events
+                                               if e.source != "fault"))
+    assert diagnose(unfaulted).codes == ("dhcp6.release_unanswered",)
 
 
 def test_release_unanswered_is_silent_when_the_client_went_on() -> None:
@@ -951,6 +954,12 @@ def test_rrq_unanswered_names_the_file_and_the_drops() -> None:
     assert "after pxelinux.0 was sent" in cause.summary
     assert "drop tftp.rrq for ldlinux.c32" in cause.summary
     assert diagnose(evidence).codes == ("request.unanswered",)
+    # Detection needs no fault event, nor any server event.
+    unfaulted = replace(evidence, events=tuple(e for e in evidence.events
+                                               if e.source != "fault"))
+    assert "never reported them" in only(requests.unanswered, unfaulted,
+                                         "request.unanswered").summary
+    assert diagnose(replace(evidence, events=())).codes == ("request.unanswered",)
 
 
 def test_rrq_unanswered_from_the_wire_alone() -> None:

@@ -12,7 +12,8 @@ scapy. The bulk becomes one record per flow:
   port of its RRQ and an ephemeral server port, so a flow is the client
   endpoint of the RRQ that started it, bound to the server endpoint of the
   first reply;
-- an NFS TCP connection to port 2049 (kind "connection").
+- an NFS TCP connection to port 2049 (kind "connection");
+- a TCP connection attempt (proto "tcp", kind "connect"): its handshake's outcome.
 
 A record's ``time`` is the wall-clock time of its packet, for a flow record
 that of its first packet. ``fields`` by proto (diagnosis rules read these names):
@@ -32,7 +33,13 @@ that of its first packet. ``fields`` by proto (diagnosis rules read these names)
   largest_payload, first_time, last_time, acked, error);
 - http: request (method, path, headers), response (status, length, path,
   reason, body_bytes: body bytes seen on the wire);
-- nfs: connection (packets, bytes, first_time, last_time);
+- nfs: connection (packets, bytes, first_time, last_time), error (an RPC reply that
+  refused or failed a call on 2049/111/20048: see
+  :mod:`pxelab.analysis.evidence.nfswire`);
+- tcp: connect (one per connection attempt to any port: whether its SYN was accepted,
+  refused by RST, unreachable by ICMP or unanswered; see
+  :mod:`pxelab.analysis.evidence.tcpwire`);
+- icmp: unreachable (ICMP type 3 / ICMPv6 type 1 with the quoted port);
 - arp: request/reply (sender_mac, sender_ip, target_ip).
 
 ## Speed (measured)
