@@ -41,12 +41,14 @@ class PacketRecord:
     """One packet of the lab capture, or one summarised bulk transfer, dissected.
 
     ``proto``: "dhcp4", "dhcp6", "ra" (RS/RA/NS/NA), "tftp", "http", "nfs", "arp",
-    "tcp" (connection attempts), "icmp" (destination unreachable), "other". ``kind``: the message in lower case ("discover", "offer", "solicit",
+    "tcp" (connection attempts), "icmp" (destination unreachable), "other".
+    ``kind``: the message in lower case ("discover", "offer", "solicit",
     "advertise", "release", "rs", "ra", "rrq", "oack", "error", "transfer",
-    "request", "response", "connection", ...). A TFTP transfer's DATA/ACK packets
-    are one record of kind "transfer" whose ``fields`` say file, blksize, blocks,
-    bytes, last_block, complete, retransmits; NFS traffic is one "connection"
-    record per TCP connection, plus an "error" record per refused or failed RPC reply. ``client`` is the guest's MAC when the packet
+    "request", "response", "connection", "connect", "unreachable", ...). A TFTP
+    transfer's DATA/ACK packets are one record of kind "transfer" whose ``fields``
+    say file, blksize, blocks, bytes, last_block, complete, retransmits; NFS traffic
+    is one "connection" record per TCP connection, plus an "error" record per
+    refused or failed RPC reply. ``client`` is the guest's MAC when the packet
     shows it. ``fields`` hold the decoded values rules look at (DHCP options by
     name: "vendor_class", "arch", "user_class", "secs", "xid", "file",
     "yiaddr", "has_option_43", "boot_url", "vendor_class_echo", ...).
