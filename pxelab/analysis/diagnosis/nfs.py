@@ -43,7 +43,8 @@ _WHY = {
 }
 # nfsstat4 / nfsstat3 / mountstat3 numbers (RFC 7530 section 13.1, RFC 1813).
 NOENT = 2
-DENIED = {1, 13, 10016}  # PERM, ACCESS, WRONGSEC
+WRONGSEC = 10016
+DENIED = {1, 13, WRONGSEC}  # PERM, ACCESS, WRONGSEC
 MINOR_VERS_MISMATCH = 10021
 FIX_EXPORT = ("mount the path the server exports (the kernel command line's nfsroot=), or "
               "export the path the guest asks for")
@@ -237,7 +238,7 @@ def permission_denied(evidence: Evidence) -> Cause | None:
                   "mounts, and the server answers that it is not there: it hides the export "
                   "from this client (ganesha leaves an export a client may not access out "
                   "of its pseudo file system)")
-    what = hidden or (str(q.field(wire[0], "error")) if wire else said.why if said else "")
+    what = hidden or (_denial(wire[0]) if wire else said.why if said else "")
     return Cause(
         "nfs.permission_denied", _stage(evidence),
         f"the NFS server refused the guest's mount: {what}"
@@ -246,7 +247,19 @@ def permission_denied(evidence: Evidence) -> Cause | None:
         q.lines(evidence, wire[:2]),
         "let the guest's address mount the export (ganesha: the EXPORT's Access_Type and "
         "CLIENT Clients; /etc/exports for the kernel server) with the security flavour it "
-        "uses (sec=sys: SecType = sys)")
+        "uses (sec=sys needs ganesha's SecType = sys, or sec=sys in /etc/exports)")
+
+
+def _denial(error: PacketRecord) -> str:
+    """What a refusal reply means, for people."""
+    name = str(q.field(error, "error"))
+    status = q.field(error, "status")
+    if status == WRONGSEC:
+        return (f"the export wants another security flavour than the guest's ({name}: "
+                "e.g. krb5 against sec=sys)")
+    if q.field(error, "reject_stat") == 1:
+        return f"the server rejected the guest's credentials ({name})"
+    return f"access denied ({name})"
 
 
 def version_mismatch(evidence: Evidence) -> Cause | None:
