@@ -74,7 +74,7 @@ def nfs_error(boot: Boot, at: float, error: str, *, status: int | None = None,
 
 def nfs_boot(**facts: Any) -> Boot:
     """legacy_pxe_ipv4 up to its initramfs's DHCP; the NFS root is what fails."""
-    return legacy_boot(until="nfs_root", nfs_export=EXPORT, **facts)
+    return legacy_boot(until="nfs_root", **({"nfs_export": EXPORT} | facts))
 
 
 def failed(boot: Boot, line: str | None, at: float = 12.0) -> Evidence:
@@ -152,6 +152,15 @@ def nobody_there() -> Evidence:
     return failed(boot, REFUSED_LINE.format(host="192.0.2.9", why="timed out"))
 
 
+def nobody_there6() -> Evidence:
+    boot = nfs_boot(nfs_export=f"[{SERVER6}]:/pxelab")
+    guest6 = "2001:db8::5054:ff:fe12:3456"
+    for n in range(3):
+        record(boot, 8.0 + n, "ra", "ns", guest6, "ff02::1:ff00:9",
+               "NS who-has 2001:db8::9", target="2001:db8::9")
+    return failed(boot, REFUSED_LINE.format(host="2001:db8::9", why="timed out"))
+
+
 NFS_CASES: dict[str, tuple[Callable[[], Evidence], str]] = {
     "typo": (typo, "nfs.export_not_found"),
     "hidden": (hidden, "nfs.permission_denied"),
@@ -160,6 +169,7 @@ NFS_CASES: dict[str, tuple[Callable[[], Evidence], str]] = {
     "minor_versions": (minor_versions, "nfs.version_mismatch"),
     "server_down": (server_down, "nfs.no_server"),
     "nobody_there": (nobody_there, "nfs.no_server"),
+    "nobody_there6": (nobody_there6, "nfs.no_server"),
 }
 
 
