@@ -28,7 +28,7 @@ from test_diagnosis import (
     only,
 )
 
-from pxelab.analysis.diagnosis import diagnose, nfs, requests
+from pxelab.analysis.diagnosis import diagnose, files, nfs, requests
 from pxelab.analysis.evidence import Evidence, PacketRecord
 
 pytestmark = pytest.mark.unit
@@ -399,3 +399,21 @@ def test_dhcpv6_requests_the_server_heard_and_never_answered() -> None:
     cause = only(requests.unanswered, stripped, "request.unanswered")
     assert "the server reported receiving them (6 events) and sent no answer" in cause.summary
     assert diagnose(stripped).codes[0] == "request.unanswered"
+
+
+def test_ovmfs_designed_http4_404_is_not_where_the_boot_stopped() -> None:
+    # uefi_http_ipv6: HTTPv4 gets a 404 on purpose, then HTTPv6's DHCPv6 Requests go
+    # unanswered. The boot stopped on those, not on the boot file HTTPv4 was refused.
+    boot = Boot("uefi_http_ipv6", firmware="ovmf")
+    boot.dhcp4_round(2.0, file=f"http://{SERVER}/no-http-boot-over-ipv4.efi")
+    boot.http(2.5, "/no-http-boot-over-ipv4.efi", 404, method="head", client=IP)
+    boot.hit(3.0, "fw_http4_skip", 'BdsDxe: failed to load Boot0003 "UEFI HTTPv4"')
+    boot.dhcp6(3.2, "solicit", "solicit", xid=1)
+    boot.dhcp6(3.21, "advertise", "solicit", xid=1, answered=True)
+    client, server = "[fe80::5054:ff:fe12:3456]:546", "[ff02::1:2]:547"
+    for n in range(6):
+        record(boot, 4.2 + 6 * n, "dhcp6", "request", client, server, "REQUEST", xid=2)
+        boot.dhcp6(4.201 + 6 * n, "request", "request", xid=2)
+    evidence = boot.evidence("fw_dhcp", "timeout", 68.0)
+    assert files.nbp_not_found(evidence) is None
+    assert diagnose(evidence).codes[0] == "request.unanswered"

@@ -28,7 +28,7 @@ _DHCP4_ANSWERS = ("offer", "ack", "nak")
 _BACKGROUND = ("arp ", "ns ", "ra ")
 # Server events that serve nobody: a request's arrival (DHCPv6 and TFTP report those),
 # a decision not to answer, a failure.
-_UNSERVED = frozenset({"solicit", "request", "renew", "rebind", "release", "confirm",
+_UNSERVED = frozenset({"solicit", "request", "renew", "rebind", "release", "confirm", "inform",
                        "decline", "information-request", "rrq", "withheld", "drop", "ignore",
                        "timeout", "error", "aborted"})
 _DHCP6_ANSWERS = ("advertise", "reply")
