@@ -417,3 +417,15 @@ def test_ovmfs_designed_http4_404_is_not_where_the_boot_stopped() -> None:
     evidence = boot.evidence("fw_dhcp", "timeout", 68.0)
     assert files.nbp_not_found(evidence) is None
     assert diagnose(evidence).codes[0] == "request.unanswered"
+
+
+def test_router_solicitations_nobody_answers() -> None:
+    # The initramfs waits for SLAAC: RSs from the guest's link-local address, no RA.
+    boot = legacy_boot(until="initramfs_dhcp")
+    for n in range(3):
+        record(boot, 6.0 + 4 * n, "ra", "rs", "fe80::5054:ff:fe12:3456", "ff02::2",
+               "RS from fe80::5054:ff:fe12:3456")
+    evidence = packets_only(boot.evidence("initramfs_ipv6", "timeout", 30.0))
+    cause = only(requests.unanswered, evidence, "request.unanswered")
+    assert f"{MAC} sent RS (router solicitation) 3 times" in cause.summary
+    assert "router advertisements" in cause.fix
