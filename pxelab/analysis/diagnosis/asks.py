@@ -1,8 +1,9 @@
 """The guest's requests on the wire, each with what became of it: answered, refused or not.
 
 A request is answered when the capture shows the server's reply to it, or when the
-server reported it (an event about the same exchange: it heard it, whatever it
-decided, and the rule of that decision explains the rest). Requests of one
+server's events show that it answered or decided not to (withheld, dropped as bad
+input: the rule of that decision explains the rest). An event that only says a
+request arrived (DHCPv6 and TFTP report arrivals) is no answer. Requests of one
 :attr:`Ask.key` are retransmissions of one question: DHCPv4 messages of one type,
 DHCPv6 messages of one type and transaction, RSs, RRQs of one file, connection
 attempts to one server port, ARP and NS for one address.
@@ -23,6 +24,7 @@ NFS_SERVICES = ("nfs", "portmap", "mount")
 # after 1-4 s, so a reply later than this belongs to a later retransmission.
 ANSWER_WINDOW = 8.0
 _DHCP4_ANSWERS = ("offer", "ack", "nak")
+_DHCP6_ANSWERS = ("advertise", "reply")
 # Answers a host gets whatever it is doing (its kernel refreshes neighbour entries and
 # solicits routers on its own): no sign that the boot went on.
 _BACKGROUND = ("arp ", "ns ", "ra ")
@@ -31,7 +33,6 @@ _BACKGROUND = ("arp ", "ns ", "ra ")
 _UNSERVED = frozenset({"solicit", "request", "renew", "rebind", "release", "confirm", "inform",
                        "decline", "information-request", "rrq", "withheld", "drop", "ignore",
                        "timeout", "error", "aborted"})
-_DHCP6_ANSWERS = ("advertise", "reply")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Ask:
 
     time: float
     key: str  # requests of one key are retransmissions of one question
-    label: str  # for people: "DHCPv4 DISCOVER", "TFTP RRQ ldlinux.c32", "TCP SYN to ..."
+    label: str  # for people: "DHCPv4 DISCOVER", "TFTP RRQ for ldlinux.c32", "TCP SYN to ..."
     outcome: str  # ANSWERED, REFUSED, UNANSWERED
     item: PacketRecord
     service: str = ""  # of a connection attempt: "http", "nfs", ...
@@ -64,7 +65,8 @@ def _heard(events: list[Event], since: float, until: float) -> bool:
 
 def _dhcp4(evidence: Evidence) -> list[Ask]:
     replies = q.packets(evidence, "dhcp4", *_DHCP4_ANSWERS)
-    heard = q.events(evidence, "dhcp4")  # withheld too: the server heard it and decided
+    # DHCPv4 events are answers or decisions (withheld, drop, ignore): none reports arrivals.
+    heard = q.events(evidence, "dhcp4")
     found = []
     for packet in q.packets(evidence, "dhcp4", "discover", "request"):
         if not _client(evidence, packet):
@@ -119,7 +121,7 @@ def _rrq(evidence: Evidence) -> list[Ask]:
     answers = [p for p in q.packets(evidence, "tftp", "oack", "error", "transfer")
                if p.kind == "transfer" or q.from_server(evidence, p)]
     unreachable = q.packets(evidence, "icmp", "unreachable")
-    heard = q.events(evidence, "tftp")
+    heard = [e for e in q.events(evidence, "tftp") if e.kind != "rrq"]  # arrivals
     found = []
     for packet in q.packets(evidence, "tftp", "rrq"):
         name = q.file_key(str(q.field(packet, "file", "")))
