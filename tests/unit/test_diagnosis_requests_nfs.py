@@ -28,7 +28,7 @@ from test_diagnosis import (
     only,
 )
 
-from pxelab.analysis.diagnosis import diagnose, files, nfs, requests
+from pxelab.analysis.diagnosis import diagnose, files, nfs, requests, transfers
 from pxelab.analysis.evidence import Evidence, PacketRecord
 
 pytestmark = pytest.mark.unit
@@ -429,3 +429,17 @@ def test_router_solicitations_nobody_answers() -> None:
     cause = only(requests.unanswered, evidence, "request.unanswered")
     assert f"{MAC} sent RS (router solicitation) 3 times" in cause.summary
     assert "router advertisements" in cause.fix
+
+
+@pytest.mark.parametrize(("method", "body", "acked", "short"), [
+    ("GET", 500, 0, True), ("HEAD", 0, 0, False), ("GET", 500, 1000, False)])
+def test_a_short_body_on_the_wire_needs_a_get_the_client_did_not_acknowledge(
+        method: str, body: int, acked: int, short: bool) -> None:
+    # Packets only: HEAD answers carry the length of a body they leave out, and a capture
+    # that lost segments shows fewer body bytes than the client acknowledged.
+    boot = Boot("uefi_http_ipv4", firmware="ovmf")
+    record(boot, 3.0, "http", "response", f"{SERVER}:80", f"{IP}:1424", "HTTP 200 OK",
+           status=200, length=1000, path="/snponly.efi", method=method, reason="OK",
+           body_bytes=body, body_acked=acked)
+    evidence = packets_only(boot.evidence("nbp", "timeout", 20.0))
+    assert (transfers.http_short(evidence) is not None) == short

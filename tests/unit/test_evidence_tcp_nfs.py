@@ -198,3 +198,24 @@ def test_error_records_are_capped(tmp_path: Path) -> None:
         frame.time = T0 + index * 0.01
     wrpcap(str(tmp_path / "many.pcap"), found)
     assert len(nfs_errors(summarise_pcap(tmp_path / "many.pcap", {MAC}))) == MAX_ERRORS
+
+
+def test_http_bytes_the_client_acknowledged_count_when_the_capture_lost_some(
+        tmp_path: Path) -> None:
+    # tcpdump lost the second half of the body; the client's ACK shows it got it all.
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+    found = [tcp4(40000, 80, "PA", seq=10, payload=b"GET /initrd.img HTTP/1.1\r\n\r\n"),
+             tcp4(80, 40000, "PA", seq=1, payload=head + b"x" * 500, to_server=False),
+             tcp4(40000, 80, "A", seq=39) / Raw(b""),
+             tcp4(40000, 80, "PA", seq=39, payload=b"HEAD /x HTTP/1.1\r\n\r\n"),
+             tcp4(80, 40000, "PA", seq=1 + len(head) + 1000, to_server=False,
+                  payload=b"HTTP/1.1 200 OK\r\nContent-Length: 77\r\n\r\n")]
+    found[2][TCP].ack = 1 + len(head) + 1000
+    for index, frame in enumerate(found):
+        frame.time = T0 + index * 0.01
+    wrpcap(str(tmp_path / "http.pcap"), found)
+    get, head_response = [r for r in summarise_pcap(tmp_path / "http.pcap", {MAC})
+                          if r.kind == "response"]
+    assert get.fields["method"] == "GET" and get.fields["body_bytes"] == 500
+    assert get.fields["body_acked"] == 1000
+    assert head_response.fields["method"] == "HEAD" and head_response.fields["body_bytes"] == 0

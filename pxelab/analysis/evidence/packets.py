@@ -31,8 +31,9 @@ that of its first packet. ``fields`` by proto (diagnosis rules read these names)
   (options, file, malformed), error (code, message, file, from_client),
   transfer (file, blksize, blocks, bytes, last_block, complete, retransmits,
   largest_payload, first_time, last_time, acked, error);
-- http: request (method, path, headers), response (status, length, path,
-  reason, body_bytes: body bytes seen on the wire);
+- http: request (method, path, headers), response (status, length, path, method
+  of the request it answers, reason, body_bytes: body bytes seen on the wire,
+  body_acked: body bytes the client acknowledged);
 - nfs: connection (packets, bytes, first_time, last_time), error (an RPC reply that
   refused or failed a call on 2049/111/20048: see
   :mod:`pxelab.analysis.evidence.nfswire`);
@@ -189,6 +190,7 @@ class _Packet:
     dport: int = 0
     payload: bytes = b""
     seq: int = 0  # TCP
+    ack: int = 0  # TCP
     flags: int = 0  # TCP
 
     @property
@@ -312,7 +314,8 @@ class _Summariser:
         self._connections = tcpwire.Connections(
             {port: "http" for port in http_ports} | RPC_PORTS)
         self._rpc = RpcTracker(RPC_PORTS)
-        self._http_paths: dict[Endpoint, str] = {}  # the last request on a connection
+        # The last request on a connection: method and path.
+        self._http_paths: dict[Endpoint, tuple[str, str]] = {}
         # The last response on a connection: its fields, where its body starts and ends
         # (TCP sequence numbers, so retransmitted segments count once).
         self._http_bodies: dict[Endpoint, tuple[dict[str, Any], int, list[int]]] = {}
@@ -374,6 +377,7 @@ class _Summariser:
         elif proto == IPPROTO_TCP and l4 + 20 <= end:
             packet.payload = data[l4 + (data[l4 + 12] >> 4) * 4:end]
             packet.seq = int.from_bytes(data[l4 + 4:l4 + 8], "big")
+            packet.ack = int.from_bytes(data[l4 + 8:l4 + 12], "big")
             packet.flags = data[l4 + 13]
             self._tcp(packet)
         elif proto == IPPROTO_ICMPV6 and l4 < end and data[l4] in ND_KINDS:
@@ -415,6 +419,8 @@ class _Summariser:
             self._http_request(packet)
         elif payload and sport in self.http_ports and payload.startswith(b"HTTP/"):
             self._http_response(packet)
+        elif dport in self.http_ports and packet.flags & tcpwire.ACK:
+            self._http_acked(packet)
         elif payload and sport in self.http_ports:
             self._http_body(packet)
 
@@ -492,7 +498,7 @@ class _Summariser:
         head = packet.payload.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         method, _, rest = head[0].partition(" ")
         path = rest.rsplit(" ", 1)[0] if " HTTP/" in rest else rest
-        self._http_paths[(packet.src, packet.sport)] = path
+        self._http_paths[(packet.src, packet.sport)] = (method, path)
         fields = {"method": method, "path": path, "headers": _headers(head[1:])}
         self._add(PacketRecord(packet.time, "http", "request", _where(packet.src, packet.sport),
                                _where(packet.dst, packet.dport), f"{method} {path}",
@@ -504,13 +510,13 @@ class _Summariser:
         status = _int(parts[1]) if len(parts) > 1 else None
         headers = _headers(head[1:])
         length = _int(headers.get("content-length"))
-        path = self._http_paths.get((packet.dst, packet.dport), "")
+        method, path = self._http_paths.get((packet.dst, packet.dport), ("", ""))
         summary = f"HTTP {status} {parts[2] if len(parts) > 2 else ''}".rstrip()
         if path:
             summary += f" for {path}"
         if length is not None:
             summary += f" length={length}"
-        fields = {"status": status, "length": length, "path": path,
+        fields = {"status": status, "length": length, "path": path, "method": method,
                   "reason": parts[2] if len(parts) > 2 else "", "body_bytes": 0}
         self._add(PacketRecord(packet.time, "http", "response",
                                _where(packet.src, packet.sport),
@@ -520,6 +526,17 @@ class _Summariser:
         start = packet.seq + (header_end + 4 if header_end >= 0 else len(packet.payload))
         self._http_bodies[(packet.dst, packet.dport)] = (fields, start, [start])
         self._http_body(packet)
+
+    def _http_acked(self, packet: _Packet) -> None:
+        """The body bytes the client acknowledged (body_acked): what it got, also when
+        the capture lost segments of the response (tcpdump drops under load)."""
+        body = self._http_bodies.get((packet.src, packet.sport))
+        if body is None:
+            return
+        fields, start, _ = body
+        acked = (packet.ack - start) & 0xFFFFFFFF
+        if acked < 0x80000000 and acked > fields.get("body_acked", 0):
+            fields["body_acked"] = acked
 
     def _http_body(self, packet: _Packet) -> None:
         """Count the body bytes of the last response on the connection (body_bytes)."""
