@@ -40,9 +40,13 @@ PORT_UNREACHABLE = {(4, 3), (6, 4)}  # (IP version, code)
 Endpoint = tuple[bytes, int]
 
 
+def address(ip: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(ip) == 4 else socket.AF_INET6, ip)
+
+
 def where(ip: bytes, port: int) -> str:
-    text = socket.inet_ntop(socket.AF_INET if len(ip) == 4 else socket.AF_INET6, ip)
-    return f"[{text}]:{port}" if len(ip) == 16 else f"{text}:{port}"
+    """An endpoint as the records write it: "192.0.2.1:69", "[2001:db8::1]:69"."""
+    return f"[{address(ip)}]:{port}" if len(ip) == 16 else f"{address(ip)}:{port}"
 
 
 @dataclass(frozen=True)
@@ -198,11 +202,10 @@ class Connections:
             attempt.icmp(time)
         fields = message.fields()
         text = (f"ICMP{'v6' if message.version == 6 else ''} {message.reason} from "
-                f"{where(src, 0).rsplit(':', 1)[0]} for {fields['quoted_proto']} "
-                f"{fields['quoted_src']} -> {fields['quoted_dst']}")
-        self._records.append(PacketRecord(
-            time, "icmp", "unreachable", where(src, 0).rsplit(":", 1)[0].strip("[]"),
-            where(dst, 0).rsplit(":", 1)[0].strip("[]"), text, client, fields))
+                f"{address(src)} for {fields['quoted_proto']} {fields['quoted_src']} -> "
+                f"{fields['quoted_dst']}")
+        self._records.append(PacketRecord(time, "icmp", "unreachable", address(src),
+                                          address(dst), text, client, fields))
 
     def records(self) -> list[PacketRecord]:
         attempts = [*self._done, *self._open.values()]
