@@ -27,6 +27,7 @@ from pxelab.analysis.diagnosis import (
     linux,
     milestones,
     query,
+    requests,
     tftp,
     transfers,
 )
@@ -807,6 +808,9 @@ def test_release_unanswered_names_the_stall_before_the_nbp() -> None:
     assert "drop dhcp6.reply" in cause.summary
     assert "Reply" in cause.fix
     assert diagnose(evidence).codes == ("dhcp6.release_unanswered",)
+    unfaulted = replace(evidence, events=tuple(e for e in evidence.events
+                                               if e.source != "fault"))
+    assert diagnose(unfaulted).codes == ("dhcp6.release_unanswered",)
 
 
 def test_release_unanswered_is_silent_when_the_client_went_on() -> None:
@@ -930,7 +934,7 @@ def test_nbp_not_found_is_quiet_when_the_nbp_came() -> None:
     assert files.nbp_not_found(boot.evidence("config", "timeout", 30.0)) is None
 
 
-# -- tftp.rrq_unanswered -------------------------------------------------------------------------
+# -- request.unanswered: RRQs ---------------------------------------------------------------------
 
 def _dropped_rrqs(boot: Boot, at: float, file: str, count: int) -> None:
     for n in range(count):
@@ -945,11 +949,17 @@ def test_rrq_unanswered_names_the_file_and_the_drops() -> None:
     boot = legacy_boot(until="ldlinux")
     _dropped_rrqs(boot, 0.56, "ldlinux.c32", 4)
     evidence = boot.evidence("config", FAILED_LDLINUX, 20.0, FAILED_LDLINUX)
-    cause = only(tftp.rrq_unanswered, evidence, "tftp.rrq_unanswered")
-    assert "4 RRQs for ldlinux.c32 from 192.0.2.100" in cause.summary
+    cause = only(requests.unanswered, evidence, "request.unanswered")
+    assert "192.0.2.100 sent TFTP RRQ for ldlinux.c32 4 times" in cause.summary
     assert "after pxelinux.0 was sent" in cause.summary
     assert "drop tftp.rrq for ldlinux.c32" in cause.summary
-    assert diagnose(evidence).codes == ("tftp.rrq_unanswered",)
+    assert diagnose(evidence).codes == ("request.unanswered",)
+    # Detection needs no fault event, nor any server event.
+    unfaulted = replace(evidence, events=tuple(e for e in evidence.events
+                                               if e.source != "fault"))
+    assert "never reported them" in only(requests.unanswered, unfaulted,
+                                         "request.unanswered").summary
+    assert diagnose(replace(evidence, events=())).codes == ("request.unanswered",)
 
 
 def test_rrq_unanswered_from_the_wire_alone() -> None:
@@ -957,9 +967,10 @@ def test_rrq_unanswered_from_the_wire_alone() -> None:
     for n in range(3):
         boot.packet(1.0 + 2 * n, "tftp", "rrq", f"{IP}:{49152 + n}", f"{SERVER}:69",
                     file="ldlinux.c32", options={"tsize": "0"}, blksize=None)
-    cause = only(tftp.rrq_unanswered, boot.evidence("config", FAILED_LDLINUX, 20.0),
-                 "tftp.rrq_unanswered")
-    assert "3 RRQs" in cause.summary and "never reported them" in cause.summary
+    cause = only(requests.unanswered, boot.evidence("config", FAILED_LDLINUX, 20.0),
+                 "request.unanswered")
+    assert "RRQ for ldlinux.c32 3 times" in cause.summary
+    assert "never reported them" in cause.summary
 
 
 def test_one_dropped_rrq_that_the_retry_got_through_is_no_cause() -> None:
@@ -967,7 +978,7 @@ def test_one_dropped_rrq_that_the_retry_got_through_is_no_cause() -> None:
     _dropped_rrqs(boot, 0.54, "ldlinux.c32", 1)
     boot.tftp_get(2.6, "ldlinux.c32", 119524)
     evidence = boot.evidence("config", "timeout", 60.0)
-    assert tftp.rrq_unanswered(evidence) is None
+    assert requests.unanswered(evidence) is None
 
 
 # -- tftp.ldlinux_mismatch -----------------------------------------------------------------------
@@ -991,9 +1002,13 @@ def test_ldlinux_that_asked_for_its_config_is_no_mismatch() -> None:
 
 
 def test_a_truncated_ldlinux_is_no_build_mismatch() -> None:
-    boot = legacy_boot(until="config")
-    boot.event(0.53, "fault", "injected", client=IP, request="RRQ ldlinux.c32",
-               reason="truncate ldlinux.c32 to 4096 bytes", fault="TruncateFile")
+    # The OACK announces the file's size; the transfer ends after 4096 bytes of it. No
+    # fault event needed: a third-party server that cuts the file looks the same.
+    boot = legacy_boot(until="ldlinux")
+    options = {"tsize": "0", "blksize": "1408"}
+    boot.rrq(0.53, "ldlinux.c32", options)
+    boot.oack(0.531, "ldlinux.c32", {"tsize": "119524", "blksize": "1408"}, options)
+    boot.transfer(0.55, "ldlinux.c32", 4096)
     evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, FAILED_LDLINUX)
     assert tftp.ldlinux_mismatch(evidence) is None
 
@@ -1230,8 +1245,8 @@ def test_a_dropped_rrq_in_the_config_search_is_unanswered_not_missing() -> None:
     _dropped_rrqs(boot, 0.6, CONFIG_SEARCH[3], 3)
     evidence = boot.evidence("config", "timeout after 60 s", 60.0)
     assert tftp.next_file_missing(evidence) is None
-    cause = only(tftp.rrq_unanswered, evidence, "tftp.rrq_unanswered")
-    assert f"3 RRQs for {CONFIG_SEARCH[3]}" in cause.summary
+    cause = only(requests.unanswered, evidence, "request.unanswered")
+    assert f"RRQ for {CONFIG_SEARCH[3]} 3 times" in cause.summary
 
 
 def test_an_rrq_the_wire_shows_answered_is_not_unanswered() -> None:
@@ -1245,7 +1260,7 @@ def test_an_rrq_the_wire_shows_answered_is_not_unanswered() -> None:
                 file="ldlinux.c32", blksize=1408, blocks=85, bytes=119524, last_block=85,
                 complete=True, acked=85, retransmits=0, largest_payload=1408, error="")
     evidence = boot.evidence("config", FAILED_LDLINUX, 10.0, FAILED_LDLINUX)
-    assert tftp.rrq_unanswered(evidence) is None
+    assert requests.unanswered(evidence) is None
 
 
 def _search_refused(boot: Boot, at: float) -> None:

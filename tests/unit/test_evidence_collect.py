@@ -12,13 +12,20 @@ import pytest
 
 from pxelab import lab
 from pxelab.analysis.evidence import Evidence, LogLine
-from pxelab.analysis.evidence.collect import NO_DEBUG_OUTPUT, collect, module_names
+from pxelab.analysis.evidence.collect import (
+    NFS_CONFIG,
+    NO_DEBUG_OUTPUT,
+    collect,
+    module_names,
+    nfs_export,
+)
 from pxelab.core.errors import HostCapabilityError
 from pxelab.core.events import Event
 from pxelab.core.paths import fixtures_dir
 from pxelab.lab import BootRun
 from pxelab.machine import firmware
 from pxelab.machine.console import MilestoneHit, Timeline
+from pxelab.machine.nfs import ganesha_config
 from pxelab.machine.payload import Payload
 from pxelab.scenarios.cases import get_scenario
 
@@ -143,3 +150,17 @@ def test_evidence_errors_never_mask_the_run(artifacts: Path,
     run._evidence_of_error(RuntimeError("boom"), payload(artifacts), [])  # no raise
     assert run._evidence(Timeline("x"), payload(artifacts), []) == (None, None)
     assert not (artifacts / "evidence.json").exists()
+
+
+@pytest.mark.parametrize(("bind", "pseudo", "export"), [
+    ("192.0.2.1", "/pxelab", "192.0.2.1:/pxelab"),
+    ("2001:db8::1", "/srv/root", "[2001:db8::1]:/srv/root")])
+def test_the_nfs_export_is_read_from_the_ganesha_config(tmp_path: Path, bind: str,
+                                                         pseudo: str, export: str) -> None:
+    # The config Ganesha writes, as a client mounts it; no config (no server): "".
+    (tmp_path / "nfs").mkdir()
+    (tmp_path / NFS_CONFIG).write_text(ganesha_config(
+        export_dir=tmp_path, workdir=tmp_path / "nfs", bind_address=bind, pseudo_path=pseudo,
+        read_only=True, dbus_prefix="pxelab_test"))
+    assert nfs_export(tmp_path / NFS_CONFIG) == export
+    assert nfs_export(tmp_path / "nowhere.conf") == ""

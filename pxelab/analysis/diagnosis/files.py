@@ -49,6 +49,9 @@ def nbp_not_found(evidence: Evidence) -> Cause | None:
     if any(q.event_file(e) == name for e in q.delivered(evidence)) or _went_on(
             evidence, culprit.time):
         return None
+    if any(other != name and event.time > culprit.time
+           for event, other in q.boot_files(evidence)):
+        return None  # the firmware went on to another boot option (OVMF: HTTPv4, then v6)
     close = similar_names(name, evidence.facts.data_files)
     server = "HTTP" if culprit.source == "http" else "TFTP"
     there = f"; the data root has {', '.join(close)}" if close else ""

@@ -306,5 +306,10 @@ def lines(evidence: Evidence, items: Sequence[Item | None], *,
     return (*rendered, *([end] if end else []))
 
 
+def seconds(evidence: Evidence, wall: float) -> str:
+    """A wall-clock time as people read it on the timeline: "12.3s" since power-on."""
+    return f"{evidence.seconds(wall):.1f}s"
+
+
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")

@@ -15,7 +15,10 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | tftp.oack_unrequested_option      | tftp.oack_unrequested_option           |
 | tftp.oack_malformed               | tftp.oack_malformed                    |
 | tftp.blksize_above_mtu            | tftp.blksize_above_mtu                 |
-| tftp.rrq_unanswered               | tftp.rrq_unanswered                    |
+| nfs.no_server                     | nfs.no_server                          |
+| nfs.export_not_found              | nfs.export_not_found                   |
+| nfs.permission_denied             | nfs.permission_denied                  |
+| nfs.version_mismatch              | nfs.version_mismatch                   |
 | file.not_found (after the NBP)    | tftp.next_file_missing                 |
 | file.not_found (the NBP)          | files.nbp_not_found                    |
 | transfer.short                    | transfers.short                        |
@@ -24,6 +27,8 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | dhcp.withheld_min_secs            | dhcp.withheld_min_secs                 |
 | dhcp.withheld, dhcp6.withheld     | decisions.withheld                     |
 | dhcp.offer_no_boot_file           | decisions.offer_no_boot_file           |
+| request.unanswered                | requests.unanswered                    |
+| request.refused                   | requests.refused                       |
 | dhcp.offer_no_httpclient_echo     | dhcp.offer_no_httpclient_echo          |
 | dhcp.pxeclient_without_43         | dhcp.pxeclient_without_43              |
 | firmware.no_rng_device            | firmware.no_rng_device                 |
@@ -44,6 +49,8 @@ from pxelab.analysis.diagnosis import (
     ipxe,
     linux,
     milestones,
+    nfs,
+    requests,
     tftp,
     transfers,
 )
@@ -58,7 +65,10 @@ RULES: tuple[DiagnosisRule, ...] = (
     tftp.oack_unrequested_option,
     tftp.oack_malformed,
     tftp.blksize_above_mtu,
-    tftp.rrq_unanswered,
+    nfs.no_server,
+    nfs.export_not_found,
+    nfs.permission_denied,
+    nfs.version_mismatch,
     tftp.next_file_missing,
     files.nbp_not_found,
     transfers.short,
@@ -67,6 +77,8 @@ RULES: tuple[DiagnosisRule, ...] = (
     dhcp.withheld_min_secs,
     decisions.withheld,
     decisions.offer_no_boot_file,
+    requests.unanswered,
+    requests.refused,
     dhcp.offer_no_httpclient_echo,
     dhcp.pxeclient_without_43,
     firmware.no_rng_device,

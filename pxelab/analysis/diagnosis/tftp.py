@@ -108,55 +108,6 @@ def _mismatch(name: str, found: str) -> str:
     return "a typo?"
 
 
-def _unanswered_rrqs(evidence: Evidence, since: float) -> dict[str, list[Event | PacketRecord]]:
-    """RRQs after ``since`` the server did not answer, by file: dropped by a fault, or
-    seen on the wire with no server event about their file."""
-    found: dict[str, list[Event | PacketRecord]] = {}
-    for event in q.after(q.events(evidence, "fault", "injected"), since):
-        match = _RRQ_FILE.match(event.request)
-        if match:
-            found.setdefault(q.file_key(match["file"]), []).append(event)
-    tftp_events = q.events(evidence, "tftp")
-    answers = [p for p in q.packets(evidence, "tftp", "oack", "error", "transfer")
-               if q.from_server(evidence, p) or p.kind == "transfer"]
-    for packet in q.after(q.packets(evidence, "tftp", "rrq"), since):
-        name = q.file_key(str(q.field(packet, "file", "")))
-        heard = [e for e in tftp_events if q.event_file(e) == name and e.time >= packet.time - 1]
-        answered = [p for p in answers if q.file_key(str(q.field(p, "file", ""))) == name
-                    and p.time >= packet.time]
-        if name and not heard and not answered and name not in found:
-            found.setdefault(name, []).append(packet)
-    return found
-
-
-def rrq_unanswered(evidence: Evidence) -> Cause | None:
-    """After the NBP, RRQs for a file got no answer at all (dropped, or a silent server)."""
-    start = q.nbp_delivery(evidence)
-    if start is None or q.reached_linux(evidence):
-        return None
-    silent = {name: items for name, items in _unanswered_rrqs(evidence, start.time).items()
-              if not _later_delivery(evidence, name, items[0].time)
-              and not _requested(evidence, items[-1].time) - {name}}
-    if not silent:
-        return None
-    name, items = list(silent.items())[-1]
-    wire = [p for p in q.packets(evidence, "tftp", "rrq")
-            if q.file_key(str(q.field(p, "file", ""))) == name and p.time >= items[0].time]
-    faults = [i for i in items if isinstance(i, Event)]
-    count = max(len(wire), len(faults))
-    why = (f"the server dropped them (fault: {faults[0].reason})" if faults else
-           "the server never reported them (no TFTP event): dropped on the way or not heard")
-    client = faults[0].client if faults else (wire[0].src if wire else "the client")
-    return Cause(
-        "tftp.rrq_unanswered", evidence.timeline.failed_stage or "bootloader",
-        f"{q.plural(count, 'RRQ')} for {name} from {q.host(client)} got no answer after "
-        f"{q.event_file(start)} was sent: {why}",
-        q.lines(evidence, [start, *(wire or items)[:2], *(wire or items)[-1:]]),
-        f"make the TFTP server answer RRQs for {name}: no filter or second TFTP server on "
-        "the way, no dropped-packet fault; if the loader is lpxelinux.0 (lwIP) on a PXE stack "
-        "that loses its requests, use pxelinux.0")
-
-
 # -- delivered but unusable ----------------------------------------------------------------------
 
 def ldlinux_mismatch(evidence: Evidence) -> Cause | None:
@@ -168,10 +119,9 @@ def ldlinux_mismatch(evidence: Evidence) -> Cause | None:
         return None
     last = loads[-1]
     name = q.event_file(last)
-    cut = [e for e in q.events(evidence, "fault", "injected")
-           if e.details.get("fault") == "TruncateFile" and name in e.request]
-    if cut:
-        return None  # a short file, not another build
+    if _announced(evidence, name, last.time) > int(q.detail(last, "bytes", 0)) and (
+            last.kind == "sent"):
+        return None  # a file cut short (fewer bytes than its tsize), not another build
     says = "Failed to load ldlinux" in q.console(evidence)
     later = [n for n in _requested(evidence, last.time) if posixpath.basename(n) not in LDLINUX]
     if later or not (says or evidence.timeline.failed_stage in ("bootloader", "config")):
@@ -186,6 +136,18 @@ def ldlinux_mismatch(evidence: Evidence) -> Cause | None:
         q.lines(evidence, [q.nbp_delivery(evidence), last]),
         f"serve {name} from the same syslinux release as {nbp} (Debian: pxelinux.0 from "
         "package pxelinux and ldlinux.c32 from syslinux-common, both of one version)")
+
+
+def _announced(evidence: Evidence, name: str, until: float) -> int:
+    """The tsize the last OACK for ``name`` before ``until`` announced (0: none): the
+    file's size as the server knew it, which a transfer cut short does not reach."""
+    oacks = [str(q.detail(e, "options", {}).get("tsize", "")) for e in q.events(
+        evidence, "tftp", "oack") if q.event_file(e) == name and e.time <= until]
+    oacks += [str(q.field(p, "options", {}).get("tsize", "")) for p in q.packets(
+        evidence, "tftp", "oack") if q.file_key(str(q.field(p, "file", ""))) == name
+        and p.time <= until]
+    sizes = [int(t) for t in oacks if t.isdigit()]
+    return sizes[-1] if sizes else 0
 
 
 def _client_closed(evidence: Evidence, basename: str) -> list[Event]:

@@ -71,8 +71,12 @@ def _short_events(evidence: Evidence) -> list[Short]:
 def _short_packets(evidence: Evidence) -> list[Short]:
     found = []
     for packet in q.packets(evidence, "http", "response"):
-        length, body = q.field(packet, "length"), q.field(packet, "body_bytes", 0)
-        if q.field(packet, "status") == 200 and length is not None and body < length:
+        # What the client acknowledged counts too: a capture can lose segments it got.
+        length = q.field(packet, "length")
+        body = max(q.field(packet, "body_bytes", 0), q.field(packet, "body_acked", 0))
+        # A response to HEAD has the length of the body it leaves out (RFC 9110 9.3.2).
+        if (q.field(packet, "status") == 200 and length is not None and body < length
+                and q.field(packet, "method") != "HEAD"):
             found.append(Short(packet, q.file_key(str(q.field(packet, "path", ""))), body,
                                length, packet.time))
     return found

@@ -83,12 +83,16 @@ def _tftp_error(record: PacketRecord) -> Event | None:
 
 def _http_response(record: PacketRecord, packets: tuple[PacketRecord, ...]) -> Event:
     fields = record.fields
-    asked = [p for p in packets if p.proto == "http" and p.kind == "request"
-             and p.src == record.dst and p.time <= record.time]
-    method = str(asked[-1].fields.get("method", "GET")) if asked else "GET"
+    method = str(fields.get("method") or "")
+    if not method:  # a capture summarised before responses recorded their request's method
+        asked = [p for p in packets if p.proto == "http" and p.kind == "request"
+                 and p.src == record.dst and p.time <= record.time]
+        method = str(asked[-1].fields.get("method", "GET")) if asked else "GET"
     status = fields.get("status")
     length = fields.get("length")
-    sent = int(fields.get("body_bytes") or 0) if method != "HEAD" else 0
+    # What the client acknowledged counts too: a capture can lose segments the client got.
+    sent = max(int(fields.get("body_bytes") or 0), int(fields.get("body_acked") or 0))
+    sent = 0 if method == "HEAD" else sent
     return Event("http", method.lower(), client=_host(record.dst),
                  request=f"{method} {fields.get('path', '')}", answer=record.summary,
                  details={"from": "capture", "status": status, "bytes": sent,

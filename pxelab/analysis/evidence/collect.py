@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -89,7 +90,28 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
         reproduce=reproduce_command(scenario, str(artifacts.parent)),
         rng_device=scenario.guest.rng_device,
         firmware_set=firmware_set.name if firmware_set else scenario.firmware_set,
-        firmware_packages=packages, notes=tuple(notes))
+        firmware_packages=packages, nfs_export=nfs_export(artifacts / NFS_CONFIG),
+        notes=tuple(notes))
+
+
+# The config pxelab.machine.nfs.Ganesha writes into the boot's nfs/ directory: what the
+# lab served, also when the guest asked for something else.
+NFS_CONFIG = "nfs/ganesha.conf"
+_BIND = re.compile(r"^\s*Bind_addr\s*=\s*(?P<value>[^;\s]+)\s*;", re.MULTILINE)
+_PSEUDO = re.compile(r"^\s*Pseudo\s*=\s*\"(?P<value>[^\"]+)\"\s*;", re.MULTILINE)
+
+
+def nfs_export(config: Path) -> str:
+    """The export of a ganesha.conf as a client mounts it ("192.0.2.1:/pxelab"), or ""."""
+    try:
+        text = config.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    bind, pseudo = _BIND.search(text), _PSEUDO.search(text)
+    if bind is None or pseudo is None:
+        return ""
+    host = bind["value"]
+    return f"[{host}]:{pseudo['value']}" if ":" in host else f"{host}:{pseudo['value']}"
 
 
 def _firmware_packages(scenario: Scenario, fwset: FirmwareSet | None,

@@ -41,12 +41,14 @@ class PacketRecord:
     """One packet of the lab capture, or one summarised bulk transfer, dissected.
 
     ``proto``: "dhcp4", "dhcp6", "ra" (RS/RA/NS/NA), "tftp", "http", "nfs", "arp",
-    "other". ``kind``: the message in lower case ("discover", "offer", "solicit",
+    "tcp" (connection attempts), "icmp" (destination unreachable), "other".
+    ``kind``: the message in lower case ("discover", "offer", "solicit",
     "advertise", "release", "rs", "ra", "rrq", "oack", "error", "transfer",
-    "request", "response", "connection", ...). A TFTP transfer's DATA/ACK packets
-    are one record of kind "transfer" whose ``fields`` say file, blksize, blocks,
-    bytes, last_block, complete, retransmits; NFS traffic is one "connection"
-    record per TCP connection. ``client`` is the guest's MAC when the packet
+    "request", "response", "connection", "connect", "unreachable", ...). A TFTP
+    transfer's DATA/ACK packets are one record of kind "transfer" whose ``fields``
+    say file, blksize, blocks, bytes, last_block, complete, retransmits; NFS traffic
+    is one "connection" record per TCP connection, plus an "error" record per
+    refused or failed RPC reply. ``client`` is the guest's MAC when the packet
     shows it. ``fields`` hold the decoded values rules look at (DHCP options by
     name: "vendor_class", "arch", "user_class", "secs", "xid", "file",
     "yiaddr", "has_option_43", "boot_url", "vendor_class_echo", ...).
@@ -84,6 +86,9 @@ class BootFacts:
     firmware_set: str = "host"  # the firmware set the guest booted (pxelab.machine.fwsets)
     # Debian package -> version of the firmware the guest ran ("ovmf": "2022.11-6+deb12u2").
     firmware_packages: dict[str, str] = field(default_factory=dict)
+    # What the lab's NFS server exports, as a client mounts it ("192.0.2.1:/pxelab"; ""
+    # when unknown: no server config was written).
+    nfs_export: str = ""
     # What the evidence lacks and why, for people ("firmware debug port: no output
     # (release build)", "no packet capture").
     notes: tuple[str, ...] = ()

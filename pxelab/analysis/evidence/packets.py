@@ -12,7 +12,8 @@ scapy. The bulk becomes one record per flow:
   port of its RRQ and an ephemeral server port, so a flow is the client
   endpoint of the RRQ that started it, bound to the server endpoint of the
   first reply;
-- an NFS TCP connection to port 2049 (kind "connection").
+- an NFS TCP connection to port 2049 (kind "connection");
+- a TCP connection attempt (proto "tcp", kind "connect"): its handshake's outcome.
 
 A record's ``time`` is the wall-clock time of its packet, for a flow record
 that of its first packet. ``fields`` by proto (diagnosis rules read these names):
@@ -30,9 +31,16 @@ that of its first packet. ``fields`` by proto (diagnosis rules read these names)
   (options, file, malformed), error (code, message, file, from_client),
   transfer (file, blksize, blocks, bytes, last_block, complete, retransmits,
   largest_payload, first_time, last_time, acked, error);
-- http: request (method, path, headers), response (status, length, path,
-  reason, body_bytes: body bytes seen on the wire);
-- nfs: connection (packets, bytes, first_time, last_time);
+- http: request (method, path, headers), response (status, length, path, method
+  of the request it answers, reason, body_bytes: body bytes seen on the wire,
+  body_acked: body bytes the client acknowledged);
+- nfs: connection (packets, bytes, first_time, last_time), error (an RPC reply that
+  refused or failed a call on 2049/111/20048: see
+  :mod:`pxelab.analysis.evidence.nfswire`);
+- tcp: connect (one per connection attempt to any port: whether its SYN was accepted,
+  refused by RST, unreachable by ICMP or unanswered; see
+  :mod:`pxelab.analysis.evidence.tcpwire`);
+- icmp: unreachable (ICMP type 3 / ICMPv6 type 1 with the quoted port);
 - arp: request/reply (sender_mac, sender_ip, target_ip).
 
 ## Speed (measured)
@@ -70,7 +78,9 @@ from scapy.layers.l2 import Ether
 from scapy.layers.tftp import TFTP, TFTP_ERROR, TFTP_RRQ, TFTP_WRQ
 from scapy.utils import RawPcapReader
 
+from pxelab.analysis.evidence import tcpwire
 from pxelab.analysis.evidence.model import PacketRecord
+from pxelab.analysis.evidence.nfswire import RpcTracker
 from pxelab.core.mac import format_mac
 
 log = logging.getLogger(__name__)
@@ -81,10 +91,12 @@ DHCP6_PORTS = (546, 547)
 TFTP_PORT = 69
 HTTP_PORTS = (80,)
 NFS_PORT = 2049
+# NFSv3 asks the port mapper (111) for MOUNT (20048 in the lab) before it mounts.
+RPC_PORTS = {NFS_PORT: "nfs", 111: "portmap", 20048: "mount"}
 DLT_EN10MB = 1
 
 ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
-IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 6, 17, 58
+IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 1, 6, 17, 58
 # IPv6 extension headers with the generic (next header, length in 8-octet units) layout
 # (RFC 8200 section 4): hop-by-hop (MLD reports carry one), routing, destination options.
 IPV6_EXTENSIONS = (0, 43, 60)
@@ -178,6 +190,8 @@ class _Packet:
     dport: int = 0
     payload: bytes = b""
     seq: int = 0  # TCP
+    ack: int = 0  # TCP
+    flags: int = 0  # TCP
 
     @property
     def eth_src(self) -> bytes:
@@ -297,7 +311,11 @@ class _Summariser:
         self._transfers: dict[Endpoint, _Transfer] = {}  # by the client's endpoint
         self._finished: list[_Transfer] = []
         self._nfs: dict[tuple[Endpoint, Endpoint], _Connection] = {}
-        self._http_paths: dict[Endpoint, str] = {}  # the last request on a connection
+        self._connections = tcpwire.Connections(
+            {port: "http" for port in http_ports} | RPC_PORTS)
+        self._rpc = RpcTracker(RPC_PORTS)
+        # The last request on a connection: method and path.
+        self._http_paths: dict[Endpoint, tuple[str, str]] = {}
         # The last response on a connection: its fields, where its body starts and ends
         # (TCP sequence numbers, so retransmitted segments count once).
         self._http_bodies: dict[Endpoint, tuple[dict[str, Any], int, list[int]]] = {}
@@ -306,6 +324,7 @@ class _Summariser:
         flows = [t.record() for t in (*self._finished, *self._transfers.values())
                  if t.data_packets]
         flows += [c.record() for c in self._nfs.values()]
+        flows += self._connections.records() + self._rpc.records()
         return sorted(self._records + flows, key=lambda r: r.time)
 
     # The raw pass: Ethernet, IPv4/IPv6, UDP/TCP/ICMPv6 by byte offsets.
@@ -358,9 +377,16 @@ class _Summariser:
         elif proto == IPPROTO_TCP and l4 + 20 <= end:
             packet.payload = data[l4 + (data[l4 + 12] >> 4) * 4:end]
             packet.seq = int.from_bytes(data[l4 + 4:l4 + 8], "big")
+            packet.ack = int.from_bytes(data[l4 + 8:l4 + 12], "big")
+            packet.flags = data[l4 + 13]
             self._tcp(packet)
         elif proto == IPPROTO_ICMPV6 and l4 < end and data[l4] in ND_KINDS:
             self._nd(packet, ND_KINDS[data[l4]])
+        elif proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            found = tcpwire.unreachable(data[l4:end], 4 if proto == IPPROTO_ICMP else 6)
+            if found is not None:
+                self._connections.icmp(packet.time, packet.src, packet.dst, found,
+                                       self._guest(packet.eth_dst) or packet.client(False))
 
     def _udp(self, packet: _Packet) -> None:
         src, dst, sport, dport = packet.src, packet.dst, packet.sport, packet.dport
@@ -380,12 +406,21 @@ class _Summariser:
 
     def _tcp(self, packet: _Packet) -> None:
         sport, dport, payload = packet.sport, packet.dport, packet.payload
+        source, destination = (packet.src, sport), (packet.dst, dport)
+        self._connections.segment(packet.time, source, destination, flags=packet.flags,
+                                  seq=packet.seq, size=len(payload),
+                                  macs=(format_mac(packet.eth_src), format_mac(packet.eth_dst)))
+        if payload and (sport in RPC_PORTS or dport in RPC_PORTS):
+            self._rpc.segment(packet.time, source, destination, seq=packet.seq,
+                              payload=payload, client=packet.client(dport in RPC_PORTS))
         if NFS_PORT in (dport, sport):
             self._nfs_packet(packet)
         elif payload and dport in self.http_ports and payload.startswith(HTTP_METHODS):
             self._http_request(packet)
         elif payload and sport in self.http_ports and payload.startswith(b"HTTP/"):
             self._http_response(packet)
+        elif dport in self.http_ports and packet.flags & tcpwire.ACK:
+            self._http_acked(packet)
         elif payload and sport in self.http_ports:
             self._http_body(packet)
 
@@ -463,7 +498,7 @@ class _Summariser:
         head = packet.payload.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         method, _, rest = head[0].partition(" ")
         path = rest.rsplit(" ", 1)[0] if " HTTP/" in rest else rest
-        self._http_paths[(packet.src, packet.sport)] = path
+        self._http_paths[(packet.src, packet.sport)] = (method, path)
         fields = {"method": method, "path": path, "headers": _headers(head[1:])}
         self._add(PacketRecord(packet.time, "http", "request", _where(packet.src, packet.sport),
                                _where(packet.dst, packet.dport), f"{method} {path}",
@@ -475,13 +510,13 @@ class _Summariser:
         status = _int(parts[1]) if len(parts) > 1 else None
         headers = _headers(head[1:])
         length = _int(headers.get("content-length"))
-        path = self._http_paths.get((packet.dst, packet.dport), "")
+        method, path = self._http_paths.get((packet.dst, packet.dport), ("", ""))
         summary = f"HTTP {status} {parts[2] if len(parts) > 2 else ''}".rstrip()
         if path:
             summary += f" for {path}"
         if length is not None:
             summary += f" length={length}"
-        fields = {"status": status, "length": length, "path": path,
+        fields = {"status": status, "length": length, "path": path, "method": method,
                   "reason": parts[2] if len(parts) > 2 else "", "body_bytes": 0}
         self._add(PacketRecord(packet.time, "http", "response",
                                _where(packet.src, packet.sport),
@@ -491,6 +526,17 @@ class _Summariser:
         start = packet.seq + (header_end + 4 if header_end >= 0 else len(packet.payload))
         self._http_bodies[(packet.dst, packet.dport)] = (fields, start, [start])
         self._http_body(packet)
+
+    def _http_acked(self, packet: _Packet) -> None:
+        """The body bytes the client acknowledged (body_acked): what it got, also when
+        the capture lost segments of the response (tcpdump drops under load)."""
+        body = self._http_bodies.get((packet.src, packet.sport))
+        if body is None:
+            return
+        fields, start, _ = body
+        acked = (packet.ack - start) & 0xFFFFFFFF
+        if acked < 0x80000000 and acked > fields.get("body_acked", 0):
+            fields["body_acked"] = acked
 
     def _http_body(self, packet: _Packet) -> None:
         """Count the body bytes of the last response on the connection (body_bytes)."""

@@ -140,7 +140,7 @@ register(
     Regression(
         name="ldlinux-rrq-dropped",
         summary="every RRQ for ldlinux.c32 goes unanswered after the NBP (lwIP/UNDI silence)",
-        scenario="legacy_pxe_ipv4", stage="config", cause="tftp.rrq_unanswered",
+        scenario="legacy_pxe_ipv4", stage="config", cause="request.unanswered",
         apply=_ldlinux_rrq_dropped,
         report="PXELINUX banner, a long silence with no TFTP traffic answered, then "
                "'Failed to load ldlinux.c32'"),
