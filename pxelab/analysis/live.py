@@ -203,12 +203,12 @@ class ShortTransferGuard(EventGuard):
         return GuardVerdict(self.code, text, now - short.time)
 
 
-class NoBootFileGuard(EventGuard):
-    """A network-boot client (PXEClient, HTTPClient) got :attr:`TIMES` offers without a
-    boot file and took none of them: EDK2 ignores such offers and asks again for a
-    minute before "PXE-E16: No valid offer received"."""
+class IgnoredOffersGuard(EventGuard):
+    """A network-boot client (PXEClient, HTTPClient) left :attr:`TIMES` offers untaken:
+    EDK2 ignores an offer it cannot boot from (no boot file, no HTTPClient echo) and
+    asks again for a minute before "PXE-E16: No valid offer received"."""
 
-    code = "dhcp.offer_no_boot_file"
+    code = "dhcp.offer_unused"
     TIMES = 2
 
     def __init__(self, mac: str = "", clock: Clock = time.time) -> None:
@@ -216,11 +216,11 @@ class NoBootFileGuard(EventGuard):
         self._ignored: dict[str, list[Event]] = {}
 
     def see(self, event: Event) -> None:
-        if event.source == "dhcp4" and event.kind == "offer" and not event.file and str(
+        if event.source == "dhcp4" and event.kind == "offer" and str(
                 event.details.get("vendor_class") or "").startswith(_BOOT_CLIENTS):
             self._ignored.setdefault(event.client, []).append(event)
         elif event.source == "dhcp4" and event.kind in ("ack", "nak"):
-            self._ignored.pop(event.client, None)  # it took one: an address was all it needed
+            self._ignored.pop(event.client, None)  # it took one
         elif event.source in ("tftp", "http"):
             self._ignored.clear()
 
@@ -228,10 +228,14 @@ class NoBootFileGuard(EventGuard):
         for client, offers in self._ignored.items():
             if len(offers) >= self.TIMES:
                 last = offers[-1]
-                text = (f"{len(offers)} offers to {client} "
-                        f"({last.details.get('vendor_class')}) carried no boot file, and it "
-                        f"took none: {last.reason}")
-                return GuardVerdict(self.code, text, now - offers[self.TIMES - 1].time)
+                carried = (f"file {last.file}" if last.file else "no boot file") + (
+                    f", option 60 {echo!r}" if (echo := last.details.get("vendor_class_echo"))
+                    else ", no option 60")
+                text = (f"{client} ({last.details.get('vendor_class')}) left "
+                        f"{len(offers)} offers untaken ({carried}; the server's reason: "
+                        f"{last.reason})")
+                code = "dhcp.offer_no_boot_file" if not last.file else self.code
+                return GuardVerdict(code, text, now - offers[self.TIMES - 1].time)
         return None
 
 
@@ -241,7 +245,7 @@ _BOOT_CLIENTS = ("PXEClient", "HTTPClient")
 def live_guards(events: EventLog, mac: str = "") -> tuple[StageGuard, ...]:
     """The guards for one boot of the guest with ``mac``, listening to ``events``."""
     guards = (WithheldGuard(mac), UnansweredGuard(mac), ShortTransferGuard(mac),
-              NoBootFileGuard(mac))
+              IgnoredOffersGuard(mac))
     for guard in guards:
         events.subscribe(guard.observe)
     return guards

@@ -45,7 +45,7 @@ def test_field_failure_is_diagnosed_at_once(boot_scenario: BootFactory,
     verdict = diagnosis.render()
     assert timeline.failed_stage == failure.stage, verdict
     assert diagnosis.cause is not None and diagnosis.cause.code == failure.cause, verdict
-    assert "unknown" not in verdict, verdict
+    assert "cause: unknown" not in verdict and diagnosis.causes, verdict
     # No rule keys on a fault's event, and the packets alone tell the same story.
     assert diagnose(_without(evidence, "fault")).codes[:1] == (failure.cause,), verdict
     alone = diagnose(_without(evidence)).codes[:1]

@@ -11,8 +11,12 @@ with its firmware, mode family, transport and IP version. Select by name or mark
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from pxelab.analysis.diagnosis.rules import RULES
+from pxelab.analysis.diagnosis.wire import with_wire_events
 from pxelab.lab import BootResult
 from pxelab.machine.fwsets import load_firmware_set
 from pxelab.machine.nvram import IP6_CONFIG_GUID, decode_ip6_config, default_iaid, read_variables
@@ -69,6 +73,20 @@ def test_boot(boot_scenario, pxelab_scenario: Scenario, pxelab_cache_dir):
     assert props["firmware_settings"] == scenario.guest.firmware_settings()
     if scenario.guest.ip6_settings is not None:
         assert_firmware_kept_ip6_settings(result, scenario)
+    assert_no_rule_fires(result)
+
+
+def assert_no_rule_fires(result: BootResult) -> None:
+    """A healthy boot is every rule's near miss (the config search's 404s, OVMF's size
+    probe, the deliberate HTTPv4 404 of uefi_http_ipv6, keep-alive RSTs, NFS lookups
+    of names that do not exist): none may fire on it, with the server's events or
+    from the capture alone, and no live guard ended a stage."""
+    evidence = result.evidence
+    assert evidence is not None
+    for events in (evidence.events, ()):
+        seen = with_wire_events(replace(evidence, events=events))
+        fired = [cause.code for rule in RULES if (cause := rule(seen)) is not None]
+        assert fired == [], f"rules fired on a healthy boot ({len(events)} events)"
 
 
 def assert_firmware_kept_ip6_settings(result: BootResult, scenario: Scenario) -> None:

@@ -47,3 +47,33 @@ def test_cancelled_connection_task_is_cancelled(tmp_path: Path) -> None:
     cancelled, kinds = asyncio.run(scenario())
     assert kinds == []
     assert cancelled, "handle() swallowed CancelledError: the task ended normally"
+
+
+class LingeringReader(asyncio.StreamReader):
+    """A client that got a body cut short: it sends nothing and never closes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lingering = asyncio.Event()
+
+    async def read(self, n: int = -1) -> bytes:
+        self.lingering.set()
+        await asyncio.Future()  # never done
+        raise AssertionError("unreachable")
+
+
+def test_cancelled_during_the_lingering_close_still_closes(tmp_path: Path) -> None:
+    async def scenario() -> bool:
+        server = HttpServer(DataRoot(tmp_path), EventLog())
+        ours, theirs = socket.socketpair()
+        with theirs:
+            _, writer = await asyncio.open_connection(sock=ours)
+            reader = LingeringReader()
+            task = asyncio.create_task(server._close(reader, writer, linger=True))
+            async with asyncio.timeout(5):
+                await reader.lingering.wait()
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+            return writer.is_closing()
+
+    assert asyncio.run(scenario()), "the server stopped and left the connection open"

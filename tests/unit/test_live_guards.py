@@ -12,7 +12,7 @@ import pytest
 
 from pxelab.analysis.live import (
     EventGuard,
-    NoBootFileGuard,
+    IgnoredOffersGuard,
     ShortTransferGuard,
     UnansweredGuard,
     WithheldGuard,
@@ -236,11 +236,21 @@ def bare_offer(at: float, kind: str = "offer", vendor_class: str = UEFI) -> Even
 
 
 def test_a_pxe_client_ignoring_two_offers_without_a_file_ends_at_the_second() -> None:
-    found = run(NoBootFileGuard, [bare_offer(1.0), bare_offer(5.0)], 60)
+    found = run(IgnoredOffersGuard, [bare_offer(1.0), bare_offer(5.0)], 60)
     assert found is not None
     at, verdict = found
     assert at == 5.0 and verdict.code == "dhcp.offer_no_boot_file"
-    assert "has no rule" in verdict.text
+    assert "has no rule" in verdict.text and "no boot file" in verdict.text
+
+
+def test_offers_without_the_httpclient_echo_left_untaken_end_at_the_second() -> None:
+    http = "HTTPClient:Arch:00016:UNDI:003000"
+    offers = [ev(at, "dhcp4", "offer", client=MAC, mac=MAC, file="http://192.0.2.1/x.efi",
+                 answer="OFFER", reason="rule 'http'", details={"vendor_class": http})
+              for at in (1.0, 5.0)]
+    found = run(IgnoredOffersGuard, offers, 60)
+    assert found is not None and found[1].code == "dhcp.offer_unused"
+    assert "no option 60" in found[1].text
 
 
 @pytest.mark.parametrize("events", [
@@ -250,4 +260,4 @@ def test_a_pxe_client_ignoring_two_offers_without_a_file_ends_at_the_second() ->
     [bare_offer(1.0, vendor_class="pxelab-init"), bare_offer(5.0, vendor_class="pxelab-init")],
 ])
 def test_an_address_only_answer_a_client_takes_is_no_failure(events: list[Event]) -> None:
-    assert run(NoBootFileGuard, events, 30) is None
+    assert run(IgnoredOffersGuard, events, 30) is None

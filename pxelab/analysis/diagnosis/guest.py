@@ -48,7 +48,7 @@ KNOWN_LINES = (
               "module",
               "use the commands of the GRUB that runs (Debian's: linux and initrd boot EFI "
               "kernels too), or build the GRUB image with the module that provides it"),
-    KnownLine(re.compile(r"(?P<file>\S+) : \d+ bytes \[(?P<kind>(?!script\])[^\]\r\n]+)\]"),
+    KnownLine(re.compile(r"(?P<file>\S+) : \d+ bytes \[(?P<kind>PXE-NBP)\]"),
               "ipxe.not_a_script",
               "iPXE took {file} for a {kind} image, not a script, and ran it as such: the "
               "script's first line is not #!ipxe",

@@ -217,14 +217,18 @@ class HttpServer:
         Closing with unread data makes the kernel send RST, which can destroy the
         answer still in flight to a client that pipelined requests after it.
         """
-        with contextlib.suppress(ConnectionError, OSError, RuntimeError, TimeoutError):
-            if linger and writer.can_write_eof() and not writer.is_closing():
-                await writer.drain()
-                writer.write_eof()
-                async with asyncio.timeout(self.settings.linger):
-                    while await reader.read(65536):
-                        pass
-        writer.close()
+        try:
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError, TimeoutError):
+                if linger and writer.can_write_eof() and not writer.is_closing():
+                    await writer.drain()
+                    writer.write_eof()
+                    async with asyncio.timeout(self.settings.linger):
+                        while await reader.read(65536):
+                            pass
+        finally:
+            # Also when the server stops during the linger (CancelledError): a client still
+            # waiting for the rest of a body cut short never closes its side.
+            writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
 
