@@ -31,13 +31,13 @@ from pxelab.machine.console import (
     MilestoneHit,
     OnHit,
     Timeline,
-    serial_log_tail,
 )
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.nfs import Ganesha
 from pxelab.machine.payload import USERSPACE, Payload, build_payload
 from pxelab.machine.qemu import Guest
+from pxelab.machine.terminal import serial_log_tail
 from pxelab.scenarios import dataroot
 from pxelab.scenarios.cases import IpVersion, Scenario, for_firmware_set
 from pxelab.scenarios.edits import edit_data_root, serves_nfs

@@ -23,15 +23,14 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import pexpect
 
+from pxelab.machine.terminal import TAIL_CHARS, as_displayed, console_tail, strip_ansi
+
 log = logging.getLogger(__name__)
 
-CONTEXT_LINES = 25  # console lines a failure report shows
-TAIL_CHARS = 20000  # console output kept to find them in
 # Seconds a failure waits for the rest of its console line, so that the verdict
 # quotes the guest's whole line, not the part that had arrived when the pattern hit.
 LINE_END_WAIT = 0.5
@@ -354,51 +353,3 @@ class ConsoleWatcher:
         # After a TIMEOUT, ``before`` was the unmatched buffer itself: it is in _seen.
         unread = "" if self.console.after is pexpect.TIMEOUT else self.console.buffer
         return console_tail(self._seen + self._text(unread))
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
-
-
-def strip_ansi(text: str) -> str:
-    """``text`` without terminal escape sequences and carriage returns."""
-    return _ANSI.sub("", text)
-
-
-def console_tail(text: str) -> str:
-    """The last :data:`CONTEXT_LINES` lines of console output, escape sequences removed."""
-    return "\n".join(strip_ansi(text).splitlines()[-CONTEXT_LINES:])
-
-
-def serial_log_tail(serial_log: Path) -> str:
-    """:func:`console_tail` of the end of a serial log file ("" if it cannot be read)."""
-    try:
-        data = serial_log.read_bytes()[-TAIL_CHARS:]
-    except OSError:
-        return ""
-    return console_tail(data.decode("utf-8", "replace"))
-
-
-def as_displayed(text: str) -> str:
-    """``text`` as a terminal showed it, line by line: a backspace moves the cursor one
-    column left, a carriage return to column 0, and what follows overwrites (iPXE
-    erases its Ctrl-B prompt with backspace, space, backspace). Trailing blanks go."""
-    return "\n".join(_displayed_line(line) for line in text.split("\n"))
-
-
-def _displayed_line(line: str) -> str:
-    if "\b" not in line and "\r" not in line:
-        return line
-    cells: list[str] = []
-    column = 0
-    for char in line:
-        if char == "\b":
-            column = max(column - 1, 0)
-        elif char == "\r":
-            column = 0
-        else:
-            if column < len(cells):
-                cells[column] = char
-            else:
-                cells.append(char)
-            column += 1
-    return "".join(cells).rstrip(" ")

@@ -7,7 +7,8 @@ import time
 import pexpect
 import pytest
 
-from pxelab.machine.console import ConsoleWatcher, FailurePattern, Milestone, as_displayed
+from pxelab.machine.console import ConsoleWatcher, FailurePattern, Milestone
+from pxelab.machine.terminal import as_displayed
 from pxelab.scenarios.milestones import LINUX_NFSROOT
 
 pytestmark = pytest.mark.unit

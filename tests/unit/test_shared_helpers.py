@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pxelab.core.mac import format_mac, hardware_address, parse_mac
-from pxelab.machine.console import console_tail, serial_log_tail, strip_ansi
+from pxelab.machine.terminal import console_tail, serial_log_tail, strip_ansi
 from pxelab.server.match import ClientInfo, boot_url, url_host
 
 pytestmark = pytest.mark.unit

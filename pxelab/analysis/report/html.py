@@ -27,7 +27,7 @@ from pxelab.analysis.report.charts import esc, legend, matrix_chart, stage_chart
 from pxelab.analysis.report.sets import SetGrid, set_grid
 from pxelab.analysis.report.text import cited_lines
 from pxelab.core.errors import ConfigError
-from pxelab.machine.console import as_displayed
+from pxelab.machine.terminal import as_displayed
 
 CSS = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1100px; padding: 0 1em;
