@@ -35,3 +35,15 @@ def test_quiet_for_a_whole_transfer_or_no_size_announced(sent: int, tsize: str) 
 def test_quiet_on_normal_boots(name: str) -> None:
     boot = NORMAL_BOOTS[name]()
     assert transfers.short(boot.evidence("userspace", "timeout", 90.0)) is None
+
+
+def test_a_capture_that_lost_frames_of_a_whole_transfer_is_no_short_transfer() -> None:
+    # A busy tcpdump kept 422 of grubx64.efi's 441 blocks; the last one came.
+    boot = Boot("uefi_tftp_ipv6")
+    boot.event(1.0, "tftp", "oack", client=IP, file="grubx64.efi",
+               options={"blksize": "1228", "tsize": "540672"})
+    boot.event(1.2, "tftp", "sent", client=IP, file="grubx64.efi", bytes=517_340,
+               size=517_340, blksize=1228, last_block=441, **{"from": "capture"})
+    assert transfers.short(boot.evidence("kernel", "timeout", 60.0)) is None
+    boot.events[-1].details["last_block"] = 420  # it did stop early
+    assert transfers.short(boot.evidence("kernel", "timeout", 60.0)) is not None

@@ -96,6 +96,15 @@ def _short_tftp(evidence: Evidence) -> list[Short]:
     found = []
     for event in q.events(evidence, "tftp", "sent"):
         name, sent = q.event_file(event), int(q.detail(event, "bytes", 0))
-        if sent < announced.get(name, 0):
+        if sent < announced.get(name, 0) and not _all_blocks(event, announced[name]):
             found.append(Short(event, name, sent, announced[name], event.time))
     return found
+
+
+def _all_blocks(event: Event, tsize: int) -> bool:
+    """Whether a transfer read from the capture reached the last block ``tsize`` needs:
+    its byte count is what the capture kept, and a busy capture drops frames."""
+    last, blksize = q.detail(event, "last_block"), q.detail(event, "blksize")
+    if not isinstance(last, int) or not isinstance(blksize, int) or blksize <= 0:
+        return False
+    return last >= tsize // blksize + 1  # a file of k * blksize bytes ends in an empty block

@@ -64,7 +64,8 @@ def _tftp_transfer(record: PacketRecord) -> Event:
                  request=f"RRQ {fields.get('file', '')}",
                  answer=record.summary, reason="" if done else str(fields.get("error", "")),
                  details={"from": "capture", "bytes": size, "size": size if done else None,
-                          "blksize": fields.get("blksize")},
+                          "blksize": fields.get("blksize"),
+                          "last_block": fields.get("last_block")},
                  time=record.time, mac=record.client, file=str(fields.get("file", "")))
 
 
