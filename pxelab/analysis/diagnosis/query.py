@@ -190,7 +190,8 @@ def client_mac(evidence: Evidence) -> str:
 
 
 def server_hosts(evidence: Evidence) -> set[str]:
-    """The boot server's own addresses (its "ready" event; its RAs' link-local source)."""
+    """The boot server's own addresses (its "ready" event; its RAs' link-local source; the
+    sources of the server-only messages on the wire)."""
     hosts: set[str] = set()
     for event in events(evidence, "server", "ready"):
         for key in ("ipv4", "ipv6"):
@@ -199,6 +200,10 @@ def server_hosts(evidence: Evidence) -> set[str]:
                 hosts.add(str(value).split("/")[0])
     hosts |= {str(e.details["source"]) for e in events(evidence, "ra", "sent")
               if e.details.get("source")}
+    # Without the server's events (a third-party server): whoever sent server-only
+    # messages on the wire (offers, advertises, router adverts).
+    hosts |= {host(p.src) for p in evidence.packets
+              if p.kind in _SERVER_MESSAGES.get(p.proto, ()) and not p.src.startswith("0.0.0.0")}
     return hosts
 
 

@@ -27,11 +27,11 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | dhcp.withheld_min_secs            | dhcp.withheld_min_secs                 |
 | dhcp.withheld, dhcp6.withheld     | decisions.withheld                     |
 | dhcp.offer_no_boot_file           | decisions.offer_no_boot_file           |
-| request.unanswered                | requests.unanswered                    |
-| request.refused                   | requests.refused                       |
 | dhcp.offer_no_httpclient_echo     | dhcp.offer_no_httpclient_echo          |
 | dhcp.pxeclient_without_43         | dhcp.pxeclient_without_43              |
 | firmware.no_rng_device            | firmware.no_rng_device                 |
+| request.unanswered                | requests.unanswered                    |
+| request.refused                   | requests.refused                       |
 | dhcp.no_discover                  | dhcp.no_discover                       |
 | dhcp.offer_unused                 | dhcp.offer_unused (DHCP's fallback)    |
 | guest.error_line                  | guest.error_line (the last fallback)   |
@@ -77,11 +77,12 @@ RULES: tuple[DiagnosisRule, ...] = (
     dhcp.withheld_min_secs,
     decisions.withheld,
     decisions.offer_no_boot_file,
-    requests.unanswered,
-    requests.refused,
     dhcp.offer_no_httpclient_echo,
     dhcp.pxeclient_without_43,
     firmware.no_rng_device,
+    # Requests nobody answered: after the rules that say why the answer was unusable.
+    requests.unanswered,
+    requests.refused,
     dhcp.no_discover,
     dhcp.offer_unused,
     guest.error_line,
