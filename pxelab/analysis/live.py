@@ -169,7 +169,8 @@ class UnansweredGuard(EventGuard):
 
 class ShortTransferGuard(EventGuard):
     """A file went out short (HTTP GET answered with fewer bytes than the file has, a
-    TFTP transfer aborted or timed out part-way), no complete copy followed, and the
+    TFTP transfer aborted or timed out part-way or ended below the tsize its OACK
+    announced), no complete copy followed, and the
     client has asked for nothing for :attr:`QUIET` seconds."""
 
     code = "transfer.short"
@@ -179,12 +180,24 @@ class ShortTransferGuard(EventGuard):
         super().__init__(mac, clock)
         self._short: dict[tuple[str, str], Event] = {}
         self._last_request = 0.0
+        # TFTP file -> the size its OACK announced (tsize): a transfer the server ended
+        # below it leaves the client waiting for blocks that never come.
+        self._announced: dict[str, int] = {}
+
+    def _below_tsize(self, event: Event) -> bool:
+        sent = event.details.get("bytes")
+        return (event.source == "tftp" and event.kind == "sent" and isinstance(sent, int)
+                and sent < self._announced.get(event.file, 0))
 
     def see(self, event: Event) -> None:
         if _is_request(event):
             self._last_request = max(self._last_request, event.time)
         key = (event.source, event.file)
-        if _is_short(event):
+        if event.source == "tftp" and event.kind == "oack":
+            tsize = str((event.details.get("options") or {}).get("tsize", ""))
+            if tsize.isdigit() and int(tsize):
+                self._announced[event.file] = int(tsize)
+        elif _is_short(event) or self._below_tsize(event):
             self._short[key] = event
         elif _is_complete(event):
             self._short.pop(key, None)  # fetched again in full: the short copy is no loss
@@ -195,7 +208,9 @@ class ShortTransferGuard(EventGuard):
         short = max(self._short.values(), key=lambda e: e.time)
         if now - max(short.time, self._last_request) < self.QUIET:
             return None
-        bytes_, size = short.details["bytes"], short.details["size"]
+        bytes_ = short.details["bytes"]
+        size = (self._announced.get(short.file, short.details["size"])
+                if short.kind == "sent" else short.details["size"])
         what = short.request if short.source == "http" else f"TFTP {short.file}"
         text = (f"{what}: {bytes_} of {size} bytes"
                 + (f" ({short.reason})" if short.reason else "")

@@ -261,3 +261,21 @@ def test_offers_without_the_httpclient_echo_left_untaken_end_at_the_second() -> 
 ])
 def test_an_address_only_answer_a_client_takes_is_no_failure(events: list[Event]) -> None:
     assert run(IgnoredOffersGuard, events, 30) is None
+
+
+def test_a_tftp_transfer_ended_below_its_oack_tsize_is_short() -> None:
+    oack = ev(1.0, "tftp", "oack", client="2001:db8::1:0", file="vmlinuz",
+              details={"options": {"blksize": "1432", "tsize": "14190528"}})
+    found = run(ShortTransferGuard, [oack, tftp(1.4, "sent", "vmlinuz", 4_000_000, 4_000_000)],
+                20)
+    assert found is not None
+    at, verdict = found
+    assert at == 4.5 and "4000000 of 14190528 bytes" in verdict.text
+
+
+def test_ovmfs_size_probe_tsize_is_no_short_transfer() -> None:
+    oack = ev(1.0, "tftp", "oack", client="192.0.2.100", file="grubx64.efi",
+              details={"options": {"tsize": "540672"}})
+    events = [oack, tftp(1.1, "aborted", "grubx64.efi", 0, 540672, reason="size probe"),
+              tftp(1.5, "sent", "grubx64.efi", 540672, 540672)]
+    assert run(ShortTransferGuard, events, 20) is None
