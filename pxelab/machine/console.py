@@ -177,6 +177,10 @@ class Timeline:
         lines = [f"{h.seconds:7.2f}s  {h.name:<16} {h.text}" for h in self.hits]
         if self.failed_stage:
             lines.append(f"FAILED at stage {self.failed_stage!r}: {self.failure}")
+            if self.ended_by and self.ended_by != "console":
+                latency = self.verdict_latency
+                lines.append(f"  (ended by {self.ended_by}" + (
+                    f", {latency:.1f}s after the symptom)" if latency is not None else ")"))
         return "\n".join(lines)
 
 

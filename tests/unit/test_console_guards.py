@@ -206,3 +206,10 @@ def test_arrival_times_by_offset() -> None:
         assert second - first >= 0.2
         assert child.arrival(1) == first and child.arrival(6) == second
         assert child.arrival(7) is None  # not read yet
+
+
+def test_the_rendered_timeline_says_what_ended_a_silent_stage() -> None:
+    timeline = Timeline("legacy_pxe_ipv4", failed_stage="initramfs_dhcp", failure="withheld",
+                        failed_at=11.1, ended_by="guard:dhcp.withheld", symptom_at=11.0)
+    assert timeline.render().splitlines()[-1] == (
+        "  (ended by guard:dhcp.withheld, 0.1s after the symptom)")
