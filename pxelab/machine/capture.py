@@ -27,6 +27,7 @@ READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 DRAIN_TIMEOUT_S = 2.0
 READY_TEXT = b"listening on"
+BUFFER_KIB = 32768  # tcpdump -B: the kernel buffer frames wait in for tcpdump
 # Where the kernel shows a process blocked waiting for packets (/proc/PID/wchan).
 _WAITING = ("poll_schedule_timeout", "do_poll", "do_select", "ep_poll")
 
@@ -43,9 +44,13 @@ class PacketCapture(Resource):
         self.log = logging.getLogger(f"{__name__}.{namespace or 'host'}.{interface}")
         # -U: write each packet when it arrives; --immediate-mode: hand it over
         # at once instead of per kernel buffer block; -Z root: Debian's tcpdump
-        # otherwise drops to user tcpdump, who cannot write into a 0700 directory.
+        # otherwise drops to user tcpdump, who cannot write into a 0700 directory;
+        # -B: a 32 MiB kernel buffer (libpcap's default is 2 MiB), which a kernel sent
+        # over TFTP or HTTP overflows while two TCG guests keep both cores busy: the
+        # dropped frames were the evidence (a transfer's last block, an ERROR).
         self.command = [*exec_prefix(namespace), "tcpdump", "-i", interface, "-U",
-                        "--immediate-mode", "-s", "0", "-Z", "root", "-w", str(path)]
+                        "--immediate-mode", "-B", str(BUFFER_KIB), "-s", "0", "-Z", "root",
+                        "-w", str(path)]
         self._process: subprocess.Popen[bytes] | None = None
 
 

@@ -65,3 +65,16 @@ def test_server_events_are_left_alone() -> None:
 
 def test_a_name_that_differs_in_case_is_named_as_such() -> None:
     assert similar_names("ldlinux.c32", ["pxelinux.0", "LDLINUX.C32"]) == ["LDLINUX.C32"]
+
+
+def test_a_transfer_whose_last_block_the_capture_lost_is_sent_if_the_client_acked_it() -> None:
+    boot = Boot()
+    boot.events.clear()
+    boot.packet(1.0, "tftp", "oack", f"{SERVER}:40000", f"{IP}:2070", client=MAC,
+                file="pxelinux.0", options={"tsize": "42378", "blksize": "1432"})
+    boot.packet(1.1, "tftp", "transfer", f"{SERVER}:40000", f"{IP}:2070", client=MAC,
+                file="pxelinux.0", blksize=1432, bytes=41_000, last_block=29, acked=30,
+                complete=False, error="")
+    (sent,) = [e for e in with_wire_events(boot.evidence("config", "t", 9.0)).events
+               if e.source == "tftp"]
+    assert sent.kind == "sent"

@@ -41,7 +41,7 @@ def derived(event: Event) -> bool:
 
 def _event(record: PacketRecord, packets: tuple[PacketRecord, ...]) -> Event | None:
     if record.proto == "tftp" and record.kind == "transfer":
-        return _tftp_transfer(record)
+        return _tftp_transfer(record, packets)
     if record.proto == "tftp" and record.kind == "error" and not record.fields.get("from_client"):
         return _tftp_error(record)
     if record.proto == "http" and record.kind == "response":
@@ -56,9 +56,9 @@ def _host(endpoint: str) -> str:
     return host.strip("[]")
 
 
-def _tftp_transfer(record: PacketRecord) -> Event:
+def _tftp_transfer(record: PacketRecord, packets: tuple[PacketRecord, ...]) -> Event:
     fields = record.fields
-    done = bool(fields.get("complete"))
+    done = bool(fields.get("complete")) or _acked_whole(record, packets)
     size = int(fields.get("bytes") or 0)
     return Event("tftp", "sent" if done else "aborted", client=_host(record.dst),
                  request=f"RRQ {fields.get('file', '')}",
@@ -67,6 +67,22 @@ def _tftp_transfer(record: PacketRecord) -> Event:
                           "blksize": fields.get("blksize"),
                           "last_block": fields.get("last_block")},
                  time=record.time, mac=record.client, file=str(fields.get("file", "")))
+
+
+def _acked_whole(record: PacketRecord, packets: tuple[PacketRecord, ...]) -> bool:
+    """Whether the client acknowledged the last block the OACK's tsize needs, though the
+    capture lost that block (a busy tcpdump drops frames; the ACK is the client's word)."""
+    fields = record.fields
+    if fields.get("error"):
+        return False
+    name, blksize, acked = fields.get("file"), fields.get("blksize"), fields.get("acked")
+    tsizes = [p.fields.get("options", {}).get("tsize", "") for p in packets
+              if (p.proto, p.kind) == ("tftp", "oack") and p.fields.get("file") == name
+              and p.dst == record.dst and p.time <= record.time]
+    tsize = str(tsizes[-1]) if tsizes else ""
+    if not (tsize.isdigit() and isinstance(blksize, int) and isinstance(acked, int)):
+        return False
+    return blksize > 0 and acked >= int(tsize) // blksize + 1
 
 
 def _tftp_error(record: PacketRecord) -> Event | None:
