@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import pexpect
 
-from pxelab.machine.terminal import TAIL_CHARS, as_displayed, console_tail, strip_ansi
+from pxelab.machine.terminal import TAIL_CHARS, as_displayed, console_tail, strip_ansi, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,8 @@ class ConsoleWatcher:
                                 timeout=LINE_END_WAIT)
             line += self._text(self.console.before)
             self._remember()
-        shown = [text for text in as_displayed(strip_ansi(line)).splitlines() if text.strip()]
+        shown = [text for text in unwrap(as_displayed(strip_ansi(line)).splitlines())
+                 if text.strip()]
         return " / ".join(text.strip() for text in shown)
 
     def _compile(self, pattern: str) -> re.Pattern[Any]:

@@ -8,6 +8,11 @@ from pathlib import Path
 
 CONTEXT_LINES = 25  # console lines a failure report shows
 TAIL_CHARS = 20000  # console output kept to find them in
+# SeaBIOS's serial console mirrors an 80-column text screen: a longer line (an iPXE
+# error with its URL and ipxe.org link) comes as 80 characters, a line break, the rest.
+SCREEN_COLUMNS = 80
+# Where such a wrap may fall inside a pattern: a line break of the serial console.
+WRAP = r"(?:\r*\n)?"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
@@ -19,8 +24,9 @@ def strip_ansi(text: str) -> str:
 
 
 def console_tail(text: str) -> str:
-    """The last :data:`CONTEXT_LINES` lines of console output, escape sequences removed."""
-    return "\n".join(strip_ansi(text).splitlines()[-CONTEXT_LINES:])
+    """The last :data:`CONTEXT_LINES` lines of console output, escape sequences removed and
+    lines the screen wrapped joined again."""
+    return "\n".join(unwrap(strip_ansi(text).splitlines())[-CONTEXT_LINES:])
 
 
 def serial_log_tail(serial_log: Path) -> str:
@@ -56,3 +62,22 @@ def _displayed_line(line: str) -> str:
                 cells.append(char)
             column += 1
     return "".join(cells).rstrip(" ")
+
+
+def unwrap(lines: list[str], width: int = SCREEN_COLUMNS) -> list[str]:
+    """``lines`` with each line the screen wrapped (exactly ``width`` characters) joined
+    to the next, so a long line reads as printed."""
+    joined: list[str] = []
+    wrapped = False
+    for line in lines:
+        if wrapped:
+            joined[-1] += line
+        else:
+            joined.append(line)
+        wrapped = len(line) == width
+    return joined
+
+
+def wrappable(literal: str) -> str:
+    """A regex matching ``literal`` also where the screen wrapped it (:data:`WRAP`)."""
+    return WRAP.join(re.escape(char) for char in literal)

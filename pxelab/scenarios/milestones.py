@@ -13,6 +13,7 @@ import re
 from pxelab.machine.console import FailurePattern as Fail
 from pxelab.machine.console import Milestone
 from pxelab.machine.payload import contract
+from pxelab.machine.terminal import WRAP, wrappable
 
 
 def whole_line(pattern: str | re.Pattern[str]) -> str:
@@ -61,7 +62,9 @@ _IPXE_BOOT_FAILURES = (
     Fail(r"Could not boot image", "iPXE could not start the NBP"),
 )
 # Every iPXE error message ends in a link naming its error code.
-_IPXE_ERROR = Fail(r"[^\r\n]*\(https?://ipxe\.org/[0-9a-f]{8}\)",
+# A long line wraps on SeaBIOS's 80-column console, also inside the link.
+_IPXE_ERROR = Fail(r"[^\r\n]*" + wrappable("(http") + WRAP + "s?" + WRAP
+                   + wrappable("://ipxe.org/") + WRAP + f"(?:[0-9a-f]{WRAP}){{8}}" + r"\)",
                    "iPXE reported an error (the ipxe.org link explains its code)")
 # The banner; ANSI colour codes sit between the version and " -- ".
 _IPXE_BANNER = r"iPXE \S+ -- Open Source Network Boot Firmware"

@@ -231,3 +231,16 @@ def test_the_verdict_quotes_the_whole_line_that_failed(tmp_path: Path) -> None:
         console.close(force=True)
     assert timeline.failed_stage == "kernel_fetch"
     assert "'Could not find kernel image: vmlinuz'" in (timeline.failure or "")
+
+
+def test_an_ipxe_error_the_80_column_screen_wrapped_is_quoted_whole(tmp_path: Path) -> None:
+    # SeaBIOS's serial console wraps at 80 columns, here inside the ipxe.org link.
+    console = LEGACY_TO_PXELINUX.split("pxelinux.0 : ")[0] + NL.join((
+        "Filename: pxelinx.0",
+        "tftp://192.0.2.1/pxelinx.0... No such file or directory (http://ipxe.org/2d12603",
+        "b)", "No more network devices")) + NL
+    timeline = watch(tmp_path, console, SCENARIOS["legacy_pxe_ipv4"].milestones)
+    assert timeline.failed_stage == "nbp"
+    assert timeline.failure == (
+        "iPXE reported an error (the ipxe.org link explains its code) (console: "
+        "'tftp://192.0.2.1/pxelinx.0... No such file or directory (http://ipxe.org/2d12603b)')")

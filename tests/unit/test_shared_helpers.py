@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pxelab.core.mac import format_mac, hardware_address, parse_mac
-from pxelab.machine.terminal import console_tail, serial_log_tail, strip_ansi
+from pxelab.machine.terminal import console_tail, serial_log_tail, strip_ansi, unwrap
 from pxelab.server.match import ClientInfo, boot_url, url_host
 
 pytestmark = pytest.mark.unit
@@ -42,3 +42,7 @@ def test_boot_url_and_url_host() -> None:
     six = ClientInfo(mac="52:54:00:12:34:56", server_address="2001:db8::1")
     assert boot_url("/grubx64.efi", six) == "tftp://[2001:db8::1]/grubx64.efi"
     assert boot_url("http://x/y", six) == "http://x/y" and boot_url(None, six) is None
+
+
+def test_unwrap_joins_the_lines_an_80_column_screen_wrapped() -> None:
+    assert unwrap(["x" * 80, "y)", "z" * 79, "w"]) == ["x" * 80 + "y)", "z" * 79, "w"]
