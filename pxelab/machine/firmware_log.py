@@ -40,13 +40,17 @@ JOIN_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class LogLine:
-    """A line of a secondary log (the firmware debug port), with its wall-clock time.
+    """A line of a secondary log (the firmware debug port, a daemon's log), with its
+    wall-clock time.
 
-    The evidence of a boot carries these (:class:`~pxelab.analysis.evidence.Evidence`).
+    The evidence of a boot carries these (:class:`~pxelab.analysis.evidence.Evidence`);
+    ``source`` names the daemon that wrote a daemon's line ("ganesha"), "" is the
+    firmware's.
     """
 
     time: float
     text: str
+    source: str = ""
 
 
 class DebugPortReader(Resource):

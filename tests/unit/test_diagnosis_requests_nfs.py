@@ -29,7 +29,7 @@ from test_diagnosis import (
 )
 
 from pxelab.analysis.diagnosis import diagnose, files, nfs, requests, transfers
-from pxelab.analysis.evidence import Evidence, PacketRecord
+from pxelab.analysis.evidence import Evidence, LogLine, PacketRecord
 
 pytestmark = pytest.mark.unit
 
@@ -443,3 +443,96 @@ def test_a_short_body_on_the_wire_needs_a_get_the_client_did_not_acknowledge(
            body_bytes=body, body_acked=acked)
     evidence = packets_only(boot.evidence("nbp", "timeout", 20.0))
     assert (transfers.short(evidence) is not None) == short
+
+
+# -- ganesha's log (pxelab.machine.nfs.LOG_BLOCK: NFS_V4 and EXPORT at INFO) ------------------
+# Its lines from the same real boots, as pxelab.analysis.evidence.daemonlog keeps them.
+ACCESS = "NFS4 INFO: Access not allowed on Export_Id 1 /pxelab for client ::ffff:192.0.2.100"
+AUTH_UNIX = "EXPORT INFO: Export /pxelab does not support AUTH_UNIX"
+AUTH = ("NFS4 INFO: NFS4 auth not allowed on Export_Id 1 /pxelab for client "
+        "::ffff:192.0.2.100")
+MINOR = "NFS4 INFO: Unsupported minor version 0"
+NOENT_DEBUG = ("NFS4 DEBUG: Status of OP_LOOKUP in position 1 = NFS4ERR_NOENT, op response "
+               "size is 4 total response size is 48")
+
+
+def ganesha(evidence: Evidence, *texts: str, at: float = 11.9) -> Evidence:
+    """``evidence`` with ganesha's lines logged ``at`` seconds after power-on."""
+    lines = tuple(LogLine(T0 + at, text, "ganesha") for text in texts)
+    return replace(evidence, daemon_log=evidence.daemon_log + lines)
+
+
+GANESHA_CASES: dict[str, tuple[Callable[[], Evidence], tuple[str, ...], str, str]] = {
+    "hidden": (hidden, (ACCESS,), "nfs.permission_denied",
+               "ganesha: 'Access not allowed on Export_Id 1 /pxelab for client "
+               "::ffff:192.0.2.100' (it answers NFS4ERR_NOENT"),
+    "wrongsec": (wrongsec, (AUTH_UNIX, AUTH), "nfs.permission_denied",
+                 "ganesha: 'Export /pxelab does not support AUTH_UNIX' (the export wants "
+                 "another security flavour"),
+    "minor_versions": (minor_versions, (MINOR,), "nfs.version_mismatch",
+                       "ganesha: 'Unsupported minor version 0' (NFSv4.0 refused: "
+                       "NFS4ERR_MINOR_VERS_MISMATCH)"),
+    "typo": (typo, (NOENT_DEBUG,), "nfs.export_not_found",
+             "; ganesha: 'Status of OP_LOOKUP in position 1 = NFS4ERR_NOENT"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GANESHA_CASES))
+def test_each_nfs_cause_cites_ganeshas_line(name: str) -> None:
+    make, texts, code, said = GANESHA_CASES[name]
+    evidence = ganesha(make(), *texts)
+    cause = diagnose(evidence).cause
+    assert cause is not None and cause.code == code
+    assert said in cause.summary
+    assert any(f"daemon   ganesha                {texts[0]}" in line for line in cause.evidence)
+    without = diagnose(make()).cause  # and without the log, as before
+    assert without is not None and without.code == code and "ganesha:" not in without.summary
+
+
+@pytest.mark.parametrize("name", ["hidden", "wrongsec", "minor_versions"])
+def test_ganeshas_line_alone_names_the_cause(name: str) -> None:
+    make, texts, code, said = GANESHA_CASES[name]
+    evidence = ganesha(without_guest_line(replace(make(), events=(), packets=())), *texts)
+    cause = diagnose(evidence).cause
+    assert cause is not None and cause.code == code
+    assert said.split(" (")[0] in cause.summary
+
+
+def test_a_refused_client_mounting_below_the_export_is_no_missing_export() -> None:
+    # NOENT for /pxelab/sub: not the exported path itself, so only ganesha's line tells
+    # that the export is hidden from this client rather than absent.
+    boot = nfs_boot()
+    nfs_error(boot, 11.9, "NFS4ERR_NOENT", status=2, lookups=("pxelab", "sub"))
+    source = f"{SERVER}:/pxelab/sub"
+    evidence = failed(boot, MOUNT_LINE.format(source=source,
+                                              why=NOENT_WHY.format(source=source)))
+    assert diagnose(evidence).codes[0] == "nfs.export_not_found"
+    logged = ganesha(evidence, ACCESS)
+    assert nfs.export_not_found(logged) is None
+    assert diagnose(logged).codes[0] == "nfs.permission_denied"
+
+
+def test_an_export_without_nfsv4_is_a_version_cause() -> None:
+    line = "NFS4 INFO: NFS4 not allowed on Export_Id 1 /pxelab for client ::ffff:192.0.2.100"
+    evidence = ganesha(hidden(), line)
+    assert nfs.permission_denied(evidence) is None
+    assert nfs.export_not_found(evidence) is None
+    cause = only(nfs.version_mismatch, evidence, "nfs.version_mismatch")
+    assert "ganesha: 'NFS4 not allowed on Export_Id 1" in cause.summary
+
+
+def test_ganeshas_lines_before_power_on_or_after_the_mount_are_ignored() -> None:
+    # Before power-on: the lab's own readiness probe. After nfs_root: the guest's
+    # userspace, whose refusals are not why the root was not mounted.
+    evidence = ganesha(typo(), ACCESS, at=-1.0)
+    assert diagnose(evidence).codes[0] == "nfs.export_not_found"
+    boot = nfs_boot()
+    linux_stages(boot, 4.37, dhcp=False)
+    healthy = ganesha(boot.evidence("poweroff", "timeout", 40.0), ACCESS, MINOR, at=9.0)
+    assert not [c for c in fired(healthy) if c.startswith("nfs.")]
+
+
+def test_no_server_cites_a_fatal_line() -> None:
+    fatal = "NFS STARTUP FATAL: Could not allocate the export"
+    cause = only(nfs.no_server, ganesha(server_down(), fatal, at=10.0), "nfs.no_server")
+    assert cause.summary.endswith("; ganesha: 'Could not allocate the export'")

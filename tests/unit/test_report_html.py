@@ -74,7 +74,7 @@ def test_timeline_table_has_every_entry_and_a_filter_per_source(failed_boot: Pat
     assert sources == {"src-console", "src-server", "src-packet", "src-firmware"}
     boxes = {b.attrs["id"]: "checked" in b.attrs for b in page.find("input", inside="timeline")}
     assert boxes == {"show-console": True, "show-server": True, "show-packet": True,
-                     "show-firmware": False}
+                     "show-firmware": False, "show-daemon": True}
     assert len([r for r in rows if "cited" in r.classes]) == 1
     assert len([r for r in rows if "failed" in r.classes]) == 1
 

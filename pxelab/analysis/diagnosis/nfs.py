@@ -1,11 +1,15 @@
 """Rules for the NFS root: no server, no such export, access refused, the wrong version.
 
-Each reads two witnesses that need no pxelab server: the capture (connection attempts
-to port 2049 and, for NFSv3, 111 and 20048; the error replies of the RPC pass in
-:mod:`pxelab.analysis.evidence.nfswire`) and the guest's own line
-(``pxelab-init: FAILED nfs: ...``, mount's ``mounting X on /newroot failed: <why>``).
-ganesha 4.3 at its default log level writes nothing about a client's failed mount
-(no line for a missing export), so its log is not read here.
+Each reads witnesses that need no pxelab server: the capture (connection attempts to
+port 2049 and, for NFSv3, 111 and 20048; the error replies of the RPC pass in
+:mod:`pxelab.analysis.evidence.nfswire`), the guest's own line (``pxelab-init: FAILED
+nfs: ...``, mount's ``mounting X on /newroot failed: <why>``) and ganesha's log. The lab
+runs ganesha with NFS_V4 and EXPORT at INFO (:data:`pxelab.machine.nfs.LOG_BLOCK`): it
+then says why it refused a client ("Access not allowed on Export_Id 1 /pxelab for
+client ...", "Export /pxelab does not support AUTH_UNIX") and which minor version it
+does not serve. It says nothing at that level of a path that is not exported or of an
+NFS version it does not serve (only DEBUG / FULL_DEBUG, which log every request): those
+stay with the capture; the patterns below still read them from a log at that level.
 
 Only a boot whose root was never mounted (no ``nfs_root`` milestone) is looked at:
 once it is, userspace looks up names that are not there (NFS4ERR_NOENT) as a matter of
@@ -20,7 +24,8 @@ from dataclasses import dataclass
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.asks import NFS_SERVICES, REFUSED, Stuck, stuck
 from pxelab.analysis.diagnosis.model import Cause
-from pxelab.analysis.evidence import Evidence, PacketRecord
+from pxelab.analysis.evidence import Evidence, LogLine, PacketRecord
+from pxelab.analysis.evidence.daemonlog import GANESHA
 
 # pxelab-init's reachability check, and mount's error (busybox and util-linux wording);
 # the reason is the text after the line's last ": " (nc's own "can't connect ...: why").
@@ -46,6 +51,17 @@ NOENT = 2
 WRONGSEC = 10016
 DENIED = {1, 13, WRONGSEC}  # PERM, ACCESS, WRONGSEC
 MINOR_VERS_MISMATCH = 10021
+# ganesha's lines, by the rule they support (4.3 to 6.2: src/support/nfs_creds.c
+# nfs4_export_check_access, exports.c export_check_security, nfs4_Compound.c, DEBUG
+# nfs4_op_lookup; nfs_worker_thread.c nfs_rpc_novers at FULL_DEBUG).
+GANESHA_DENIED = re.compile(r"(?:Access|auth|Non-reserved Port \d+ is|NFS4 over \S+) not "
+                            r"allowed on Export_Id|does not support (?:AUTH_|RPCSEC_GSS|unknown)"
+                            r"|NFS4ERR_ACCESS Hiding Export_Id")
+GANESHA_VERSION = re.compile(r"Unsupported minor version|Bad Minor Version|NFS4 not allowed "
+                             r"on Export_Id|Invalid protocol Version \d+ for Program number "
+                             r"100003")
+GANESHA_NOENT = re.compile(r"Status of OP_LOOKUP in position \d+ = NFS4ERR_NOENT")
+GANESHA_FATAL = re.compile(r"^\S+(?: \S+)* FATAL: ")
 FIX_EXPORT = ("mount the path the server exports (the kernel command line's nfsroot=), or "
               "export the path the guest asks for")
 
@@ -150,6 +166,18 @@ def _noent(evidence: Evidence) -> tuple[GuestSays | None, list[PacketRecord]]:
             [p for p in errors(evidence) if q.field(p, "status") == NOENT])
 
 
+def logged(evidence: Evidence, pattern: re.Pattern[str]) -> list[LogLine]:
+    """ganesha's lines matching ``pattern`` of a boot whose root was never mounted."""
+    if q.hit(evidence, "nfs_root"):
+        return []
+    return q.daemon_lines(evidence, GANESHA, pattern)
+
+
+def _ganesha(lines: list[LogLine]) -> str:
+    """What ganesha said, for a summary: its first line's message."""
+    return f"ganesha: {lines[0].text.partition(': ')[2]!r}" if lines else ""
+
+
 # -- the rules ---------------------------------------------------------------------------------
 
 def no_server(evidence: Evidence) -> Cause | None:
@@ -179,10 +207,12 @@ def no_server(evidence: Evidence) -> Cause | None:
     else:
         assert said is not None
         what = f"the guest could not connect to {said.host or 'the NFS server'} ({said.why})"
+    died = logged(evidence, GANESHA_FATAL)  # a server that stopped during the boot
     return Cause(
         "nfs.no_server", _stage(evidence),
-        f"no NFS server: {what}{_export(evidence)}{_quote(said)}{_less(evidence, said, wire)}",
-        q.lines(evidence, wire[:2] + wire[-1:]),
+        f"no NFS server: {what}{_export(evidence)}{_quote(said)}{_less(evidence, said, wire)}"
+        + (f"; {_ganesha(died)}" if died else ""),
+        q.lines(evidence, [*wire[:2], *wire[-1:], *died[:1]]),
         "start the NFS server (ganesha.nfsd, nfs-kernel-server) on the address in the "
         "kernel command line's nfsroot=, or point nfsroot= at the server's address")
 
@@ -212,15 +242,21 @@ def _nfs_host(evidence: Evidence, host: str, said: GuestSays | None) -> bool:
 def export_not_found(evidence: Evidence) -> Cause | None:
     """The server answered, and has no export at the path the guest mounts."""
     said, wire = _noent(evidence)
-    if (not wire and said is None) or _hidden(evidence, said, wire):
+    log = logged(evidence, GANESHA_NOENT)  # only when ganesha logs NFS_V4 at DEBUG
+    if not wire and said is None and not log:
+        return None
+    # ganesha answers NOENT for an export it hides from a client it refuses, and says why.
+    if _hidden(evidence, said, wire) or logged(evidence, GANESHA_DENIED) \
+            or logged(evidence, GANESHA_VERSION):
         return None
     asked = said.source if said and said.source else _asked(said, wire)
     looked = f": {wire[0].summary.split(' answered ', 1)[-1]}" if wire else ""
     return Cause(
         "nfs.export_not_found", _stage(evidence),
         f"the NFS server has no export {asked or 'at the path the guest mounts'}{looked}"
-        f"{_export(evidence)}{_quote(said)}{_less(evidence, said, wire)}",
-        q.lines(evidence, wire[:2]), FIX_EXPORT)
+        f"{_export(evidence)}{_quote(said)}{_less(evidence, said, wire)}"
+        + (f"; {_ganesha(log)}" if log else ""),
+        q.lines(evidence, [*wire[:2], *log[:1]]), FIX_EXPORT)
 
 
 def permission_denied(evidence: Evidence) -> Cause | None:
@@ -229,25 +265,39 @@ def permission_denied(evidence: Evidence) -> Cause | None:
     said = _says(evidence, "permission_denied")
     wire = [p for p in errors(evidence) if q.field(p, "status") in DENIED
             or (q.field(p, "reject_stat") == 1)]
+    log = logged(evidence, GANESHA_DENIED)
     hidden = ""
     if not wire and said is None:
         said, wire = _noent(evidence)
-        if (not wire and said is None) or not _hidden(evidence, said, wire):
-            return None
-        hidden = (f"the lab exports {evidence.facts.nfs_export}, the very path the guest "
-                  "mounts, and the server answers that it is not there: it hides the export "
-                  "from this client (ganesha leaves an export a client may not access out "
-                  "of its pseudo file system)")
-    what = hidden or (_denial(wire[0]) if wire else said.why if said else "")
+        if not log:
+            if (not wire and said is None) or not _hidden(evidence, said, wire) \
+                    or logged(evidence, GANESHA_VERSION):
+                return None
+            hidden = (f"the lab exports {evidence.facts.nfs_export}, the very path the guest "
+                      "mounts, and the server answers that it is not there: it hides the "
+                      "export from this client (ganesha leaves an export a client may not "
+                      "access out of its pseudo file system)")
+    what = _logged_denial(log, wire) if log else hidden or (
+        _denial(wire[0]) if wire else said.why if said else "")
     return Cause(
         "nfs.permission_denied", _stage(evidence),
         f"the NFS server refused the guest's mount: {what}"
         f"{_export(evidence) if not hidden else ''}{_quote(said)}"
         f"{_less(evidence, said, wire)}",
-        q.lines(evidence, wire[:2]),
+        q.lines(evidence, [*wire[:2], *log[:2]]),
         "let the guest's address mount the export (ganesha: the EXPORT's Access_Type and "
         "CLIENT Clients; /etc/exports for the kernel server) with the security flavour it "
         "uses (sec=sys needs ganesha's SecType = sys, or sec=sys in /etc/exports)")
+
+
+def _logged_denial(log: list[LogLine], wire: list[PacketRecord]) -> str:
+    """ganesha's reason, and what it answered the guest."""
+    if not wire:
+        return _ganesha(log)
+    if q.field(wire[0], "status") == NOENT:
+        return (f"{_ganesha(log)} (it answers NFS4ERR_NOENT: ganesha leaves an export a "
+                "client may not access out of its pseudo file system)")
+    return f"{_ganesha(log)} ({_denial(wire[0])})"
 
 
 def _denial(error: PacketRecord) -> str:
@@ -267,7 +317,8 @@ def version_mismatch(evidence: Evidence) -> Cause | None:
     said = _says(evidence, "version_mismatch")
     wire = [p for p in errors(evidence)
             if q.field(p, "status") == MINOR_VERS_MISMATCH or q.field(p, "mismatch")]
-    if not wire and said is None:
+    log = logged(evidence, GANESHA_VERSION)
+    if not wire and said is None and not log:
         return None
     what = ""
     if wire:
@@ -278,11 +329,13 @@ def version_mismatch(evidence: Evidence) -> Cause | None:
         what = f"{asked + ' ' if asked else ''}refused: {q.field(first, 'error')}"
     elif said is not None:
         what = said.why
+    if log:
+        what = _ganesha(log) + (f" ({what})" if what else "")
     return Cause(
         "nfs.version_mismatch", _stage(evidence),
         f"the NFS server does not speak the version the guest asks for: {what}"
         f"{_export(evidence)}{_quote(said)}{_less(evidence, said, wire)}",
-        q.lines(evidence, wire[:2]),
+        q.lines(evidence, [*wire[:2], *log[:1]]),
         "mount with a version the server offers (nfsvers=/vers= in the mount options), or "
         "turn that version on in the server (ganesha: NFS_CORE_PARAM Protocols, NFSV4 "
         "Minor_Versions)")

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from pxelab.analysis.evidence import Entry, Evidence, PacketRecord, Source
+from pxelab.analysis.evidence import Entry, Evidence, LogLine, PacketRecord, Source, log_entry
 from pxelab.core.events import Event
 from pxelab.machine.console import MilestoneHit
 
-Item = Event | PacketRecord | MilestoneHit
+Item = Event | PacketRecord | MilestoneHit | LogLine
 
 # How many timeline lines a cause quotes: enough to show the pattern, not the whole boot.
 MAX_LINES = 6
@@ -264,11 +264,22 @@ def requests_after(evidence: Evidence, mac: str, since: float, v6: bool = False)
     return max(len(seen), len(wire))
 
 
+def daemon_lines(evidence: Evidence, source: str, pattern: re.Pattern[str]) -> list[LogLine]:
+    """The lines daemon ``source`` logged after power-on that match ``pattern``.
+
+    Before power-on the lab's own readiness probes are the only clients.
+    """
+    return [line for line in evidence.daemon_log if line.source == source
+            and line.time >= evidence.started_wall and pattern.search(line.text)]
+
+
 # -- rendering ---------------------------------------------------------------------------------
 
 def entry(evidence: Evidence, item: Item) -> Entry:
     if isinstance(item, MilestoneHit):
         return Entry(item.seconds, Source.CONSOLE, item.name, item.text)
+    if isinstance(item, LogLine):
+        return log_entry(evidence.seconds(item.time), item)
     if isinstance(item, Event):
         return Entry(evidence.seconds(item.time), Source.SERVER, f"{item.source}.{item.kind}",
                      item.summary())

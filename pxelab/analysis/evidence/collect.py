@@ -1,4 +1,5 @@
-"""Gather a boot's evidence after it ended: facts, events, packets, firmware log, paths.
+"""Gather a boot's evidence after it ended: facts, events, packets, firmware and daemon
+logs, paths.
 
     evidence = collect(scenario, artifacts, timeline, events, started_wall=guest.started_wall,
                        payload=payload, firmware_log=guest.firmware_log)
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from pxelab.analysis.evidence.daemonlog import GANESHA_LOG, read_ganesha_log
 from pxelab.analysis.evidence.model import BootFacts, Evidence, PacketRecord
 from pxelab.core.errors import ConfigError, HostCapabilityError, PayloadError
 from pxelab.core.events import Event
@@ -64,11 +66,12 @@ def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Ite
         notes.append(f"firmware debug port: {len(lines)} lines, the evidence keeps the last "
                      f"{MAX_FIRMWARE_LINES} (all are in {OVMF_DEBUG_LOG})")
         lines = lines[-MAX_FIRMWARE_LINES:]
+    daemon_log = read_ganesha_log(artifacts / GANESHA_LOG, notes)
     return Evidence(
         facts=boot_facts(scenario, artifacts, payload, notes, firmware_set),
         started_wall=started_wall, timeline=timeline,
         events=tuple(sorted(events, key=lambda e: e.time)), packets=tuple(packets),
-        firmware_log=lines,
+        firmware_log=lines, daemon_log=daemon_log,
         artifacts={name: str(path) for name, path in (artifact_paths or {}).items()})
 
 

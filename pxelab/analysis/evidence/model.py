@@ -34,6 +34,7 @@ class Source(StrEnum):
     SERVER = "server"  # a boot server event (pxelab.core.events)
     PACKET = "packet"  # a packet (or a summarised transfer) in the lab capture
     FIRMWARE = "firmware"  # a line OVMF wrote to its debug port (isa-debugcon)
+    DAEMON = "daemon"  # a line a lab daemon wrote to its own log (ganesha.log)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,13 @@ class Entry:
         return f"{self.seconds:8.3f}s  {self.source:<8} {self.name:<22} {self.text}"
 
 
+def log_entry(seconds: float, line: LogLine) -> Entry:
+    """The timeline entry of a firmware debug line or a daemon's line (named by its daemon)."""
+    if line.source:
+        return Entry(seconds, Source.DAEMON, line.source, line.text)
+    return Entry(seconds, Source.FIRMWARE, "debug", line.text)
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Everything known about one boot, on one clock."""
@@ -117,6 +125,9 @@ class Evidence:
     events: tuple[Event, ...] = ()
     packets: tuple[PacketRecord, ...] = ()
     firmware_log: tuple[LogLine, ...] = ()
+    # The lab daemons' log lines that may explain a failure (ganesha's refusals), not
+    # their start-up chatter: see pxelab.analysis.evidence.daemonlog.
+    daemon_log: tuple[LogLine, ...] = ()
     # Artifact name -> path ("serial log", "packet capture", ...), as in BootResult.
     artifacts: dict[str, str] = field(default_factory=dict)
 
@@ -129,7 +140,8 @@ class Evidence:
         return wall - self.started_wall
 
     def entries(self) -> list[Entry]:
-        """Console milestones, server events, packets and firmware lines, in time order."""
+        """Console milestones, server events, packets, firmware and daemon lines, in time
+        order."""
         found = [Entry(hit.seconds, Source.CONSOLE, hit.name, hit.text)
                  for hit in self.timeline.hits]
         # An event's summary starts with its "source.kind", which is the entry's name.
@@ -137,8 +149,8 @@ class Evidence:
                         e.summary().partition(" ")[2]) for e in self.events]
         found += [Entry(self.seconds(p.time), Source.PACKET, f"{p.proto}.{p.kind}", p.summary)
                   for p in self.packets]
-        found += [Entry(self.seconds(line.time), Source.FIRMWARE, "debug", line.text)
-                  for line in self.firmware_log]
+        found += [log_entry(self.seconds(line.time), line)
+                  for line in (*self.firmware_log, *self.daemon_log)]
         if self.timeline.failed_stage:
             end = max((e.seconds for e in found), default=0.0)
             at = self.timeline.failed_at
@@ -153,6 +165,7 @@ class Evidence:
                 "events": [json.loads(e.to_json()) for e in self.events],
                 "packets": [asdict(p) for p in self.packets],
                 "firmware_log": [asdict(line) for line in self.firmware_log],
+                "daemon_log": [asdict(line) for line in self.daemon_log],
                 "artifacts": dict(self.artifacts)}
 
     @classmethod
@@ -169,6 +182,7 @@ class Evidence:
             events=tuple(Event.from_dict(e) for e in data.get("events", ())),
             packets=tuple(PacketRecord(**p) for p in data.get("packets", ())),
             firmware_log=tuple(LogLine(**line) for line in data.get("firmware_log", ())),
+            daemon_log=tuple(LogLine(**line) for line in data.get("daemon_log", ())),
             artifacts=dict(data.get("artifacts", {})))
 
     def write(self, directory: Path) -> Path:
