@@ -219,12 +219,18 @@ class ShortTransferGuard(EventGuard):
 
 
 class IgnoredOffersGuard(EventGuard):
-    """A network-boot client (PXEClient, HTTPClient) left :attr:`TIMES` offers untaken:
-    EDK2 ignores an offer it cannot boot from (no boot file, no HTTPClient echo) and
-    asks again for a minute before "PXE-E16: No valid offer received"."""
+    """A network-boot client (PXEClient, HTTPClient) left :attr:`TIMES` offers untaken for
+    :attr:`SILENCE` seconds: EDK2 ignores an offer it cannot boot from (no boot file, no
+    HTTPClient echo) and asks again for a minute before "PXE-E16: No valid offer
+    received". Not iPXE (user class iPXE): it asks again a second after an offer while
+    it waits for ProxyDHCP offers and takes one later, and says itself when none was
+    usable."""
 
     code = "dhcp.offer_unused"
     TIMES = 2
+    # Seconds from the first untaken offer: EDK2 asks again 4 s after its first DISCOVER
+    # (then 8 s, 16 s later), having found nothing it can boot from in the first round.
+    SILENCE = 3.0
 
     def __init__(self, mac: str = "", clock: Clock = time.time) -> None:
         super().__init__(mac, clock)
@@ -232,7 +238,8 @@ class IgnoredOffersGuard(EventGuard):
 
     def see(self, event: Event) -> None:
         if event.source == "dhcp4" and event.kind == "offer" and str(
-                event.details.get("vendor_class") or "").startswith(_BOOT_CLIENTS):
+                event.details.get("vendor_class") or "").startswith(_BOOT_CLIENTS) and (
+                "iPXE" not in (event.details.get("user_classes") or ())):
             self._ignored.setdefault(event.client, []).append(event)
         elif event.source == "dhcp4" and event.kind in ("ack", "nak"):
             self._ignored.pop(event.client, None)  # it took one
@@ -241,7 +248,7 @@ class IgnoredOffersGuard(EventGuard):
 
     def judge(self, now: float) -> GuardVerdict | None:
         for client, offers in self._ignored.items():
-            if len(offers) >= self.TIMES:
+            if len(offers) >= self.TIMES and now - offers[0].time >= self.SILENCE:
                 last = offers[-1]
                 carried = (f"file {last.file}" if last.file else "no boot file") + (
                     f", option 60 {echo!r}" if (echo := last.details.get("vendor_class_echo"))

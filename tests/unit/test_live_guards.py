@@ -229,10 +229,11 @@ def test_a_quiet_healthy_boot_stays_quiet_for_every_guard() -> None:
 UEFI = "PXEClient:Arch:00007:UNDI:003000"
 
 
-def bare_offer(at: float, kind: str = "offer", vendor_class: str = UEFI) -> Event:
+def bare_offer(at: float, kind: str = "offer", vendor_class: str = UEFI,
+               user_classes: list[str] | None = None) -> Event:
     return ev(at, "dhcp4", kind, client=MAC, mac=MAC, answer=f"{kind.upper()} yiaddr=192.0.2.100",
               reason="arch 7 (UEFI x64) has no rule: address only",
-              details={"vendor_class": vendor_class})
+              details={"vendor_class": vendor_class, "user_classes": user_classes or []})
 
 
 def test_a_pxe_client_ignoring_two_offers_without_a_file_ends_at_the_second() -> None:
@@ -249,13 +250,19 @@ def test_offers_without_the_httpclient_echo_left_untaken_end_at_the_second() -> 
                  answer="OFFER", reason="rule 'http'", details={"vendor_class": http})
               for at in (1.0, 5.0)]
     found = run(IgnoredOffersGuard, offers, 60)
-    assert found is not None and found[1].code == "dhcp.offer_unused"
+    assert found is not None and found[0] == 5.0 and found[1].code == "dhcp.offer_unused"
     assert "no option 60" in found[1].text
 
 
 @pytest.mark.parametrize("events", [
     # iPXE of legacy_pxe_ipv6 takes the address-only offer; its file comes from DHCPv6.
     [bare_offer(0.3), bare_offer(0.35, "ack"), bare_offer(9.0)],
+    # iPXE asks again a second after an offer while it waits for ProxyDHCP (recorded on
+    # uefi_ipxe_ipv4[e1000] with trixie's snponly.efi), then takes one.
+    [bare_offer(5.94, user_classes=["iPXE"]), bare_offer(6.92, user_classes=["iPXE"]),
+     bare_offer(14.0, "ack", user_classes=["iPXE"])],
+    # a client that asks again at once and takes the second offer.
+    [bare_offer(1.0), bare_offer(2.5), bare_offer(2.6, "ack")],
     # the initramfs asks for an address only.
     [bare_offer(1.0, vendor_class="pxelab-init"), bare_offer(5.0, vendor_class="pxelab-init")],
 ])
