@@ -47,11 +47,8 @@ def nbp_not_found(evidence: Evidence) -> Cause | None:
     culprit = refused[-1]
     name = q.event_file(culprit)
     if any(q.event_file(e) == name for e in q.delivered(evidence)) or _went_on(
-            evidence, culprit.time):
+            evidence, name, culprit.time):
         return None
-    if any(other != name and event.time > culprit.time
-           for event, other in q.boot_files(evidence)):
-        return None  # the firmware went on to another boot option (OVMF: HTTPv4, then v6)
     close = similar_names(name, evidence.facts.data_files)
     server = "HTTP" if culprit.source == "http" else "TFTP"
     there = f"; the data root has {', '.join(close)}" if close else ""
@@ -66,10 +63,13 @@ def nbp_not_found(evidence: Evidence) -> Cause | None:
         fix)
 
 
-def _went_on(evidence: Evidence, since: float) -> bool:
-    """Whether the guest asked DHCP again after ``since`` and before its stage failed: the
-    firmware went on to its next boot option (OVMF's HTTPv6 after a refused HTTPv4 URL),
-    so the refusal did not end the boot."""
+def _went_on(evidence: Evidence, name: str, since: float) -> bool:
+    """Whether the firmware went on to its next boot option after the refusal of ``name``
+    at ``since`` (OVMF's HTTPv6 after a refused HTTPv4 URL), so the refusal did not end
+    the boot: DHCP named another boot file later, or the guest asked DHCP again before
+    its stage failed."""
+    if any(other != name and event.time > since for event, other in q.boot_files(evidence)):
+        return True
     end = evidence.timeline.failed_at
     asked: list[Event | PacketRecord] = [e for e in evidence.events
                                          if e.source in ("dhcp4", "dhcp6")]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.evidence import Evidence, PacketRecord
 from pxelab.core.events import Event
 
@@ -49,18 +50,11 @@ def _event(record: PacketRecord, packets: tuple[PacketRecord, ...]) -> Event | N
     return None
 
 
-def _host(endpoint: str) -> str:
-    """"192.0.2.100" of "192.0.2.100:2070", "2001:db8::1:0" of "[2001:db8::1:0]:2070"."""
-    host = endpoint.rsplit(":", 1)[0] if endpoint.count(":") == 1 or "]" in endpoint \
-        else endpoint
-    return host.strip("[]")
-
-
 def _tftp_transfer(record: PacketRecord, packets: tuple[PacketRecord, ...]) -> Event:
     fields = record.fields
     done = bool(fields.get("complete")) or _acked_whole(record, packets)
     size = int(fields.get("bytes") or 0)
-    return Event("tftp", "sent" if done else "aborted", client=_host(record.dst),
+    return Event("tftp", "sent" if done else "aborted", client=q.host(record.dst),
                  request=f"RRQ {fields.get('file', '')}",
                  answer=record.summary, reason="" if done else str(fields.get("error", "")),
                  details={"from": "capture", "bytes": size, "size": size if done else None,
@@ -90,7 +84,7 @@ def _tftp_error(record: PacketRecord) -> Event | None:
     kind = _TFTP_ERRORS.get(int(fields.get("code") or 0))
     if kind is None:
         return None
-    return Event("tftp", kind, client=_host(record.dst),
+    return Event("tftp", kind, client=q.host(record.dst),
                  request=f"RRQ {fields.get('file', '')}",
                  answer=f"ERROR {fields.get('code')} {fields.get('message', '')}".strip(),
                  reason=f"the server answered ERROR {fields.get('code')}",
@@ -110,7 +104,7 @@ def _http_response(record: PacketRecord, packets: tuple[PacketRecord, ...]) -> E
     # What the client acknowledged counts too: a capture can lose segments the client got.
     sent = max(int(fields.get("body_bytes") or 0), int(fields.get("body_acked") or 0))
     sent = 0 if method == "HEAD" else sent
-    return Event("http", method.lower(), client=_host(record.dst),
+    return Event("http", method.lower(), client=q.host(record.dst),
                  request=f"{method} {fields.get('path', '')}", answer=record.summary,
                  details={"from": "capture", "status": status, "bytes": sent,
                           "size": length if status == 200 else None},
