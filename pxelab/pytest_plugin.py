@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -29,6 +30,8 @@ import pytest
 from pxelab.analysis.report.text import render_boot
 from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult, BootRun
+from pxelab.labfile import SUFFIX
+from pxelab.labfile.items import LabFileCollector, LabItem
 from pxelab.machine.fwsets import is_set_file, parse_set_names
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.payload import default_cache_dir
@@ -119,6 +122,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _case_of(item: pytest.Item) -> Scenario | None:
+    if isinstance(item, LabItem):
+        return item.case
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get(CASE_ARG) if callspec is not None else None
     return case if isinstance(case, Scenario) else None
@@ -298,6 +303,27 @@ def junit_properties(result: BootResult) -> dict[str, str]:
                "cause": result.diagnosis.cause.code
                if result.diagnosis and result.diagnosis.cause else ""}
     return {"case": result.scenario, "ok": str(result.ok), **verdict, **flat}
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A lab file (``*.pxelab.toml``) under the test paths is a test module of boots."""
+    if file_path.name.endswith(SUFFIX):
+        return LabFileCollector.from_parent(parent, path=file_path)
+    return None
+
+
+ARTIFACTS_ROOT = pytest.StashKey[Path]()
+
+
+def fresh_artifacts_dir(item: pytest.Item) -> Path:
+    """A new directory for ``item``'s boot under --pxelab-artifacts (or a session temp dir)."""
+    config = item.config
+    if ARTIFACTS_ROOT not in config.stash:
+        chosen: Path | None = config.getoption("pxelab_artifacts")
+        if chosen is None:
+            chosen = Path(tempfile.mkdtemp(prefix="pxelab-labs-"))
+        config.stash[ARTIFACTS_ROOT] = chosen
+    return _fresh_dir(config.stash[ARTIFACTS_ROOT], _safe(item.name))
 
 
 def _fresh_dir(root: Path, name: str) -> Path:

@@ -23,6 +23,7 @@ from pxelab.machine.payload.nics import nic_driver, payload_for_nic
 from pxelab.machine.qemu import Firmware, GuestSpec
 from pxelab.scenarios import milestones as ms
 from pxelab.scenarios.edits import LabEdit
+from pxelab.scenarios.system import SystemUnderTest
 from pxelab.server.bootserver import ServerConfig
 from pxelab.server.faults import Fault
 from pxelab.server.match import url_host
@@ -162,6 +163,11 @@ class Scenario:
     # firmware/fixed-waits.toml (pxelab.machine.fixed_waits): part of the case's physical
     # limit, with its direct boot (bench/matrix_bench.py).
     fixed_waits: tuple[str, ...] = ()
+    # The user's own system (a lab file's data root, NFS root and boot server); None:
+    # pxelab's payload, data root and server with this scenario's rules.
+    system: SystemUnderTest | None = None
+    # The lab file's name, the first word of its test ids ("" for built-in scenarios).
+    lab_name: str = ""
 
     def __post_init__(self) -> None:
         # A dict would be checked only when the lab builds the settings, and could change.
@@ -467,6 +473,8 @@ def get_scenario(name: str) -> Scenario:
 def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -> str:
     """The shell command that boots ``scenario`` (with its regressions) by hand."""
     words = ["pxelab", "boot", scenario.name]
+    if scenario.system is not None:
+        words[2:2] = ["--lab", str(scenario.system.source)]
     if scenario.firmware_set != HOST:
         words += ["--firmware-set", scenario.firmware_set]
     for spec in scenario.applied:
