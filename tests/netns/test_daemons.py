@@ -26,6 +26,7 @@ from scapy.layers.l2 import Ether
 
 from pxelab.core.errors import DaemonError
 from pxelab.core.netns import thread_in_namespace
+from pxelab.daemons.radvd import Radvd
 from pxelab.daemons.spec import DaemonSpec, parse_daemon
 from pxelab.daemons.stack import DaemonStack
 from pxelab.machine.network import LabNetwork, namespace_pids
@@ -237,3 +238,29 @@ def test_daemons_run_together_and_leave_nothing_behind(lab: Lab, values: dict[st
     for name in ("dhcpd", "dhcpd6", "radvd", "tftpd-hpa", "nginx"):
         assert (tmp_path / "daemons" / f"{name}.conf").exists()
         assert (tmp_path / "daemons" / f"{name}.cmdline").exists()
+
+
+def test_an_interrupted_start_stops_what_runs(lab: Lab, values: dict[str, str],
+                                              tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while radvd comes up: dhcpd (already up) and radvd are both stopped."""
+    def interrupted(self: Radvd) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Radvd, "started", interrupted)
+    with pytest.raises(KeyboardInterrupt), DaemonStack(
+            (spec("dhcpd"), spec("radvd")), values, lab.server, tmp_path):
+        pytest.fail("radvd came up")
+    assert namespace_pids(lab.server) == []
+
+
+def test_two_labs_run_the_same_config_side_by_side(values: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    """Both nginx write /run/nginx.pid and /var/log/nginx/access.log: each its own."""
+    with LabNetwork(capture=False) as one, LabNetwork(capture=False) as two, \
+            DaemonStack([spec("nginx")], values, one.namespace, tmp_path / "one"), \
+            DaemonStack([spec("nginx")], values, two.namespace, tmp_path / "two") as second:
+        (nginx,) = second.daemons
+        assert nginx.process is not None and nginx.process.poll() is None
+        for lab in ("one", "two"):
+            assert (tmp_path / lab / "daemons/nginx/root/run/nginx.pid").exists()
