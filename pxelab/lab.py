@@ -26,7 +26,7 @@ from pxelab.analysis.evidence import EVIDENCE_FILE, Evidence
 from pxelab.analysis.evidence.collect import collect
 from pxelab.analysis.live import live_guards
 from pxelab.core.events import Event, EventLog
-from pxelab.daemons import DaemonStack
+from pxelab.daemons.stack import DaemonStack
 from pxelab.labfile.dataroot import fill_data_root, lab_values
 from pxelab.machine.console import (
     ConsoleWatcher,

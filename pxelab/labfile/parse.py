@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pxelab.core.errors import ConfigError
+from pxelab.daemons.spec import DaemonSpec, check_daemons, parse_daemon
 from pxelab.labfile.dataroot import check_templates
 from pxelab.machine.console import FailurePattern, Milestone
 from pxelab.machine.fwsets import parse_set_names
@@ -206,7 +207,7 @@ def _firmware_files(table: Table) -> tuple[tuple[str, str], ...]:
 
 
 def _boot_server(origin: Origin, data: Mapping[str, Any], table: Table
-                 ) -> tuple[LabConfig | None, tuple[object, ...]]:
+                 ) -> tuple[LabConfig | None, tuple[DaemonSpec, ...]]:
     kind = table.choice("type", BOOT_SERVERS) or "pxelab"
     sections = [name for name in SERVER_SECTIONS if name in data]
     entries = _array(origin, data, "daemon")
@@ -222,8 +223,6 @@ def _boot_server(origin: Origin, data: Mapping[str, Any], table: Table
     if not entries:
         origin.fail("daemon", "no [[daemon]] for [boot_server] type = \"daemons\"",
                     'add [[daemon]] entries with type = "dnsmasq" and config = "dnsmasq.conf"')
-    from pxelab.daemons import check_daemons, parse_daemon  # noqa: PLC0415 - see below
-
     specs = tuple(parse_daemon(entry, f"{origin.name}: daemon[{index}]", origin.base)
                   for index, entry in enumerate(entries, 1))
     check_daemons(specs, origin.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pxelab.daemons.spec import DaemonSpec
 from pxelab.server.config import LabConfig
 
 
@@ -34,8 +35,8 @@ class SystemUnderTest:
     nfs3: bool = False
     # pxelab's own boot server with the file's sections and rules; None: daemons.
     own_server: LabConfig | None = None
-    # pxelab.daemons.DaemonSpec each (typed loosely until that layer lands).
-    daemons: tuple[object, ...] = ()
+    # The user's daemons, started in this order (pxelab.daemons).
+    daemons: tuple[DaemonSpec, ...] = ()
     # What the boot must end with: None, userspace from the NFS root with pxelab's
     # marker (payload); else the last milestone of the file's success pattern is enough.
     needs_marker: bool = True
