@@ -3,4 +3,6 @@
 ``spec`` checks a lab file's ``[[daemon]]`` tables, one module per daemon says
 how to run it, ``base`` runs any of them (private state, log, readiness,
 stop) and ``stack`` runs a lab's set.
+
+May import: pxelab.core.
 """

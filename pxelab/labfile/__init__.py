@@ -3,6 +3,8 @@
 :func:`load_lab_file` reads and checks one; :func:`lab_cases` makes its tests,
 one scenario per guest, NIC model and firmset set, which :class:`pxelab.lab.BootRun`
 boots like any built-in scenario. The keys: :mod:`pxelab.labfile.keys`.
+
+May import: pxelab.core, pxelab.server, pxelab.daemons, pxelab.machine, pxelab.scenarios.
 """
 
 from pxelab.labfile.expand import lab_cases

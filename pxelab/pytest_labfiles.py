@@ -20,6 +20,15 @@ from pxelab.lab import BootResult, BootRun
 from pxelab.labfile.expand import lab_cases
 from pxelab.labfile.parse import load_lab_file
 from pxelab.machine.fwsets import HOST
+from pxelab.pytest_support import (
+    FIRMWARE_SETS,
+    REPORTS,
+    RESULTS,
+    fresh_artifacts_dir,
+    host_capability,
+    junit_properties,
+    set_label,
+)
 from pxelab.scenarios.cases import Scenario
 
 
@@ -31,8 +40,6 @@ class LabFileCollector(pytest.File):
     """One lab file: its cases, or a collection error that says what to fix."""
 
     def collect(self) -> Iterator[LabItem]:
-        from pxelab.pytest_plugin import FIRMWARE_SETS, set_label  # noqa: PLC0415 - cycle
-
         try:
             lab = load_lab_file(self.path)
             cases = lab_cases(lab, self.config.stash.get(FIRMWARE_SETS, ()))
@@ -56,13 +63,6 @@ class LabItem(pytest.Item):
         self.artifacts: Path | None = None
 
     def runtest(self) -> None:
-        from pxelab.pytest_plugin import (  # noqa: PLC0415 - the plugin imports this module
-            RESULTS,
-            fresh_artifacts_dir,
-            host_capability,
-            junit_properties,
-        )
-
         self.artifacts = fresh_artifacts_dir(self)
         with host_capability(self.config):
             result = BootRun(self.case, self.artifacts).run()
@@ -72,8 +72,6 @@ class LabItem(pytest.Item):
         check_result(self.case, result)
 
     def teardown(self) -> None:
-        from pxelab.pytest_plugin import REPORTS  # noqa: PLC0415
-
         reports = self.stash.get(REPORTS, {})
         passed = "call" in reports and all(r.passed for r in reports.values())
         if passed and self.artifacts and not self.config.getoption("pxelab_keep_artifacts"):
