@@ -302,3 +302,27 @@ class BootRun:
                 "packages": payload.packages | self.fwset.versions(self.scenario.firmware)}
 
 
+
+
+def expectation_problem(scenario: Scenario, result: BootResult) -> str | None:
+    """What is wrong with ``result`` for ``scenario``, or None: a lab file's [expect]
+    asks for a failure at a stage with a cause; else the boot must succeed."""
+    system = scenario.system
+    stage = system.expect_stage if system else None
+    code = system.expect_cause if system else None
+    timeline = result.timeline
+    cause = result.diagnosis.cause.code if result.diagnosis and result.diagnosis.cause else None
+    where = f"(artifacts: {result.artifacts})"
+    if stage is None and code is None:
+        return None if result.ok else (f"{scenario.name} failed at {timeline.failed_stage}: "
+                                       f"{timeline.failure}; cause: {cause or 'none named'} "
+                                       + where)
+    if result.ok:
+        return (f"{scenario.name} booted, but the lab file expects it to fail at "
+                f"{stage or 'some stage'}" + (f" with cause {code}" if code else ""))
+    problems = []
+    if stage is not None and timeline.failed_stage != stage:
+        problems.append(f"failed at {timeline.failed_stage}, expected {stage}")
+    if code is not None and cause != code:
+        problems.append(f"cause {cause or 'none'}, expected {code}")
+    return f"{scenario.name}: " + "; ".join(problems) + " " + where if problems else None

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pxelab.core.errors import ConfigError
-from pxelab.lab import BootResult, BootRun
+from pxelab.lab import BootResult, BootRun, expectation_problem
 from pxelab.labfile.expand import lab_cases
 from pxelab.labfile.parse import load_lab_file
 from pxelab.machine.fwsets import HOST
@@ -89,26 +89,6 @@ class LabItem(pytest.Item):
 
 def check_result(case: Scenario, result: BootResult) -> None:
     """Raise :class:`LabFileError` unless ``result`` is what the lab file asks for."""
-    system = case.system
-    expect_stage = system.expect_stage if system else None
-    expect_cause = system.expect_cause if system else None
-    timeline = result.timeline
-    cause = result.diagnosis.cause.code if result.diagnosis and result.diagnosis.cause else None
-    if expect_stage is None and expect_cause is None:
-        if not result.ok:
-            raise LabFileError(f"{case.name} failed at {timeline.failed_stage}: "
-                                 f"{timeline.failure}; cause: {cause or 'none named'} "
-                                 f"(artifacts: {result.artifacts})")
-        return
-    if result.ok:
-        raise LabFileError(f"{case.name} booted, but the lab file expects it to fail at "
-                             f"{expect_stage or 'some stage'}"
-                             + (f" with cause {expect_cause}" if expect_cause else ""))
-    problems = []
-    if expect_stage is not None and timeline.failed_stage != expect_stage:
-        problems.append(f"failed at {timeline.failed_stage}, expected {expect_stage}")
-    if expect_cause is not None and cause != expect_cause:
-        problems.append(f"cause {cause or 'none'}, expected {expect_cause}")
-    if problems:
-        raise LabFileError(f"{case.name}: " + "; ".join(problems)
-                             + f" (artifacts: {result.artifacts})")
+    problem = expectation_problem(case, result)
+    if problem is not None:
+        raise LabFileError(problem)
