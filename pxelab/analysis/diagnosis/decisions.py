@@ -4,7 +4,7 @@ The server says why it stayed silent: every ``withheld`` event carries the polic
 reason ("rule 'pool allows members of pxeclients only': withhold", a host entry,
 min_secs). A client withheld and never served afterwards was stopped by that
 decision, whatever the stage: the firmware's DHCP, the NBP's, the initramfs's.
-min_secs has its own rule (:func:`pxelab.analysis.diagnosis.dhcp.withheld_min_secs`),
+min_secs has its own rule (:func:`pxelab.analysis.diagnosis.minsecs.withheld_min_secs`),
 which names the secs the client sent.
 """
 

@@ -10,16 +10,14 @@ fallback for offers nobody explains.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from pxelab.analysis.diagnosis import dhcp6
 from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.minsecs import withheld_min_secs
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence, PacketRecord
 from pxelab.core.events import Event
-
-_MIN_SECS = re.compile(r"secs=(?P<secs>\d+) < min_secs=(?P<min>\d+)")
 
 # DHCP option numbers (RFC 2132; 43: vendor-specific, 60: vendor class identifier).
 VENDOR_SPECIFIC = 43
@@ -116,32 +114,6 @@ def no_discover(evidence: Evidence) -> Cause | None:
         "make the firmware boot from the network: put the NIC first in the boot order, "
         "give it its boot ROM (QEMU's romfile for this NIC model) and attach it to the lab "
         "bridge; for OVMF check that the PXE/HTTP boot option of this IP version is enabled")
-
-
-def withheld_min_secs(evidence: Evidence) -> Cause | None:
-    """The server stayed silent because the client's ``secs`` stayed below min_secs."""
-    withheld = [e for e in q.events(evidence, "dhcp4", "withheld") if _MIN_SECS.search(e.reason)]
-    if not withheld:
-        return None
-    last = withheld[-1]
-    mac = last.client
-    if [e for e in q.after(q.events(evidence, "dhcp4", "ack"), last.time) if e.client == mac]:
-        return None  # the client counted secs up and was served in the end
-    mine = [e for e in withheld if e.client == mac]
-    match = _MIN_SECS.search(last.reason)
-    assert match is not None
-    minimum = int(match["min"])
-    secs = sorted({int(m["secs"]) for e in mine if (m := _MIN_SECS.search(e.reason))})
-    shown = ", ".join(map(str, secs))
-    never = "never counts secs up" if secs == [0] else f"got only as far as secs={secs[-1]}"
-    return Cause(
-        "dhcp.withheld_min_secs", evidence.timeline.failed_stage or "dhcp",
-        f"the DHCP server withheld {q.plural(len(mine), 'answer')} to {mac} because its secs "
-        f"({shown}) stayed below min_secs={minimum}: the client {never}",
-        q.lines(evidence, [mine[0], *mine[1:2], mine[-1]]),
-        ("set min_secs to 0 (the check off)" if secs[-1] == 0 else
-         f"set min_secs to {secs[-1]} or less") + " in the server's DHCP settings (ISC dhcpd: "
-        "min-secs), or exempt this client: some PXE ROMs (Etherboot 5.4) always send secs=0")
 
 
 def offer_no_httpclient_echo(evidence: Evidence) -> Cause | None:
