@@ -205,21 +205,24 @@ def _offers_unused(evidence: Evidence) -> Cause | None:
 
 
 def _advertises_unused(evidence: Evidence) -> Cause | None:
-    every = q.events(evidence, "dhcp6", "advertise")
+    every: list[Event | PacketRecord] = list(q.events(evidence, "dhcp6", "advertise"))
+    every = every or list(q.packets(evidence, "dhcp6", "advertise"))  # a third-party server
     if not every:
         return None
-    mac = every[-1].client
-    unused = [e for e in every if e.client == mac
+    mac = every[-1].client or q.client_mac(evidence)
+    unused = [e for e in every if e.client in ("", mac)
               and not q.requests_after(evidence, mac, e.time, v6=True)]
     if not unused:
         return None
     first = unused[0]
-    url = first.file
+    url = first.file if isinstance(first, Event) else str(q.field(first, "boot_url", ""))
+    status = (q.detail(first, "status", "none") if isinstance(first, Event)
+              else q.field(first, "status") or "none")
     return Cause(
         "dhcp.offer_unused", evidence.timeline.failed_stage or "fw_dhcp",
         f"{q.plural(len(unused), 'Advertise')} to {mac} got no DHCPv6 Request: the client "
         f"found them unusable (" + (f"boot URL {url}" if url else "no boot URL (option 59)")
-        + f", status {q.detail(first, 'status', 'none')})",
+        + f", status {status})",
         q.lines(evidence, [first, *unused[-1:]]),
         "compare the Advertise with what this client needs (its Solicit's option 6 ORO, "
         "16 and 61): an IA_NA address, option 59 with the boot URL, option 16 for HTTP boot")

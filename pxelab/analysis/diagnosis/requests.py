@@ -98,8 +98,8 @@ def _why(evidence: Evidence, found: Stuck) -> str:
     if found.key.startswith(("arp ", "ns ")):
         return "no host on the guest's link has that address"
     if not evidence.events:
-        return ("no server events to say whether the server heard them (read from the "
-                "capture alone)")
+        return ("from packets only: no server events or daemon log say whether the server "
+                "heard them or why it stayed silent" + _low_secs(found))
     dropped = [e for e in q.after(q.events(evidence, "fault", "injected"),
                                   found.first.time - 1.0) if _about(e.request, found.key)]
     heard = _received(evidence, found)
@@ -109,6 +109,17 @@ def _why(evidence: Evidence, found: Stuck) -> str:
         return (f"the server reported receiving them ({q.plural(len(heard), 'event')}) and "
                 "sent no answer")
     return "the server never reported them (no event): lost on the way, or not heard"
+
+
+def _low_secs(found: Stuck) -> str:
+    """A hint for DISCOVERs whose secs never grew: what a server's min-secs does to them."""
+    if found.first.item.proto != "dhcp4" or found.first.item.kind != "discover":
+        return ""
+    secs = {int(q.field(a.item, "secs", 0)) for a in found.asks}
+    if max(secs) >= 2:
+        return ""
+    return (f"; their secs stayed at {', '.join(map(str, sorted(secs)))}: a server with "
+            "min-secs (ISC dhcpd) ignores such a client, which its log would say")
 
 
 def _received(evidence: Evidence, found: Stuck) -> list[Event]:
