@@ -46,7 +46,7 @@ class Starved:
     secs: tuple[int, ...]  # the values the client sent, sorted, each once
     dropped: Sequence[Event | LogLine | PacketRecord]  # what shows each drop
     who: str  # the server and what it did, as the cause names it: "ISC dhcpd dropped"
-    source: str  # where min-secs was read: "", "dhcpd's log", "dhcpd.conf"
+    source: str  # where min-secs was read ("" for the server's events)
 
 
 def withheld_min_secs(evidence: Evidence) -> Cause | None:
@@ -108,9 +108,9 @@ def _logged(evidence: Evidence) -> Starved | None:
     mine = [line for line, m in zip(logged, found, strict=True) if m["mac"] == mac]
     secs = {int(m["secs"]) for m in found if m["mac"] == mac}
     secs |= {int(q.field(p, "secs", 0)) for p in _discovers(evidence, mac)}
-    config = ", dhcpd.conf" if evidence.facts.daemon_settings.get(SETTING) else ""
+    config = " and dhcpd.conf" if evidence.facts.daemon_settings.get(SETTING) else ""
     return Starved(mac, int(found[-1]["min"]), tuple(sorted(secs)), mine,
-                   "ISC dhcpd dropped", f"its log{config}")
+                   "ISC dhcpd dropped", f"from dhcpd's log{config}")
 
 
 def _configured(evidence: Evidence) -> Starved | None:
@@ -124,7 +124,8 @@ def _configured(evidence: Evidence) -> Starved | None:
     if not discovers or max(secs) >= int(setting):
         return None  # a DISCOVER with secs high enough: dhcpd had no min-secs reason
     return Starved(mac, int(setting), tuple(sorted(secs)), discovers, "ISC dhcpd dropped",
-                   "dhcpd.conf; from packets only: dhcpd's log has no line for it")
+                   "from dhcpd.conf and the DISCOVERs' secs on the wire: dhcpd's log has "
+                   "no line for it")
 
 
 def _count(starved: Starved) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from pxelab.analysis.diagnosis import dhcp6, nfs
+from pxelab.analysis.diagnosis import decisions, dhcp6, minsecs, nfs
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.asks import NFS_SERVICES, REFUSED, UNANSWERED, Stuck, stuck
 from pxelab.analysis.diagnosis.model import Cause
@@ -50,7 +50,16 @@ def _candidates(evidence: Evidence, outcome: str) -> list[Stuck]:
                       and dhcp6.release_unanswered(evidence) is not None)]
     if outcome == UNANSWERED:
         found = [s for s in found if s.sends >= MIN_SENDS]
+    if found and _decided(evidence):
+        found = [s for s in found if not s.key.startswith(("dhcp4 ", "dhcp6 "))]
     return found
+
+
+def _decided(evidence: Evidence) -> bool:
+    """Whether a rule already says why the DHCP server stayed silent (its events do that
+    themselves; a third-party server's log and configuration need the rule)."""
+    return not evidence.events and (minsecs.withheld_min_secs(evidence) is not None
+                                    or decisions.withheld(evidence) is not None)
 
 
 def unanswered(evidence: Evidence) -> Cause | None:
