@@ -4,8 +4,10 @@ The server says why it stayed silent: every ``withheld`` event carries the polic
 reason ("rule 'pool allows members of pxeclients only': withhold", a host entry,
 min_secs). A client withheld and never served afterwards was stopped by that
 decision, whatever the stage: the firmware's DHCP, the NBP's, the initramfs's.
-min_secs has its own rule (:func:`pxelab.analysis.diagnosis.minsecs.withheld_min_secs`),
-which names the secs the client sent.
+A third-party server says it in its log instead (:mod:`pxelab.analysis.diagnosis.logged`),
+which stands in when there are no events. min_secs has its own rule
+(:func:`pxelab.analysis.diagnosis.minsecs.withheld_min_secs`), which names the secs the
+client sent.
 """
 
 from __future__ import annotations
