@@ -25,6 +25,7 @@ from pxelab.analysis.diagnosis import Diagnosis, diagnose
 from pxelab.analysis.evidence import EVIDENCE_FILE, Evidence
 from pxelab.analysis.evidence.collect import collect
 from pxelab.analysis.live import live_guards
+from pxelab.analysis.livewire import wire_guards
 from pxelab.core.events import Event, EventLog
 from pxelab.daemons.stack import DaemonStack
 from pxelab.labfile.dataroot import fill_data_root, lab_values
@@ -35,7 +36,7 @@ from pxelab.machine.console import (
     Timeline,
 )
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
-from pxelab.machine.network import LabNetwork
+from pxelab.machine.network import PCAP_NAME, LabNetwork
 from pxelab.machine.nfs import Ganesha
 from pxelab.machine.payload import USERSPACE, Payload, build_payload
 from pxelab.machine.qemu import Guest
@@ -163,6 +164,9 @@ class BootRun:
         # Listening before the server starts: the guards see every event of this boot.
         guards = live_guards(events, self.scenario.guest.mac)
         system = self.scenario.system
+        if system is not None and system.own_server is None:
+            # The user's daemons send no events: the capture is the live evidence.
+            guards += wire_guards(self.artifacts / PCAP_NAME, self.scenario.guest.mac)
         with ExitStack() as stack:
             net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
             # The root is mounted over the scenario's IP version: [2001:db8::1]:/pxelab
