@@ -51,7 +51,12 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
     LabTable("daemon", (
         LabKey("type", "`dnsmasq`, `kea-dhcp4`, `kea-dhcp6`, `dhcpd`, `dhcpd6`, `radvd`, "
                "`tftpd-hpa`, `nginx`", required=True),
-        LabKey("other keys", "per daemon: see the table below", expands=()),),
+        LabKey("config", "your configuration file, relative to the lab file, templated "
+               "(*required* but for `tftpd-hpa`)"),
+        LabKey("args", "more command-line words"),
+        LabKey("directory", "`tftpd-hpa` only (default `{{ data_root }}`)"),
+        LabKey("address", "`tftpd-hpa` only (default `:69`)"),
+        LabKey("options", "`tftpd-hpa` only (default `--secure`)")),
         array=True),
     LabTable("success", (
         LabKey("console", "a regular expression on the serial console that proves the boot "
