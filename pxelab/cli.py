@@ -132,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
 
     scenarios = sub.add_parser("scenarios", help="list the scenario matrix: each scenario "
                                "on each NIC model, with firmware, mode and IP version")
+    scenarios.add_argument("--lab", type=Path, metavar="FILE",
+                           help="list a lab file's cases instead (checks the file)")
     scenarios.add_argument("--nic", metavar="MODELS",
                            help="only these NIC models (comma-separated)")
     scenarios.add_argument("--firmware", metavar="NAMES",
@@ -313,12 +315,14 @@ def _report(args: argparse.Namespace) -> int:
 def _scenarios(args: argparse.Namespace) -> int:
     """The matrix as `pytest tests/boot/test_scenarios.py` runs it, one case a line."""
     selection = Selection.parse(args.nic, args.firmware)
-    rows = [describe(case) for case in cases() if selection.accepts(case)]
+    chosen = lab_cases(load_lab_file(args.lab)) if args.lab else cases()
+    rows = [describe(case) | {"firmware_set": case.firmware_set}
+            for case in chosen if selection.accepts(case)]
     if args.json:
         for row in rows:
             print(json.dumps(row))
         return 0
-    columns = ("name", "firmware", "mode", "ip", "nic", "kernel")
+    columns = ("name", "firmware", "mode", "ip", "nic", "kernel", "firmware_set")
     widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
     print("  ".join(c.upper().ljust(widths[c]) for c in columns) + "  DESCRIPTION")
     for row in rows:

@@ -113,3 +113,14 @@ def test_every_example_lab_file_reads(tmp_path: Path) -> None:
     assert found
     for path in found:
         assert lab_cases(load_lab_file(path))
+
+
+def test_cli_reports_a_bad_lab_file_before_booting(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from pxelab.cli import main
+
+    path = write(tmp_path, '[[guest]]\nmode = "legacy_pxe"\nnic_model = ["e1000"]\n'
+                 '[success]\nconsole = "x"')
+    assert main(["boot", "--lab", str(path)]) == 2
+    assert ("guest[1].nic_model: unknown key; did you mean 'nic_models'?"
+            in capsys.readouterr().err)
