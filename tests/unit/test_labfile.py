@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pxelab.cli import main
 from pxelab.core.errors import ConfigError
 from pxelab.labfile import lab_cases, load_lab_file
 from pxelab.labfile.keys import with_table
@@ -117,8 +118,6 @@ def test_every_example_lab_file_reads(tmp_path: Path) -> None:
 
 def test_cli_reports_a_bad_lab_file_before_booting(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from pxelab.cli import main
-
     path = write(tmp_path, '[[guest]]\nmode = "legacy_pxe"\nnic_model = ["e1000"]\n'
                  '[success]\nconsole = "x"')
     assert main(["boot", "--lab", str(path)]) == 2
