@@ -90,8 +90,14 @@ class BootResult:
                 and marker["root"] == self.nfs_source and marker["fstype"].startswith("nfs"))
 
     def artifact_paths(self) -> dict[str, Path]:
-        return {k: self.artifacts / v for k, v in ARTIFACT_FILES.items()
-                if (self.artifacts / v).exists()}
+        found = {k: self.artifacts / v for k, v in ARTIFACT_FILES.items()
+                 if (self.artifacts / v).exists()}
+        # A lab file's daemons: each one's log and rendered configuration.
+        for path in sorted((self.artifacts / "daemons").glob("*.log")):
+            found[f"{path.stem} log"] = path
+            if path.with_suffix(".conf").exists():
+                found[f"{path.stem} config"] = path.with_suffix(".conf")
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "ok": self.ok, "marker": self.marker,
