@@ -137,7 +137,9 @@ def test_kea_dhcp4_offers_the_uefi_boot_file(lab: Lab, values: dict[str, str],
     with running(lab, values, tmp_path, spec("kea-dhcp4")) as stack:
         offer = dhcp4_offer(lab, ("pxe_client_architecture", b"\x00\x07"))  # option 93: EFI x64
     assert boot_file(offer) == "syslinux.efi"
-    assert "DHCP4_LEASE_ADVERT" in stack.logs["kea-dhcp4"].read_text()
+    # Kea's log is captured; its offer line differs by release (2.2: DHCP4_LEASE_ADVERT;
+    # 2.6 logs none at INFO), so only the start line is common to both.
+    assert "DHCP4_STARTING" in stack.logs["kea-dhcp4"].read_text()
 
 
 def test_dhcpd_offers_the_bios_boot_file(lab: Lab, values: dict[str, str],
