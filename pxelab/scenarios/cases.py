@@ -159,8 +159,8 @@ class Scenario:
     # (pxelab.machine.fwsets: host, bookworm, trixie, sid or a .toml file).
     firmware_set: str = HOST
     # What OVMF waits on this path whatever the server answers, by name in
-    # firmware/fixed-waits.toml (pxelab.machine.fixed_waits): part of the case's physical
-    # limit, with its direct boot (bench/matrix_bench.py).
+    # pxelab/data/firmware/fixed-waits.toml (pxelab.machine.fixed_waits): part of the
+    # case's physical limit, with its direct boot (bench/matrix_bench.py).
     fixed_waits: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
