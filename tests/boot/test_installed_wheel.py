@@ -1,0 +1,180 @@
+"""pxelab as a user installs it: a wheel in a fresh venv outside the checkout.
+
+The wheel is built from the checkout's files (copied first, so the build's ``build/``
+and ``*.egg-info`` stay out of the checkout and parallel runs do not share them) and
+installed with ``--no-deps`` into a venv under pytest's temporary directory. The
+venv gets pxelab's dependencies (pytest, pexpect, scapy, pyroute2, virt-firmware)
+through a ``.pth`` file naming the running interpreter's site-packages, so no index
+is needed; pxelab itself must come from the wheel, and every command runs in a
+directory of its own, never in the checkout. Payloads and firmware sets come from the
+same cache as every other boot (``$PXELAB_CACHE``), so nothing is built twice.
+
+A new way to use the installed pxelab is one more test: ``installed.pytest(directory)``
+runs plain pytest in a directory the test filled (a lab file, a conftest).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import site
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+import pxelab
+from pxelab.core.errors import HostCapabilityError
+from pxelab.machine.payload import default_cache_dir
+
+pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
+
+CHECKOUT = Path(pxelab.__file__).resolve().parents[1]
+# What the build reads: pyproject.toml names README.md (the long description).
+BUILD_INPUTS = ("pyproject.toml", "README.md", "pxelab")
+STEP_TIMEOUT = 300  # seconds; a wheel build, an install or one boot under TCG
+# What a boot in the venv needs of the host, checked here: a subprocess cannot skip.
+BOOTS = pytest.mark.pxelab_requires(root=True, tools=("qemu-system-x86_64",))
+
+BOOT_TEST = '''\
+def test_boot(boot_scenario):
+    result = boot_scenario("legacy_pxe_ipv4")
+    assert result.ok, f"stage {result.timeline.failed_stage}: {result.timeline.failure}"
+'''
+
+
+@dataclass(frozen=True)
+class InstalledPxelab:
+    """A venv holding pxelab from a wheel, and how to run its commands."""
+
+    venv: Path
+    wheel: Path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in {"PYTHONPATH", "PYTHONHOME", "PXELAB_FIXTURES"}}
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(self.venv)
+        env["PXELAB_CACHE"] = str(default_cache_dir())  # share the payload cache
+        return env
+
+    def run(self, argv: Sequence[str | Path], cwd: Path) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` (a command of the venv's bin/ or any other) in ``cwd``."""
+        return subprocess.run([str(a) for a in argv], cwd=cwd, env=self.environment(),
+                              capture_output=True, text=True, timeout=STEP_TIMEOUT,
+                              check=False)
+
+    def pytest(self, directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """Plain pytest in ``directory``: its own rootdir, pxelab's plugin by entry point."""
+        return self.run([self.python, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                         "--pxelab-strict", *args], cwd=directory)
+
+
+def output(done: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+
+
+def build_wheel(source: Path, out: Path) -> Path:
+    """``pip wheel`` of ``source``: offline if this interpreter has the build backend."""
+    requires = tomllib.loads((source / "pyproject.toml").read_text())["build-system"]
+    offline = all(_installed(Requirement(text)) for text in requires["requires"])
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out)]
+    done = subprocess.run([*argv, *(["--no-build-isolation"] if offline else []), str(source)],
+                          capture_output=True, text=True, timeout=STEP_TIMEOUT, check=False)
+    if done.returncode != 0 and not offline and "matching distribution" in done.stderr:
+        raise HostCapabilityError(f"pip cannot fetch the build backend {requires['requires']} "
+                                  f"from its index; install it into {sys.prefix} to build "
+                                  f"offline:\n{done.stderr[-1000:]}")
+    assert done.returncode == 0, output(done)
+    return next(out.glob("pxelab-*.whl"))
+
+
+def _installed(requirement: Requirement) -> bool:
+    try:
+        version = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return requirement.specifier.contains(version, prereleases=True)
+
+
+def make_venv(venv: Path, wheel: Path) -> InstalledPxelab:
+    """A fresh venv with ``wheel`` installed and this interpreter's packages beside it."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=STEP_TIMEOUT)
+    lib = next((venv / "lib").glob("python3*/site-packages"))
+    # The dependencies, from the interpreter running this test; a .pth line is only
+    # appended to sys.path, so the wheel's pxelab (in lib itself) comes first.
+    (lib / "pxelab-test-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                           "install", "--no-deps", "--no-index", "-q", str(wheel)],
+                          capture_output=True, text=True, timeout=STEP_TIMEOUT, check=False)
+    assert done.returncode == 0, output(done)
+    return InstalledPxelab(venv, wheel)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> InstalledPxelab:
+    """Module: pxelab built into a wheel from the checkout and installed in a fresh venv."""
+    if not (CHECKOUT / "pyproject.toml").is_file():
+        pytest.skip(f"pxelab at {CHECKOUT} is installed, not a checkout: nothing to build")
+    source = tmp_path_factory.mktemp("source")
+    for name in BUILD_INPUTS:
+        if (CHECKOUT / name).is_dir():
+            shutil.copytree(CHECKOUT / name, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(CHECKOUT / name, source / name)
+    wheel = build_wheel(source, tmp_path_factory.mktemp("wheel"))
+    return make_venv(tmp_path_factory.mktemp("venv") / "venv", wheel)
+
+
+def test_the_wheel_ships_the_data_and_no_tests(installed: InstalledPxelab) -> None:
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    data = {f"pxelab/{p.relative_to(CHECKOUT / 'pxelab').as_posix()}"
+            for p in (CHECKOUT / "pxelab" / "data").rglob("*") if p.is_file()}
+    assert {"pxelab/data/firmware/catalog.toml", "pxelab/data/firmware/fixed-waits.toml",
+            "pxelab/py.typed"} <= names
+    assert data <= names, f"not in the wheel: {sorted(data - names)}"
+    assert not [n for n in names if n.split("/")[0] in {"tests", "fixtures", "bench", "tools"}]
+
+
+def test_pxelab_comes_from_the_venv(installed: InstalledPxelab, tmp_path: Path) -> None:
+    done = installed.run([installed.python, "-c", "import pxelab; print(pxelab.__file__)"],
+                         cwd=tmp_path)
+    assert done.returncode == 0, output(done)
+    where = Path(done.stdout.strip())
+    assert where.is_relative_to(installed.venv), where
+    assert "site-packages" in where.parts and not where.is_relative_to(CHECKOUT)
+
+
+def test_scenarios_are_listed(installed: InstalledPxelab, tmp_path: Path) -> None:
+    done = installed.run(["pxelab", "scenarios"], cwd=tmp_path)
+    assert done.returncode == 0, output(done)
+    assert "legacy_pxe_ipv4" in done.stdout and "uefi_http_ipv6" in done.stdout
+
+
+@BOOTS
+def test_pxelab_boot_reaches_userspace(installed: InstalledPxelab, tmp_path: Path) -> None:
+    done = installed.run(["pxelab", "boot", "legacy_pxe_ipv4"], cwd=tmp_path)
+    assert done.returncode == 0, output(done)
+    assert "PXELAB-USERSPACE" in done.stdout, output(done)
+    assert (tmp_path / "pxelab-artifacts").is_dir()  # the default, relative to the cwd
+
+
+@BOOTS
+def test_plain_pytest_boots_with_the_plugin(installed: InstalledPxelab, tmp_path: Path) -> None:
+    (tmp_path / "test_my_boot.py").write_text(BOOT_TEST)
+    done = installed.pytest(tmp_path)
+    assert done.returncode == 0, output(done)
+    assert "1 passed" in done.stdout, output(done)
