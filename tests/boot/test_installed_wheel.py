@@ -43,6 +43,9 @@ STEP_TIMEOUT = 300  # seconds; a wheel build, an install or one boot under TCG
 # What a boot in the venv needs of the host, checked here: a subprocess cannot skip.
 BOOTS = pytest.mark.pxelab_requires(root=True, tools=("qemu-system-x86_64",))
 
+# Which pxelab the venv imports, then every sys.path entry holding a pxelab package.
+WHERE_FROM = ("import os, sys, pxelab; print(pxelab.__file__); print(*[p for p in sys.path "
+              "if os.path.isfile(os.path.join(p or '.', 'pxelab', '__init__.py'))], sep='\\n')")
 BOOT_TEST = '''\
 def test_boot(boot_scenario):
     result = boot_scenario("legacy_pxe_ipv4")
@@ -150,12 +153,12 @@ def test_the_wheel_ships_the_data_and_no_tests(installed: InstalledPxelab) -> No
 
 
 def test_pxelab_comes_from_the_venv(installed: InstalledPxelab, tmp_path: Path) -> None:
-    done = installed.run([installed.python, "-c", "import pxelab; print(pxelab.__file__)"],
-                         cwd=tmp_path)
+    done = installed.run([installed.python, "-c", WHERE_FROM], cwd=tmp_path)
     assert done.returncode == 0, output(done)
-    where = Path(done.stdout.strip())
-    assert where.is_relative_to(installed.venv), where
-    assert "site-packages" in where.parts and not where.is_relative_to(CHECKOUT)
+    where, *importable = done.stdout.splitlines()
+    assert Path(where).is_relative_to(installed.venv) and "site-packages" in Path(where).parts
+    # Only the venv's copy could be imported: no sys.path entry leads to another one.
+    assert len(importable) == 1 and Path(where).is_relative_to(importable[0]), importable
 
 
 def test_scenarios_are_listed(installed: InstalledPxelab, tmp_path: Path) -> None:
