@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
+import signal
 import site
 import subprocess
 import sys
@@ -40,6 +41,9 @@ CHECKOUT = Path(pxelab.__file__).resolve().parents[1]
 # What the build reads: pyproject.toml names README.md (the long description).
 BUILD_INPUTS = ("pyproject.toml", "README.md", "pxelab")
 STEP_TIMEOUT = 300  # seconds; a wheel build, an install or one boot under TCG
+# Variables that could make the venv read the checkout's code or data instead of its own.
+LEADS_TO_THE_CHECKOUT = frozenset({"PYTHONPATH", "PYTHONHOME", "PXELAB_FIXTURES",
+                                   "PXELAB_FIRMWARE_CATALOG", "PXELAB_FIXED_WAITS"})
 # What a boot in the venv needs of the host, checked here: a subprocess cannot skip.
 BOOTS = pytest.mark.pxelab_requires(root=True, tools=("qemu-system-x86_64",))
 
@@ -65,18 +69,33 @@ class InstalledPxelab:
         return self.venv / "bin" / "python"
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in {"PYTHONPATH", "PYTHONHOME", "PXELAB_FIXTURES"}}
+        """This process's environment without what would lead back into the checkout."""
+        env = {k: v for k, v in os.environ.items() if k not in LEADS_TO_THE_CHECKOUT}
         env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env["VIRTUAL_ENV"] = str(self.venv)
         env["PXELAB_CACHE"] = str(default_cache_dir())  # share the payload cache
         return env
 
     def run(self, argv: Sequence[str | Path], cwd: Path) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` (a command of the venv's bin/ or any other) in ``cwd``."""
-        return subprocess.run([str(a) for a in argv], cwd=cwd, env=self.environment(),
-                              capture_output=True, text=True, timeout=STEP_TIMEOUT,
-                              check=False)
+        """Run ``argv`` (a command of the venv's bin/ or any other) in ``cwd``.
+
+        Past STEP_TIMEOUT it gets SIGINT, as from Ctrl-C, so that pxelab (and pytest
+        under it) tears its lab down; SIGKILL only if that does not end it.
+        """
+        args = [str(a) for a in argv]
+        with subprocess.Popen(args, cwd=cwd, env=self.environment(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=STEP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGINT)
+                try:
+                    stdout, stderr = process.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    stdout, stderr = process.communicate()
+                stderr += f"\n(stopped after {STEP_TIMEOUT} s)"
+        return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
     def pytest(self, directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
         """Plain pytest in ``directory``: its own rootdir, pxelab's plugin by entry point."""
