@@ -70,12 +70,16 @@ install_debian_packages() {
     stop_peer_services
 }
 
-# tftpd-hpa and friends are installed only as benchmark peers and test clients; their
-# packages start host-wide services that would hold port 69 beside `pxelab serve`.
+# tftpd-hpa, the DHCP servers, radvd and nginx are installed as benchmark peers, test
+# clients and the daemons a lab file may run inside a lab namespace (pxelab.daemons), never
+# on the host; their packages start host-wide services that would hold ports 67, 69, 80 and
+# 547 beside `pxelab serve` and send RAs on the host's links. pxelab does not depend on them
+# running or not.
 stop_peer_services() {
     command -v systemctl >/dev/null || return 0
     local service
-    for service in tftpd-hpa atftpd; do
+    for service in tftpd-hpa atftpd isc-dhcp-server kea-dhcp4-server \
+            kea-dhcp6-server radvd nginx; do
         systemctl disable --now "$service" >/dev/null 2>&1 || true
     done
 }

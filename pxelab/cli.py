@@ -20,7 +20,8 @@ from pxelab.analysis.report.text import render_causes
 from pxelab.core.errors import ConfigError, PxelabError
 from pxelab.core.events import WINDOW, Event, EventLog
 from pxelab.core.paths import new_artifacts_dir
-from pxelab.lab import BootResult, BootRun
+from pxelab.lab import BootResult, BootRun, expectation_problem
+from pxelab.labfile import lab_cases, load_lab_file
 from pxelab.machine.console import MilestoneHit
 from pxelab.machine.fwsets import HOST, RELEASES, SET_ENTRIES, load_firmware_set, parse_set_names
 from pxelab.machine.nbp import build_grub_image
@@ -83,9 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     boot = sub.add_parser("boot", help="boot a scenario and print its timeline")
-    boot.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
+    boot.add_argument("scenario", nargs="?",
                       help=f"scenario name (default {DEFAULT_SCENARIO}; see 'pxelab scenarios'), "
-                      "optionally with a NIC model: legacy_pxe_ipv4[e1000]")
+                      "optionally with a NIC model: legacy_pxe_ipv4[e1000]; with --lab, the "
+                      "lab file's cases whose name starts with this (default: all)")
+    boot.add_argument("--lab", type=Path, metavar="FILE",
+                      help="boot your own system: a lab file (*.pxelab.toml, see "
+                      "docs/lab-files.md), each of its cases in turn")
     boot.add_argument("--nic", metavar="MODEL",
                       help="boot on this QEMU NIC model (virtio-net-pci, e1000, rtl8139); the "
                       "initramfs gets its driver")
@@ -99,10 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--payload-suite", choices=SUITES, metavar="SUITE",
                       help="boot a kernel and busybox from this Debian release (default: "
                       f"the scenario's, {DEFAULT_SUITE}; one of {', '.join(SUITES)})")
-    boot.add_argument("--firmware-set", default=HOST, metavar="SET",
+    boot.add_argument("--firmware-set", metavar="SET",
                       help="take firmware, NIC ROM and boot programs from this set: host "
                       f"(default), {', '.join(RELEASES)} (fetched from Debian's archive) or a "
-                      "TOML file naming your own builds")
+                      "TOML file naming your own builds; with --lab, replaces the file's sets "
+                      "(comma-separated)")
     boot.set_defaults(func=_boot)
 
     sets = sub.add_parser("firmware", help="fetch firmware sets and list what each holds "
@@ -163,10 +169,14 @@ def _print_hit(hit: MilestoneHit) -> None:
 
 
 def _boot(args: argparse.Namespace) -> int:
+    if args.lab is not None:
+        return _boot_lab(args)
     # The set's ROM decides the way first, so that faults apply to the way it boots.
     # A fault that needs a certain firmware says here why it does not apply to this one.
-    fwset = load_firmware_set(args.firmware_set)
-    case = replace(find_case(args.scenario, args.nic), firmware_set=args.firmware_set)
+    set_name = args.firmware_set or HOST
+    fwset = load_firmware_set(set_name)
+    case = replace(find_case(args.scenario or DEFAULT_SCENARIO, args.nic),
+                   firmware_set=set_name)
     case = for_firmware_set(case, fwset)
     scenario = _with_suite(apply_regressions(case, args.fault, fwset), args.payload_suite)
     label = scenario.name.replace("[", "-").replace("]", "")  # no brackets in paths
@@ -182,6 +192,38 @@ def _boot(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(data, indent=2))
     _summarise(result)
     return 0 if result.ok else 1
+
+
+def _boot_lab(args: argparse.Namespace) -> int:
+    """Boot every case of a lab file (those named ``args.scenario``...), one after another."""
+    if args.fault or args.payload_suite:
+        raise ConfigError("--fault and --payload-suite are for built-in scenarios; a lab "
+                          "file's own configuration is what a lab-file boot tests")
+    lab = load_lab_file(args.lab)
+    sets = parse_set_names(args.firmware_set) if args.firmware_set else ()
+    chosen = [case for case in lab_cases(lab, sets)
+              if (not args.scenario or case.name.startswith(args.scenario))
+              and (not args.nic or case.nic_model == args.nic)]
+    if not chosen:
+        names = ", ".join(case.name for case in lab_cases(lab, sets))
+        raise ConfigError(f"{args.lab}: no case matches {args.scenario or ''} "
+                          f"{args.nic or ''}; the cases are: {names}")
+    failed = 0
+    for case in chosen:
+        label = f"{lab.name}-{case.name}-{case.firmware_set}".replace("[", "-").replace("]", "")
+        print(f"booting {lab.name}: {case.name} on firmware set {case.firmware_set}",
+              flush=True)
+        result = BootRun(case, new_artifacts_dir(args.artifacts, label),
+                         on_hit=_print_hit).run()
+        _summarise(result)
+        problem = expectation_problem(case, result)
+        if problem is not None:
+            print(f"NOT AS EXPECTED: {problem}")
+            failed += 1
+        elif not result.ok:
+            print("as the lab file expects, it failed there")
+    print(f"{lab.name}: {len(chosen) - failed} of {len(chosen)} cases as the lab file expects")
+    return 1 if failed else 0
 
 
 def _firmware(args: argparse.Namespace) -> int:
@@ -211,7 +253,8 @@ def _summarise(result: BootResult) -> None:
     print()
     if result.ok:
         last = timeline.hits[-1]
-        print(f"OK: {result.scenario} reached userspace on NFS root in {last.seconds:.1f}s "
+        reached = "userspace on NFS root" if result.needs_marker else f"'{last.name}'"
+        print(f"OK: {result.scenario} reached {reached} in {last.seconds:.1f}s "
               f"({timeline.properties.get('accelerator', '?')})")
         print(f"    {last.text}")
     else:

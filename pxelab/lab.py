@@ -26,6 +26,8 @@ from pxelab.analysis.evidence import EVIDENCE_FILE, Evidence
 from pxelab.analysis.evidence.collect import collect
 from pxelab.analysis.live import live_guards
 from pxelab.core.events import Event, EventLog
+from pxelab.daemons.stack import DaemonStack
+from pxelab.labfile.dataroot import fill_data_root, lab_values
 from pxelab.machine.console import (
     ConsoleWatcher,
     MilestoneHit,
@@ -63,6 +65,8 @@ class BootResult:
     artifacts: Path
     events: tuple[Event, ...]
     nfs_source: str
+    # False for a lab file whose own success pattern is the proof (pxelab.labfile).
+    needs_marker: bool = True
     # Filled after the boot (pxelab.analysis.evidence.collect, pxelab.analysis.diagnosis.diagnose).
     evidence: Evidence | None = None
     diagnosis: Diagnosis | None = None
@@ -79,6 +83,8 @@ class BootResult:
     def ok(self) -> bool:
         """True only if userspace ran from the lab's NFS export."""
         marker = self.marker
+        if not self.needs_marker:
+            return self.timeline.ok
         return (self.timeline.ok and marker is not None
                 and marker["root"] == self.nfs_source and marker["fstype"].startswith("nfs"))
 
@@ -119,6 +125,8 @@ class BootRun:
         self._guest: Guest | None = None
         self._milestones = scenario.milestones
         self._hits: list[MilestoneHit] = []
+        # The lab's values for the templates of a lab file's files and daemons.
+        self._values: dict[str, str] = {}
         self.fwset: FirmwareSet = load_firmware_set(scenario.firmware_set, cache_dir)
 
     def run(self) -> BootResult:
@@ -140,8 +148,9 @@ class BootRun:
         finally:
             events.close()
         timeline.properties.update(self._case(timeline) | self._versions(payload))
+        system = self.scenario.system
         result = BootResult(self.scenario.name, timeline, self.artifacts, tuple(events),
-                            nfs_source)
+                            nfs_source, needs_marker=system is None or system.needs_marker)
         evidence, diagnosis = self._evidence(timeline, payload, events)
         result = replace(result, evidence=evidence, diagnosis=diagnosis)
         (self.artifacts / "timeline.json").write_text(json.dumps(result.to_dict(), indent=2))
@@ -153,22 +162,21 @@ class BootRun:
     def _boot(self, payload: Payload, events: EventLog) -> tuple[Timeline, str]:
         # Listening before the server starts: the guards see every event of this boot.
         guards = live_guards(events, self.scenario.guest.mac)
+        system = self.scenario.system
         with ExitStack() as stack:
             net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
             # The root is mounted over the scenario's IP version: [2001:db8::1]:/pxelab
             # makes the initramfs take a SLAAC address instead of a DHCPv4 lease.
             nfs_address = net.ipv6.ip if self.scenario.ip is IpVersion.IPV6 else net.ipv4.ip
-            nfs = Ganesha(export_dir=payload.rootfs, workdir=self.artifacts / "nfs",
+            export = system.nfs_root if system and system.nfs_root else payload.rootfs
+            nfs = Ganesha(export_dir=export, workdir=self.artifacts / "nfs",
                           namespace=net.namespace, bind_address=str(nfs_address),
-                          nfs3=payload.nfs_version == 3)
+                          nfs3=payload.nfs_version == 3 or bool(system and system.nfs3))
             cmdline = payload.kernel_cmdline(nfs.mount_source)
-            data_root = dataroot.populate(
-                self.artifacts / "data", self.scenario.loader, payload, cmdline,
-                self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), fwset=self.fwset,
-                cache_dir=self.cache_dir)
+            data_root = self._data_root(net, payload, cmdline, nfs.mount_source)
             dataroot.apply_file_faults(data_root, self.scenario.faults, events)
             edit_data_root(data_root, self.scenario.edits)
-            if serves_nfs(self.scenario.edits):
+            if serves_nfs(self.scenario.edits) and (system is None or system.serves_nfs):
                 stack.enter_context(nfs)
             stack.enter_context(self.server_factory(net, data_root, events))
             spec, milestones = self.scenario.guest, self.scenario.milestones
@@ -184,9 +192,24 @@ class BootRun:
             watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE, guards)
             timeline = watcher.run(self.scenario.name, milestones, self._hit)
             timeline.properties["accelerator"] = str(guest.accel)
-            if timeline.ok:
+            if timeline.ok and (system is None or system.needs_marker):
                 guest.wait_exit(self.scenario.poweroff_timeout)
             return timeline, nfs.mount_source
+
+    def _data_root(self, net: LabNetwork, payload: Payload, cmdline: str,
+                   nfs_source: str) -> Path:
+        """pxelab's data root for the scenario's loader, or the lab file's files."""
+        root = self.artifacts / "data"
+        system = self.scenario.system
+        if system is None:
+            return dataroot.populate(
+                root, self.scenario.loader, payload, cmdline,
+                self.scenario.files_base(net.ipv4.ip, net.ipv6.ip), fwset=self.fwset,
+                cache_dir=self.cache_dir)
+        self._values = lab_values(net.ipv4, net.ipv6, self.scenario.ip, interface=net.bridge,
+                                  data_root=root.resolve(), nfs_source=nfs_source,
+                                  mac=self.scenario.guest.mac, append=cmdline)
+        return fill_data_root(root, system, self._values, fwset=self.fwset, payload=payload)
 
     def _hit(self, hit: MilestoneHit) -> None:
         self._hits.append(hit)
@@ -242,8 +265,17 @@ class BootRun:
         except Exception:  # never mask the run's own error
             self.log.warning("could not collect the evidence of the failed run", exc_info=True)
 
-    def _server(self, net: LabNetwork, data_root: Path, events: EventLog) -> BootServer:
-        """pxelab's own boot server, deciding with the scenario's policy."""
+    def _server(self, net: LabNetwork, data_root: Path, events: EventLog
+                ) -> AbstractContextManager[object]:
+        """pxelab's own boot server deciding with the scenario's policy, or the lab
+        file's: its own policy for pxelab's server, or the user's daemons."""
+        system = self.scenario.system
+        if system is not None and system.own_server is None:
+            return DaemonStack(system.daemons, self._values, net.namespace, self.artifacts)
+        if system is not None and system.own_server is not None:
+            own = system.own_server
+            return BootServer(replace(own.server, interface=net.bridge, data_root=data_root),
+                              own.policy, events, namespace=net.namespace, faults=own.faults)
         config = ServerConfig(interface=net.bridge, ipv4=net.ipv4, ipv6=net.ipv6,
                               data_root=data_root, **self.scenario.server)
         policy: BootPolicy = self.scenario.policy()
@@ -253,7 +285,8 @@ class BootRun:
     def _case(self, timeline: Timeline) -> dict[str, Any]:
         """What ran, recorded beside the versions so results compare across the matrix."""
         scenario = self.scenario
-        return {"case": scenario.name, "firmware": str(scenario.guest.firmware),
+        return {"case": scenario.name, "lab": scenario.lab_name or None,
+                "firmware": str(scenario.guest.firmware),
                 "firmware_set": self.fwset.name, "firmware_set_origin": self.fwset.origin,
                 "mode": str(scenario.mode), "ip": str(scenario.ip),
                 "nic_model": scenario.nic_model, "firmware_files": ",".join(scenario.firmware),
@@ -269,3 +302,27 @@ class BootRun:
                 "packages": payload.packages | self.fwset.versions(self.scenario.firmware)}
 
 
+
+
+def expectation_problem(scenario: Scenario, result: BootResult) -> str | None:
+    """What is wrong with ``result`` for ``scenario``, or None: a lab file's [expect]
+    asks for a failure at a stage with a cause; else the boot must succeed."""
+    system = scenario.system
+    stage = system.expect_stage if system else None
+    code = system.expect_cause if system else None
+    timeline = result.timeline
+    cause = result.diagnosis.cause.code if result.diagnosis and result.diagnosis.cause else None
+    where = f"(artifacts: {result.artifacts})"
+    if stage is None and code is None:
+        return None if result.ok else (f"{scenario.name} failed at {timeline.failed_stage}: "
+                                       f"{timeline.failure}; cause: {cause or 'none named'} "
+                                       + where)
+    if result.ok:
+        return (f"{scenario.name} booted, but the lab file expects it to fail at "
+                f"{stage or 'some stage'}" + (f" with cause {code}" if code else ""))
+    problems = []
+    if stage is not None and timeline.failed_stage != stage:
+        problems.append(f"failed at {timeline.failed_stage}, expected {stage}")
+    if code is not None and cause != code:
+        problems.append(f"cause {cause or 'none'}, expected {code}")
+    return f"{scenario.name}: " + "; ".join(problems) + " " + where if problems else None

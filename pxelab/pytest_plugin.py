@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,25 @@ import pytest
 from pxelab.analysis.report.text import render_boot
 from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult, BootRun
-from pxelab.machine.fwsets import is_set_file, parse_set_names
+from pxelab.labfile import SUFFIX
+from pxelab.machine.fwsets import parse_set_names
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.payload import default_cache_dir
+from pxelab.pytest_labfiles import LabFileCollector, LabItem
+from pxelab.pytest_support import (
+    FIRMWARE_SETS,
+    REPORTS,
+    RESULTS,
+    fresh_dir,
+    host_capability,
+    junit_properties,
+    safe,
+    set_label,
+)
 from pxelab.scenarios import matrix
 from pxelab.scenarios.cases import Scenario
 
-REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
-RESULTS = pytest.StashKey[list[BootResult]]()
 SELECTION = pytest.StashKey[matrix.Selection]()
-FIRMWARE_SETS = pytest.StashKey[tuple[str, ...]]()
 # The argument a test takes to run once per case of the scenario matrix.
 CASE_ARG = "pxelab_scenario"
 
@@ -100,11 +108,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for case in matrix.cases() for name in sets])
 
 
-def set_label(name: str) -> str:
-    """A firmware set's word in ids and markers: its name, or a set file's stem."""
-    return Path(name).stem if is_set_file(name) else name
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the cases --pxelab-nic / --pxelab-firmware leave out (reported as such)."""
     selection = config.stash[SELECTION]
@@ -119,6 +122,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _case_of(item: pytest.Item) -> Scenario | None:
+    if isinstance(item, LabItem):
+        return item.case
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get(CASE_ARG) if callspec is not None else None
     return case if isinstance(case, Scenario) else None
@@ -215,17 +220,6 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
 
 
-@contextmanager
-def host_capability(config: pytest.Config) -> Iterator[None]:
-    """Turn a missing host capability into a skip (or a failure with --pxelab-strict)."""
-    try:
-        yield
-    except HostCapabilityError as missing:
-        if config.getoption("pxelab_strict"):
-            pytest.fail(f"host capability missing: {missing}")
-        pytest.skip(f"host capability missing: {missing}")
-
-
 @pytest.fixture(scope="session")
 def pxelab_artifacts_root(request: pytest.FixtureRequest,
                           tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -268,8 +262,8 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
 
     def boot(scenario: str | Scenario) -> BootResult:
         chosen = matrix.find_case(scenario) if isinstance(scenario, str) else scenario
-        artifacts = _fresh_dir(pxelab_artifacts_root,
-                               f"{_safe(request.node.name)}-{len(directories)}")
+        artifacts = fresh_dir(pxelab_artifacts_root,
+                               f"{safe(request.node.name)}-{len(directories)}")
         directories.append(artifacts)
         with host_capability(request.config):
             result = BootRun(chosen, artifacts, pxelab_cache_dir).run()
@@ -287,30 +281,8 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def junit_properties(result: BootResult) -> dict[str, str]:
-    """Flat name -> text pairs of what a boot ran on (for junit <property> elements)."""
-    props = dict(result.timeline.properties)
-    flat = {key: "" if value is None else str(value) for key, value in props.items()
-            if not isinstance(value, dict)}
-    for package, version in sorted(props.get("packages", {}).items()):
-        flat[f"package.{package}"] = str(version)
-    verdict = {"failed_stage": result.timeline.failed_stage or "",
-               "cause": result.diagnosis.cause.code
-               if result.diagnosis and result.diagnosis.cause else ""}
-    return {"case": result.scenario, "ok": str(result.ok), **verdict, **flat}
-
-
-def _fresh_dir(root: Path, name: str) -> Path:
-    """``root/name``, or ``root/name.N`` if an earlier session left one there."""
-    for attempt in range(1000):
-        path = root / (name if attempt == 0 else f"{name}.{attempt}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise ConfigError(f"cannot create a fresh artifacts directory for {name} under {root}")
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A lab file (``*.pxelab.toml``) under the test paths is a test module of boots."""
+    if file_path.name.endswith(SUFFIX):
+        return LabFileCollector.from_parent(parent, path=file_path)
+    return None

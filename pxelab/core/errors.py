@@ -31,6 +31,11 @@ class ServerError(PxelabError):
     """The boot server could not start or stopped unexpectedly."""
 
 
+class DaemonError(ServerError):
+    """A third-party daemon (dhcpd, Kea, dnsmasq, ...) exited at start or never bound its port;
+    the message names the daemon, the port, its log and the log's last lines."""
+
+
 class PayloadError(PxelabError):
     """The guest payload (kernel, initramfs, root filesystem) could not be built."""
 

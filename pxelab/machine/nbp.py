@@ -13,7 +13,7 @@ boot, a reply GRUB makes up from the boot device path's URI) and sets
 ``$prefix`` to ``(tftp,<server>)/grub`` or ``(http,<server>)/grub`` — the
 server that sent the image, over the same protocol and IP version. GRUB then
 runs the embedded early config and, in normal mode, ``$prefix/grub.cfg`` (the
-data root's ``grub/grub.cfg``, rendered from ``fixtures/grub/grub.cfg``). The
+data root's ``grub/grub.cfg``, rendered from pxelab's template of that name). The
 early config runs in GRUB's rescue parser (kern/main.c grub_load_config):
 plain commands only, ``if`` is "Unknown command". ``net_bootp6`` is no
 fallback: GRUB's own Solicit asks no option 59, so it learns no boot server.

@@ -135,6 +135,8 @@ class GuestSpec:
     kernel: Path | None = None
     initrd: Path | None = None
     append: str = ""
+    # More QEMU arguments, as a lab file's guest gives them (devices of its own).
+    extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _MAC.match(self.mac):
@@ -253,7 +255,7 @@ def qemu_command(spec: GuestSpec, tap: str, workdir: Path, accel: Accel, *,
         command += ["-boot", f"menu=on,splash-time={spec.boot_menu_wait_ms}"]
     for name, text in spec.fw_cfg:
         command += ["-fw_cfg", f"name={_value(name)},string={_value(text)}"]
-    return command + _direct_boot_args(spec)
+    return command + list(spec.extra_args) + _direct_boot_args(spec)
 
 
 def resolve_accel(accel: Accel) -> Accel:

@@ -7,5 +7,5 @@
   firmware, the NBP and the payload, and broken as its data-root faults say;
 - ``regressions/``: the regressions, named faults that reproduce field failures.
 
-May import: pxelab.core, pxelab.server, pxelab.machine.
+May import: pxelab.core, pxelab.server, pxelab.daemons, pxelab.machine.
 """

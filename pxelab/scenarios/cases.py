@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pxelab.core.errors import ConfigError
 from pxelab.core.overrides import Overrides
+from pxelab.core.template import render
 from pxelab.machine.console import Milestone
 from pxelab.machine.fwsets import HOST, FirmwareSet
 from pxelab.machine.ipxerom import RomKind, rom_kind
@@ -23,6 +24,7 @@ from pxelab.machine.payload.nics import nic_driver, payload_for_nic
 from pxelab.machine.qemu import Firmware, GuestSpec
 from pxelab.scenarios import milestones as ms
 from pxelab.scenarios.edits import LabEdit
+from pxelab.scenarios.system import SystemUnderTest
 from pxelab.server.bootserver import ServerConfig
 from pxelab.server.faults import Fault
 from pxelab.server.match import url_host
@@ -138,8 +140,9 @@ class Scenario:
     # boot to count as having gone the scenario's way.
     fetched: tuple[str, ...] = ()
     # Where an iPXE script (BootLoader.IPXE_SCRIPT, IPXE_EFI) fetches kernel and initrd;
-    # {server} is the lab server's URL host for the scenario's IP version.
-    files_url: str = "http://{server}/"
+    # A template (docs/templates.md): {{ server }} is the lab server's URL host for the
+    # scenario's IP version.
+    files_url: str = "http://{{ server }}/"
     # Faults the lab injects (pxelab.server.faults): the boot server gets the protocol ones
     # beside the policy, the data root the others; regressions
     # (pxelab.scenarios.regressions) put theirs here.
@@ -162,6 +165,11 @@ class Scenario:
     # pxelab/data/firmware/fixed-waits.toml (pxelab.machine.fixed_waits): part of the
     # case's physical limit, with its direct boot (bench/matrix_bench.py).
     fixed_waits: tuple[str, ...] = ()
+    # The user's own system (a lab file's data root, NFS root and boot server); None:
+    # pxelab's payload, data root and server with this scenario's rules.
+    system: SystemUnderTest | None = None
+    # The lab file's name, the first word of its test ids ("" for built-in scenarios).
+    lab_name: str = ""
 
     def __post_init__(self) -> None:
         # A dict would be checked only when the lab builds the settings, and could change.
@@ -184,7 +192,8 @@ class Scenario:
     def files_base(self, ipv4: IPv4Address, ipv6: IPv6Address) -> str:
         """:attr:`files_url` for a lab server at ``ipv4`` and ``ipv6``."""
         host = url_host(str(ipv4 if self.ip is IpVersion.IPV4 else ipv6))
-        return self.files_url.format(server=host)
+        values = {"server": host, "server_ipv4": ipv4, "server_ipv6": ipv6}
+        return render(self.files_url, values, source=f"scenario {self.name} files_url")
 
     def policy(self) -> BootPolicy:
         """The boot server's per-client decisions for this scenario."""
@@ -263,7 +272,7 @@ SCENARIOS: dict[str, Scenario] = {
             milestones=ms.SEABIOS + ms.IPXE_ROM_DHCP + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT,
             firmware=("seabios", "rom-virtio", "qemu"),
             mode=BootMode.LEGACY_HTTP,
-            rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
+            rules=(Rule(Match(user_class="iPXE"), "http://{{ server }}/boot.ipxe",
                         name="ipxe-script"),),
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
         ),
@@ -299,10 +308,10 @@ SCENARIOS: dict[str, Scenario] = {
             firmware=("ovmf-code", "snponly.efi", "qemu"),
             mode=BootMode.UEFI_HTTP,
             # iPXE first: it runs on OVMF's SNP and would otherwise get itself again.
-            rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
+            rules=(Rule(Match(user_class="iPXE"), "http://{{ server }}/boot.ipxe",
                         name="ipxe-script"),
                    Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv4"),
-                        "http://{server}/snponly.efi", name="uefi-http4-ipxe")),
+                        "http://{{ server }}/snponly.efi", name="uefi-http4-ipxe")),
             fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
             fixed_waits=("http4-offers",),  # HTTPv4's DHCPv4 round; iPXE's is its own
         ),
@@ -319,7 +328,7 @@ SCENARIOS: dict[str, Scenario] = {
             milestones=ms.IPXE_EFI_ROM + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT,
             firmware=("ovmf-code", "rom-virtio", "qemu"),
             mode=BootMode.UEFI_IPXE,
-            rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
+            rules=(Rule(Match(user_class="iPXE"), "http://{{ server }}/boot.ipxe",
                         name="ipxe-script"),),
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
             nic_variants=("e1000",),  # efi-e1000.rom's iPXE EFI driver
@@ -332,7 +341,7 @@ SCENARIOS: dict[str, Scenario] = {
                 loader=BootLoader.IPXE_EFI,
                 milestones=ms.OVMF_PXE4 + ms.IPXE_EFI_NBP + ms.IPXE_SCRIPT + ms.LINUX_NFSROOT,
                 # iPXE first: it runs on the same SNP and would otherwise get itself again.
-                rules=(Rule(Match(user_class="iPXE"), "http://{server}/boot.ipxe",
+                rules=(Rule(Match(user_class="iPXE"), "http://{{ server }}/boot.ipxe",
                             name="ipxe-script"),
                        Rule(Match(arch=(Arch.EFI_X64,)), "snponly.efi", name="uefi-pxe4-ipxe")),
                 fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
@@ -354,11 +363,11 @@ SCENARIOS: dict[str, Scenario] = {
             # URL). DHCPv4 answers with an address only: iPXE waits for every
             # configurator, so a silent DHCPv4 would cost ~15 s, and an answer without
             # a file name leaves "filename" to the DHCPv6 settings block (run).
-            rules=(Rule(Match(user_class="iPXE", family="ipv6"), "tftp://{server}/boot.ipxe",
-                        name="ipxe-script-tftp6"),
+            rules=(Rule(Match(user_class="iPXE", family="ipv6"),
+                        "tftp://{{ server }}/boot.ipxe", name="ipxe-script-tftp6"),
                    Rule(Match(family="ipv4"), None, name="ipv4-address-only")),
             server=ServerOverrides(ra=RaConfig(managed=True)),
-            files_url="tftp://{server}/",
+            files_url="tftp://{{ server }}/",
             fetched=("boot.ipxe", "vmlinuz", "initrd.img"),
         ),
         Scenario(
@@ -411,12 +420,13 @@ SCENARIOS: dict[str, Scenario] = {
             # iPXE (snponly.efi on OVMF's SNP) first: it must get the script, not itself.
             # Its DHCPv4 gets an address only, so "filename" comes from DHCPv6 (as in
             # legacy_pxe_ipv6); the firmware's HTTPv4 attempt gets the 404 URL.
-            rules=(Rule(Match(user_class="iPXE", family="ipv6"), "http://{server}/boot.ipxe",
-                        name="ipxe-script-http6"),
+            rules=(Rule(Match(user_class="iPXE", family="ipv6"),
+                        "http://{{ server }}/boot.ipxe", name="ipxe-script-http6"),
                    Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv6"),
-                        "http://{server}/snponly.efi", name="uefi-http6-ipxe"),
+                        "http://{{ server }}/snponly.efi", name="uefi-http6-ipxe"),
                    Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv4"),
-                        "http://{server}/no-http-boot-over-ipv4.efi", name="uefi-http4-404"),
+                        "http://{{ server }}/no-http-boot-over-ipv4.efi",
+                        name="uefi-http4-404"),
                    Rule(Match(family="ipv4"), None, name="ipv4-address-only")),
             # A default route saves EDK2's 10 s route-table wait; the solicitation it
             # sends from :: once HTTP boot sets its address is answered at once; a 100 ms
@@ -467,6 +477,8 @@ def get_scenario(name: str) -> Scenario:
 def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -> str:
     """The shell command that boots ``scenario`` (with its regressions) by hand."""
     words = ["pxelab", "boot", scenario.name]
+    if scenario.system is not None:
+        words[2:2] = ["--lab", str(scenario.system.source)]
     if scenario.firmware_set != HOST:
         words += ["--firmware-set", scenario.firmware_set]
     for spec in scenario.applied:

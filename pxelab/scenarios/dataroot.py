@@ -2,7 +2,9 @@
 
 Large files (kernel, initrd) are hard-linked from the payload cache when the
 file systems allow it, so a lab costs no copy; symlinks are never used because
-the servers refuse links that lead out of the root.
+the servers refuse links that lead out of the root. The menus and scripts come
+from the templates pxelab ships (``pxelab/data/templates/``, read as package data so
+an installed wheel has them), filled in with :func:`menu_values`.
 
 :func:`apply_file_faults` then breaks the filled root as a scenario's data-root
 faults say (a file removed, or replaced by another build's), before any
@@ -14,14 +16,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from string import Template
 from urllib.parse import urlsplit
 
+from pxelab.core import template
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
-from pxelab.core.paths import fixtures_dir
 from pxelab.machine import nbp
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.payload import Payload
@@ -36,6 +39,17 @@ INITRD_NAME = "initrd.img"
 BIOS_SYSLINUX = ("pxelinux.0", "ldlinux.c32")
 EFI_SYSLINUX = ("syslinux.efi", "ldlinux.e64")
 IPXE_SCRIPT_NAME = "boot.ipxe"
+# The templates pxelab renders into every data root, by their path under templates_dir().
+PXELINUX_CONFIG = "pxelinux/default.cfg"
+SYSLINUX_EFI_CONFIG = "syslinux-efi/default.cfg"
+GRUB_CONFIG = "grub/grub.cfg"
+IPXE_SCRIPT = "ipxe/boot.ipxe"
+SHIPPED = (PXELINUX_CONFIG, SYSLINUX_EFI_CONFIG, GRUB_CONFIG, IPXE_SCRIPT)
+
+
+def templates_dir() -> Traversable:
+    """Where pxelab's own templates are: package data, in a source tree or a wheel."""
+    return files("pxelab") / "data" / "templates"
 
 
 def place(source: Path, target: Path) -> None:
@@ -48,12 +62,27 @@ def place(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def render(template: str, **values: str) -> str:
-    path = fixtures_dir() / template
+def menu_values(files_base: str, append: str) -> dict[str, str]:
+    """What pxelab's menus and scripts are filled with (docs/templates.md).
+
+    ``kernel`` and ``initrd`` are where the boot loader fetches them: ``files_base``
+    (a URL or GRUB device ending in "/", or empty: beside the NBP) and the file name.
+    """
+    return {"kernel": files_base + KERNEL_NAME, "initrd": files_base + INITRD_NAME,
+            "initrd_name": INITRD_NAME, "append": append}
+
+
+def render_template(name: str, values: Mapping[str, object]) -> str:
+    """The shipped template ``name`` (one of :data:`SHIPPED`) filled in with ``values``."""
+    resource = templates_dir()
+    for part in name.split("/"):
+        resource = resource / part
     try:
-        return Template(path.read_text()).substitute(values)
-    except KeyError as missing:
-        raise ConfigError(f"template {path} uses {missing} which pxelab does not provide") from None
+        text = resource.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"pxelab's template {name} is not in {templates_dir()}; the "
+                          "installation is incomplete: reinstall pxelab") from None
+    return template.render(text, values, source=f"pxelab/data/templates/{name}")
 
 
 def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
@@ -72,12 +101,12 @@ def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
     if loader is BootLoader.PXELINUX:
         # pxelinux.0 hands URLs to the iPXE ROM under it (PXENV_FILE_OPEN): kernel and
         # initrd come over iPXE's HTTP, not PXELINUX's lock-step TFTP (bench/README.md).
-        _populate_syslinux(root, fwset.syslinux_files(BIOS_SYSLINUX), "pxelinux/default.cfg",
+        _populate_syslinux(root, fwset.syslinux_files(BIOS_SYSLINUX), PXELINUX_CONFIG,
                            append, files_base)
     elif loader is BootLoader.SYSLINUX_EFI:
         # syslinux.efi reads the same pxelinux.cfg/ names as pxelinux.0, but prints to
         # the UEFI console, which OVMF itself mirrors to the serial port.
-        _populate_syslinux(root, fwset.syslinux_files(EFI_SYSLINUX), "syslinux-efi/default.cfg",
+        _populate_syslinux(root, fwset.syslinux_files(EFI_SYSLINUX), SYSLINUX_EFI_CONFIG,
                            append, files_base)
     elif loader is BootLoader.IPXE_SCRIPT:
         _write_ipxe_script(root, files_base, append)
@@ -120,17 +149,16 @@ def apply_file_faults(root: Path, faults: Iterable[Fault], events: EventLog | No
                         details={"fault": type(fault).__name__})
 
 
-def _populate_syslinux(root: Path, files: dict[str, Path], template: str, append: str,
+def _populate_syslinux(root: Path, files: dict[str, Path], config_name: str, append: str,
                        files_base: str = "") -> None:
-    """The NBP and its ldlinux module, and ``template`` as pxelinux.cfg/default.
+    """The NBP, its ldlinux module and the template ``config_name`` as pxelinux.cfg/default.
 
     ``files_base`` (a URL ending in "/", or empty: TFTP beside the NBP) goes in front
     of the kernel and initrd names.
     """
     for name, path in files.items():
         place(path, root / name)
-    config = render(template, kernel=files_base + KERNEL_NAME, initrd=files_base + INITRD_NAME,
-                    append=append)
+    config = render_template(config_name, menu_values(files_base, append))
     (root / "pxelinux.cfg").mkdir(exist_ok=True)
     (root / "pxelinux.cfg" / "default").write_text(config)
 
@@ -144,9 +172,7 @@ def _populate_grub(root: Path, append: str, fwset: FirmwareSet, cache_dir: Path 
     the server and protocol that sent the image.
     """
     place(nbp.build_grub_image(fwset=fwset, cache_dir=cache_dir).path, root / nbp.GRUB_IMAGE_NAME)
-    base = grub_device(files_base)
-    config = render("grub/grub.cfg", kernel=base + KERNEL_NAME, initrd=base + INITRD_NAME,
-                    append=append)
+    config = render_template(GRUB_CONFIG, menu_values(grub_device(files_base), append))
     directory = root / nbp.GRUB_PREFIX.strip("/")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "grub.cfg").write_text(config)
@@ -171,8 +197,7 @@ def render_ipxe_script(files_base: str, append: str) -> str:
     """
     if files_base and not files_base.endswith("/"):
         files_base += "/"
-    return render("ipxe/boot.ipxe", base=files_base, kernel=KERNEL_NAME,
-                  initrd=INITRD_NAME, append=append)
+    return render_template(IPXE_SCRIPT, menu_values(files_base, append))
 
 
 def _write_ipxe_script(root: Path, files_base: str, append: str) -> None:

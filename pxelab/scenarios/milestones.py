@@ -161,8 +161,8 @@ SYSLINUX_EFI = (
               failures=(Fail(_efi_loading("failed"), "syslinux.efi could not fetch a file"),)),
 )
 
-# An iPXE client running pxelab's boot.ipxe (fixtures/ipxe/boot.ipxe): it fetches
-# kernel and initrd itself, over whatever URL the script names.
+# An iPXE client running pxelab's boot.ipxe (pxelab/data/templates/ipxe/boot.ipxe): it
+# fetches kernel and initrd itself, over whatever URL the script names.
 # iPXE names the image type it recognised; under BIOS a script without its "#!ipxe"
 # first line is taken for a PXE NBP and run as machine code, which hangs in silence.
 # ("[EFI]" here is an NBP handed out again: ipxe.chainload_loop's case.)
@@ -283,8 +283,9 @@ OVMF_HTTP6 = (
               description="OVMF started the NBP", failures=_OVMF_FAILURES),
 )
 
-# pxelab's GRUB network image (pxelab/machine/nbp.py) running fixtures/grub/grub.cfg. GRUB
-# prints through the EFI console, which OVMF mirrors to the serial port.
+# pxelab's GRUB network image (pxelab/machine/nbp.py) running its grub.cfg
+# (pxelab/data/templates/grub/grub.cfg). GRUB prints through the EFI console, which OVMF
+# mirrors to the serial port.
 _GRUB_FAILURES = (
     Fail(r"error: [^\r\n]*", "GRUB reported an error"),
     Fail(r"grub> ", "GRUB stopped at its prompt: no grub.cfg ran to the end "

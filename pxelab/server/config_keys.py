@@ -63,6 +63,8 @@ _PACKET = (LabKey("kind", "`dhcp4.<message>`, `dhcp6.<message>`, `tftp.rrq`/`oac
                   "`http.request`, `ra.advert`", required=True),
            LabKey("nth"), LabKey("count", "0: all from `nth`"))
 _PACKET_FILE = LabKey("file", "glob, TFTP kinds only")
+# Boot files are templates; the link works from fixtures/labs/README.md, where the table goes.
+_TEMPLATE = "[template](../../docs/templates.md)"
 
 LAB_TABLES: tuple[LabTable, ...] = (
     LabTable("server", (
@@ -101,17 +103,17 @@ LAB_TABLES: tuple[LabTable, ...] = (
     LabTable("http", (LabKey("enabled"), LabKey("port"))),
     LabTable("policy", (
         LabKey("profile", "`\"default\"`: the classic tree; `\"empty\"`: only your rules"),
-        LabKey("ipxe_script", "template, or `false` to treat iPXE like any PXE client"))),
+        LabKey("ipxe_script", f"{_TEMPLATE}, or `false` to treat iPXE like any PXE client"))),
     LabTable("rule", (
         LabKey("name"),
         _MATCH,
-        LabKey("boot_file", "template"),
+        LabKey("boot_file", _TEMPLATE),
         LabKey("echo_vendor_class", "what option 60/16 says; `false`: nothing"),
         LabKey("withhold"),
         LabKey("pxelinux_config", "DHCP option 209"),
         LabKey("pxelinux_prefix", "DHCP option 210; ends in `/`")), array=True),
     LabTable("host", (
-        LabKey("mac", required=True), LabKey("boot_file"), LabKey("withhold"),
+        LabKey("mac", required=True), LabKey("boot_file", _TEMPLATE), LabKey("withhold"),
         LabKey("reason"), LabKey("address", "a fixed IPv4 address")), array=True),
     LabTable("fault", (LabKey("type", "the fault, one of those that follow", required=True),),
              array=True),

@@ -3,19 +3,19 @@
 Builds a :class:`~pxelab.server.policy.RulePolicy`. User rules come before the
 profile's rules, so a lab file refines the classic decision tree instead of
 replacing it; ``profile = "empty"`` starts from nothing. Boot-file templates
-are checked here, at load time, so a typo in ``{mac_hypen}`` is an error
-naming the key, not a crash at the first client.
+are checked here, at load time, so a typo in ``{{ mac_hypen }}`` is an error
+naming the file, the rule and the names there are, not a crash at the first client.
 """
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Literal
 
 from pxelab.core.errors import ConfigError
+from pxelab.core.template import placeholders
 from pxelab.server.config_keys import FAULT_KEYS, MATCH_KEYS, keys_of
 from pxelab.server.config_reader import Origin, Table, did_you_mean
 from pxelab.server.dhcp4.codec import MessageType as Dhcp4Type
@@ -32,21 +32,19 @@ from pxelab.server.faults import (
     WithholdOffers,
 )
 from pxelab.server.policy import (
-    ClientInfo,
+    BOOT_FILE_NAMES,
     HostRule,
     Match,
     Rule,
     RulePolicy,
     default_profile,
     normalize_mac,
-    render_template,
+    old_fields,
 )
 
-__all__ = ["MATCH_KEYS", "PACKET_KINDS", "PROFILES", "TEMPLATE_FIELDS", "build_faults",
-           "build_policy"]
+__all__ = ["MATCH_KEYS", "PACKET_KINDS", "PROFILES", "build_faults", "build_policy"]
 
 PROFILES = ("default", "empty")
-TEMPLATE_FIELDS = ("server", "server_ip", "mac", "mac_hyphen", "ip", "arch")
 # The packet kinds the protocol servers count (see pxelab.server.faults): every DHCP message
 # type by name. A kind outside this list would never fire, so a typo is an error.
 PACKET_KINDS = (*(f"dhcp4.{t.name.lower()}" for t in Dhcp4Type), "dhcp4.bootp",
@@ -54,8 +52,6 @@ PACKET_KINDS = (*(f"dhcp4.{t.name.lower()}" for t in Dhcp4Type), "dhcp4.bootp",
                 "tftp.rrq", "tftp.oack", "tftp.data", "http.request", "ra.advert")
 OPTION_PXELINUX_CONFIG = 209  # RFC 5071 section 4: PXELINUX configuration file
 OPTION_PXELINUX_PREFIX = 210  # RFC 5071 section 5: path prefix
-_SAMPLE = ClientInfo(mac="52:54:00:12:34:56", arch=7, server_address="192.0.2.1",
-                     client_address="192.0.2.100")
 
 
 def build_policy(origin: Origin, policy: Table, *, subnet: IPv4Interface, min_secs: int,
@@ -92,30 +88,26 @@ def _ipxe_script(policy: Table) -> str | Literal[False] | None:
         return None if value is None else False
     if not isinstance(value, str) or not value:
         policy.wrong_type("ipxe_script", "a file name or URL, or false",
-                          'ipxe_script = "http://{server}/script.ipxe"')
+                          'ipxe_script = "http://{{ server }}/script.ipxe"')
     return check_template(policy, "ipxe_script", value)
 
 
-def check_template(table: Table, key: str, template: str) -> str:
-    """Refuse a boot-file template with unknown ``{fields}`` or broken braces."""
-    allowed = " ".join(f"{{{name}}}" for name in TEMPLATE_FIELDS)
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        table.fail(key, f"template {template!r} has unbalanced braces ({exc})",
-                   "write {{ and }} for literal braces, or use a field: " + allowed)
-    for _, name, _, _ in parsed:
-        if name is None:
-            continue
-        base = name.split(".")[0].split("[")[0]
-        if base not in TEMPLATE_FIELDS:
-            table.fail(key, f"template field {{{name}}} does not exist",
-                       did_you_mean(base, TEMPLATE_FIELDS, "the fields are") if base
-                       else f"name the field, one of {allowed}")
-    try:
-        render_template(template, _SAMPLE)
-    except ConfigError as exc:
-        table.fail(key, f"template {template!r} cannot be filled in", str(exc))
+def check_template(table: Table, key: str, template: str, owner: str = "") -> str:
+    """Refuse a boot-file template with a name pxelab does not fill in (docs/templates.md).
+
+    ``owner`` says whose boot file it is ("rule 'bios'") when the key path does not.
+    """
+    names = ", ".join(BOOT_FILE_NAMES)
+    whose = f"{owner}: " if owner else ""
+    old = old_fields(template)
+    if old:
+        table.fail(key, f"{whose}{{{old[0]}}} is the old template syntax",
+                   f"write {{{{ {old[0]} }}}}; the names are {names} (docs/templates.md)")
+    for name in sorted(placeholders(template) - set(BOOT_FILE_NAMES)):
+        hint = did_you_mean(name, BOOT_FILE_NAMES, "use one of")
+        table.fail(key, f"{whose}{{{{ {name} }}}} is not a value pxelab fills into a boot file",
+                   f"{hint} (the names are {names}; docs/templates.md)"
+                   if hint.startswith("did") else f"{hint} (docs/templates.md)")
     return template
 
 
@@ -177,7 +169,7 @@ def _rule(table: Table, name: str) -> Rule:
         if withhold:
             table.fail("boot_file", "a rule with withhold = true answers nothing",
                        "remove boot_file or withhold")
-        check_template(table, "boot_file", boot_file)
+        check_template(table, "boot_file", boot_file, f"rule {name!r}" if name else "")
     echo: str | None = None  # None: the policy's default ("HTTPClient" to HTTP clients)
     if table.has("echo_vendor_class"):
         value = table.data["echo_vendor_class"]
@@ -228,7 +220,7 @@ def _hosts(origin: Origin, raw: Sequence[Mapping[str, Any]],
             if kwargs["withhold"]:
                 table.fail("boot_file", "a host with withhold = true gets no answer",
                            "remove boot_file or withhold")
-            kwargs["boot_file"] = check_template(table, "boot_file", boot_file)
+            kwargs["boot_file"] = check_template(table, "boot_file", boot_file, f"host {mac}")
         text = table.text("address", 'address = "192.0.2.77"')
         if text is not None:
             kwargs["address"] = address = _fixed_address(table, text, subnet)

@@ -10,11 +10,13 @@ and existing policies keep working.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from pxelab.core.errors import ConfigError
+from pxelab.core.template import placeholders, render
 from pxelab.server.match import (
     Arch,
     ClientInfo,
@@ -25,6 +27,7 @@ from pxelab.server.match import (
 )
 
 __all__ = [
+    "BOOT_FILE_NAMES",
     "Arch",
     "ArchRule",
     "BootDecision",
@@ -35,8 +38,10 @@ __all__ = [
     "Rule",
     "RulePolicy",
     "arch_label",
+    "check_boot_file",
     "default_profile",
     "normalize_mac",
+    "old_fields",
 ]
 
 
@@ -97,14 +102,59 @@ def _as_url(decision: BootDecision, client: ClientInfo) -> BootDecision:
         f"-> {file}", f"-> {url}"))
 
 
+# The values a boot-file template is filled with, for the request at hand (docs/templates.md).
+BOOT_FILE_NAMES = ("server", "server_ip", "mac", "mac_hyphen", "ip", "arch")
+# A placeholder of str.format, which boot files used before {{ name }}: "{server}" (but not
+# iPXE's "${server}").
+_FORMAT_FIELD = re.compile(r"(?<![{$])\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}(?!\})")
+
+
+def boot_file_values(client: ClientInfo) -> dict[str, object]:
+    """:data:`BOOT_FILE_NAMES` for ``client``: ``server`` is our URL host in the family
+    the request came in on (brackets for IPv6), ``ip`` the client's address if known."""
+    return {"server": client.url_host, "server_ip": client.server_address, "mac": client.mac,
+            "mac_hyphen": client.mac.replace(":", "-"), "ip": client.client_address,
+            "arch": client.arch if client.arch is not None else 0}
+
+
+def render_template(template: str, client: ClientInfo, source: str = "boot file") -> str:
+    """Fill a boot-file template's ``{{ name }}`` placeholders from ``client``."""
+    return render(template, boot_file_values(client), source=source)
+
+
+def old_fields(template: str) -> list[str]:
+    """The ``{name}`` placeholders of the old syntax in ``template``, in order."""
+    return [match[1] for match in _FORMAT_FIELD.finditer(template)]
+
+
+def check_boot_file(template: str | None, source: str) -> None:
+    """Refuse a boot file template with a name pxelab does not fill in, or the old ``{name}``.
+
+    Called when a rule is made, so a typo stops the lab before it starts rather than
+    at the first client; ``source`` names the rule in the error.
+    """
+    if template is None:
+        return
+    old = old_fields(template)
+    if old:
+        raise ConfigError(f"{source}: boot file {template!r} has {{{old[0]}}}, the old syntax; "
+                          f"write {{{{ name }}}} with a name of {', '.join(BOOT_FILE_NAMES)} "
+                          "(docs/templates.md)")
+    unknown = sorted(placeholders(template) - set(BOOT_FILE_NAMES))
+    if unknown:
+        raise ConfigError(f"{source}: boot file {template!r}: {{{{ {unknown[0]} }}}} is not a "
+                          "value pxelab fills into a boot file; use one of: "
+                          f"{', '.join(sorted(BOOT_FILE_NAMES))} (docs/templates.md)")
+
+
 @dataclass(frozen=True)
 class Rule:
     """First-match rule: clients ``match`` selects get ``boot_file``, or nothing.
 
-    ``boot_file`` is a template: ``{server}`` (URL host, brackets for IPv6),
-    ``{server_ip}``, ``{mac}``, ``{mac_hyphen}``, ``{arch}``, ``{ip}`` (the
-    client's address if known). ``vendor_class`` is echoed in option 60/16;
-    the default echoes ``HTTPClient`` to HTTP clients, which UEFI HTTP boot needs.
+    ``boot_file`` is a template with the :data:`BOOT_FILE_NAMES`, such as
+    ``http://{{ server }}/{{ mac_hyphen }}.ipxe``. ``vendor_class`` is echoed in
+    option 60/16; the default echoes ``HTTPClient`` to HTTP clients, which UEFI
+    HTTP boot needs.
     """
 
     match: Match
@@ -114,16 +164,22 @@ class Rule:
     withhold: bool = False
     extra_options: tuple[tuple[int, bytes], ...] = ()
 
+    def __post_init__(self) -> None:
+        check_boot_file(self.boot_file, self.label())
+
     def label(self) -> str:
         return f"rule {self.name!r}" if self.name else f"rule [{self.match.describe()}]"
 
 
 @dataclass(frozen=True)
 class ArchRule:
-    """Boot file for one architecture; ``{server}``, ``{mac}``, ``{arch}`` are filled in."""
+    """Boot file for one architecture, a template like :attr:`Rule.boot_file`."""
 
     arch: int
     boot_file: str
+
+    def __post_init__(self) -> None:
+        check_boot_file(self.boot_file, f"arch rule {arch_label(self.arch)}")
 
 
 @dataclass(frozen=True)
@@ -142,6 +198,7 @@ class HostRule:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mac", normalize_mac(self.mac))
+        check_boot_file(self.boot_file, f"host {self.mac}")
         if self.address is not None:
             try:
                 object.__setattr__(self, "address", IPv4Address(self.address))
@@ -159,8 +216,8 @@ DEFAULT_ARCH_RULES: tuple[ArchRule, ...] = (
     ArchRule(Arch.EFI_X64, "bootx64.efi"),
     ArchRule(Arch.EFI_X64_ALT, "bootx64.efi"),
     ArchRule(Arch.EFI_ARM64, "bootaa64.efi"),
-    ArchRule(Arch.EFI_X64_HTTP, "http://{server}/bootx64.efi"),
-    ArchRule(Arch.EFI_ARM64_HTTP, "http://{server}/bootaa64.efi"),
+    ArchRule(Arch.EFI_X64_HTTP, "http://{{ server }}/bootx64.efi"),
+    ArchRule(Arch.EFI_ARM64_HTTP, "http://{{ server }}/bootaa64.efi"),
 )
 
 
@@ -186,6 +243,8 @@ class RulePolicy(BootPolicy):
     _by_mac: dict[str, HostRule] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        check_boot_file(self.ipxe_script, "policy ipxe_script")
+        check_boot_file(self.default_file, "policy default_file")
         object.__setattr__(self, "_by_arch", {r.arch: r.boot_file for r in self.arch_rules})
         object.__setattr__(self, "_by_mac", {h.mac: h for h in self.hosts})
 
@@ -237,25 +296,13 @@ class RulePolicy(BootPolicy):
         return replace(decision, extra_options=rule.extra_options)
 
     def _answer(self, client: ClientInfo, template: str | None, why: str) -> BootDecision:
-        boot_file = None if template is None else render_template(template, client)
+        boot_file = None if template is None else render_template(template, client, why)
         http = client.is_http_client
         reason = f"{why} -> {boot_file}" if boot_file is not None else why
         return BootDecision(
             boot_file=boot_file, next_server=self.next_server,
             vendor_class="HTTPClient" if http else None,
             no_proxy_wait=self.no_proxy_wait, reason=reason)
-
-
-def render_template(template: str, client: ClientInfo) -> str:
-    """Fill a boot-file template's ``{fields}`` from ``client`` (see :class:`Rule`)."""
-    try:
-        return template.format(
-            server=client.url_host, server_ip=client.server_address, mac=client.mac,
-            mac_hyphen=client.mac.replace(":", "-"), ip=client.client_address,
-            arch=client.arch if client.arch is not None else 0)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"boot file template {template!r} is invalid ({exc}); use only "
-                          "{server} {server_ip} {mac} {mac_hyphen} {ip} {arch}") from None
 
 
 def default_profile(*, hosts: tuple[HostRule, ...] = (), min_secs: int = 0) -> RulePolicy:
@@ -268,10 +315,11 @@ def default_profile(*, hosts: tuple[HostRule, ...] = (), min_secs: int = 0) -> R
     Over DHCPv6 the TFTP names become ``tftp://[server]/...`` URLs.
     """
     rules = (
-        Rule(Match(user_class="iPXE"), "http://{server}/script.ipxe", name="ipxe-script"),
-        Rule(Match(arch=(Arch.EFI_IA32_HTTP,)), "http://{server}/ipxe32.efi",
+        Rule(Match(user_class="iPXE"), "http://{{ server }}/script.ipxe", name="ipxe-script"),
+        Rule(Match(arch=(Arch.EFI_IA32_HTTP,)), "http://{{ server }}/ipxe32.efi",
              name="uefi-http-ia32"),
-        Rule(Match(arch=(Arch.EFI_X64_HTTP,)), "http://{server}/ipxe.efi", name="uefi-http-x64"),
+        Rule(Match(arch=(Arch.EFI_X64_HTTP,)), "http://{{ server }}/ipxe.efi",
+             name="uefi-http-x64"),
         Rule(Match(arch=(Arch.EFI_IA32,)), "ipxe32.efi", name="uefi-pxe-ia32"),
         Rule(Match(arch=(Arch.EFI_X64, Arch.EFI_X64_ALT)), "ipxe.efi", name="uefi-pxe-x64"),
         # Other UEFI HTTP clients (arm64: arch 19): the classic tree has no URL for them and

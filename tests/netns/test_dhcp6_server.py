@@ -112,7 +112,7 @@ def lab() -> Iterator[Lab]:
 
 
 POLICY = RulePolicy(
-    ipxe_script="http://{server}/boot.ipxe",
+    ipxe_script="http://{{ server }}/boot.ipxe",
     hosts=(HostRule(WITHHELD_MAC, withhold=True, reason="test: silent"),))
 FAULTS = (
     WithholdOffers(Match(mac=FAULT_WITHHOLD_MAC), reason="test fault: withhold"),

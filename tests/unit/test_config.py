@@ -171,7 +171,7 @@ name = "grub"
 arch = 7
 vendor_class = "PXEClient"
 family = "ipv4"
-boot_file = "grub/{mac_hyphen}.efi"
+boot_file = "grub/{{ mac_hyphen }}.efi"
 pxelinux_config = "pxelinux.cfg/lab"
 pxelinux_prefix = "boot/"
 echo_vendor_class = false
@@ -212,7 +212,7 @@ status = 503
     policy, faults = lab.policy, lab.faults
     grub, withheld = policy.rules[:2]
     assert grub.match == Match(arch=(7,), vendor_class="PXEClient", family="ipv4")
-    assert grub.boot_file == "grub/{mac_hyphen}.efi" and grub.vendor_class == ""
+    assert grub.boot_file == "grub/{{ mac_hyphen }}.efi" and grub.vendor_class == ""
     assert grub.extra_options == ((209, b"pxelinux.cfg/lab"), (210, b"boot/"))
     assert withheld.withhold and withheld.match.mac == "52:54:00:00:00:01"
     assert policy.rules[2:] == default_profile().rules  # user rules first
@@ -227,7 +227,7 @@ status = 503
 
 def test_ipxe_script_replaces_or_removes_the_profile_rule(tmp_path: Path) -> None:
     ipxe = client(7, user_classes=("iPXE",))
-    custom = load(tmp_path, BASE + '[policy]\nipxe_script = "http://{server}/boot.ipxe"\n')
+    custom = load(tmp_path, BASE + '[policy]\nipxe_script = "http://{{ server }}/boot.ipxe"\n')
     assert custom.policy.decide_dhcp4(ipxe).boot_file == "http://192.0.2.1/boot.ipxe"
     none = load(tmp_path, BASE + "[policy]\nipxe_script = false\n")
     assert none.policy.decide_dhcp4(ipxe).boot_file == "ipxe.efi"
@@ -298,7 +298,7 @@ def test_seed_decisions(seed_policy: BootPolicy, case: tuple[
 
 def test_seed_per_mac_override(tmp_path: Path) -> None:
     policy = load(tmp_path, BASE + '[[host]]\nmac = "52:54:00:00:00:42"\n'
-                  'boot_file = "http://{server}/script.ipxe-{mac}"\n'
+                  'boot_file = "http://{{ server }}/script.ipxe-{{ mac }}"\n'
                   '[[host]]\nmac = "52:54:00:00:00:43"\nwithhold = true\n').policy
     special = "52:54:00:00:00:42"
     v4 = policy.decide_dhcp4(client(7, mac=special))
@@ -381,17 +381,19 @@ ERRORS = [
      ["ra.enabled:", "IPv6 prefix"]),
     ("unknown profile", BASE + '[policy]\nprofile = "classic"\n',
      ["policy.profile: 'classic' is not one of 'default', 'empty'"]),
-    ("bad ipxe_script", BASE + '[policy]\nipxe_script = "http://{sever}/s.ipxe"\n',
-     ["policy.ipxe_script:", "{sever} does not exist", "did you mean 'server'?"]),
-    ("template field", BASE + '[[rule]]\nboot_file = "{mac_hypen}.efi"\n',
-     ["rule[0].boot_file: template field {mac_hypen} does not exist",
-      "did you mean 'mac_hyphen'?"]),
-    ("template positional", BASE + '[[rule]]\nboot_file = "{}.efi"\n',
-     ["rule[0].boot_file:", "name the field, one of {server}"]),
-    ("template braces", BASE + '[[rule]]\nboot_file = "{server.efi"\n',
-     ["rule[0].boot_file:", "unbalanced braces", "{{"]),
-    ("template spec", BASE + '[[rule]]\nboot_file = "{arch:q}.efi"\n',
-     ["rule[0].boot_file:", "cannot be filled in"]),
+    ("bad ipxe_script", BASE + '[policy]\nipxe_script = "http://{{ sever }}/s.ipxe"\n',
+     ["policy.ipxe_script:", "{{ sever }} is not a value pxelab fills into a boot file",
+      "did you mean 'server'?", "the names are server, server_ip, mac"]),
+    ("template name", BASE + '[[rule]]\nname = "grub"\nboot_file = "{{ mac_hypen }}.efi"\n',
+     ["rule[0].boot_file: rule 'grub': {{ mac_hypen }} is not a value",
+      "did you mean 'mac_hyphen'?", "mac_hyphen, ip, arch", "docs/templates.md"]),
+    ("template far off", BASE + '[[rule]]\nboot_file = "{{ colour }}.efi"\n',
+     ["rule[0].boot_file: {{ colour }} is not a value",
+      "use one of: arch, ip, mac, mac_hyphen, server, server_ip"]),
+    ("template old syntax", BASE + '[[rule]]\nboot_file = "http://{server}/x.efi"\n',
+     ["rule[0].boot_file: {server} is the old template syntax", "write {{ server }}"]),
+    ("host template", BASE + '[[host]]\nmac = "52:54:00:12:34:56"\nboot_file = "{{ ipv4 }}"\n',
+     ["host[0].boot_file: host 52:54:00:12:34:56: {{ ipv4 }} is not a value"]),
     ("arch as string", BASE + '[[rule]]\narch = [7, "9"]\nboot_file = "x"\n',
      ["rule[0].arch[1]: expected an architecture number", "arch = [7, 9]"]),
     ("arch range", BASE + '[[rule]]\narch = 70000\nboot_file = "x"\n',

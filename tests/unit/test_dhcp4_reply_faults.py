@@ -30,7 +30,7 @@ CLIENT = ("0.0.0.0", 68)
 HTTP_VENDOR = b"HTTPClient:Arch:00016:UNDI:003000"
 PXE_VENDOR = b"PXEClient:Arch:00007:UNDI:003000"
 HTTP_POLICY = RulePolicy(rules=(Rule(Match(arch=(Arch.EFI_X64_HTTP,)),
-                                     "http://{server}/snponly.efi"),))
+                                     "http://{{ server }}/snponly.efi"),))
 
 
 class Transport:

@@ -42,7 +42,7 @@ SERVER = IPv6Address("2001:db8::1")
 SETTINGS = Dhcp6Settings(SERVER, IPv6Network("2001:db8::/64"))
 SERVER_DUID = Duid.link_layer(bytes.fromhex("02aabbccddee"))
 ADDR = ("fe80::5054:ff:fe12:3456", 546, 0, 7)
-POLICY = RulePolicy(rules=(Rule(Match(arch=(Arch.EFI_X64_HTTP,)), "http://{server}/grubx64.efi",
+POLICY = RulePolicy(rules=(Rule(Match(arch=(Arch.EFI_X64_HTTP,)), "http://{{ server }}/grubx64.efi",
                                 name="http6"),))
 HTTPCLIENT = VendorClass(343, (b"HTTPClient",))
 

@@ -419,7 +419,8 @@ def test_unknown_says_which_evidence_was_missing() -> None:
     diagnosis = diagnose(evidence, rules=())
     assert diagnosis.causes == ()
     assert diagnosis.gaps == (
-        "no boot server events (a third-party server: rules read packets only)",
+        "no boot server events (a third-party server: rules read packets, the console "
+        "and the daemons' logs)",
         "no packet capture",
         "no guest line: stage nbp ended on its timeout, as no failure pattern of it matched",
         "no OVMF debug log")

@@ -270,7 +270,18 @@ def test_dhcp_discovers_nobody_answers() -> None:
     assert "never reported them" in cause.summary
     assert diagnose(evidence).codes == ("request.unanswered",)
     alone = only(requests.unanswered, packets_only(evidence), "request.unanswered")
-    assert "read from the capture alone" in alone.summary
+    assert "from packets only: no server events or daemon log say" in alone.summary
+    assert "min-secs" not in alone.summary  # its secs grew to 8
+
+
+def test_discovers_whose_secs_stay_0_name_min_secs_as_a_possibility() -> None:
+    boot = Boot("legacy_pxe_ipv4", firmware="seabios")
+    for at in (1.0, 5.0, 13.0):
+        record(boot, at, "dhcp4", "discover", "0.0.0.0", "255.255.255.255",
+               f"DISCOVER {MAC} secs=0", xid=0x1234, secs=0)
+    alone = only(requests.unanswered, packets_only(boot.evidence("rom_dhcp", "t", 20.0)),
+                 "request.unanswered")
+    assert "their secs stayed at 0: a server with min-secs (ISC dhcpd)" in alone.summary
 
 
 def test_ovmf_dhcpv6_requests_after_an_advertise() -> None:

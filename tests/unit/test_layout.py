@@ -24,8 +24,9 @@ import pxelab
 pytestmark = pytest.mark.unit
 
 PACKAGE = Path(pxelab.__file__).parent
-ROOMS = ("core", "server", "machine", "scenarios", "analysis")
-TOP = {"pxelab", "pxelab.lab", "pxelab.cli", "pxelab.pytest_plugin"}  # may import any room
+ROOMS = ("core", "server", "daemons", "machine", "scenarios", "labfile", "analysis")
+TOP = {"pxelab", "pxelab.lab", "pxelab.cli", "pxelab.pytest_plugin", "pxelab.pytest_labfiles",
+       "pxelab.pytest_support"}  # may import any room
 
 
 def module_names() -> dict[str, Path]:

@@ -63,7 +63,7 @@ def test_ipxe_script_only_when_configured() -> None:
     ipxe = client(arch=0, user_classes=("iPXE",))
     # legacy_pxe_ipv4: the SeaBIOS iPXE ROM is the PXE firmware and gets pxelinux.0
     assert RulePolicy().decide_dhcp4(ipxe).boot_file == "pxelinux.0"
-    policy = RulePolicy(ipxe_script="http://{server}/boot.ipxe")
+    policy = RulePolicy(ipxe_script="http://{{ server }}/boot.ipxe")
     decision = policy.decide_dhcp4(ipxe)
     assert decision.boot_file == "http://192.0.2.1/boot.ipxe"
     assert "iPXE" in decision.reason
@@ -81,7 +81,7 @@ def test_host_rules_override_and_withhold() -> None:
 
 
 def test_templates_and_unknown_arch() -> None:
-    policy = RulePolicy(arch_rules=(ArchRule(0, "pxelinux.cfg/{mac}/nbp"),),
+    policy = RulePolicy(arch_rules=(ArchRule(0, "pxelinux.cfg/{{ mac }}/nbp"),),
                         next_server=IPv4Address("192.0.2.5"))
     decision = policy.decide_dhcp4(client(arch=0))
     assert decision.boot_file == f"pxelinux.cfg/{MAC}/nbp"
@@ -121,7 +121,7 @@ def test_client_summary() -> None:
 
 def test_first_matching_rule_wins_over_arch_rules() -> None:
     policy = RulePolicy(rules=(
-        Rule(Match(user_class="iPXE"), "http://{server}/{mac_hyphen}.ipxe", name="per-mac"),
+        Rule(Match(user_class="iPXE"), "http://{{ server }}/{{ mac_hyphen }}.ipxe", name="per-mac"),
         Rule(Match(arch=(7,)), "grubx64.efi", name="uefi"),
     ))
     ipxe = policy.decide_dhcp4(client(arch=7, user_classes=("iPXE",)))
@@ -133,7 +133,7 @@ def test_first_matching_rule_wins_over_arch_rules() -> None:
 
 def test_rule_can_withhold_and_override_the_vendor_class_echo() -> None:
     policy = RulePolicy(rules=(
-        Rule(Match(vendor_class="HTTPClient", family="ipv4"), "http://{server}/x.efi",
+        Rule(Match(vendor_class="HTTPClient", family="ipv4"), "http://{{ server }}/x.efi",
              vendor_class=""),
         Rule(Match(mac="52-54-00-12-34-57"), withhold=True),
     ))
@@ -185,10 +185,20 @@ def test_default_profile_reproduces_the_classic_dhcpd_tree() -> None:
         assert (decision.vendor_class == "HTTPClient") == (arch in (15, 16))
 
 
-def test_bad_template_field_is_a_config_error() -> None:
-    policy = RulePolicy(rules=(Rule(Match(), "{hostname}.efi"),))
-    with pytest.raises(ConfigError, match=r"\{server\}"):
-        policy.decide_dhcp4(client())
+def test_unknown_template_name_is_a_config_error_when_the_rule_is_made() -> None:
+    with pytest.raises(ConfigError, match=r"rule 'x': .*\{\{ hostname \}\} is not a value.*"
+                                          r"arch, ip, mac, mac_hyphen, server, server_ip"):
+        Rule(Match(), "{{ hostname }}.efi", name="x")
+    with pytest.raises(ConfigError, match=r"host 52:54:00:00:00:01: .*\{\{ sever \}\}"):
+        HostRule("52:54:00:00:00:01", "http://{{ sever }}/x")
+    with pytest.raises(ConfigError, match=r"policy ipxe_script"):
+        RulePolicy(ipxe_script="{{ script }}")
+
+
+def test_old_template_syntax_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"rule \[every client\]: .* has \{server\}, the old "
+                                          r"syntax; write \{\{ name \}\}"):
+        Rule(Match(), "http://{server}/x.efi")
 
 
 def test_match_rejects_unknown_family() -> None:

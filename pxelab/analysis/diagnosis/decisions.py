@@ -4,15 +4,17 @@ The server says why it stayed silent: every ``withheld`` event carries the polic
 reason ("rule 'pool allows members of pxeclients only': withhold", a host entry,
 min_secs). A client withheld and never served afterwards was stopped by that
 decision, whatever the stage: the firmware's DHCP, the NBP's, the initramfs's.
-min_secs has its own rule (:func:`pxelab.analysis.diagnosis.dhcp.withheld_min_secs`),
-which names the secs the client sent.
+A third-party server says it in its log instead (:mod:`pxelab.analysis.diagnosis.logged`),
+which stands in when there are no events. min_secs has its own rule
+(:func:`pxelab.analysis.diagnosis.minsecs.withheld_min_secs`), which names the secs the
+client sent.
 """
 
 from __future__ import annotations
 
 import re
 
-from pxelab.analysis.diagnosis import dhcp
+from pxelab.analysis.diagnosis import dhcp, logged
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence
@@ -30,7 +32,8 @@ def withheld(evidence: Evidence) -> Cause | None:
         found = _unserved(evidence, source, served)
         if found:
             return _cause(evidence, source, name, found)
-    return None
+    said = logged.withheld(evidence)
+    return _logged_cause(evidence, said) if said is not None else None
 
 
 def _unserved(evidence: Evidence, source: str, served: tuple[str, ...]) -> list[Event]:
@@ -61,6 +64,21 @@ def _cause(evidence: Evidence, source: str, name: str, mine: list[Event]) -> Cau
         "user class, architecture or MAC)")
 
 
+def _logged_cause(evidence: Evidence, said: logged.Logged) -> Cause:
+    """A third-party server's own log lines for its withheld answers (no events)."""
+    name = "DHCPv6" if said.proto == "dhcp6" else "DHCPv4"
+    who = said.mac or q.client_mac(evidence) or "the guest"
+    stage = evidence.timeline.failed_stage or "dhcp"
+    return Cause(
+        f"{'dhcp' if said.proto == 'dhcp4' else 'dhcp6'}.withheld", stage,
+        f"the {name} server ({said.daemon}) withheld {q.plural(len(said.lines), 'answer')} "
+        f"to {who}, by its log: {'; '.join(said.reasons)}",
+        q.lines(evidence, [said.lines[0], *said.lines[1:2], said.lines[-1]]),
+        f"change what {said.daemon}'s configuration decides for this client (the reason it "
+        "logged above: a pool or class that leaves it out, a range that is full, a host "
+        f"entry), or make the client at stage {stage} match what the configuration serves")
+
+
 def offer_no_boot_file(evidence: Evidence) -> Cause | None:
     """The server answered a network-boot client (PXEClient, HTTPClient) with an address
     and no boot file, and the client never asked for one: the policy has nothing for it."""
@@ -79,7 +97,9 @@ def offer_no_boot_file(evidence: Evidence) -> Cause | None:
         "dhcp.offer_no_boot_file", evidence.timeline.failed_stage or "fw_dhcp",
         f"{q.plural(len(mine), 'DHCPv4 answer')} to {mac} ({first.client_class}{arch}) "
         "carried an address and no boot file, so the client had nothing to fetch"
-        + (f"; the server's policy: {why[-1]}" if why else ""),
+        + (f"; the server's policy: {why[-1]}" if why else "")
+        + ("" if isinstance(first.item, Event) else
+           " (from packets only: why the server gave none is in its configuration)"),
         q.lines(evidence, [first.item, mine[-1].item]),
         "give this client's architecture a boot file (a rule or arch rule naming the NBP or "
         "URL for it; ISC dhcpd: `filename` in its class, Kea: `boot-file-name`, dnsmasq: "

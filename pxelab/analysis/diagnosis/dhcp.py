@@ -10,16 +10,14 @@ fallback for offers nobody explains.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from pxelab.analysis.diagnosis import dhcp6
 from pxelab.analysis.diagnosis import query as q
+from pxelab.analysis.diagnosis.minsecs import withheld_min_secs
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence, PacketRecord
 from pxelab.core.events import Event
-
-_MIN_SECS = re.compile(r"secs=(?P<secs>\d+) < min_secs=(?P<min>\d+)")
 
 # DHCP option numbers (RFC 2132; 43: vendor-specific, 60: vendor class identifier).
 VENDOR_SPECIFIC = 43
@@ -118,32 +116,6 @@ def no_discover(evidence: Evidence) -> Cause | None:
         "bridge; for OVMF check that the PXE/HTTP boot option of this IP version is enabled")
 
 
-def withheld_min_secs(evidence: Evidence) -> Cause | None:
-    """The server stayed silent because the client's ``secs`` stayed below min_secs."""
-    withheld = [e for e in q.events(evidence, "dhcp4", "withheld") if _MIN_SECS.search(e.reason)]
-    if not withheld:
-        return None
-    last = withheld[-1]
-    mac = last.client
-    if [e for e in q.after(q.events(evidence, "dhcp4", "ack"), last.time) if e.client == mac]:
-        return None  # the client counted secs up and was served in the end
-    mine = [e for e in withheld if e.client == mac]
-    match = _MIN_SECS.search(last.reason)
-    assert match is not None
-    minimum = int(match["min"])
-    secs = sorted({int(m["secs"]) for e in mine if (m := _MIN_SECS.search(e.reason))})
-    shown = ", ".join(map(str, secs))
-    never = "never counts secs up" if secs == [0] else f"got only as far as secs={secs[-1]}"
-    return Cause(
-        "dhcp.withheld_min_secs", evidence.timeline.failed_stage or "dhcp",
-        f"the DHCP server withheld {q.plural(len(mine), 'answer')} to {mac} because its secs "
-        f"({shown}) stayed below min_secs={minimum}: the client {never}",
-        q.lines(evidence, [mine[0], *mine[1:2], mine[-1]]),
-        ("set min_secs to 0 (the check off)" if secs[-1] == 0 else
-         f"set min_secs to {secs[-1]} or less") + " in the server's DHCP settings (ISC dhcpd: "
-        "min-secs), or exempt this client: some PXE ROMs (Etherboot 5.4) always send secs=0")
-
-
 def offer_no_httpclient_echo(evidence: Evidence) -> Cause | None:
     """A UEFI HTTP client was offered no option 60 HTTPClient echo and sent no REQUEST."""
     chosen = _unrequested(evidence, [
@@ -233,21 +205,24 @@ def _offers_unused(evidence: Evidence) -> Cause | None:
 
 
 def _advertises_unused(evidence: Evidence) -> Cause | None:
-    every = q.events(evidence, "dhcp6", "advertise")
+    every: list[Event | PacketRecord] = list(q.events(evidence, "dhcp6", "advertise"))
+    every = every or list(q.packets(evidence, "dhcp6", "advertise"))  # a third-party server
     if not every:
         return None
-    mac = every[-1].client
-    unused = [e for e in every if e.client == mac
+    mac = every[-1].client or q.client_mac(evidence)
+    unused = [e for e in every if e.client in ("", mac)
               and not q.requests_after(evidence, mac, e.time, v6=True)]
     if not unused:
         return None
     first = unused[0]
-    url = first.file
+    url = first.file if isinstance(first, Event) else str(q.field(first, "boot_url", ""))
+    status = (q.detail(first, "status", "none") if isinstance(first, Event)
+              else q.field(first, "status") or "none")
     return Cause(
         "dhcp.offer_unused", evidence.timeline.failed_stage or "fw_dhcp",
         f"{q.plural(len(unused), 'Advertise')} to {mac} got no DHCPv6 Request: the client "
         f"found them unusable (" + (f"boot URL {url}" if url else "no boot URL (option 59)")
-        + f", status {q.detail(first, 'status', 'none')})",
+        + f", status {status})",
         q.lines(evidence, [first, *unused[-1:]]),
         "compare the Advertise with what this client needs (its Solicit's option 6 ORO, "
         "16 and 61): an IA_NA address, option 59 with the boot URL, option 16 for HTTP boot")

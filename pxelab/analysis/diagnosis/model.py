@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from pxelab.analysis.evidence import Evidence
@@ -34,6 +35,16 @@ class Cause:
         return "\n".join(lines)
 
 
+class EvidenceClass(StrEnum):
+    """A kind of evidence a diagnosis may have had (rules read each differently)."""
+
+    SERVER_EVENTS = "boot-server events"  # pxelab's own server's decisions
+    PACKETS = "packets"  # the lab capture
+    CONSOLE = "console"  # the guest's serial console
+    DAEMON_LOGS = "daemon logs"  # ganesha's, a third-party daemon's
+    FIRMWARE_LOG = "firmware log"  # OVMF's debug port
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     """The verdict on one boot: ok, or the failed stage and its causes (most likely first)."""
@@ -45,6 +56,10 @@ class Diagnosis:
     causes: tuple[Cause, ...] = ()
     # Without a cause: the evidence the rules lacked ("no packet capture", ...).
     gaps: tuple[str, ...] = ()
+    # The evidence classes the rules had (EvidenceClass values), and the third-party
+    # daemons that served the lab instead of pxelab's server.
+    had: tuple[str, ...] = ()
+    daemons: tuple[str, ...] = ()
 
     @property
     def cause(self) -> Cause | None:
@@ -58,9 +73,22 @@ class Diagnosis:
         if self.ok:
             return f"{self.scenario}: booted"
         head = f"{self.scenario}: FAILED at stage {self.failed_stage!r}: {self.failure}"
+        less = [self.evidence_line()] if self.evidence_line() else []
         if not self.causes:
-            return head + "\n  " + self.unknown()
-        return "\n".join([head, *(c.render() for c in self.causes)])
+            return "\n".join([head, *less, "  " + self.unknown()])
+        return "\n".join([head, *less, *(c.render() for c in self.causes)])
+
+    def evidence_line(self) -> str:
+        """"evidence: no boot-server events (...); from packets, console and daemon logs"
+        when the rules had less than pxelab's own server gives them, else ""."""
+        if not self.had or EvidenceClass.SERVER_EVENTS in self.had:
+            return ""
+        why = f"external daemons: {', '.join(self.daemons)}" if self.daemons else (
+            "a third-party server")
+        others = [c for c in self.had if c != EvidenceClass.SERVER_EVENTS]
+        said = (", ".join(others[:-1]) + " and " + others[-1]) if len(others) > 1 else (
+            others[0] if others else "nothing else")
+        return f"evidence: no {EvidenceClass.SERVER_EVENTS} ({why}); from {said}"
 
     def unknown(self) -> str:
         """What to say when no rule matched: that, and the evidence that was missing."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from pxelab.analysis.diagnosis import dhcp6, nfs
+from pxelab.analysis.diagnosis import decisions, dhcp6, minsecs, nfs
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.asks import NFS_SERVICES, REFUSED, UNANSWERED, Stuck, stuck
 from pxelab.analysis.diagnosis.model import Cause
@@ -50,7 +50,16 @@ def _candidates(evidence: Evidence, outcome: str) -> list[Stuck]:
                       and dhcp6.release_unanswered(evidence) is not None)]
     if outcome == UNANSWERED:
         found = [s for s in found if s.sends >= MIN_SENDS]
+    if found and _decided(evidence):
+        found = [s for s in found if not s.key.startswith(("dhcp4 ", "dhcp6 "))]
     return found
+
+
+def _decided(evidence: Evidence) -> bool:
+    """Whether a rule already says why the DHCP server stayed silent (its events do that
+    themselves; a third-party server's log and configuration need the rule)."""
+    return not evidence.events and (minsecs.withheld_min_secs(evidence) is not None
+                                    or decisions.withheld(evidence) is not None)
 
 
 def unanswered(evidence: Evidence) -> Cause | None:
@@ -98,8 +107,8 @@ def _why(evidence: Evidence, found: Stuck) -> str:
     if found.key.startswith(("arp ", "ns ")):
         return "no host on the guest's link has that address"
     if not evidence.events:
-        return ("no server events to say whether the server heard them (read from the "
-                "capture alone)")
+        return ("from packets only: no server events or daemon log say whether the server "
+                "heard them or why it stayed silent" + _low_secs(found))
     dropped = [e for e in q.after(q.events(evidence, "fault", "injected"),
                                   found.first.time - 1.0) if _about(e.request, found.key)]
     heard = _received(evidence, found)
@@ -109,6 +118,17 @@ def _why(evidence: Evidence, found: Stuck) -> str:
         return (f"the server reported receiving them ({q.plural(len(heard), 'event')}) and "
                 "sent no answer")
     return "the server never reported them (no event): lost on the way, or not heard"
+
+
+def _low_secs(found: Stuck) -> str:
+    """A hint for DISCOVERs whose secs never grew: what a server's min-secs does to them."""
+    if found.first.item.proto != "dhcp4" or found.first.item.kind != "discover":
+        return ""
+    secs = {int(q.field(a.item, "secs", 0)) for a in found.asks}
+    if max(secs) >= 2:
+        return ""
+    return (f"; their secs stayed at {', '.join(map(str, sorted(secs)))}: a server with "
+            "min-secs (ISC dhcpd) ignores such a client, which its log would say")
 
 
 def _received(evidence: Evidence, found: Stuck) -> list[Event]:

@@ -24,7 +24,7 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | transfer.short                    | transfers.short                        |
 | dhcp6.release_unanswered          | dhcp6.release_unanswered               |
 | dhcp6.advertise_no_vendor_class   | dhcp6.advertise_no_vendor_class        |
-| dhcp.withheld_min_secs            | dhcp.withheld_min_secs                 |
+| dhcp.withheld_min_secs            | minsecs.withheld_min_secs              |
 | dhcp.withheld, dhcp6.withheld     | decisions.withheld                     |
 | dhcp.offer_no_boot_file           | decisions.offer_no_boot_file           |
 | dhcp.offer_no_httpclient_echo     | dhcp.offer_no_httpclient_echo          |
@@ -49,6 +49,7 @@ from pxelab.analysis.diagnosis import (
     ipxe,
     linux,
     milestones,
+    minsecs,
     nfs,
     requests,
     tftp,
@@ -74,7 +75,7 @@ RULES: tuple[DiagnosisRule, ...] = (
     transfers.short,
     dhcp6.release_unanswered,
     dhcp6.advertise_no_vendor_class,
-    dhcp.withheld_min_secs,
+    minsecs.withheld_min_secs,
     decisions.withheld,
     decisions.offer_no_boot_file,
     dhcp.offer_no_httpclient_echo,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from pxelab.analysis.evidence.daemonlog import GANESHA_LOG, read_ganesha_log
+from pxelab.analysis.evidence.daemons import daemon_settings, daemons_of, read_daemon_logs
 from pxelab.analysis.evidence.model import BootFacts, Evidence, PacketRecord
 from pxelab.core.errors import ConfigError, HostCapabilityError, PayloadError
 from pxelab.core.events import Event
@@ -66,7 +66,7 @@ def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Ite
         notes.append(f"firmware debug port: {len(lines)} lines, the evidence keeps the last "
                      f"{MAX_FIRMWARE_LINES} (all are in {OVMF_DEBUG_LOG})")
         lines = lines[-MAX_FIRMWARE_LINES:]
-    daemon_log = read_ganesha_log(artifacts / GANESHA_LOG, notes)
+    daemon_log = read_daemon_logs(artifacts, packets, notes)
     return Evidence(
         facts=boot_facts(scenario, artifacts, payload, notes, firmware_set),
         started_wall=started_wall, timeline=timeline,
@@ -94,6 +94,7 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
         rng_device=scenario.guest.rng_device,
         firmware_set=firmware_set.name if firmware_set else scenario.firmware_set,
         firmware_packages=packages, nfs_export=nfs_export(artifacts / NFS_CONFIG),
+        daemons=daemons_of(artifacts), daemon_settings=daemon_settings(artifacts),
         notes=tuple(notes))
 
 

@@ -90,6 +90,12 @@ class BootFacts:
     # What the lab's NFS server exports, as a client mounts it ("192.0.2.1:/pxelab"; ""
     # when unknown: no server config was written).
     nfs_export: str = ""
+    # The third-party daemons that served the lab instead of pxelab's server
+    # (pxelab.daemons types: "dhcpd", "tftpd-hpa", ...; () for pxelab's own server), and
+    # the settings of their configurations rules read ("dhcpd.min-secs": "2";
+    # pxelab.analysis.evidence.daemons.SETTINGS).
+    daemons: tuple[str, ...] = ()
+    daemon_settings: dict[str, str] = field(default_factory=dict)
     # What the evidence lacks and why, for people ("firmware debug port: no output
     # (release build)", "no packet capture").
     notes: tuple[str, ...] = ()
@@ -171,7 +177,7 @@ class Evidence:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evidence:
         facts = dict(data["facts"])
-        for key in ("data_files", "initrd_modules", "faults", "notes"):
+        for key in ("data_files", "initrd_modules", "faults", "notes", "daemons"):
             facts[key] = tuple(facts.get(key, ()))
         raw = dict(data["timeline"])
         raw.pop("ok", None)

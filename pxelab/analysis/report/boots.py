@@ -215,7 +215,8 @@ def diagnosis_from_dict(data: dict[str, Any]) -> Diagnosis:
                    for c in data.get("causes", ()))
     return Diagnosis(scenario=data["scenario"], ok=bool(data["ok"]),
                      failed_stage=data.get("failed_stage"), failure=data.get("failure"),
-                     causes=causes, gaps=tuple(data.get("gaps", ())))
+                     causes=causes, gaps=tuple(data.get("gaps", ())),
+                     had=tuple(data.get("had", ())), daemons=tuple(data.get("daemons", ())))
 
 
 def _evidence_from_timeline(saved: dict[str, Any]) -> Evidence:

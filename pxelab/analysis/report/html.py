@@ -143,6 +143,8 @@ def _header(record: BootRecord) -> str:
     rows = [("result", esc(result))]
     if not record.ok:
         rows.append(("cause", _cause_line(record)))
+    if not record.ok and record.diagnosis is not None and record.diagnosis.evidence_line():
+        rows.append(("evidence", esc(record.diagnosis.evidence_line().partition(": ")[2])))
     if record.evidence.facts.faults:
         rows.append(("faults", esc(", ".join(record.evidence.facts.faults))))
     rows += [("reproduce", f"<code>{esc(record.reproduce)}</code>"),

@@ -76,9 +76,10 @@ def render_causes(diagnosis: Diagnosis) -> str:
     """Each cause with its evidence lines and fix, most likely first."""
     if diagnosis.ok:
         return f"{diagnosis.scenario}: booted"
+    less = [diagnosis.evidence_line()] if diagnosis.evidence_line() else []
     if not diagnosis.causes:
-        return f"cause: unknown: {diagnosis.unknown()}"
-    return "\n".join(cause.render() for cause in diagnosis.causes)
+        return "\n".join([*less, f"cause: unknown: {diagnosis.unknown()}"])
+    return "\n".join([*less, *(cause.render() for cause in diagnosis.causes)])
 
 
 def render_relevant(evidence: Evidence, diagnosis: Diagnosis | None = None,

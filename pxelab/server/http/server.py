@@ -394,7 +394,8 @@ class HttpServer:
                                                   f"{MAX_TEMPLATE_BYTES}")
             text = file.read(MAX_TEMPLATE_BYTES + 1).decode("utf-8", "replace")
         values, missing = _values(peer)
-        return template.render(text, values, missing).encode("utf-8")
+        return template.render(text, values, missing,
+                               source=name + TEMPLATE_SUFFIX).encode("utf-8")
 
     def _open(self, name: str) -> tuple[BinaryIO, int, float]:
         """Open ``name`` inside the root: the file, its size and mtime.

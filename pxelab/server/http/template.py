@@ -1,15 +1,16 @@
-"""Per-client templates: ``{{ name }}`` placeholders filled in for each request (pure).
+"""Per-client templates: ``name.tmpl`` files filled in for each request (pure).
 
-The double braces do not collide with iPXE's own ``${var}`` expansion, so an
-iPXE script keeps its ``${net0/mac}`` untouched while ``{{ mac }}`` is filled
-in by the server. Text that is not a well-formed placeholder (``{{ x``, a lone
-``{``) stays as it is.
+The syntax is pxelab's one (:mod:`pxelab.core.template`, docs/templates.md):
+``{{ mac }}`` is filled in by the server while an iPXE script keeps its own
+``${net0/mac}``. What this adds is per client: a name whose value this client
+has not got (no lease seen, no ``?mac=``) is an error saying why, answered 500.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
+
+from pxelab.core import template
 
 __all__ = ["PLACEHOLDERS", "TemplateError", "placeholders", "render"]
 
@@ -25,8 +26,6 @@ PLACEHOLDERS = {
     "protocol": "dhcp4 or dhcp6: how the client got its address",
 }
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
 
 class TemplateError(ValueError):
     """A placeholder is unknown or has no value for this client (answer 500)."""
@@ -38,15 +37,16 @@ class TemplateError(ValueError):
 
 def placeholders(text: str) -> list[str]:
     """The placeholder names ``text`` uses, in order of first use."""
-    return list(dict.fromkeys(m[1] for m in _PLACEHOLDER.finditer(text)))
+    return list(dict.fromkeys(m[1] for m in template.PLACEHOLDER.finditer(text)))
 
 
 def render(text: str, values: Mapping[str, str | None],
-           missing: Mapping[str, str] | None = None) -> str:
+           missing: Mapping[str, str] | None = None, *, source: str = "template") -> str:
     """Fill every placeholder of ``text`` from ``values``.
 
     An unknown name, or a known one whose value is None, raises TemplateError;
-    ``missing`` says why a value is None (e.g. "client unknown").
+    ``missing`` says why a value is None (e.g. "client unknown"). ``source`` names
+    the file.
     """
     for name in placeholders(text):
         if name not in PLACEHOLDERS:
@@ -54,4 +54,5 @@ def render(text: str, values: Mapping[str, str | None],
         if values.get(name) is None:
             why = (missing or {}).get(name, "no value for this client")
             raise TemplateError(name, why)
-    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]), text)
+    known = {name: value for name, value in values.items() if value is not None}
+    return template.render(text, known, source=source)

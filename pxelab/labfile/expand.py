@@ -1,0 +1,72 @@
+"""A lab file's tests: each guest on each NIC model and firmware set, as scenarios.
+
+A guest takes its machine (firmware, fw_cfg switches, NVRAM settings, NIC ROM) from
+the built-in scenario of its mode and IP version, so ``mode = "uefi_http"`` with
+``ip = "ipv6"`` boots as ``uefi_http_ipv6`` does; the data root, NFS root, boot
+server and success pattern are the file's (:class:`~pxelab.scenarios.system.SystemUnderTest`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pxelab.machine.console import Milestone
+from pxelab.machine.fwsets import HOST
+from pxelab.scenarios import milestones as ms
+from pxelab.scenarios.cases import BootMode, IpVersion, Scenario, get_scenario
+
+from .parse import GuestEntry, LabFile
+
+
+def lab_cases(lab: LabFile, firmware_sets: tuple[str, ...] = ()) -> list[Scenario]:
+    """Every test of ``lab``; ``firmware_sets`` (from the command line) replaces the
+    guests' own lists when given."""
+    found = []
+    for guest in lab.guests:
+        base = _guest_scenario(lab, guest)
+        models = guest.nic_models or (base.nic_model, *get_scenario(guest.case).nic_variants)
+        sets = firmware_sets or guest.firmware_sets or (HOST,)
+        found += [replace(base.with_nic(model) if len(models) > 1 or model != base.nic_model
+                          else base, firmware_set=name)
+                  for model in models for name in sets]
+    return found
+
+
+def _guest_scenario(lab: LabFile, guest: GuestEntry) -> Scenario:
+    builtin = get_scenario(guest.case)
+    spec = builtin.guest
+    if guest.memory_mib is not None:
+        spec = replace(spec, memory_mib=guest.memory_mib)
+    if guest.qemu_args:
+        spec = replace(spec, extra_args=guest.qemu_args)
+    name = guest.case + (f"-{guest.name}" if guest.name else "")
+    return replace(builtin, name=name, description=lab.description or f"lab file {lab.path}",
+                   guest=spec, milestones=lab_milestones(lab, guest),
+                   rules=(), fetched=(), faults=(), edits=(), nic_variants=(), snp_only=None,
+                   system=lab.system, lab_name=lab.name)
+
+
+def lab_milestones(lab: LabFile, guest: GuestEntry) -> tuple[Milestone, ...]:
+    """The firmware's table, the file's own milestones, the other built-in tables the
+    file names (the OS's), then its success pattern."""
+    ipv6 = guest.ip is IpVersion.IPV6
+    tables = {"firmware": firmware_milestones(guest.mode, guest.ip),
+              "pxelab_payload": ms.LINUX_NFSROOT_IPV6 if ipv6 else ms.LINUX_NFSROOT,
+              "initramfs_tools": ms.LINUX_INITRAMFS_TOOLS_NFSROOT}
+    first = tables["firmware"] if "firmware" in lab.stages else ()
+    later = tuple(m for stage in lab.stages if stage != "firmware" for m in tables[stage])
+    return (*first, *lab.milestones, *later, *([lab.success] if lab.success else []))
+
+
+def firmware_milestones(mode: BootMode, ip: IpVersion) -> tuple[Milestone, ...]:
+    """What the firmware prints up to starting the first program it fetched."""
+    ipv6 = ip is IpVersion.IPV6
+    if mode is BootMode.LEGACY_PXE:
+        return ms.SEABIOS + (ms.IPXE_ROM_DHCP if ipv6 else ms.IPXE_ROM)
+    if mode is BootMode.LEGACY_HTTP:
+        return ms.SEABIOS + ms.IPXE_ROM_DHCP
+    if mode is BootMode.UEFI_TFTP:
+        return ms.OVMF_PXE6 if ipv6 else ms.OVMF_PXE4
+    if mode is BootMode.UEFI_HTTP:
+        return ms.OVMF_HTTP6 if ipv6 else ms.OVMF_HTTP4
+    return ms.IPXE_EFI_ROM
