@@ -10,7 +10,7 @@ directory of its own, never in the checkout. Payloads and firmware sets come fro
 same cache as every other boot (``$PXELAB_CACHE``), so nothing is built twice.
 
 A new way to use the installed pxelab is one more test: ``installed.pytest(directory)``
-runs plain pytest in a directory the test filled (a lab file, a conftest).
+runs plain pytest in a directory the test filled (a test file, a copied lab file).
 """
 
 from __future__ import annotations
@@ -198,5 +198,16 @@ def test_pxelab_boot_reaches_userspace(installed: InstalledPxelab, tmp_path: Pat
 def test_plain_pytest_boots_with_the_plugin(installed: InstalledPxelab, tmp_path: Path) -> None:
     (tmp_path / "test_my_boot.py").write_text(BOOT_TEST)
     done = installed.pytest(tmp_path)
+    assert done.returncode == 0, output(done)
+    assert "1 passed" in done.stdout, output(done)
+
+
+@BOOTS
+def test_plain_pytest_runs_a_lab_file(installed: InstalledPxelab, tmp_path: Path) -> None:
+    example = CHECKOUT / "examples" / "pxelinux-menu"
+    if not example.is_dir():
+        pytest.skip(f"no {example}: the example lab file is part of the checkout")
+    shutil.copytree(example, tmp_path / example.name)
+    done = installed.pytest(tmp_path, "-k", "not e1000")  # one boot is proof enough
     assert done.returncode == 0, output(done)
     assert "1 passed" in done.stdout, output(done)
