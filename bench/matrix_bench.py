@@ -8,8 +8,8 @@ Per case (scenario on one NIC model) and firmware set, N runs each, interleaved:
            payload, same NFS root: no network boot program, no TFTP/HTTP
 The case's physical limit is its direct boot plus the fixed waits of the set's firmware
 on the case's path (Scenario.fixed_waits; seconds and EDK2 source per release in
-firmware/fixed-waits.toml): what the case needs at least with a boot server that
-answers at once. Reported: medians of seconds to ``kernel`` and ``userspace``,
+pxelab/data/firmware/fixed-waits.toml): what the case needs at least with a boot server
+that answers at once. Reported: medians of seconds to ``kernel`` and ``userspace``,
 boot/direct and boot/limit (the goal: no case above 2x its limit), one table per set
 and, for several sets, the ratios of every case side by side.
 
@@ -210,7 +210,7 @@ def set_header(info: dict[str, Any]) -> str:
     versions = ", ".join(f"{package} {version}" for package, version
                          in sorted(info["versions"].items()))
     edk2 = f" (OVMF from {info['edk2']})" if info["edk2"] else " (OVMF from an EDK2 release " \
-        "firmware/fixed-waits.toml does not list)"
+        "pxelab/data/firmware/fixed-waits.toml does not list)"
     return f"Firmware set `{info['name']}` ({info['origin']}){edk2}: {versions}."
 
 
@@ -234,7 +234,8 @@ def report_set(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     if rows:
         total = sum(r["boot_userspace"] for r in rows)
         lines.append(f"\nSum of the medians to userspace: {total:.1f} s over {len(rows)} "
-                     "cases. Limit = direct + fixed waits (firmware/fixed-waits.toml).")
+                     "cases. Limit = direct + fixed waits "
+                     "(pxelab/data/firmware/fixed-waits.toml).")
     return "\n".join(lines + notes)
 
 

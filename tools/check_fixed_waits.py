@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check every citation of firmware/fixed-waits.toml against EDK2's source.
+"""Check every citation of pxelab/data/firmware/fixed-waits.toml against EDK2's source.
 
 Each citation reads ``file:line function: what happens there``. For every release of
 the table, at its ``read_at`` ref of a tianocore/edk2 git directory, the tool checks
@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("git_dir", type=Path, help="a tianocore/edk2 git directory")
-    parser.add_argument("--table", type=Path, help="default: firmware/fixed-waits.toml")
+    parser.add_argument("--table", type=Path, help="default: pxelab/data/firmware/fixed-waits.toml")
     args = parser.parse_args()
     problems = check(args.git_dir, args.table)
     for problem in problems:

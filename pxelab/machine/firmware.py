@@ -1,9 +1,10 @@
 """The firmware catalog: which firmware and boot programs exist, and from where.
 
-``firmware/catalog.toml`` (top of the source tree; ``$PXELAB_FIRMWARE_CATALOG``
-overrides it) names every firmware image, option ROM and network boot program
-pxelab can use, the Debian package that ships it and how to find it. A missing
-file is a :class:`HostCapabilityError` that names the package to install.
+``pxelab/data/firmware/catalog.toml`` (shipped in the package;
+``$PXELAB_FIRMWARE_CATALOG`` overrides it) names every firmware image, option ROM
+and network boot program pxelab can use, the Debian package that ships it and how
+to find it. A missing file is a :class:`HostCapabilityError` that names the
+package to install.
 
 OVMF is found the way QEMU and libvirt find it, through QEMU's firmware
 descriptors (``docs/interop/firmware.json``), never through a fixed path: the
@@ -26,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from pxelab.core.errors import ConfigError, HostCapabilityError
-from pxelab.core.paths import REPO_ROOT
+from pxelab.core.paths import data_path
 from pxelab.core.tomlfile import read_toml
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CATALOG = REPO_ROOT / "firmware" / "catalog.toml"
+CATALOG_VARIABLE = "PXELAB_FIRMWARE_CATALOG"
 
 # Searched in this order; a file name found earlier hides the same name later
 # (the override rule of QEMU's firmware.json specification).
@@ -106,10 +107,13 @@ class OvmfImage:
 # --- catalog ------------------------------------------------------------------
 
 def load_catalog(path: Path | None = None) -> Catalog:
-    """Parse the catalog at ``path`` (default: $PXELAB_FIRMWARE_CATALOG or the tree's)."""
-    path = path or Path(os.environ.get("PXELAB_FIRMWARE_CATALOG", DEFAULT_CATALOG))
+    """Parse the catalog at ``path`` (default: $PXELAB_FIRMWARE_CATALOG or the package's)."""
+    if path is None:
+        override = os.environ.get(CATALOG_VARIABLE)
+        path = Path(override) if override else data_path("firmware", "catalog.toml")
     data = read_toml(path, "firmware catalog",
-                     "run pxelab from its source tree or set PXELAB_FIRMWARE_CATALOG")
+                     f"check ${CATALOG_VARIABLE}, or reinstall pxelab (its package data "
+                     "is incomplete)")
     return Catalog(path, {name: _artifact(path, name, entry) for name, entry in data.items()})
 
 

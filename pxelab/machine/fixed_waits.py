@@ -1,11 +1,12 @@
 """Fixed waits of OVMF's network boot: what a boot path costs whatever the server answers.
 
-``firmware/fixed-waits.toml`` (top of the source tree; ``$PXELAB_FIXED_WAITS``
-overrides it) lists, per EDK2 release that OVMF is built from, each wait a boot path
-cannot avoid (the DHCPv4 offer windows of PXE, of HTTP boot and of the IP4 driver's
-own DHCP), how long it is and where in EDK2's source it happens. A scenario names the
-waits on its path (``Scenario.fixed_waits``); the matrix benchmark adds them to the
-case's direct boot to get the case's physical limit::
+``pxelab/data/firmware/fixed-waits.toml`` (shipped in the package;
+``$PXELAB_FIXED_WAITS`` overrides it) lists, per EDK2 release that OVMF is built
+from, each wait a boot path cannot avoid (the DHCPv4 offer windows of PXE, of HTTP
+boot and of the IP4 driver's own DHCP), how long it is and where in EDK2's source it
+happens. A scenario names the waits on its path (``Scenario.fixed_waits``); the
+matrix benchmark adds them to the case's direct boot to get the case's physical
+limit::
 
     waits = fixed_waits.on_path(("pxe4-offers", "default-address-offers"),
                                 "2025.02-8+deb13u1")  # edk2-stable202502: 8 s
@@ -24,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from pxelab.core.errors import ConfigError
-from pxelab.core.paths import REPO_ROOT
+from pxelab.core.paths import data_path
 from pxelab.core.tomlfile import read_toml
 from pxelab.machine.edk2 import Edk2Release
 
-DEFAULT_TABLE = REPO_ROOT / "firmware" / "fixed-waits.toml"
+TABLE_VARIABLE = "PXELAB_FIXED_WAITS"
 _RELEASE_KEYS = frozenset({"read_at", "note"})
 _WAIT_KEYS = frozenset({"seconds", "what", "cite"})
 
@@ -130,10 +131,13 @@ def on_path(names: Iterable[str], ovmf_version: str, table_: WaitTable | None = 
 
 
 def load_table(path: Path | None = None) -> WaitTable:
-    """Parse the table at ``path`` (default: $PXELAB_FIXED_WAITS or the tree's)."""
-    path = path or Path(os.environ.get("PXELAB_FIXED_WAITS", DEFAULT_TABLE))
+    """Parse the table at ``path`` (default: $PXELAB_FIXED_WAITS or the package's)."""
+    if path is None:
+        override = os.environ.get(TABLE_VARIABLE)
+        path = Path(override) if override else data_path("firmware", "fixed-waits.toml")
     data = read_toml(path, "fixed-wait table",
-                     "run pxelab from its source tree or set PXELAB_FIXED_WAITS")
+                     f"check ${TABLE_VARIABLE}, or reinstall pxelab (its package data "
+                     "is incomplete)")
     releases = [_release(path, version, entry) for version, entry in data.items()]
     return WaitTable(path, {waits.release: waits for waits in releases})
 

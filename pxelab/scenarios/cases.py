@@ -162,8 +162,8 @@ class Scenario:
     # (pxelab.machine.fwsets: host, bookworm, trixie, sid or a .toml file).
     firmware_set: str = HOST
     # What OVMF waits on this path whatever the server answers, by name in
-    # firmware/fixed-waits.toml (pxelab.machine.fixed_waits): part of the case's physical
-    # limit, with its direct boot (bench/matrix_bench.py).
+    # pxelab/data/firmware/fixed-waits.toml (pxelab.machine.fixed_waits): part of the
+    # case's physical limit, with its direct boot (bench/matrix_bench.py).
     fixed_waits: tuple[str, ...] = ()
     # The user's own system (a lab file's data root, NFS root and boot server); None:
     # pxelab's payload, data root and server with this scenario's rules.

@@ -1,8 +1,8 @@
 """The firmware's fixed waits: the table, which cases have which, and the bench's limit.
 
 A case's physical limit is its direct boot plus the fixed waits of its firmware on its
-path (firmware/fixed-waits.toml, Scenario.fixed_waits); bench/matrix_bench.py computes
-it per firmware set.
+path (pxelab/data/firmware/fixed-waits.toml, Scenario.fixed_waits); bench/matrix_bench.py
+computes it per firmware set.
 """
 
 from __future__ import annotations

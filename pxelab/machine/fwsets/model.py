@@ -1,9 +1,9 @@
 """A firmware set: one build of each firmware piece and network boot program.
 
-Every piece is named by its entry in the firmware catalog (``firmware/catalog.toml``:
-``ovmf-code``, ``seabios``, ``rom-virtio``, ``pxelinux.0``, ``snponly.efi``,
-``grub-x86_64-efi`` ...). A set says where each entry's file is and which version
-it is:
+Every piece is named by its entry in the firmware catalog
+(``pxelab/data/firmware/catalog.toml``: ``ovmf-code``, ``seabios``, ``rom-virtio``,
+``pxelinux.0``, ``snponly.efi``, ``grub-x86_64-efi`` ...). A set says where each
+entry's file is and which version it is:
 
 - ``host``: the files the host's Debian packages installed (versions from dpkg);
 - a Debian release (``bookworm``, ``trixie``, ``sid``): the release's packages

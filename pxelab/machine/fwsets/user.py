@@ -7,7 +7,7 @@
     base = "trixie"           # host, bookworm, trixie or sid (default: host)
     ipxe_rom = "snp-only"     # optional: what the NIC ROMs' EFI driver is
 
-    [files.ovmf-code]         # a firmware catalog entry (firmware/catalog.toml)
+    [files.ovmf-code]         # a firmware catalog entry (pxelab/data/firmware/catalog.toml)
     path = "build/OVMF_CODE_4M.fd"     # relative to this file
     version = "edk2 ci 2026.11.3"     # recorded with every result
     [files.ovmf-vars]
