@@ -89,7 +89,7 @@ def not_applicable(variant: str, scenario: str, stacks: dict[str, PeerStack]) ->
 
 
 def run_all(scenarios: list[str], variants: list[str], runs: int,
-            stacks: dict[str, PeerStack], tmp: Path) -> list[Outcome]:
+            stacks: dict[str, PeerStack], tmp: Path, *, keep: bool = False) -> list[Outcome]:
     outcomes: list[Outcome] = []
     failed: set[tuple[str, str]] = set()
     for index in range(runs):
@@ -103,7 +103,8 @@ def run_all(scenarios: list[str], variants: list[str], runs: int,
                 outcomes.append(outcome)
                 took = time.monotonic() - started
                 if outcome.ok:
-                    shutil.rmtree(workdir, ignore_errors=True)
+                    if not keep:
+                        shutil.rmtree(workdir, ignore_errors=True)
                     print(f"run {index + 1}/{runs} {scenario} {variant}: "
                           f"{outcome.userspace:.2f}s ({took:.0f}s wall)", flush=True)
                 else:
@@ -175,6 +176,8 @@ def main() -> None:
     parser.add_argument("--variants", default="pxelab,dnsmasq,isc,direct",
                         help="comma-separated; the peers are bench/peers/stacks.toml's")
     parser.add_argument("--json", type=Path, help="write every outcome here")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the artifacts of every boot (failed ones are always kept)")
     args = parser.parse_args()
     stacks = load_stacks()
     variants = args.variants.split(",")
@@ -186,12 +189,14 @@ def main() -> None:
     for name in scenarios:
         get_scenario(name)
     tmp = Path(tempfile.mkdtemp(prefix="pxelab-bench-"))
-    outcomes = run_all(scenarios, variants, args.runs, stacks, tmp)
+    outcomes = run_all(scenarios, variants, args.runs, stacks, tmp, keep=args.keep)
     report(outcomes, scenarios, variants, stacks, args.runs)
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
-    if not any(tmp.iterdir()):
-        tmp.rmdir()  # failed boots keep their artifacts there
+    if any(tmp.iterdir()):
+        print(f"\nartifacts kept in {tmp}")
+    else:
+        tmp.rmdir()
 
 
 if __name__ == "__main__":
