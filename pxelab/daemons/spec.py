@@ -90,6 +90,9 @@ _KEYS: dict[bool, tuple[str, ...]] = {
     False: ("type", "directory", "address", "options"),
 }
 _IPV6_RANGE = re.compile(r"::|constructor:|\{\{\s*\w*6\w*\s*\}\}")
+# A range that only advertises the prefix: dnsmasq sends RAs and binds no DHCPv6 port
+# for it (dnsmasq 2.90 holds 67, 69 and the raw ICMPv6 socket, not 547).
+_RA_ONLY = re.compile(r"(^|,)\s*ra-only\s*(,|$)")
 
 
 def parse_daemon(entry: Mapping[str, object], where: str, base: Path) -> DaemonSpec:
@@ -164,7 +167,7 @@ def dnsmasq_roles(text: str, args: Sequence[str] = ()) -> frozenset[Role]:
 
     A ``dhcp-range`` with an IPv6 address (``::``), a ``constructor:`` or a
     placeholder with a 6 in its name (``{{ pool6_first }}``) is DHCPv6, any
-    other DHCPv4; ``enable-tftp`` is TFTP.
+    other DHCPv4, an ``ra-only`` one neither; ``enable-tftp`` is TFTP.
     """
     roles: set[Role] = set()
     lines = [*text.splitlines(), *(word.removeprefix("--") for word in args)]
@@ -172,7 +175,7 @@ def dnsmasq_roles(text: str, args: Sequence[str] = ()) -> frozenset[Role]:
         line = raw.split("#", 1)[0].strip()
         key, _, value = line.partition("=")
         key = key.strip()
-        if key == "dhcp-range":
+        if key == "dhcp-range" and not _RA_ONLY.search(value):
             roles.add(Role.DHCP6 if _IPV6_RANGE.search(value) else Role.DHCP4)
         elif key == "enable-tftp":
             roles.add(Role.TFTP)

@@ -151,7 +151,10 @@ def test_dnsmasq_roles_from_its_configuration() -> None:
             "# dhcp-range=192.0.2.10,192.0.2.20\nenable-tftp\n")
     assert dnsmasq_roles(text) == {Role.DHCP6, Role.TFTP}
     assert dnsmasq_roles("", ["--dhcp-range=192.0.2.10,192.0.2.20"]) == {Role.DHCP4}
-    assert dnsmasq_roles("dhcp-range=::,constructor:br0,ra-only") == {Role.DHCP6}
+    assert dnsmasq_roles("dhcp-range=::,constructor:br0,ra-stateless") == {Role.DHCP6}
+    # Router advertisements only: no DHCPv6 server, no port 547 to wait for.
+    assert dnsmasq_roles("dhcp-range=::,constructor:br0,ra-only") == set()
+    assert dnsmasq_roles("dhcp-range={{ subnet6 }},ra-only,64\nenable-tftp") == {Role.TFTP}
 
 
 # -- rendering and command lines ----------------------------------------------------------------
