@@ -54,8 +54,18 @@ def lab_milestones(lab: LabFile, guest: GuestEntry) -> tuple[Milestone, ...]:
               "pxelab_payload": ms.LINUX_NFSROOT_IPV6 if ipv6 else ms.LINUX_NFSROOT,
               "initramfs_tools": ms.LINUX_INITRAMFS_TOOLS_NFSROOT}
     first = tables["firmware"] if "firmware" in lab.stages else ()
-    later = tuple(m for stage in lab.stages if stage != "firmware" for m in tables[stage])
-    return (*first, *lab.milestones, *later, *([lab.success] if lab.success else []))
+    later = [m for stage in lab.stages if stage != "firmware" for m in tables[stage]]
+    # From the NBP to the kernel the user's boot programs run: watch for their errors.
+    own = [_watching(m) for m in lab.milestones]
+    if later:
+        later[0] = _watching(later[0])
+    success = [lab.success if later or lab.milestones else _watching(lab.success)] \
+        if lab.success else []
+    return (*first, *own, *later, *success)
+
+
+def _watching(milestone: Milestone) -> Milestone:
+    return replace(milestone, failures=milestone.failures + ms.BOOT_PROGRAM_FAILURES)
 
 
 def firmware_milestones(mode: BootMode, ip: IpVersion) -> tuple[Milestone, ...]:

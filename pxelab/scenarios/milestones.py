@@ -399,6 +399,28 @@ LINUX_INITRAMFS_TOOLS_NFSROOT = (
               description="userspace ran from the NFS root", failures=_ITOOLS_FAILURES),
 )
 
+# What any of the boot programs pxelab knows prints when it cannot go on: PXELINUX and
+# syslinux.efi, GRUB, iPXE. A lab file's boot runs the user's menus, whose own lines
+# pxelab cannot know, so every stage from its NBP to the kernel watches for these.
+BOOT_PROGRAM_FAILURES = (
+    Fail(r"Failed to load ldlinux\.(?:c32|e64)",
+         "SYSLINUX could not load its core module from beside the NBP (missing, or from "
+         "another syslinux build)"),
+    Fail(efi_text("Unable to locate configuration file"),
+         "SYSLINUX found none of the pxelinux.cfg/ files it asks for"),
+    Fail(r"Could not find kernel image[^\r\n]*",
+         "the kernel named in the SYSLINUX menu is not on the server"),
+    Fail(_efi_loading("failed"), "SYSLINUX could not fetch a file"),
+    _SYSLINUX_GAVE_UP,
+    # Not every GRUB "error:" is fatal ("no suitable video mode found" on a serial-only
+    # machine): only those after which GRUB cannot boot.
+    Fail(r"error: (?:file [^\r\n]* not found|you need to load the kernel first)[^\r\n]*",
+         "GRUB could not load a file its menu names"),
+    Fail(r"grub rescue> ", "GRUB fell back to its rescue prompt (normal mode missing)"),
+    _IPXE_ERROR,
+    *_IPXE_BOOT_FAILURES,
+)
+
 # Failures recognised at any stage: firmware reset loops and QEMU-level trouble.
 ANY_STAGE = (
     Fail(r"PXE-E\d\d[^\r\n]*", "the firmware's PXE client reported an error"),
