@@ -1,7 +1,7 @@
 """Debian's official netboot tree, unchanged, boots to the installer's first screen on the
 serial console, on BIOS and on UEFI, from pxelab's boot server.
 
-The tree is what ``debian-installer-12-netboot-amd64`` holds (pxelab.machine.netboot);
+The tree is what ``debian-installer-<N>-netboot-amd64`` holds (pxelab.machine.netboot);
 the keys typed at its menus and the milestones are pxelab.scenarios.debian_installer's.
 Each boot takes one to two minutes under TCG (most of it the 40 MB initrd over TFTP).
 """
@@ -35,9 +35,11 @@ def _needs_root_and_qemu() -> None:
                     hint="apt-get install qemu-system-x86 dpkg")
 
 
+@pytest.mark.parametrize("release", ["bookworm", "trixie"])
 @pytest.mark.parametrize("firmware", [Firmware.SEABIOS, Firmware.OVMF], ids=["bios", "uefi"])
-def test_the_installer_shows_its_first_screen(firmware: Firmware, tmp_path: Path) -> None:
-    tree = netboot_tree("bookworm")
+def test_the_installer_shows_its_first_screen(firmware: Firmware, release: str,
+                                              tmp_path: Path) -> None:
+    tree = netboot_tree(release)
     events = EventLog(tmp_path / "events.jsonl", window=None)
     try:
         with LabNetwork(artifacts_dir=tmp_path) as lab:
@@ -47,7 +49,8 @@ def test_the_installer_shows_its_first_screen(firmware: Firmware, tmp_path: Path
                             namespace=lab.namespace), \
                     Guest(di.guest(firmware), lab.add_tap(), tmp_path, lab.namespace) as guest:
                 watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE)
-                timeline = watcher.run(f"debian-netboot-{firmware}", di.milestones(firmware))
+                timeline = watcher.run(f"debian-netboot-{release}-{firmware}",
+                                       di.milestones(firmware))
     finally:
         events.close()
     log.info("%s %s:\n%s", tree.package, tree.version, timeline.render())

@@ -58,7 +58,8 @@ def test_bios_menus_and_first_screen_match_in_order() -> None:
 
 def test_uefi_menus_and_first_screen_match_in_order() -> None:
     tail = di.UEFI_MILESTONES[-len(di.UEFI_MENU) - 1:]
-    assert reached(tail, UEFI_LOG) == ["bootloader", "menu", "menu_edit", "installer"]
+    assert reached(tail, UEFI_LOG) == ["shim", "bootloader", "menu", "menu_edit",
+                                                 "installer"]
 
 
 def test_grub_video_errors_do_not_fail_the_boot() -> None:
@@ -72,7 +73,7 @@ def test_the_keys_add_a_serial_console_to_the_install_entry() -> None:
     answers = {m.name: m.answer for m in di.BIOS_MENU}
     assert answers == {"menu": "\t", "menu_edit": " console=ttyS0\r", "video_prompt": " "}
     answers = {m.name: m.answer for m in di.UEFI_MENU}
-    assert answers == {"bootloader": "", "menu": "e",
+    assert answers == {"shim": "", "bootloader": "", "menu": "e",
                        "menu_edit": "\x0e\x0e\x0e\x05 console=ttyS0\x18"}
 
 
