@@ -58,3 +58,6 @@ def test_the_installer_shows_its_first_screen(firmware: Firmware, release: str,
     sent = {event.file.lstrip("/") for event in events
             if event.source == "tftp" and event.kind == "sent"}
     assert {KERNEL, INITRD} <= sent
+    missing = {event.file for event in events if event.source == "tftp"
+               and event.kind == "not_found" and not event.file.startswith("pxelinux.cfg/")}
+    assert missing <= set(di.EXPECTED_MISSES)
