@@ -29,7 +29,7 @@ first screen is ``[!!] Low memory`` and which skips the language question.
 from __future__ import annotations
 
 from pxelab.machine.console import FailurePattern, Milestone
-from pxelab.machine.keys import parse_keys
+from pxelab.machine.keystrokes import parse_keys
 from pxelab.machine.netboot import BIOS_NBP, UEFI_NBP
 from pxelab.machine.qemu import Firmware, GuestSpec
 from pxelab.scenarios import milestones as ms

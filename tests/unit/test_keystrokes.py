@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pxelab.core.errors import ConfigError
-from pxelab.machine.keys import parse_keys
+from pxelab.machine.keystrokes import parse_keys
 
 pytestmark = pytest.mark.unit
 
