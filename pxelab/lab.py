@@ -219,7 +219,8 @@ class BootRun:
         self._values = lab_values(net.ipv4, net.ipv6, self.scenario.ip, interface=net.bridge,
                                   data_root=root.resolve(), nfs_source=nfs_source,
                                   mac=self.scenario.guest.mac, append=cmdline)
-        return fill_data_root(root, system, self._values, fwset=self.fwset, payload=payload)
+        return fill_data_root(root, system, self._values, fwset=self.fwset, payload=payload,
+                              cache_dir=self.cache_dir)
 
     def _hit(self, hit: MilestoneHit) -> None:
         self._hits.append(hit)

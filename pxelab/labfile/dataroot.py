@@ -9,6 +9,7 @@ followed, so the copy holds only regular files inside the root the servers serve
 from __future__ import annotations
 
 import logging
+import os
 from fnmatch import fnmatch
 from ipaddress import IPv4Interface, IPv6Interface
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from pxelab.core.errors import ConfigError
 from pxelab.core.template import is_template, render
 from pxelab.machine.fwsets import FirmwareSet
+from pxelab.machine.netboot import netboot_tree
 from pxelab.machine.payload import Payload
 from pxelab.scenarios.cases import IpVersion
 from pxelab.scenarios.dataroot import INITRD_NAME, KERNEL_NAME, place
@@ -47,8 +49,17 @@ def check_templates(source: Path, verbatim: tuple[str, ...]) -> None:
 
 
 def _files(source: Path) -> list[tuple[Path, Path]]:
-    return [(path, path.relative_to(source)) for path in sorted(source.rglob("*"))
-            if not path.is_dir()]
+    """Every file under ``source``, through linked directories too (Debian's netboot
+    tree links pxelinux.cfg/ into place), each directory once."""
+    found, seen = [], set()
+    for top, dirs, names in os.walk(source, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:  # a link back up the tree
+            dirs.clear()
+            continue
+        seen.add(real)
+        found += [Path(top, name) for name in names]
+    return sorted((path, path.relative_to(source)) for path in found)
 
 
 def lab_values(ipv4: IPv4Interface, ipv6: IPv6Interface, ip: IpVersion, *, interface: str,
@@ -74,9 +85,12 @@ def lab_values(ipv4: IPv4Interface, ipv6: IPv6Interface, ip: IpVersion, *, inter
 
 
 def fill_data_root(root: Path, system: SystemUnderTest, values: dict[str, str], *,
-                   fwset: FirmwareSet, payload: Payload | None) -> Path:
+                   fwset: FirmwareSet, payload: Payload | None,
+                   cache_dir: Path | None = None) -> Path:
     """Write the data root of one boot of ``system`` into ``root``."""
     root.mkdir(parents=True, exist_ok=True)
+    if system.netboot is not None:  # the release's tree as it is: nothing filled in
+        _copy_tree(netboot_tree(system.netboot, cache_dir).root, root, {}, ("*",))
     if system.data_root is not None:
         _copy_tree(system.data_root, root, values, system.verbatim)
     for name, entry in system.firmware_files:

@@ -56,10 +56,10 @@ def lab_milestones(lab: LabFile, guest: GuestEntry) -> tuple[Milestone, ...]:
     first = tables["firmware"] if "firmware" in lab.stages else ()
     later = [m for stage in lab.stages if stage != "firmware" for m in tables[stage]]
     # From the NBP to the kernel the user's boot programs run: watch for their errors.
-    own = [_watching(m) for m in lab.milestones]
+    own = [_watching(m) for m in (*lab.milestones, *guest.milestones)]
     if later:
         later[0] = _watching(later[0])
-    success = [lab.success if later or lab.milestones else _watching(lab.success)] \
+    success = [lab.success if later or own else _watching(lab.success)] \
         if lab.success else []
     return (*first, *own, *later, *success)
 

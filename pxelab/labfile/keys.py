@@ -30,7 +30,9 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
         LabKey("firmware_sets", "`host`, `bookworm`, `trixie`, `sid` or a set file, one test "
                "each (default `[\"host\"]`; `--pxelab-firmware-set` overrides)"),
         LabKey("memory", "MiB (default 512)"),
-        LabKey("qemu_args", "extra QEMU arguments, e.g. `[\"-device\", \"virtio-rng-pci\"]`")),
+        LabKey("qemu_args", "extra QEMU arguments, e.g. `[\"-device\", \"virtio-rng-pci\"]`"),
+        LabKey("milestone", "`[[guest.milestone]]`: this guest's own milestones, after the "
+               "file's (keys as in `[[milestone]]`)")),
         array=True),
     LabTable("data_root", (
         LabKey("path", "the directory of your files, relative to the lab file; each boot "
@@ -40,7 +42,10 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
                "firmware catalog entry)"),
         LabKey("payload", "`true`: pxelab's kernel and initrd as `vmlinuz` and `initrd.img`, "
                "its NFS root, and `{{ append }}` its kernel command line"),
-        LabKey("verbatim", "globs of files copied as they are, never filled in"))),
+        LabKey("verbatim", "globs of files copied as they are, never filled in"),
+        LabKey("netboot", "a Debian release (`bookworm`, `trixie`): its official netboot "
+               "tree (debian-installer-N-netboot-amd64), fetched from the archive and "
+               "served unchanged, beside your files"))),
     LabTable("nfs", (
         LabKey("root", "your root directory, exported as `{{ nfs_root }}` (default with "
                "`payload = true`: pxelab's)"),
@@ -73,8 +78,9 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
         LabKey("pattern", "a regular expression on the serial console", required=True),
         LabKey("timeout", "seconds after the previous milestone (default 60)"),
         LabKey("description"),
-        LabKey("answer", "text typed on the console when the milestone is seen (`\\n` "
-               "for Enter)"),
+        LabKey("answer", "keys typed on the console when the milestone is seen: text and "
+               "key names such as `<Enter>`, `<Tab>`, `<Space>`, `<Esc>`, `<F10>`, "
+               "`<Ctrl-X>` (`<<` types `<`)"),
         LabKey("failures", "as in `[success]`")),
         array=True),
     LabTable("expect", (

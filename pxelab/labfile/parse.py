@@ -19,6 +19,8 @@ from pxelab.daemons.spec import DaemonSpec, check_daemons, parse_daemon
 from pxelab.labfile.dataroot import check_templates
 from pxelab.machine.console import FailurePattern, Milestone
 from pxelab.machine.fwsets import parse_set_names
+from pxelab.machine.keystrokes import parse_keys
+from pxelab.machine.netboot import RELEASES as NETBOOT_RELEASES
 from pxelab.machine.network import LabNetwork
 from pxelab.scenarios.cases import BootMode, IpVersion
 from pxelab.scenarios.system import SystemUnderTest
@@ -46,6 +48,8 @@ class GuestEntry:
     firmware_sets: tuple[str, ...] = ()
     memory_mib: int | None = None
     qemu_args: tuple[str, ...] = ()
+    # After the file's own milestones: what only this guest's boot prints.
+    milestones: tuple[Milestone, ...] = ()
 
     @property
     def case(self) -> str:
@@ -97,7 +101,7 @@ def lab_file(data: Mapping[str, Any], origin: Origin, path: Path) -> LabFile:
         origin.fail("guest", "no [[guest]] in the file",
                     'add one: [[guest]] with mode = "legacy_pxe"')
     system, stages = _system(origin, data, tables, path)
-    milestones = tuple(_milestone(origin, index, entry)
+    milestones = tuple(_milestone(origin, f"milestone[{index}]", entry)
                        for index, entry in enumerate(_array(origin, data, "milestone"), 1))
     return LabFile(path, name, tables["lab"].text("description") or "", guests,
                    system, stages, milestones, _success(tables["success"], stages))
@@ -150,8 +154,11 @@ def _guest(origin: Origin, index: int, entry: Mapping[str, Any]) -> GuestEntry:
             table.fail("firmware_sets", str(exc), "name a Debian release or a set file")
     args = tuple(text for _, text in table.strings("qemu_args", 'qemu_args = ["-device", "..."]')
                  or ())
+    own = table.array("milestone", "[[guest.milestone]] (after its [[guest]])") or []
+    milestones = tuple(_milestone(origin, f"{table.where}.milestone[{number}]", entry)
+                       for number, entry in enumerate(own, 1))
     return GuestEntry(BootMode(mode), IpVersion(ip), name, nics, sets,
-                      table.integer("memory", 64, 65536), args)
+                      table.integer("memory", 64, 65536), args, milestones)
 
 
 def _system(origin: Origin, data: Mapping[str, Any], tables: dict[str, Table],
@@ -161,6 +168,7 @@ def _system(origin: Origin, data: Mapping[str, Any], tables: dict[str, Table],
     payload = bool(root_table.flag("payload"))
     firmware = _firmware_files(root_table)
     verbatim = tuple(t for _, t in root_table.strings("verbatim", 'verbatim = ["*.iso"]') or ())
+    netboot = root_table.choice("netboot", sorted(NETBOOT_RELEASES))
     if root is not None:
         check_templates(root, verbatim)
     nfs_root = _directory(nfs, "root", origin)
@@ -176,6 +184,7 @@ def _system(origin: Origin, data: Mapping[str, Any], tables: dict[str, Table],
             else ("firmware",)
     system = SystemUnderTest(
         source=path.resolve(), data_root=root, firmware_files=firmware, payload=payload,
+        netboot=netboot,
         verbatim=verbatim, nfs_root=nfs_root, nfs3=bool(nfs.flag("nfsv3")), own_server=own,
         daemons=daemons, needs_marker=payload and not success.has("console")
         and "pxelab_payload" in stages,
@@ -251,15 +260,21 @@ def _success(success: Table, stages: tuple[str, ...]) -> Milestone | None:
                      landmark=True)
 
 
-def _milestone(origin: Origin, index: int, entry: Mapping[str, Any]) -> Milestone:
-    table = Table(origin, f"milestone[{index}]", entry, TABLES["milestone"].names)
+def _milestone(origin: Origin, where: str, entry: Mapping[str, Any]) -> Milestone:
+    if not isinstance(entry, dict):
+        origin.fail(where, f"expected a table, got {toml_type(entry)}",
+                    "write [[milestone]] (or [[guest.milestone]]) before its keys")
+    table = Table(origin, where, entry, TABLES["milestone"].names)
     name, pattern = table.text("name"), table.text("pattern")
     if not name or not _WORD.fullmatch(name):
         table.fail("name", "missing or not one word", 'name = "menu"')
     if pattern is None:
         table.fail("pattern", "missing", 'pattern = "Booting from network"')
     _regex(table, "pattern", pattern)
-    answer = (table.text("answer") or "").encode().decode("unicode_escape")
+    try:
+        answer = parse_keys(table.text("answer", 'answer = "<Enter>"') or "")
+    except ConfigError as exc:
+        table.fail("answer", str(exc), "use the key names listed in docs/lab-files.md")
     return Milestone(name, pattern, table.number("timeout", 0, 3600) or 60.0,
                      _failures(table, "failures"), table.text("description") or "",
                      answer=answer)

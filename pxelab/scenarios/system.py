@@ -27,6 +27,9 @@ class SystemUnderTest:
     # pxelab's payload: its kernel and initrd in the data root (vmlinuz, initrd.img),
     # its NFS root unless nfs_root is given, and {{ append }} its kernel command line.
     payload: bool = False
+    # A Debian release whose official netboot tree is served unchanged beside the
+    # user's files (pxelab.machine.netboot).
+    netboot: str | None = None
     # Glob patterns (relative to data_root) copied as they are, never filled in.
     verbatim: tuple[str, ...] = ()
     # The user's root directory exported over NFS; None: pxelab's payload root, if any.

@@ -10,7 +10,7 @@ import pytest
 
 from pxelab.labfile import lab_cases, load_lab_file
 from pxelab.pytest_plugin import BootFactory
-from pxelab.scenarios.edits import LabEdit, ReplaceText
+from pxelab.scenarios.edits import LabEdit, RemoveFile, ReplaceText
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
@@ -30,6 +30,10 @@ BROKEN = (
     Broken("pxelinux-menu", "legacy_pxe_ipv4",
            ReplaceText("pxelinux.cfg/default", "/vmlinuz", "/vmlinux"), "kernel",
            "file.not_found"),
+    Broken("debian-installer", "legacy_pxe_ipv4-d-i", RemoveFile("ldlinux.c32"), "menu",
+           "file.not_found"),
+    Broken("debian-installer", "uefi_tftp_ipv4-d-i",
+           RemoveFile("debian-installer/amd64/grubx64.efi"), "bootloader", "file.not_found"),
 )
 
 
