@@ -417,6 +417,9 @@ BOOT_PROGRAM_FAILURES = (
     Fail(r"error: (?:file [^\r\n]* not found|you need to load the kernel first)[^\r\n]*",
          "GRUB could not load a file its menu names"),
     Fail(r"grub rescue> ", "GRUB fell back to its rescue prompt (normal mode missing)"),
+    # shim (rhboot/shim netboot.c, shim.c) when its second stage is not where it asks.
+    Fail(r"Unable to fetch TFTP image[^\r\n]*|start_image\(\) returned [^\r\n]*",
+         "shim could not load its second stage (grubx64.efi beside it)"),
     _IPXE_ERROR,
     *_IPXE_BOOT_FAILURES,
 )

@@ -23,13 +23,20 @@ from pxelab.core.events import Event
 SIMILAR_CUTOFF = 0.8
 
 
+BASE_CUTOFF = 0.7
+
+
 def similar_names(name: str, files: Sequence[str]) -> list[str]:
     """Data-root files whose path or base name is close to ``name``, closest first; a name
     that differs only in case (a copy from a FAT file system) comes first."""
     by_base = {posixpath.basename(f): f for f in files}
     close = [f for f in files if f.lower() == name.lower()
              or posixpath.basename(f).lower() == posixpath.basename(name).lower()]
-    close += difflib.get_close_matches(name, files, n=3, cutoff=SIMILAR_CUTOFF)
+    # A long shared directory makes any two paths look alike: the names must be too.
+    base = posixpath.basename(name)
+    close += [f for f in difflib.get_close_matches(name, files, n=3, cutoff=SIMILAR_CUTOFF)
+              if difflib.SequenceMatcher(None, base, posixpath.basename(f)).ratio()
+              >= BASE_CUTOFF]
     close += [by_base[b] for b in difflib.get_close_matches(
         posixpath.basename(name), list(by_base), n=3, cutoff=SIMILAR_CUTOFF)]
     return [f for f in dict.fromkeys(close) if f != name][:3]

@@ -82,12 +82,18 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
     data_root = artifacts / DATA_DIR
     notes = list(notes)
     packages = _firmware_packages(scenario, firmware_set, notes)
+    # A lab file boots the user's programs: its NBP is what DHCP named, its initrd
+    # pxelab's only if the file asks for pxelab's payload.
+    own = scenario.system is None
+    theirs_payload = scenario.system is not None and scenario.system.payload
     return BootFacts(
         scenario=scenario.name, firmware=str(scenario.guest.firmware), mode=str(scenario.mode),
-        ip=str(scenario.ip), nic_model=scenario.nic_model, loader=str(scenario.loader),
-        nbp=scenario.loader.nbp, link_mtu=scenario.link_mtu or 1500,
+        ip=str(scenario.ip), nic_model=scenario.nic_model,
+        loader=str(scenario.loader) if own else "", nbp=scenario.loader.nbp if own else "",
+        link_mtu=scenario.link_mtu or 1500,
         data_root=str(data_root), data_files=data_files(data_root),
-        initrd_modules=module_names(payload.modules) if payload is not None else (),
+        initrd_modules=module_names(payload.modules)
+        if payload is not None and (own or theirs_payload) else (),
         nic_driver=_nic_driver(scenario.nic_model), faults=tuple(scenario.applied),
         # --artifacts is the directory a new timestamped one is made under.
         reproduce=reproduce_command(scenario, str(artifacts.parent)),
