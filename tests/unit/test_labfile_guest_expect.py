@@ -1,4 +1,5 @@
-"""A guest's own ``expect`` and initramfs-tools' milestone table in lab files."""
+"""Lab files that boot the user's own system: a guest's own ``expect``, initramfs-tools'
+milestone table up to the root mount, the kernel version the guest printed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from pxelab.core.errors import ConfigError
+from pxelab.lab import booted_kernel
 from pxelab.labfile.expand import lab_cases
 from pxelab.labfile.parse import load_lab_file
+from pxelab.machine.console import MilestoneHit, Timeline
 
 pytestmark = pytest.mark.unit
 
@@ -68,3 +71,11 @@ def test_initramfs_tools_table_ends_at_the_root_mount(tmp_path: Path) -> None:
     names = [milestone.name for milestone in case.milestones]
     assert names[-3:] == ["initramfs_dhcp", "nfs_root", "success"]
     assert "userspace" not in names
+
+
+def test_a_lab_files_own_kernel_is_recorded_as_it_printed_it() -> None:
+    timeline = Timeline("live", hits=[
+        MilestoneHit("firmware", 0.1, "SeaBIOS (version 1.16.2)"),
+        MilestoneHit("kernel", 3.3, "Linux version 6.1.0-57-cloud-amd64 (debian-kernel@...)")])
+    assert booted_kernel(timeline) == "6.1.0-57-cloud-amd64"
+    assert booted_kernel(Timeline("live")) is None
