@@ -307,7 +307,9 @@ class BootRun:
                 "direct_kernel": self.direct_kernel,
                 "faults": " ".join(scenario.applied),
                 "edits": "; ".join(edit.describe() for edit in scenario.edits),
-                "seconds_to_userspace": timeline.seconds("userspace")}
+                # A lab file's success pattern is its userspace line when it has its own.
+                "seconds_to_userspace": timeline.seconds("userspace")
+                or timeline.seconds("success")}
 
     def _versions(self, payload: Payload, timeline: Timeline) -> dict[str, Any]:
         firmware = self.fwset.versions(self.scenario.firmware)
