@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, ExitStack
@@ -154,7 +155,7 @@ class BootRun:
             raise
         finally:
             events.close()
-        timeline.properties.update(self._case(timeline) | self._versions(payload))
+        timeline.properties.update(self._case(timeline) | self._versions(payload, timeline))
         system = self.scenario.system
         result = BootResult(self.scenario.name, timeline, self.artifacts, tuple(events),
                             nfs_source, needs_marker=system is None or system.needs_marker)
@@ -306,11 +307,30 @@ class BootRun:
                 "direct_kernel": self.direct_kernel,
                 "faults": " ".join(scenario.applied),
                 "edits": "; ".join(edit.describe() for edit in scenario.edits),
-                "seconds_to_userspace": timeline.seconds("userspace")}
+                # A lab file's success pattern is its userspace line when it has its own.
+                "seconds_to_userspace": timeline.seconds("userspace")
+                or timeline.seconds("success")}
 
-    def _versions(self, payload: Payload) -> dict[str, Any]:
+    def _versions(self, payload: Payload, timeline: Timeline) -> dict[str, Any]:
+        firmware = self.fwset.versions(self.scenario.firmware)
+        system = self.scenario.system
+        if system is not None and not system.payload:
+            # A lab file booting its own kernel: pxelab's payload versions would be wrong.
+            return {"kernel_version": booted_kernel(timeline), "payload_suite": "lab file's",
+                    "packages": firmware}
         return {"kernel_version": payload.kernel_version, "payload_suite": payload.suite,
-                "packages": payload.packages | self.fwset.versions(self.scenario.firmware)}
+                "packages": payload.packages | firmware}
+
+
+_LINUX_VERSION = re.compile(r"Linux version (\S+)")
+
+
+def booted_kernel(timeline: Timeline) -> str | None:
+    """The kernel release the guest printed ("Linux version 6.1.0-57-amd64 ..."), if any."""
+    for hit in timeline.hits:
+        if found := _LINUX_VERSION.search(hit.text):
+            return found.group(1)
+    return None
 
 
 

@@ -40,19 +40,26 @@ def _guest_scenario(lab: LabFile, guest: GuestEntry) -> Scenario:
     if guest.qemu_args:
         spec = replace(spec, extra_args=guest.qemu_args)
     name = guest.case + (f"-{guest.name}" if guest.name else "")
+    system = lab.system
+    if guest.expect is not None:
+        stage, cause = guest.expect
+        system = replace(system, expect_stage=stage, expect_cause=cause)
     return replace(builtin, name=name, description=lab.description or f"lab file {lab.path}",
                    guest=spec, milestones=lab_milestones(lab, guest),
                    rules=(), fetched=(), faults=(), edits=(), nic_variants=(), snp_only=None,
-                   system=lab.system, lab_name=lab.name)
+                   system=system, lab_name=lab.name)
 
 
 def lab_milestones(lab: LabFile, guest: GuestEntry) -> tuple[Milestone, ...]:
     """The firmware's table, the file's own milestones, the other built-in tables the
     file names (the OS's), then its success pattern."""
     ipv6 = guest.ip is IpVersion.IPV6
+    # initramfs-tools' table up to the root mount: the root is the user's, so the file's
+    # success pattern says what its userspace prints, not pxelab's marker.
+    itools = tuple(m for m in ms.LINUX_INITRAMFS_TOOLS_NFSROOT if m.name != "userspace")
     tables = {"firmware": firmware_milestones(guest.mode, guest.ip),
               "pxelab_payload": ms.LINUX_NFSROOT_IPV6 if ipv6 else ms.LINUX_NFSROOT,
-              "initramfs_tools": ms.LINUX_INITRAMFS_TOOLS_NFSROOT}
+              "initramfs_tools": itools}
     first = tables["firmware"] if "firmware" in lab.stages else ()
     later = [m for stage in lab.stages if stage != "firmware" for m in tables[stage]]
     # From the NBP to the kernel the user's boot programs run: watch for their errors.

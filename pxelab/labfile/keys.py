@@ -32,7 +32,10 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
         LabKey("memory", "MiB (default 512)"),
         LabKey("qemu_args", "extra QEMU arguments, e.g. `[\"-device\", \"virtio-rng-pci\"]`"),
         LabKey("milestone", "`[[guest.milestone]]`: this guest's own milestones, after the "
-               "file's (keys as in `[[milestone]]`)")),
+               "file's (keys as in `[[milestone]]`)"),
+        LabKey("expect", "this guest's `[expect]`: `{ stage = \"initramfs_dhcp\", cause = "
+               "\"initrd.no_network_driver\" }` (a NIC known to fail where another guest "
+               "boots); replaces the file's")),
         array=True),
     LabTable("data_root", (
         LabKey("path", "the directory of your files, relative to the lab file; each boot "
@@ -70,7 +73,8 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
         LabKey("timeout", "seconds after the last milestone (default 120)"),
         LabKey("stages", "built-in milestone tables the file extends, in order: `firmware` "
                "(the guest mode's; default), `pxelab_payload` (pxelab's kernel to userspace), "
-               "`initramfs_tools` (Debian's initramfs-tools NFS root)"),
+               "`initramfs_tools` (Debian's initramfs-tools NFS root, up to the root mount: "
+               "`console` says what your root prints)"),
         LabKey("failures", "`[{ pattern = \"...\", cause = \"...\" }]`: console text that "
                "ends the wait for success at once, with what it means"))),
     LabTable("milestone", (

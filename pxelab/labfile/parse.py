@@ -50,6 +50,9 @@ class GuestEntry:
     qemu_args: tuple[str, ...] = ()
     # After the file's own milestones: what only this guest's boot prints.
     milestones: tuple[Milestone, ...] = ()
+    # The guest's own [expect] (one NIC known to fail where another boots); None:
+    # the file's.
+    expect: tuple[str | None, str | None] | None = None
 
     @property
     def case(self) -> str:
@@ -158,7 +161,20 @@ def _guest(origin: Origin, index: int, entry: Mapping[str, Any]) -> GuestEntry:
     milestones = tuple(_milestone(origin, f"{table.where}.milestone[{number}]", entry)
                        for number, entry in enumerate(own, 1))
     return GuestEntry(BootMode(mode), IpVersion(ip), name, nics, sets,
-                      table.integer("memory", 64, 65536), args, milestones)
+                      table.integer("memory", 64, 65536), args, milestones,
+                      _guest_expect(table))
+
+
+def _guest_expect(guest: Table) -> tuple[str | None, str | None] | None:
+    """``expect = { stage = "...", cause = "..." }`` of one guest, checked as [expect] is."""
+    value = guest.data.get("expect")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        guest.wrong_type("expect", "a table with stage and/or cause",
+                         'expect = { stage = "initramfs_dhcp", cause = "..." }')
+    table = Table(guest.origin, guest.at("expect"), value, TABLES["expect"].names)
+    return table.text("stage"), table.text("cause")
 
 
 def _system(origin: Origin, data: Mapping[str, Any], tables: dict[str, Table],

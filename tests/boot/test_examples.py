@@ -30,6 +30,10 @@ BROKEN = (
     Broken("pxelinux-menu", "legacy_pxe_ipv4",
            ReplaceText("pxelinux.cfg/default", "/vmlinuz", "/vmlinux"), "kernel",
            "file.not_found"),
+    # dnsmasq's own TFTP server says "file not found": the cause from the wire alone.
+    Broken("dnsmasq", "legacy_pxe_ipv4",
+           ReplaceText("pxelinux.cfg/default", "KERNEL vmlinuz", "KERNEL vmlinux"), "kernel",
+           "file.not_found"),
     Broken("debian-installer", "legacy_pxe_ipv4-d-i", RemoveFile("ldlinux.c32"), "menu",
            "file.not_found"),
     Broken("debian-installer", "uefi_tftp_ipv4-d-i",

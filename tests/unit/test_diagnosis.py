@@ -1173,6 +1173,10 @@ def test_no_network_driver_names_the_driver_missing_from_the_initramfs() -> None
     assert "driver e1000 is not among its 2 modules (nfsv4, virtio_net)" in cause.summary
     assert "(the console says: pxelab-init: PANIC link: no devices to configure" in cause.summary
     assert "put e1000 into the initramfs" in cause.fix
+    # The kernel that ran is Debian's cloud-amd64, which has no e1000 at all.
+    assert cause.fix.startswith("boot a kernel that has e1000: Debian's cloud-amd64 kernel "
+                                "(6.1.0-56-cloud-amd64) ships none, so no MODULES= setting "
+                                "can add it (Debian: the amd64 flavour); then put e1000")
     assert diagnose(evidence).codes == ("initrd.no_network_driver",)
 
 

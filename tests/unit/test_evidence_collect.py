@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,6 +29,7 @@ from pxelab.machine.console import MilestoneHit, Timeline
 from pxelab.machine.nfs import ganesha_config
 from pxelab.machine.payload import Payload
 from pxelab.scenarios.cases import get_scenario
+from pxelab.scenarios.system import SystemUnderTest
 
 pytestmark = pytest.mark.unit
 
@@ -83,6 +85,19 @@ def test_facts_of_a_legacy_boot(artifacts: Path) -> None:
     assert [e.kind for e in evidence.events] == ["offer", "sent"]  # by time
     assert evidence.artifacts == {"serial log": str(artifacts / "serial.log")}
     assert Evidence.from_dict(json.loads(json.dumps(evidence.to_dict()))) == evidence
+
+
+@pytest.mark.parametrize(("own_payload", "modules"), [(True, ("virtio", "virtio_net")),
+                                                      (False, ())])
+def test_a_lab_file_booting_its_own_initrd_has_no_payload_modules(
+        artifacts: Path, own_payload: bool, modules: tuple[str, ...]) -> None:
+    """pxelab's payload is built for every case, but only ``payload = true`` boots it:
+    its modules are not those of the user's initrd."""
+    system = SystemUnderTest(source=artifacts / "live.pxelab.toml", payload=own_payload)
+    scenario = replace(get_scenario("legacy_pxe_ipv4"), system=system)
+    evidence = collect(scenario, artifacts, Timeline(scenario.name), [],
+                       started_wall=POWER_ON, payload=payload(artifacts))
+    assert evidence.facts.initrd_modules == modules
 
 
 def test_ovmf_without_debug_output_says_so(artifacts: Path) -> None:

@@ -9,6 +9,7 @@ from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence
 from pxelab.machine.payload import contract
 from pxelab.machine.payload.modules import module_name
+from pxelab.machine.payload.nics import NICS
 
 # Stages of the initramfs up to the root mount; a failure in one of them is the
 # initramfs's (a later one means it had the network).
@@ -22,6 +23,11 @@ _NO_DEVICE = (
     re.compile(r"ipconfig: no devices to configure"),
     re.compile(r"no devices to configure|no network (?:interface|device)"),
 )
+
+
+_RELEASE = re.compile(r"Linux version (\S+)")
+# Debian's x86-64 kernel flavours, the longer suffix first (nics.NicDriver.flavours).
+_FLAVOURS = ("cloud-amd64", "rt-amd64", "amd64")
 
 
 def _no_device_line(evidence: Evidence) -> str:
@@ -71,10 +77,26 @@ def no_network_driver(evidence: Evidence) -> Cause | None:
         f"the kernel and the initramfs ran but the initramfs found no network device and "
         f"sent no DHCP{shown}: {known}",
         q.lines(evidence, [kernel, started]),
+        f"{_kernel_lacks(evidence, kernel.text, driver)}"
         f"put {driver or 'the NIC driver'} into the initramfs (initramfs-tools: MODULES=netboot "
         f"or most in initramfs.conf, or list it in /etc/initramfs-tools/modules; dracut: "
         f"--add-drivers '{driver.replace(', ', ' ') or '<driver>'}'), or build it into the "
         "kernel")
+
+
+def _kernel_lacks(evidence: Evidence, kernel_line: str, driver: str) -> str:
+    """The first step of the fix when the booted Debian kernel flavour ships no such
+    driver at all (cloud-amd64 and e1000): no MODULES= setting can help then."""
+    known = NICS.get(evidence.facts.nic_model)
+    release = _RELEASE.search(kernel_line)
+    if not (driver and known and release):
+        return ""
+    flavour = next((f for f in _FLAVOURS if release.group(1).endswith(f"-{f}")), None)
+    if flavour is None or flavour in known.flavours:
+        return ""
+    return (f"boot a kernel that has {driver}: Debian's {flavour} kernel "
+            f"({release.group(1)}) ships none, so no MODULES= setting can add it (Debian: "
+            f"the {' or '.join(known.flavours)} flavour); then ")
 
 
 def _guest_talked(evidence: Evidence, since: float) -> bool:

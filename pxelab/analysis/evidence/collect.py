@@ -85,15 +85,13 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
     # A lab file boots the user's programs: its NBP is what DHCP named, its initrd
     # pxelab's only if the file asks for pxelab's payload.
     own = scenario.system is None
-    theirs_payload = scenario.system is not None and scenario.system.payload
     return BootFacts(
         scenario=scenario.name, firmware=str(scenario.guest.firmware), mode=str(scenario.mode),
         ip=str(scenario.ip), nic_model=scenario.nic_model,
         loader=str(scenario.loader) if own else "", nbp=scenario.loader.nbp if own else "",
         link_mtu=scenario.link_mtu or 1500,
         data_root=str(data_root), data_files=data_files(data_root),
-        initrd_modules=module_names(payload.modules)
-        if payload is not None and (own or theirs_payload) else (),
+        initrd_modules=module_names(payload.modules) if payload and _boots(scenario) else (),
         nic_driver=_nic_driver(scenario.nic_model), faults=tuple(scenario.applied),
         # --artifacts is the directory a new timestamped one is made under.
         reproduce=reproduce_command(scenario, str(artifacts.parent)),
@@ -149,6 +147,12 @@ def data_files(root: Path) -> tuple[str, ...]:
 def module_names(paths: Iterable[str]) -> tuple[str, ...]:
     """Kernel module names from paths under lib/modules ("kernel/.../e1000.ko.xz" -> "e1000")."""
     return tuple(module_name(path) for path in paths)
+
+
+def _boots(scenario: Scenario) -> bool:
+    """Whether the guest boots pxelab's payload: a lab file without ``payload = true``
+    boots the user's initrd, whose modules pxelab does not know."""
+    return scenario.system is None or scenario.system.payload
 
 
 def _nic_driver(model: str) -> str:
