@@ -12,7 +12,8 @@ Files, under ``<artifacts_dir>/daemons/``: ``<type>.log`` (stdout, stderr and
 syslog of the daemon, plus its own log file where it is told to write there),
 ``<type>.conf`` (the rendered configuration it was started with),
 ``<type>.cmdline`` (the command, to rerun by hand) and ``<type>/`` (its
-workdir: pid and lease files, the private directories under ``root/``).
+workdir: pid and lease files, the rendered files its configuration includes, the
+private directories under ``root/``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class Daemon(Resource):
         self.values = {**values, "workdir": str(self.workdir), "log": str(self.log_path)}
         self.log = logging.getLogger(f"{__name__}.{self.type}.{namespace}")
         self.rendered = self.render_config()
+        self.included = {path.name: render(path.read_text(encoding="utf-8"), self.values,
+                                           source=str(path)) for path in spec.includes}
         self.process: subprocess.Popen[bytes] | None = None
         self._output: BinaryIO | None = None
         self._syslog: SyslogCatcher | None = None
@@ -149,6 +152,8 @@ class Daemon(Resource):
         for host_dir in self.private_dirs:
             (self.private_root / host_dir.lstrip("/")).mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.rendered, encoding="utf-8")
+        for name, text in self.included.items():
+            (self.workdir / name).write_text(text, encoding="utf-8")
         self.prepare()
         try:
             self._output = self.log_path.open("ab")

@@ -76,6 +76,9 @@ class DaemonSpec:
     args: tuple[str, ...] = ()
     tftpd: TftpdOptions | None = None
     where: str = ""  # the lab file and entry, for messages about the running daemon
+    # Files its configuration includes, filled in like it and written to its workdir
+    # (``{{ workdir }}/<name>``): a configuration split in parts, parts shared by labs.
+    includes: tuple[Path, ...] = ()
 
     def roles(self) -> frozenset[Role]:
         """The services it provides on the link (dnsmasq's from its configuration)."""
@@ -86,7 +89,7 @@ class DaemonSpec:
 
 
 _KEYS: dict[bool, tuple[str, ...]] = {
-    True: ("type", "config", "args"),
+    True: ("type", "config", "args", "includes"),
     False: ("type", "directory", "address", "options"),
 }
 _IPV6_RANGE = re.compile(r"::|constructor:|\{\{\s*\w*6\w*\s*\}\}")
@@ -108,7 +111,7 @@ def parse_daemon(entry: Mapping[str, object], where: str, base: Path) -> DaemonS
                                   if key in entry})
         return DaemonSpec(kind, tftpd=options, where=where)
     return DaemonSpec(kind, _config_path(entry, kind, where, base), _args(entry, where),
-                      where=where)
+                      where=where, includes=_includes(entry, where, base))
 
 
 def _type_of(entry: Mapping[str, object], where: str) -> DaemonType:
@@ -152,6 +155,24 @@ def _config_path(entry: Mapping[str, object], kind: DaemonType, where: str,
                           f"put your {kind} configuration there or fix the path (relative "
                           f"to the lab file's directory {base})")
     return path
+
+
+def _includes(entry: Mapping[str, object], where: str, base: Path) -> tuple[Path, ...]:
+    value = entry.get("includes", [])
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ConfigError(f"{where}: includes must be a list of file names relative to the "
+                          f"lab file, e.g. includes = [\"site.conf\"], not {value!r}")
+    paths = tuple(base / name for name in value)
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"{where}: includes: {path} is not a file; put the file "
+                              f"there or fix the name (relative to {base})")
+    names = [path.name for path in paths]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"{where}: includes: {', '.join(twice)} named twice; each lands in "
+                          "{{ workdir }} under its file name: rename one")
+    return paths
 
 
 def _args(entry: Mapping[str, object], where: str) -> tuple[str, ...]:

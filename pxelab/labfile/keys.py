@@ -62,6 +62,9 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
         LabKey("config", "your configuration file, relative to the lab file, templated "
                "(*required* but for `tftpd-hpa`)"),
         LabKey("args", "more command-line words"),
+        LabKey("includes", "files your configuration includes, relative to the lab file: "
+               "each is templated like it and written to `{{ workdir }}/NAME` (dhcpd: "
+               "`include \"{{ workdir }}/site.conf\";`)"),
         LabKey("directory", "`tftpd-hpa` only (default `{{ data_root }}`)"),
         LabKey("address", "`tftpd-hpa` only (default `:69`)"),
         LabKey("options", "`tftpd-hpa` only (default `--secure`)")),

@@ -77,7 +77,7 @@ def test_unknown_type(value: object) -> None:
 def test_unknown_key_suggests_the_close_one() -> None:
     assert error({"type": "dhcpd", "confg": "dhcpd.conf"}) == (
         "unknown key 'confg' (did you mean 'config'?); the keys of a dhcpd daemon are: "
-        "type, config, args")
+        "type, config, args, includes")
 
 
 def test_tftpd_hpa_has_no_config_file() -> None:
@@ -185,6 +185,39 @@ def test_workdir_and_log_are_template_values(tmp_path: Path) -> None:
     assert kea.rendered == ('{"output": "' f"{tmp_path}/art/daemons/kea-dhcp4.log" '", '
                             '"socket": "' f"{tmp_path}/art/daemons/kea-dhcp4" '/kea.sock"}')
 
+
+def test_included_files_are_rendered_into_the_workdir(tmp_path: Path) -> None:
+    (tmp_path / "site.conf").write_text("subnet {{ subnet4 }} netmask {{ netmask4 }} {}\n")
+    (tmp_path / "dhcpd.conf").write_text('min-secs 2;\ninclude "{{ workdir }}/site.conf";\n')
+    entry = {"type": "dhcpd", "config": "dhcpd.conf", "includes": ["site.conf"]}
+    spec = parse_daemon(entry, WHERE, tmp_path)
+    assert spec.includes == (tmp_path / "site.conf",)
+    dhcpd = make_daemon(spec, VALUES, None, tmp_path / "art")
+    assert dhcpd.rendered == f'min-secs 2;\ninclude "{dhcpd.workdir}/site.conf";\n'
+    assert dhcpd.included == {"site.conf": "subnet 192.0.2.0 netmask 255.255.255.0 {}\n"}
+
+
+@pytest.mark.parametrize(("includes", "says"), [
+    ("site.conf", "includes must be a list of file names"),
+    (["absent.conf"], "absent.conf is not a file"),
+    (["dhcpd.conf", "sub/dhcpd.conf"], "dhcpd.conf named twice"),
+])
+def test_includes_mistakes(tmp_path: Path, includes: object, says: str) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ("dhcpd.conf", "sub/dhcpd.conf", "site.conf"):
+        (tmp_path / name).write_text("")
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        parse_daemon({"type": "dhcpd", "config": "dhcpd.conf", "includes": includes}, WHERE,
+                     tmp_path)
+
+
+def test_a_template_typo_in_an_included_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "dhcpd.conf").write_text("")
+    (tmp_path / "site.conf").write_text("range {{ pool_first }};\n")
+    spec = parse_daemon({"type": "dhcpd", "config": "dhcpd.conf", "includes": ["site.conf"]},
+                        WHERE, tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'site.conf'}:1:")):
+        make_daemon(spec, VALUES, None, tmp_path / "art")
 
 def test_dhcpd_command_line(tmp_path: Path) -> None:
     dhcpd = make_daemon(spec("dhcpd"), VALUES, "pxl-x", tmp_path)
