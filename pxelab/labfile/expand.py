@@ -17,7 +17,6 @@ from pxelab.scenarios.cases import BootMode, IpVersion, Scenario, get_scenario
 
 from .parse import GuestEntry, LabFile
 
-
 # QEMU's NIC ROM is iPXE, and it says so (DHCP user class "iPXE"). A site's DHCP
 # configuration that answers iPXE with its script, so that a chain-loaded iPXE does not
 # load itself again, gives the ROM the script at once instead of an NBP.
