@@ -17,6 +17,13 @@ from pxelab.scenarios.cases import BootMode, IpVersion, Scenario, get_scenario
 
 from .parse import GuestEntry, LabFile
 
+# QEMU's NIC ROM is iPXE, and it says so (DHCP user class "iPXE"). A site's DHCP
+# configuration that answers iPXE with its script, so that a chain-loaded iPXE does not
+# load itself again, gives the ROM the script at once instead of an NBP.
+ROM_FIRST_FILE = replace(
+    ms.IPXE_ROM[-1], pattern=r"\S+ : \d+ bytes \[(?:PXE-NBP|script)\]",
+    description="iPXE downloaded the network boot program (or, as iPXE, its script)")
+
 
 def lab_cases(lab: LabFile, firmware_sets: tuple[str, ...] = ()) -> list[Scenario]:
     """Every test of ``lab``; ``firmware_sets`` (from the command line) replaces the
@@ -39,6 +46,8 @@ def _guest_scenario(lab: LabFile, guest: GuestEntry) -> Scenario:
         spec = replace(spec, memory_mib=guest.memory_mib)
     if guest.qemu_args:
         spec = replace(spec, extra_args=guest.qemu_args)
+    if guest.mac is not None:
+        spec = replace(spec, mac=guest.mac)
     name = guest.case + (f"-{guest.name}" if guest.name else "")
     system = lab.system
     if guest.expect is not None:
@@ -79,7 +88,7 @@ def firmware_milestones(mode: BootMode, ip: IpVersion) -> tuple[Milestone, ...]:
     """What the firmware prints up to starting the first program it fetched."""
     ipv6 = ip is IpVersion.IPV6
     if mode is BootMode.LEGACY_PXE:
-        return ms.SEABIOS + (ms.IPXE_ROM_DHCP if ipv6 else ms.IPXE_ROM)
+        return ms.SEABIOS + ms.IPXE_ROM_DHCP + (() if ipv6 else (ROM_FIRST_FILE,))
     if mode is BootMode.LEGACY_HTTP:
         return ms.SEABIOS + ms.IPXE_ROM_DHCP
     if mode is BootMode.UEFI_TFTP:

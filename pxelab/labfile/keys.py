@@ -30,6 +30,8 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
         LabKey("firmware_sets", "`host`, `bookworm`, `trixie`, `sid` or a set file, one test "
                "each (default `[\"host\"]`; `--pxelab-firmware-set` overrides)"),
         LabKey("memory", "MiB (default 512)"),
+        LabKey("mac", "the NIC's MAC address, e.g. to match a host entry of your DHCP "
+               "configuration (default `52:54:00:12:34:56`; `{{ mac }}` in templates)"),
         LabKey("qemu_args", "extra QEMU arguments, e.g. `[\"-device\", \"virtio-rng-pci\"]`"),
         LabKey("milestone", "`[[guest.milestone]]`: this guest's own milestones, after the "
                "file's (keys as in `[[milestone]]`)"),

@@ -35,6 +35,7 @@ SERVER_SECTIONS = tuple(t.name for t in LAB_TABLES if t.name != "server")
 BOOT_SERVERS = ("pxelab", "daemons")
 STAGES = ("firmware", "pxelab_payload", "initramfs_tools")
 _WORD = re.compile(r"[A-Za-z0-9_.-]+")
+_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class GuestEntry:
     # The guest's own [expect] (one NIC known to fail where another boots); None:
     # the file's.
     expect: tuple[str | None, str | None] | None = None
+    # None: the built-in scenario's (pxelab.machine.qemu.GuestSpec.mac).
+    mac: str | None = None
 
     @property
     def case(self) -> str:
@@ -160,9 +163,13 @@ def _guest(origin: Origin, index: int, entry: Mapping[str, Any]) -> GuestEntry:
     own = table.array("milestone", "[[guest.milestone]] (after its [[guest]])") or []
     milestones = tuple(_milestone(origin, f"{table.where}.milestone[{number}]", entry)
                        for number, entry in enumerate(own, 1))
+    mac = table.text("mac", 'mac = "52:54:00:00:06:01"')
+    if mac is not None and not _MAC.fullmatch(mac):
+        table.fail("mac", f"{mac!r} is not a MAC address",
+                   'write six lower-case hex pairs with colons: mac = "52:54:00:00:06:01"')
     return GuestEntry(BootMode(mode), IpVersion(ip), name, nics, sets,
                       table.integer("memory", 64, 65536), args, milestones,
-                      _guest_expect(table))
+                      _guest_expect(table), mac)
 
 
 def _guest_expect(guest: Table) -> tuple[str | None, str | None] | None:
