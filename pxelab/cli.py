@@ -203,9 +203,12 @@ def _boot_lab(args: argparse.Namespace) -> int:
                           "file's own configuration is what a lab-file boot tests")
     lab = load_lab_file(args.lab)
     sets = parse_set_names(args.firmware_set) if args.firmware_set else ()
-    chosen = [case for case in lab_cases(lab, sets)
-              if (not args.scenario or case.name.startswith(args.scenario))
-              and (not args.nic or case.nic_model == args.nic)]
+    every = [case for case in lab_cases(lab, sets)
+             if not args.nic or case.nic_model == args.nic]
+    # A whole case name (what the reproduce command gives) is that case alone; else
+    # every case it begins ("legacy_pxe_ipv4" also runs "legacy_pxe_ipv4[e1000]").
+    chosen = [case for case in every if case.name == args.scenario] or [
+        case for case in every if not args.scenario or case.name.startswith(args.scenario)]
     if not chosen:
         names = ", ".join(case.name for case in lab_cases(lab, sets))
         raise ConfigError(f"{args.lab}: no case matches {args.scenario or ''} "

@@ -16,7 +16,8 @@ from typing import Any
 
 from pxelab.core.errors import ConfigError
 from pxelab.daemons.spec import DaemonSpec, check_daemons, parse_daemon
-from pxelab.labfile.dataroot import check_templates
+from pxelab.daemons.stack import make_daemon
+from pxelab.labfile.dataroot import VALUE_NAMES, check_templates
 from pxelab.machine.console import FailurePattern, Milestone
 from pxelab.machine.fwsets import parse_set_names
 from pxelab.machine.keystrokes import parse_keys
@@ -258,6 +259,8 @@ def _boot_server(origin: Origin, data: Mapping[str, Any], table: Table
     specs = tuple(parse_daemon(entry, f"{origin.name}: daemon[{index}]", origin.base)
                   for index, entry in enumerate(entries, 1))
     check_daemons(specs, origin.name)
+    for spec in specs:  # a {{ name }} no lab provides fails now, not when the lab is up
+        make_daemon(spec, dict.fromkeys(VALUE_NAMES, ""), None, Path("/nonexistent"))
     return None, specs
 
 

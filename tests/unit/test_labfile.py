@@ -126,3 +126,13 @@ def test_cli_reports_a_bad_lab_file_before_booting(tmp_path: Path,
     assert main(["boot", "--lab", str(path)]) == 2
     assert ("guest[1].nic_model: unknown key; did you mean 'nic_models'?"
             in capsys.readouterr().err)
+
+
+def test_a_placeholder_no_lab_provides_in_a_daemon_config_fails_when_read(
+        tmp_path: Path) -> None:
+    (tmp_path / "dnsmasq.conf").write_text("# pool: {{ pool }}\ndhcp-range={{ pool4_first }}\n")
+    path = write(tmp_path, '[[guest]]\nmode = "legacy_pxe"\n[boot_server]\ntype = "daemons"\n'
+                 '[[daemon]]\ntype = "dnsmasq"\nconfig = "dnsmasq.conf"\n[success]\n'
+                 'console = "x"')
+    with pytest.raises(ConfigError, match=r"dnsmasq.conf:1: \{\{ pool \}\} is not a value"):
+        load_lab_file(path)
