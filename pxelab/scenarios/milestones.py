@@ -420,7 +420,9 @@ BOOT_PROGRAM_FAILURES = (
     # shim (rhboot/shim netboot.c, shim.c) when its second stage is not where it asks.
     Fail(r"Unable to fetch TFTP image[^\r\n]*|start_image\(\) returned [^\r\n]*",
          "shim could not load its second stage (grubx64.efi beside it)"),
-    _IPXE_ERROR,
+    # Not any iPXE error line: iPXE 1.21+ tries autoexec.ipxe first and goes on when it
+    # is not there, and a script's "chain ... || goto" takes errors in its stride. These
+    # are the lines after which iPXE does not go on.
     *_IPXE_BOOT_FAILURES,
 )
 
