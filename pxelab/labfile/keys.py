@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pxelab.server.config_keys import LabKey, LabTable
+from pxelab.server.config_keys import LabKey, LabTable, splice
 
 LAB_FILE_TABLES: tuple[LabTable, ...] = (
     LabTable("lab", (
@@ -110,16 +110,11 @@ def markdown_table() -> str:
 
 BEGIN = ("<!-- keys: made from pxelab/labfile/keys.py by `python -m pxelab.labfile.keys "
          "docs/lab-files.md`; edit the table there -->\n")
-END = "<!-- end of keys -->\n"
 
 
 def with_table(text: str) -> str:
-    """``text`` with the part between :data:`BEGIN` and :data:`END` made anew."""
-    head, begin, rest = text.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"no {BEGIN.strip()} ... {END.strip()} markers")
-    return head + BEGIN + markdown_table() + END + tail
+    """``text`` with the part between :data:`BEGIN` and the end marker made anew."""
+    return splice(text, BEGIN, markdown_table())
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["ARRAYS", "FAULT_KEYS", "LAB_TABLES", "MATCH_KEYS", "LabKey", "LabTable",
-           "keys_of", "markdown_table"]
+           "keys_of", "markdown_table", "splice"]
 
 MATCH_KEYS = ("arch", "vendor_class", "user_class", "mac", "family")
 
@@ -166,11 +166,17 @@ END = "<!-- end of keys -->\n"
 
 def with_table(readme: str) -> str:
     """``readme`` with the text between :data:`BEGIN` and :data:`END` made anew."""
-    head, begin, rest = readme.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"the README has no {BEGIN.strip()} ... {END.strip()} markers")
-    return head + BEGIN + markdown_table() + END + tail
+    return splice(readme, BEGIN, markdown_table())
+
+
+def splice(text: str, begin: str, table: str, end: str = END) -> str:
+    """``text`` with ``table`` between the markers ``begin`` and ``end`` (a generated
+    key list in a document: this one's, and the lab files' of pxelab.labfile.keys)."""
+    head, found_begin, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if not found_begin or not found_end:
+        raise ValueError(f"the document has no {begin.strip()} ... {end.strip()} markers")
+    return head + begin + table + end + tail
 
 
 def main(argv: list[str]) -> int:
