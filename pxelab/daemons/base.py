@@ -34,6 +34,7 @@ from typing import BinaryIO, ClassVar
 
 from pxelab.core.errors import DaemonError, HostCapabilityError
 from pxelab.core.netns import exec_prefix
+from pxelab.core.process import terminate
 from pxelab.core.resource import Resource
 from pxelab.core.template import render
 from pxelab.daemons.sockets import Port, bound_ports, group_pids
@@ -227,16 +228,7 @@ class Daemon(Resource):
         left in its process group; idempotent."""
         process, self.process = self.process, None
         if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    self.log.warning("%s still running %g s after SIGTERM; SIGKILL", self.type,
-                                     self.stop_timeout)
-                    process.kill()
-                    process.wait()
-            self.log.info("%s stopped (exit status %s)", self.type, process.returncode)
+            terminate(process, self.stop_timeout, self.log, str(self.type))
             _kill_group(process.pid, self.stop_timeout)
         if self._syslog is not None:
             self._syslog.stop()

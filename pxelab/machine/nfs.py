@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -42,6 +41,7 @@ from typing import IO, TypeVar
 
 from pxelab.core.errors import ConfigError, HostCapabilityError, NfsError
 from pxelab.core.netns import exec_prefix, thread_in_namespace
+from pxelab.core.process import terminate
 from pxelab.core.resource import Resource
 
 NFS_PORT = 2049
@@ -632,16 +632,7 @@ class Ganesha(Resource):
             self.portmapper.stop()
         process, self.process = self.process, None
         if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    self.log.warning("no exit %.0f s after SIGTERM; sending SIGKILL",
-                                     self.stop_timeout)
-                    process.kill()
-                    process.wait()
-            self.log.info("stopped (exit status %s)", process.returncode)
+            terminate(process, self.stop_timeout, self.log, GANESHA)
         if self._output is not None:
             self._output.close()
             self._output = None
