@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -36,7 +34,12 @@ from pathlib import Path, PurePosixPath
 from pxelab.core.errors import ConfigError, PayloadError
 from pxelab.machine.payload import debs
 from pxelab.machine.payload.archive import MAX_AGE, AptRoot
-from pxelab.machine.payload.cache import build_once, default_cache_dir
+from pxelab.machine.payload.cache import (
+    build_once,
+    default_cache_dir,
+    newest_unpacked,
+    prune_unpacked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,19 +149,9 @@ def _loaded(directory: Path, flavour: NetbootFlavour) -> NetbootTree:
 
 
 def _prune(release: str, cache_dir: Path, keep: Path) -> None:
-    """Remove the release's older trees (~140 MB each) unpacked over a day ago, so a run
-    that still serves one (lists are refreshed daily) keeps it."""
-    now = time.time()
-    for old in (cache_dir / "netboot").glob(f"{release}-*"):
-        manifest = old / MANIFEST
-        if old == keep or not manifest.exists() or now - manifest.stat().st_mtime < MAX_AGE:
-            continue
-        log.info("removing %s, an older netboot tree of Debian %s", old, release)
-        shutil.rmtree(old, ignore_errors=True)
-        old.with_name(f"{old.name}.lock").unlink(missing_ok=True)
+    prune_unpacked(cache_dir / "netboot", release, MANIFEST, keep=keep, max_age=MAX_AGE,
+                   what="netboot tree")
 
 
 def _newest_cached(release: str, cache_dir: Path) -> Path | None:
-    found = [d for d in (cache_dir / "netboot").glob(f"{release}-*")
-             if (d / MANIFEST).exists()]
-    return max(found, key=lambda d: (d / MANIFEST).stat().st_mtime, default=None)
+    return newest_unpacked(cache_dir / "netboot", release, MANIFEST)

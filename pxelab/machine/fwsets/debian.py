@@ -21,15 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import time
 from pathlib import Path
 
 from pxelab.core.errors import PayloadError
 from pxelab.machine.fwsets.model import SET_PACKAGES, FirmwareSet
 from pxelab.machine.payload import debs
 from pxelab.machine.payload.archive import MAX_AGE, SUITES, AptRoot
-from pxelab.machine.payload.cache import build_once
+from pxelab.machine.payload.cache import build_once, newest_unpacked, prune_unpacked
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +95,9 @@ def _loaded(release: str, directory: Path) -> FirmwareSet:
 
 
 def _prune(release: str, cache_dir: Path, keep: Path) -> None:
-    """Remove the release's older sets: each new package version would add ~75 MB.
-
-    Only sets unpacked over a day ago go, so a run that still boots one (lists are
-    refreshed daily) keeps it.
-    """
-    now = time.time()
-    for old in (cache_dir / "firmware").glob(f"{release}-*"):
-        manifest = old / MANIFEST
-        if old == keep or not manifest.exists() or now - manifest.stat().st_mtime < MAX_AGE:
-            continue
-        log.info("removing %s, an older firmware set of Debian %s", old, release)
-        shutil.rmtree(old, ignore_errors=True)
-        old.with_name(f"{old.name}.lock").unlink(missing_ok=True)
+    prune_unpacked(cache_dir / "firmware", release, MANIFEST, keep=keep, max_age=MAX_AGE,
+                   what="firmware set")
 
 
 def _newest_cached(release: str, cache_dir: Path) -> Path | None:
-    found = [d for d in (cache_dir / "firmware").glob(f"{release}-*") if (d / MANIFEST).exists()]
-    return max(found, key=lambda d: (d / MANIFEST).stat().st_mtime, default=None)
+    return newest_unpacked(cache_dir / "firmware", release, MANIFEST)

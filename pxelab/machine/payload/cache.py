@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,3 +65,24 @@ def build_once(final: Path, complete: str, build: Callable[[Path], None]) -> boo
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return True
+
+
+def newest_unpacked(folder: Path, release: str, manifest: str) -> Path | None:
+    """The most recently unpacked ``<folder>/<release>-<version>`` (by its manifest file),
+    for when the archive cannot be asked which version is current."""
+    found = [d for d in folder.glob(f"{release}-*") if (d / manifest).exists()]
+    return max(found, key=lambda d: (d / manifest).stat().st_mtime, default=None)
+
+
+def prune_unpacked(folder: Path, release: str, manifest: str, *, keep: Path,
+                   max_age: float, what: str) -> None:
+    """Remove the release's other unpacked versions under ``folder``, but only those
+    unpacked over ``max_age`` seconds ago: a run that still uses one keeps it."""
+    now = time.time()
+    for old in folder.glob(f"{release}-*"):
+        stamp = old / manifest
+        if old == keep or not stamp.exists() or now - stamp.stat().st_mtime < max_age:
+            continue
+        log.info("removing %s, an older %s of Debian %s", old, what, release)
+        shutil.rmtree(old, ignore_errors=True)
+        old.with_name(f"{old.name}.lock").unlink(missing_ok=True)
