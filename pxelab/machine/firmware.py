@@ -74,6 +74,8 @@ class Artifact:
     paths: tuple[Path, ...] = ()
     descriptor: DescriptorFile | None = None
     build: str | None = None
+    # A descriptor entry: the Secure Boot build with keys enrolled, not the plain one.
+    secure_boot: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +123,8 @@ def _artifact(path: Path, name: str, entry: Any) -> Artifact:
     where = f"firmware catalog {path}, entry [{name}]"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a table")
-    unknown = set(entry) - {"package", "kind", "description", "paths", "descriptor", "build"}
+    unknown = set(entry) - {"package", "kind", "description", "paths", "descriptor", "build",
+                            "secure_boot"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     try:
@@ -133,6 +136,7 @@ def _artifact(path: Path, name: str, entry: Any) -> Artifact:
             paths=tuple(Path(p) for p in entry.get("paths", ())),
             descriptor=DescriptorFile(entry["descriptor"]) if "descriptor" in entry else None,
             build=entry.get("build"),
+            secure_boot=bool(entry.get("secure_boot", False)),
         )
     except KeyError as missing:
         raise ConfigError(f"{where}: missing key {missing}") from None
@@ -153,7 +157,7 @@ def locate(name: str, cat: Catalog | None = None) -> Path:
     """Path of catalog entry ``name`` on this host, or a HostCapabilityError naming the package."""
     artifact = (cat or catalog())[name]
     if artifact.descriptor is not None:
-        image = find_ovmf()
+        image = find_ovmf(secure_boot=artifact.secure_boot)
         return image.code if artifact.descriptor is DescriptorFile.EXECUTABLE \
             else image.vars_template
     for candidate in artifact.paths:

@@ -137,6 +137,10 @@ class GuestSpec:
     append: str = ""
     # More QEMU arguments, as a lab file's guest gives them (devices of its own).
     extra_args: tuple[str, ...] = ()
+    # OVMF with Secure Boot enforced: ``ovmf`` must be a Secure Boot build with keys
+    # enrolled (FirmwareSet.ovmf(secure_boot=True)). Its variable store is writable only
+    # from SMM, so the machine gets smm=on and a secure pflash.
+    secure_boot: bool = False
 
     def __post_init__(self) -> None:
         if not _MAC.match(self.mac):
@@ -155,6 +159,9 @@ class GuestSpec:
         if self.ip6_settings is not None and not self.firmware.is_uefi():
             raise ConfigError("GuestSpec.ip6_settings are OVMF NVRAM settings; "
                               f"{self.firmware} has none: drop them or use Firmware.OVMF")
+        if self.secure_boot and not self.firmware.is_uefi():
+            raise ConfigError("GuestSpec.secure_boot needs Firmware.OVMF (SeaBIOS has no "
+                              "Secure Boot)")
         if self.kernel is None and (self.initrd is not None or self.append):
             raise ConfigError("GuestSpec.initrd and .append need .kernel (direct boot)")
 
@@ -171,6 +178,8 @@ class GuestSpec:
             parts.append(f"ip6-policy={self.ip6_settings.policy}")
             parts.append(f"ip6-dad-transmits={self.ip6_settings.dad_transmits}")
         parts.append(f"rng={self.rng_device or 'none'}")
+        if self.secure_boot:
+            parts.append("secure-boot=on")
         return ",".join(parts)
 
     @property
@@ -188,6 +197,16 @@ def _console_args() -> list[str]:
     # signal=off: a Ctrl-C typed on the console goes to the guest, not to QEMU.
     return ["-display", "none", "-chardev", "stdio,id=console,signal=off",
             "-serial", "chardev:console", "-monitor", "none", "-no-reboot"]
+
+
+def _machine_args(spec: GuestSpec) -> list[str]:
+    machine = f"{spec.firmware.machine()},graphics=off"
+    if not spec.secure_boot:
+        return ["-machine", machine]
+    # A Secure Boot OVMF keeps its variables in SMM: without smm=on and a secure pflash
+    # it stops before any output (docs/secure-boot.md).
+    return ["-machine", machine + ",smm=on",
+            "-global", "driver=cfi.pflash01,property=secure,value=on"]
 
 
 def _ovmf_args(ovmf: OvmfImage, workdir: Path) -> list[str]:
@@ -242,7 +261,7 @@ def qemu_command(spec: GuestSpec, tap: str, workdir: Path, accel: Accel, *,
                           "on Accel.AUTO first")
     command = [qemu, "-nodefaults", "-no-user-config", "-name", f"pxelab-{tap}",
                *(["-L", str(workdir / ROM_DIR)] if spec.nic_rom is not None else []),
-               "-machine", f"{spec.firmware.machine()},graphics=off", "-accel", str(accel),
+               *_machine_args(spec), "-accel", str(accel),
                "-m", str(spec.memory_mib), "-smp", str(spec.cpus), *_console_args()]
     if spec.firmware.is_uefi():
         command += _ovmf_args(ovmf or spec.ovmf or find_ovmf(), workdir)

@@ -61,13 +61,16 @@ class BootLoader(StrEnum):
     # grubx64.efi built by pxelab (pxelab.machine.nbp) + grub/grub.cfg; GRUB fetches kernel and
     # initrd over the protocol and IP version the firmware fetched it with
     GRUB = "grub"
+    # Secure Boot: shimx64.efi (Microsoft-signed), which fetches Debian's signed GRUB
+    # network image from beside itself as grubx64.efi; grub/grub.cfg as for GRUB.
+    SHIM_GRUB = "shim-grub"
 
     @property
     def nbp(self) -> str:
         """The first file the firmware fetches from the data root."""
         return {BootLoader.PXELINUX: "pxelinux.0", BootLoader.SYSLINUX_EFI: "syslinux.efi",
                 BootLoader.IPXE_SCRIPT: "boot.ipxe", BootLoader.IPXE_EFI: "snponly.efi",
-                BootLoader.GRUB: "grubx64.efi"}[self]
+                BootLoader.GRUB: "grubx64.efi", BootLoader.SHIM_GRUB: "shimx64.efi"}[self]
 
 
 class BootMode(StrEnum):
@@ -186,8 +189,9 @@ class Scenario:
     @property
     def keywords(self) -> tuple[str, ...]:
         """Words ``-k`` and markers select by: firmware family, transport, IP version."""
-        return (self.mode.firmware_family, self.mode.transport, str(self.ip),
-                str(self.guest.firmware))
+        words = (self.mode.firmware_family, self.mode.transport, str(self.ip),
+                 str(self.guest.firmware))
+        return (*words, "secureboot") if self.guest.secure_boot else words
 
     def files_base(self, ipv4: IPv4Address, ipv6: IPv6Address) -> str:
         """:attr:`files_url` for a lab server at ``ipv4`` and ``ipv6``."""
@@ -248,6 +252,12 @@ class Scenario:
 # With EDK2's defaults (manual, one probe) PXEv6 waits a fixed 4 s before its Solicit
 # and 1-2 s after the Reply, HTTPv6 ~2 s after it (bench/README.md).
 UEFI_IPV6_SETTINGS = Ip6Settings(Ip6Policy.AUTOMATIC, dad_transmits=0)
+
+# Secure Boot: OVMF's Secure Boot build with Microsoft's keys enrolled (from the firmware
+# set), EDK2's own network stack (no iPXE ROM: iPXE's EFI driver is not signed by a key
+# OVMF trusts, and the firmware would not start it).
+SECURE_BOOT_GUEST = GuestSpec(firmware=Firmware.OVMF, nic_romfile="", secure_boot=True)
+SECURE_BOOT_FIRMWARE = ("ovmf-code-sb", "shimx64.efi", "grubnetx64.efi", "qemu")
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -439,6 +449,43 @@ SCENARIOS: dict[str, Scenario] = {
             fetched=("snponly.efi", "boot.ipxe", "vmlinuz", "initrd.img"),
             fixed_waits=("http4-offers",),  # the HTTPv4 attempt that gets the 404
         ),
+        Scenario(
+            name="uefi_tftp_ipv4_secureboot",
+            description="OVMF with Secure Boot and Microsoft's keys, PXEv4, shimx64.efi over "
+                        "TFTP, Debian's signed GRUB from beside it, kernel (Debian-signed, "
+                        "verified through shim) + initrd over HTTP, NFSv4 root",
+            guest=SECURE_BOOT_GUEST,
+            loader=BootLoader.SHIM_GRUB,
+            milestones=ms.OVMF_PXE4 + ms.SHIM_GRUB + ms.with_secure_boot(ms.LINUX_NFSROOT),
+            firmware=SECURE_BOOT_FIRMWARE,
+            mode=BootMode.UEFI_TFTP,
+            rules=(Rule(Match(arch=(Arch.EFI_X64,)), "shimx64.efi", name="uefi-pxe4-shim"),),
+            # shim asks for its second stage by the path beside itself, and signed GRUB
+            # for "/grub/grub.cfg" (its built-in prefix): both from the TFTP root.
+            server=ServerOverrides(tftp=TftpConfig(allow_absolute=True)),
+            # Over TFTP too: Debian 12's signed GRUB has no http module, and under Secure
+            # Boot it cannot load one.
+            files_url="tftp://{{ server }}/",
+            fetched=("shimx64.efi", "grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
+            fixed_waits=("pxe4-offers",),
+        ),
+        Scenario(
+            name="uefi_http_ipv4_secureboot",
+            description="OVMF with Secure Boot and Microsoft's keys, HTTPv4 boot of "
+                        "shimx64.efi, Debian's signed GRUB over HTTP from beside it, kernel "
+                        "(Debian-signed, verified through shim) + initrd over HTTP, NFSv4 root",
+            guest=replace(SECURE_BOOT_GUEST,
+                          fw_cfg=(("opt/org.tianocore/IPv4PXESupport", "n"),
+                                  ("opt/org.tianocore/IPv6PXESupport", "n"))),
+            loader=BootLoader.SHIM_GRUB,
+            milestones=ms.OVMF_HTTP4 + ms.SHIM_GRUB + ms.with_secure_boot(ms.LINUX_NFSROOT),
+            firmware=SECURE_BOOT_FIRMWARE,
+            mode=BootMode.UEFI_HTTP,
+            rules=(Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv4"),
+                        "http://{{ server }}/shimx64.efi", name="uefi-http4-shim"),),
+            fetched=("shimx64.efi", "grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
+            fixed_waits=("http4-offers",),
+        ),
     )
 }
 
@@ -460,7 +507,7 @@ def for_firmware_set(scenario: Scenario, fwset: FirmwareSet) -> Scenario:
     if guest.nic_romfile is None:
         guest = replace(guest, nic_rom=fwset.locate(rom))
     if guest.firmware.is_uefi():
-        guest = replace(guest, ovmf=fwset.ovmf())
+        guest = replace(guest, ovmf=fwset.ovmf(secure_boot=guest.secure_boot))
     else:
         guest = replace(guest, bios=fwset.locate("seabios"))
     return replace(scenario, guest=guest, firmware_set=fwset.reference)

@@ -39,6 +39,8 @@ INITRD_NAME = "initrd.img"
 BIOS_SYSLINUX = ("pxelinux.0", "ldlinux.c32")
 EFI_SYSLINUX = ("syslinux.efi", "ldlinux.e64")
 IPXE_SCRIPT_NAME = "boot.ipxe"
+# What shim (built for Debian) fetches from beside itself: its DEFAULT_LOADER.
+SHIM_SECOND_STAGE = "grubx64.efi"
 # The templates pxelab renders into every data root, by their path under templates_dir().
 PXELINUX_CONFIG = "pxelinux/default.cfg"
 SYSLINUX_EFI_CONFIG = "syslinux-efi/default.cfg"
@@ -115,6 +117,8 @@ def populate(root: Path, loader: BootLoader, payload: Payload, append: str,
         _write_ipxe_script(root, files_base, append)
     elif loader is BootLoader.GRUB:
         _populate_grub(root, append, fwset, cache_dir, files_base)
+    elif loader is BootLoader.SHIM_GRUB:
+        _populate_shim_grub(root, append, fwset, files_base)
     log.info("data root %s ready for %s", root, loader)
     return root
 
@@ -172,6 +176,21 @@ def _populate_grub(root: Path, append: str, fwset: FirmwareSet, cache_dir: Path 
     the server and protocol that sent the image.
     """
     place(nbp.build_grub_image(fwset=fwset, cache_dir=cache_dir).path, root / nbp.GRUB_IMAGE_NAME)
+    _write_grub_config(root, append, files_base)
+
+
+def _populate_shim_grub(root: Path, append: str, fwset: FirmwareSet, files_base: str) -> None:
+    """shim, Debian's signed GRUB network image beside it, and grub/grub.cfg.
+
+    shim fetches its second stage by the name it was built with (grubx64.efi) from its
+    own directory; the signed image's built-in prefix is /grub, as pxelab's own.
+    """
+    place(fwset.locate("shimx64.efi"), root / BootLoader.SHIM_GRUB.nbp)
+    place(fwset.locate("grubnetx64.efi"), root / SHIM_SECOND_STAGE)
+    _write_grub_config(root, append, files_base)
+
+
+def _write_grub_config(root: Path, append: str, files_base: str) -> None:
     config = render_template(GRUB_CONFIG, menu_values(grub_device(files_base), append))
     directory = root / nbp.GRUB_PREFIX.strip("/")
     directory.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ MARKS: dict[str, str] = {
     "ipxe": "transport: the iPXE EFI client under OVMF",
     "ipv4": "IP version 4",
     "ipv6": "IP version 6",
+    "secureboot": "OVMF with Secure Boot enforced: shim, signed GRUB, signed kernel",
 }
 
 

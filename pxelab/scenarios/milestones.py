@@ -307,6 +307,56 @@ GRUB = (
               description="GRUB downloaded the initrd", failures=_GRUB_FAILURES),
 )
 
+# Secure Boot: shim (signed by Microsoft) verifies and starts Debian's signed GRUB,
+# which asks shim to verify the kernel. Neither prints anything on success, so the
+# first milestone after the firmware is grub.cfg's own line. What they print when
+# they refuse (rhboot/shim shim.c, netboot.c, httpboot.c, sbat.c; GRUB's shim_lock
+# verifier) ends the stage at once instead of its timeout.
+SHIM_FAILURES = (
+    Fail(r"Verification failed: \(0x1A\) Security Violation",
+         "shim refused its second stage: it is not signed by a key shim trusts (shim "
+         "trusts its vendor's CA and enrolled MOKs; use the distribution's signed GRUB)"),
+    Fail(r"SBAT self-check failed|Verifying shim SBAT data failed[^\r\n]*",
+         "shim's own SBAT generation is revoked by the machine's SbatLevel"),
+    Fail(r"Unable to fetch (?:TFTP|HTTP) image[^\r\n]*",
+         "shim could not fetch its second stage (grubx64.efi) from the boot server"),
+    Fail(r"Failed to load image[^\r\n]*|start_image\(\) returned [^\r\n]*",
+         "shim could not load or start its second stage"),
+    Fail(r"Something has gone seriously wrong: [^\r\n]*", "shim could not start"),
+)
+_GRUB_SECURE_BOOT_REFUSALS = (
+    Fail(r"error: bad shim signature[^\r\n]*",
+         "GRUB refused the kernel: shim does not trust its signature (Secure Boot needs "
+         "a kernel signed by the distribution, e.g. Debian's linux-image-*-amd64)"),
+    Fail(r"error: [^\r\n]*prohibited by secure boot policy[^\r\n]*",
+         "GRUB refused a command or file that Secure Boot's lockdown forbids"),
+)
+_SIGNED_GRUB_FAILURES = (*_GRUB_SECURE_BOOT_REFUSALS, *_GRUB_FAILURES)
+SHIM_GRUB = (
+    Milestone("bootloader", r"pxelab: grub config loaded", 60, landmark=True,
+              description="shim verified and started the signed GRUB, which ran grub.cfg",
+              failures=(*SHIM_FAILURES, *_GRUB_FAILURES, *_OVMF_FAILURES)),
+    Milestone("kernel_fetch", r"pxelab: grub kernel loaded", 120, landmark=True,
+              description="GRUB downloaded the kernel and shim verified it",
+              failures=_SIGNED_GRUB_FAILURES),
+    Milestone("initrd_fetch", r"pxelab: grub initrd loaded", 120, landmark=True,
+              description="GRUB downloaded the initrd", failures=_SIGNED_GRUB_FAILURES),
+)
+# arch/x86/kernel/setup.c prints the firmware's Secure Boot state right after the banner.
+SECURE_BOOT_ON = Milestone(
+    "secure_boot", r"Secure boot enabled", 30, landmark=True,
+    description="the kernel runs with Secure Boot enforced",
+    failures=(Fail(r"Secure boot (?:disabled|could not be determined)",
+                   "the kernel runs without Secure Boot: the firmware does not enforce it "
+                   "(OVMF without enrolled keys or without SMM)"),))
+
+
+def with_secure_boot(linux: tuple[Milestone, ...]) -> tuple[Milestone, ...]:
+    """``linux`` with :data:`SECURE_BOOT_ON` right after the kernel's banner."""
+    at = [m.name for m in linux].index("kernel") + 1
+    return (*linux[:at], SECURE_BOOT_ON, *linux[at:])
+
+
 # iPXE as an EFI program: the EFI driver of QEMU's NIC ROM (OVMF boots its
 # LoadFile, which runs iPXE on that NIC), or an NBP like snponly.efi.
 IPXE_EFI_ROM = (
@@ -417,9 +467,8 @@ BOOT_PROGRAM_FAILURES = (
     Fail(r"error: (?:file [^\r\n]* not found|you need to load the kernel first)[^\r\n]*",
          "GRUB could not load a file its menu names"),
     Fail(r"grub rescue> ", "GRUB fell back to its rescue prompt (normal mode missing)"),
-    # shim (rhboot/shim netboot.c, shim.c) when its second stage is not where it asks.
-    Fail(r"Unable to fetch TFTP image[^\r\n]*|start_image\(\) returned [^\r\n]*",
-         "shim could not load its second stage (grubx64.efi beside it)"),
+    # shim's and the signed GRUB's refusals (Secure Boot).
+    *SHIM_FAILURES, *_GRUB_SECURE_BOOT_REFUSALS,
     # Not any iPXE error line: iPXE 1.21+ tries autoexec.ipxe first and goes on when it
     # is not there, and a script's "chain ... || goto" takes errors in its stride. These
     # are the lines after which iPXE does not go on.

@@ -91,6 +91,14 @@ def test_bad_utf8_escape_raises_on_path() -> None:
         _ = request.path
 
 
+def test_double_slash_target_is_a_path_not_a_host() -> None:
+    # shim 16.1 asks for "//grubx64.efi" when HTTP-booted from the server's root.
+    request = parse_request(head("GET //grubx64.efi?mac=1 HTTP/1.1", "Host: x"))
+    assert (request.path, request.query) == ("//grubx64.efi", {"mac": "1"})
+    absolute = parse_request(head("GET http://x/a/b?c=d HTTP/1.1", "Host: x"))
+    assert (absolute.path, absolute.query) == ("/a/b", {"c": "d"})
+
+
 def test_status_line_is_http11_with_phrase() -> None:
     assert status_line(416) == "HTTP/1.1 416 Range Not Satisfiable\r\n"
     assert status_line(431) == "HTTP/1.1 431 Request Header Fields Too Large\r\n"

@@ -40,10 +40,14 @@ HOST = "host"
 # The Debian packages a set provides (catalog package names); every other catalog
 # entry (qemu, tcpdump) is the host's.
 SET_PACKAGES = ("ovmf", "seabios", "ipxe-qemu", "ipxe", "grub-efi-amd64-bin", "grub-common",
-                "pxelinux", "syslinux-efi", "syslinux-common")
+                "pxelinux", "syslinux-efi", "syslinux-common", "shim-signed",
+                "grub-efi-amd64-signed")
 # One catalog entry of each package, to show a set's versions by.
 SET_ENTRIES = ("ovmf-code", "seabios", "rom-virtio", "snponly.efi", "grub-x86_64-efi",
-               "grub-mkimage", "pxelinux.0", "syslinux.efi", "ldlinux.c32")
+               "grub-mkimage", "pxelinux.0", "syslinux.efi", "ldlinux.c32", "shimx64.efi",
+               "grubnetx64.efi")
+# A user's own OVMF pair, by catalog entry: (code, vars) without and with Secure Boot.
+_OVMF_ENTRIES = {False: ("ovmf-code", "ovmf-vars"), True: ("ovmf-code-sb", "ovmf-vars-sb")}
 _LOADER = "ld-linux-x86-64.so.2"
 _LIBRARY_DIRS = ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu")
 # Where libc6 puts the loader: bookworm's under lib/, usr-merged releases' under usr/lib/.
@@ -95,7 +99,7 @@ class FirmwareSet:
         if self.is_host or artifact.package not in SET_PACKAGES:
             return firmware.locate(name)
         if artifact.descriptor is not None:
-            image = self.ovmf()
+            image = self.ovmf(secure_boot=artifact.secure_boot)
             return image.code if artifact.descriptor is DescriptorFile.EXECUTABLE \
                 else image.vars_template
         for candidate in artifact.paths:
@@ -105,14 +109,19 @@ class FirmwareSet:
                           f"of {[str(p) for p in artifact.paths]} under {self.root}; "
                           f"{self._shipped_by(artifact)} does not ship it")
 
-    def ovmf(self) -> OvmfImage:
-        """OVMF code and VARS template: the user's pair, else the set's descriptors."""
-        code, template = self.files.get("ovmf-code"), self.files.get("ovmf-vars")
+    def ovmf(self, *, secure_boot: bool = False) -> OvmfImage:
+        """OVMF code and VARS template: the user's pair, else the set's descriptors.
+
+        ``secure_boot``: the Secure Boot build with Microsoft's keys enrolled.
+        """
+        code_entry, vars_entry = _OVMF_ENTRIES[secure_boot]
+        code, template = self.files.get(code_entry), self.files.get(vars_entry)
         if code is not None and template is not None:
             return OvmfImage(Path(), code.path, template.path)
         if self.is_host:
-            return firmware.find_ovmf()
-        return firmware.find_ovmf((self.root / "usr/share/qemu/firmware",), root=self.root)
+            return firmware.find_ovmf(secure_boot=secure_boot)
+        return firmware.find_ovmf((self.root / "usr/share/qemu/firmware",),
+                                  secure_boot=secure_boot, root=self.root)
 
     def rom_kind(self, rom: str) -> RomKind:
         """What the EFI driver of NIC ROM entry ``rom`` in this set is."""

@@ -47,9 +47,10 @@ def user_set(path: Path, load_base: Callable[[str], FirmwareSet]) -> FirmwareSet
                           f"not another file ({base_name})")
     files = {entry: _user_file(path, entry, spec)
              for entry, spec in dict(data.get("files", {})).items()}
-    if ("ovmf-code" in files) != ("ovmf-vars" in files):
-        raise ConfigError(f"firmware set file {path}: give [files.ovmf-code] and "
-                          "[files.ovmf-vars] together (a VARS template fits one build)")
+    for code, template in (("ovmf-code", "ovmf-vars"), ("ovmf-code-sb", "ovmf-vars-sb")):
+        if (code in files) != (template in files):
+            raise ConfigError(f"firmware set file {path}: give [files.{code}] and "
+                              f"[files.{template}] together (a VARS template fits one build)")
     base = load_base(base_name)
     return replace(base, name=str(data.get("name", path.stem)), origin=str(path), file=path,
                    files={**base.files, **files}, rom=_rom(path, data.get("ipxe_rom")))

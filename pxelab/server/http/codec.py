@@ -79,13 +79,22 @@ class HttpRequest:
 
         Raises UnicodeDecodeError when the escapes are not UTF-8.
         """
-        return unquote(urlsplit(self.target).path, errors="strict")
+        return unquote(self._parts()[0], errors="strict")
 
     @property
     def query(self) -> dict[str, str]:
         """Query parameters, percent-decoded; the last of repeated names wins."""
-        return dict(parse_qsl(urlsplit(self.target).query, keep_blank_values=True,
-                              errors="strict"))
+        return dict(parse_qsl(self._parts()[1], keep_blank_values=True, errors="strict"))
+
+    def _parts(self) -> tuple[str, str]:
+        """(path, query) of the target. An origin-form target is split at "?" only:
+        "//grubx64.efi" (shim 16.1 over HTTP asks for that) is a path with an empty
+        first segment, which urlsplit would read as a host name (RFC 9112 3.2.1)."""
+        if self.target.startswith("/"):
+            path, _, query = self.target.partition("?")
+            return path, query
+        url = urlsplit(self.target)
+        return url.path, url.query
 
     @property
     def keep_alive(self) -> bool:
