@@ -331,11 +331,26 @@ _GRUB_SECURE_BOOT_REFUSALS = (
     Fail(r"error: [^\r\n]*prohibited by secure boot policy[^\r\n]*",
          "GRUB refused a command or file that Secure Boot's lockdown forbids"),
 )
-_SIGNED_GRUB_FAILURES = (*_GRUB_SECURE_BOOT_REFUSALS, *_GRUB_FAILURES)
+# Not every GRUB "error:" is fatal: "no suitable video mode found" on a serial-only
+# machine, or a module list GRUB 2.12's normal mode looks for under $prefix/x86_64-efi/
+# (command.lst, fs.lst: a signed image has its modules built in). Only those after which
+# GRUB cannot boot.
+_GRUB_FATAL = (
+    Fail(r"error: (?:file `(?![^'\r\n]*/x86_64-efi/)[^\r\n]* not found"
+         r"|you need to load the kernel first)[^\r\n]*",
+         "GRUB could not load a file its menu names"),
+    Fail(r"error: disk `(?:http|tftp),[^\r\n]*' not found[^\r\n]*",
+         "GRUB cannot reach the boot server over that protocol (no such network module "
+         "in this GRUB image)"),
+    Fail(r"grub> ", "GRUB stopped at its prompt: no grub.cfg ran to the end "
+         "(is it at <data root>/grub/grub.cfg?)"),
+    Fail(r"grub rescue> ", "GRUB fell back to its rescue prompt (normal mode missing)"),
+)
+_SIGNED_GRUB_FAILURES = (*_GRUB_SECURE_BOOT_REFUSALS, *_GRUB_FATAL)
 SHIM_GRUB = (
     Milestone("bootloader", r"pxelab: grub config loaded", 60, landmark=True,
               description="shim verified and started the signed GRUB, which ran grub.cfg",
-              failures=(*SHIM_FAILURES, *_GRUB_FAILURES, *_OVMF_FAILURES)),
+              failures=(*SHIM_FAILURES, *_SIGNED_GRUB_FAILURES, *_OVMF_FAILURES)),
     Milestone("kernel_fetch", r"pxelab: grub kernel loaded", 120, landmark=True,
               description="GRUB downloaded the kernel and shim verified it",
               failures=_SIGNED_GRUB_FAILURES),
@@ -462,11 +477,7 @@ BOOT_PROGRAM_FAILURES = (
          "the kernel named in the SYSLINUX menu is not on the server"),
     Fail(_efi_loading("failed"), "SYSLINUX could not fetch a file"),
     _SYSLINUX_GAVE_UP,
-    # Not every GRUB "error:" is fatal ("no suitable video mode found" on a serial-only
-    # machine): only those after which GRUB cannot boot.
-    Fail(r"error: (?:file [^\r\n]* not found|you need to load the kernel first)[^\r\n]*",
-         "GRUB could not load a file its menu names"),
-    Fail(r"grub rescue> ", "GRUB fell back to its rescue prompt (normal mode missing)"),
+    *_GRUB_FATAL,
     # shim's and the signed GRUB's refusals (Secure Boot).
     *SHIM_FAILURES, *_GRUB_SECURE_BOOT_REFUSALS,
     # Not any iPXE error line: iPXE 1.21+ tries autoexec.ipxe first and goes on when it
