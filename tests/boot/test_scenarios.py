@@ -22,6 +22,7 @@ from pxelab.machine.fwsets import load_firmware_set
 from pxelab.machine.nvram import IP6_CONFIG_GUID, decode_ip6_config, default_iaid, read_variables
 from pxelab.machine.qemu import OVMF_VARS
 from pxelab.scenarios.cases import IpVersion, Scenario, for_firmware_set
+from pxelab.scenarios.limits import KnownLimit, known_limit
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns, pytest.mark.slow]
 
@@ -30,7 +31,11 @@ def test_boot(boot_scenario, pxelab_scenario: Scenario, pxelab_cache_dir):
     # The way the set's NIC ROM boots it, with every firmware file from the set.
     fwset = load_firmware_set(pxelab_scenario.firmware_set, pxelab_cache_dir)
     scenario = for_firmware_set(pxelab_scenario, fwset)
+    limit = known_limit(scenario, fwset)
     result = boot_scenario(scenario)
+    if limit is not None:
+        assert_fails_as_limit_says(result, limit)
+        pytest.xfail(limit.describe(fwset))
     timeline = result.timeline
 
     assert timeline.ok, f"stage {timeline.failed_stage} failed: {timeline.failure}"
@@ -74,6 +79,16 @@ def test_boot(boot_scenario, pxelab_scenario: Scenario, pxelab_cache_dir):
     if scenario.guest.ip6_settings is not None:
         assert_firmware_kept_ip6_settings(result, scenario)
     assert_no_rule_fires(result)
+
+
+def assert_fails_as_limit_says(result: BootResult, limit: KnownLimit) -> None:
+    """A strict expected failure: where and why the limit says, or the test fails."""
+    assert not result.ok, (f"{limit.name} no longer holds: the case booted; drop or narrow "
+                           "the limit in pxelab/scenarios/limits.py")
+    cause = result.diagnosis.cause if result.diagnosis else None
+    found = (result.timeline.failed_stage, cause.code if cause else None)
+    assert found == (limit.stage, limit.cause), \
+        f"failed otherwise than {limit.name} says: {result.timeline.failure}"
 
 
 def assert_no_rule_fires(result: BootResult) -> None:
