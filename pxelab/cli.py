@@ -28,6 +28,7 @@ from pxelab.machine.nbp import build_grub_image
 from pxelab.machine.payload import build_payload
 from pxelab.machine.payload.archive import DEFAULT_SUITE, SUITES
 from pxelab.scenarios.cases import DEFAULT_SCENARIO, BootLoader, Scenario, for_firmware_set
+from pxelab.scenarios.limits import known_limit
 from pxelab.scenarios.matrix import Selection, cases, describe, find_case
 from pxelab.scenarios.regressions import REGRESSIONS, Regression, apply_regressions
 from pxelab.server.bootserver import BootServer
@@ -186,6 +187,9 @@ def _boot(args: argparse.Namespace) -> int:
     print(f"booting {scenario.name}: {scenario.description}", flush=True)
     if scenario.applied:
         print(f"with faults: {', '.join(scenario.applied)}", flush=True)
+    limit = known_limit(scenario, fwset)
+    if limit is not None:
+        print(limit.describe(fwset), flush=True)
     result = BootRun(scenario, artifacts, on_hit=_print_hit).run()
     if args.json:
         data = result.to_dict()
