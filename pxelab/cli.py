@@ -242,10 +242,13 @@ def _firmware(args: argparse.Namespace) -> int:
         print(f"{fwset.name} ({fwset.origin})")
         for package, version in sorted(fwset.versions(SET_ENTRIES).items()):
             print(f"  {package:<20} {version}")
-        ovmf = fwset.ovmf()
+        ovmf, secure = fwset.ovmf(), fwset.ovmf(secure_boot=True)
         for what, path in (("OVMF code", ovmf.code), ("OVMF vars", ovmf.vars_template),
+                           ("OVMF SB code", secure.code), ("OVMF SB vars", secure.vars_template),
                            ("SeaBIOS", fwset.locate("seabios")),
-                           ("virtio ROM", fwset.locate("rom-virtio"))):
+                           ("virtio ROM", fwset.locate("rom-virtio")),
+                           ("shim", fwset.locate("shimx64.efi")),
+                           ("signed GRUB", fwset.locate("grubnetx64.efi"))):
             print(f"  {what:<20} {path}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,21 @@ def test_ovmf_command_line(descriptor_dir: Path, tmp_path: Path) -> None:
     ]
     assert command[command.index("-fw_cfg") + 1] == (
         "name=opt/org.tianocore/IPv4PXESupport,string=n")
+
+
+def test_secure_boot_machine_has_smm_and_a_secure_pflash(descriptor_dir: Path,
+                                                           tmp_path: Path) -> None:
+    spec = GuestSpec(firmware=Firmware.OVMF, nic_romfile="", secure_boot=True)
+    command = qemu_command(spec, "tap1", tmp_path, Accel.TCG, ovmf=find_ovmf([descriptor_dir]))
+    assert command[command.index("-machine") + 1] == "q35,graphics=off,smm=on"
+    assert command[command.index("-global") + 1] == (
+        "driver=cfi.pflash01,property=secure,value=on")
+    assert spec.firmware_settings().endswith(",secure-boot=on")
+    plain = qemu_command(replace(spec, secure_boot=False), "tap1", tmp_path, Accel.TCG,
+                         ovmf=find_ovmf([descriptor_dir]))
+    assert "-global" not in plain and "secure-boot" not in GuestSpec().firmware_settings()
+    with pytest.raises(ConfigError, match="SeaBIOS has no Secure Boot"):
+        GuestSpec(secure_boot=True)
 
 
 def test_a_guest_without_rng_gets_no_rng_device(tmp_path: Path) -> None:
