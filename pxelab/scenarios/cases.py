@@ -453,7 +453,7 @@ SCENARIOS: dict[str, Scenario] = {
             name="uefi_tftp_ipv4_secureboot",
             description="OVMF with Secure Boot and Microsoft's keys, PXEv4, shimx64.efi over "
                         "TFTP, Debian's signed GRUB from beside it, kernel (Debian-signed, "
-                        "verified through shim) + initrd over HTTP, NFSv4 root",
+                        "verified through shim) + initrd over TFTP, NFSv4 root",
             guest=SECURE_BOOT_GUEST,
             loader=BootLoader.SHIM_GRUB,
             milestones=ms.OVMF_PXE4 + ms.SHIM_GRUB + ms.with_secure_boot(ms.LINUX_NFSROOT),
