@@ -86,7 +86,7 @@ class SbatLevel:
         As shim's ``verify_sbat_helper``: a row is checked against the first
         variable row of the same component; components the variable does not name pass.
         """
-        needed = {}
+        needed: dict[str, int] = {}
         for component, generation in self.minimum:
             needed.setdefault(component, generation)
         return tuple((entry, needed[entry.component]) for entry in entries
