@@ -4,6 +4,7 @@ shim makes it, and the variable as shim writes it."""
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -173,5 +174,10 @@ def test_rule_is_silent_where_sbat_is_not_why() -> None:
     assert sbat_revoked(_evidence(level="")) is None  # no SbatLevel known
     assert sbat_revoked(_evidence(level=SHIM_AUTOMATIC)) is None  # grub,5 passes grub,5
     assert sbat_revoked(_evidence(grub="")) is None  # no .sbat: unsigned, not revoked
+    # The binary fetched last has no .sbat: not shim's (shim,4) that came before it.
+    no_sbat = _evidence(level="sbat,1,2026010100\nshim,5\n")
+    no_sbat = replace(no_sbat, facts=replace(no_sbat.facts,
+                                             efi_sbat={"shimx64.efi": SHIM_SBAT}))
+    assert sbat_revoked(no_sbat) is None
     assert sbat_revoked(_evidence(failure="GRUB stopped at its prompt")) is None
     assert sbat_revoked(_evidence(level="garbage")) is None

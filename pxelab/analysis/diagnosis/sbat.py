@@ -24,12 +24,13 @@ _REFUSED = re.compile(r"Verification failed: \(0x1A\) Security Violation")
 
 
 def _fetched_binary(evidence: Evidence) -> tuple[str, Event | None] | None:
-    """The EFI binary with an .sbat the guest fetched last (its delivery, if the server's
-    events have it), else the one binary of the data root that is not the NBP."""
+    """The EFI binary the guest fetched last (its delivery), if it has an .sbat; without
+    the server's events, the one binary of the data root with an .sbat besides the NBP."""
     known = evidence.facts.efi_sbat
-    for event in reversed(q.delivered(evidence)):
-        if q.event_file(event) in known:
-            return q.event_file(event), event
+    binaries = [e for e in q.delivered(evidence) if q.event_file(e).lower().endswith(".efi")]
+    if binaries:
+        name = q.event_file(binaries[-1])
+        return (name, binaries[-1]) if name in known else None
     others = [name for name in known if q.base(name) != q.base(q.nbp(evidence))]
     return (others[0], None) if len(others) == 1 else None
 
