@@ -315,7 +315,8 @@ GRUB = (
 SHIM_FAILURES = (
     Fail(r"Verification failed: \(0x1A\) Security Violation",
          "shim refused its second stage: it is not signed by a key shim trusts (shim "
-         "trusts its vendor's CA and enrolled MOKs; use the distribution's signed GRUB)"),
+         "trusts its vendor's CA and enrolled MOKs; use the distribution's signed GRUB), "
+         "or the machine's SbatLevel revokes its SBAT generation"),
     Fail(r"SBAT self-check failed|Verifying shim SBAT data failed[^\r\n]*",
          "shim's own SBAT generation is revoked by the machine's SbatLevel"),
     Fail(r"Unable to fetch (?:TFTP|HTTP) image[^\r\n]*",

@@ -10,6 +10,7 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | console.milestone_unmatched       | milestones.milestone_unmatched         |
 | initrd.no_network_driver          | linux.no_network_driver                |
 | initrd.unpack_failed, ...         | guest.known_line                       |
+| secureboot.sbat_revoked           | sbat.sbat_revoked                      |
 | grub.no_http_module               | grub.no_http_module                    |
 | ipxe.chainload_loop               | ipxe.chainload_loop                    |
 | tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
@@ -54,6 +55,7 @@ from pxelab.analysis.diagnosis import (
     minsecs,
     nfs,
     requests,
+    sbat,
     tftp,
     transfers,
 )
@@ -63,6 +65,7 @@ RULES: tuple[DiagnosisRule, ...] = (
     milestones.milestone_unmatched,
     linux.no_network_driver,
     guest.known_line,
+    sbat.sbat_revoked,
     grub.no_http_module,
     ipxe.chainload_loop,
     tftp.ldlinux_mismatch,
