@@ -10,6 +10,7 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | console.milestone_unmatched       | milestones.milestone_unmatched         |
 | initrd.no_network_driver          | linux.no_network_driver                |
 | initrd.unpack_failed, ...         | guest.known_line                       |
+| grub.no_http_module               | grub.http_module_missing               |
 | ipxe.chainload_loop               | ipxe.chainload_loop                    |
 | tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
 | tftp.oack_unrequested_option      | tftp.oack_unrequested_option           |
@@ -45,6 +46,7 @@ from pxelab.analysis.diagnosis import (
     dhcp6,
     files,
     firmware,
+    grub,
     guest,
     ipxe,
     linux,
@@ -61,6 +63,7 @@ RULES: tuple[DiagnosisRule, ...] = (
     milestones.milestone_unmatched,
     linux.no_network_driver,
     guest.known_line,
+    grub.http_module_missing,
     ipxe.chainload_loop,
     tftp.ldlinux_mismatch,
     tftp.oack_unrequested_option,
