@@ -11,7 +11,7 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | initrd.no_network_driver          | linux.no_network_driver                |
 | initrd.unpack_failed, ...         | guest.known_line                       |
 | secureboot.sbat_revoked           | sbat.sbat_revoked                      |
-| grub.no_http_module               | grub.no_http_module                    |
+| grub.no_http_module               | grub.http_module_missing               |
 | ipxe.chainload_loop               | ipxe.chainload_loop                    |
 | tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
 | tftp.oack_unrequested_option      | tftp.oack_unrequested_option           |
@@ -66,7 +66,7 @@ RULES: tuple[DiagnosisRule, ...] = (
     linux.no_network_driver,
     guest.known_line,
     sbat.sbat_revoked,
-    grub.no_http_module,
+    grub.http_module_missing,
     ipxe.chainload_loop,
     tftp.ldlinux_mismatch,
     tftp.oack_unrequested_option,
