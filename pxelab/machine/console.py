@@ -27,13 +27,23 @@ from typing import Any, Protocol
 
 import pexpect
 
-from pxelab.machine.terminal import TAIL_CHARS, as_displayed, console_tail, strip_ansi, unwrap
+from pxelab.machine.terminal import (
+    TAIL_CHARS,
+    as_displayed,
+    console_tail,
+    rows_apart,
+    strip_ansi,
+    unwrap,
+)
 
 log = logging.getLogger(__name__)
 
 # Seconds a failure waits for the rest of its console line, so that the verdict
 # quotes the guest's whole line, not the part that had arrived when the pattern hit.
 LINE_END_WAIT = 0.5
+# Where a match begins and ends in the console text (private-use characters: never
+# console output) while its line is cut out (ConsoleWatcher._whole_line).
+_START, _END = "\ue000", "\ue001"
 # Seconds of one expect call while a milestone is awaited: the guards are asked
 # between slices, so a guard's verdict ends the stage at most this much later.
 SLICE = 0.25
@@ -329,15 +339,23 @@ class ConsoleWatcher:
         """The console line the last match is in, from its start to its end, as shown.
 
         A pattern like ``Kernel panic[^\\r\\n]*`` matches as much of the line as has
-        arrived; the rest follows within :data:`LINE_END_WAIT`.
+        arrived; the rest follows within :data:`LINE_END_WAIT`. A row of a screen drawn
+        by cursor moves is a line too (:func:`rows_apart`); characters that are not
+        UTF-8 (a box drawn in code page 437) are left out.
         """
-        start = re.split(r"[\r\n]", self._text(self.console.before))[-1]
-        line = start + self._text(self.console.after)
-        if not line.endswith(("\r", "\n")):
+        before, after = self._text(self.console.before), self._text(self.console.after)
+        rest = ""
+        if not after.endswith(("\r", "\n")):
             self.console.expect([self._compile(r"[\r\n]"), pexpect.EOF, pexpect.TIMEOUT],
                                 timeout=LINE_END_WAIT)
-            line += self._text(self.console.before)
+            rest = self._text(self.console.before)
             self._remember()
+        # The match marked, so that its line can be found among the rows.
+        marked = rows_apart(before + _START + after + _END + rest)
+        head, _, body = marked.partition(_START)
+        body, _, tail = body.partition(_END)
+        line = (re.split(r"[\r\n]", head)[-1] + body + re.split(r"[\r\n]", tail)[0])
+        line = line.replace("\ufffd", "")
         shown = [text for text in unwrap(as_displayed(strip_ansi(line)).splitlines())
                  if text.strip()]
         return " / ".join(text.strip() for text in shown)

@@ -8,8 +8,8 @@ import pexpect
 import pytest
 
 from pxelab.machine.console import ConsoleWatcher, FailurePattern, Milestone
-from pxelab.machine.terminal import as_displayed
-from pxelab.scenarios.milestones import LINUX_NFSROOT
+from pxelab.machine.terminal import as_displayed, rows_apart
+from pxelab.scenarios.milestones import LINUX_NFSROOT, SHIM_FAILURES
 
 pytestmark = pytest.mark.unit
 
@@ -105,3 +105,32 @@ def test_a_milestone_answer_is_typed_on_the_console() -> None:
 ])
 def test_as_displayed_applies_backspace_and_carriage_return(raw: str, shown: str) -> None:
     assert as_displayed(raw) == shown
+
+
+def test_a_failure_in_a_box_drawn_by_cursor_moves_quotes_its_row() -> None:
+    # shim's error dialog: rows placed by ESC[row;colH, no line ends, a frame of code
+    # page 437 bytes (not UTF-8). The quote is the row with the match, frame left out.
+    box = (r"\033[01;01H\332\304\304\277\033[02;01H\263   ERROR   \263"
+           r"\033[03;01H\263  Verification failed: (0x1A) Security Violation  \263"
+           r"\033[04;01H\263      \263\033[05;01H\300\304 OK \304\331")
+    milestones = (Milestone("bootloader", r"grub config loaded", 5,
+                            failures=SHIM_FAILURES),)
+    console = pexpect.spawn("sh", ["-c", f"printf 'Fetching grubx64.efi\\r\\n{box}'; sleep 5"],
+                            encoding="utf-8", codec_errors="replace", timeout=5)
+    try:
+        timeline = ConsoleWatcher(console, time.monotonic()).run("demo", milestones)
+    finally:
+        console.close(force=True)
+    assert timeline.failed_stage == "bootloader"
+    assert (timeline.failure or "").endswith(
+        "(console: 'Verification failed: (0x1A) Security Violation')"), timeline.failure
+
+
+@pytest.mark.parametrize(("raw", "rows"), [
+    ("\x1b[2;1Hone\x1b[3;1Htwo", "\none\ntwo"),
+    # syslinux.efi sets the cursor before every character of a row: one line
+    ("\x1b[5;1Ha\x1b[5;2Hb\x1b[5;3Hc", "\na\x1b[5;2Hb\x1b[5;3Hc"),
+    ("no moves\r\n", "no moves\r\n"),
+])
+def test_rows_apart_breaks_lines_where_the_row_changes(raw: str, rows: str) -> None:
+    assert rows_apart(raw) == rows

@@ -11,6 +11,8 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | initrd.no_network_driver          | linux.no_network_driver                |
 | initrd.unpack_failed, ...         | guest.known_line                       |
 | ipxe.chainload_loop               | ipxe.chainload_loop                    |
+| secureboot.unsigned_second_stage  | secureboot.unsigned_second_stage       |
+| secureboot.unsigned_kernel        | secureboot.unsigned_kernel             |
 | tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
 | tftp.oack_unrequested_option      | tftp.oack_unrequested_option           |
 | tftp.oack_malformed               | tftp.oack_malformed                    |
@@ -52,6 +54,7 @@ from pxelab.analysis.diagnosis import (
     minsecs,
     nfs,
     requests,
+    secureboot,
     tftp,
     transfers,
 )
@@ -62,6 +65,8 @@ RULES: tuple[DiagnosisRule, ...] = (
     linux.no_network_driver,
     guest.known_line,
     ipxe.chainload_loop,
+    secureboot.unsigned_second_stage,
+    secureboot.unsigned_kernel,
     tftp.ldlinux_mismatch,
     tftp.oack_unrequested_option,
     tftp.oack_malformed,
