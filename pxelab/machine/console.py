@@ -27,23 +27,13 @@ from typing import Any, Protocol
 
 import pexpect
 
-from pxelab.machine.terminal import (
-    TAIL_CHARS,
-    as_displayed,
-    console_tail,
-    rows_apart,
-    strip_ansi,
-    unwrap,
-)
+from pxelab.machine.terminal import TAIL_CHARS, as_displayed, console_tail, strip_ansi, unwrap
 
 log = logging.getLogger(__name__)
 
 # Seconds a failure waits for the rest of its console line, so that the verdict
 # quotes the guest's whole line, not the part that had arrived when the pattern hit.
 LINE_END_WAIT = 0.5
-# Where a match begins and ends in the console text (private-use characters: never
-# console output) while its line is cut out (ConsoleWatcher._whole_line).
-_START, _END = "\ue000", "\ue001"
 # Seconds of one expect call while a milestone is awaited: the guards are asked
 # between slices, so a guard's verdict ends the stage at most this much later.
 SLICE = 0.25
@@ -57,8 +47,10 @@ ARRIVALS_KEPT = 8192
 # character. SeaBIOS goes to column 0 with a bare CR ("sercon_lazy_cursor_sync"),
 # so a CR right before a move is part of it. Seen: "PXELIN\x1b[25;06H\x1b[25;07HUX",
 # "p\r\x1b[25;02Hxelab: pxelinux config loaded". They carry no text, but would
-# break any milestone pattern they land in.
-CURSOR_MOVE = re.compile(rb"\r*\x1b\[\d+;\d+H")
+# break any milestone pattern they land in. A move to another row than the move
+# before, with no line end between them, is a line end on the screen: shim draws its
+# "Verification failed" dialog row by row that way, and a failure quotes its row.
+CURSOR_MOVE = re.compile(rb"\r*\x1b\[(?P<row>\d+);\d+H")
 # The end of a read that may be the start of a cursor move: held back until the
 # next read completes it (or shows it was something else).
 _CUT = re.compile(rb"\r*(?:\x1b(?:\[\d*(?:;\d*)?)?)?\Z")
@@ -75,6 +67,8 @@ class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
             raise ValueError("ConsoleSpawn filters bytes; decode after matching")
         super().__init__(*args, **kwargs)
         self._held = b""
+        # The row of the last cursor move, None once a line end came after it.
+        self._row: bytes | None = None
         # Bytes handed to pexpect so far, and when each read ended: (offset after the
         # read, time.monotonic() of it), so a match can say when its text arrived.
         self.delivered = 0
@@ -87,10 +81,26 @@ class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
         cut = _CUT.search(data)  # always matches, maybe empty
         start = cut.start() if cut else len(data)
         self._held = data[start:]
-        text: bytes = CURSOR_MOVE.sub(b"", data[:start])
+        text = self._without_moves(data[:start])
         if text:
             self._arrived(len(text))
         return text
+
+    def _without_moves(self, data: bytes) -> bytes:
+        """``data`` without cursor moves, a line end for each that changes the row."""
+        parts: list[bytes] = []
+        end = 0
+        for move in CURSOR_MOVE.finditer(data):
+            parts.append(data[end:move.start()])
+            if b"\n" in parts[-1]:
+                self._row = None
+            if self._row is not None and move["row"] != self._row:
+                parts.append(b"\n")
+            self._row, end = move["row"], move.end()
+        parts.append(data[end:])
+        if b"\n" in parts[-1]:
+            self._row = None
+        return b"".join(parts)
 
     def _arrived(self, count: int) -> None:
         self.delivered += count
@@ -339,22 +349,16 @@ class ConsoleWatcher:
         """The console line the last match is in, from its start to its end, as shown.
 
         A pattern like ``Kernel panic[^\\r\\n]*`` matches as much of the line as has
-        arrived; the rest follows within :data:`LINE_END_WAIT`. A row of a screen drawn
-        by cursor moves is a line too (:func:`rows_apart`); characters that are not
-        UTF-8 (a box drawn in code page 437) are left out.
+        arrived; the rest follows within :data:`LINE_END_WAIT`.
         """
-        before, after = self._text(self.console.before), self._text(self.console.after)
-        rest = ""
-        if not after.endswith(("\r", "\n")):
+        start = re.split(r"[\r\n]", self._text(self.console.before))[-1]
+        line = start + self._text(self.console.after)
+        if not line.endswith(("\r", "\n")):
             self.console.expect([self._compile(r"[\r\n]"), pexpect.EOF, pexpect.TIMEOUT],
                                 timeout=LINE_END_WAIT)
-            rest = self._text(self.console.before)
+            line += self._text(self.console.before)
             self._remember()
-        # The match marked, so that its line can be found among the rows.
-        marked = rows_apart(before + _START + after + _END + rest)
-        head, _, body = marked.partition(_START)
-        body, _, tail = body.partition(_END)
-        line = (re.split(r"[\r\n]", head)[-1] + body + re.split(r"[\r\n]", tail)[0])
+        # Bytes that are not UTF-8 (a frame drawn in code page 437) are no text to quote.
         line = line.replace("\ufffd", "")
         shown = [text for text in unwrap(as_displayed(strip_ansi(line)).splitlines())
                  if text.strip()]

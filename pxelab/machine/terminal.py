@@ -23,27 +23,6 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-# A cursor move to row;column. OVMF's terminal driver sends one when an EFI program sets
-# the cursor: before every character (syslinux.efi), or at the start of each row of a
-# box drawn on the screen (shim's "Verification failed" dialog), without a line end.
-_CURSOR_TO = re.compile(r"\x1b\[(\d+);\d+H")
-
-
-def rows_apart(text: str) -> str:
-    """``text`` with a line break for each cursor move to another row than the last one
-    (the first move always counts as one), so that a screen drawn by cursor moves reads
-    as lines; moves within a row stay (:func:`strip_ansi` removes them)."""
-    parts: list[str] = []
-    row: str | None = None
-    end = 0
-    for move in _CURSOR_TO.finditer(text):
-        parts.append(text[end:move.start()])
-        parts.append("\n" if move[1] != row else move[0])
-        row, end = move[1], move.end()
-    parts.append(text[end:])
-    return "".join(parts)
-
-
 def console_tail(text: str) -> str:
     """The last :data:`CONTEXT_LINES` lines of console output, escape sequences removed and
     lines the screen wrapped joined again."""

@@ -7,8 +7,8 @@ import time
 import pexpect
 import pytest
 
-from pxelab.machine.console import ConsoleWatcher, FailurePattern, Milestone
-from pxelab.machine.terminal import as_displayed, rows_apart
+from pxelab.machine.console import ConsoleSpawn, ConsoleWatcher, FailurePattern, Milestone
+from pxelab.machine.terminal import as_displayed
 from pxelab.scenarios.milestones import LINUX_NFSROOT, SHIM_FAILURES
 
 pytestmark = pytest.mark.unit
@@ -115,8 +115,8 @@ def test_a_failure_in_a_box_drawn_by_cursor_moves_quotes_its_row() -> None:
            r"\033[04;01H\263      \263\033[05;01H\300\304 OK \304\331")
     milestones = (Milestone("bootloader", r"grub config loaded", 5,
                             failures=SHIM_FAILURES),)
-    console = pexpect.spawn("sh", ["-c", f"printf 'Fetching grubx64.efi\\r\\n{box}'; sleep 5"],
-                            encoding="utf-8", codec_errors="replace", timeout=5)
+    console = ConsoleSpawn("sh", ["-c", f"printf 'Fetching grubx64.efi\\r\\n{box}'; sleep 5"],
+                           timeout=5)
     try:
         timeline = ConsoleWatcher(console, time.monotonic()).run("demo", milestones)
     finally:
@@ -125,12 +125,3 @@ def test_a_failure_in_a_box_drawn_by_cursor_moves_quotes_its_row() -> None:
     assert (timeline.failure or "").endswith(
         "(console: 'Verification failed: (0x1A) Security Violation')"), timeline.failure
 
-
-@pytest.mark.parametrize(("raw", "rows"), [
-    ("\x1b[2;1Hone\x1b[3;1Htwo", "\none\ntwo"),
-    # syslinux.efi sets the cursor before every character of a row: one line
-    ("\x1b[5;1Ha\x1b[5;2Hb\x1b[5;3Hc", "\na\x1b[5;2Hb\x1b[5;3Hc"),
-    ("no moves\r\n", "no moves\r\n"),
-])
-def test_rows_apart_breaks_lines_where_the_row_changes(raw: str, rows: str) -> None:
-    assert rows_apart(raw) == rows

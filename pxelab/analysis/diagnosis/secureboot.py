@@ -96,4 +96,4 @@ def _signature(evidence: Evidence, name: str) -> str:
         return ("carries an Authenticode signature, but not one shim trusts (its vendor "
                 "certificate, the firmware's db, an enrolled MOK), or its hash or SBAT "
                 "generation is revoked")
-    return "carries no Authenticode signature at all (the data root's copy)"
+    return "carries no Authenticode signature (its copy in the data root has no certificate table)"
