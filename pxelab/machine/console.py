@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # Seconds a failure waits for the rest of its console line, so that the verdict
 # quotes the guest's whole line, not the part that had arrived when the pattern hit.
 LINE_END_WAIT = 0.5
+# A dialog's frame, no text to quote: box-drawing characters (OVMF 2025.02 sends them
+# as UTF-8) and bytes that are not UTF-8 (OVMF 2022.11's code page 437 ones).
+_FRAME = re.compile("[\u2500-\u257f\ufffd]")
 # Seconds of one expect call while a milestone is awaited: the guards are asked
 # between slices, so a guard's verdict ends the stage at most this much later.
 SLICE = 0.25
@@ -358,8 +361,7 @@ class ConsoleWatcher:
                                 timeout=LINE_END_WAIT)
             line += self._text(self.console.before)
             self._remember()
-        # Bytes that are not UTF-8 (a frame drawn in code page 437) are no text to quote.
-        line = line.replace("\ufffd", "")
+        line = _FRAME.sub("", line)
         shown = [text for text in unwrap(as_displayed(strip_ansi(line)).splitlines())
                  if text.strip()]
         return " / ".join(text.strip() for text in shown)
