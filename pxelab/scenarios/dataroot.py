@@ -157,7 +157,10 @@ def _carry_out(fault: RemoveFile | ReplaceFile | StripSignature, root: Path) -> 
     if isinstance(fault, RemoveFile):
         target.unlink()
         return
-    unsigned = pe.strip_signature(target.read_bytes())
+    try:
+        unsigned = pe.strip_signature(target.read_bytes())
+    except ConfigError as error:
+        raise ConfigError(f"fault {fault.describe()!r}: {target}: {error}") from None
     target.unlink()  # a hard link into the payload cache must keep its bytes
     target.write_bytes(unsigned)
 

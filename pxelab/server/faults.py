@@ -20,9 +20,8 @@ decisions and knows nothing of faults. It turns them into one
   omit or add (:class:`OmitOption`, :class:`AddOption`).
 
 Data-root faults (:class:`RemoveFile`, :class:`ReplaceFile`, :class:`StripSignature`)
-are not carried
-out by a server: :func:`pxelab.scenarios.dataroot.apply_file_faults` edits the data root
-after it is filled, before the servers start.
+are not carried out by a server: :func:`pxelab.scenarios.dataroot.apply_file_faults`
+edits the data root after it is filled, before the servers start.
 
 Every fault that fires is an event (source ``fault``, kind ``injected``) naming
 the fault, so a test and a person see why the boot failed. Counters are per
