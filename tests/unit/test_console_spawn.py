@@ -66,3 +66,18 @@ def test_line_ends_pass_through_even_when_split() -> None:
 def test_text_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="bytes"):
         ConsoleSpawn("true", encoding="utf-8")
+
+
+@pytest.mark.parametrize(("printed", "read"), [
+    # syslinux.efi places every character; going to the next row is a line end
+    (r"a\033[5;1Hb\033[5;2Hc\033[6;1Hd", b"abc\nd"),
+    # after a line end, a move to another row is no second one
+    (r"x\033[3;1Hy\n\033[7;1Hz", b"xy\r\nz"),  # the pty makes \n \r\n
+])
+def test_a_move_to_another_row_is_a_line_end(printed: str, read: bytes) -> None:
+    child = ConsoleSpawn("sh", ["-c", f"printf '{printed}'"], timeout=5)
+    try:
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.before == read

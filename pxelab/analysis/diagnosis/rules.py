@@ -13,6 +13,8 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | secureboot.sbat_revoked           | sbat.sbat_revoked                      |
 | grub.no_http_module               | grub.http_module_missing               |
 | ipxe.chainload_loop               | ipxe.chainload_loop                    |
+| secureboot.unsigned_second_stage  | secureboot.unsigned_second_stage       |
+| secureboot.unsigned_kernel        | secureboot.unsigned_kernel             |
 | tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
 | tftp.oack_unrequested_option      | tftp.oack_unrequested_option           |
 | tftp.oack_malformed               | tftp.oack_malformed                    |
@@ -56,6 +58,7 @@ from pxelab.analysis.diagnosis import (
     nfs,
     requests,
     sbat,
+    secureboot,
     tftp,
     transfers,
 )
@@ -68,6 +71,8 @@ RULES: tuple[DiagnosisRule, ...] = (
     sbat.sbat_revoked,
     grub.http_module_missing,
     ipxe.chainload_loop,
+    secureboot.unsigned_second_stage,
+    secureboot.unsigned_kernel,
     tftp.ldlinux_mismatch,
     tftp.oack_unrequested_option,
     tftp.oack_malformed,

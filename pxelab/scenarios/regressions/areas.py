@@ -8,5 +8,6 @@ from pxelab.scenarios.regressions import (
     firmware,  # noqa: F401
     initrd,  # noqa: F401
     sbat,  # noqa: F401
+    secureboot,  # noqa: F401
     tftp,  # noqa: F401
 )
