@@ -1,8 +1,9 @@
 """Benchmark: what Secure Boot costs a network boot under TCG, measured way by way.
 
 For each Secure Boot case on a firmware set (``CASE@SET``; default
-uefi_tftp_ipv4_secureboot on host and trixie, uefi_http_ipv4_secureboot on trixie:
-bookworm's signed GRUB has no http module), N runs, every way interleaved:
+uefi_tftp_ipv4_secureboot on host and trixie, uefi_tftp_ipv6_secureboot on host, the
+HTTP cases on trixie: bookworm's signed GRUB has no http module), N runs, every way
+interleaved:
 
   secure         the case as the tests run it: OVMF's Secure Boot build with Microsoft's
                  keys (smm=on, secure pflash), shim -> signed GRUB -> signed kernel
@@ -50,7 +51,8 @@ from pxelab.scenarios import milestones as ms
 from pxelab.scenarios.cases import Scenario, get_scenario
 
 DEFAULT_TARGETS = ("uefi_tftp_ipv4_secureboot@host", "uefi_tftp_ipv4_secureboot@trixie",
-                   "uefi_http_ipv4_secureboot@trixie")
+                   "uefi_http_ipv4_secureboot@trixie", "uefi_tftp_ipv6_secureboot@host",
+                   "uefi_http_ipv6_secureboot@trixie")
 SUFFIX = "_secureboot"
 LOCK = Path("/tmp/pxelab-boots.lock")
 
