@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from pxelab.core.errors import ConfigError
 
-__all__ = ["CertificateTable", "certificate_table", "checksum", "is_signed", "strip_signature"]
+__all__ = ["CertificateTable", "certificate_table", "checksum", "is_signed", "section",
+           "strip_signature"]
 
 # The offset of the PE header is at 0x3c of the MS-DOS stub ("e_lfanew").
 _LFANEW = 0x3C
@@ -97,3 +98,33 @@ def checksum(image: bytes | bytearray, field: int) -> int:
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return total + len(image)
+
+
+# SizeOfRawData, PointerToRawData, ...
+_SECTION = struct.Struct("<8sIIII")
+
+
+def section(data: bytes, name: str) -> bytes | None:
+    """The raw data of the section ``name`` of the PE image ``data`` (None: no such section).
+
+    Cut to its VirtualSize as shim reads .sbat: the on-disk size is padded to the
+    file alignment.
+    """
+    if len(data) < 0x40 or data[:2] != b"MZ":
+        return None
+    (pe,) = struct.unpack_from("<I", data, 0x3C)
+    if data[pe:pe + 4] != b"PE\0\0" or pe + 24 > len(data):
+        return None
+    (count,) = struct.unpack_from("<H", data, pe + 6)
+    (optional,) = struct.unpack_from("<H", data, pe + 20)
+    table = pe + 24 + optional
+    wanted = name.encode().ljust(8, b"\0")
+    for index in range(count):
+        at = table + index * 40
+        if at + _SECTION.size > len(data):
+            return None
+        raw_name, virtual_size, _, raw_size, raw_at = _SECTION.unpack_from(data, at)
+        if raw_name == wanted:
+            size = min(virtual_size or raw_size, raw_size)
+            return data[raw_at:raw_at + size]
+    return None

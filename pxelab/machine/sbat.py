@@ -19,12 +19,12 @@ firmware or OS update delivered stays, and revokes what it names.
 from __future__ import annotations
 
 import re
-import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from pxelab.core.errors import ConfigError
+from pxelab.machine import pe
 
 # SHIM_LOCK_GUID (shim's include/guid.h): the vendor GUID of SbatLevel, MokList, ...
 SHIM_LOCK_GUID = uuid.UUID("605dab50-e046-4300-abb6-3dd810dd8b23")
@@ -122,37 +122,7 @@ def parse_sbat_section(text: str) -> tuple[SbatEntry, ...]:
 # PE/COFF (Microsoft PE format): the "PE\0\0" offset at 0x3c; the COFF header's
 # NumberOfSections (u16) at +6 and SizeOfOptionalHeader (u16) at +20 after the
 # signature; 40-byte section headers: Name[8], VirtualSize, VirtualAddress,
-# SizeOfRawData, PointerToRawData, ...
-_SECTION = struct.Struct("<8sIIII")
-
-
-def pe_section(data: bytes, name: str) -> bytes | None:
-    """The raw data of the section ``name`` of the PE image ``data`` (None: no such section).
-
-    Cut to its VirtualSize as shim reads .sbat: the on-disk size is padded to the
-    file alignment.
-    """
-    if len(data) < 0x40 or data[:2] != b"MZ":
-        return None
-    (pe,) = struct.unpack_from("<I", data, 0x3C)
-    if data[pe:pe + 4] != b"PE\0\0" or pe + 24 > len(data):
-        return None
-    (count,) = struct.unpack_from("<H", data, pe + 6)
-    (optional,) = struct.unpack_from("<H", data, pe + 20)
-    table = pe + 24 + optional
-    wanted = name.encode().ljust(8, b"\0")
-    for index in range(count):
-        at = table + index * 40
-        if at + _SECTION.size > len(data):
-            return None
-        raw_name, virtual_size, _, raw_size, raw_at = _SECTION.unpack_from(data, at)
-        if raw_name == wanted:
-            size = min(virtual_size or raw_size, raw_size)
-            return data[raw_at:raw_at + size]
-    return None
-
-
 def read_sbat(path: Path) -> str:
     """The ``.sbat`` section of the EFI binary at ``path`` as text ("" without one)."""
-    section = pe_section(path.read_bytes(), ".sbat")
+    section = pe.section(path.read_bytes(), ".sbat")
     return "" if section is None else section.decode("utf-8", "replace").replace("\0", "")

@@ -14,6 +14,7 @@ from pxelab.analysis.diagnosis.sbat import sbat_revoked
 from pxelab.analysis.evidence import BootFacts, Evidence
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import Event
+from pxelab.machine import pe
 from pxelab.machine.console import Timeline
 from pxelab.machine.firmware import find_ovmf
 from pxelab.machine.nvram import read_variables, sbat_level_variable, write_vars
@@ -24,7 +25,6 @@ from pxelab.machine.sbat import (
     SbatLevel,
     parse_sbat_level,
     parse_sbat_section,
-    pe_section,
     read_sbat,
 )
 
@@ -128,9 +128,9 @@ def test_pe_section_is_cut_to_its_virtual_size(tmp_path: Path) -> None:
     text = b"sbat,1,SBAT Version,sbat,1,x\ngrub,5,FSF,grub,2.06,x\n"
     image = _pe([(b".text\0\0\0", b"\x90" * 16, 16), (b".sbat\0\0\0", text + b"\0" * 32,
                                                        len(text))])
-    assert pe_section(image, ".sbat") == text
-    assert pe_section(image, ".data") is None
-    assert pe_section(b"not a PE image" * 8, ".sbat") is None
+    assert pe.section(image, ".sbat") == text
+    assert pe.section(image, ".data") is None
+    assert pe.section(b"not a PE image" * 8, ".sbat") is None
     path = tmp_path / "grubx64.efi"
     path.write_bytes(image)
     assert parse_sbat_section(read_sbat(path)) == (SbatEntry("grub", 5, "FSF", "grub", "2.06"),)
