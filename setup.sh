@@ -108,12 +108,13 @@ start_libvirt() {
         say "starting libvirtd (no systemd here)"
         step "libvirtd -d" "run 'libvirtd -v' by hand to see why it stops" libvirtd -d
     fi
-    local _
-    for _ in $(seq 300); do
-        virsh -q -c "$libvirt_uri" version >/dev/null 2>&1 && return 0
-        sleep 0.1
+    # A new libvirtd answers once it has probed the QEMU binaries (seconds under TCG).
+    local deadline=$((SECONDS + 120))
+    until timeout 30 virsh -q -c "$libvirt_uri" version >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "libvirtd does not answer on $libvirt_uri:" \
+            "run 'virsh -c $libvirt_uri version' and read /var/log/libvirt/libvirtd.log"
+        sleep 0.2
     done
-    fail "libvirtd does not answer on $libvirt_uri after 30 s: run 'virsh -c $libvirt_uri version' and 'libvirtd -v' by hand"
 }
 
 # tftpd-hpa, the DHCP servers, radvd and nginx are installed as benchmark peers, test
