@@ -14,15 +14,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
+from scapy.layers.dhcp import DHCP
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import ARP, Ether
 from scapy.utils import rdpcap
 
-from pxelab.core.errors import NetworkError
+from pxelab.core.errors import HostCapabilityError, NetworkError
 from pxelab.core.netns import thread_in_namespace
 from pxelab.machine.hostlink import TABLE_PREFIX, HostBridge, lab_token, reap_host_links
 from pxelab.machine.network import LabNetwork, sweep_stale_labs
@@ -255,3 +257,55 @@ def test_links_of_a_killed_run_are_reaped(sweep_first: bool) -> None:
     assert links_of(namespace) == []
     sweep_stale_labs()
     assert namespace not in pyroute2_netns.listnetns()
+
+
+def open_libvirt(uri: str = "qemu:///system") -> Any:
+    """A connection to libvirtd, or HostCapabilityError saying what is missing."""
+    try:
+        import libvirt  # noqa: PLC0415 (the optional extra)
+    except ImportError:
+        raise HostCapabilityError("libvirt-python is not installed: pip install "
+                                  "'pxelab[libvirt]' (./setup.sh does)") from None
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as error:
+        raise HostCapabilityError(f"libvirtd does not answer on {uri}: {error}; start it "
+                                  "(./setup.sh does, where there is no systemd)") from None
+
+
+GUEST_MAC = "52:54:00:70:78:01"
+VIR_DOMAIN_START_AUTODESTROY = 2  # libvirt-domain.h
+DOMAIN = """<domain type='qemu'>
+  <name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>
+  <devices>
+    <interface type='bridge'><source bridge='{bridge}'/><mac address='{mac}'/>
+      <model type='e1000'/></interface>
+  </devices>
+</domain>"""
+
+
+@pytest.mark.qemu
+def test_a_libvirt_guest_on_the_host_bridge_reaches_the_lab() -> None:
+    """SeaBIOS's iPXE sends DHCPDISCOVERs through libvirt's tap, pxh, the veth, into br0."""
+    connection = open_libvirt()
+    with connection, LabNetwork(capture=False) as net, HostBridge(net) as link:
+        with thread_in_namespace(net.namespace):
+            sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        with sniffer:
+            sniffer.bind((net.bridge, ETH_P_ALL))
+            xml = DOMAIN.format(name=f"pxelab-hostlink-{uuid.uuid4().hex[:8]}",
+                                bridge=link.bridge, mac=GUEST_MAC)
+            # AUTODESTROY: the domain goes with this connection, whatever happens.
+            domain = connection.createXML(xml, VIR_DOMAIN_START_AUTODESTROY)
+            try:
+                deadline = time.monotonic() + 60
+                while (remaining := deadline - time.monotonic()) > 0:
+                    sniffer.settimeout(remaining)
+                    frame = Ether(sniffer.recv(65535))
+                    if frame.src == GUEST_MAC and DHCP in frame:
+                        break
+            finally:
+                domain.destroy()
+        assert frame.src == GUEST_MAC and DHCP in frame
+    assert links_of(net.namespace) == []
