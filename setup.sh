@@ -10,6 +10,10 @@ cd "$(dirname "$0")"
 here=$(pwd)
 venv="$here/.venv"
 apt_log=/var/log/pxelab-setup-apt.log
+extras=dev,libvirt
+libvirt_uri=qemu:///system
+# 1 once this run has installed libvirt-daemon-system (and with it libvirt's default network).
+libvirt_new=0
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 fail() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
@@ -67,7 +71,50 @@ install_debian_packages() {
     # shellcheck disable=SC2086
     step "apt-get install" "read $apt_log, or run 'apt-get install $(echo $missing)' by hand" \
         logged "$apt_log" apt-get install -y --no-install-recommends $missing
+    case " $(echo $missing) " in *" libvirt-daemon-system "*) libvirt_new=1 ;; esac
     stop_peer_services
+}
+
+# running PIDFILE: whether the daemon whose pid PIDFILE holds is running. Not pgrep: a fresh
+# root is a chroot in the host's pid namespace, where pgrep also finds the host's daemons.
+running() {
+    local pid
+    pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# libvirt's `default` network runs a dnsmasq on the host (192.168.122.0/24); pxelab's guests
+# never use it (their lab is reached through a host bridge of its own, pxelab.machine.hostlink).
+# pxelab's set-up must not start it: off where this run installed libvirt and systemd may have
+# started it, and never autostarted by a libvirtd this script starts.
+quiet_default_network() {
+    virsh -q -c "$libvirt_uri" net-info default >/dev/null 2>&1 || return 0
+    virsh -q -c "$libvirt_uri" net-autostart default --disable >/dev/null 2>&1 || true
+    virsh -q -c "$libvirt_uri" net-destroy default >/dev/null 2>&1 || true
+}
+
+# The libvirt backend needs libvirtd (and its virtlogd). Under systemd their socket units start
+# them on demand; without systemd (containers, CI, a fresh root) this script starts them.
+start_libvirt() {
+    if [ -d /run/systemd/system ]; then
+        [ "$libvirt_new" -eq 0 ] || quiet_default_network
+        return 0
+    fi
+    if ! running /run/virtlogd.pid; then
+        say "starting virtlogd (no systemd here)"
+        step "virtlogd -d" "run 'virtlogd -v' by hand to see why it stops" virtlogd -d
+    fi
+    if ! running /run/libvirtd.pid; then
+        rm -f /etc/libvirt/qemu/networks/autostart/default.xml
+        say "starting libvirtd (no systemd here)"
+        step "libvirtd -d" "run 'libvirtd -v' by hand to see why it stops" libvirtd -d
+    fi
+    # A new libvirtd answers once it has probed the QEMU binaries (seconds under TCG).
+    local deadline=$((SECONDS + 120))
+    until timeout 30 virsh -q -c "$libvirt_uri" version >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "libvirtd does not answer on $libvirt_uri:" \
+            "run 'virsh -c $libvirt_uri version' and read /var/log/libvirt/libvirtd.log"
+        sleep 0.2
+    done
 }
 
 # tftpd-hpa, the DHCP servers, radvd and nginx are installed as benchmark peers, test
@@ -87,7 +134,7 @@ stop_peer_services() {
 install_python() {
     local stamp="$venv/.pxelab-installed"
     local want
-    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    want=$({ cat pyproject.toml; echo "extras=$extras"; } | sha256sum | cut -d' ' -f1)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
@@ -95,8 +142,9 @@ install_python() {
     [ -x "$venv/bin/python" ] || step "python3 -m venv" "install python3-venv" python3 -m venv "$venv"
     step "pip install" "check network access to PyPI (pip's proxy and CA settings)" \
         "$venv/bin/pip" install -q --upgrade pip
-    step "pip install" "check network access to PyPI (pip's proxy and CA settings)" \
-        "$venv/bin/pip" install -q -e ".[dev]"
+    # The libvirt extra builds libvirt-python from source against libvirt-dev.
+    step "pip install" "check network access to PyPI (pip's proxy and CA settings); a failed build of libvirt-python needs libvirt-dev, pkg-config, gcc and python3-dev" \
+        "$venv/bin/pip" install -q -e ".[$extras]"
     echo "$want" > "$stamp"
 }
 
@@ -110,6 +158,7 @@ setup() {
     require_root
     supported_host
     install_debian_packages
+    start_libvirt
     install_python
     build_payload
 }

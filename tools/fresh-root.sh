@@ -253,6 +253,9 @@ prepare_root() {
     root=$(mktemp -d "$workdir/$release.XXXXXX")
     trap cleanup EXIT
     tar -C "$root" --numeric-owner -xf "$tarball"
+    # A machine's / is 0755 (mktemp and the tarball's ./ make it 0700): daemons that drop root,
+    # such as libvirt's QEMU running as libvirt-qemu, must be able to look below it.
+    chmod 0755 "$root"
     git clone --quiet "$project" "$root/root/pxelab"
 }
 

@@ -1,6 +1,8 @@
 """The emulated machine and the lab network it boots on.
 
 - ``network``: the lab's namespace, bridge and taps; ``capture``: its pcap;
+- ``hostlink``: a bridge in the host's namespace joined to the lab's, for guests
+  started outside the lab namespace (libvirt);
 - ``qemu``: the guest; ``kvm``: whether KVM works here; ``console``: the serial
   console and the milestones seen on it; ``firmware_log``: OVMF's debug port;
 - ``firmware``: the firmware and boot programs on this host

@@ -65,7 +65,8 @@ def creator_pid(namespace: str) -> int | None:
     return int(match["pid"]) if match else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -171,7 +172,7 @@ def sweep_stale_labs(logger: logging.Logger = log) -> list[str]:
     removed = []
     for namespace in _netns.listnetns():
         pid = creator_pid(namespace)
-        if pid is None or _pid_alive(pid):
+        if pid is None or pid_alive(pid):
             continue
         logger.warning("removing stale lab namespace %s (creator pid %d is gone)",
                        namespace, pid)
