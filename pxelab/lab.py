@@ -257,7 +257,7 @@ class BootRun:
         started = time.monotonic()
         try:
             evidence = collect(self.scenario, self.artifacts, timeline, events,
-                               firmware_set=self.fwset,
+                               firmware_set=self.fwset, backend=self.backend,
                                started_wall=guest.started_wall, payload=payload,
                                firmware_log=guest.firmware_log,
                                artifact_paths={k: self.artifacts / v
