@@ -28,13 +28,13 @@ _counter = itertools.count()
 _LINK = re.compile(r"^px[hv](?P<lab>[0-9a-f]{8})[0-9]+$")
 
 
-def _token(namespace: str) -> str:
+def lab_token(namespace: str) -> str:
     return hashlib.sha256(namespace.encode()).hexdigest()[:8]
 
 
 def reap_host_links(logger: logging.Logger = log) -> list[str]:
     """Remove host links whose lab namespace is gone; their names."""
-    live = {_token(ns) for ns in _netns.listnetns()
+    live = {lab_token(ns) for ns in _netns.listnetns()
             if (pid := creator_pid(ns)) is None or Path(f"/proc/{pid}").exists()}
     removed = []
     with IPRoute() as ipr:
@@ -53,7 +53,7 @@ class HostBridge(Resource):
     def __init__(self, net: LabNetwork, name: str | None = None,
                  mtu: int | None = None) -> None:
         self.net = net
-        rest = f"{_token(net.namespace)}{next(_counter)}"
+        rest = f"{lab_token(net.namespace)}{next(_counter)}"
         self.bridge = name or f"pxh{rest}"
         self.veth = f"pxv{rest}"
         self.port = f"pxp{rest}"

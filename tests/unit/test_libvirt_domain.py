@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pxelab.core.errors import ConfigError
+from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.machine.backend import Backend, GuestBackend
 from pxelab.machine.fwsets import HOST, FirmwareSet, load_firmware_set
-from pxelab.machine.libvirt.connection import domain_name, process_start
+from pxelab.machine.libvirt.connection import domain_name, open_connection, process_start
 from pxelab.machine.libvirt.domain import (
     QEMU_NS,
     DomainFiles,
@@ -193,3 +193,11 @@ def test_reproduce_command_of_a_libvirt_boot() -> None:
     assert "virsh -c qemu:///system create /a/b/domain.xml --console" in command
     other = reproduce_command(case, "out", GuestBackend(Backend.LIBVIRT, "qemu+ssh://h/system"))
     assert "--libvirt-uri qemu+ssh://h/system" in other
+
+
+def test_an_unreachable_libvirtd_is_a_missing_capability_naming_the_uri() -> None:
+    pytest.importorskip("libvirt", reason="the libvirt extra is not installed")
+    uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    with pytest.raises(HostCapabilityError, match="libvirtd -d") as raised:
+        open_connection(uri)
+    assert uri in str(raised.value) and "--pxelab-libvirt-uri" in str(raised.value)

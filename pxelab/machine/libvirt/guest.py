@@ -59,6 +59,15 @@ from pxelab.machine.qemu import (
 
 DOMAIN_FILE = "domain.xml"
 VIRSH_FILE = "virsh-commands.txt"
+# A domain starts in well under a second. Seen much slower: libvirtd probing QEMU's
+# capabilities again on every start (~50 s here), because its probe found KVM usable
+# while its check as the libvirt-qemu user finds /dev/kvm closed to that user.
+SLOW_CREATE_S = 10.0
+SLOW_CREATE_HINT = ("if libvirtd's debug log says 'KVM was enabled when probing ... but it is "
+                    "not available now', it probes QEMU anew each time: let libvirt-qemu open "
+                    "/dev/kvm (add it to the device's group, then touch /dev/kvm's ctime with "
+                    "chmod) or run QEMU as root (user/group \"root\" in "
+                    "/etc/libvirt/qemu.conf, restart libvirtd)")
 
 
 class LibvirtGuest(Resource):
@@ -121,12 +130,16 @@ class LibvirtGuest(Resource):
                       self.spec.firmware, self.name, self.accel, self.bridge, self.uri,
                       self.workdir / DOMAIN_FILE)
         flags = libvirt.VIR_DOMAIN_START_PAUSED | libvirt.VIR_DOMAIN_START_AUTODESTROY
+        asked = time.monotonic()
         try:
             self._domain = self._conn.createXML(xml, flags)
         except libvirt.libvirtError as error:
             raise GuestError(f"libvirt ({self.uri}) cannot start domain {self.name}: {error} "
                              f"(domain XML: {self.workdir / DOMAIN_FILE}; QEMU's log: "
                              f"/var/log/libvirt/qemu/{self.name}.log)") from error
+        if (took := time.monotonic() - asked) > SLOW_CREATE_S:
+            self.log.warning("libvirtd took %.0fs to start domain %s; %s", took, self.name,
+                             SLOW_CREATE_HINT)
         self._open_console()
         self._logfile = self.serial_log.open("wb")
         assert self._console is not None
