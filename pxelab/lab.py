@@ -39,7 +39,7 @@ from pxelab.machine.console import (
 )
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.hostlink import HostBridge
-from pxelab.machine.libvirt.connection import domain_name
+from pxelab.machine.libvirt.connection import check_connection, domain_name
 from pxelab.machine.libvirt.guest import DOMAIN_FILE, VIRSH_FILE, LibvirtGuest
 from pxelab.machine.network import PCAP_NAME, LabNetwork
 from pxelab.machine.nfs import Ganesha
@@ -153,6 +153,8 @@ class BootRun:
         self.scenario = for_firmware_set(self.scenario, self.fwset)
         self._milestones = self.scenario.milestones
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        if self.backend.kind.is_libvirt():  # no lab built for a daemon that is not there
+            check_connection(self.backend.libvirt_uri)
         payload = build_payload(self.scenario.payload, self.cache_dir)
         # A boot ends: its evidence and diagnosis read every event it had, from memory.
         events = EventLog(self.artifacts / "events.jsonl", window=None)

@@ -50,6 +50,11 @@ def open_connection(uri: str) -> Any:
                                   f"running and is the URI right? {START_HINT}") from error
 
 
+def check_connection(uri: str) -> None:
+    """Raise the HostCapabilityError of :func:`open_connection` before any lab is built."""
+    open_connection(uri).close()
+
+
 def versions(conn: Any) -> dict[str, str]:
     """libvirt's and the hypervisor's (QEMU's) version, as a result records them."""
     return {"libvirt_version": _dotted(conn.getLibVersion()),
