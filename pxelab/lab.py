@@ -49,7 +49,13 @@ from pxelab.machine.terminal import serial_log_tail
 from pxelab.scenarios import dataroot
 from pxelab.scenarios.cases import IpVersion, Scenario, for_firmware_set
 from pxelab.scenarios.edits import edit_data_root, serves_nfs
-from pxelab.scenarios.milestones import ANY_STAGE, LINUX_NFSROOT, LINUX_NFSROOT_IPV6
+from pxelab.scenarios.milestones import (
+    ANY_STAGE,
+    LINUX_NFSROOT,
+    LINUX_NFSROOT_IPV6,
+    secure_boot_state,
+    with_secure_boot,
+)
 from pxelab.server.bootserver import BootServer, ServerConfig
 from pxelab.server.policy import BootPolicy
 
@@ -207,6 +213,9 @@ class BootRun:
                 spec = replace(spec, kernel=payload.kernel, initrd=payload.initrd, append=cmdline)
                 milestones = (LINUX_NFSROOT_IPV6 if self.scenario.ip is IpVersion.IPV6
                               else LINUX_NFSROOT)
+                # The same machine proves the same Secure Boot state as the case.
+                if (state := secure_boot_state(self.scenario.milestones)) is not None:
+                    milestones = with_secure_boot(milestones, state)
             self._milestones = milestones
             guest = self._new_guest(stack, net, spec)
             stack.enter_context(guest)

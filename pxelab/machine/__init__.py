@@ -9,7 +9,8 @@
   ``edk2``: which EDK2 release an OVMF is, and what needs which release;
   ``fixed_waits``: what OVMF's network boot waits whatever the network answers
   (``pxelab/data/firmware/fixed-waits.toml``);
-- ``nbp``: the network boot programs pxelab builds (GRUB);
+- ``nbp``: the network boot programs pxelab builds (GRUB); ``pe``: an EFI program's or
+  kernel's Authenticode signature (found, taken off);
 - ``payload/``: the kernel, initramfs and root file system the guest boots;
 - ``nfs``: the NFS server that exports that root.
 

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # Seconds a failure waits for the rest of its console line, so that the verdict
 # quotes the guest's whole line, not the part that had arrived when the pattern hit.
 LINE_END_WAIT = 0.5
+# A dialog's frame, no text to quote: box-drawing characters (OVMF 2025.02 sends them
+# as UTF-8) and bytes that are not UTF-8 (OVMF 2022.11's code page 437 ones).
+_FRAME = re.compile("[\u2500-\u257f\ufffd]")
 # Seconds of one expect call while a milestone is awaited: the guards are asked
 # between slices, so a guard's verdict ends the stage at most this much later.
 SLICE = 0.25
@@ -48,8 +51,10 @@ ARRIVALS_KEPT = 8192
 # character. SeaBIOS goes to column 0 with a bare CR ("sercon_lazy_cursor_sync"),
 # so a CR right before a move is part of it. Seen: "PXELIN\x1b[25;06H\x1b[25;07HUX",
 # "p\r\x1b[25;02Hxelab: pxelinux config loaded". They carry no text, but would
-# break any milestone pattern they land in.
-CURSOR_MOVE = re.compile(rb"\r*\x1b\[\d+;\d+H")
+# break any milestone pattern they land in. A move to another row than the move
+# before, with no line end between them, is a line end on the screen: shim draws its
+# "Verification failed" dialog row by row that way, and a failure quotes its row.
+CURSOR_MOVE = re.compile(rb"\r*\x1b\[(?P<row>\d+);\d+H")
 # The end of a read that may be the start of a cursor move: held back until the
 # next read completes it (or shows it was something else).
 _CUT = re.compile(rb"\r*(?:\x1b(?:\[\d*(?:;\d*)?)?)?\Z")
@@ -64,6 +69,8 @@ class _CursorMoveFilter:
 
     def _start_filter(self) -> None:
         self._held = b""
+        # The row of the last cursor move, None once a line end came after it.
+        self._row: bytes | None = None
         # Bytes handed to pexpect so far, and when each read ended: (offset after the
         # read, time.monotonic() of it), so a match can say when its text arrived.
         self.delivered = 0
@@ -76,10 +83,26 @@ class _CursorMoveFilter:
         cut = _CUT.search(data)  # always matches, maybe empty
         start = cut.start() if cut else len(data)
         self._held = data[start:]
-        text: bytes = CURSOR_MOVE.sub(b"", data[:start])
+        text = self._without_moves(data[:start])
         if text:
             self._arrived(len(text))
         return text
+
+    def _without_moves(self, data: bytes) -> bytes:
+        """``data`` without cursor moves, a line end for each that changes the row."""
+        parts: list[bytes] = []
+        end = 0
+        for move in CURSOR_MOVE.finditer(data):
+            parts.append(data[end:move.start()])
+            if b"\n" in parts[-1]:
+                self._row = None
+            if self._row is not None and move["row"] != self._row:
+                parts.append(b"\n")
+            self._row, end = move["row"], move.end()
+        parts.append(data[end:])
+        if b"\n" in parts[-1]:
+            self._row = None
+        return b"".join(parts)
 
     def _arrived(self, count: int) -> None:
         self.delivered += count
@@ -364,6 +387,7 @@ class ConsoleWatcher:
                                 timeout=LINE_END_WAIT)
             line += self._text(self.console.before)
             self._remember()
+        line = _FRAME.sub("", line)
         shown = [text for text in unwrap(as_displayed(strip_ansi(line)).splitlines())
                  if text.strip()]
         return " / ".join(text.strip() for text in shown)

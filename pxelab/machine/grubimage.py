@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 
 from pxelab.core.errors import ConfigError
+from pxelab.machine import pe
 
 _MODULE_INFO_MAGIC = 0x676D696D  # "mimg"
 _OBJ_TYPE_ELF = 0
@@ -37,7 +38,9 @@ def grub_modules(image: bytes) -> frozenset[str]:
 
 
 def _modules(image: bytes) -> frozenset[str]:
-    mods = _pe_section(image, b"mods")
+    mods = pe.section(image, "mods")
+    if mods is None:
+        raise ConfigError("not a GRUB image: no mods section (or not an EFI program)")
     magic, _, offset, size = struct.unpack_from("<IIQQ", mods)
     if magic != _MODULE_INFO_MAGIC:
         raise ConfigError("not a GRUB image: its mods section has no module info")
@@ -53,22 +56,6 @@ def _modules(image: bytes) -> frozenset[str]:
                 names.add(name)
         at += length
     return frozenset(names)
-
-
-def _pe_section(image: bytes, name: bytes) -> bytes:
-    """The raw data of PE section ``name`` (PE/COFF: section table after the optional
-    header)."""
-    if image[:2] != b"MZ":
-        raise ConfigError("not an EFI image: no MZ header")
-    pe = struct.unpack_from("<I", image, 0x3C)[0]
-    sections, optional = struct.unpack_from("<HxxxxxxxxxxxxH", image, pe + 6)
-    table = pe + 24 + optional
-    for index in range(sections):
-        entry = table + 40 * index
-        if image[entry:entry + 8].rstrip(b"\0") == name:
-            size, _, raw_size, raw_at = struct.unpack_from("<IIII", image, entry + 8)
-            return image[raw_at:raw_at + min(size or raw_size, raw_size)]
-    raise ConfigError(f"not a GRUB image: no {name.decode()} section")
 
 
 def _modname(elf: bytes) -> str:

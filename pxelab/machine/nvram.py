@@ -6,6 +6,9 @@ Configuration). A scenario states them here as data; :func:`write_vars` puts
 them into the guest's copy of the VARS flash before QEMU starts, with the
 variable store code of virt-firmware (``virt.firmware.varstore.edk2``).
 
+The SbatLevel (:mod:`pxelab.machine.sbat`) is shim's revocation level, as a firmware
+or OS update leaves it in NVRAM.
+
 The IPv6 settings are EDK2's Ip6Config NV variable, one per NIC, named after its
 MAC address (NetworkPkg/Ip6Dxe/Ip6ConfigImpl.c, Ip6ConfigReadConfigData and
 Ip6ConfigWriteConfigData; layout in Ip6ConfigImpl.h, tag edk2-stable202211).
@@ -23,6 +26,7 @@ from virt.firmware.efi import efivar, ucs16  # type: ignore[import-untyped]
 from virt.firmware.varstore.edk2 import Edk2VarStore  # type: ignore[import-untyped]
 
 from pxelab.core.errors import ConfigError, GuestError
+from pxelab.machine.sbat import SBAT_LEVEL_ATTRIBUTES, SBAT_LEVEL_NAME, SHIM_LOCK_GUID, SbatLevel
 
 # gEfiIp6ConfigProtocolGuid (MdePkg/MdePkg.dec): the vendor GUID of the variable.
 IP6_CONFIG_GUID = uuid.UUID("937fe521-95ae-4d1a-8929-48bcd90ad31a")
@@ -119,6 +123,12 @@ def ip6_config_variable(mac: str, settings: Ip6Settings) -> NvVariable:
     checksum = ~netblock_checksum(unsigned) & 0xFFFF
     data = _HEADER.pack(default_iaid(mac), checksum, len(values)) + body
     return NvVariable(mac_string(mac), IP6_CONFIG_GUID, IP6_CONFIG_ATTRIBUTES, data)
+
+
+def sbat_level_variable(level: SbatLevel) -> NvVariable:
+    """The SbatLevel variable as shim itself writes it (name, GUID, attributes, data)."""
+    return NvVariable(SBAT_LEVEL_NAME, SHIM_LOCK_GUID, SBAT_LEVEL_ATTRIBUTES,
+                      level.text().encode("ascii"))
 
 
 def decode_ip6_config(data: bytes) -> dict[int, bytes]:

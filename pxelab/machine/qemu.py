@@ -48,7 +48,8 @@ from pxelab.machine import kvm
 from pxelab.machine.console import ConsoleSpawn
 from pxelab.machine.firmware import OvmfImage, find_ovmf
 from pxelab.machine.firmware_log import DebugPortReader, LogLine
-from pxelab.machine.nvram import Ip6Settings, ip6_config_variable, write_vars
+from pxelab.machine.nvram import Ip6Settings, ip6_config_variable, sbat_level_variable, write_vars
+from pxelab.machine.sbat import SbatLevel
 
 QEMU = "qemu-system-x86_64"
 SERIAL_LOG = "serial.log"
@@ -141,6 +142,9 @@ class GuestSpec:
     # enrolled (FirmwareSet.ovmf(secure_boot=True)). Its variable store is writable only
     # from SMM, so the machine gets smm=on and a secure pflash.
     secure_boot: bool = False
+    # OVMF only: shim's SbatLevel in the NVRAM (pxelab.machine.sbat), as a firmware or
+    # OS update leaves it; shim keeps a level newer than its own. None: shim writes its own.
+    sbat_level: SbatLevel | None = None
 
     def __post_init__(self) -> None:
         if not _MAC.match(self.mac):
@@ -159,6 +163,9 @@ class GuestSpec:
         if self.ip6_settings is not None and not self.firmware.is_uefi():
             raise ConfigError("GuestSpec.ip6_settings are OVMF NVRAM settings; "
                               f"{self.firmware} has none: drop them or use Firmware.OVMF")
+        if self.sbat_level is not None and not self.firmware.is_uefi():
+            raise ConfigError("GuestSpec.sbat_level is a UEFI variable; "
+                              f"{self.firmware} has no NVRAM for it: use Firmware.OVMF")
         if self.secure_boot and not self.firmware.is_uefi():
             raise ConfigError("GuestSpec.secure_boot needs Firmware.OVMF (SeaBIOS has no "
                               "Secure Boot)")
@@ -180,6 +187,8 @@ class GuestSpec:
         parts.append(f"rng={self.rng_device or 'none'}")
         if self.secure_boot:
             parts.append("secure-boot=on")
+        if self.sbat_level is not None:
+            parts.append(f"sbat-level={self.sbat_level.describe().replace(',', ':')}")
         return ",".join(parts)
 
     @property
@@ -279,11 +288,15 @@ def qemu_command(spec: GuestSpec, tap: str, workdir: Path, accel: Accel, *,
 
 def write_guest_vars(spec: GuestSpec, ovmf: OvmfImage, target: Path) -> None:
     """The guest's own VARS flash at ``target``: the template, with the spec's settings."""
-    if spec.ip6_settings is None:
+    variables = []
+    if spec.ip6_settings is not None:
+        variables.append(ip6_config_variable(spec.mac, spec.ip6_settings))
+    if spec.sbat_level is not None:
+        variables.append(sbat_level_variable(spec.sbat_level))
+    if not variables:
         shutil.copyfile(ovmf.vars_template, target)
         return
-    variable = ip6_config_variable(spec.mac, spec.ip6_settings)
-    write_vars(ovmf.vars_template, target, (variable,))
+    write_vars(ovmf.vars_template, target, tuple(variables))
 
 
 def resolve_accel(accel: Accel) -> Accel:

@@ -454,7 +454,7 @@ SCENARIOS: dict[str, Scenario] = {
             name="uefi_tftp_ipv4_secureboot",
             description="OVMF with Secure Boot and Microsoft's keys, PXEv4, shimx64.efi over "
                         "TFTP, Debian's signed GRUB from beside it, kernel (Debian-signed, "
-                        "verified through shim) + initrd over HTTP, NFSv4 root",
+                        "verified through shim) + initrd over TFTP, NFSv4 root",
             guest=SECURE_BOOT_GUEST,
             loader=BootLoader.SHIM_GRUB,
             milestones=ms.OVMF_PXE4 + ms.SHIM_GRUB + ms.with_secure_boot(ms.LINUX_NFSROOT),
@@ -486,6 +486,56 @@ SCENARIOS: dict[str, Scenario] = {
                         "http://{{ server }}/shimx64.efi", name="uefi-http4-shim"),),
             fetched=("shimx64.efi", "grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
             fixed_waits=("http4-offers",),
+        ),
+        Scenario(
+            name="uefi_tftp_ipv6_secureboot",
+            description="OVMF with Secure Boot and Microsoft's keys, PXEv6 (RA + DHCPv6 option "
+                        "59 tftp://[...]/shimx64.efi), Debian's signed GRUB over TFTP/IPv6 from "
+                        "beside it, kernel (Debian-signed, verified through shim) + initrd over "
+                        "TFTP/IPv6, NFSv4 root over IPv6",
+            # As uefi_tftp_ipv6: PXEv6 first, 1 s at the boot menu for the link-local
+            # address, the NIC's IPv6 settings in NVRAM.
+            guest=replace(SECURE_BOOT_GUEST, fw_cfg=(("opt/org.tianocore/IPv4PXESupport", "n"),),
+                          boot_menu_wait_ms=1000, ip6_settings=UEFI_IPV6_SETTINGS),
+            loader=BootLoader.SHIM_GRUB,
+            milestones=ms.OVMF_PXE6 + ms.SHIM_GRUB + ms.with_secure_boot(ms.LINUX_NFSROOT_IPV6),
+            firmware=SECURE_BOOT_FIRMWARE,
+            mode=BootMode.UEFI_TFTP,
+            ip=IpVersion.IPV6,
+            rules=(Rule(Match(arch=(Arch.EFI_X64,), family="ipv6"), "shimx64.efi",
+                        name="uefi-pxe6-shim"),),
+            server=ServerOverrides(
+                dhcp4=Dhcp4Config(mode=Dhcp4Mode.OFF), tftp=TftpConfig(allow_absolute=True),
+                ra=RaConfig(router_lifetime=1800, retrans_timer=100, min_interval=0.0)),
+            files_url="tftp://{{ server }}/",
+            fetched=("shimx64.efi", "grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
+        ),
+        Scenario(
+            name="uefi_http_ipv6_secureboot",
+            description="OVMF with Secure Boot and Microsoft's keys, HTTPv6 boot (DHCPv6 "
+                        "option 16 HTTPClient + 59 http://[...]/shimx64.efi), Debian's signed "
+                        "GRUB over HTTP/IPv6 from beside it, kernel (Debian-signed, verified "
+                        "through shim) + initrd over HTTP/IPv6, NFSv4 root over IPv6",
+            # As uefi_http_ipv6: HTTPv4 goes first and fails on a 404, then HTTPv6.
+            guest=replace(SECURE_BOOT_GUEST,
+                          fw_cfg=(("opt/org.tianocore/IPv4PXESupport", "n"),
+                                  ("opt/org.tianocore/IPv6PXESupport", "n")),
+                          ip6_settings=UEFI_IPV6_SETTINGS),
+            loader=BootLoader.SHIM_GRUB,
+            milestones=ms.OVMF_HTTP6 + ms.SHIM_GRUB + ms.with_secure_boot(ms.LINUX_NFSROOT_IPV6),
+            firmware=SECURE_BOOT_FIRMWARE,
+            mode=BootMode.UEFI_HTTP,
+            ip=IpVersion.IPV6,
+            rules=(Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv6"),
+                        "http://{{ server }}/shimx64.efi", name="uefi-http6-shim"),
+                   Rule(Match(arch=(Arch.EFI_X64_HTTP,), family="ipv4"),
+                        "http://{{ server }}/no-http-boot-over-ipv4.efi",
+                        name="uefi-http4-404"),
+                   Rule(Match(family="ipv4"), None, name="ipv4-address-only")),
+            server=ServerOverrides(ra=RaConfig(router_lifetime=1800, min_interval=0.0,
+                                                 retrans_timer=100)),
+            fetched=("shimx64.efi", "grubx64.efi", "grub/grub.cfg", "vmlinuz", "initrd.img"),
+            fixed_waits=("http4-offers",),  # the HTTPv4 attempt that gets the 404
         ),
     )
 }

@@ -7,8 +7,8 @@ from the templates pxelab ships (``pxelab/data/templates/``, read as package dat
 an installed wheel has them), filled in with :func:`menu_values`.
 
 :func:`apply_file_faults` then breaks the filled root as a scenario's data-root
-faults say (a file removed, or replaced by another build's), before any
-server starts.
+faults say (a file removed, replaced by another build's, or its signature taken
+off), before any server starts.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 from pxelab.core import template
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
-from pxelab.machine import nbp
+from pxelab.machine import nbp, pe
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.payload import Payload
 from pxelab.scenarios.cases import BootLoader
-from pxelab.server.faults import Fault, RemoveFile, ReplaceFile
+from pxelab.server.faults import Fault, RemoveFile, ReplaceFile, StripSignature
 
 log = logging.getLogger(__name__)
 
@@ -130,27 +130,39 @@ def apply_file_faults(root: Path, faults: Iterable[Fault], events: EventLog | No
     faults of other kinds are the servers' and are left alone.
     """
     for fault in faults:
-        if not isinstance(fault, RemoveFile | ReplaceFile):
+        if not isinstance(fault, RemoveFile | ReplaceFile | StripSignature):
             continue
-        target = root / fault.path
-        if isinstance(fault, RemoveFile):
-            if not target.is_file():
-                raise ConfigError(f"fault {fault.describe()!r}: there is no {fault.path} in "
-                                  f"the data root {root} to remove")
-            target.unlink()
-        else:
-            if not fault.source.is_file():
-                raise ConfigError(f"fault {fault.describe()!r}: {fault.source} is not a "
-                                  "file; fetch it first (see the fault's regression entry)")
-            # A copy, not a link: the source may sit in a cache another lab links from.
-            target.unlink(missing_ok=True)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(fault.source, target)
+        _carry_out(fault, root)
         log.info("data root %s: %s", root, fault.describe())
         if events is not None:
             events.emit("fault", "injected", request=f"data root {fault.path}",
                         file=fault.path, reason=fault.describe(),
                         details={"fault": type(fault).__name__})
+
+
+def _carry_out(fault: RemoveFile | ReplaceFile | StripSignature, root: Path) -> None:
+    target = root / fault.path
+    if isinstance(fault, ReplaceFile):
+        if not fault.source.is_file():
+            raise ConfigError(f"fault {fault.describe()!r}: {fault.source} is not a "
+                              "file; fetch it first (see the fault's regression entry)")
+        # A copy, not a link: the source may sit in a cache another lab links from.
+        target.unlink(missing_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fault.source, target)
+        return
+    if not target.is_file():
+        raise ConfigError(f"fault {fault.describe()!r}: there is no {fault.path} in the "
+                          f"data root {root}")
+    if isinstance(fault, RemoveFile):
+        target.unlink()
+        return
+    try:
+        unsigned = pe.strip_signature(target.read_bytes())
+    except ConfigError as error:
+        raise ConfigError(f"fault {fault.describe()!r}: {target}: {error}") from None
+    target.unlink()  # a hard link into the payload cache must keep its bytes
+    target.write_bytes(unsigned)
 
 
 def _populate_syslinux(root: Path, files: dict[str, Path], config_name: str, append: str,

@@ -315,7 +315,8 @@ GRUB = (
 SHIM_FAILURES = (
     Fail(r"Verification failed: \(0x1A\) Security Violation",
          "shim refused its second stage: it is not signed by a key shim trusts (shim "
-         "trusts its vendor's CA and enrolled MOKs; use the distribution's signed GRUB)"),
+         "trusts its vendor's CA and enrolled MOKs; use the distribution's signed GRUB), "
+         "or the machine's SbatLevel revokes its SBAT generation"),
     Fail(r"SBAT self-check failed|Verifying shim SBAT data failed[^\r\n]*",
          "shim's own SBAT generation is revoked by the machine's SbatLevel"),
     Fail(r"Unable to fetch (?:TFTP|HTTP) image[^\r\n]*",
@@ -366,10 +367,27 @@ SECURE_BOOT_ON = Milestone(
                    "(OVMF without enrolled keys or without SMM)"),))
 
 
-def with_secure_boot(linux: tuple[Milestone, ...]) -> tuple[Milestone, ...]:
-    """``linux`` with :data:`SECURE_BOOT_ON` right after the kernel's banner."""
+# The same line saying Secure Boot is off: the benchmark's machines that have the Secure
+# Boot chain without enforcement (bench/secureboot_bench.py).
+SECURE_BOOT_OFF = Milestone(
+    "secure_boot_off", r"Secure boot disabled", 30, landmark=True,
+    description="the kernel runs without Secure Boot enforced",
+    failures=(Fail(r"Secure boot enabled",
+                   "the kernel runs with Secure Boot enforced where this boot expects it off "
+                   "(OVMF's VARS have keys enrolled)"),))
+SECURE_BOOT_STATES = (SECURE_BOOT_ON, SECURE_BOOT_OFF)
+
+
+def with_secure_boot(linux: tuple[Milestone, ...],
+                     state: Milestone = SECURE_BOOT_ON) -> tuple[Milestone, ...]:
+    """``linux`` with ``state`` (:data:`SECURE_BOOT_STATES`) right after the kernel's banner."""
     at = [m.name for m in linux].index("kernel") + 1
-    return (*linux[:at], SECURE_BOOT_ON, *linux[at:])
+    return (*linux[:at], state, *linux[at:])
+
+
+def secure_boot_state(milestones: tuple[Milestone, ...]) -> Milestone | None:
+    """The Secure Boot state ``milestones`` check, if any."""
+    return next((m for m in milestones if m in SECURE_BOOT_STATES), None)
 
 
 # iPXE as an EFI program: the EFI driver of QEMU's NIC ROM (OVMF boots its

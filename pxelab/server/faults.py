@@ -19,9 +19,9 @@ decisions and knows nothing of faults. It turns them into one
 - ``reply_options(kind, client)`` when a DHCP reply is built: options to
   omit or add (:class:`OmitOption`, :class:`AddOption`).
 
-Data-root faults (:class:`RemoveFile`, :class:`ReplaceFile`) are not carried
-out by a server: :func:`pxelab.scenarios.dataroot.apply_file_faults` edits the data root
-after it is filled, before the servers start.
+Data-root faults (:class:`RemoveFile`, :class:`ReplaceFile`, :class:`StripSignature`)
+are not carried out by a server: :func:`pxelab.scenarios.dataroot.apply_file_faults`
+edits the data root after it is filled, before the servers start.
 
 Every fault that fires is an event (source ``fault``, kind ``injected``) naming
 the fault, so a test and a person see why the boot failed. Counters are per
@@ -56,6 +56,7 @@ __all__ = [
     "RemoveFile",
     "ReplaceFile",
     "ReplyEdits",
+    "StripSignature",
     "TftpFaults",
     "TruncateFile",
     "Verdict",
@@ -267,6 +268,20 @@ class ReplaceFile(Fault):
 
     def describe(self) -> str:
         return f"replace {self.path} with {self.origin or self.source}"
+
+
+@dataclass(frozen=True)
+class StripSignature(Fault):
+    """The data root's ``path`` (a PE image: an EFI program, an EFI-stub kernel) is the
+    same image without its Authenticode signature, as an unsigned build of it is."""
+
+    path: str
+
+    def __post_init__(self) -> None:
+        _check_root_relative(self.path)
+
+    def describe(self) -> str:
+        return f"strip the Authenticode signature off {self.path}"
 
 
 @dataclass(frozen=True)

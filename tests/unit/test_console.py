@@ -7,9 +7,9 @@ import time
 import pexpect
 import pytest
 
-from pxelab.machine.console import ConsoleWatcher, FailurePattern, Milestone
+from pxelab.machine.console import ConsoleSpawn, ConsoleWatcher, FailurePattern, Milestone
 from pxelab.machine.terminal import as_displayed
-from pxelab.scenarios.milestones import LINUX_NFSROOT
+from pxelab.scenarios.milestones import LINUX_NFSROOT, SHIM_FAILURES
 
 pytestmark = pytest.mark.unit
 
@@ -105,3 +105,24 @@ def test_a_milestone_answer_is_typed_on_the_console() -> None:
 ])
 def test_as_displayed_applies_backspace_and_carriage_return(raw: str, shown: str) -> None:
     assert as_displayed(raw) == shown
+
+
+@pytest.mark.parametrize("side", [r"\263", "│"], ids=["cp437", "utf-8"])
+def test_a_failure_in_a_box_drawn_by_cursor_moves_quotes_its_row(side: str) -> None:
+    # shim's error dialog: rows placed by ESC[row;colH, no line ends, a frame of code
+    # page 437 bytes (OVMF 2022.11) or UTF-8 box drawing (2025.02). The quote is the
+    # row with the match, without the frame.
+    box = (rf"\033[01;01H\332\304\304\277\033[02;01H{side}   ERROR   {side}"
+           rf"\033[03;01H{side}  Verification failed: (0x1A) Security Violation  {side}"
+           rf"\033[04;01H{side}      {side}\033[05;01H\300\304 OK \304\331")
+    milestones = (Milestone("bootloader", r"grub config loaded", 5,
+                            failures=SHIM_FAILURES),)
+    console = ConsoleSpawn("sh", ["-c", f"printf 'Fetching grubx64.efi\\r\\n{box}'; sleep 5"],
+                           timeout=5)
+    try:
+        timeline = ConsoleWatcher(console, time.monotonic()).run("demo", milestones)
+    finally:
+        console.close(force=True)
+    assert timeline.failed_stage == "bootloader"
+    assert (timeline.failure or "").endswith(
+        "(console: 'Verification failed: (0x1A) Security Violation')"), timeline.failure

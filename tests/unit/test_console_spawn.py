@@ -82,3 +82,18 @@ def test_console_fd_filters_cursor_moves_and_ends_at_eio() -> None:
         console.expect(pexpect.EOF)
     finally:
         console.close()
+
+
+@pytest.mark.parametrize(("printed", "read"), [
+    # syslinux.efi places every character; going to the next row is a line end
+    (r"a\033[5;1Hb\033[5;2Hc\033[6;1Hd", b"abc\nd"),
+    # after a line end, a move to another row is no second one
+    (r"x\033[3;1Hy\n\033[7;1Hz", b"xy\r\nz"),  # the pty makes \n \r\n
+])
+def test_a_move_to_another_row_is_a_line_end(printed: str, read: bytes) -> None:
+    child = ConsoleSpawn("sh", ["-c", f"printf '{printed}'"], timeout=5)
+    try:
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.before == read

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_pe import synthetic_pe
 
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
+from pxelab.machine import pe
 from pxelab.scenarios import dataroot
 from pxelab.scenarios.matrix import find_case
 from pxelab.scenarios.regressions import apply_regressions, get_regression
@@ -18,6 +20,7 @@ from pxelab.server.faults import (
     OackMode,
     RemoveFile,
     ReplaceFile,
+    StripSignature,
 )
 
 pytestmark = pytest.mark.unit
@@ -129,3 +132,18 @@ def test_oack_entries_fault_ovmf_pxe(name: str, mode: OackMode) -> None:
     assert isinstance(fault, OackFault) and fault.mode is mode and fault.file == "*"
     # OVMF asks tsize, blksize and windowsize: the added option must be none of them.
     assert fault.option[0] not in ("tsize", "blksize", "windowsize")
+
+
+def test_strip_signature_takes_the_table_off_a_copy(root: Path, tmp_path: Path) -> None:
+    signed = synthetic_pe(certificate=bytes(64))
+    shared = tmp_path / "cache-vmlinuz"
+    shared.write_bytes(signed)
+    dataroot.place(shared, root / "vmlinuz")  # a hard link into the payload cache
+    events = EventLog()
+    dataroot.apply_file_faults(root, (StripSignature("vmlinuz"),), events)
+    assert (root / "vmlinuz").read_bytes() == pe.strip_signature(signed)
+    assert shared.read_bytes() == signed, "the cached kernel the root linked to is untouched"
+    (event,) = events
+    assert event.reason == "strip the Authenticode signature off vmlinuz"
+    with pytest.raises(ConfigError, match="no signature"):
+        dataroot.apply_file_faults(root, (StripSignature("vmlinuz"),))

@@ -67,7 +67,8 @@ def test_which_cases_have_fixed_waits() -> None:
     assert waits == {"uefi_tftp_ipv4": ("pxe4-offers", "default-address-offers"),
                      "uefi_http_ipv4": ("http4-offers",), "uefi_http_ipv6": ("http4-offers",),
                      "uefi_tftp_ipv4_secureboot": ("pxe4-offers",),
-                     "uefi_http_ipv4_secureboot": ("http4-offers",)}
+                     "uefi_http_ipv4_secureboot": ("http4-offers",),
+                     "uefi_http_ipv6_secureboot": ("http4-offers",)}
     # An iPXE ROM whose EFI driver is SNP only: OVMF's PXEv4 chain-loads iPXE first.
     ipxe = SCENARIOS["uefi_ipxe_ipv4"]
     assert ipxe.on_rom(RomKind.IPXE).fixed_waits == ()

@@ -10,8 +10,11 @@ the rules by area; :mod:`pxelab.analysis.diagnosis.query` the questions they sha
 | console.milestone_unmatched       | milestones.milestone_unmatched         |
 | initrd.no_network_driver          | linux.no_network_driver                |
 | initrd.unpack_failed, ...         | guest.known_line                       |
-| grub.no_http_module               | grub.no_http_module                    |
+| secureboot.sbat_revoked           | sbat.sbat_revoked                      |
+| grub.no_http_module               | grub.http_module_missing               |
 | ipxe.chainload_loop               | ipxe.chainload_loop                    |
+| secureboot.unsigned_second_stage  | secureboot.unsigned_second_stage       |
+| secureboot.unsigned_kernel        | secureboot.unsigned_kernel             |
 | tftp.ldlinux_mismatch             | tftp.ldlinux_mismatch                  |
 | tftp.oack_unrequested_option      | tftp.oack_unrequested_option           |
 | tftp.oack_malformed               | tftp.oack_malformed                    |
@@ -54,6 +57,8 @@ from pxelab.analysis.diagnosis import (
     minsecs,
     nfs,
     requests,
+    sbat,
+    secureboot,
     tftp,
     transfers,
 )
@@ -63,8 +68,11 @@ RULES: tuple[DiagnosisRule, ...] = (
     milestones.milestone_unmatched,
     linux.no_network_driver,
     guest.known_line,
-    grub.no_http_module,
+    sbat.sbat_revoked,
+    grub.http_module_missing,
     ipxe.chainload_loop,
+    secureboot.unsigned_second_stage,
+    secureboot.unsigned_kernel,
     tftp.ldlinux_mismatch,
     tftp.oack_unrequested_option,
     tftp.oack_malformed,

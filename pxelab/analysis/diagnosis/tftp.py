@@ -94,12 +94,34 @@ def next_file_missing(evidence: Evidence) -> Cause | None:
         f" from the same syslinux build as {q.event_file(start)}"
         if posixpath.basename(name) in LDLINUX else "")
            + f", or make {_loader(evidence)} ask for a file the server has")
+    summary = (f"{name} was not found: the {server} server looked in {where} after "
+               f"{q.event_file(start)} was sent{there}{also}")
+    if elsewhere and _is_shim(q.event_file(start)):
+        summary, fix = _shim_second_stage(q.event_file(start), name, elsewhere[0], server)
     return Cause(
-        "file.not_found", evidence.timeline.failed_stage or "bootloader",
-        f"{name} was not found: the {server} server looked in {where} after "
-        f"{q.event_file(start)} was sent{there}{also}",
+        "file.not_found", evidence.timeline.failed_stage or "bootloader", summary,
         q.lines(evidence, [start, *streak[:2], culprit]),
         fix)
+
+
+def _is_shim(nbp: str) -> bool:
+    return posixpath.basename(nbp).lower().startswith("shim")
+
+
+def _shim_second_stage(shim: str, name: str, there: str, server: str) -> tuple[str, str]:
+    """What to say when shim asked for its second stage where it is not, and the data
+    root has it elsewhere: shim fetches it from the directory of its own boot file (its
+    DEFAULT_LOADER there), never from the root or another directory."""
+    directory, found_in = posixpath.dirname(shim), posixpath.dirname(there)
+    return (f"{name} was not found: shim ({shim}) asked the {server} server for its second "
+            f"stage {posixpath.basename(name)} in {_folder(directory)}, the directory of its "
+            f"own boot file; the data root has it only as {there}, in {_folder(found_in)}",
+            f"put {posixpath.basename(name)} beside {shim} (copy {there} to {name}), or "
+            f"make DHCP name a shim in {_folder(found_in)} as the boot file, beside it")
+
+
+def _folder(directory: str) -> str:
+    return f"{directory}/" if directory else "the top of the data root"
 
 
 def _mismatch(name: str, found: str) -> str:

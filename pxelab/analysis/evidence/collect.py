@@ -21,17 +21,19 @@ from pathlib import Path
 
 from pxelab.analysis.evidence.daemons import daemon_settings, daemons_of, read_daemon_logs
 from pxelab.analysis.evidence.model import BootFacts, Evidence, PacketRecord
-from pxelab.core.errors import ConfigError, HostCapabilityError, PayloadError
+from pxelab.core.errors import ConfigError, GuestError, HostCapabilityError, PayloadError
 from pxelab.core.events import Event
 from pxelab.machine.backend import GuestBackend
 from pxelab.machine.console import Timeline
 from pxelab.machine.firmware_log import LogLine, read_log
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
 from pxelab.machine.network import PCAP_NAME
+from pxelab.machine.nvram import read_variables
 from pxelab.machine.payload import Payload
 from pxelab.machine.payload.modules import module_name
 from pxelab.machine.payload.nics import nic_driver
-from pxelab.machine.qemu import OVMF_DEBUG_LOG
+from pxelab.machine.qemu import OVMF_DEBUG_LOG, OVMF_VARS
+from pxelab.machine.sbat import SBAT_LEVEL_NAME, SHIM_LOCK_GUID, read_sbat
 from pxelab.scenarios.cases import Scenario, reproduce_command
 
 log = logging.getLogger(__name__)
@@ -89,12 +91,13 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
     # A lab file boots the user's programs: its NBP is what DHCP named, its initrd
     # pxelab's only if the file asks for pxelab's payload.
     own = scenario.system is None
+    files = data_files(data_root)
     return BootFacts(
         scenario=scenario.name, firmware=str(scenario.guest.firmware), mode=str(scenario.mode),
         ip=str(scenario.ip), nic_model=scenario.nic_model,
         loader=str(scenario.loader) if own else "", nbp=scenario.loader.nbp if own else "",
         link_mtu=scenario.link_mtu or 1500,
-        data_root=str(data_root), data_files=data_files(data_root),
+        data_root=str(data_root), data_files=files,
         initrd_modules=module_names(payload.modules) if payload and _boots(scenario) else (),
         nic_driver=_nic_driver(scenario.nic_model), faults=tuple(scenario.applied),
         # --artifacts is the directory a new timestamped one is made under.
@@ -103,7 +106,8 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
         firmware_set=firmware_set.name if firmware_set else scenario.firmware_set,
         firmware_packages=packages, nfs_export=nfs_export(artifacts / NFS_CONFIG),
         daemons=daemons_of(artifacts), daemon_settings=daemon_settings(artifacts),
-        notes=tuple(notes))
+        sbat_level=sbat_level(artifacts / OVMF_VARS, notes),
+        efi_sbat=efi_sbat(data_root, files), notes=tuple(notes))
 
 
 # The config pxelab.machine.nfs.Ganesha writes into the boot's nfs/ directory: what the
@@ -111,6 +115,35 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
 NFS_CONFIG = "nfs/ganesha.conf"
 _BIND = re.compile(r"^\s*Bind_addr\s*=\s*(?P<value>[^;\s]+)\s*;", re.MULTILINE)
 _PSEUDO = re.compile(r"^\s*Pseudo\s*=\s*\"(?P<value>[^\"]+)\"\s*;", re.MULTILINE)
+
+
+def sbat_level(vars_file: Path, notes: list[str]) -> str:
+    """shim's SbatLevel in the guest's VARS flash after its boot ("" if none or no OVMF)."""
+    if not vars_file.is_file():
+        return ""
+    try:
+        variables = read_variables(vars_file)
+    except (OSError, ValueError, GuestError) as error:
+        notes.append(f"SbatLevel unknown: {vars_file} unreadable ({error})")
+        return ""
+    for variable in variables:
+        if variable.name == SBAT_LEVEL_NAME and variable.guid == SHIM_LOCK_GUID:
+            return variable.data.decode("ascii", "replace")
+    return ""
+
+
+def efi_sbat(root: Path, files: Iterable[str]) -> dict[str, str]:
+    """The .sbat section of each EFI binary among ``files`` under ``root`` that has one."""
+    found = {}
+    for name in files:
+        if name.lower().endswith(".efi"):
+            try:
+                text = read_sbat(root / name)
+            except OSError:
+                continue
+            if text:
+                found[name] = text
+    return found
 
 
 def nfs_export(config: Path) -> str:

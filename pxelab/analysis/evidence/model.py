@@ -96,6 +96,11 @@ class BootFacts:
     # pxelab.analysis.evidence.daemons.SETTINGS).
     daemons: tuple[str, ...] = ()
     daemon_settings: dict[str, str] = field(default_factory=dict)
+    # Secure Boot: shim's SbatLevel in the guest's NVRAM after the boot ("" none or
+    # unknown), and the .sbat section of each EFI binary in the data root, by its path
+    # there ("grubx64.efi": "sbat,1,...\ngrub,5,...").
+    sbat_level: str = ""
+    efi_sbat: dict[str, str] = field(default_factory=dict)
     # What the evidence lacks and why, for people ("firmware debug port: no output
     # (release build)", "no packet capture").
     notes: tuple[str, ...] = ()

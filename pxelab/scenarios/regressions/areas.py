@@ -7,5 +7,7 @@ from pxelab.scenarios.regressions import (
     dhcp6,  # noqa: F401
     firmware,  # noqa: F401
     initrd,  # noqa: F401
+    sbat,  # noqa: F401
+    secureboot,  # noqa: F401
     tftp,  # noqa: F401
 )
