@@ -22,6 +22,7 @@ from pxelab.core.events import WINDOW, Event, EventLog
 from pxelab.core.paths import new_artifacts_dir
 from pxelab.lab import BootResult, BootRun, expectation_problem
 from pxelab.labfile import lab_cases, load_lab_file
+from pxelab.machine.backend import DEFAULT_LIBVIRT_URI, Backend, GuestBackend
 from pxelab.machine.console import MilestoneHit
 from pxelab.machine.fwsets import HOST, RELEASES, SET_ENTRIES, load_firmware_set, parse_set_names
 from pxelab.machine.nbp import build_grub_image
@@ -110,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
                       f"(default), {', '.join(RELEASES)} (fetched from Debian's archive) or a "
                       "TOML file naming your own builds; with --lab, replaces the file's sets "
                       "(comma-separated)")
+    boot.add_argument("--backend", choices=[str(b) for b in Backend], default=Backend.QEMU,
+                      help="start the guest with QEMU in the lab (default) or as a transient "
+                      "libvirt domain on a host bridge joined to the lab")
+    boot.add_argument("--libvirt-uri", default=DEFAULT_LIBVIRT_URI, metavar="URI",
+                      help=f"the libvirt daemon of --backend libvirt (default "
+                      f"{DEFAULT_LIBVIRT_URI})")
     boot.set_defaults(func=_boot)
 
     sets = sub.add_parser("firmware", help="fetch firmware sets and list what each holds "
@@ -171,6 +178,10 @@ def _print_hit(hit: MilestoneHit) -> None:
     print(f"{hit.seconds:7.2f}s  {hit.name:<16} {hit.text[:90]}", flush=True)
 
 
+def _backend(args: argparse.Namespace) -> GuestBackend:
+    return GuestBackend(Backend(args.backend), args.libvirt_uri)
+
+
 def _boot(args: argparse.Namespace) -> int:
     if args.lab is not None:
         return _boot_lab(args)
@@ -190,7 +201,7 @@ def _boot(args: argparse.Namespace) -> int:
     limit = known_limit(scenario, fwset)
     if limit is not None:
         print(limit.describe(fwset), flush=True)
-    result = BootRun(scenario, artifacts, on_hit=_print_hit).run()
+    result = BootRun(scenario, artifacts, on_hit=_print_hit, backend=_backend(args)).run()
     if args.json:
         data = result.to_dict()
         if result.diagnosis is not None:
@@ -223,7 +234,7 @@ def _boot_lab(args: argparse.Namespace) -> int:
         print(f"booting {lab.name}: {case.name} on firmware set {case.firmware_set}",
               flush=True)
         result = BootRun(case, new_artifacts_dir(args.artifacts, label),
-                         on_hit=_print_hit).run()
+                         on_hit=_print_hit, backend=_backend(args)).run()
         _summarise(result)
         problem = expectation_problem(case, result)
         if problem is not None:

@@ -30,6 +30,7 @@ from pxelab.analysis.livewire import wire_guards
 from pxelab.core.events import Event, EventLog
 from pxelab.daemons.stack import DaemonStack
 from pxelab.labfile.dataroot import fill_data_root, lab_values
+from pxelab.machine.backend import GuestBackend
 from pxelab.machine.console import (
     ConsoleWatcher,
     MilestoneHit,
@@ -37,10 +38,13 @@ from pxelab.machine.console import (
     Timeline,
 )
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
+from pxelab.machine.hostlink import HostBridge
+from pxelab.machine.libvirt.connection import check_connection, domain_name
+from pxelab.machine.libvirt.guest import DOMAIN_FILE, VIRSH_FILE, LibvirtGuest
 from pxelab.machine.network import PCAP_NAME, LabNetwork
 from pxelab.machine.nfs import Ganesha
 from pxelab.machine.payload import USERSPACE, Payload, build_payload
-from pxelab.machine.qemu import Guest
+from pxelab.machine.qemu import Guest, GuestSpec
 from pxelab.machine.terminal import serial_log_tail
 from pxelab.scenarios import dataroot
 from pxelab.scenarios.cases import IpVersion, Scenario, for_firmware_set
@@ -61,7 +65,10 @@ ARTIFACT_FILES = {"serial log": "serial.log", "server events": "events.jsonl",
                   "ganesha log": "nfs/ganesha.log", "qemu command": "qemu-cmdline.txt",
                   "packet capture": "lab.pcap", "timeline": "timeline.json",
                   "firmware log": "ovmf-debug.log", "evidence": EVIDENCE_FILE,
-                  "diagnosis": DIAGNOSIS_FILE}
+                  "diagnosis": DIAGNOSIS_FILE, "domain xml": DOMAIN_FILE,
+                  "virsh commands": VIRSH_FILE}
+# The guest of either backend (pxelab.machine.backend): the same interface to the lab.
+LabGuest = Guest | LibvirtGuest
 
 
 @dataclass(frozen=True)
@@ -123,20 +130,23 @@ class BootRun:
     ``server`` replaces pxelab's boot server (benchmarks run dnsmasq there);
     ``direct_kernel`` skips firmware and boot loader and starts the payload's
     kernel with QEMU's -kernel/-initrd: the physical limit of this payload.
+    ``backend`` starts the guest with QEMU in the lab namespace (default) or as a
+    libvirt domain on a host bridge joined to the lab's.
     """
 
     def __init__(self, scenario: Scenario, artifacts: Path, cache_dir: Path | None = None, *,
                  on_hit: OnHit | None = None, server: ServerFactory | None = None,
-                 direct_kernel: bool = False) -> None:
+                 direct_kernel: bool = False, backend: GuestBackend | None = None) -> None:
         self.scenario = scenario
         self.artifacts = artifacts
         self.cache_dir = cache_dir
         self.on_hit = on_hit
         self.server_factory: ServerFactory = server or self._server
         self.direct_kernel = direct_kernel
+        self.backend = backend or GuestBackend()
         self.log = logging.getLogger(f"{__name__}.{scenario.name}")
         # What the evidence needs of a run, kept also when the run raises.
-        self._guest: Guest | None = None
+        self._guest: LabGuest | None = None
         self._milestones = scenario.milestones
         self._hits: list[MilestoneHit] = []
         # The lab's values for the templates of a lab file's files and daemons.
@@ -149,6 +159,8 @@ class BootRun:
         self.scenario = for_firmware_set(self.scenario, self.fwset)
         self._milestones = self.scenario.milestones
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        if self.backend.kind.is_libvirt():  # no lab built for a daemon that is not there
+            check_connection(self.backend.libvirt_uri)
         payload = build_payload(self.scenario.payload, self.cache_dir)
         # A boot ends: its evidence and diagnosis read every event it had, from memory.
         events = EventLog(self.artifacts / "events.jsonl", window=None)
@@ -204,17 +216,27 @@ class BootRun:
                 # The same machine proves the same Secure Boot state as the case.
                 if (state := secure_boot_state(self.scenario.milestones)) is not None:
                     milestones = with_secure_boot(milestones, state)
-            tap = net.add_tap(mtu=self.scenario.link_mtu)
             self._milestones = milestones
-            guest = stack.enter_context(Guest(spec, tap, self.artifacts,
-                                              net.namespace))
+            guest = self._new_guest(stack, net, spec)
+            stack.enter_context(guest)
             self._guest = guest
             watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE, guards)
             timeline = watcher.run(self.scenario.name, milestones, self._hit)
             timeline.properties["accelerator"] = str(guest.accel)
+            timeline.properties.update(guest.properties)
             if timeline.ok and (system is None or system.needs_marker):
                 guest.wait_exit(self.scenario.poweroff_timeout)
             return timeline, nfs.mount_source
+
+    def _new_guest(self, stack: ExitStack, net: LabNetwork, spec: GuestSpec) -> LabGuest:
+        """The guest on the lab's link: a tap in the namespace for QEMU, a host bridge
+        joined to the lab bridge for a libvirt domain (libvirtd's QEMU is outside it)."""
+        mtu = self.scenario.link_mtu
+        if not self.backend.kind.is_libvirt():
+            return Guest(spec, net.add_tap(mtu=mtu), self.artifacts, net.namespace)
+        link = stack.enter_context(HostBridge(net, mtu=mtu))
+        return LibvirtGuest(spec, link.bridge, self.artifacts, self.backend.libvirt_uri,
+                            name=domain_name(net.namespace))
 
     def _data_root(self, net: LabNetwork, payload: Payload, cmdline: str,
                    nfs_source: str) -> Path:
@@ -246,7 +268,7 @@ class BootRun:
         started = time.monotonic()
         try:
             evidence = collect(self.scenario, self.artifacts, timeline, events,
-                               firmware_set=self.fwset,
+                               firmware_set=self.fwset, backend=self.backend,
                                started_wall=guest.started_wall, payload=payload,
                                firmware_log=guest.firmware_log,
                                artifact_paths={k: self.artifacts / v

@@ -25,6 +25,7 @@ from pxelab.pytest_support import (
     REPORTS,
     RESULTS,
     fresh_artifacts_dir,
+    guest_backend,
     host_capability,
     junit_properties,
     set_label,
@@ -65,7 +66,8 @@ class LabItem(pytest.Item):
     def runtest(self) -> None:
         self.artifacts = fresh_artifacts_dir(self)
         with host_capability(self.config):
-            result = BootRun(self.case, self.artifacts).run()
+            result = BootRun(self.case, self.artifacts,
+                             backend=guest_backend(self.config)).run()
         self.user_properties.extend(
             ("pxelab." + key, value) for key, value in junit_properties(result).items())
         self.stash.setdefault(RESULTS, []).append(result)

@@ -29,6 +29,7 @@ from pxelab.analysis.report.text import render_boot
 from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult, BootRun
 from pxelab.labfile import SUFFIX
+from pxelab.machine.backend import DEFAULT_LIBVIRT_URI, Backend
 from pxelab.machine.fwsets import parse_set_names
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.payload import default_cache_dir
@@ -38,6 +39,7 @@ from pxelab.pytest_support import (
     REPORTS,
     RESULTS,
     fresh_dir,
+    guest_backend,
     host_capability,
     junit_properties,
     safe,
@@ -75,6 +77,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the scenario matrix once per firmware set: host, bookworm, "
                     "trixie, sid or a TOML file of your own builds (comma-separated; ids and "
                     "markers carry the set, e.g. -k 'uefi_http_ipv6 and trixie')")
+    group.addoption("--pxelab-backend", choices=[str(b) for b in Backend],
+                    default=str(Backend.QEMU),
+                    help="start the guests with QEMU in the lab (default) or as transient "
+                    "libvirt domains on a host bridge joined to the lab")
+    group.addoption("--pxelab-libvirt-uri", default=DEFAULT_LIBVIRT_URI, metavar="URI",
+                    help=f"the libvirt daemon of --pxelab-backend libvirt (default "
+                    f"{DEFAULT_LIBVIRT_URI})")
     group.addoption("--pxelab-firmware", metavar="NAMES",
                     help="run the scenario matrix only with this firmware (seabios, ovmf)")
 
@@ -266,7 +275,8 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
                                f"{safe(request.node.name)}-{len(directories)}")
         directories.append(artifacts)
         with host_capability(request.config):
-            result = BootRun(chosen, artifacts, pxelab_cache_dir).run()
+            result = BootRun(chosen, artifacts, pxelab_cache_dir,
+                             backend=guest_backend(request.config)).run()
         prefix = "pxelab." if not results else f"pxelab.boot{len(results)}."
         request.node.user_properties.extend(
             (prefix + key, value) for key, value in junit_properties(result).items())

@@ -12,6 +12,7 @@ import pytest
 
 from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult
+from pxelab.machine.backend import Backend, GuestBackend
 from pxelab.machine.fwsets import is_set_file
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -34,6 +35,12 @@ def host_capability(config: pytest.Config) -> Iterator[None]:
         if config.getoption("pxelab_strict"):
             pytest.fail(f"host capability missing: {missing}")
         pytest.skip(f"host capability missing: {missing}")
+
+
+def guest_backend(config: pytest.Config) -> GuestBackend:
+    """The backend the options choose (--pxelab-backend, --pxelab-libvirt-uri)."""
+    return GuestBackend(Backend(config.getoption("pxelab_backend")),
+                        config.getoption("pxelab_libvirt_uri"))
 
 
 def junit_properties(result: BootResult) -> dict[str, str]:

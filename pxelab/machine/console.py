@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import pexpect
+from pexpect.fdpexpect import fdspawn
 
 from pxelab.machine.terminal import TAIL_CHARS, as_displayed, console_tail, strip_ansi, unwrap
 
@@ -59,16 +60,14 @@ CURSOR_MOVE = re.compile(rb"\r*\x1b\[(?P<row>\d+);\d+H")
 _CUT = re.compile(rb"\r*(?:\x1b(?:\[\d*(?:;\d*)?)?)?\Z")
 
 
-class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
-    """A bytes-mode pexpect spawn whose *matched* text leaves out cursor moves.
+class _CursorMoveFilter:
+    """What a console's reads deliver to pexpect: the bytes read less cursor moves.
 
-    ``logfile_read`` still receives every byte as read (serial.log stays raw).
+    Mixed in before a pexpect spawn class; ``logfile_read`` still receives every byte
+    as read (serial.log stays raw).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("encoding") is not None:
-            raise ValueError("ConsoleSpawn filters bytes; decode after matching")
-        super().__init__(*args, **kwargs)
+    def _start_filter(self) -> None:
         self._held = b""
         # The row of the last cursor move, None once a line end came after it.
         self._row: bytes | None = None
@@ -79,8 +78,8 @@ class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
         self._times: list[float] = []
         self._forgotten = 0  # offset up to which the reads' times were let go
 
-    def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> bytes:
-        data: bytes = self._held + super().read_nonblocking(size, timeout)
+    def _filtered(self, data: bytes) -> bytes:
+        data = self._held + data
         cut = _CUT.search(data)  # always matches, maybe empty
         start = cut.start() if cut else len(data)
         self._held = data[start:]
@@ -120,6 +119,33 @@ class ConsoleSpawn(pexpect.spawn):  # type: ignore[misc]  # pexpect is untyped
         if offset <= self._forgotten or index == len(self._ends):
             return None
         return self._times[index]
+
+
+class ConsoleSpawn(_CursorMoveFilter, pexpect.spawn):  # type: ignore[misc]  # untyped pexpect
+    """A bytes-mode pexpect spawn whose *matched* text leaves out cursor moves."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("encoding") is not None:
+            raise ValueError("ConsoleSpawn filters bytes; decode after matching")
+        super().__init__(*args, **kwargs)
+        self._start_filter()
+
+    def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> bytes:
+        return self._filtered(super().read_nonblocking(size, timeout))
+
+
+class ConsoleFd(_CursorMoveFilter, fdspawn):  # type: ignore[misc]  # untyped pexpect
+    """:class:`ConsoleSpawn` on an open file descriptor (a pty another process owns,
+    such as a libvirt domain's serial port); reading past its end (EIO) is EOF."""
+
+    def __init__(self, fd: int, **kwargs: Any) -> None:
+        if kwargs.get("encoding") is not None:
+            raise ValueError("ConsoleFd filters bytes; decode after matching")
+        super().__init__(fd, **kwargs)
+        self._start_filter()
+
+    def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> bytes:
+        return self._filtered(super().read_nonblocking(size, timeout))
 
 
 @dataclass(frozen=True)

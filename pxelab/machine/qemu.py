@@ -286,6 +286,19 @@ def qemu_command(spec: GuestSpec, tap: str, workdir: Path, accel: Accel, *,
     return command + list(spec.extra_args) + _direct_boot_args(spec)
 
 
+def write_guest_vars(spec: GuestSpec, ovmf: OvmfImage, target: Path) -> None:
+    """The guest's own VARS flash at ``target``: the template, with the spec's settings."""
+    variables = []
+    if spec.ip6_settings is not None:
+        variables.append(ip6_config_variable(spec.mac, spec.ip6_settings))
+    if spec.sbat_level is not None:
+        variables.append(sbat_level_variable(spec.sbat_level))
+    if not variables:
+        shutil.copyfile(ovmf.vars_template, target)
+        return
+    write_vars(ovmf.vars_template, target, tuple(variables))
+
+
 def resolve_accel(accel: Accel) -> Accel:
     """AUTO becomes KVM if the KVM probe says guests make progress under it, else TCG."""
     if accel is not Accel.AUTO:
@@ -310,6 +323,8 @@ class Guest(Resource):
         self.serial_log = workdir / SERIAL_LOG
         self.started_at = math.nan  # time.monotonic() at power-on
         self.started_wall = math.nan  # time.time() at the same moment
+        # What a result records of the machinery (LibvirtGuest adds versions).
+        self.properties: dict[str, str] = {"backend": "qemu"}
         self._child: pexpect.spawn | None = None
         self._debug_port: DebugPortReader | None = None
         self._logfile: BinaryIO | None = None
@@ -339,19 +354,6 @@ class Guest(Resource):
         """OVMF's debug port lines so far (none for SeaBIOS, none from a release build)."""
         return self._debug_port.lines if self._debug_port is not None else ()
 
-    def _write_vars(self, ovmf: OvmfImage) -> None:
-        """The guest's own VARS flash: the template, with the spec's settings in it."""
-        target = self.workdir / OVMF_VARS
-        variables = []
-        if self.spec.ip6_settings is not None:
-            variables.append(ip6_config_variable(self.spec.mac, self.spec.ip6_settings))
-        if self.spec.sbat_level is not None:
-            variables.append(sbat_level_variable(self.spec.sbat_level))
-        if not variables:
-            shutil.copyfile(ovmf.vars_template, target)
-            return
-        write_vars(ovmf.vars_template, target, tuple(variables))
-
     def _place_rom(self, rom: Path) -> None:
         if not rom.is_file():
             raise ConfigError(f"NIC ROM {rom} does not exist")
@@ -366,7 +368,7 @@ class Guest(Resource):
         if self.spec.nic_rom is not None:
             self._place_rom(self.spec.nic_rom)
         if self._ovmf is not None:
-            self._write_vars(self._ovmf)
+            write_guest_vars(self.spec, self._ovmf, self.workdir / OVMF_VARS)
             # Open before QEMU starts: QEMU's open of the FIFO for writing then never waits.
             self._debug_port = DebugPortReader(self.workdir / OVMF_DEBUG_FIFO,
                                                self.workdir / OVMF_DEBUG_LOG)

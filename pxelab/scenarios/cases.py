@@ -15,6 +15,7 @@ from pathlib import Path
 from pxelab.core.errors import ConfigError
 from pxelab.core.overrides import Overrides
 from pxelab.core.template import render
+from pxelab.machine.backend import DEFAULT_LIBVIRT_URI, GuestBackend
 from pxelab.machine.console import Milestone
 from pxelab.machine.fwsets import HOST, FirmwareSet
 from pxelab.machine.ipxerom import RomKind, rom_kind
@@ -571,8 +572,10 @@ def get_scenario(name: str) -> Scenario:
         raise ConfigError(f"unknown scenario {name!r}; choose one of: {known}") from None
 
 
-def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -> str:
-    """The shell command that boots ``scenario`` (with its regressions) by hand."""
+def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts",
+                      backend: GuestBackend | None = None, boot_dir: Path | None = None) -> str:
+    """The shell command that boots ``scenario`` (with its regressions) by hand; with the
+    libvirt backend, also how to start the guest's domain alone from ``boot_dir``."""
     words = ["pxelab", "boot", scenario.name]
     if scenario.system is not None:
         words[2:2] = ["--lab", str(scenario.system.source)]
@@ -580,8 +583,15 @@ def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts") -
         words += ["--firmware-set", scenario.firmware_set]
     for spec in scenario.applied:
         words += ["--fault", spec]
+    if backend is not None and backend.kind.is_libvirt():
+        words += ["--backend", str(backend.kind)]
+        if backend.libvirt_uri != DEFAULT_LIBVIRT_URI:
+            words += ["--libvirt-uri", backend.libvirt_uri]
     words += ["--artifacts", artifacts]
     command = shlex.join(words)
+    if backend is not None and backend.kind.is_libvirt() and boot_dir is not None:
+        command += (f"  # the domain alone: {shlex.join(['virsh', '-c', backend.libvirt_uri])}"
+                    f" create {shlex.quote(str(boot_dir / 'domain.xml'))} --console")
     if scenario.edits:  # test-made changes with no command-line form: say what they were
         command += "  # with the lab edited: " + "; ".join(e.describe() for e in scenario.edits)
     return command

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
 import time
 
 import pexpect
 import pytest
 
-from pxelab.machine.console import ConsoleSpawn, ConsoleWatcher
+from pxelab.machine.console import ConsoleFd, ConsoleSpawn, ConsoleWatcher
 from pxelab.scenarios import milestones as ms
 
 pytestmark = pytest.mark.unit
@@ -66,6 +68,20 @@ def test_line_ends_pass_through_even_when_split() -> None:
 def test_text_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="bytes"):
         ConsoleSpawn("true", encoding="utf-8")
+
+
+def test_console_fd_filters_cursor_moves_and_ends_at_eio() -> None:
+    """ConsoleFd reads the slave end of a pty another process owns (a libvirt domain's
+    serial port): same filtering as ConsoleSpawn; the owner closing it is EOF."""
+    master, slave = pty.openpty()
+    console = ConsoleFd(slave, timeout=5)
+    try:
+        os.write(master, b"PXELIN\x1b[25;06H\x1b[25;07HUX 6.04\r\n")
+        console.expect(rb"PXELINUX 6\.04")
+        os.close(master)
+        console.expect(pexpect.EOF)
+    finally:
+        console.close()
 
 
 @pytest.mark.parametrize(("printed", "read"), [

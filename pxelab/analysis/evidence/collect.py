@@ -23,6 +23,7 @@ from pxelab.analysis.evidence.daemons import daemon_settings, daemons_of, read_d
 from pxelab.analysis.evidence.model import BootFacts, Evidence, PacketRecord
 from pxelab.core.errors import ConfigError, GuestError, HostCapabilityError, PayloadError
 from pxelab.core.events import Event
+from pxelab.machine.backend import GuestBackend
 from pxelab.machine.console import Timeline
 from pxelab.machine.firmware_log import LogLine, read_log
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
@@ -50,13 +51,15 @@ def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Ite
             *, started_wall: float, payload: Payload | None = None,
             firmware_log: Sequence[LogLine] | None = None,
             artifact_paths: Mapping[str, Path] | None = None,
-            firmware_set: FirmwareSet | None = None) -> Evidence:
+            firmware_set: FirmwareSet | None = None,
+            backend: GuestBackend | None = None) -> Evidence:
     """The :class:`Evidence` of the boot of ``scenario`` whose artifacts are in ``artifacts``.
 
     ``started_wall`` is the guest's power-on (``Guest.started_wall``);
     ``firmware_log`` the debug port lines (default: read ``ovmf-debug.log``);
     ``artifact_paths`` the files worth naming (default: none); ``firmware_set`` the
-    set the guest booted (default: the scenario's).
+    set the guest booted (default: the scenario's); ``backend`` what started the guest
+    (default: QEMU), for the reproduce command.
     """
     notes: list[str] = []
     packets = _packets(artifacts / PCAP_NAME, scenario.guest.mac, notes)
@@ -70,7 +73,8 @@ def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Ite
         lines = lines[-MAX_FIRMWARE_LINES:]
     daemon_log = read_daemon_logs(artifacts, packets, notes)
     return Evidence(
-        facts=boot_facts(scenario, artifacts, payload, notes, firmware_set),
+        facts=boot_facts(scenario, artifacts, payload, notes, firmware_set,
+                         backend=backend),
         started_wall=started_wall, timeline=timeline,
         events=tuple(sorted(events, key=lambda e: e.time)), packets=tuple(packets),
         firmware_log=lines, daemon_log=daemon_log,
@@ -78,8 +82,8 @@ def collect(scenario: Scenario, artifacts: Path, timeline: Timeline, events: Ite
 
 
 def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
-               notes: Sequence[str] = (), firmware_set: FirmwareSet | None = None
-               ) -> BootFacts:
+               notes: Sequence[str] = (), firmware_set: FirmwareSet | None = None,
+               *, backend: GuestBackend | None = None) -> BootFacts:
     """What the lab of this boot was (no packets or logs read)."""
     data_root = artifacts / DATA_DIR
     notes = list(notes)
@@ -97,7 +101,7 @@ def boot_facts(scenario: Scenario, artifacts: Path, payload: Payload | None,
         initrd_modules=module_names(payload.modules) if payload and _boots(scenario) else (),
         nic_driver=_nic_driver(scenario.nic_model), faults=tuple(scenario.applied),
         # --artifacts is the directory a new timestamped one is made under.
-        reproduce=reproduce_command(scenario, str(artifacts.parent)),
+        reproduce=reproduce_command(scenario, str(artifacts.parent), backend, artifacts),
         rng_device=scenario.guest.rng_device,
         firmware_set=firmware_set.name if firmware_set else scenario.firmware_set,
         firmware_packages=packages, nfs_export=nfs_export(artifacts / NFS_CONFIG),
