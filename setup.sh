@@ -92,6 +92,22 @@ quiet_default_network() {
     virsh -q -c "$libvirt_uri" net-destroy default >/dev/null 2>&1 || true
 }
 
+# libvirtd probes QEMU as the user it runs guests as (libvirt-qemu) and probes again at
+# every domain start (~50 s under TCG) while that user cannot open /dev/kvm. In a
+# container /dev/kvm may belong to a group with no name here, so no user can be in it:
+# name that group, and put libvirt-qemu in it. A host whose /dev/kvm group has a name
+# (Debian's kvm, which libvirt-qemu is in) is left as it is.
+kvm_group_for_libvirt() {
+    [ -c /dev/kvm ] && id libvirt-qemu >/dev/null 2>&1 || return 0
+    local gid
+    gid=$(stat -c %g /dev/kvm)
+    getent group "$gid" >/dev/null && return 0
+    say "naming /dev/kvm's group $gid pxelab-kvm for libvirt-qemu (a container's device)"
+    step "groupadd" "add a group with gid $gid and put libvirt-qemu in it" \
+        groupadd -g "$gid" pxelab-kvm
+    step "usermod" "run 'usermod -aG pxelab-kvm libvirt-qemu'" usermod -aG pxelab-kvm libvirt-qemu
+}
+
 # The libvirt backend needs libvirtd (and its virtlogd). Under systemd their socket units start
 # them on demand; without systemd (containers, CI, a fresh root) this script starts them.
 start_libvirt() {
@@ -104,6 +120,7 @@ start_libvirt() {
         step "virtlogd -d" "run 'virtlogd -v' by hand to see why it stops" virtlogd -d
     fi
     if ! running /run/libvirtd.pid; then
+        kvm_group_for_libvirt
         rm -f /etc/libvirt/qemu/networks/autostart/default.xml
         say "starting libvirtd (no systemd here)"
         step "libvirtd -d" "run 'libvirtd -v' by hand to see why it stops" libvirtd -d
