@@ -61,9 +61,11 @@ def test_stopped_libvirt_boot_leaves_nothing_after_reaping(tmp_path: Path,
                                                            sig: signal.Signals) -> None:
     pxelab_requires(root=True, tools=["virsh"], hint="apt-get install libvirt-clients")
     open_connection(URI).close()  # a HostCapabilityError (skip) without libvirtd
+    # Not as an xdist worker: the lab's namespace is then pxl-m-<pid>-0.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
     child = pexpect.spawn(PXELAB[0], [*PXELAB[1:], "boot", "uefi_tftp_ipv4", "--backend",
                                       "libvirt", "--artifacts", str(tmp_path)],
-                          encoding="utf-8", timeout=300)
+                          encoding="utf-8", timeout=300, env=env)
     try:
         child.expect(r"\bnbp\s")  # mid-boot: domain, NVRAM, bridge and veth all exist
         namespace = f"pxl-m-{child.pid}-0"
