@@ -19,7 +19,6 @@ from pxelab.machine.libvirt.domain import (
     Owner,
     domain_xml,
     owner_of,
-    pty_path,
 )
 from pxelab.machine.nvram import IP6_CONFIG_GUID, read_variables
 from pxelab.machine.qemu import Accel, Firmware, GuestSpec, write_guest_vars
@@ -29,7 +28,8 @@ from pxelab.scenarios.cases import SCENARIOS, for_firmware_set, reproduce_comman
 pytestmark = pytest.mark.unit
 
 FILES = DomainFiles(nvram=Path("/var/lib/libvirt/qemu/nvram/pxelab-t_VARS.fd"),
-                    debug_fifo=Path("/tmp/boot/ovmf-debug.fifo"))
+                    debug_fifo=Path("/tmp/boot/ovmf-debug.fifo"),
+                    console=Path("/run/pxelab-libvirt/pxelab-t.console"))
 OWNER = Owner(pid=4242, start_ticks=123456)
 
 
@@ -81,7 +81,7 @@ def test_seabios_domain(host_set: FirmwareSet) -> None:
     assert interface.find("rom").get("file") == str(spec.nic_rom)  # type: ignore[union-attr]
     assert interface.find("boot").get("order") == "1"  # type: ignore[union-attr]
     assert root.find("devices/rng/backend").get("model") == "builtin"  # type: ignore[union-attr]
-    assert root.find("devices/serial").get("type") == "pty"  # type: ignore[union-attr]
+    assert root.find("devices/serial").get("type") == "unix"  # type: ignore[union-attr]
     assert root.find("features/acpi") is not None
     assert root.find("features/smm") is None
     assert _qemu_args(root) == []  # no debug port on SeaBIOS
@@ -167,15 +167,16 @@ def test_kvm_domain_type_and_refusals() -> None:
                    accel=Accel.TCG, files=DomainFiles())
 
 
-def test_owner_round_trip_and_pty() -> None:
+def test_owner_round_trip_and_console_socket(tmp_path: Path) -> None:
+    socket = tmp_path / "pxelab-t.console"
     text = domain_xml(GuestSpec(), name="pxelab-t", bridge="b", accel=Accel.TCG,
-                      files=DomainFiles(), owner=OWNER)
+                      files=DomainFiles(console=socket), owner=OWNER)
     assert owner_of(text) == OWNER
     assert owner_of("<domain><name>x</name></domain>") is None
     assert owner_of("not xml") is None
-    live = ("<domain><devices><serial type='pty'><source path='/dev/pts/7'/></serial>"
-            "</devices></domain>")
-    assert pty_path(live) == "/dev/pts/7"
+    serial = ET.fromstring(text).find("devices/serial")
+    assert serial is not None and serial.get("type") == "unix"
+    assert serial.find("source").attrib == {"mode": "bind", "path": str(socket)}  # type: ignore[union-attr]
 
 
 def test_process_start_and_domain_name() -> None:

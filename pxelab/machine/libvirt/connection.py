@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 # Where the domains' NVRAM files live while they run (libvirt's own NVRAM directory).
 NVRAM_DIR = Path("/var/lib/libvirt/qemu/nvram")
 NVRAM_SUFFIX = "_VARS.fd"
+# The domains' serial consoles: unix sockets QEMU listens on. A short directory, as a
+# socket's path must fit in 108 bytes.
+CONSOLE_DIR = Path("/run/pxelab-libvirt")
+CONSOLE_SUFFIX = ".console"
 START_HINT = ("start it (systemd: 'systemctl start libvirtd virtlogd'; without systemd, "
               "as root: 'virtlogd -d && libvirtd -d'; Debian packages "
               "libvirt-daemon-system, libvirt-clients), or pass another URI with "
@@ -96,6 +100,10 @@ def nvram_path(name: str) -> Path:
     return NVRAM_DIR / f"{name}{NVRAM_SUFFIX}"
 
 
+def console_path(name: str) -> Path:
+    return CONSOLE_DIR / f"{name}{CONSOLE_SUFFIX}"
+
+
 def reap_domains(conn: Any, logger: logging.Logger = log) -> list[str]:
     """Destroy the domains whose owner (in their metadata) is gone, and remove the NVRAM
     files of domains whose run is gone; the names of the domains destroyed."""
@@ -118,10 +126,11 @@ def reap_domains(conn: Any, logger: logging.Logger = log) -> list[str]:
             if domain.isPersistent():
                 domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         reaped.append(name)
-    for path in NVRAM_DIR.glob(f"{NAME_PREFIX}*{NVRAM_SUFFIX}"):
-        # Written before its domain starts: only the run that made it can tell.
-        pid = creator_pid(path.name.removesuffix(NVRAM_SUFFIX).removeprefix(NAME_PREFIX))
-        if pid is not None and process_start(pid) is None:
-            logger.warning("removing NVRAM file %s left by a dead run", path)
-            path.unlink(missing_ok=True)
+    for directory, suffix in ((NVRAM_DIR, NVRAM_SUFFIX), (CONSOLE_DIR, CONSOLE_SUFFIX)):
+        for path in directory.glob(f"{NAME_PREFIX}*{suffix}"):
+            # Made before its domain starts: only the run that made it can tell.
+            pid = creator_pid(path.name.removesuffix(suffix).removeprefix(NAME_PREFIX))
+            if pid is not None and process_start(pid) is None:
+                logger.warning("removing %s left by a dead run", path)
+                path.unlink(missing_ok=True)
     return reaped

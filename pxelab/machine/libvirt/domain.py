@@ -55,6 +55,8 @@ class DomainFiles:
 
     nvram: Path | None = None  # OVMF's VARS copy with pxelab's settings written
     debug_fifo: Path | None = None  # what OVMF's debug port writes to
+    # The serial console's unix socket, which QEMU listens on; None: a pty.
+    console: Path | None = None
 
 
 def nic_model(model: str) -> str:
@@ -99,7 +101,7 @@ def domain_xml(spec: GuestSpec, *, name: str, bridge: str, accel: Accel,
     # The guest's poweroff or reboot ends the domain, as -no-reboot ends QEMU.
     for event in ("on_poweroff", "on_reboot", "on_crash"):
         ET.SubElement(domain, event).text = "destroy"
-    domain.append(_devices(spec, bridge))
+    domain.append(_devices(spec, bridge, files.console))
     ET.SubElement(domain, "seclabel", type="static", model="dac",
                   relabel="no").append(_text("label", "+0:+0"))
     _qemu_args(domain, spec, files)
@@ -144,17 +146,29 @@ def _os(spec: GuestSpec, files: DomainFiles) -> ET.Element:
     return os_element
 
 
-def _devices(spec: GuestSpec, bridge: str) -> ET.Element:
+def _devices(spec: GuestSpec, bridge: str, console: Path | None) -> ET.Element:
     devices = ET.Element("devices")
     ET.SubElement(devices, "controller", type="usb", model="none")
     devices.append(_interface(spec, bridge))
-    serial = ET.SubElement(devices, "serial", type="pty")
-    ET.SubElement(serial, "target", port="0")
+    devices.append(_serial(console))
     if spec.rng:
         rng = ET.SubElement(devices, "rng", model="virtio")
         ET.SubElement(rng, "backend", model="builtin")  # QEMU's rng-builtin: getrandom()
     ET.SubElement(devices, "memballoon", model="none")
     return devices
+
+
+def _serial(console: Path | None) -> ET.Element:
+    """The serial port: on a unix socket QEMU listens on, or a pty. A socket needs no
+    devpts in QEMU's private /dev (libvirt's namespaces; a chroot's /dev/pts is not
+    always usable there: "Failed to create PTY")."""
+    if console is None:
+        serial = ET.Element("serial", type="pty")
+    else:
+        serial = ET.Element("serial", type="unix")
+        ET.SubElement(serial, "source", mode="bind", path=str(console))
+    ET.SubElement(serial, "target", port="0")
+    return serial
 
 
 def _interface(spec: GuestSpec, bridge: str) -> ET.Element:
@@ -201,9 +215,3 @@ def owner_of(xml: str) -> Owner | None:
         return Owner(int(found.get("pid", "")), int(found.get("start", "")))
     except ValueError:
         return None
-
-
-def pty_path(xml: str) -> str | None:
-    """The host pty of a running domain's serial port (libvirt fills it in at start)."""
-    source = ET.fromstring(xml).find("devices/serial/source")
-    return source.get("path") if source is not None else None

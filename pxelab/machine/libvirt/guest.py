@@ -5,9 +5,10 @@
 ``accel``, ``wait_exit``), for a domain whose NIC is on a host bridge
 (:class:`pxelab.machine.hostlink.HostBridge`).
 
-The domain is created paused: QEMU's pty drops what the guest writes while no one
-has its other end open, so the console is opened before the first instruction
-runs, and power-on (``started_at``) is the resume. It is created with
+The serial console is a unix socket QEMU listens on (no pty: QEMU's private /dev
+under libvirt may have no usable devpts). The domain is created paused: QEMU drops
+what the guest writes while no one is connected, so the console is connected
+before the first instruction runs, and power-on (``started_at``) is the resume. It is created with
 ``VIR_DOMAIN_START_AUTODESTROY``: libvirtd destroys it when this process's
 connection closes, also when the process is killed. Its NVRAM file (OVMF) lives
 in libvirt's NVRAM directory while it runs and is moved to the artifacts after;
@@ -23,11 +24,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import shlex
 import shutil
+import socket
 import time
-import tty
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,6 +39,7 @@ from pxelab.machine.backend import DEFAULT_LIBVIRT_URI
 from pxelab.machine.console import ConsoleFd
 from pxelab.machine.firmware_log import DebugPortReader, LogLine
 from pxelab.machine.libvirt.connection import (
+    console_path,
     current_owner,
     libvirt_module,
     nvram_path,
@@ -46,7 +47,7 @@ from pxelab.machine.libvirt.connection import (
     reap_domains,
     versions,
 )
-from pxelab.machine.libvirt.domain import DomainFiles, domain_xml, pty_path
+from pxelab.machine.libvirt.domain import DomainFiles, domain_xml
 from pxelab.machine.qemu import (
     OVMF_DEBUG_FIFO,
     OVMF_DEBUG_LOG,
@@ -93,6 +94,7 @@ class LibvirtGuest(Resource):
         self._logfile: BinaryIO | None = None
         self._debug_port: DebugPortReader | None = None
         self._nvram: Path | None = None
+        self._socket_path = console_path(name)
 
     @property
     def console(self) -> pexpect.spawn:
@@ -150,25 +152,31 @@ class LibvirtGuest(Resource):
     def _prepare_files(self) -> DomainFiles:
         """The NVRAM copy and the debug port's FIFO (reader open before QEMU starts, so
         QEMU's open of the FIFO for writing never waits)."""
+        self._socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._socket_path.unlink(missing_ok=True)
         ovmf = self.spec.ovmf
         if not self.spec.firmware.is_uefi() or ovmf is None:
-            return DomainFiles()
+            return DomainFiles(console=self._socket_path)
         self._nvram = nvram_path(self.name)
         self._nvram.parent.mkdir(parents=True, exist_ok=True)
         write_guest_vars(self.spec, ovmf, self._nvram)
         self._debug_port = DebugPortReader(self.workdir / OVMF_DEBUG_FIFO,
                                            self.workdir / OVMF_DEBUG_LOG)
         self._debug_port.start()
-        return DomainFiles(nvram=self._nvram, debug_fifo=self.workdir / OVMF_DEBUG_FIFO)
+        return DomainFiles(nvram=self._nvram, debug_fifo=self.workdir / OVMF_DEBUG_FIFO,
+                           console=self._socket_path)
 
     def _open_console(self) -> None:
-        path = pty_path(self._domain.XMLDesc())
-        if path is None:
-            raise GuestError(f"domain {self.name} has no serial pty in its live XML")
-        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-        tty.setraw(fd)  # bytes as the guest sent them: no echo, no CR/LF translation
-        self._console = ConsoleFd(fd, timeout=30, maxread=65536)
-        self.log.debug("console on %s", path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(str(self._socket_path))
+            except OSError as error:
+                raise GuestError(f"cannot connect to domain {self.name}'s console socket "
+                                 f"{self._socket_path}: {error.strerror}; QEMU's log: "
+                                 f"/var/log/libvirt/qemu/{self.name}.log") from error
+            # The console owns the descriptor from here and closes it.
+            self._console = ConsoleFd(sock.detach(), timeout=30, maxread=65536)
+        self.log.debug("console on %s", self._socket_path)
 
     def virsh_commands(self) -> str:
         """Shell lines that start the same domain by hand, its console attached."""
@@ -180,7 +188,10 @@ class LibvirtGuest(Resource):
             lines.append(shlex.join(["cp", str(self.workdir / OVMF_VARS), str(self._nvram)])
                          + "  # OVMF's NVRAM as pxelab wrote it (after the boot: as left)")
         lines.append(shlex.join([*virsh, "create", str(self.workdir / DOMAIN_FILE),
-                                 "--console"]))
+                                 "--paused"]))
+        lines.append(f"socat -,raw,echo=0 UNIX-CONNECT:{shlex.quote(str(self._socket_path))} & "
+                     + shlex.join([*virsh, "resume", self.name])
+                     + "  # the serial console, connected before the guest runs")
         lines.append(shlex.join([*virsh, "destroy", self.name]) + "  # when done")
         return "\n".join(lines) + "\n"
 
@@ -219,6 +230,7 @@ class LibvirtGuest(Resource):
         if self._logfile is not None:
             self._logfile.close()
             self._logfile = None
+        self._socket_path.unlink(missing_ok=True)
         if self._debug_port is not None:
             self._debug_port.stop()
         if self._nvram is not None and self._nvram.exists():
