@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,17 +104,26 @@ def running(lab: Lab, values: dict[str, str], tmp_path: Path,
 
 
 def dhcp4_offer(lab: Lab, *options: Any) -> BOOTP:
-    """DISCOVER from the client namespace (broadcast flag set); the OFFER, dissected."""
+    """DISCOVER from the client namespace (broadcast flag set); the OFFER, dissected.
+
+    Sent again every second for up to 10 s, as a real client retransmits: a daemon
+    that holds its port may still be opening its interface (Kea's packet filter) when
+    the first one arrives.
+    """
     with contextlib.closing(dhcp4_client_socket(lab)) as sock:
         packet = BOOTP(chaddr=bytes.fromhex(CLIENT_MAC.replace(":", "")), xid=0xD0D0,
                        flags=0x8000) / DHCP(options=[("message-type", "discover"), *options,
                                                      "end"])
-        sock.sendto(bytes(packet), ("255.255.255.255", 67))
-        sock.settimeout(10)
-        while True:
-            reply = BOOTP(sock.recv(4096))
-            if reply.xid == 0xD0D0:
-                return reply
+        deadline = time.monotonic() + 10
+        while (left := deadline - time.monotonic()) > 0:
+            sock.sendto(bytes(packet), ("255.255.255.255", 67))
+            sock.settimeout(min(1.0, left))
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    reply = BOOTP(sock.recv(4096))
+                    if reply.xid == 0xD0D0:
+                        return reply
+        raise AssertionError("no OFFER to 10 s of DISCOVERs, one a second")
 
 
 def boot_file(offer: BOOTP) -> str:
