@@ -31,13 +31,12 @@ guests wait between boots rather than for the whole benchmark.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import shutil
 import statistics
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -47,6 +46,7 @@ from pxelab.core.errors import ConfigError
 from pxelab.core.events import Event
 from pxelab.lab import BootRun
 from pxelab.machine.fwsets import HOST, load_firmware_set
+from pxelab.machine.payload.cache import file_lock
 from pxelab.scenarios import milestones as ms
 from pxelab.scenarios.cases import Scenario, get_scenario
 
@@ -205,18 +205,9 @@ def scenario_for(way: Way, target: Target, smm_set_file: str) -> Scenario:
     return replace(get_scenario(target.counterpart), firmware_set=target.fwset)
 
 
-@contextmanager
-def boot_lock(path: Path | None) -> Iterator[None]:
+def boot_lock(path: Path | None) -> AbstractContextManager[None]:
     """Hold ``path``'s flock (what `flock FILE cmd` takes) for one boot; None: no lock."""
-    if path is None:
-        yield
-        return
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(path) if path is not None else nullcontext()
 
 
 def boot_once(case: Scenario, way: Way, workdir: Path, lock: Path | None
