@@ -162,7 +162,7 @@ def render_transfers(rounds: Sequence[Round], servers: Sequence[str],
             cells.append(f"{mine.aggregate / best:.2f}" if mine and best else "n/a")
         lines.append(f"| {cell.label} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "| file | clients | " + " | ".join(
-        f"{s}: CPU s / resent / drops / failed" for s in servers) + " |",
+        f"{s}: CPU s (% of wall) / resent / drops / failed" for s in servers) + " |",
         "|---|---:|" + "---:|" * len(servers)]
     for (cell, n), by_server in table.items():
         cells = []
@@ -171,8 +171,10 @@ def render_transfers(rounds: Sequence[Round], servers: Sequence[str],
             if not runs:
                 cells.append("n/a")
                 continue
-            cpu = [r.server_cpu for r in runs if r.server_cpu is not None]
-            shown = f"{statistics.median(cpu):.2f}" if cpu else "n/a"
+            cpu = [(r.server_cpu, r.server_cpu / r.wall) for r in runs
+                   if r.server_cpu is not None and r.wall > 0]
+            shown = (f"{statistics.median(c for c, _ in cpu):.2f} "
+                     f"({100 * statistics.median(f for _, f in cpu):.0f}%)" if cpu else "n/a")
             cells.append(f"{shown} / {sum(r.retransmits for r in runs)} / "
                          f"{sum(r.drops for r in runs)} / {sum(r.failed for r in runs)}")
         lines.append(f"| {cell.label} | {n} | " + " | ".join(cells) + " |")
@@ -236,29 +238,45 @@ IDLE_FRAMES = ("recv_into (", "recvfrom (", "select (", "poll (", "accept (", "w
                "sigwait (", "read (")
 
 
+def thread_kind(frame: str) -> str:
+    """py-spy --threads' first frame, "thread (TID): NAME", as the name's first word: every
+    TFTP transfer thread ("tftp 10.0.0.2:1234") is "tftp"."""
+    _, _, name = frame.partition("): ")
+    return name.split(" ", 1)[0] if name else "unnamed"
+
+
 def summarize_stacks(raw: str, top: int = 15) -> str:
-    """py-spy's raw format ("frame;frame;... count" per line), every thread: the share of
-    busy samples per leaf frame, and per pxelab frame inclusive. A sample whose leaf is a
-    blocking wait is idle (py-spy counts a thread blocked in the kernel when --idle)."""
+    """py-spy's raw format ("frame;frame;... count" per line, first frame the thread with
+    --threads): the busy samples per thread kind, per leaf frame, and per pxelab frame
+    inclusive. Start-up (a stack that imports, ``<module>``) is left out; so is a sample
+    whose leaf is a native blocking wait (py-spy reports those with --idle or --native)."""
     own: dict[str, int] = defaultdict(int)
     inclusive: dict[str, int] = defaultdict(int)
-    busy = idle = 0
+    threads: dict[str, int] = defaultdict(int)
+    busy = idle = startup = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = stack.split(";")
-        if frames[-1].startswith(IDLE_FRAMES):
-            idle += int(count)
+        frames, samples = stack.split(";"), int(count)
+        if any(frame.startswith("<module> (") for frame in frames):
+            startup += samples
             continue
-        busy += int(count)
-        own[frames[-1]] += int(count)
+        if frames[-1].startswith(IDLE_FRAMES):
+            idle += samples
+            continue
+        busy += samples
+        if frames[0].startswith("thread ("):
+            threads[thread_kind(frames[0])] += samples
+        own[frames[-1]] += samples
         for frame in set(frames):
             if "pxelab/" in frame:
-                inclusive[frame] += int(count)
-    lines = [f"{busy} busy samples, {idle} idle"]
-    for title, counts in (("own time (leaf frame)", own), ("inclusive, pxelab frames", inclusive)):
-        lines.append(f"  {title}:")
-        lines += [f"    {100 * n / max(busy, 1):5.1f}%  {frame}" for frame, n in
-                  sorted(counts.items(), key=lambda item: -item[1])[:top]]
+                inclusive[frame] += samples
+    lines = [f"{busy} busy samples, {idle} idle, {startup} at start-up"]
+    for title, counts in (("by thread", threads), ("own time (leaf frame)", own),
+                          ("inclusive, pxelab frames", inclusive)):
+        if counts:
+            lines.append(f"  {title}:")
+            lines += [f"    {100 * n / max(busy, 1):5.1f}%  {frame}" for frame, n in
+                      sorted(counts.items(), key=lambda item: -item[1])[:top]]
     return "\n".join(lines)

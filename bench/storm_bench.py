@@ -199,12 +199,14 @@ def server_command(side: Side, root: Path, workdir: Path) -> list[str]:
 
 @contextlib.contextmanager
 def running(side: Side, lab: Lab, root: Path, workdir: Path, *, cpus: frozenset[int],
-            profile: Path | None = None) -> Iterator[Server]:
-    """Start a server in its namespace, on ``cpus``; yield once it answers."""
+            profile: Path | None = None, gil: bool = False) -> Iterator[Server]:
+    """Start a server in its namespace, on ``cpus``; yield once it answers. ``profile``:
+    under py-spy, its raw stacks to that file (``gil``: only the thread holding the GIL)."""
     argv = [*exec_prefix(side.namespace), *server_command(side, root, workdir)]
     if profile is not None:
         argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "250",
-                "--format", "raw", "--threads", "-o", str(profile), "--", *argv]
+                "--format", "raw", "--threads", *(["--gil"] if gil else []),
+                "-o", str(profile), "--", *argv]
     print(f"# {shlex.join(argv)}", flush=True)
     meter = CpuMeter(side.name)
     pipes = subprocess.PIPE if side.name == "pxelab" else subprocess.DEVNULL
@@ -222,9 +224,14 @@ def running(side: Side, lab: Lab, root: Path, workdir: Path, *, cpus: frozenset[
 
 
 def stop(process: subprocess.Popen[str]) -> None:
+    """pxelab's --serve ends on EOF (and py-spy around it then writes its profile); the
+    daemons on SIGTERM."""
     if process.stdin is not None:
-        process.stdin.close()  # pxelab's --serve ends on EOF
-    process.send_signal(signal.SIGTERM)
+        process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -233,9 +240,12 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 def wait_said_ready(stdout: IO[str], side: Side, stderr: Path) -> None:
-    said = ""
-    if select.select([stdout], [], [], 30)[0]:
+    """Until the server says "ready PID" (py-spy prints a banner first)."""
+    said, deadline = "", time.monotonic() + 30
+    while (left := deadline - time.monotonic()) > 0 and select.select([stdout], [], [], left)[0]:
         said = stdout.readline()
+        if not said or said.startswith("ready"):
+            break
     if not said.startswith("ready"):
         raise ServerError(f"{side.name} did not start (said {said!r}); its stderr ends:\n"
                           + "\n".join(stderr.read_text().splitlines()[-15:]))
@@ -368,7 +378,7 @@ def measure_round(lab: Lab, server: Server, cell: Cell, n: int, *, root: Path, o
     runs, wall = storm_round(lab, server.side, cell, n, source=root / cell.file, outdir=outdir,
                              cpus=cpus)
     cpu = server.meter.seconds() - cpu
-    said = storm.delta(said, server.said())
+    said = {k: v for k, v in storm.delta(said, server.said()).items() if v}
     theirs, ours = (storm.delta(b, snmp(ns)) for b, ns in zip(before, namespaces, strict=True))
     if cell.protocol == "tftp":
         expected = storm.tftp_server_datagrams(cell.size, cell.blksize, n)
@@ -441,10 +451,12 @@ def profile_tftp(options: argparse.Namespace, root: Path, workdir: Path,
     outdir = Path(tempfile.mkdtemp(prefix="pxelab-storm-out-", dir="/dev/shm"))
     try:
         for cell in cells_of("tftp", files, options.blksizes, options.windows):
-            raw = options.profile / f"tftp-{cell.file}-{cell.blksize}x{cell.window}-n{n}.txt"
+            gil = "-gil" if options.profile_gil else ""
+            raw = options.profile / (f"tftp-{cell.file}-{cell.blksize}x{cell.window}-n{n}"
+                                     f"{gil}.txt")
             with veth_lab(["pxelab"]) as lab, running(
                     lab.servers["pxelab"], lab, root, workdir, cpus=options.placement.server,
-                    profile=raw) as server:
+                    profile=raw, gil=options.profile_gil) as server:
                 one = measure_round(lab, server, cell, n, root=root, outdir=outdir,
                                     cpus=options.placement.clients)
                 print_round(one, 0, 1)
@@ -620,6 +632,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dhcp-timeout", type=float, default=1.0)
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="only profile pxelab's TFTP server with py-spy (largest --clients)")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="with --profile: sample only the thread holding the GIL")
     parser.add_argument("--json", type=Path, help="write every round here")
     parser.add_argument("--serve", nargs=3, metavar=("ROOT", "INTERFACE", "ADDRESS"),
                         help=argparse.SUPPRESS)

@@ -105,8 +105,8 @@ def test_the_transfer_tables_compare_pxelab_with_the_faster_peer() -> None:
     assert lines[0] == "| file | clients | pxelab | tftpd-hpa | dnsmasq | pxelab / faster peer |"
     assert lines[2] == ("| vmlinuz (16.0 MiB) 1468x1 | 4 | 32.0 (2.00 s) | 64.0 (1.00 s) | "
                         "12.0 (4.00 s) | 0.50 |")
-    assert lines[-1] == ("| vmlinuz (16.0 MiB) 1468x1 | 4 | 1.00 / 3 / 1 / 0 | "
-                         "1.00 / 3 / 1 / 0 | n/a / 3 / 1 / 1 |")
+    assert lines[-1] == ("| vmlinuz (16.0 MiB) 1468x1 | 4 | 1.00 (50%) / 3 / 1 / 0 | "
+                         "1.00 (100%) / 3 / 1 / 0 | n/a / 3 / 1 / 1 |")
 
 
 def test_a_server_without_a_cell_is_na_and_so_is_the_ratio() -> None:
@@ -127,13 +127,17 @@ def test_the_lease_table_takes_medians_sums_losses_and_compares_with_dnsmasq() -
                         "0.50 |")
 
 
-def test_the_profile_summary_leaves_out_blocked_threads() -> None:
+def test_the_profile_summary_leaves_out_start_up_and_blocked_threads() -> None:
+    transfer = "thread (7): tftp 10.0.0.2:3456;_run (pxelab/server/tftp/transfer.py:330)"
     raw = "\n".join([
-        "_run (pxelab/server/tftp/transfer.py:330);send (pxelab/x.py:9) 60",
-        "_run (pxelab/server/tftp/transfer.py:330);recv_into (pxelab/x.py:5) 30",
-        "_run (pxelab/server/tftp/transfer.py:330);_next (pxelab/x.py:20) 40",
+        f"{transfer};send (pxelab/x.py:9) 60",
+        f"{transfer};recv_into (pxelab/x.py:5) 30",
+        "thread (1): MainThread;_run_once (asyncio/base_events.py:1922) 40",
+        "thread (1): MainThread;<module> (pxelab/server/bootserver.py:35) 500",
         "garbage"])
     text = storm().summarize_stacks(raw)
-    assert text.splitlines()[0] == "100 busy samples, 30 idle"
+    assert text.splitlines()[0] == "100 busy samples, 30 idle, 500 at start-up"
+    assert "   60.0%  tftp" in text
+    assert "   40.0%  MainThread" in text
     assert "   60.0%  send (pxelab/x.py:9)" in text
-    assert "  100.0%  _run (pxelab/server/tftp/transfer.py:330)" in text
+    assert "   60.0%  _run (pxelab/server/tftp/transfer.py:330)" in text
