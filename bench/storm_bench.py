@@ -135,10 +135,11 @@ class CpuMeter:
                     break
                 group.rmdir()
 
-    def add(self, pid: int) -> None:
-        self.pid = pid
+    def enter(self) -> None:
+        """Move the calling process into the group: Popen's preexec_fn, so that what it
+        forks at once (nginx's worker) is inside too."""
         if self.group is not None:
-            (self.group / "cgroup.procs").write_text(str(pid))
+            (self.group / "cgroup.procs").write_text(str(os.getpid()))
 
     def seconds(self) -> float:
         if self.group is None:
@@ -211,9 +212,10 @@ def running(side: Side, lab: Lab, root: Path, workdir: Path, *, cpus: frozenset[
     meter = CpuMeter(side.name)
     pipes = subprocess.PIPE if side.name == "pxelab" else subprocess.DEVNULL
     with (workdir / f"{side.name}.stderr").open("ab") as stderr, on_cpus(cpus):
-        process = subprocess.Popen(argv, stdin=pipes, stdout=pipes, stderr=stderr, text=True)
+        process = subprocess.Popen(argv, stdin=pipes, stdout=pipes, stderr=stderr, text=True,
+                                   preexec_fn=meter.enter)  # noqa: PLW1509 - no threads yet
     try:
-        meter.add(process.pid)
+        meter.pid = process.pid
         if process.stdout is not None:
             wait_said_ready(process.stdout, side, workdir / f"{side.name}.stderr")
         wait_answering(lab, side, process)
