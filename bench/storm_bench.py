@@ -178,7 +178,12 @@ class Server:
         assert self.process.stdout is not None
         self.process.stdin.write("stats\n")
         self.process.stdin.flush()
-        counts: dict[str, int] = json.loads(self.process.stdout.readline())
+        line = "-"
+        while line and not line.startswith("{"):  # py-spy's own lines ("... behind in sampling")
+            line = self.process.stdout.readline()
+        if not line:
+            raise ServerError(f"pxelab's server ended; see {self.side.name}.stderr")
+        counts: dict[str, int] = json.loads(line)
         return counts
 
 

@@ -88,8 +88,9 @@ class Lab:
 def veth_lab(servers: list[str]) -> Iterator[Lab]:
     """A client namespace and one namespace per server, each joined to it by a veth pair."""
     tag = os.getpid()
-    lab = Lab(f"pxl-tftpb-c-{tag}", {
-        name: Side(name, f"pxl-tftpb-{index}-{tag}", f"tb{index}", f"10.99.{index}.1")
+    # Not "pxl-WORD-NUMBER-NUMBER": pxelab.machine.network sweeps such names as dead labs.
+    lab = Lab(f"pxltb-{tag}-c", {
+        name: Side(name, f"pxltb-{tag}-{index}", f"tb{index}", f"10.99.{index}.1")
         for index, name in enumerate(servers)})
     created: list[str] = []
     try:
