@@ -567,7 +567,7 @@ def serve(root: Path, interface: str, address: str) -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the benchmark stops us by closing stdin
-    ipv4 = IPv4Interface(f"{address}/24")
+    ipv4 = IPv4Interface(f"{address}/24")  # the server's view; DHCP is off, so the pool is unused
     config = ServerConfig.only(
         "tftp", "http", interface=interface, ipv4=ipv4, ipv6=None, data_root=root,
         dhcp4=Dhcp4Config(mode=Dhcp4Mode.OFF, pool=(ipv4.network[100], ipv4.network[199])))

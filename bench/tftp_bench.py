@@ -86,11 +86,13 @@ class Lab:
 
 @contextlib.contextmanager
 def veth_lab(servers: list[str]) -> Iterator[Lab]:
-    """A client namespace and one namespace per server, each joined to it by a veth pair."""
+    """A client namespace and one namespace per server, each joined to it by a veth pair.
+
+    Each pair is a /30 of the lab's 192.0.2.0/24, so the client reaches every server."""
     tag = os.getpid()
     # Not "pxl-WORD-NUMBER-NUMBER": pxelab.machine.network sweeps such names as dead labs.
     lab = Lab(f"pxltb-{tag}-c", {
-        name: Side(name, f"pxltb-{tag}-{index}", f"tb{index}", f"10.99.{index}.1")
+        name: Side(name, f"pxltb-{tag}-{index}", f"tb{index}", f"192.0.2.{4 * index + 1}")
         for index, name in enumerate(servers)})
     created: list[str] = []
     try:
@@ -105,7 +107,7 @@ def veth_lab(servers: list[str]) -> Iterator[Lab]:
                         peer={"ifname": peer, "net_ns_fd": lab.client})
                 _up(ns, side.interface, side.address)
             with NetNS(lab.client) as ns:
-                _up(ns, peer, f"10.99.{index}.2")
+                _up(ns, peer, f"192.0.2.{4 * index + 2}")
         yield lab
     finally:
         for name in created:
@@ -113,7 +115,7 @@ def veth_lab(servers: list[str]) -> Iterator[Lab]:
 
 
 def _up(ns: NetNS, interface: str, address: str) -> None:
-    ns.addr("add", index=ns.link_lookup(ifname=interface)[0], address=address, prefixlen=24)
+    ns.addr("add", index=ns.link_lookup(ifname=interface)[0], address=address, prefixlen=30)
     for name in ("lo", interface):
         ns.link("set", index=ns.link_lookup(ifname=name)[0], state="up")
 
