@@ -33,7 +33,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from pxelab.server.faults import FaultInjector
 from pxelab.server.tftp import codec
 from pxelab.server.tftp.codec import Error, ErrorCode, ReadRequest, TftpDecodeError, WriteRequest
 from pxelab.server.tftp.files import DataRoot, FileMissingError, PathDeniedError
+from pxelab.server.tftp.pump import Pump
 from pxelab.server.tftp.transfer import (
     Address,
     Local,
@@ -60,7 +60,7 @@ IP_PKTINFO = 8  # <linux/in.h>; not exported by Python's socket module
 SIOCGIFMTU = 0x8921  # <linux/sockios.h>
 REQUEST_LIMIT = 4096  # bytes; RFC 2347 caps a request at 512, so anything this big is junk
 LISTENER_BATCH = 32  # requests read per wakeup, so a flood cannot starve the rest
-STOP_WAIT = 2.0  # seconds close() waits for the transfer threads
+STOP_WAIT = 2.0  # seconds close() waits for the pump to end the transfers
 _ERROR = codec.Opcode.ERROR
 
 
@@ -150,6 +150,7 @@ class TftpServer:
         self._active_lock = threading.Lock()  # transfer threads forget themselves
         self._tasks: set[asyncio.Future[None]] = set()
         self.with_strangers: set[ReadTransfer] = set()  # second sockets to close (loop thread)
+        self.pump = Pump()  # moves every transfer (started by the first listen())
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -171,6 +172,7 @@ class TftpServer:
                                         mtu - overhead if mtu else 65464)
         self._listeners.append(sock)
         self.loop.add_reader(sock.fileno(), self._on_listener_readable, sock)
+        self.pump.start()
 
     def close(self) -> None:
         """Stop listening and end every transfer."""
@@ -182,12 +184,10 @@ class TftpServer:
         with self._active_lock:
             transfers = list(self._active.values())
         for transfer in transfers:
-            transfer.stop("the server is stopping")
-        deadline = time.monotonic() + STOP_WAIT
+            transfer.stop("the server is stopping")  # after reading what is queued
+        self.pump.close(STOP_WAIT)
         for transfer in transfers:
-            if transfer.thread is not None:
-                transfer.thread.join(max(deadline - time.monotonic(), 0.0))
-            transfer.finish("error", "the server is stopping")  # a thread that hung
+            transfer.finish("error", "the server is stopping")  # if the pump hung
         for transfer in list(self.with_strangers):
             transfer.close_strangers()
         for task in self._tasks:

@@ -4,22 +4,22 @@
 apply into a :class:`Plan`; a :class:`ReadTransfer` then sends it from its own
 socket (its TID, RFC 1350 section 4) and counts ACKs.
 
-Speed: each transfer runs in a thread of its own on a blocking socket
-connected to the client, so a lock-step block costs one ``recv_into``, one
-``send`` and a few lines of Python; no address is parsed or built per packet
-and the kernel keeps the route. Through the event loop it cost twice the CPU:
-an epoll round, asyncio's bookkeeping and, with a datagram transport, a
-256 KiB receive buffer allocated per ACK (bench/README.md has the numbers).
-The file is sliced with a memoryview; no per-block event, and no per-block
-fault check when there are no faults. The thread only touches its own socket
-and the thread-safe EventLog and FaultInjector; a delayed packet (a fault) is
-handed to the event loop.
+Speed: every transfer of a server is moved by one thread, its
+:class:`~pxelab.server.tftp.pump.Pump` (epoll over the transfer sockets; why
+one thread and not one per transfer is said there). Each socket is connected
+to the client, so a lock-step block costs one ``recv_into``, one ``send`` and
+a few lines of Python; no address is parsed or built per packet and the
+kernel keeps the route. Not asyncio's loop: its bookkeeping and a datagram
+transport's 256 KiB receive buffer per ACK cost twice the CPU (bench/README.md
+has the numbers). The file is sliced with a memoryview; no per-block event,
+and no per-block fault check when there are no faults. A delayed packet (a
+fault) is a timer of the pump.
 
 A connected socket gets nothing from other addresses, so a second socket on
 the same port (the kernel prefers the connected one for the client's packets)
 gets the rest: the event loop answers those with ERROR 5 (RFC 1350 section 4).
 
-Retransmission: after ``timeout`` seconds without progress (SO_RCVTIMEO) the
+Retransmission: after ``timeout`` seconds without progress the
 unacknowledged window (or the OACK) is sent again, the wait doubling up to
 ``max_timeout``; after ``retries`` retransmissions the transfer gives up.
 Duplicate ACKs never cause a resend (no Sorcerer's Apprentice, RFC 1123
@@ -34,7 +34,6 @@ import contextlib
 import ipaddress
 import logging
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +52,7 @@ from pxelab.server.tftp.codec import (
     ReadRequest,
     TftpDecodeError,
 )
+from pxelab.server.tftp.pump import Pump
 
 __all__ = ["Plan", "ReadTransfer", "describe_options", "plan_transfer"]
 
@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 RECEIVE_SIZE = 2048  # what a transfer socket reads: ACKs are 4 bytes, ERRORs short
 _PACK = codec.DATA_HEADER.pack
 _ACK, _ERROR = codec.Opcode.ACK, codec.Opcode.ERROR
+_DONTWAIT = socket.MSG_DONTWAIT
+_now = time.monotonic
 
 
 def describe_options(options: tuple[tuple[str, str], ...]) -> str:
@@ -151,6 +153,8 @@ class TransferHost(Protocol):
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None: ...
     @property
+    def pump(self) -> Pump: ...
+    @property
     def with_strangers(self) -> set[ReadTransfer]: ...
 
     def open_transfer_sockets(self, local: Local,
@@ -160,10 +164,11 @@ class TransferHost(Protocol):
 
 
 class ReadTransfer:
-    """One RRQ being served from its own socket (its TID) by its own thread.
+    """One RRQ being served from its own socket (its TID) by the server's pump.
 
-    :meth:`start` opens the socket and starts the thread; :meth:`finish` may be
-    called from any thread and wakes the transfer's thread if it waits.
+    :meth:`start` opens the socket and hands the transfer to the pump; everything
+    after that runs in the pump's thread. :meth:`finish`, :meth:`stop` and
+    :meth:`judge_repeat` may be called from any thread.
     """
 
     def __init__(self, server: TransferHost, request: ReadRequest, peer: Address,
@@ -180,7 +185,7 @@ class ReadTransfer:
         self.finished = False
         self.sock: socket.socket | None = None  # connected to the client
         self.strangers: socket.socket | None = None  # same port, everyone else
-        self.thread: threading.Thread | None = None
+        self.pump = server.pump
         self.tid = 0  # our port for this transfer
         self.size = 0
         self.blksize = 512
@@ -192,20 +197,22 @@ class ReadTransfer:
         self.retransmits = 0
         self._started = time.monotonic()
         self._lock = threading.Lock()
-        self._closed = False
+        self._registered = False  # the pump reads our socket
+        self._released = False  # our sockets are closed or being closed
+        self._deadline = 0.0  # no progress by then: time out (see on_timer)
+        self._timer_set = False  # one pending pump timer at most
+        self._buffer = bytearray(RECEIVE_SIZE)
         self._oack: bytes | None = None
         self._view = memoryview(b"")
         self._faulty = bool(server.faults)
         self._timeout = server.settings.timeout
         self._interval = self._timeout
         self._max_interval = self._timeout
-        self._stalled = 0.0  # since when packets came without progress; 0: not now
-        self._stopping = ""  # why the server stops us (see stop()); "": it does not
 
     # -- start and end -----------------------------------------------------------------------
 
     def start(self, plan: Plan) -> None:
-        """Open the transfer's socket and serve ``plan`` from a thread."""
+        """Open the transfer's socket and have the pump serve ``plan``."""
         try:
             sock, self.strangers = self.server.open_transfer_sockets(self.local, self.peer)
         except OSError as exc:
@@ -216,14 +223,12 @@ class ReadTransfer:
         if loop is not None:
             loop.add_reader(self.strangers.fileno(), self._on_stranger)
             self.server.with_strangers.add(self)
-        self.thread = threading.Thread(target=self._run, daemon=True,
-                                       name=f"tftp {self.client}:{self.peer[1]}")
-        self.thread.start()
+        self.pump.call(self._begin)
 
     def prepare(self, plan: Plan, sock: socket.socket) -> None:
         """Take ``plan`` and ``sock`` (connected to the client); nothing is sent yet."""
         self.sock = sock
-        sock.setblocking(True)
+        sock.setblocking(True)  # sends wait for room; reads never wait (MSG_DONTWAIT)
         self.tid = sock.getsockname()[1]
         negotiated = plan.negotiated
         self._view = memoryview(plan.data)
@@ -236,7 +241,7 @@ class ReadTransfer:
         self._timeout = negotiated.timeout or self.server.settings.timeout
         cap = self.server.settings.max_timeout
         self._max_interval = max(self._timeout, cap if cap is not None else 4 * self._timeout)
-        self._set_interval(self._timeout)
+        self._interval = self._timeout
         self._started = time.monotonic()
         if plan.oack is not None:
             details: dict[str, Any] = {"options": dict(negotiated.oack),
@@ -256,7 +261,7 @@ class ReadTransfer:
         ends us, then it asks again). False: no, a retransmission: we have heard from
         the client, so it has our answer. None: not known yet, as the client's next
         packet (an ACK or that ERROR) may still be unread in our socket: ``settle(new)``
-        is called, from our thread, at our first ACK or as we end. Only the latest
+        is called, from the pump's thread, at our first ACK or as we end. Only the latest
         repeat waits; an earlier one is settled as a retransmission.
         """
         with self._lock:
@@ -276,25 +281,19 @@ class ReadTransfer:
             settle(self.client_ended and not self.heard)
 
     def stop(self, reason: str) -> None:
-        """End because the server stops, once our thread has read what the client sent.
+        """End because the server stops, once the pump has read what the client sent.
 
         The client's last word may be in our socket still: OVMF prints PXE-E99 as it
         sends its ERROR for a bad OACK, and the console ending the boot on that line
-        stops the server at once. Shutting the socket's reading side wakes our thread,
-        which reads the datagrams queued before it and then finds the end of the stream.
+        stops the server at once. The pump reads what is queued before it ends us.
         """
-        with self._lock:
-            if self.finished:
-                return
-            self._stopping = reason
-            thread_reads = self.thread is not None and self.sock is not None \
-                and not self._closed
-            if thread_reads:
-                assert self.sock is not None
-                with contextlib.suppress(OSError):
-                    self.sock.shutdown(socket.SHUT_RD)
-        if not thread_reads:
-            self.finish("error", reason)
+        self.pump.call(lambda: self._stop_in_pump(reason))
+
+    def _stop_in_pump(self, reason: str) -> None:
+        while self._registered and not self.finished:
+            if not self.on_readable():
+                break
+        self.finish("error", reason)
 
     def finish(self, kind: str | None, reason: str) -> None:
         """End the transfer and report it as ``kind`` (None: the caller reports)."""
@@ -302,15 +301,14 @@ class ReadTransfer:
             if self.finished:
                 return
             self.finished = True
-            if self.sock is not None and not self._closed and (
-                    threading.current_thread() is not self.thread):
-                # Wakes our thread from recv_into.
-                with contextlib.suppress(OSError):
-                    self.sock.shutdown(socket.SHUT_RDWR)
         self.server.forget(self)
         if kind is not None:
             self._report(kind, reason)
         self._settle_repeat()  # after the report, so the events read in order
+        if self.pump.in_pump():
+            self._release()
+        else:
+            self.pump.call(self._release)
 
     def _report(self, kind: str, reason: str) -> None:
         seconds = time.monotonic() - self._started
@@ -326,25 +324,34 @@ class ReadTransfer:
                          request=self.request.filename,
                          answer=answer, reason=reason, details=details)
 
-    # -- the thread --------------------------------------------------------------------------
+    # -- in the pump's thread ------------------------------------------------------------------
 
-    def _run(self) -> None:
-        assert self.sock is not None
-        try:
-            self.send_first()
-            self._receive()
-        except Exception as exc:  # a bug: report it, never leave a silent thread behind
-            log.exception("TFTP transfer of %s to %s failed", self.request.filename, self.peer)
-            self.finish("error", f"internal error: {exc!r}")
-        finally:
-            self.finish(None, "")
-            with self._lock:  # not while finish() in another thread wakes us through it
-                self._closed = True
-                self.sock.close()
-            loop = self.server.loop
-            with contextlib.suppress(RuntimeError):  # the loop is closed: close() did it
-                if loop is not None:
-                    loop.call_soon_threadsafe(self.close_strangers)
+    def _begin(self) -> None:
+        if self.finished or self.sock is None:  # ended before the pump got to us
+            self._release()
+            return
+        self.pump.add(self.sock.fileno(), self)
+        self._registered = True
+        self.send_first()
+        self._arm()
+
+    def _release(self) -> None:
+        """Close our socket, and have the event loop close the strangers' one."""
+        if self._released:
+            return
+        self._released = True
+        if self.sock is not None:
+            if self._registered:
+                self.pump.remove(self.sock.fileno())
+                self._registered = False
+            self.sock.close()
+        loop = self.server.loop
+        with contextlib.suppress(RuntimeError):  # the loop is closed: close() did it
+            if loop is not None and self.strangers is not None:
+                loop.call_soon_threadsafe(self.close_strangers)
+
+    def crashed(self, error: Exception) -> None:
+        self.finish("error", f"internal error: {error!r}")
 
     def close_strangers(self) -> None:
         """Close the second socket (in the event loop's thread, which reads it)."""
@@ -363,49 +370,26 @@ class ReadTransfer:
         else:
             self._send_window(1)
 
-    def _receive(self) -> None:
+    def on_readable(self) -> bool:
+        """Read one datagram and act on it; False if there was none."""
         assert self.sock is not None
-        recv_into, on_ack, ack = self.sock.recv_into, self.on_ack, _ACK
-        buffer = bytearray(RECEIVE_SIZE)
-        while not self.finished:
-            try:
-                count = recv_into(buffer)
-            except BlockingIOError:  # SO_RCVTIMEO: nothing at all for one interval
-                self.on_timeout()
-                continue
-            except InterruptedError:
-                continue
-            except ConnectionRefusedError:
-                self.finish("error", "the client's port is closed (ICMP port unreachable): "
-                                     "it gave up or restarted")
-                return
-            except OSError as exc:
-                self.finish("error", self._stopping or f"socket error: {exc}")
-                return
-            if not count and self._stopping:  # stop(): everything queued has been read
-                self.finish("error", self._stopping)
-                return
-            if count == 4 and buffer[1] == ack and buffer[0] == 0:  # the hot path
-                if on_ack(buffer[2] << 8 | buffer[3]):
-                    continue
-            elif self.finished:  # woken by finish() from another thread
-                return
-            else:
-                self._on_other(bytes(buffer[:count]))
-            self._check_stall()
-
-    def _check_stall(self) -> None:
-        """Packets keep coming but none moves the transfer on: time out all the same.
-
-        SO_RCVTIMEO restarts with every packet, so it cannot see this. The clock starts
-        at the first such packet; progress stops it (for free on the hot path).
-        """
-        now = time.monotonic()
-        if not self._stalled:
-            self._stalled = now
-        elif now - self._stalled >= self._interval:
-            self._stalled = 0.0
-            self.on_timeout()
+        buffer = self._buffer
+        try:
+            count = self.sock.recv_into(buffer, 0, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except ConnectionRefusedError:
+            self.finish("error", "the client's port is closed (ICMP port unreachable): "
+                                 "it gave up or restarted")
+            return False
+        except OSError as exc:
+            self.finish("error", f"socket error: {exc}")
+            return False
+        if count == 4 and buffer[1] == _ACK and buffer[0] == 0:  # the hot path
+            self.on_ack(buffer[2] << 8 | buffer[3])
+        else:
+            self._on_other(bytes(buffer[:count]))
+        return True
 
     def _on_stranger(self) -> None:
         # RFC 1350 section 4: a packet from another TID gets ERROR 5; the transfer goes on.
@@ -458,14 +442,14 @@ class ReadTransfer:
             self._settle_repeat()
         if self.retries:
             self.retries = 0
-            self._set_interval(self._timeout)
+            self._interval = self._timeout
         if acked >= self.total_blocks:
             self.finish("sent", "")
             return True
         # RFC 7440: the next window starts after the acknowledged block; an ACK inside the
         # window means the rest was lost, so it is sent again.
         self._send_window(acked + 1)
-        self._stalled = 0.0
+        self._deadline = _now() + self._interval  # the pending timer finds it moved
         return True
 
     def _on_client_error(self, error: Error) -> None:
@@ -515,10 +499,8 @@ class ReadTransfer:
     def _faulted(self, kind: str, packet: bytes) -> bool:
         """Apply a drop or delay fault to ``packet``; True if it must not be sent now."""
         verdict = self.server.faults.packet(kind, self.client, file=self.request.filename)
-        if verdict.delay and self.server.loop is not None:
-            # Sent later from the event loop: this thread goes on with the transfer.
-            self.server.loop.call_soon_threadsafe(self.server.loop.call_later, verdict.delay,
-                                                  self._send_late, packet)
+        if verdict.delay:  # sent later; the transfer goes on meanwhile
+            self.pump.call_at(_now() + verdict.delay, lambda: self._send_late(packet))
             return True
         return verdict.drop
 
@@ -535,24 +517,43 @@ class ReadTransfer:
 
     # -- retransmission ----------------------------------------------------------------------
 
-    def _set_interval(self, seconds: float) -> None:
-        self._interval = seconds
-        if self.sock is not None:
-            whole = int(seconds)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                                 struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+    def _arm(self) -> None:
+        """Time out ``_interval`` from now unless the transfer moves on.
+
+        Progress only moves ``_deadline``; the one pending timer, when it fires, sees
+        that and waits again. Packets that do not move the transfer on (duplicate or
+        stray ACKs) do not move it, so a client that keeps sending them times out too.
+        """
+        self._deadline = _now() + self._interval
+        if not self._timer_set:
+            self._timer_set = True
+            self.pump.call_at(self._deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer_set = False
+        if self.finished:
+            return
+        if _now() < self._deadline:
+            self._timer_set = True
+            self.pump.call_at(self._deadline, self._on_timer)
+            return
+        try:
+            self.on_timeout()
+        except Exception as exc:  # a bug: end this transfer, not the pump
+            log.exception("TFTP transfer of %s to %s failed", self.request.filename, self.peer)
+            self.crashed(exc)
 
     def on_timeout(self) -> None:
         """No progress for one interval: send again with a doubled wait, or give up."""
-        self._stalled = 0.0
         self.retries += 1
         if self.retries > self.server.settings.retries:
             waiting = "ACK of the OACK" if self.acked < 0 else f"ACK of block {self.acked + 1}"
             self.finish("error", f"timed out: {self.retries - 1} retransmissions, no {waiting}")
             return
         self.retransmits += 1
-        self._set_interval(min(self._interval * 2, self._max_interval))
+        self._interval = min(self._interval * 2, self._max_interval)
         if self.acked < 0:
             self._send_oack()
         else:
             self._send_window(self.acked + 1)
+        self._arm()
