@@ -38,6 +38,7 @@ from pxelab.server.faults import (
 )
 from pxelab.server.policy import RulePolicy
 from pxelab.server.tftp import codec as tftp
+from pxelab.server.tftp import server as tftp_server
 
 pytestmark = pytest.mark.netns
 
@@ -51,6 +52,17 @@ OVMF = {"tsize": "0", "blksize": "1468", "windowsize": "4"}
 
 
 # -- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", autouse=True, params=["solo", "pump"])
+def transfers_run(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test twice: the first transfer in a thread of its own (as a lone client's
+    is), and every transfer through the pump (as in a storm). The servers below are
+    made again for each (their fault counters start again)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "pump":
+            patch.setattr(tftp_server, "SOLO_TRANSFERS", 0)
+        yield str(request.param)
+
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
@@ -93,7 +105,8 @@ def tftp_only(data_root: Path, **changes: Any) -> ServerConfig:
 
 
 @pytest.fixture(scope="module")
-def server(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
+def server(lab: Lab, data_root: Path, events: EventLog,
+           transfers_run: str) -> Iterator[BootServer]:
     """Module scope: TFTP on port 69 with default timeouts; needs lab, data_root."""
     with BootServer(tftp_only(data_root), RulePolicy(), events,
                     namespace=lab.server) as running:
@@ -101,7 +114,8 @@ def server(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
 
 
 @pytest.fixture(scope="module")
-def faulty(lab: Lab, data_root: Path, events: EventLog) -> Iterator[BootServer]:
+def faulty(lab: Lab, data_root: Path, events: EventLog,
+           transfers_run: str) -> Iterator[BootServer]:
     """Module scope: TFTP on port 1069 with the faults under test, absolute names allowed."""
     faults = (OackFault(OackMode.REFUSE, file="refuse.bin"),
               OackFault(OackMode.CORRUPT, file="corrupt.bin"),
@@ -256,6 +270,40 @@ def read(lab: Lab, name: str, options: dict[str, str] | None = None, **kwargs: A
 
 def sent_event(events: EventLog, name: str, port: int) -> Any:
     return events.wait_for(event("tftp", "sent", file=name, port=port), 5, f"tftp.sent {name}")
+
+
+# -- a storm ---------------------------------------------------------------------------------
+
+def test_a_storm_of_clients_at_once_all_get_their_files(lab: Lab, server: BootServer,
+                                                        data_root: Path,
+                                                        events: EventLog) -> None:
+    # Lock-step, windowed and IPv6 clients at once: one may run alone, the rest share the
+    # pump; every file must arrive whole and every transfer end with tftp.sent.
+    kinds = [({"blksize": "1468"}, SERVER4), (OVMF, SERVER4), ({}, SERVER4),
+             ({"blksize": "1024", "windowsize": "8"}, SERVER6)] * 4
+    results: dict[int, Download | BaseException] = {}
+    ports: dict[int, int] = {}
+
+    def fetch(index: int) -> None:
+        options, host = kinds[index]
+        try:
+            with Client(lab, host) as client:
+                ports[index] = client.sock.getsockname()[1]
+                results[index] = client.download("pxelinux.0", dict(options))
+        except BaseException as exc:  # reported below, with the others
+            results[index] = exc
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(len(kinds))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    expected = (data_root / "pxelinux.0").read_bytes()
+    assert len(results) == len(kinds)
+    assert [r for r in results.values() if not isinstance(r, Download)] == []
+    assert all(isinstance(r, Download) and r.data == expected for r in results.values())
+    for port in ports.values():
+        assert sent_event(events, "pxelinux.0", port).details["bytes"] == len(expected)
 
 
 # -- negotiation -----------------------------------------------------------------------------

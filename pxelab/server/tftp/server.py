@@ -33,6 +33,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,7 +61,8 @@ IP_PKTINFO = 8  # <linux/in.h>; not exported by Python's socket module
 SIOCGIFMTU = 0x8921  # <linux/sockios.h>
 REQUEST_LIMIT = 4096  # bytes; RFC 2347 caps a request at 512, so anything this big is junk
 LISTENER_BATCH = 32  # requests read per wakeup, so a flood cannot starve the rest
-STOP_WAIT = 2.0  # seconds close() waits for the pump to end the transfers
+STOP_WAIT = 2.0  # seconds close() waits for the pump and solo transfers to end
+SOLO_TRANSFERS = 1  # transfers with a thread of their own (ReadTransfer.start says why)
 _ERROR = codec.Opcode.ERROR
 
 
@@ -147,10 +149,11 @@ class TftpServer:
         self._listeners: list[socket.socket] = []
         self._max_blksize: dict[int, int] = {}
         self._active: dict[tuple[str, int], ReadTransfer] = {}  # by client address and port
-        self._active_lock = threading.Lock()  # transfer threads forget themselves
+        self._active_lock = threading.Lock()  # transfers forget themselves in the pump's thread
         self._tasks: set[asyncio.Future[None]] = set()
         self.with_strangers: set[ReadTransfer] = set()  # second sockets to close (loop thread)
-        self.pump = Pump()  # moves every transfer (started by the first listen())
+        self.pump = Pump()  # moves the transfers (started by the first listen())
+        self._solo = 0  # transfers running in a thread of their own
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -185,9 +188,11 @@ class TftpServer:
             transfers = list(self._active.values())
         for transfer in transfers:
             transfer.stop("the server is stopping")  # after reading what is queued
+        deadline = time.monotonic() + STOP_WAIT
         self.pump.close(STOP_WAIT)
         for transfer in transfers:
-            transfer.finish("error", "the server is stopping")  # if the pump hung
+            transfer.join(max(deadline - time.monotonic(), 0.0))
+            transfer.finish("error", "the server is stopping")  # if it hung
         for transfer in list(self.with_strangers):
             transfer.close_strangers()
         for task in self._tasks:
@@ -421,9 +426,19 @@ class TftpServer:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(local.bind_address(port))
 
+    def take_solo(self) -> bool:
+        """May a transfer starting now have a thread of its own? (It says so as it ends.)"""
+        with self._active_lock:
+            if self._solo >= SOLO_TRANSFERS:
+                return False
+            self._solo += 1
+            return True
+
     def forget(self, transfer: ReadTransfer) -> None:
         """Called by a transfer as it ends (from any thread)."""
         key = (str(transfer.peer[0]), int(transfer.peer[1]))
         with self._active_lock:
+            if transfer.solo:
+                self._solo -= 1
             if self._active.get(key) is transfer:
                 del self._active[key]
