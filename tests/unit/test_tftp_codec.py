@@ -38,9 +38,10 @@ from pxelab.server.tftp.codec import (
     WriteRequest,
 )
 from pxelab.server.tftp.files import DataRoot, FileMissingError, PathDeniedError
+from pxelab.server.tftp.plan import Plan, plan_transfer
 from pxelab.server.tftp.pump import Pump
 from pxelab.server.tftp.server import IP_PKTINFO, Local, TftpSettings, _local_from
-from pxelab.server.tftp.transfer import Plan, ReadTransfer, plan_transfer
+from pxelab.server.tftp.transfer import ReadTransfer
 
 pytestmark = pytest.mark.unit
 

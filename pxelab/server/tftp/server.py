@@ -44,14 +44,10 @@ from pxelab.server.faults import FaultInjector
 from pxelab.server.tftp import codec
 from pxelab.server.tftp.codec import Error, ErrorCode, ReadRequest, TftpDecodeError, WriteRequest
 from pxelab.server.tftp.files import DataRoot, FileMissingError, PathDeniedError
+from pxelab.server.tftp.host import Address, Local
+from pxelab.server.tftp.plan import describe_options, plan_transfer
 from pxelab.server.tftp.pump import Pump
-from pxelab.server.tftp.transfer import (
-    Address,
-    Local,
-    ReadTransfer,
-    describe_options,
-    plan_transfer,
-)
+from pxelab.server.tftp.transfer import ReadTransfer
 
 __all__ = ["Local", "TftpServer", "TftpSettings", "interface_mtu", "open_udp_socket"]
 

@@ -31,31 +31,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pxelab.core.events import EventLog
-from pxelab.server.faults import FaultInjector, OackMode, TftpFaults
+from pxelab.server.faults import FaultInjector
 from pxelab.server.tftp import codec
 from pxelab.server.tftp.codec import (
     Ack,
     Error,
     ErrorCode,
-    Negotiated,
-    OptionAck,
     ReadRequest,
     TftpDecodeError,
 )
+from pxelab.server.tftp.host import Address, Local, TransferSettings
+from pxelab.server.tftp.plan import Plan, describe_options
 from pxelab.server.tftp.pump import Pump
 
-__all__ = ["Plan", "ReadTransfer", "describe_options", "plan_transfer"]
+__all__ = ["Local", "ReadTransfer", "TransferHost"]
 
 log = logging.getLogger(__name__)
 
@@ -64,78 +62,6 @@ _PACK = codec.DATA_HEADER.pack
 _ACK, _ERROR = codec.Opcode.ACK, codec.Opcode.ERROR
 _DONTWAIT = socket.MSG_DONTWAIT
 _now = time.monotonic
-
-
-def describe_options(options: tuple[tuple[str, str], ...]) -> str:
-    return " ".join(f"{k}={v}" for k, v in options)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one accepted RRQ gets: the bytes, the parameters and the first packet."""
-
-    data: bytes  # what is sent: netascii-converted and truncated as asked
-    negotiated: Negotiated
-    oack: bytes | None  # the OACK to send first (may be a faulty one); None: DATA 1 first
-    refuse: bool = False  # a fault: ERROR 8 instead of the OACK
-    fault: str = ""  # the OACK fault applied, for the event
-
-
-def plan_transfer(request: ReadRequest, content: bytes, faults: TftpFaults, max_blksize: int,
-                  max_windowsize: int) -> Plan:
-    """Negotiate ``request`` for ``content`` and apply the TFTP faults (pure)."""
-    data = codec.to_netascii(content) if request.mode == "netascii" else content
-    size = len(data)  # tsize is the size on the wire, netascii included (RFC 2349)
-    if faults.truncate is not None:  # the announced tsize stays the real one
-        data = data[:max(faults.truncate, 0)]
-    negotiated = codec.negotiate(request.options, size if faults.tsize is None else faults.tsize,
-                                 max_blksize, max_windowsize)
-    oack: tuple[tuple[str, str], ...] = negotiated.oack
-    mode = faults.oack.mode if faults.oack is not None else None
-    if mode is OackMode.IGNORE:  # an RFC 1350 server: DATA 1 of 512 bytes, window 1
-        return Plan(data, Negotiated(), None, fault=mode.value)
-    if mode is OackMode.REFUSE and request.options:
-        return Plan(data, negotiated, None, refuse=True, fault=mode.value)
-    if mode is OackMode.ADD_OPTION and faults.oack is not None:
-        name, value = faults.oack.option
-        oack = (*((n, v) for n, v in oack if n != name), (name, value))
-        return Plan(data, negotiated, codec.encode(OptionAck(oack)), fault=mode.value)
-    if mode is OackMode.CORRUPT and request.options:
-        # A name without its value at the end: not a list of NUL-terminated pairs.
-        flat = [part for pair in oack for part in pair] + [request.options[0][0]]
-        malformed = codec.Opcode.OACK.to_bytes(2, "big") + b"".join(
-            part.encode("latin-1") + b"\x00" for part in flat)
-        return Plan(data, negotiated, malformed, fault=mode.value)
-    return Plan(data, negotiated, codec.encode(OptionAck(oack)) if oack else None)
-
-
-Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
-
-
-@dataclass(frozen=True)
-class Local:
-    """The address a request was sent to, which every answer must come from."""
-
-    family: socket.AddressFamily
-    host: str
-    ifindex: int = 0
-
-    def bind_address(self, port: int = 0) -> Address:
-        if self.family == socket.AF_INET:
-            return (self.host, port)
-        scope = self.ifindex if ipaddress.IPv6Address(self.host).is_link_local else 0
-        return (self.host, port, 0, scope)
-
-
-class TransferSettings(Protocol):
-    """The server settings a transfer reads (:class:`~pxelab.server.tftp.server.TftpSettings`)."""
-
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def retries(self) -> int: ...
-    @property
-    def max_timeout(self) -> float | None: ...
 
 
 class TransferHost(Protocol):
