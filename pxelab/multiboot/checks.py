@@ -1,0 +1,111 @@
+"""What a lab of several guests must hold besides each guest's boot: every guest its own
+address, and every transfer a guest started ended.
+
+Both read the boot server's events: the leases it bound (DHCPv4 ACK, DHCPv6 Reply)
+and its transfers (a TFTP RRQ against the event that ended it on the same client port;
+an HTTP GET against its Content-Length). Pure functions over events, so a test can
+check them on a run's ``events.jsonl`` too.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pxelab.core.events import Event
+from pxelab.multiboot.attribution import Attribution, host_of
+
+# How a TFTP transfer or refused request ends (pxelab.server.tftp): "sent" whole;
+# "aborted" by the client (OVMF's size probe ends every first RRQ so); the rest refused.
+TFTP_ENDS = frozenset({"sent", "aborted", "error", "not_found", "refused", "denied"})
+TFTP_LOST = frozenset({"error"})
+
+
+@dataclass(frozen=True)
+class Leases:
+    """The addresses the server bound to one guest, in the order it bound them."""
+
+    mac: str
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """One guest's transfers: how many it started, and those that did not end whole."""
+
+    mac: str
+    started: int = 0
+    ended: int = 0
+    lost: tuple[str, ...] = ()
+
+
+def leases(events: Iterable[Event], macs: Sequence[str]) -> tuple[Leases, ...]:
+    """Each guest's bound addresses (DHCPv4 ACK ``yiaddr``, DHCPv6 Reply addresses)."""
+    ipv4: dict[str, list[str]] = defaultdict(list)
+    ipv6: dict[str, list[str]] = defaultdict(list)
+    for event in events:
+        if event.mac not in macs:
+            continue
+        if event.source == "dhcp4" and event.kind == "ack":
+            found, into = [event.details.get("yiaddr")], ipv4
+        elif event.source == "dhcp6" and event.kind == "reply":
+            found, into = list(event.details.get("addresses") or ()), ipv6
+        else:
+            continue
+        for text in found:
+            address = host_of(str(text or ""))
+            if address and address not in into[event.mac]:
+                into[event.mac].append(address)
+    return tuple(Leases(mac, tuple(ipv4[mac]), tuple(ipv6[mac])) for mac in macs)
+
+
+def collisions(bound: Sequence[Leases]) -> tuple[str, ...]:
+    """Each address bound to more than one guest, said as "ADDRESS: MAC, MAC"."""
+    holders: dict[str, list[str]] = defaultdict(list)
+    for lease in bound:
+        for address in (*lease.ipv4, *lease.ipv6):
+            holders[address].append(lease.mac)
+    return tuple(f"{address} leased to {', '.join(macs)}"
+                 for address, macs in sorted(holders.items()) if len(macs) > 1)
+
+
+def transfers(events: Sequence[Event], attribution: Attribution) -> tuple[Transfers, ...]:
+    """Each guest's transfers and the ones lost: a TFTP RRQ that never ended or ended in
+    an error (a timeout, a socket error), an HTTP body shorter than its file."""
+    started: dict[str, int] = defaultdict(int)
+    ended: dict[str, int] = defaultdict(int)
+    lost: dict[str, list[str]] = defaultdict(list)
+    open_rrqs: dict[tuple[str, object], Event] = {}
+    for event in sorted(events, key=lambda e: e.time):
+        owner = attribution.owner(event)
+        if owner is None:
+            continue
+        key = (event.client, event.details.get("port"))
+        if event.source == "tftp" and event.kind == "rrq":
+            started[owner] += 1
+            open_rrqs[key] = event
+        elif event.source == "tftp" and event.kind in TFTP_ENDS and key in open_rrqs:
+            open_rrqs.pop(key)
+            ended[owner] += 1
+            if event.kind in TFTP_LOST:
+                lost[owner].append(f"TFTP {event.file}: {event.reason or event.answer}")
+        elif event.source == "http" and event.kind in ("get", "timeout"):
+            started[owner] += 1
+            ended[owner] += 1
+            if event.kind == "timeout" or _short(event):
+                lost[owner].append(f"HTTP {event.file}: {event.answer} "
+                                   f"{event.reason}".strip())
+    for (client, _), event in open_rrqs.items():
+        owner = attribution.owner(event)
+        if owner is not None:
+            lost[owner].append(f"unfinished: TFTP {event.file} from {client}")
+    return tuple(Transfers(mac, started[mac], ended[mac], tuple(lost[mac]))
+                 for mac in attribution.macs)
+
+
+def _short(event: Event) -> bool:
+    size, sent = event.details.get("size"), event.details.get("bytes")
+    return (event.details.get("status") == 200 and isinstance(size, int)
+            and isinstance(sent, int) and sent < size)
