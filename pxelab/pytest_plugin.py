@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, overload
 
 import pytest
 
@@ -33,15 +33,18 @@ from pxelab.machine.backend import DEFAULT_LIBVIRT_URI, Backend
 from pxelab.machine.fwsets import parse_set_names
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.payload import default_cache_dir
+from pxelab.multiboot import LabResult, LabRun
 from pxelab.pytest_labfiles import LabFileCollector, LabItem
 from pxelab.pytest_support import (
     FIRMWARE_SETS,
+    LAB_RESULTS,
     REPORTS,
     RESULTS,
     fresh_dir,
     guest_backend,
     host_capability,
     junit_properties,
+    lab_junit_properties,
     safe,
     set_label,
 )
@@ -147,6 +150,9 @@ def pytest_runtest_makereport(
     if report.failed:
         for result in item.stash.get(RESULTS, []):
             report.sections.append((f"pxelab {result.scenario}", _describe(result)))
+        for lab in item.stash.get(LAB_RESULTS, []):
+            report.sections.append((f"pxelab {lab.scenario} x{len(lab.guests)}",
+                                    _describe_lab(lab)))
     return report
 
 
@@ -202,6 +208,16 @@ def _describe(result: BootResult) -> str:
                        diagnosis=result.diagnosis)
 
 
+def _describe_lab(lab: LabResult) -> str:
+    """A lab for the test report: the guests side by side, then each failed guest."""
+    parts = [lab.table()]
+    parts += [f"--- guest {number} ({mac}) ---\n{_describe(guest)}"
+              for number, (mac, guest) in enumerate(zip(lab.macs, lab.guests, strict=True), 1)
+              if not guest.ok]
+    parts.append(f"lab artifacts: {lab.artifacts}")
+    return "\n".join(parts)
+
+
 def pxelab_requires(*, root: bool = False, tools: Iterable[str] = (), hint: str = "") -> None:
     """Raise :class:`HostCapabilityError` naming what the host lacks: root, tools on PATH.
 
@@ -253,7 +269,17 @@ def lab_network(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LabN
         yield network
 
 
-BootFactory = Callable[[str | Scenario], BootResult]
+class BootFactory(Protocol):
+    """``boot_scenario(name)`` boots one guest; ``boot_scenario(name, guests=N)`` N at once."""
+
+    @overload
+    def __call__(self, scenario: str | Scenario) -> BootResult: ...
+
+    @overload
+    def __call__(self, scenario: str | Scenario, *, guests: int) -> LabResult: ...
+
+    def __call__(self, scenario: str | Scenario, *,
+                 guests: int | None = None) -> BootResult | LabResult: ...
 
 
 @pytest.fixture
@@ -262,18 +288,28 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
     """Function: ``boot_scenario(name)`` boots a scenario in a fresh lab, returns the result.
 
     ``name`` is a case name ("legacy_pxe_ipv4", "legacy_pxe_ipv4[e1000]") or a
-    Scenario. Depends on pxelab_artifacts_root and pxelab_cache_dir. Artifacts of
-    a failed test are kept and listed in its report; each boot's case, versions,
-    accelerator and seconds to userspace become junit properties (pxelab.*).
+    Scenario. ``boot_scenario(name, guests=8)`` powers on 8 guests of it at once in
+    one lab and returns a :class:`~pxelab.multiboot.LabResult` (``.guests``, one
+    BootResult each; ``.passed``; ``.table()``). Depends on pxelab_artifacts_root and
+    pxelab_cache_dir. Artifacts of a failed test are kept and listed in its report;
+    each boot's case, versions, accelerator and seconds to userspace become junit
+    properties (pxelab.*; a lab's pxelab.lab.* and pxelab.guestN.*).
     """
     results = request.node.stash.setdefault(RESULTS, [])
+    labs = request.node.stash.setdefault(LAB_RESULTS, [])
     directories: list[Path] = []
 
-    def boot(scenario: str | Scenario) -> BootResult:
+    def artifacts_dir() -> Path:
+        directory = fresh_dir(pxelab_artifacts_root,
+                              f"{safe(request.node.name)}-{len(directories)}")
+        directories.append(directory)
+        return directory
+
+    def boot(scenario: str | Scenario, *, guests: int | None = None) -> Any:
         chosen = matrix.find_case(scenario) if isinstance(scenario, str) else scenario
-        artifacts = fresh_dir(pxelab_artifacts_root,
-                               f"{safe(request.node.name)}-{len(directories)}")
-        directories.append(artifacts)
+        if guests is not None:
+            return boot_lab(chosen, guests)
+        artifacts = artifacts_dir()
         with host_capability(request.config):
             result = BootRun(chosen, artifacts, pxelab_cache_dir,
                              backend=guest_backend(request.config)).run()
@@ -282,6 +318,17 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
             (prefix + key, value) for key, value in junit_properties(result).items())
         results.append(result)
         return result
+
+    def boot_lab(chosen: Scenario, guests: int) -> LabResult:
+        artifacts = artifacts_dir()
+        with host_capability(request.config):
+            lab = LabRun(chosen, artifacts, pxelab_cache_dir, guests=guests,
+                         backend=guest_backend(request.config)).run_lab()
+        prefix = "pxelab." if not labs else f"pxelab.lab{len(labs)}."
+        request.node.user_properties.extend(
+            (prefix + key, value) for key, value in lab_junit_properties(lab).items())
+        labs.append(lab)
+        return lab
 
     yield boot
     reports = request.node.stash.get(REPORTS, {})

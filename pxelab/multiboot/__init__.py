@@ -1,6 +1,6 @@
 """Labs of several guests booting at once: :class:`LabRun` and its :class:`LabResult`."""
 
-from pxelab.multiboot.result import LabResult
-from pxelab.multiboot.run import MAX_GUESTS, LabRun, guest_mac, timeout_factor
+from pxelab.multiboot.result import LabResult, lab_expectation_problem
+from pxelab.multiboot.run import LabRun, guest_mac, timeout_factor
 
-__all__ = ["MAX_GUESTS", "LabResult", "LabRun", "guest_mac", "timeout_factor"]
+__all__ = ["LabResult", "LabRun", "guest_mac", "lab_expectation_problem", "timeout_factor"]

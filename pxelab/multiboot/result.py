@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pxelab.lab import BootResult
+from pxelab.lab import BootResult, expectation_problem
 from pxelab.multiboot.checks import Leases, Transfers, collisions
+from pxelab.scenarios.cases import Scenario
 
 RESULT_TEXT = "lab-result.txt"
 RESULT_JSON = "lab-result.json"
@@ -128,3 +129,18 @@ def _verdict(guest: BootResult) -> str:
     cause = _cause(guest)
     return (f"failed at {timeline.failed_stage or 'userspace'}: "
             + (cause or timeline.failure or "marker wrong"))
+
+
+def lab_expectation_problem(case: Scenario, lab: LabResult) -> str | None:
+    """What is wrong with a lab of several guests: each guest as the file says, and,
+    where the file expects success, no address leased twice and no transfer lost."""
+    problems = [f"guest {number} ({mac}): {problem}"
+                for number, (mac, guest) in enumerate(zip(lab.macs, lab.guests, strict=True), 1)
+                if (problem := expectation_problem(case, guest)) is not None]
+    system = case.system
+    if system is None or (system.expect_stage is None and system.expect_cause is None):
+        problems += [f"lease collision: {text}" for text in lab.collisions]
+        problems += [f"transfer lost: {text}" for text in lab.lost_transfers]
+    if not problems:
+        return None
+    return "\n".join([*problems, "", lab.table()])

@@ -44,10 +44,9 @@ from pxelab.machine.qemu import Guest
 from pxelab.multiboot.attribution import Attribution
 from pxelab.multiboot.checks import leases, transfers
 from pxelab.multiboot.result import LabResult
-from pxelab.scenarios.cases import Scenario, for_firmware_set
+from pxelab.scenarios.cases import MAX_GUESTS, Scenario, for_firmware_set
 from pxelab.scenarios.milestones import ANY_STAGE
 
-MAX_GUESTS = 64
 # Stage timeouts grow with the guests each CPU runs: 1.5x per guest per CPU (8 guests
 # on 2 CPUs: x6), never below the table's own.
 TIMEOUT_SCALE_PER_GUEST_PER_CPU = 1.5
@@ -147,6 +146,8 @@ class LabRun(BootRun):
             raise ConfigError("a lab of several guests runs them with QEMU in the lab "
                               "namespace; drop --backend libvirt (--pxelab-backend)")
         self.count = guests
+        # Every guest's reproduce command says how many booted beside it.
+        self.scenario = replace(self.scenario, guests=guests)
         self.on_guest_hit = on_guest_hit
         self.factor = factor if factor is not None else timeout_factor(guests)
         self.log = logging.getLogger(f"{__name__}.{scenario.name}")
