@@ -17,6 +17,7 @@ accelerator, kernel and package versions as junit properties.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import replace
@@ -156,6 +157,7 @@ def pytest_runtest_makereport(
     return report
 
 
+_GUEST_KEY = re.compile(r"pxelab\.(?P<guest>(?:lab\d+\.)?guest\d+)\.(?P<key>.+)")
 # The firmware and boot-program packages the boots summary shows, when a boot used them.
 SUMMARY_PACKAGES = ("ovmf", "ovmf-generic", "seabios", "ipxe-qemu", "ipxe", "grub-efi-amd64-bin",
                     "syslinux-efi", "pxelinux", "qemu-system-x86")
@@ -170,9 +172,19 @@ class BootsSummary:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
-        if report.when == "call" and "pxelab.case" in props:
+        if report.when != "call":
+            return
+        if "pxelab.case" in props:
             self.boots.append({key.removeprefix("pxelab."): str(value)
                                for key, value in props.items()})
+        # A lab of several guests: one line per guest (pxelab.guestN.*, pxelab.labM.guestN.*).
+        guests: dict[str, dict[str, str]] = {}
+        for key, value in props.items():
+            if found := _GUEST_KEY.match(key):
+                guests.setdefault(found["guest"], {})[found["key"]] = str(value)
+        for name, boot in guests.items():
+            boot["case"] = f"{boot.get('case', '?')} {name}"
+            self.boots.append(boot)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.boots:
