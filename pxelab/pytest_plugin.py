@@ -182,8 +182,8 @@ class BootsSummary:
         for key, value in props.items():
             if found := _GUEST_KEY.match(key):
                 guests.setdefault(found["guest"], {})[found["key"]] = str(value)
-        for name, boot in guests.items():
-            boot["case"] = f"{boot.get('case', '?')} {name}"
+        for boot in guests.values():  # "legacy_pxe_ipv4 guest-02/8"
+            boot["case"] = f"{boot.get('case', '?')} {boot.get('guest')}/{boot.get('guests')}"
             self.boots.append(boot)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
