@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pxelab.analysis.evidence.model import PacketRecord
 from pxelab.core.events import Event
 from pxelab.multiboot.attribution import Attribution, host_of
 
@@ -59,6 +60,25 @@ def leases(events: Iterable[Event], macs: Sequence[str]) -> tuple[Leases, ...]:
             if address and address not in into[event.mac]:
                 into[event.mac].append(address)
     return tuple(Leases(mac, tuple(ipv4[mac]), tuple(ipv6[mac])) for mac in macs)
+
+
+def wire_leases(packets: Sequence[Sequence[PacketRecord]],
+                macs: Sequence[str]) -> tuple[Leases, ...]:
+    """Each guest's DHCPv4 ACKs on the wire (``packets``: each guest's records): the
+    leases of a lab whose daemons send no events, and a second witness in any lab."""
+    return tuple(Leases(mac, tuple(dict.fromkeys(
+        str(record.fields["yiaddr"]) for record in records
+        if record.proto == "dhcp4" and record.kind == "ack" and record.client == mac
+        and record.fields.get("yiaddr") not in (None, "0.0.0.0"))))
+        for mac, records in zip(macs, packets, strict=True))
+
+
+def merged(*sources: Sequence[Leases]) -> tuple[Leases, ...]:
+    """The leases of each guest that any source saw, in the order first seen."""
+    return tuple(Leases(same[0].mac,
+                        tuple(dict.fromkeys(a for lease in same for a in lease.ipv4)),
+                        tuple(dict.fromkeys(a for lease in same for a in lease.ipv6)))
+                 for same in zip(*sources, strict=True))
 
 
 def collisions(bound: Sequence[Leases]) -> tuple[str, ...]:

@@ -35,6 +35,9 @@ class LabResult:
     transfers: tuple[Transfers, ...]
     # The factor the stage timeouts were scaled by (pxelab.multiboot.run.timeout_factor).
     timeout_factor: float = 1.0
+    # False for a lab of the user's daemons: no server events, so transfers are unchecked
+    # (leases are read from the wire too).
+    server_events: bool = True
 
     @property
     def collisions(self) -> tuple[str, ...]:
@@ -75,10 +78,11 @@ class LabResult:
         widths = [max(len(row[c]) for row in rows) for c in range(len(head) - 1)]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
                  + "  " + row[-1] for row in rows]
+        moved = (f"{len(self.lost_transfers) or 'no'} transfers lost" if self.server_events
+                 else "transfers unchecked (no server events)")
         summary = (f"{self.scenario}: {sum(g.ok for g in self.guests)} of {len(self.guests)} "
-                   f"guests booted; {'no' if not self.collisions else len(self.collisions)} "
-                   f"lease collisions; {len(self.lost_transfers) or 'no'} transfers lost"
-                   f" (stage timeouts x{self.timeout_factor:g})")
+                   f"guests booted; {len(self.collisions) or 'no'} lease collisions; {moved} "
+                   f"(stage timeouts x{self.timeout_factor:g})")
         return "\n".join([*lines, summary, *(f"  {p}" for p in self.problems())])
 
     def _row(self, index: int) -> list[str]:
@@ -89,12 +93,13 @@ class LabResult:
         for _, names in MAIN_STAGES:
             seconds = next((hit.seconds for hit in hits if hit.name in names), None)
             cells.append(f"{seconds:.1f}" if seconds is not None else "-")
-        cells.append(f"{moved.ended}/{moved.started}")
+        cells.append(f"{moved.ended}/{moved.started}" if self.server_events else "-")
         cells.append(_verdict(guest))
         return cells
 
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "passed": self.passed,
+                "server_events": self.server_events,
                 "timeout_factor": self.timeout_factor,
                 "collisions": list(self.collisions), "lost_transfers": list(self.lost_transfers),
                 "guests": [{"mac": mac, "ok": guest.ok, "verdict": _verdict(guest),

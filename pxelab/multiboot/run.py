@@ -42,7 +42,7 @@ from pxelab.machine.network import PCAP_NAME, LabNetwork
 from pxelab.machine.payload import Payload, build_payload
 from pxelab.machine.qemu import Guest
 from pxelab.multiboot.attribution import Attribution
-from pxelab.multiboot.checks import leases, transfers
+from pxelab.multiboot.checks import leases, merged, transfers, wire_leases
 from pxelab.multiboot.result import LabResult
 from pxelab.scenarios.cases import MAX_GUESTS, Scenario, for_firmware_set
 from pxelab.scenarios.milestones import ANY_STAGE
@@ -175,9 +175,12 @@ class LabRun(BootRun):
         finally:
             events.close()
         results = tuple(self._judge(boot, payload, events, nfs_source) for boot in boots)
+        seen = wire_leases([r.evidence.packets if r.evidence else () for r in results], macs)
+        system = self.scenario.system
         result = LabResult(self.scenario.name, self.artifacts, results, tuple(macs),
-                           leases(events, macs), transfers(tuple(events), attribution),
-                           self.factor)
+                           merged(leases(events, macs), seen),
+                           transfers(tuple(events), attribution), self.factor,
+                           server_events=system is None or system.own_server is not None)
         result.write()
         self.log.info("%d of %d guests booted; artifacts in %s",
                       sum(r.ok for r in results), len(results), self.artifacts)

@@ -14,7 +14,7 @@ from pxelab.labfile import lab_cases, load_lab_file
 from pxelab.machine.console import MilestoneHit, Timeline
 from pxelab.multiboot import LabResult, guest_mac, timeout_factor
 from pxelab.multiboot.attribution import Attribution, eui64_addresses, host_of
-from pxelab.multiboot.checks import Leases, collisions, leases, transfers
+from pxelab.multiboot.checks import Leases, collisions, leases, merged, transfers, wire_leases
 from pxelab.scenarios.cases import get_scenario, reproduce_command
 
 pytestmark = pytest.mark.unit
@@ -140,3 +140,14 @@ def test_a_lab_file_says_how_many_guests(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="guests"):
         load_lab_file(path)
     assert "--guests" not in reproduce_command(get_scenario("legacy_pxe_ipv4"))
+
+
+def test_leases_seen_on_the_wire_join_the_servers() -> None:
+    ack = PacketRecord(1, "dhcp4", "ack", "192.0.2.1", "255.255.255.255", "", B,
+                       {"yiaddr": "192.0.2.101"})
+    other = PacketRecord(1, "dhcp4", "offer", "192.0.2.1", "255.255.255.255", "", B,
+                         {"yiaddr": "192.0.2.102"})
+    seen = wire_leases([[], [ack, other]], [A, B])
+    assert seen == (Leases(A), Leases(B, ("192.0.2.101",)))
+    assert merged((Leases(A, ("192.0.2.100",)), Leases(B)), seen) == (
+        Leases(A, ("192.0.2.100",)), Leases(B, ("192.0.2.101",)))
