@@ -203,17 +203,16 @@ class LabRun(BootRun):
         system = self.scenario.system
         watches = []
         for number, boot in enumerate(boots, 1):
-            guards = live_guards(events, boot.mac,
-                                                     attribution.mine(boot.mac))
+            guards = live_guards(events, boot.mac, attribution.mine(boot.mac))
             if system is not None and system.own_server is None:
                 guards += wire_guards(self.artifacts / PCAP_NAME, boot.mac)
             watches.append(_Watch(number, boot, guards))
         with ExitStack() as stack:
             net, nfs_source, _ = self._lab(stack, payload, events)
-            for watch in watches:  # every QEMU started before any watcher: the storm
-                guest = self._start(stack, net, watch.boot)
-                watch.boot.started(guest)
+            # All guests powered on back to back (the storm), each read from its start:
+            # the console's arrival times date its milestones.
             for watch in watches:
+                watch.boot.started(self._start(stack, net, watch.boot))
                 watch.thread = threading.Thread(target=self._watch, args=(watch,),
                                                 name=f"guest-{watch.number}", daemon=True)
                 watch.thread.start()

@@ -2,8 +2,9 @@
 
 Each guest is judged on its own evidence (its MAC's and addresses' events and
 packets), and the lab as a whole must hold: every guest its own address, every
-transfer a guest started ended whole. Under TCG on two cores an 8-guest lab takes
-about a minute of both CPUs, so there are two labs here and no more.
+transfer a guest started ended whole. Under TCG on two cores the 8-guest lab takes
+about 32 s of both CPUs (36 s beside another boot), so there are two labs here and
+no more.
 
     pytest tests/boot/test_storm.py            # or -m storm
 """
