@@ -12,7 +12,7 @@ from pxelab.core.events import Event
 from pxelab.lab import BootResult
 from pxelab.labfile import lab_cases, load_lab_file
 from pxelab.machine.console import MilestoneHit, Timeline
-from pxelab.multiboot import LabResult, guest_mac, timeout_factor
+from pxelab.multiboot import LabResult, guest_mac, lab_expectation_problem, timeout_factor
 from pxelab.multiboot.attribution import Attribution, eui64_addresses, host_of
 from pxelab.multiboot.checks import Leases, collisions, leases, merged, transfers, wire_leases
 from pxelab.scenarios.cases import get_scenario, reproduce_command
@@ -151,3 +151,14 @@ def test_leases_seen_on_the_wire_join_the_servers() -> None:
     assert seen == (Leases(A), Leases(B, ("192.0.2.101",)))
     assert merged((Leases(A, ("192.0.2.100",)), Leases(B)), seen) == (
         Leases(A, ("192.0.2.100",)), Leases(B, ("192.0.2.101",)))
+
+
+def test_a_lab_meets_its_files_expectations_guest_by_guest(tmp_path: Path) -> None:
+    scenario = get_scenario("legacy_pxe_ipv4")
+    both = (Leases(A, ("192.0.2.100",)), Leases(B, ("192.0.2.100",)))
+    lab = LabResult("legacy_pxe_ipv4", tmp_path, (_boot(tmp_path, True), _boot(tmp_path, False)),
+                    (A, B), both, transfers([], Attribution([A, B])))
+    problem = lab_expectation_problem(scenario, lab)
+    assert problem is not None
+    assert problem.startswith(f"guest 2 ({B}): legacy_pxe_ipv4 failed at initramfs")
+    assert f"lease collision: 192.0.2.100 leased to {A}, {B}" in problem
