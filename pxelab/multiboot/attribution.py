@@ -21,25 +21,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 from pxelab.analysis.evidence.model import PacketRecord
 from pxelab.core.events import Event
+from pxelab.multiboot.addresses import bound, host_of
 
 # The lab's IPv6 prefix (pxelab.machine.network): a SLAAC address lives in it.
 _PREFIX = ipaddress.IPv6Network("2001:db8::/64")
 _LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
-
-
-def host_of(text: str) -> str | None:
-    """The IP address in ``text`` ("192.0.2.100", "192.0.2.100:1314",
-    "[fe80::1%2]:546", "2001:db8::1:0"), normalised; None if it holds none."""
-    text = text.strip()
-    if text.startswith("["):
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:  # IPv4 with a port
-        text = text.partition(":")[0]
-    text = text.partition("%")[0]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
 
 
 def eui64_addresses(mac: str) -> tuple[str, str]:
@@ -63,19 +49,17 @@ class Attribution:
                 self._owner[address] = mac
 
     def observe(self, event: Event) -> None:
-        """Learn the addresses the server gave or saw (an EventLog listener)."""
+        """Learn the addresses the server bound or saw (an EventLog listener). A lease
+        bound later wins (the address went to another guest); an offer binds nothing."""
         if event.mac not in self.macs:
             return
-        found = [event.details.get("yiaddr")] if event.source == "dhcp4" else []
-        if event.source == "dhcp6":
-            found += list(event.details.get("addresses") or ())
-        if event.source == "http":
-            found.append(event.client)
         with self._lock:
-            for text in found:
-                address = host_of(str(text or ""))
-                if address is not None and address != "0.0.0.0":
-                    self._owner.setdefault(address, event.mac)
+            for address in bound(event):
+                self._owner[address] = event.mac
+            # HTTP names the MAC of the address it saw, if nothing bound that address.
+            seen = host_of(event.client) if event.source == "http" else None
+            if seen is not None:
+                self._owner.setdefault(seen, event.mac)
 
     def learn(self, events: Iterable[Event]) -> None:
         for event in events:

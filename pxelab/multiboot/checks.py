@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from pxelab.analysis.evidence.model import PacketRecord
 from pxelab.core.events import Event
-from pxelab.multiboot.attribution import Attribution, host_of
+from pxelab.multiboot.addresses import bound, freed
+from pxelab.multiboot.attribution import Attribution
 
 # How a TFTP transfer or refused request ends (pxelab.server.tftp): "sent" whole;
 # "aborted" by the client (OVMF's size probe ends every first RRQ so); the rest refused.
@@ -49,17 +50,28 @@ def leases(events: Iterable[Event], macs: Sequence[str]) -> tuple[Leases, ...]:
     for event in events:
         if event.mac not in macs:
             continue
-        if event.source == "dhcp4" and event.kind == "ack":
-            found, into = [event.details.get("yiaddr")], ipv4
-        elif event.source == "dhcp6" and event.kind == "reply":
-            found, into = list(event.details.get("addresses") or ()), ipv6
-        else:
-            continue
-        for text in found:
-            address = host_of(str(text or ""))
-            if address and address not in into[event.mac]:
+        into = ipv4 if event.source == "dhcp4" else ipv6
+        for address in bound(event):
+            if address not in into[event.mac]:
                 into[event.mac].append(address)
     return tuple(Leases(mac, tuple(ipv4[mac]), tuple(ipv6[mac])) for mac in macs)
+
+
+def lease_collisions(events: Iterable[Event], macs: Sequence[str]) -> tuple[str, ...]:
+    """Each address bound to a guest while another guest held it (not released)."""
+    holder: dict[str, str] = {}
+    found: list[str] = []
+    for event in sorted(events, key=lambda e: e.time):
+        if event.mac not in macs:
+            continue
+        for address in bound(event):
+            if holder.get(address, event.mac) != event.mac:
+                found.append(f"{address} leased to {holder[address]}, {event.mac}")
+            holder[address] = event.mac
+        for address in freed(event):
+            if holder.get(address) == event.mac:
+                del holder[address]
+    return tuple(dict.fromkeys(found))
 
 
 def wire_leases(packets: Sequence[Sequence[PacketRecord]],

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pxelab.lab import BootResult, expectation_problem
-from pxelab.multiboot.checks import Leases, Transfers, collisions
+from pxelab.multiboot.checks import Leases, Transfers
 from pxelab.scenarios.cases import Scenario
 
 RESULT_TEXT = "lab-result.txt"
@@ -38,11 +38,8 @@ class LabResult:
     # False for a lab of the user's daemons: no server events, so transfers are unchecked
     # (leases are read from the wire too).
     server_events: bool = True
-
-    @property
-    def collisions(self) -> tuple[str, ...]:
-        """Each address the server bound to more than one guest."""
-        return collisions(self.leases)
+    # Each address bound to a guest while another held it (pxelab.multiboot.checks).
+    collisions: tuple[str, ...] = ()
 
     @property
     def lost_transfers(self) -> tuple[str, ...]:

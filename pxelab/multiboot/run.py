@@ -42,7 +42,14 @@ from pxelab.machine.network import PCAP_NAME, LabNetwork
 from pxelab.machine.payload import Payload, build_payload
 from pxelab.machine.qemu import Guest
 from pxelab.multiboot.attribution import Attribution
-from pxelab.multiboot.checks import leases, merged, transfers, wire_leases
+from pxelab.multiboot.checks import (
+    collisions,
+    lease_collisions,
+    leases,
+    merged,
+    transfers,
+    wire_leases,
+)
 from pxelab.multiboot.result import LabResult
 from pxelab.scenarios.cases import MAX_GUESTS, Scenario, for_firmware_set
 from pxelab.scenarios.milestones import ANY_STAGE
@@ -177,10 +184,13 @@ class LabRun(BootRun):
         results = tuple(self._judge(boot, payload, events, nfs_source) for boot in boots)
         seen = wire_leases([r.evidence.packets if r.evidence else () for r in results], macs)
         system = self.scenario.system
+        server_events = system is None or system.own_server is not None
+        # Without server events the wire has no releases: any address bound twice counts.
+        clashes = lease_collisions(events, macs) if server_events else collisions(seen)
         result = LabResult(self.scenario.name, self.artifacts, results, tuple(macs),
                            merged(leases(events, macs), seen),
                            transfers(tuple(events), attribution), self.factor,
-                           server_events=system is None or system.own_server is not None)
+                           collisions=clashes, server_events=server_events)
         result.write()
         self.log.info("%d of %d guests booted; artifacts in %s",
                       sum(r.ok for r in results), len(results), self.artifacts)

@@ -13,8 +13,17 @@ from pxelab.lab import BootResult
 from pxelab.labfile import lab_cases, load_lab_file
 from pxelab.machine.console import MilestoneHit, Timeline
 from pxelab.multiboot import LabResult, guest_mac, lab_expectation_problem, timeout_factor
-from pxelab.multiboot.attribution import Attribution, eui64_addresses, host_of
-from pxelab.multiboot.checks import Leases, collisions, leases, merged, transfers, wire_leases
+from pxelab.multiboot.addresses import host_of
+from pxelab.multiboot.attribution import Attribution, eui64_addresses
+from pxelab.multiboot.checks import (
+    Leases,
+    collisions,
+    lease_collisions,
+    leases,
+    merged,
+    transfers,
+    wire_leases,
+)
 from pxelab.scenarios.cases import get_scenario, reproduce_command
 
 pytestmark = pytest.mark.unit
@@ -81,6 +90,21 @@ def test_an_address_bound_to_two_guests_is_a_collision() -> None:
     assert bound == (Leases(A, ("192.0.2.100",)), Leases(B, ("192.0.2.100",), ("2001:db8::1:0",)))
     assert collisions(bound) == (f"192.0.2.100 leased to {A}, {B}",)
     assert collisions(leases([_ack(A, "192.0.2.100"), _ack(B, "192.0.2.101")], [A, B])) == ()
+
+
+def test_an_address_released_may_go_to_another_guest() -> None:
+    def reply(mac: str, answers: str, at: float) -> Event:
+        return Event("dhcp6", "reply", client=mac, mac=mac, time=at,
+                     details={"addresses": ["2001:db8::1:0"], "in_reply_to": answers})
+
+    release = Event("dhcp6", "release", client=A, mac=A, time=2,
+                    details={"address": "2001:db8::1:0"})
+    assert lease_collisions([reply(A, "request", 1), release, reply(A, "release", 2.1),
+                             reply(B, "request", 3)], [A, B]) == ()
+    assert lease_collisions([reply(A, "request", 1), reply(B, "request", 3)], [A, B]) == (
+        f"2001:db8::1:0 leased to {A}, {B}",)
+    dhcp4 = [_ack(A, "192.0.2.100", 1), _ack(A, "192.0.2.100", 4), _ack(B, "192.0.2.100", 5)]
+    assert lease_collisions(dhcp4, [A, B]) == (f"192.0.2.100 leased to {A}, {B}",)
 
 
 def test_transfers_that_never_ended_or_failed_are_lost() -> None:
@@ -157,7 +181,8 @@ def test_a_lab_meets_its_files_expectations_guest_by_guest(tmp_path: Path) -> No
     scenario = get_scenario("legacy_pxe_ipv4")
     both = (Leases(A, ("192.0.2.100",)), Leases(B, ("192.0.2.100",)))
     lab = LabResult("legacy_pxe_ipv4", tmp_path, (_boot(tmp_path, True), _boot(tmp_path, False)),
-                    (A, B), both, transfers([], Attribution([A, B])))
+                    (A, B), both, transfers([], Attribution([A, B])),
+                    collisions=collisions(both))
     problem = lab_expectation_problem(scenario, lab)
     assert problem is not None
     assert problem.startswith(f"guest 2 ({B}): legacy_pxe_ipv4 failed at initramfs")
