@@ -29,7 +29,13 @@ from pxelab.machine.nbp import build_grub_image
 from pxelab.machine.payload import build_payload
 from pxelab.machine.payload.archive import DEFAULT_SUITE, SUITES
 from pxelab.multiboot import LabResult, LabRun, lab_expectation_problem
-from pxelab.scenarios.cases import DEFAULT_SCENARIO, BootLoader, Scenario, for_firmware_set
+from pxelab.scenarios.cases import (
+    DEFAULT_SCENARIO,
+    MAX_GUESTS,
+    BootLoader,
+    Scenario,
+    for_firmware_set,
+)
 from pxelab.scenarios.limits import known_limit
 from pxelab.scenarios.matrix import Selection, cases, describe, find_case
 from pxelab.scenarios.regressions import REGRESSIONS, Regression, apply_regressions
@@ -118,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--libvirt-uri", default=DEFAULT_LIBVIRT_URI, metavar="URI",
                       help=f"the libvirt daemon of --backend libvirt (default "
                       f"{DEFAULT_LIBVIRT_URI})")
-    boot.add_argument("--guests", type=int, metavar="N",
+    boot.add_argument("--guests", type=_guest_count, metavar="N",
                       help="power on N guests of the case at once in one lab (a boot storm: "
                       "one boot server, each guest its own MAC and diagnosis), print them "
                       "side by side; with --lab, replaces the file's guests = N")
@@ -177,6 +183,13 @@ def _parser() -> argparse.ArgumentParser:
                        "1 KiB each); --events gets them all")
     serve.set_defaults(func=_serve)
     return parser
+
+
+def _guest_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_GUESTS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of guests from 1 to "
+                                         f"{MAX_GUESTS}")
+    return int(text)
 
 
 def _print_hit(hit: MilestoneHit) -> None:

@@ -35,7 +35,7 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
         LabKey("guests", "how many of this machine the lab powers on at once (default 1, at "
                "most 64): one lab and boot server, each guest with its own MAC counting up "
                "from `mac`, its own console and diagnosis; the test passes when every guest "
-               "does, no address was leased twice and no transfer was lost"),
+               "does, no address was leased to two guests at once and no transfer was lost"),
         LabKey("qemu_args", "extra QEMU arguments, e.g. `[\"-device\", \"virtio-rng-pci\"]`"),
         LabKey("milestone", "`[[guest.milestone]]`: this guest's own milestones, after the "
                "file's (keys as in `[[milestone]]`)"),
