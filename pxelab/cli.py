@@ -28,7 +28,14 @@ from pxelab.machine.fwsets import HOST, RELEASES, SET_ENTRIES, load_firmware_set
 from pxelab.machine.nbp import build_grub_image
 from pxelab.machine.payload import build_payload
 from pxelab.machine.payload.archive import DEFAULT_SUITE, SUITES
-from pxelab.scenarios.cases import DEFAULT_SCENARIO, BootLoader, Scenario, for_firmware_set
+from pxelab.multiboot import LabResult, LabRun, lab_expectation_problem
+from pxelab.scenarios.cases import (
+    DEFAULT_SCENARIO,
+    MAX_GUESTS,
+    BootLoader,
+    Scenario,
+    for_firmware_set,
+)
 from pxelab.scenarios.limits import known_limit
 from pxelab.scenarios.matrix import Selection, cases, describe, find_case
 from pxelab.scenarios.regressions import REGRESSIONS, Regression, apply_regressions
@@ -117,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--libvirt-uri", default=DEFAULT_LIBVIRT_URI, metavar="URI",
                       help=f"the libvirt daemon of --backend libvirt (default "
                       f"{DEFAULT_LIBVIRT_URI})")
+    boot.add_argument("--guests", type=_guest_count, metavar="N",
+                      help="power on N guests of the case at once in one lab (a boot storm: "
+                      "one boot server, each guest its own MAC and diagnosis), print them "
+                      "side by side; with --lab, replaces the file's guests = N")
     boot.set_defaults(func=_boot)
 
     sets = sub.add_parser("firmware", help="fetch firmware sets and list what each holds "
@@ -174,6 +185,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _guest_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_GUESTS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of guests from 1 to "
+                                         f"{MAX_GUESTS}")
+    return int(text)
+
+
 def _print_hit(hit: MilestoneHit) -> None:
     print(f"{hit.seconds:7.2f}s  {hit.name:<16} {hit.text[:90]}", flush=True)
 
@@ -201,6 +219,9 @@ def _boot(args: argparse.Namespace) -> int:
     limit = known_limit(scenario, fwset)
     if limit is not None:
         print(limit.describe(fwset), flush=True)
+    if args.guests is not None:
+        lab = _boot_guests(scenario, artifacts, args.guests, args)
+        return 0 if lab.passed else 1
     result = BootRun(scenario, artifacts, on_hit=_print_hit, backend=_backend(args)).run()
     if args.json:
         data = result.to_dict()
@@ -233,6 +254,13 @@ def _boot_lab(args: argparse.Namespace) -> int:
         label = f"{lab.name}-{case.name}-{case.firmware_set}".replace("[", "-").replace("]", "")
         print(f"booting {lab.name}: {case.name} on firmware set {case.firmware_set}",
               flush=True)
+        guests = args.guests or case.guests
+        if guests > 1:
+            storm = _boot_guests(case, new_artifacts_dir(args.artifacts, label), guests, args)
+            problem = lab_expectation_problem(case, storm)
+            failed += problem is not None
+            print(f"NOT AS EXPECTED: {problem}" if problem else "as the lab file expects")
+            continue
         result = BootRun(case, new_artifacts_dir(args.artifacts, label),
                          on_hit=_print_hit, backend=_backend(args)).run()
         _summarise(result)
@@ -244,6 +272,32 @@ def _boot_lab(args: argparse.Namespace) -> int:
             print("as the lab file expects, it failed there")
     print(f"{lab.name}: {len(chosen) - failed} of {len(chosen)} cases as the lab file expects")
     return 1 if failed else 0
+
+
+def _boot_guests(scenario: Scenario, artifacts: Path, guests: int,
+                 args: argparse.Namespace) -> LabResult:
+    """Boot ``guests`` of ``scenario`` at once; print each milestone as a guest reaches it,
+    then the guests side by side (also in the artifacts, lab-result.txt and .json)."""
+    printing = threading.Lock()
+
+    def hit(number: int, found: MilestoneHit) -> None:
+        with printing:
+            print(f"guest {number:<3}", end="")
+            _print_hit(found)
+
+    print(f"{guests} guests at once", flush=True)
+    lab = LabRun(scenario, artifacts, guests=guests, on_guest_hit=hit,
+                 backend=_backend(args)).run_lab()
+    if args.json:
+        args.json.write_text(json.dumps(lab.to_dict(), indent=2))
+    print()
+    print(lab.table())
+    for number, guest in enumerate(lab.guests, 1):
+        if not guest.ok and guest.diagnosis is not None and not guest.diagnosis.ok:
+            print(f"--- guest {number} ({guest.artifacts}) ---")
+            print(render_causes(guest.diagnosis))
+    print(f"artifacts: {artifacts} (each guest's in guest-NN/)")
+    return lab
 
 
 def _firmware(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +33,7 @@ from pxelab.labfile.dataroot import fill_data_root, lab_values
 from pxelab.machine.backend import GuestBackend
 from pxelab.machine.console import (
     ConsoleWatcher,
+    Milestone,
     MilestoneHit,
     OnHit,
     Timeline,
@@ -173,9 +174,17 @@ class BootRun:
             raise
         finally:
             events.close()
+        return self.judge(timeline, payload, events, nfs_source)
+
+    def judge(self, timeline: Timeline, payload: Payload, events: Iterable[Event],
+              nfs_source: str) -> BootResult:
+        """The result of the boot the guest ran: what ran, evidence, diagnosis and
+        ``timeline.json``. ``events`` are this boot's (a multi-guest lab hands each
+        guest its own)."""
+        events = tuple(events)
         timeline.properties.update(self._case(timeline) | self._versions(payload, timeline))
         system = self.scenario.system
-        result = BootResult(self.scenario.name, timeline, self.artifacts, tuple(events),
+        result = BootResult(self.scenario.name, timeline, self.artifacts, events,
                             nfs_source, needs_marker=system is None or system.needs_marker)
         evidence, diagnosis = self._evidence(timeline, payload, events)
         result = replace(result, evidence=evidence, diagnosis=diagnosis)
@@ -193,21 +202,7 @@ class BootRun:
             # The user's daemons send no events: the capture is the live evidence.
             guards += wire_guards(self.artifacts / PCAP_NAME, self.scenario.guest.mac)
         with ExitStack() as stack:
-            net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
-            # The root is mounted over the scenario's IP version: [2001:db8::1]:/pxelab
-            # makes the initramfs take a SLAAC address instead of a DHCPv4 lease.
-            nfs_address = net.ipv6.ip if self.scenario.ip is IpVersion.IPV6 else net.ipv4.ip
-            export = system.nfs_root if system and system.nfs_root else payload.rootfs
-            nfs = Ganesha(export_dir=export, workdir=self.artifacts / "nfs",
-                          namespace=net.namespace, bind_address=str(nfs_address),
-                          nfs3=payload.nfs_version == 3 or bool(system and system.nfs3))
-            cmdline = payload.kernel_cmdline(nfs.mount_source)
-            data_root = self._data_root(net, payload, cmdline, nfs.mount_source)
-            dataroot.apply_file_faults(data_root, self.scenario.faults, events)
-            edit_data_root(data_root, self.scenario.edits)
-            if serves_nfs(self.scenario.edits) and (system is None or system.serves_nfs):
-                stack.enter_context(nfs)
-            stack.enter_context(self.server_factory(net, data_root, events))
+            net, nfs_source, cmdline = self._lab(stack, payload, events)
             spec, milestones = self.scenario.guest, self.scenario.milestones
             if self.direct_kernel:
                 spec = replace(spec, kernel=payload.kernel, initrd=payload.initrd, append=cmdline)
@@ -226,7 +221,29 @@ class BootRun:
             timeline.properties.update(guest.properties)
             if timeline.ok and (system is None or system.needs_marker):
                 guest.wait_exit(self.scenario.poweroff_timeout)
-            return timeline, nfs.mount_source
+            return timeline, nfs_source
+
+    def _lab(self, stack: ExitStack, payload: Payload, events: EventLog
+             ) -> tuple[LabNetwork, str, str]:
+        """The lab without its guests, entered on ``stack``: network, NFS server, data root
+        and boot server; the network, the NFS mount source and the kernel command line."""
+        system = self.scenario.system
+        net = stack.enter_context(LabNetwork(artifacts_dir=self.artifacts))
+        # The root is mounted over the scenario's IP version: [2001:db8::1]:/pxelab
+        # makes the initramfs take a SLAAC address instead of a DHCPv4 lease.
+        nfs_address = net.ipv6.ip if self.scenario.ip is IpVersion.IPV6 else net.ipv4.ip
+        export = system.nfs_root if system and system.nfs_root else payload.rootfs
+        nfs = Ganesha(export_dir=export, workdir=self.artifacts / "nfs",
+                      namespace=net.namespace, bind_address=str(nfs_address),
+                      nfs3=payload.nfs_version == 3 or bool(system and system.nfs3))
+        cmdline = payload.kernel_cmdline(nfs.mount_source)
+        data_root = self._data_root(net, payload, cmdline, nfs.mount_source)
+        dataroot.apply_file_faults(data_root, self.scenario.faults, events)
+        edit_data_root(data_root, self.scenario.edits)
+        if serves_nfs(self.scenario.edits) and (system is None or system.serves_nfs):
+            stack.enter_context(nfs)
+        stack.enter_context(self.server_factory(net, data_root, events))
+        return net, nfs.mount_source, cmdline
 
     def _new_guest(self, stack: ExitStack, net: LabNetwork, spec: GuestSpec) -> LabGuest:
         """The guest on the lab's link: a tap in the namespace for QEMU, a host bridge
@@ -275,6 +292,7 @@ class BootRun:
                                                for k, v in ARTIFACT_FILES.items()
                                                if k in ("timeline", "evidence", "diagnosis")
                                                or (self.artifacts / v).exists()})
+            evidence = self._own(evidence)
             evidence.write(self.artifacts)
         except Exception:
             self.log.warning("could not collect this boot's evidence", exc_info=True)
@@ -290,6 +308,10 @@ class BootRun:
                       time.monotonic() - started)
         return evidence, diagnosis
 
+    def _own(self, evidence: Evidence) -> Evidence:
+        """This boot's part of the lab's evidence: all of it, in a lab of one guest."""
+        return evidence
+
     def _evidence_of_error(self, error: Exception, payload: Payload,
                            events: Iterable[Event]) -> None:
         """Evidence of a run that raised after the guest started, as far as it got."""
@@ -297,13 +319,8 @@ class BootRun:
         if guest is None:
             return
         try:
-            seen = {hit.name for hit in self._hits}
-            stage = next((m.name for m in self._milestones if m.name not in seen), "poweroff")
-            timeline = Timeline(
-                self.scenario.name, hits=list(self._hits), failed_stage=stage,
-                failure=f"the boot run raised {type(error).__name__}: {error}",
-                failed_at=time.monotonic() - guest.started_at,
-                console_tail=serial_log_tail(guest.serial_log))
+            timeline = raised_timeline(self.scenario.name, self._milestones, self._hits,
+                                       error, guest)
             self._evidence(timeline, payload, events)
         except Exception:  # never mask the run's own error
             self.log.warning("could not collect the evidence of the failed run", exc_info=True)
@@ -351,6 +368,19 @@ class BootRun:
                     "packages": firmware}
         return {"kernel_version": payload.kernel_version, "payload_suite": payload.suite,
                 "packages": payload.packages | firmware}
+
+
+def raised_timeline(scenario: str, milestones: Sequence[Milestone],
+                    hits: Sequence[MilestoneHit], error: BaseException,
+                    guest: LabGuest) -> Timeline:
+    """The timeline of a boot whose run raised ``error`` after ``guest`` started: failed
+    at the first milestone not reached."""
+    seen = {hit.name for hit in hits}
+    stage = next((m.name for m in milestones if m.name not in seen), "poweroff")
+    return Timeline(scenario, hits=list(hits), failed_stage=stage,
+                    failure=f"the boot run raised {type(error).__name__}: {error}",
+                    failed_at=time.monotonic() - guest.started_at,
+                    console_tail=serial_log_tail(guest.serial_log))
 
 
 _LINUX_VERSION = re.compile(r"Linux version (\S+)")

@@ -20,14 +20,17 @@ from pxelab.lab import BootResult, BootRun, expectation_problem
 from pxelab.labfile.expand import lab_cases
 from pxelab.labfile.parse import load_lab_file
 from pxelab.machine.fwsets import HOST
+from pxelab.multiboot import LabRun, lab_expectation_problem
 from pxelab.pytest_support import (
     FIRMWARE_SETS,
+    LAB_RESULTS,
     REPORTS,
     RESULTS,
     fresh_artifacts_dir,
     guest_backend,
     host_capability,
     junit_properties,
+    lab_junit_properties,
     set_label,
 )
 from pxelab.scenarios.cases import Scenario
@@ -65,6 +68,9 @@ class LabItem(pytest.Item):
 
     def runtest(self) -> None:
         self.artifacts = fresh_artifacts_dir(self)
+        if self.case.guests > 1:
+            self._run_lab(self.artifacts)
+            return
         with host_capability(self.config):
             result = BootRun(self.case, self.artifacts,
                              backend=guest_backend(self.config)).run()
@@ -72,6 +78,18 @@ class LabItem(pytest.Item):
             ("pxelab." + key, value) for key, value in junit_properties(result).items())
         self.stash.setdefault(RESULTS, []).append(result)
         check_result(self.case, result)
+
+    def _run_lab(self, artifacts: Path) -> None:
+        """``guests = N``: N of the machine at once in one lab, each checked."""
+        with host_capability(self.config):
+            lab = LabRun(self.case, artifacts, guests=self.case.guests,
+                         backend=guest_backend(self.config)).run_lab()
+        self.user_properties.extend(
+            ("pxelab." + key, value) for key, value in lab_junit_properties(lab).items())
+        self.stash.setdefault(LAB_RESULTS, []).append(lab)
+        problem = lab_expectation_problem(self.case, lab)
+        if problem is not None:
+            raise LabFileError(problem)
 
     def teardown(self) -> None:
         reports = self.stash.get(REPORTS, {})

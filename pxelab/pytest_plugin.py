@@ -17,11 +17,12 @@ accelerator, kernel and package versions as junit properties.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, overload
 
 import pytest
 
@@ -33,15 +34,18 @@ from pxelab.machine.backend import DEFAULT_LIBVIRT_URI, Backend
 from pxelab.machine.fwsets import parse_set_names
 from pxelab.machine.network import LabNetwork
 from pxelab.machine.payload import default_cache_dir
+from pxelab.multiboot import LabResult, LabRun
 from pxelab.pytest_labfiles import LabFileCollector, LabItem
 from pxelab.pytest_support import (
     FIRMWARE_SETS,
+    LAB_RESULTS,
     REPORTS,
     RESULTS,
     fresh_dir,
     guest_backend,
     host_capability,
     junit_properties,
+    lab_junit_properties,
     safe,
     set_label,
 )
@@ -147,9 +151,13 @@ def pytest_runtest_makereport(
     if report.failed:
         for result in item.stash.get(RESULTS, []):
             report.sections.append((f"pxelab {result.scenario}", _describe(result)))
+        for lab in item.stash.get(LAB_RESULTS, []):
+            report.sections.append((f"pxelab {lab.scenario} x{len(lab.guests)}",
+                                    _describe_lab(lab)))
     return report
 
 
+_GUEST_KEY = re.compile(r"pxelab\.(?P<guest>(?:lab\d+\.)?guest\d+)\.(?P<key>.+)")
 # The firmware and boot-program packages the boots summary shows, when a boot used them.
 SUMMARY_PACKAGES = ("ovmf", "ovmf-generic", "seabios", "ipxe-qemu", "ipxe", "grub-efi-amd64-bin",
                     "syslinux-efi", "pxelinux", "qemu-system-x86")
@@ -164,9 +172,19 @@ class BootsSummary:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
-        if report.when == "call" and "pxelab.case" in props:
+        if report.when != "call":
+            return
+        if "pxelab.case" in props:
             self.boots.append({key.removeprefix("pxelab."): str(value)
                                for key, value in props.items()})
+        # A lab of several guests: one line per guest (pxelab.guestN.*, pxelab.labM.guestN.*).
+        guests: dict[str, dict[str, str]] = {}
+        for key, value in props.items():
+            if found := _GUEST_KEY.match(key):
+                guests.setdefault(found["guest"], {})[found["key"]] = str(value)
+        for boot in guests.values():  # "legacy_pxe_ipv4 guest-02/8"
+            boot["case"] = f"{boot.get('case', '?')} {boot.get('guest')}/{boot.get('guests')}"
+            self.boots.append(boot)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.boots:
@@ -200,6 +218,16 @@ def _describe(result: BootResult) -> str:
     """The boot for the test report: on failure its stage, causes, evidence and rerun command."""
     return render_boot(result.timeline, result.artifact_paths(), evidence=result.evidence,
                        diagnosis=result.diagnosis)
+
+
+def _describe_lab(lab: LabResult) -> str:
+    """A lab for the test report: the guests side by side, then each failed guest."""
+    parts = [lab.table()]
+    parts += [f"--- guest {number} ({mac}) ---\n{_describe(guest)}"
+              for number, (mac, guest) in enumerate(zip(lab.macs, lab.guests, strict=True), 1)
+              if not guest.ok]
+    parts.append(f"lab artifacts: {lab.artifacts}")
+    return "\n".join(parts)
 
 
 def pxelab_requires(*, root: bool = False, tools: Iterable[str] = (), hint: str = "") -> None:
@@ -253,7 +281,17 @@ def lab_network(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LabN
         yield network
 
 
-BootFactory = Callable[[str | Scenario], BootResult]
+class BootFactory(Protocol):
+    """``boot_scenario(name)`` boots one guest; ``boot_scenario(name, guests=N)`` N at once."""
+
+    @overload
+    def __call__(self, scenario: str | Scenario) -> BootResult: ...
+
+    @overload
+    def __call__(self, scenario: str | Scenario, *, guests: int) -> LabResult: ...
+
+    def __call__(self, scenario: str | Scenario, *,
+                 guests: int | None = None) -> BootResult | LabResult: ...
 
 
 @pytest.fixture
@@ -262,18 +300,28 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
     """Function: ``boot_scenario(name)`` boots a scenario in a fresh lab, returns the result.
 
     ``name`` is a case name ("legacy_pxe_ipv4", "legacy_pxe_ipv4[e1000]") or a
-    Scenario. Depends on pxelab_artifacts_root and pxelab_cache_dir. Artifacts of
-    a failed test are kept and listed in its report; each boot's case, versions,
-    accelerator and seconds to userspace become junit properties (pxelab.*).
+    Scenario. ``boot_scenario(name, guests=8)`` powers on 8 guests of it at once in
+    one lab and returns a :class:`~pxelab.multiboot.LabResult` (``.guests``, one
+    BootResult each; ``.passed``; ``.table()``). Depends on pxelab_artifacts_root and
+    pxelab_cache_dir. Artifacts of a failed test are kept and listed in its report;
+    each boot's case, versions, accelerator and seconds to userspace become junit
+    properties (pxelab.*; a lab's pxelab.lab.* and pxelab.guestN.*).
     """
     results = request.node.stash.setdefault(RESULTS, [])
+    labs = request.node.stash.setdefault(LAB_RESULTS, [])
     directories: list[Path] = []
 
-    def boot(scenario: str | Scenario) -> BootResult:
+    def artifacts_dir() -> Path:
+        directory = fresh_dir(pxelab_artifacts_root,
+                              f"{safe(request.node.name)}-{len(directories)}")
+        directories.append(directory)
+        return directory
+
+    def boot(scenario: str | Scenario, *, guests: int | None = None) -> Any:
         chosen = matrix.find_case(scenario) if isinstance(scenario, str) else scenario
-        artifacts = fresh_dir(pxelab_artifacts_root,
-                               f"{safe(request.node.name)}-{len(directories)}")
-        directories.append(artifacts)
+        if guests is not None:
+            return boot_lab(chosen, guests)
+        artifacts = artifacts_dir()
         with host_capability(request.config):
             result = BootRun(chosen, artifacts, pxelab_cache_dir,
                              backend=guest_backend(request.config)).run()
@@ -282,6 +330,17 @@ def boot_scenario(request: pytest.FixtureRequest, pxelab_artifacts_root: Path,
             (prefix + key, value) for key, value in junit_properties(result).items())
         results.append(result)
         return result
+
+    def boot_lab(chosen: Scenario, guests: int) -> LabResult:
+        artifacts = artifacts_dir()
+        with host_capability(request.config):
+            lab = LabRun(chosen, artifacts, pxelab_cache_dir, guests=guests,
+                         backend=guest_backend(request.config)).run_lab()
+        prefix = "pxelab." if not labs else f"pxelab.lab{len(labs)}."
+        request.node.user_properties.extend(
+            (prefix + key, value) for key, value in lab_junit_properties(lab).items())
+        labs.append(lab)
+        return lab
 
     yield boot
     reports = request.node.stash.get(REPORTS, {})

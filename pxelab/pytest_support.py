@@ -14,10 +14,25 @@ from pxelab.core.errors import ConfigError, HostCapabilityError
 from pxelab.lab import BootResult
 from pxelab.machine.backend import Backend, GuestBackend
 from pxelab.machine.fwsets import is_set_file
+from pxelab.multiboot import LabResult
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 RESULTS = pytest.StashKey[list[BootResult]]()
+# The labs of several guests a test booted (pxelab.multiboot), for its failure report.
+LAB_RESULTS = pytest.StashKey[list[LabResult]]()
 FIRMWARE_SETS = pytest.StashKey[tuple[str, ...]]()
+def lab_junit_properties(result: LabResult) -> dict[str, str]:
+    """A lab's checks (``lab.*``) and each guest's properties (``guestN.*``)."""
+    props = {"lab.case": result.scenario, "lab.guests": str(len(result.guests)),
+             "lab.passed": str(result.passed), "lab.timeout_factor": str(result.timeout_factor),
+             "lab.collisions": "; ".join(result.collisions),
+             "lab.lost_transfers": "; ".join(result.lost_transfers)}
+    for number, guest in enumerate(result.guests, 1):
+        props |= {f"guest{number}.{key}": value
+                  for key, value in junit_properties(guest).items()}
+    return props
+
+
 ARTIFACTS_ROOT = pytest.StashKey[Path]()
 
 

@@ -56,15 +56,19 @@ class EventGuard:
     """A :class:`~pxelab.machine.console.StageGuard` over the boot server's events.
 
     ``mac`` is the guest's: events about another MAC are not this boot's (events
-    without one, TFTP's and most HTTP ones, are taken: a lab has one guest). ``clock``
-    gives the time on the events' clock (wall time).
+    without one, TFTP's and most HTTP ones, are taken: a lab has one guest). In a lab of
+    several guests ``mine`` says which events are this guest's (by MAC or address,
+    :class:`pxelab.multiboot.attribution.Attribution`). ``clock`` gives the time on the
+    events' clock (wall time).
     """
 
     code: ClassVar[str]
 
-    def __init__(self, mac: str = "", clock: Clock = time.time) -> None:
+    def __init__(self, mac: str = "", clock: Clock = time.time,
+                 mine: Callable[[Event], bool] | None = None) -> None:
         self.mac = mac
         self.clock = clock
+        self.mine = mine
         self.log = logging.getLogger(f"{__name__}.{type(self).__name__}")
         self._lock = threading.Lock()
         self._inbox: list[Event] = []
@@ -79,6 +83,8 @@ class EventGuard:
         with self._lock:
             events, self._inbox = self._inbox, []
         for event in events:
+            if self.mine is not None and not self.mine(event):
+                continue
             if not (self.mac and event.mac and event.mac != self.mac):
                 self.see(event)
         verdict = self.judge(self.clock())
@@ -264,10 +270,14 @@ class IgnoredOffersGuard(EventGuard):
 _BOOT_CLIENTS = ("PXEClient", "HTTPClient")
 
 
-def live_guards(events: EventLog, mac: str = "") -> tuple[StageGuard, ...]:
-    """The guards for one boot of the guest with ``mac``, listening to ``events``."""
+def live_guards(events: EventLog, mac: str = "",
+                mine: Callable[[Event], bool] | None = None) -> tuple[StageGuard, ...]:
+    """The guards for one boot of the guest with ``mac``, listening to ``events``; with
+    ``mine``, only to the events it says are this guest's."""
     guards = (WithheldGuard(mac), UnansweredGuard(mac), ShortTransferGuard(mac),
               IgnoredOffersGuard(mac))
+    for guard in guards:
+        guard.mine = mine
     for guard in guards:
         events.subscribe(guard.observe)
     return guards

@@ -56,7 +56,7 @@ def _guest_scenario(lab: LabFile, guest: GuestEntry) -> Scenario:
     return replace(builtin, name=name, description=lab.description or f"lab file {lab.path}",
                    guest=spec, milestones=lab_milestones(lab, guest),
                    rules=(), fetched=(), faults=(), edits=(), nic_variants=(), snp_only=None,
-                   system=system, lab_name=lab.name)
+                   system=system, lab_name=lab.name, guests=guest.guests)
 
 
 def lab_milestones(lab: LabFile, guest: GuestEntry) -> tuple[Milestone, ...]:

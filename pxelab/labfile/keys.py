@@ -32,6 +32,10 @@ LAB_FILE_TABLES: tuple[LabTable, ...] = (
         LabKey("memory", "MiB (default 512)"),
         LabKey("mac", "the NIC's MAC address, e.g. to match a host entry of your DHCP "
                "configuration (default `52:54:00:12:34:56`; `{{ mac }}` in templates)"),
+        LabKey("guests", "how many of this machine the lab powers on at once (default 1, at "
+               "most 64): one lab and boot server, each guest with its own MAC counting up "
+               "from `mac`, its own console and diagnosis; the test passes when every guest "
+               "does, no address was leased to two guests at once and no transfer was lost"),
         LabKey("qemu_args", "extra QEMU arguments, e.g. `[\"-device\", \"virtio-rng-pci\"]`"),
         LabKey("milestone", "`[[guest.milestone]]`: this guest's own milestones, after the "
                "file's (keys as in `[[milestone]]`)"),

@@ -23,7 +23,7 @@ from pxelab.machine.fwsets import parse_set_names
 from pxelab.machine.keystrokes import parse_keys
 from pxelab.machine.netboot import RELEASES as NETBOOT_RELEASES
 from pxelab.machine.network import LabNetwork
-from pxelab.scenarios.cases import BootMode, IpVersion
+from pxelab.scenarios.cases import MAX_GUESTS, BootMode, IpVersion
 from pxelab.scenarios.system import SystemUnderTest
 from pxelab.server.config import InterfaceAddresses, LabConfig, lab_config
 from pxelab.server.config_keys import LAB_TABLES
@@ -57,6 +57,8 @@ class GuestEntry:
     expect: tuple[str | None, str | None] | None = None
     # None: the built-in scenario's (pxelab.machine.qemu.GuestSpec.mac).
     mac: str | None = None
+    # Machines like this one powered on together in one lab (pxelab.multiboot).
+    guests: int = 1
 
     @property
     def case(self) -> str:
@@ -170,7 +172,7 @@ def _guest(origin: Origin, index: int, entry: Mapping[str, Any]) -> GuestEntry:
                    'write six lower-case hex pairs with colons: mac = "52:54:00:00:06:01"')
     return GuestEntry(BootMode(mode), IpVersion(ip), name, nics, sets,
                       table.integer("memory", 64, 65536), args, milestones,
-                      _guest_expect(table), mac)
+                      _guest_expect(table), mac, table.integer("guests", 1, MAX_GUESTS) or 1)
 
 
 def _guest_expect(guest: Table) -> tuple[str | None, str | None] | None:

@@ -114,6 +114,10 @@ class SnpOnlyRom:
     fixed_waits: tuple[str, ...] = ()
 
 
+# The most guests one lab powers on at once (Scenario.guests; pxelab.multiboot).
+MAX_GUESTS = 64
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -174,6 +178,9 @@ class Scenario:
     system: SystemUnderTest | None = None
     # The lab file's name, the first word of its test ids ("" for built-in scenarios).
     lab_name: str = ""
+    # How many of this machine the lab powers on at once, each with its own MAC
+    # (pxelab.multiboot); 1: a lab of one guest (pxelab.lab.BootRun).
+    guests: int = 1
 
     def __post_init__(self) -> None:
         # A dict would be checked only when the lab builds the settings, and could change.
@@ -583,6 +590,8 @@ def reproduce_command(scenario: Scenario, artifacts: str = "pxelab-artifacts",
         words += ["--firmware-set", scenario.firmware_set]
     for spec in scenario.applied:
         words += ["--fault", spec]
+    if scenario.guests > 1:
+        words += ["--guests", str(scenario.guests)]
     if backend is not None and backend.kind.is_libvirt():
         words += ["--backend", str(backend.kind)]
         if backend.libvirt_uri != DEFAULT_LIBVIRT_URI:

@@ -138,6 +138,13 @@ $(echo $out | tail -c 200)"
     say "dhcp $lease_iface $lease_addr"
 fi
 
+# The NFSv4 client names itself to the server by the host name (RFC 8881 2.4: a
+# client owner unique per client). Every guest of this initramfs would be "(none)",
+# and a server refuses the same owner from a second address (NFS4ERR_CLID_INUSE,
+# "permission denied"): several guests in one lab need names of their own.
+mac=$(cat "/sys/class/net/$iface/address") \
+    && echo "pxelab-$(echo "$mac" | tr -d :)" > /proc/sys/kernel/hostname
+
 # A refused or unanswered TCP connect explains itself in seconds; a mount would hang.
 reachable() { out=$(nc -w 4 "$server" 2049 -e true 2>&1); }
 reachable || reachable || fail nfs "cannot connect to $server port 2049 (twice, 4 s each): $out"
