@@ -34,9 +34,9 @@ __all__ = ["DatagramEndpoint", "datagram_endpoint", "enlarge_receive_buffer"]
 MAX_DATAGRAM = 65536
 #: datagrams read per wake-up of the loop at most, so that other sockets get their turn
 READ_BATCH = 32
-#: receive buffer for a server socket: a burst of ~2,000 small requests (a truesize of
-#: ~2 KiB each on a veth) waits in it while the server works
-RECEIVE_BUFFER = 4 << 20
+#: receive buffer asked for a server socket; the kernel doubles it for its bookkeeping, so
+#: a burst of ~2,000 small requests (a truesize of ~2 KiB each on a veth) waits in it
+RECEIVE_BUFFER = 2 << 20
 # Linux's SO_RCVBUFFORCE (socket(7)); the socket module does not name it.
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
