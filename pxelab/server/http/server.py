@@ -77,6 +77,10 @@ MAX_TEMPLATE_BYTES = 1 << 20
 _TEXT_SUFFIXES = {".ipxe", ".txt", ".cfg", ".conf", ".cfg32", ".sh"}
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
+# Connections the kernel holds for us until the loop accepts them. asyncio's default of 100
+# overflowed when 200 clients connected at once (the rest waited for their SYN's resend,
+# 1 s later); nginx's is 511. The kernel caps it at net.core.somaxconn (4096).
+LISTEN_BACKLOG = 1024
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def open_tcp_socket(family: socket.AddressFamily, host: str, port: int,
         if interface:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         sock.bind((host, port))
-        sock.listen(64)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -176,7 +180,7 @@ class HttpServer:
 
     async def serve(self, sock: socket.socket) -> asyncio.Server:
         """Start accepting on a listening socket (see :func:`open_tcp_socket`)."""
-        return await asyncio.start_server(self._connected, sock=sock,
+        return await asyncio.start_server(self._connected, sock=sock, backlog=LISTEN_BACKLOG,
                                           limit=self.settings.max_head_bytes)
 
     def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
