@@ -156,9 +156,14 @@ class CpuMeter:
 
 
 def snmp(namespace: str) -> dict[str, int]:
-    """The kernel's IP/UDP/TCP counters of ``namespace``."""
-    with thread_in_namespace(namespace), open("/proc/thread-self/net/snmp") as file:
-        return storm.parse_snmp(file.read())
+    """The kernel's IP/UDP/TCP counters of ``namespace``, and its TcpExt ones (listen
+    queue overflows, SYNs dropped), which /proc/net/netstat has in the same layout."""
+    counters: dict[str, int] = {}
+    with thread_in_namespace(namespace):
+        for name in ("snmp", "netstat"):
+            with open(f"/proc/thread-self/net/{name}") as file:
+                counters |= storm.parse_snmp(file.read())
+    return counters
 
 
 # -- servers -----------------------------------------------------------------------------------
@@ -391,8 +396,9 @@ def measure_round(lab: Lab, server: Server, cell: Cell, n: int, *, root: Path, o
         expected = storm.tftp_server_datagrams(cell.size, cell.blksize, n)
         resent = max(0, theirs.get("Udp.OutDatagrams", 0) - expected)
         drops = theirs.get("Udp.RcvbufErrors", 0) + ours.get("Udp.RcvbufErrors", 0)
-    else:
-        resent, drops = theirs.get("Tcp.RetransSegs", 0), 0
+    else:  # connections the listener had no room for: its accept queue full, or its SYN queue
+        resent = theirs.get("Tcp.RetransSegs", 0)
+        drops = theirs.get("TcpExt.ListenDrops", 0) + theirs.get("TcpExt.TCPReqQFullDrop", 0)
     unseen = server.side.name == "tftpd-hpa" and server.meter.group is None
     return Round(server.side.name, cell, runs, round(wall, 6), None if unseen else cpu,
                  resent, drops, said)

@@ -119,6 +119,8 @@ def boot_file_values(client: ClientInfo) -> dict[str, object]:
 
 def render_template(template: str, client: ClientInfo, source: str = "boot file") -> str:
     """Fill a boot-file template's ``{{ name }}`` placeholders from ``client``."""
+    if "{{" not in template:  # a plain name (undionly.kpxe): once per DHCP answer, keep it cheap
+        return template
     return render(template, boot_file_values(client), source=source)
 
 

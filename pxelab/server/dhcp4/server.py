@@ -48,6 +48,7 @@ from pxelab.server.dhcp4.replies import (
 )
 from pxelab.server.faults import FaultInjector
 from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo
+from pxelab.server.udp import enlarge_receive_buffer
 
 __all__ = [
     "CLIENT_PORT",
@@ -88,6 +89,7 @@ def open_dhcp4_socket(interface: str, port: int = SERVER_PORT) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        enlarge_receive_buffer(sock)  # a boot storm's DISCOVERs arrive at once
         sock.bind(("0.0.0.0", port))
         sock.setblocking(False)
     except BaseException:

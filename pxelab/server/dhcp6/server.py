@@ -65,7 +65,7 @@ from pxelab.server.dhcp6.replies import (
 )
 from pxelab.server.faults import FaultInjector
 from pxelab.server.policy import BootDecision, BootPolicy, ClientInfo
-from pxelab.server.udp import join_ipv6_group
+from pxelab.server.udp import enlarge_receive_buffer, join_ipv6_group
 
 __all__ = [
     "Dhcp6Protocol",
@@ -105,6 +105,7 @@ def open_dhcp6_socket(interface: str, port: int = SERVER_PORT) -> socket.socket:
     try:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        enlarge_receive_buffer(sock)  # a boot storm's Solicits arrive at once
         sock.bind(("::", port))
         # RFC 8415 7.1: clients send to All_DHCP_Relay_Agents_and_Servers on the link.
         join_ipv6_group(sock, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, index)
