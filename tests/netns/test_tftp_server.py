@@ -306,6 +306,47 @@ def test_a_storm_of_clients_at_once_all_get_their_files(lab: Lab, server: BootSe
         assert sent_event(events, "pxelinux.0", port).details["bytes"] == len(expected)
 
 
+def test_a_lone_transfer_joins_the_pump_when_others_start(lab: Lab, server: BootServer,
+                                                        data_root: Path, events: EventLog,
+                                                        transfers_run: str) -> None:
+    # The first transfer runs in a thread of its own; once a second one runs, it hands
+    # itself to the pump at its next 64th block and goes on from there, whole.
+    expected = (data_root / "pxelinux.0").read_bytes()  # 195 blocks of 512 and a short one
+    with Client(lab) as first, Client(lab) as second:
+        first.rrq("pxelinux.0")
+        name = f"tftp {CLIENT4}:{first.sock.getsockname()[1]}"
+        got, block = bytearray(), 0
+        for block in range(1, 61):
+            raw, tid = first.receive()
+            got += raw[4:]
+            first.send(tftp.encode(tftp.Ack(block)), tid)
+        alone = [t for t in threading.enumerate() if t.name == name]
+        assert len(alone) == (1 if transfers_run == "solo" else 0)
+        second.rrq("pxelinux.0")
+        other, other_tid = second.receive()  # DATA 1: a second transfer runs
+        while len(raw) - 4 == 512:
+            raw, tid = first.receive()
+            got += raw[4:]
+            block += 1
+            first.send(tftp.encode(tftp.Ack(block)), tid)
+            if block == 70:  # past block 64: the thread has ended, the transfer goes on
+                for thread in alone:
+                    thread.join(5)
+                    assert not thread.is_alive(), f"{name} still runs"
+        assert bytes(got) == expected
+        assert sent_event(events, "pxelinux.0", first.sock.getsockname()[1]).details[
+            "bytes"] == len(expected)
+        more, block = bytearray(other[4:]), 1  # the second one was never disturbed
+        while True:
+            second.send(tftp.encode(tftp.Ack(block)), other_tid)
+            if len(other) - 4 < 512:
+                break
+            other, _ = second.receive()
+            more += other[4:]
+            block += 1
+        assert bytes(more) == expected
+
+
 # -- negotiation -----------------------------------------------------------------------------
 
 def test_lockstep_with_options(lab: Lab, server: BootServer, data_root: Path,

@@ -430,11 +430,16 @@ class TftpServer:
             self._solo += 1
             return True
 
+    def solo_ended(self) -> None:
+        """A transfer with a thread of its own ended, or handed itself to the pump."""
+        with self._active_lock:
+            self._solo -= 1
+
     def forget(self, transfer: ReadTransfer) -> None:
         """Called by a transfer as it ends (from any thread)."""
         key = (str(transfer.peer[0]), int(transfer.peer[1]))
+        if transfer.solo:
+            self.solo_ended()
         with self._active_lock:
-            if transfer.solo:
-                self._solo -= 1
             if self._active.get(key) is transfer:
                 del self._active[key]

@@ -91,6 +91,11 @@ class TransferHost(Protocol):
 
     def take_solo(self) -> bool: ...
 
+    def solo_ended(self) -> None: ...
+
+    @property
+    def transfers(self) -> int: ...
+
 
 class ReadTransfer:
     """One RRQ being served from its own socket (its TID) by the server's pump.
@@ -231,15 +236,15 @@ class ReadTransfer:
         sends its ERROR for a bad OACK, and the console ending the boot on that line
         stops the server at once. The pump reads what is queued before it ends us.
         """
-        if not self.solo:
-            self.pump.call(lambda: self._stop_in_pump(reason))
-            return
-        with self._lock:  # shutting the reading side wakes our thread once it read the rest
-            if not self.finished and not self._released:
-                self._stopping = reason
-                assert self.sock is not None
-                with contextlib.suppress(OSError):
-                    self.sock.shutdown(socket.SHUT_RD)
+        with self._lock:  # ``solo`` cannot change under it (see _join_pump)
+            if self.solo:  # shutting the reading side wakes our thread once it read the rest
+                if not self.finished and not self._released:
+                    self._stopping = reason
+                    assert self.sock is not None
+                    with contextlib.suppress(OSError):
+                        self.sock.shutdown(socket.SHUT_RD)
+                return
+        self.pump.call(lambda: self._stop_in_pump(reason))
 
     def join(self, timeout: float) -> None:
         """Wait for a solo transfer's thread to end."""
@@ -290,13 +295,21 @@ class ReadTransfer:
 
     # -- in the pump's thread ------------------------------------------------------------------
 
-    def _begin(self) -> None:
+    def _begin(self, first: bool = True) -> None:
+        """Have the pump read our socket: from the start, or (``first`` False) taken over
+        from our own thread."""
         if self.finished or self.sock is None:  # ended before the pump got to us
             self._release()
             return
-        self.pump.add(self.sock.fileno(), self)
+        try:
+            self.pump.add(self.sock.fileno(), self)
+        except (OSError, ValueError):  # the pump has ended: the server is stopping
+            self.finish("error", "the server is stopping")
+            self._release()
+            return
         self._registered = True
-        self.send_first()
+        if first:
+            self.send_first()
         self._arm()
 
     def _release(self) -> None:
@@ -347,8 +360,9 @@ class ReadTransfer:
             log.exception("TFTP transfer of %s to %s failed", self.request.filename, self.peer)
             self.finish("error", f"internal error: {exc!r}")
         finally:
-            self.finish(None, "")
-            self._release()
+            if self.solo:  # not handed over to the pump
+                self.finish(None, "")
+                self._release()
 
     def _receive_alone(self) -> None:
         assert self.sock is not None
@@ -369,12 +383,28 @@ class ReadTransfer:
                 return
             if count == 4 and buffer[1] == _ACK and buffer[0] == 0:  # the hot path
                 if on_ack(buffer[2] << 8 | buffer[3]):
-                    continue
+                    if self.acked & 63 or self.server.transfers < 2 or not self._join_pump():
+                        continue
+                    return
             elif self.finished:  # woken by finish() from another thread
                 return
             else:
                 self._on_other(bytes(buffer[:count]))
             self._expire()  # packets that do not move the transfer on time out all the same
+
+    def _join_pump(self) -> bool:
+        """Others run now: end this thread and let the pump move us with them.
+
+        Two threads would hand the GIL to each other at every system call, the cost the
+        pump exists to avoid. Checked every 64 blocks, so a lone transfer pays nothing.
+        """
+        with self._lock:  # finish() and stop() read ``solo`` under it
+            if self.finished or self._stopping:
+                return False
+            self.solo = False
+        self.server.solo_ended()  # a later lone transfer may have a thread again
+        self.pump.call(lambda: self._begin(first=False))
+        return True
 
     def _expire(self) -> None:
         if _now() >= self._deadline:
