@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import filecmp
 import json
+import logging
 import os
 import random
 import select
@@ -58,7 +59,10 @@ from tftp_bench import Lab, Side, veth_lab
 
 from pxelab.core.errors import HostCapabilityError, ServerError
 from pxelab.core.netns import exec_prefix, thread_in_namespace
+from pxelab.core.process import terminate
 from pxelab.server.tftp import codec
+
+log = logging.getLogger("storm_bench")
 
 PROTOCOLS = ("tftp", "http", "dhcp")
 SERVERS = {"tftp": ("pxelab", "tftpd-hpa", "dnsmasq"), "http": ("pxelab", "nginx")}
@@ -242,13 +246,7 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    terminate(process, 10, log, f"server {process.args!r:.60}")
 
 
 def wait_said_ready(stdout: IO[str], side: Side, stderr: Path) -> None:

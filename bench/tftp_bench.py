@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import filecmp
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -53,11 +54,14 @@ from pyroute2 import NetNS, netns
 
 from pxelab.core.errors import HostCapabilityError, ServerError
 from pxelab.core.netns import exec_prefix, thread_in_namespace
+from pxelab.core.process import terminate
 from pxelab.server.tftp import codec
 
 FILE = "big.bin"
 BLKSIZES = (512, 1468)
 WINDOWS = (1, 4, 16)
+log = logging.getLogger("tftp_bench")
+
 SERVERS = ("pxelab", "tftpd-hpa", "dnsmasq", "trivial")
 PEERS = ("tftpd-hpa", "dnsmasq")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -152,12 +156,7 @@ def running(side: Side, lab: Lab, root: Path, workdir: Path,
         wait_answering(lab, side, process)
         yield process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 5, log, side.name)
 
 
 def client_socket(lab: Lab, timeout: float) -> socket.socket:

@@ -36,6 +36,7 @@ from pxelab.machine.console import (
     Milestone,
     MilestoneHit,
     OnHit,
+    StageGuard,
     Timeline,
 )
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
@@ -196,11 +197,7 @@ class BootRun:
 
     def _boot(self, payload: Payload, events: EventLog) -> tuple[Timeline, str]:
         # Listening before the server starts: the guards see every event of this boot.
-        guards = live_guards(events, self.scenario.guest.mac)
-        system = self.scenario.system
-        if system is not None and system.own_server is None:
-            # The user's daemons send no events: the capture is the live evidence.
-            guards += wire_guards(self.artifacts / PCAP_NAME, self.scenario.guest.mac)
+        guards = self._guards(events, self.scenario.guest.mac)
         with ExitStack() as stack:
             net, nfs_source, cmdline = self._lab(stack, payload, events)
             spec, milestones = self.scenario.guest, self.scenario.milestones
@@ -215,13 +212,30 @@ class BootRun:
             guest = self._new_guest(stack, net, spec)
             stack.enter_context(guest)
             self._guest = guest
-            watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE, guards)
-            timeline = watcher.run(self.scenario.name, milestones, self._hit)
-            timeline.properties["accelerator"] = str(guest.accel)
-            timeline.properties.update(guest.properties)
-            if timeline.ok and (system is None or system.needs_marker):
-                guest.wait_exit(self.scenario.poweroff_timeout)
-            return timeline, nfs_source
+            return self.watched(guest, milestones, guards, self._hit), nfs_source
+
+    def _guards(self, events: EventLog, mac: str,
+                mine: Callable[[Event], bool] | None = None) -> tuple[StageGuard, ...]:
+        """The live guards of the guest with ``mac`` (``mine``: which events are its)."""
+        guards = live_guards(events, mac, mine)
+        system = self.scenario.system
+        if system is not None and system.own_server is None:
+            # The user's daemons send no events: the capture is the live evidence.
+            guards += wire_guards(self.artifacts / PCAP_NAME, mac)
+        return guards
+
+    def watched(self, guest: LabGuest, milestones: Sequence[Milestone],
+                 guards: Sequence[StageGuard], hit: OnHit) -> Timeline:
+        """Read ``guest``'s console through ``milestones``: the timeline, with the
+        machine's properties. A boot that passed and must power off is waited for."""
+        watcher = ConsoleWatcher(guest.console, guest.started_at, ANY_STAGE, guards)
+        timeline = watcher.run(self.scenario.name, milestones, hit)
+        timeline.properties["accelerator"] = str(guest.accel)
+        timeline.properties.update(guest.properties)
+        system = self.scenario.system
+        if timeline.ok and (system is None or system.needs_marker):
+            guest.wait_exit(self.scenario.poweroff_timeout)
+        return timeline
 
     def _lab(self, stack: ExitStack, payload: Payload, events: EventLog
              ) -> tuple[LabNetwork, str, str]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
+from typing import Any
 
 
-def terminate(process: subprocess.Popen[bytes], timeout: float, log: logging.Logger,
+def terminate(process: subprocess.Popen[Any], timeout: float, log: logging.Logger,
               what: str) -> int:
     """Stop ``process``: SIGTERM, SIGKILL if it is still running ``timeout`` seconds
     later; always reaped. Returns its exit status; ``what`` names it in the log."""

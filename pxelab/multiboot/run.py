@@ -25,14 +25,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pxelab.analysis.evidence import Evidence
-from pxelab.analysis.live import live_guards
-from pxelab.analysis.livewire import wire_guards
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import Event, EventLog
 from pxelab.lab import BootResult, BootRun, raised_timeline
 from pxelab.machine.backend import GuestBackend
 from pxelab.machine.console import (
-    ConsoleWatcher,
     Milestone,
     MilestoneHit,
     StageGuard,
@@ -52,7 +49,6 @@ from pxelab.multiboot.checks import (
 )
 from pxelab.multiboot.result import LabResult
 from pxelab.scenarios.cases import MAX_GUESTS, Scenario, for_firmware_set
-from pxelab.scenarios.milestones import ANY_STAGE
 
 # Stage timeouts grow with the guests each CPU runs: 1.5x per guest per CPU (8 guests
 # on 2 CPUs: x6), never below the table's own.
@@ -210,13 +206,9 @@ class LabRun(BootRun):
 
     def _storm(self, payload: Payload, events: EventLog, boots: Sequence[GuestBoot],
                attribution: Attribution) -> str:
-        system = self.scenario.system
-        watches = []
-        for number, boot in enumerate(boots, 1):
-            guards = live_guards(events, boot.mac, attribution.mine(boot.mac))
-            if system is not None and system.own_server is None:
-                guards += wire_guards(self.artifacts / PCAP_NAME, boot.mac)
-            watches.append(_Watch(number, boot, guards))
+        watches = [_Watch(number, boot, self._guards(events, boot.mac,
+                                                       attribution.mine(boot.mac)))
+                   for number, boot in enumerate(boots, 1)]
         with ExitStack() as stack:
             net, nfs_source, _ = self._lab(stack, payload, events)
             # All guests powered on back to back (the storm), each read from its start:
@@ -241,7 +233,6 @@ class LabRun(BootRun):
         """One guest's console, start to finish (its own thread)."""
         boot = watch.boot
         assert boot.guest is not None
-        system = self.scenario.system
 
         def hit(found: MilestoneHit) -> None:
             boot.hits.append(found)
@@ -249,14 +240,8 @@ class LabRun(BootRun):
                 self.on_guest_hit(watch.number, found)
 
         try:
-            watcher = ConsoleWatcher(boot.guest.console, boot.guest.started_at, ANY_STAGE,
-                                     watch.guards)
-            timeline = watcher.run(boot.scenario.name, boot.scenario.milestones, hit)
-            timeline.properties["accelerator"] = str(boot.guest.accel)
-            timeline.properties.update(boot.guest.properties)
-            boot.timeline = timeline
-            if timeline.ok and (system is None or system.needs_marker):
-                boot.guest.wait_exit(boot.scenario.poweroff_timeout)
+            boot.timeline = boot.watched(boot.guest, boot.scenario.milestones, watch.guards,
+                                          hit)
         except Exception as error:  # judged as this guest's failure; the others go on
             boot.log.warning("guest %d (%s): %s", watch.number, boot.mac, error)
             boot.error = error
