@@ -203,7 +203,7 @@ class ShortTransferGuard(EventGuard):
             tsize = str((event.details.get("options") or {}).get("tsize", ""))
             if tsize.isdigit() and int(tsize):
                 self._announced[event.file] = int(tsize)
-        elif _is_short(event) or self._below_tsize(event):
+        elif is_short(event) or self._below_tsize(event):
             self._short[key] = event
         elif _is_complete(event):
             self._short.pop(key, None)  # fetched again in full: the short copy is no loss
@@ -329,7 +329,8 @@ def _is_request(event: Event) -> bool:
     return (event.source, event.kind) == ("ra", "solicit")
 
 
-def _is_short(event: Event) -> bool:
+def is_short(event: Event) -> bool:
+    """Whether ``event`` ended a transfer that delivered less than the whole file."""
     sent, size = event.details.get("bytes"), event.details.get("size")
     if not isinstance(sent, int) or not isinstance(size, int) or sent >= size:
         return False
@@ -345,4 +346,4 @@ def _is_complete(event: Event) -> bool:
     if event.source == "tftp":
         return event.kind == "sent"
     return (event.source == "http" and event.kind == "get"
-            and event.details.get("status") in (200, 206) and not _is_short(event))
+            and event.details.get("status") in (200, 206) and not is_short(event))

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pxelab.analysis.evidence.model import PacketRecord
+from pxelab.analysis.live import is_short
 from pxelab.core.events import Event
 from pxelab.multiboot.addresses import bound, freed
 from pxelab.multiboot.attribution import Attribution
@@ -126,7 +127,7 @@ def transfers(events: Sequence[Event], attribution: Attribution) -> tuple[Transf
         elif event.source == "http" and event.kind in ("get", "timeout"):
             started[owner] += 1
             ended[owner] += 1
-            if event.kind == "timeout" or _short(event):
+            if event.kind == "timeout" or is_short(event):
                 lost[owner].append(f"HTTP {event.file}: {event.answer} "
                                    f"{event.reason}".strip())
     for (client, _), event in open_rrqs.items():
@@ -135,9 +136,3 @@ def transfers(events: Sequence[Event], attribution: Attribution) -> tuple[Transf
             lost[owner].append(f"unfinished: TFTP {event.file} from {client}")
     return tuple(Transfers(mac, started[mac], ended[mac], tuple(lost[mac]))
                  for mac in attribution.macs)
-
-
-def _short(event: Event) -> bool:
-    size, sent = event.details.get("size"), event.details.get("bytes")
-    return (event.details.get("status") == 200 and isinstance(size, int)
-            and isinstance(sent, int) and sent < size)
