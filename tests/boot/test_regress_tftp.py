@@ -95,8 +95,11 @@ def test_oack_malformed(boot_scenario: Any) -> None:
     assert "PXE-E99" in result.timeline.console_tail
     (oack,) = tftp(result, "oack", "syslinux.efi")
     assert oack.details["fault"] == "corrupt"
-    (aborted,) = tftp(result, "aborted", "syslinux.efi")
-    assert "client sent ERROR" in aborted.reason
+    assert not tftp(result, "sent", "syslinux.efi"), "no DATA after a malformed OACK"
+    # OVMF queues its ERROR and ends the session at once: in about one boot in fifteen
+    # the ERROR never reaches the wire, and the transfer ends when the server stops.
+    (ended,) = tftp(result, "aborted", "syslinux.efi") or tftp(result, "error", "syslinux.efi")
+    assert "client sent ERROR" in ended.reason or "server is stopping" in ended.reason
     _FIXED.boot(boot_scenario, entry)
 
 

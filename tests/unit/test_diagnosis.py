@@ -1096,6 +1096,34 @@ def test_oack_malformed_when_the_client_aborts_after_a_corrupt_oack() -> None:
     assert diagnose(evidence).codes == ("tftp.oack_malformed",)
 
 
+def test_oack_malformed_when_the_client_goes_silent_after_a_corrupt_oack() -> None:
+    # OVMF sometimes tears its session down before its ERROR reaches the wire.
+    boot = _uefi_until_nbp()
+    probe = {"blksize": "1468", "tsize": "0", "windowsize": "4"}
+    corrupt = b"\x00\x06blksize\x001468\x00tsize\x00171456\x00windowsize\x004\x00blksize\x00"
+    boot.rrq(4.3, "syslinux.efi", probe)
+    boot.oack(4.301, "syslinux.efi", probe | {"tsize": "171456"}, probe, fault="corrupt",
+              sent=corrupt.hex())
+    boot.transfer(4.42, "syslinux.efi", 171456, "error", blksize=1468, blocks=0,
+                  reason="the server is stopping")
+    evidence = boot.evidence("nbp", "PXE-E99: Unexpected network error.", 4.31)
+    cause = only(tftp.oack_malformed, evidence, "tftp.oack_malformed")
+    assert "192.0.2.100 went silent on the transfer of syslinux.efi" in cause.summary
+    assert diagnose(evidence).codes == ("tftp.oack_malformed",)
+
+
+def test_oack_malformed_from_the_wire_when_the_client_goes_silent() -> None:
+    boot = _uefi_until_nbp()
+    boot.packet(4.3, "tftp", "rrq", f"{IP}:1283", f"{SERVER}:69", file="syslinux.efi",
+                options={"blksize": "1468", "tsize": "0"}, blksize=1468)
+    boot.packet(4.301, "tftp", "oack", f"{SERVER}:50000", f"{IP}:1283", file="syslinux.efi",
+                options={"blksize": "1468", "tsize": "171456"}, malformed=True)
+    cause = only(tftp.oack_malformed, boot.evidence("nbp", "PXE-E99", 5.0),
+                 "tftp.oack_malformed")
+    assert "went silent on the transfer of syslinux.efi" in cause.summary
+    assert "never acknowledged the OACK" in cause.summary
+
+
 def test_oack_refused_instead_of_acknowledged() -> None:
     boot = _uefi_until_nbp()
     request = boot.rrq(4.3, "syslinux.efi", {"blksize": "1468", "tsize": "0"}).request

@@ -256,11 +256,10 @@ def oack_malformed(evidence: Evidence) -> Cause | None:
             continue
         return Cause(
             "tftp.oack_malformed", evidence.timeline.failed_stage or "nbp",
-            f"{q.host(oack.client)} aborted the transfer of {name} right after a malformed OACK "
-            f"(not NUL-terminated name/value pairs): {ended.reason or ended.kind}",
-            q.lines(evidence, [oack, ended]),
-            "send OACKs of NUL-terminated option/value pairs, only for options the client "
-            "asked for (RFC 2347); remove the OACK fault, or turn option negotiation off")
+            f"{q.host(oack.client)} {_gave_up(ended.kind == 'aborted')} the transfer of "
+            f"{name} right after a malformed OACK (not NUL-terminated name/value pairs): "
+            f"{ended.reason or ended.kind}",
+            q.lines(evidence, [oack, ended]), _MALFORMED_FIX)
     for refusal in q.events(evidence, "tftp", "refused"):
         name = q.event_file(refusal)
         if "OACK" not in refusal.reason or _later_delivery(evidence, name, refusal.time):
@@ -321,23 +320,31 @@ def _client_errors(evidence: Evidence, oack: PacketRecord) -> list[PacketRecord]
 
 
 def _wire_malformed(evidence: Evidence) -> Cause | None:
-    """An OACK the capture could not read as option pairs, then the client's ERROR."""
+    """An OACK the capture could not read as option pairs, and nothing delivered after it."""
     for oack in q.packets(evidence, "tftp", "oack"):
         name = q.file_key(str(q.field(oack, "file", "")))
-        errors = _client_errors(evidence, oack)
-        if (not q.field(oack, "malformed", False) or not errors
-                or _later_delivery(evidence, name, oack.time)):
+        if not q.field(oack, "malformed", False) or _later_delivery(evidence, name, oack.time):
             continue
-        error = errors[0]
+        errors = _client_errors(evidence, oack)
+        said = (f"ERROR {q.field(errors[0], 'code')} {q.field(errors[0], 'message', '')!r}"
+                if errors else "it never acknowledged the OACK")
         return Cause(
             "tftp.oack_malformed", evidence.timeline.failed_stage or "nbp",
-            f"{q.host(oack.dst)} aborted the transfer of {name or 'a file'} right after a "
-            f"malformed OACK (not NUL-terminated name/value pairs): ERROR "
-            f"{q.field(error, 'code')} {q.field(error, 'message', '')!r}",
-            q.lines(evidence, [oack, error]),
-            "send OACKs of NUL-terminated option/value pairs, only for options the client "
-            "asked for (RFC 2347); remove the OACK fault, or turn option negotiation off")
+            f"{q.host(oack.dst)} {_gave_up(bool(errors))} the transfer of {name or 'a file'} "
+            f"right after a malformed OACK (not NUL-terminated name/value pairs): {said}",
+            q.lines(evidence, [oack, *errors]), _MALFORMED_FIX)
     return None
+
+
+_MALFORMED_FIX = ("send OACKs of NUL-terminated option/value pairs, only for options the "
+                  "client asked for (RFC 2347); remove the OACK fault, or turn option "
+                  "negotiation off")
+
+
+def _gave_up(sent_error: bool) -> str:
+    # OVMF queues its ERROR for a bad OACK and tears the session down at once; now and
+    # then the ERROR never reaches the wire, and the client just goes silent.
+    return "aborted" if sent_error else "went silent on"
 
 
 def _unrequested_cause(evidence: Evidence, oack: Event | PacketRecord, name: str, *,
