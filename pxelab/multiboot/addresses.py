@@ -1,14 +1,9 @@
-"""The addresses in the boot server's events: what a client's text names, what an
-event binds to its client and what it frees."""
+"""The address in a client's text in the boot server's events (which addresses an
+event binds or frees, :mod:`pxelab.server.bindings` says)."""
 
 from __future__ import annotations
 
 import ipaddress
-
-from pxelab.core.events import Event
-
-# A DHCPv6 client gives its addresses back with these (RFC 8415 18.2.7, 18.2.8).
-_FREEING = frozenset({"release", "decline"})
 
 
 def host_of(text: str) -> str | None:
@@ -24,28 +19,3 @@ def host_of(text: str) -> str | None:
         return str(ipaddress.ip_address(text))
     except ValueError:
         return None
-
-
-def bound(event: Event) -> tuple[str, ...]:
-    """The addresses ``event`` binds to its client: a DHCPv4 ACK's, a DHCPv6 Reply's
-    (not the Reply to a Release or Decline)."""
-    if event.source == "dhcp4" and event.kind == "ack":
-        found = [event.details.get("yiaddr")]
-    elif (event.source == "dhcp6" and event.kind == "reply"
-          and event.details.get("in_reply_to") not in _FREEING):
-        found = list(event.details.get("addresses") or ())
-    else:
-        return ()
-    return tuple(a for text in found
-                 if (a := host_of(str(text or ""))) is not None and a != "0.0.0.0")
-
-
-def freed(event: Event) -> tuple[str, ...]:
-    """The addresses ``event`` frees: a DHCPv4 RELEASE's, a DHCPv6 Release's or Decline's."""
-    if event.source == "dhcp4" and event.kind == "release":
-        found = [event.details.get("address")]
-    elif event.source == "dhcp6" and event.kind in _FREEING:
-        found = [event.details.get("address"), *(event.details.get("addresses") or ())]
-    else:
-        return ()
-    return tuple(a for text in found if (a := host_of(str(text or ""))) is not None)

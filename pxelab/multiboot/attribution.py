@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from pxelab.analysis.evidence.model import PacketRecord
 from pxelab.core.events import Event
-from pxelab.multiboot.addresses import bound, host_of
+from pxelab.multiboot.addresses import host_of
+from pxelab.server.bindings import bound
 
 # The lab's IPv6 prefix (pxelab.machine.network): a SLAAC address lives in it.
 _PREFIX = ipaddress.IPv6Network("2001:db8::/64")

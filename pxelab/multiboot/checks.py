@@ -1,10 +1,11 @@
 """What a lab of several guests must hold besides each guest's boot: every guest its own
 address, and every transfer a guest started ended.
 
-Both read the boot server's events: the leases it bound (DHCPv4 ACK, DHCPv6 Reply)
-and its transfers (a TFTP RRQ against the event that ended it on the same client port;
-an HTTP GET against its Content-Length). Pure functions over events, so a test can
-check them on a run's ``events.jsonl`` too.
+Both read the boot server's events: the leases it bound (DHCPv4 ACK, BOOTP reply,
+DHCPv6 Reply; read as the server's client directory reads them,
+:mod:`pxelab.server.bindings`) and its transfers (a TFTP RRQ against the event that
+ended it on the same client port; an HTTP GET against its Content-Length). Pure
+functions over events, so a test can check them on a run's ``events.jsonl`` too.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from pxelab.analysis.evidence.model import PacketRecord
 from pxelab.analysis.live import is_short
 from pxelab.core.events import Event
-from pxelab.multiboot.addresses import bound, freed
 from pxelab.multiboot.attribution import Attribution
+from pxelab.server.bindings import bound, freed
 
 # How a TFTP transfer or refused request ends (pxelab.server.tftp): "sent" whole;
 # "aborted" by the client (OVMF's size probe ends every first RRQ so); the rest refused.
@@ -45,7 +46,8 @@ class Transfers:
 
 
 def leases(events: Iterable[Event], macs: Sequence[str]) -> tuple[Leases, ...]:
-    """Each guest's bound addresses (DHCPv4 ACK ``yiaddr``, DHCPv6 Reply addresses)."""
+    """Each guest's bound addresses (DHCPv4 ACK or BOOTP reply ``yiaddr``, DHCPv6 Reply
+    addresses)."""
     ipv4: dict[str, list[str]] = defaultdict(list)
     ipv6: dict[str, list[str]] = defaultdict(list)
     for event in events:
@@ -59,7 +61,10 @@ def leases(events: Iterable[Event], macs: Sequence[str]) -> tuple[Leases, ...]:
 
 
 def lease_collisions(events: Iterable[Event], macs: Sequence[str]) -> tuple[str, ...]:
-    """Each address bound to a guest while another guest held it (not released)."""
+    """Each address bound to a guest while another guest held it (not released).
+
+    A BOOTP reply binds its ``yiaddr`` like a DHCPv4 ACK (the server leases it for
+    good), so two guests answered with one address both hold it: a collision."""
     holder: dict[str, str] = {}
     found: list[str] = []
     for event in sorted(events, key=lambda e: e.time):

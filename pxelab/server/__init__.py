@@ -10,7 +10,9 @@
 - ``match``: who a client is (``ClientInfo``), which clients a rule or fault is
   for (``Match``) and the boot file URL it is given (``boot_url``);
 - ``policy``: the per-client decisions (``BootPolicy``); ``faults``: the faults the
-  protocols inject; ``clients``: the directory of clients seen;
+  protocols inject; ``clients``: the directory of clients seen; ``bindings``: which
+  addresses a DHCP event binds to its client or frees (the directory's reading, and
+  the multi-guest lease check's);
 - ``config``, ``config_reader``, ``config_policy``: the lab file of ``pxelab serve``;
   ``config_keys``: the one table of its keys (reader and README key list).
 

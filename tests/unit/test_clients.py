@@ -89,3 +89,13 @@ def test_concurrent_updates_and_lookups() -> None:
     for thread in threads:
         thread.join()
     assert len(clients) == 800
+
+
+def test_bootp_reply_is_recorded_and_a_decline_forgets(
+        log_and_directory: tuple[EventLog, ClientDirectory]) -> None:
+    events, clients = log_and_directory
+    events.emit("dhcp4", "bootreply", client=MAC, mac=MAC, details={"yiaddr": "192.0.2.100"})
+    assert clients.by_address("192.0.2.100") == ClientRecord("192.0.2.100", MAC)
+    events.emit("dhcp6", "reply", client=MAC, mac=MAC, details={"addresses": ["2001:db8::1:0"]})
+    events.emit("dhcp6", "decline", client=MAC, mac=MAC, details={"address": "2001:db8::1:0"})
+    assert clients.by_address("2001:db8::1:0") is None  # another node uses it

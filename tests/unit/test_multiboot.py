@@ -105,6 +105,10 @@ def test_an_address_released_may_go_to_another_guest() -> None:
         f"2001:db8::1:0 leased to {A}, {B}",)
     dhcp4 = [_ack(A, "192.0.2.100", 1), _ack(A, "192.0.2.100", 4), _ack(B, "192.0.2.100", 5)]
     assert lease_collisions(dhcp4, [A, B]) == (f"192.0.2.100 leased to {A}, {B}",)
+    bootp = Event("dhcp4", "bootreply", client=B, mac=B, details={"yiaddr": "192.0.2.100"},
+                  time=5)
+    assert lease_collisions([_ack(A, "192.0.2.100", 1), bootp], [A, B]) == (
+        f"192.0.2.100 leased to {A}, {B}",)
 
 
 def test_transfers_that_never_ended_or_failed_are_lost() -> None:
