@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
 import select
@@ -37,22 +36,19 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
 
 import pexpect
 
-from pxelab.core.errors import ConfigError, GuestError, WaitTimeoutError
+from pxelab.core.errors import ConfigError, GuestError
 from pxelab.core.netns import exec_prefix
-from pxelab.core.resource import Resource
 from pxelab.machine import kvm
 from pxelab.machine.console import ConsoleSpawn
 from pxelab.machine.firmware import OvmfImage, find_ovmf
-from pxelab.machine.firmware_log import DebugPortReader, LogLine
+from pxelab.machine.guestbase import OVMF_DEBUG_FIFO, ConsoleGuest
 from pxelab.machine.nvram import Ip6Settings, ip6_config_variable, sbat_level_variable, write_vars
 from pxelab.machine.sbat import SbatLevel
 
 QEMU = "qemu-system-x86_64"
-SERIAL_LOG = "serial.log"
 # QEMU searches this workdir directory (-L) before its own data directories: the NIC
 # ROM of the spec lies there under the model's default ROM name.
 ROM_DIR = "roms"
@@ -65,8 +61,6 @@ DEFAULT_ROMS = {"virtio-net-pci": "efi-virtio.rom", "e1000": "efi-e1000.rom",
                 "e1000e": "efi-e1000e.rom", "rtl8139": "efi-rtl8139.rom"}
 COMMAND_FILE = "qemu-cmdline.txt"
 OVMF_VARS = "ovmf-vars.fd"
-OVMF_DEBUG_LOG = "ovmf-debug.log"
-OVMF_DEBUG_FIFO = "ovmf-debug.fifo"  # QEMU writes the port here; removed after the run
 # OVMF writes its DEBUG() output to this I/O port (only debug builds print much).
 OVMF_DEBUG_PORT = "0x402"
 STOP_TIMEOUT_S = 5.0
@@ -306,28 +300,22 @@ def resolve_accel(accel: Accel) -> Accel:
     return Accel.KVM if kvm.probe_kvm() else Accel.TCG
 
 
-class Guest(Resource):
+class Guest(ConsoleGuest):
     """A running QEMU guest; a context manager that leaves nothing running on exit."""
 
     def __init__(self, spec: GuestSpec, tap: str, workdir: Path,
                  namespace: str | None) -> None:
+        super().__init__(workdir)
         self.spec = spec
         self.tap = tap
-        self.workdir = workdir
         self.namespace = namespace
         self.log = logging.getLogger(f"{__name__}.{tap}")
         self.accel = resolve_accel(spec.accel)
         self._ovmf = self._firmware_image(spec)
         self.command = exec_prefix(namespace) + qemu_command(spec, tap, workdir, self.accel,
                                                              ovmf=self._ovmf)
-        self.serial_log = workdir / SERIAL_LOG
-        self.started_at = math.nan  # time.monotonic() at power-on
-        self.started_wall = math.nan  # time.time() at the same moment
         # What a result records of the machinery (LibvirtGuest adds versions).
         self.properties: dict[str, str] = {"backend": "qemu"}
-        self._child: pexpect.spawn | None = None
-        self._debug_port: DebugPortReader | None = None
-        self._logfile: BinaryIO | None = None
 
     def _firmware_image(self, spec: GuestSpec) -> OvmfImage | None:
         if not spec.firmware.is_uefi():
@@ -339,20 +327,8 @@ class Guest(Resource):
         return spec.ovmf or find_ovmf()
 
     @property
-    def console(self) -> pexpect.spawn:
-        """The serial console (bytes mode); everything read is mirrored to serial.log."""
-        if self._child is None:
-            raise GuestError("the guest is not running; use it inside its with-block")
-        return self._child
-
-    @property
     def pid(self) -> int | None:
-        return self._child.pid if self._child is not None else None
-
-    @property
-    def firmware_log(self) -> tuple[LogLine, ...]:
-        """OVMF's debug port lines so far (none for SeaBIOS, none from a release build)."""
-        return self._debug_port.lines if self._debug_port is not None else ()
+        return self._console.pid if self._console is not None else None
 
     def _place_rom(self, rom: Path) -> None:
         if not rom.is_file():
@@ -362,43 +338,33 @@ class Guest(Resource):
         shutil.copyfile(rom, directory / default_rom(self.spec.nic_model))
 
     def start(self) -> None:
-        if self._child is not None:
+        if self._console is not None:
             raise GuestError(f"guest on {self.tap} already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.spec.nic_rom is not None:
             self._place_rom(self.spec.nic_rom)
         if self._ovmf is not None:
             write_guest_vars(self.spec, self._ovmf, self.workdir / OVMF_VARS)
-            # Open before QEMU starts: QEMU's open of the FIFO for writing then never waits.
-            self._debug_port = DebugPortReader(self.workdir / OVMF_DEBUG_FIFO,
-                                               self.workdir / OVMF_DEBUG_LOG)
-            self._debug_port.start()
+            self._start_debug_port()
         line = shlex.join(self.command)
         (self.workdir / COMMAND_FILE).write_text(line + "\n", encoding="utf-8")
         self.log.info("starting %s guest (%s): %s", self.spec.firmware, self.accel, line)
-        self._logfile = self.serial_log.open("wb")
-        self.started_at, self.started_wall = time.monotonic(), time.time()
+        self._logfile = logfile = self.serial_log.open("wb")
+        self._power_on()
         try:
             child = ConsoleSpawn(self.command[0], self.command[1:], timeout=30,
                                  maxread=65536)
         except (pexpect.ExceptionPexpect, OSError) as error:
-            self._logfile.close()
-            self._stop_debug_port()
+            self._close_outputs()
             raise GuestError(f"cannot start QEMU ({line}): {error}") from error
         # Set before anything is read, so serial.log misses nothing.
-        child.logfile_read = self._logfile
-        self._child = child
-        self.log.debug("QEMU pid %d", self._child.pid)
+        child.logfile_read = logfile
+        self._console = child
+        self.log.debug("QEMU pid %d", child.pid)
 
     def wait_exit(self, timeout: float) -> int:
         """Wait for QEMU to end by itself; its exit status (negative: killed by that signal)."""
-        child = self.console
-        try:
-            child.expect(pexpect.EOF, timeout=timeout)
-        except pexpect.TIMEOUT:
-            raise WaitTimeoutError(f"QEMU ({self.tap}) still running after {timeout:.1f}s; "
-                                   f"last console output: {self._tail()!r}") from None
-        return self._reap(child)
+        return self._reap(self._wait_eof(timeout, f"QEMU ({self.tap})"))
 
     def _reap(self, child: pexpect.spawn) -> int:
         if child.isalive():
@@ -411,19 +377,11 @@ class Guest(Resource):
                       time.monotonic() - self.started_at)
         return status
 
-    def _tail(self) -> str:
-        if not self.serial_log.exists():
-            return ""
-        if self._logfile is not None:
-            self._logfile.flush()
-        data = self.serial_log.read_bytes()[-300:]
-        return data.decode("utf-8", "replace")
-
     def stop(self) -> None:
         """End QEMU (SIGTERM: it quits cleanly; SIGKILL if it does not), keep its output."""
-        child, self._child = self._child, None
+        child, self._console = self._console, None
         if child is None:
-            self._stop_debug_port()
+            self._close_outputs()
             return
         try:
             for signum in (signal.SIGTERM, signal.SIGKILL):
@@ -444,15 +402,7 @@ class Guest(Resource):
                 child.expect(pexpect.EOF, timeout=1)  # what it printed before dying
         finally:
             child.close(force=True)
-            if self._logfile is not None:
-                self._logfile.close()
-                self._logfile = None
-            self._stop_debug_port()
-
-    def _stop_debug_port(self) -> None:
-        """End the debug port reader once QEMU is gone; its lines stay readable."""
-        if self._debug_port is not None:
-            self._debug_port.stop()
+            self._close_outputs()
 
 
 def _has_exited(pid: int, timeout: float) -> bool:

@@ -27,12 +27,13 @@ from pxelab.machine.backend import GuestBackend
 from pxelab.machine.console import Timeline
 from pxelab.machine.firmware_log import LogLine, read_log
 from pxelab.machine.fwsets import FirmwareSet, load_firmware_set
+from pxelab.machine.guestbase import OVMF_DEBUG_LOG
 from pxelab.machine.network import PCAP_NAME
 from pxelab.machine.nvram import read_variables
 from pxelab.machine.payload import Payload
 from pxelab.machine.payload.modules import module_name
 from pxelab.machine.payload.nics import nic_driver
-from pxelab.machine.qemu import OVMF_DEBUG_LOG, OVMF_VARS
+from pxelab.machine.qemu import OVMF_VARS
 from pxelab.machine.sbat import SBAT_LEVEL_NAME, SHIM_LOCK_GUID, read_sbat
 from pxelab.scenarios.cases import Scenario, reproduce_command
 

@@ -23,21 +23,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import shlex
 import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pexpect
 
-from pxelab.core.errors import GuestError, WaitTimeoutError
-from pxelab.core.resource import Resource
+from pxelab.core.errors import GuestError
 from pxelab.machine.backend import DEFAULT_LIBVIRT_URI
 from pxelab.machine.console import ConsoleFd
-from pxelab.machine.firmware_log import DebugPortReader, LogLine
+from pxelab.machine.guestbase import ConsoleGuest
 from pxelab.machine.libvirt.connection import (
     console_path,
     current_owner,
@@ -48,15 +46,7 @@ from pxelab.machine.libvirt.connection import (
     versions,
 )
 from pxelab.machine.libvirt.domain import DomainFiles, domain_xml
-from pxelab.machine.qemu import (
-    OVMF_DEBUG_FIFO,
-    OVMF_DEBUG_LOG,
-    OVMF_VARS,
-    SERIAL_LOG,
-    GuestSpec,
-    resolve_accel,
-    write_guest_vars,
-)
+from pxelab.machine.qemu import OVMF_VARS, GuestSpec, resolve_accel, write_guest_vars
 
 DOMAIN_FILE = "domain.xml"
 VIRSH_FILE = "virsh-commands.txt"
@@ -71,42 +61,24 @@ SLOW_CREATE_HINT = ("if libvirtd's debug log says 'KVM was enabled when probing 
                     "/etc/libvirt/qemu.conf, restart libvirtd)")
 
 
-class LibvirtGuest(Resource):
+class LibvirtGuest(ConsoleGuest):
     """A running transient domain ``name``; a context manager that leaves nothing behind."""
 
     def __init__(self, spec: GuestSpec, bridge: str, workdir: Path,
                  uri: str = DEFAULT_LIBVIRT_URI, *, name: str) -> None:
+        super().__init__(workdir)  # started_at is the resume (power-on)
         self.spec = spec
         self.bridge = bridge
-        self.workdir = workdir
         self.uri = uri
         self.name = name
         self.log = logging.getLogger(f"{__name__}.{name}")
         self.accel = resolve_accel(spec.accel)
-        self.serial_log = workdir / SERIAL_LOG
-        self.started_at = math.nan  # time.monotonic() at power-on (the resume)
-        self.started_wall = math.nan  # time.time() at the same moment
         # Filled at start: backend, libvirt's and QEMU's versions.
         self.properties: dict[str, str] = {"backend": "libvirt"}
         self._conn: Any = None
         self._domain: Any = None
-        self._console: ConsoleFd | None = None
-        self._logfile: BinaryIO | None = None
-        self._debug_port: DebugPortReader | None = None
         self._nvram: Path | None = None
         self._socket_path = console_path(name)
-
-    @property
-    def console(self) -> pexpect.spawn:
-        """The serial console (bytes mode); everything read is mirrored to serial.log."""
-        if self._console is None:
-            raise GuestError("the guest is not running; use it inside its with-block")
-        return self._console
-
-    @property
-    def firmware_log(self) -> tuple[LogLine, ...]:
-        """OVMF's debug port lines so far (none for SeaBIOS, none from a release build)."""
-        return self._debug_port.lines if self._debug_port is not None else ()
 
     def start(self) -> None:
         if self._conn is not None:
@@ -142,11 +114,10 @@ class LibvirtGuest(Resource):
         if (took := time.monotonic() - asked) > SLOW_CREATE_S:
             self.log.warning("libvirtd took %.0fs to start domain %s; %s", took, self.name,
                              SLOW_CREATE_HINT)
-        self._open_console()
+        console = self._open_console()
         self._logfile = self.serial_log.open("wb")
-        assert self._console is not None
-        self._console.logfile_read = self._logfile  # set before anything is read
-        self.started_at, self.started_wall = time.monotonic(), time.time()
+        console.logfile_read = self._logfile  # set before anything is read
+        self._power_on()
         self._domain.resume()
 
     def _prepare_files(self) -> DomainFiles:
@@ -160,13 +131,10 @@ class LibvirtGuest(Resource):
         self._nvram = nvram_path(self.name)
         self._nvram.parent.mkdir(parents=True, exist_ok=True)
         write_guest_vars(self.spec, ovmf, self._nvram)
-        self._debug_port = DebugPortReader(self.workdir / OVMF_DEBUG_FIFO,
-                                           self.workdir / OVMF_DEBUG_LOG)
-        self._debug_port.start()
-        return DomainFiles(nvram=self._nvram, debug_fifo=self.workdir / OVMF_DEBUG_FIFO,
-                           console=self._socket_path)
+        fifo = self._start_debug_port()
+        return DomainFiles(nvram=self._nvram, debug_fifo=fifo, console=self._socket_path)
 
-    def _open_console(self) -> None:
+    def _open_console(self) -> ConsoleFd:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             try:
                 sock.connect(str(self._socket_path))
@@ -175,8 +143,9 @@ class LibvirtGuest(Resource):
                                  f"{self._socket_path}: {error.strerror}; QEMU's log: "
                                  f"/var/log/libvirt/qemu/{self.name}.log") from error
             # The console owns the descriptor from here and closes it.
-            self._console = ConsoleFd(sock.detach(), timeout=30, maxread=65536)
+            self._console = console = ConsoleFd(sock.detach(), timeout=30, maxread=65536)
         self.log.debug("console on %s", self._socket_path)
+        return console
 
     def virsh_commands(self) -> str:
         """Shell lines that start the same domain by hand, its console attached."""
@@ -197,22 +166,10 @@ class LibvirtGuest(Resource):
 
     def wait_exit(self, timeout: float) -> int:
         """Wait for the guest to power off (the domain ends, its pty closes); 0."""
-        console = self.console
-        try:
-            console.expect(pexpect.EOF, timeout=timeout)
-        except pexpect.TIMEOUT:
-            raise WaitTimeoutError(f"domain {self.name} still running after {timeout:.1f}s; "
-                                   f"last console output: {self._tail()!r}") from None
+        self._wait_eof(timeout, f"domain {self.name}")
         self.log.info("domain %s ended after %.1fs", self.name,
                       time.monotonic() - self.started_at)
         return 0
-
-    def _tail(self) -> str:
-        if self._logfile is not None:
-            self._logfile.flush()
-        if not self.serial_log.exists():
-            return ""
-        return self.serial_log.read_bytes()[-300:].decode("utf-8", "replace")
 
     def stop(self) -> None:
         """Destroy the domain, keep its output and NVRAM, close the connection; idempotent."""
@@ -227,12 +184,8 @@ class LibvirtGuest(Resource):
             with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF, OSError):
                 console.expect(pexpect.EOF, timeout=1)  # what it printed before it ended
             console.close()
-        if self._logfile is not None:
-            self._logfile.close()
-            self._logfile = None
+        self._close_outputs()
         self._socket_path.unlink(missing_ok=True)
-        if self._debug_port is not None:
-            self._debug_port.stop()
         if self._nvram is not None and self._nvram.exists():
             shutil.move(self._nvram, self.workdir / OVMF_VARS)
         conn, self._conn = self._conn, None
