@@ -17,7 +17,8 @@ from pxelab.core.events import Event
 
 __all__ = ["bound", "canonical", "freed"]
 
-# A DHCPv6 client gives its addresses back with these (RFC 8415 18.2.7, 18.2.8).
+# A client gives its addresses back with these (RFC 2131 4.4.4, 4.4.6; RFC 8415
+# 18.2.7, 18.2.8). With a Decline it says another node uses the address.
 _FREEING = frozenset({"release", "decline"})
 # A DHCPv4 ACK binds yiaddr (RFC 2131 3.1); so does a BOOTP reply: RFC 951 has no
 # other step, the client keeps the reply's yiaddr, and our DHCPv4 server binds it for
@@ -63,11 +64,11 @@ def bound(event: Event) -> tuple[str, ...]:
 
 
 def freed(event: Event) -> tuple[str, ...]:
-    """The addresses ``event`` takes back from its client: a DHCPv4 RELEASE's, a
-    DHCPv6 Release's or Decline's (with a Decline the client says another node uses
-    the address, RFC 8415 18.2.8, so it is no longer the client's)."""
+    """The addresses ``event`` takes back from its client: a DHCPv4 RELEASE's or
+    DECLINE's, a DHCPv6 Release's or Decline's (after a Decline the address is no
+    longer the client's: another node uses it)."""
     details = event.details
-    if event.source == "dhcp4" and event.kind == "release":
+    if event.source == "dhcp4" and event.kind in _FREEING:
         found = _texts(details.get("address"))
     elif event.source == "dhcp6" and event.kind in _FREEING:
         found = [*_texts(details.get("address")), *_texts(details.get("addresses"))]

@@ -55,7 +55,7 @@ def test_bound(happened: Event, addresses: tuple[str, ...]) -> None:
     (event("dhcp6", "decline", address="2001:db8::1:0",
            addresses=["2001:db8::1:0", "2001:db8::1:9"]), ("2001:db8::1:0", "2001:db8::1:9")),
     (event("dhcp6", "release"), ()),
-    (event("dhcp4", "decline", address="192.0.2.100"), ()),
+    (event("dhcp4", "decline", address="192.0.2.100"), ("192.0.2.100",)),
     (event("dhcp4", "ack", yiaddr="192.0.2.100"), ()),
     (event("dhcp6", "reply", addresses=["2001:db8::1:0"], in_reply_to="release"), ()),
 ])
