@@ -40,7 +40,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("scenario, stage, tail, code, said", CASES,
-                         ids=[f"{c[3]}-{i}" for i, c in enumerate(CASES)])
+                         ids=[c[3] for c in CASES])
 def test_a_known_line_names_its_cause(scenario: str, stage: str, tail: str, code: str,
                                       said: str) -> None:
     evidence = Boot(scenario).evidence(stage, "stage failed", 10.0, tail)
