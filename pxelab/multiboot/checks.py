@@ -109,9 +109,16 @@ def collisions(bound: Sequence[Leases]) -> tuple[str, ...]:
                  for address, macs in sorted(holders.items()) if len(macs) > 1)
 
 
+def is_idle_keep_alive(event: Event) -> bool:
+    """Whether ``event`` is the HTTP server closing a kept-alive connection nobody used
+    again (a boot loader that started its kernel leaves one): no transfer, none lost."""
+    return event.kind == "timeout" and event.details.get("idle") is True
+
+
 def transfers(events: Sequence[Event], attribution: Attribution) -> tuple[Transfers, ...]:
     """Each guest's transfers and the ones lost: a TFTP RRQ that never ended or ended in
-    an error (a timeout, a socket error), an HTTP body shorter than its file."""
+    an error (a timeout, a socket error), an HTTP request never completed or a body
+    shorter than its file."""
     started: dict[str, int] = defaultdict(int)
     ended: dict[str, int] = defaultdict(int)
     lost: dict[str, list[str]] = defaultdict(list)
@@ -129,7 +136,8 @@ def transfers(events: Sequence[Event], attribution: Attribution) -> tuple[Transf
             ended[owner] += 1
             if event.kind in TFTP_LOST:
                 lost[owner].append(f"TFTP {event.file}: {event.reason or event.answer}")
-        elif event.source == "http" and event.kind in ("get", "timeout"):
+        elif event.source == "http" and event.kind in ("get", "timeout") \
+                and not is_idle_keep_alive(event):
             started[owner] += 1
             ended[owner] += 1
             if event.kind == "timeout" or is_short(event):

@@ -462,6 +462,12 @@ _ITOOLS_FAILURES = (
          "initramfs-tools found no network device to configure (is the NIC's driver in the "
          "initrd, and in the kernel package at all?) and its /init died: the kernel "
          "panicked"),
+    # Before it asks the server, nfsmount checks nfsroot='s options against its own short
+    # list (klibc usr/kinit/nfsmount/main.c): NFS version 2 or 3 only, whole numbers.
+    # Its line comes just before the retry's and names the option: end the stage on it.
+    Fail(r"nfsmount: bad (?:NFS version|option) '[^'\r\n]*'"
+         rf"|\S+: invalid value for (?:{'|'.join(contract.NFSMOUNT_NUMBERS)})\b",
+         "klibc nfsmount refused an option in nfsroot= before asking the server"),
     Fail(r"Begin: Retrying nfs mount", "klibc nfsmount could not mount the NFS root "
          "(NFSv3 over TCP: server, MOUNT service and export)"),
     *KERNEL_FAILURES,

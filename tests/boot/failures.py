@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pxelab.scenarios.cases import PolicyOverrides, Scenario, ServerOverrides
 from pxelab.scenarios.edits import CutFile, NoNfsServer, RemoveFile, RenameFile, ReplaceText
 from pxelab.scenarios.matrix import find_case
+from pxelab.scenarios.regressions.initrd import with_initramfs_tools
 from pxelab.server.faults import TruncateFile
 from pxelab.server.policy import Arch, ArchRule, Match, Rule
 from pxelab.server.settings import HttpConfig, TftpConfig
@@ -66,6 +67,11 @@ def _url(old: str, new: str) -> Callable[[Scenario], Scenario]:
                       else r for r in case.rules)
         return replace(case, rules=rules)
     return change
+
+
+def _initramfs_tools(*edits: object) -> Callable[[Scenario], Scenario]:
+    """The case booting Debian's initramfs-tools initrd, with ``edits``."""
+    return lambda case: _edit(*edits)(with_initramfs_tools(case))
 
 
 def _cut_body(name: str) -> Callable[[Scenario], Scenario]:
@@ -156,4 +162,8 @@ FAILURES: tuple[FieldFailure, ...] = (
                  "nfs_root", "nfs.no_server"),
     FieldFailure("nfs-server-down-ipv6", "legacy_pxe_ipv6", _edit(NoNfsServer()),
                  "nfs_root", "nfs.no_server"),
+    # An NFSv4 root asked of Debian's initramfs-tools, whose klibc nfsmount has v2 and v3.
+    FieldFailure("initramfs-tools-nfsv4", "legacy_pxe_ipv4",
+                 _initramfs_tools(ReplaceText("pxelinux.cfg/default", "vers=3", "vers=4")),
+                 "nfs_root", "nfs.client_version_unsupported"),
 )

@@ -26,7 +26,7 @@ from nslab import CLIENT4, CLIENT6, SERVER4, SERVER6, Lab, dhcp4_client_socket, 
 from pyroute2 import NetNS
 from scapy.layers.dhcp import BOOTP, DHCP
 
-from pxelab.core.events import EventLog
+from pxelab.core.events import Event, EventLog
 from pxelab.core.netns import thread_in_namespace
 from pxelab.core.paths import fixtures_dir
 from pxelab.pytest_plugin import pxelab_requires
@@ -260,7 +260,27 @@ def test_idle_connection_closed_with_event(lab: Lab, server: BootServer,
         assert sock.recv(100) == b""  # closed by the server, no answer
         elapsed = time.monotonic() - started
     assert IDLE_S * 0.8 <= elapsed < IDLE_S + 2
-    events.wait_for(event("http", "timeout", client=local[0]), 5, "http.timeout")
+    timeout = events.wait_for(event("http", "timeout", client=local[0]), 5, "http.timeout")
+    assert timeout.details["idle"] is False and "no complete request" in timeout.reason
+
+
+@pytest.mark.parametrize("rest", [b"", b"GET /boot"], ids=["unused", "request-cut"])
+def test_a_kept_alive_connection_left_unused_is_told_from_a_request_cut(
+        lab: Lab, server: BootServer, events: EventLog, rest: bytes) -> None:
+    # A boot loader keeps the connection of its last file and starts the kernel: no
+    # request follows, and nothing was lost (multiboot's transfer check skips it).
+    def after_one(e: Event) -> bool:
+        return e.source == "http" and e.kind == "timeout" and e.details.get("requests") == 1
+
+    before = len(events.matching(after_one))
+    with contextlib.closing(connect(lab)) as sock:
+        sock.sendall(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n" + rest)
+        assert statuses(read_all(sock)) == [200]
+    events.wait_for(lambda e: after_one(e) and len(events.matching(after_one)) > before, 5,
+                    "http.timeout after one request")
+    timeout = events.matching(after_one)[-1]
+    assert timeout.details["idle"] is (not rest)
+    assert ("unused" in timeout.reason) is (not rest)
 
 
 # -- per-client templates --------------------------------------------------------------------

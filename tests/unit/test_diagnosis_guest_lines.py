@@ -25,6 +25,17 @@ CASES = [
     ("legacy_pxe_ipv4", "initramfs",
      "[    1.245840] Initramfs unpacking failed: read error\nKernel panic - not syncing",
      "initrd.unpack_failed", "read error"),
+    # Debian's initramfs-tools with nfsroot=...,vers=4 (a pxelab boot, bookworm's klibc).
+    ("legacy_pxe_ipv4", "nfs_root",
+     "IP-Config: ens2 complete (dhcp from 192.0.2.1):\n filename  : pxelinux.0\n"
+     "nfsmount: bad NFS version '4'\nBegin: Retrying nfs mount ... ",
+     "nfs.client_version_unsupported", "refused vers=4"),
+    ("legacy_pxe_ipv4", "nfs_root",
+     "nfsmount: bad option 'proto'\nBegin: Retrying nfs mount ... ",
+     "nfs.client_option_unsupported", "the option proto"),
+    ("legacy_pxe_ipv4", "nfs_root",
+     "4.2: invalid value for nfsvers\nBegin: Retrying nfs mount ... ",
+     "nfs.client_option_unsupported", "nfsvers=4.2"),
 ]
 
 

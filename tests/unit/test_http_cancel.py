@@ -22,10 +22,13 @@ class WaitingReader(asyncio.StreamReader):
         super().__init__()
         self.waiting = asyncio.Event()
 
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+    async def readexactly(self, n: int) -> bytes:  # the head's first byte
         self.waiting.set()
         await asyncio.Future()  # never done
         raise AssertionError("unreachable")
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        return await self.readexactly(1)
 
 
 def test_cancelled_connection_task_is_cancelled(tmp_path: Path) -> None:

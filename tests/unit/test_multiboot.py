@@ -127,6 +127,24 @@ def test_transfers_that_never_ended_or_failed_are_lost() -> None:
     assert b.lost[1] == "unfinished: TFTP ldlinux.c32 from 192.0.2.101"
 
 
+def test_a_kept_alive_connection_left_unused_is_no_lost_transfer() -> None:
+    # iPXE keeps the connection of its last fetch for the next one, then starts the kernel
+    # and never closes it; the server closes it idle_timeout later. A request that never
+    # completed, on the same kind of connection, is a transfer lost.
+    def timeout(idle: bool, time: float) -> Event:
+        return Event("http", "timeout", client="192.0.2.100", time=time,
+                     details={"timeout": 30.0, "idle": idle, "requests": 2})
+    get = Event("http", "get", client="192.0.2.100", mac=A, file="/initrd.img", time=5,
+                details={"status": 200, "size": 100, "bytes": 100})
+    events = [_ack(A, "192.0.2.100"), get, timeout(True, 35)]
+    who = Attribution([A])
+    who.learn(events)
+    (a,) = transfers(events, who)
+    assert (a.started, a.ended, a.lost) == (1, 1, ())
+    (a,) = transfers([*events[:2], timeout(False, 35)], who)
+    assert (a.started, a.ended) == (2, 2) and len(a.lost) == 1
+
+
 def _boot(tmp_path: Path, ok: bool) -> BootResult:
     hits = [MilestoneHit("rom_dhcp", 0.4, "Configuring ... ok"),
             MilestoneHit("nbp", 0.5, "pxelinux.0 : 42430 bytes [PXE-NBP]"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pxelab.analysis.diagnosis import query as q
 from pxelab.analysis.diagnosis.model import Cause
 from pxelab.analysis.evidence import Evidence
+from pxelab.machine.payload.contract import NFSMOUNT_NUMBERS
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,13 @@ class KnownLine:
     # The stages the line means this in (empty: any): "[PXE-NBP]" after pxelinux.0 is normal.
     stages: tuple[str, ...] = ()
 
+
+# What klibc nfsmount takes in nfsroot=<server>:<path>,<options> (its main.c tables).
+_NFSMOUNT_NUMBERS = "|".join(NFSMOUNT_NUMBERS)
+_NFSMOUNT_OPTIONS = (
+    f"keep to the options klibc nfsmount knows: {', '.join(NFSMOUNT_NUMBERS)} (whole "
+    "numbers; vers and nfsvers 2 or 3), and soft, hard, intr, nointr, posix, noposix, "
+    "cto, nocto, ac, noac, lock, nolock, acl, noacl, v2, v3, udp, tcp, broken_suid, ro, rw")
 
 KNOWN_LINES = (
     KnownLine(re.compile(r"Initramfs unpacking failed: (?P<why>[^\r\n]*)"),
@@ -48,6 +56,27 @@ KNOWN_LINES = (
               "module",
               "use the commands of the GRUB that runs (Debian's: linux and initrd boot EFI "
               "kernels too), or build the GRUB image with the module that provides it"),
+    # klibc nfsmount (Debian's initramfs-tools, boot=nfs) checks nfsroot='s options
+    # itself and gives up before it sends the server anything (usr/kinit/nfsmount/main.c).
+    KnownLine(re.compile(r"nfsmount: bad NFS version '(?P<version>[^'\r\n]*)'"),
+              "nfs.client_version_unsupported",
+              "klibc nfsmount, which mounts the NFS root of Debian's initramfs-tools, speaks "
+              "NFSv2 and NFSv3 only and refused vers={version} without asking the server: "
+              "this initrd cannot mount an NFSv4 root",
+              "drop vers= from nfsroot= (or give vers=3) and serve the export over NFSv3 too "
+              "(lab file: [nfs] nfsv3 = true); for an NFSv4 root boot an initramfs that "
+              "mounts with mount.nfs4 (dracut's, pxelab's) and give each machine a host name "
+              "of its own: NFSv4 names the client by it"),
+    KnownLine(re.compile(r"nfsmount: bad option '(?P<option>[^'\r\n]*)'"),
+              "nfs.client_option_unsupported",
+              "klibc nfsmount (Debian's initramfs-tools, boot=nfs) does not know the option "
+              "{option} in nfsroot= and gave up without asking the server",
+              _NFSMOUNT_OPTIONS),
+    KnownLine(re.compile(rf"(?P<value>[^\s:]+): invalid value for (?P<option>{_NFSMOUNT_NUMBERS})"),
+              "nfs.client_option_unsupported",
+              "klibc nfsmount (Debian's initramfs-tools, boot=nfs) takes whole numbers only "
+              "and refused {option}={value} in nfsroot= without asking the server",
+              _NFSMOUNT_OPTIONS),
     KnownLine(re.compile(r"(?P<file>\S+) : \d+ bytes \[(?P<kind>PXE-NBP)\]"),
               "ipxe.not_a_script",
               "iPXE took {file} for a {kind} image, not a script, and ran it as such: the "

@@ -62,6 +62,12 @@ def kernel_cmdline(nfsroot: str, extra: str = "") -> str:
 NFS3_PORT = 2049
 
 
+# The options klibc nfsmount takes a number for (usr/kinit/nfsmount/main.c, int_opts);
+# any other value it refuses with "<value>: invalid value for <option>".
+NFSMOUNT_NUMBERS = ("port", "nfsvers", "vers", "rsize", "wsize", "timeo", "retrans",
+                    "acregmin", "acregmax", "acdirmin", "acdirmax")
+
+
 def initramfs_tools_cmdline(nfsroot: str, extra: str = "") -> str:
     """The command line for a Debian initramfs-tools initrd mounting ``nfsroot`` over NFSv3.
 

@@ -196,10 +196,10 @@ class HttpServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
         client = str(peer[0]).split("%")[0]
-        linger = True
+        linger, answered = True, 0
         try:
-            while await self._one_request(reader, writer, client):
-                pass
+            while await self._one_request(reader, writer, client, answered):
+                answered += 1
         except (ConnectionError, asyncio.IncompleteReadError):
             linger = False
         except asyncio.CancelledError:
@@ -236,19 +236,31 @@ class HttpServer:
         with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
 
-    async def _read_head(self, reader: asyncio.StreamReader, client: str) -> bytes | None:
-        """The next request head; None when the connection should end quietly."""
+    async def _read_head(self, reader: asyncio.StreamReader, client: str,
+                         answered: int) -> bytes | None:
+        """The next request head; None when the connection should end quietly.
+
+        ``answered``: requests this connection was answered before. The first byte is
+        read apart, to tell a request that never completed from a kept-alive connection
+        nobody used again: a boot loader that started its kernel never closes the
+        connection it kept for the next file, and that lost nothing.
+        """
+        first = b""
         try:
             async with asyncio.timeout(self.settings.idle_timeout):
-                return await reader.readuntil(b"\r\n\r\n")
+                first = await reader.readexactly(1)
+                return first + await reader.readuntil(b"\r\n\r\n")
         except TimeoutError:
-            self.events.emit("http", "timeout", client=client,
-                             reason=f"no complete request within {self.settings.idle_timeout}s;"
-                                    " connection closed",
-                             details={"timeout": self.settings.idle_timeout})
+            idle = not first and answered > 0
+            what = (f"kept-alive connection unused for {self.settings.idle_timeout}s after "
+                    f"{answered} request(s)" if idle else
+                    f"no complete request within {self.settings.idle_timeout}s")
+            self.events.emit("http", "timeout", client=client, reason=f"{what}; connection closed",
+                             details={"timeout": self.settings.idle_timeout, "idle": idle,
+                                      "requests": answered})
             return None
         except asyncio.IncompleteReadError as exc:
-            if exc.partial.strip():
+            if (first + exc.partial).strip():
                 raise _RefusedError(400, "connection closed mid-request") from None
             return None  # the client closed between requests: normal end of keep-alive
         except asyncio.LimitOverrunError:
@@ -256,11 +268,11 @@ class HttpServer:
                                 "bytes") from None
 
     async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           client: str) -> bool:
+                           client: str, answered: int) -> bool:
         """Answer one request; True if the connection stays open."""
         request: HttpRequest | None = None
         try:
-            head = await self._read_head(reader, client)
+            head = await self._read_head(reader, client, answered)
             if head is None:
                 return False
             started = time.monotonic()
