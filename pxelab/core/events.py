@@ -124,7 +124,11 @@ class EventLog:
         self.window = window
         self._events: deque[Event] = deque(maxlen=window)
         self._recorded = 0  # ever, so that waiters can tell new events from old
-        self._changed = threading.Condition()
+        # record() takes the lock itself (a C call, not Condition's Python __enter__) and
+        # wakes waiters only when there are some: every event of a busy server passes there.
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._waiting = 0  # threads in wait_for, counted under the lock
         # Replaced, never changed in place, so that record() needs no copy.
         self._listeners: tuple[Callable[[Event], None], ...] = ()
         self._writer: _FileWriter | None = None
@@ -136,13 +140,14 @@ class EventLog:
             weakref.finalize(self, self._writer.close)
 
     def record(self, event: Event) -> None:
-        with self._changed:
+        with self._lock:
             self._events.append(event)
             self._recorded += 1
             if self._writer is not None:
                 self._writer.add(event)  # under the lock: the file keeps the list's order
             listeners = self._listeners
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
         for listener in listeners:
             listener(event)
 
@@ -193,7 +198,11 @@ class EventLog:
                     last = [e.summary() for e in list(self._events)[-5:]]
                     raise WaitTimeoutError(
                         f"no {what} within {timeout:.1f}s; last events: {last or 'none'}")
-                self._changed.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._changed.wait(remaining)
+                finally:
+                    self._waiting -= 1
 
     def close(self) -> None:
         """Write every event recorded so far to the file and close it; later ones stay in memory."""

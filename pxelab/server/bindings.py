@@ -79,6 +79,8 @@ def freed(event: Event) -> tuple[str, ...]:
 
 def _texts(value: Any) -> list[str]:
     """One address, or a list of them (DHCPv6 may lease several), as text."""
+    if type(value) is str:  # the usual case, tested first
+        return [value]
     if isinstance(value, list | tuple | set):
         return [str(v) for v in value]
     return [str(value)] if value is not None else []
@@ -86,4 +88,7 @@ def _texts(value: Any) -> list[str]:
 
 def _canonical_all(texts: Iterable[str]) -> tuple[str, ...]:
     """``texts`` in canonical form, without the unreadable ones and repeats."""
+    if isinstance(texts, list) and len(texts) == 1:  # a DHCPv4 ACK's yiaddr: no set needed
+        one = canonical(texts[0])
+        return (one,) if one is not None else ()
     return tuple(dict.fromkeys(a for text in texts if (a := canonical(text)) is not None))

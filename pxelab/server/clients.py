@@ -69,18 +69,22 @@ class ClientDirectory:
             log.exception("could not learn from %s", event.summary())
 
     def _record(self, addresses: tuple[str, ...], event: Event) -> None:
+        # Every DHCP ACK passes here: what the addresses share is read once.
         details, mac = event.details, _mac(event.mac)
+        arch, vendor_class = _int(details.get("arch")), details.get("vendor_class") or None
+        users = details.get("user_classes")
+        user_classes = tuple(map(str, users)) if users else ()
+        hostname = details.get("hostname") or None
+        debug = log.isEnabledFor(logging.DEBUG)
         for address in addresses:
-            record = ClientRecord(
-                address, mac, event.source, _int(details.get("arch")),
-                details.get("vendor_class") or None,
-                tuple(str(u) for u in details.get("user_classes") or ()),
-                details.get("hostname") or None)
+            record = ClientRecord(address, mac, event.source, arch, vendor_class,
+                                  user_classes, hostname)
             with self._lock:
                 self._by_address[address] = record
                 if mac is not None:
                     self._by_mac[mac] = record
-            log.debug("client %s is %s (%s, arch %s)", address, mac, event.source, record.arch)
+            if debug:
+                log.debug("client %s is %s (%s, arch %s)", address, mac, event.source, arch)
 
     def _forget(self, addresses: tuple[str, ...], mac: str | None) -> None:
         """Forget ``addresses``, each only if ``mac`` (when known) is its holder's."""

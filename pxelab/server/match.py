@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 from pxelab.core.errors import ConfigError
 from pxelab.core.mac import parse_mac
@@ -45,6 +46,7 @@ _ARCH_LABELS = {
 }
 
 
+@lru_cache(maxsize=128)  # every decision and every event summary names the arch
 def arch_label(arch: int | None) -> str:
     """``"arch 0 (BIOS)"``, ``"arch 16 (UEFI x64 HTTP)"``, ``"no arch"``."""
     if arch is None:

@@ -26,13 +26,16 @@ from pxelab.core.memo import memoized
 
 __all__ = [
     "BOOTP_MIN_SIZE",
+    "MESSAGE_TYPE_NAMES",
     "OPTIONS",
+    "ZERO_ADDRESS",
     "DhcpDecodeError",
     "DhcpMessage",
     "Kind",
     "MessageType",
     "Op",
     "OptionSpec",
+    "address_text",
     "decode",
     "decode_value",
     "encode",
@@ -129,13 +132,28 @@ OPTIONS: dict[int, OptionSpec] = {spec.code: spec for spec in (
 
 PAD, END = 0, 255
 _MESSAGE_TYPES = {int(kind): kind for kind in MessageType}
+# Names read per message; an enum's .name is a Python-level property (Python 3.11).
+MESSAGE_TYPE_NAMES = {kind: kind.name for kind in MessageType}
+_OPS = {int(op): op for op in Op}
 MAGIC_COOKIE = b"\x63\x82\x53\x63"
 # op htype hlen hops xid secs flags ciaddr yiaddr siaddr giaddr chaddr sname file
 _HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
 BOOTP_MIN_SIZE = 300  # RFC 1542 2.1: some relays and old clients drop shorter BOOTP frames
 BROADCAST_FLAG = 0x8000
-_ZERO = IPv4Address(0)
+_ZERO = ZERO_ADDRESS = IPv4Address(0)  # one object: "is" tells 0.0.0.0 cheaply
 _ZERO_PACKED = bytes(4)
+_ZERO_TEXT = "0.0.0.0"
+
+
+def address_text(address: IPv4Address) -> str:
+    """``str(address)`` at half its cost; several per message go into an event."""
+    if address is _ZERO:  # decode() and the replies share this one
+        return _ZERO_TEXT
+    return "%d.%d.%d.%d" % tuple(address.packed)  # noqa: UP031 - faster than the f-string
+
+
+def _packed(address: IPv4Address) -> bytes:
+    return _ZERO_PACKED if address is _ZERO else address.packed
 
 
 @dataclass(frozen=True)
@@ -306,9 +324,9 @@ def decode_value(code: int, value: bytes) -> object:
 
 def _encode_value(kind: Kind, value: Any) -> bytes:
     if kind is Kind.IPV4:
-        return _packed(value)
+        return _packed_value(value)
     if kind is Kind.IPV4_LIST:
-        return b"".join(_packed(v) for v in value)
+        return b"".join(_packed_value(v) for v in value)
     if kind is Kind.U8:
         return int(value).to_bytes(1, "big")
     if kind is Kind.U16:
@@ -326,7 +344,7 @@ def _encode_value(kind: Kind, value: Any) -> bytes:
     raise TypeError(f"bytes option needs bytes, got {type(value).__name__}")
 
 
-def _packed(value: Any) -> bytes:
+def _packed_value(value: Any) -> bytes:
     # IPv4Address(an IPv4Address) formats and parses it again: several µs per option.
     return value.packed if isinstance(value, IPv4Address) else IPv4Address(value).packed
 
@@ -340,6 +358,8 @@ def option(code: int, value: Any) -> tuple[int, bytes]:
 # -- whole messages --------------------------------------------------------------------------
 
 def _cstring(field: bytes) -> str:
+    if not field or not field[0]:  # empty, as sname and file of nearly every request are
+        return ""
     return field.split(b"\x00", 1)[0].decode("latin-1")
 
 
@@ -366,8 +386,10 @@ def _walk_options(area: bytes, where: str) -> list[tuple[int, bytes]]:
     return pairs
 
 
-def _join(pairs: Iterable[tuple[int, bytes]]) -> tuple[tuple[int, bytes], ...]:
+def _join(pairs: list[tuple[int, bytes]]) -> tuple[tuple[int, bytes], ...]:
     """Concatenate repeated options (RFC 3396 section 7), keeping first-seen order."""
+    if len({code for code, _ in pairs}) == len(pairs):  # nothing repeated: the usual case
+        return tuple(pairs)
     joined: dict[int, bytes] = {}
     for code, value in pairs:
         joined[code] = joined.get(code, b"") + value
@@ -382,7 +404,8 @@ def decode(data: bytes) -> DhcpMessage:
             f"{_HEADER.size + len(MAGIC_COOKIE)}-byte header and cookie")
     (op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr,
      chaddr, sname, file) = _HEADER.unpack_from(data)
-    if op not in (Op.BOOTREQUEST, Op.BOOTREPLY):
+    op_value = _OPS.get(op)
+    if op_value is None:
         raise DhcpDecodeError(f"op {op} is neither BOOTREQUEST nor BOOTREPLY")
     if hlen > len(chaddr):
         raise DhcpDecodeError(f"hlen {hlen} exceeds the 16-byte chaddr field")
@@ -402,7 +425,7 @@ def decode(data: bytes) -> DhcpMessage:
             pairs += [p for p in _walk_options(sname, "sname field (overload)") if p[0] != 52]
             sname = b""
     return DhcpMessage(
-        op=Op(op), xid=xid, chaddr=chaddr[:hlen], htype=htype, hops=hops, secs=secs,
+        op=op_value, xid=xid, chaddr=chaddr[:hlen], htype=htype, hops=hops, secs=secs,
         flags=flags, ciaddr=_address(ciaddr), yiaddr=_address(yiaddr),
         siaddr=_address(siaddr), giaddr=_address(giaddr),
         sname=_cstring(sname), file=_cstring(file), options=_join(pairs))
@@ -425,7 +448,7 @@ def encode(msg: DhcpMessage) -> bytes:
         raise ValueError(f"chaddr of {len(msg.chaddr)} bytes exceeds 16")
     head = _HEADER.pack(
         msg.op, msg.htype, len(msg.chaddr), msg.hops, msg.xid, msg.secs, msg.flags,
-        msg.ciaddr.packed, msg.yiaddr.packed, msg.siaddr.packed, msg.giaddr.packed,
+        _packed(msg.ciaddr), _packed(msg.yiaddr), _packed(msg.siaddr), _packed(msg.giaddr),
         msg.chaddr, _field(msg.sname, 64, "sname"), _field(msg.file, 128, "file"))
     body = bytearray(MAGIC_COOKIE)
     for code, value in msg.options:

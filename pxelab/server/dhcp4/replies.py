@@ -24,6 +24,7 @@ it names and the reply is otherwise what the policy decided.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 
 from pxelab.core.memo import memoized
@@ -51,7 +52,7 @@ __all__ = [
 SERVER_PORT, CLIENT_PORT = 67, 68
 BROADCAST = IPv4Address("255.255.255.255")
 _BROADCAST_TEXT = str(BROADCAST)
-_ZERO = IPv4Address(0)
+_ZERO = codec.ZERO_ADDRESS  # the decoder's own, so `is` can test it
 # iPXE option 175 carrying sub-option 176 (no-pxedhcp) = 1: skip the 2 s proxyDHCP wait.
 _IPXE_NO_PXEDHCP = bytes((176, 1, 1))
 # RFC 2131 section 2: a client accepts 576-byte IP datagrams; 28 of them are IP and UDP
@@ -116,7 +117,7 @@ def client_info(msg: DhcpMessage, server: IPv4Address | str,
     return ClientInfo(
         mac=msg.mac,
         protocol="dhcp4",
-        message_type=mtype.name if mtype else "BOOTP",
+        message_type=codec.MESSAGE_TYPE_NAMES[mtype] if mtype else "BOOTP",
         arch=arch[0] if isinstance(arch, tuple) and arch else None,
         vendor_class=msg.text(60),
         user_classes=codec.user_classes(user_class) if user_class else (),
@@ -125,8 +126,8 @@ def client_info(msg: DhcpMessage, server: IPv4Address | str,
         secs=msg.secs,
         requested_options=params if isinstance(params, tuple) else (),
         ipxe_options=msg.raw(175) is not None,
-        server_address=str(server),
-        client_address=str(address) if address is not None else "",
+        server_address=server if isinstance(server, str) else str(server),
+        client_address=codec.address_text(address) if address is not None else "",
     )
 
 
@@ -171,12 +172,19 @@ def _boot(decision: BootDecision, client: ClientInfo | None,
     file = ""
     if decision.boot_file:
         if "://" not in decision.boot_file and _wants(client, 66):
-            options.append(option(66, str(next_server) if next_server else settings.server_text))
-        options.append(option(67, decision.boot_file))
+            options.append(_text_option(
+                66, str(next_server) if next_server else settings.server_text))
+        options.append(_text_option(67, decision.boot_file))
         # The legacy BOOTP field too: PXE ROMs read it; long URLs go in option 67 only.
         if len(decision.boot_file.encode("latin-1")) < 128:
             file = decision.boot_file
     return siaddr, file, options
+
+
+@lru_cache(maxsize=256)
+def _text_option(code: int, text: str) -> tuple[int, bytes]:
+    """A string option, encoded once: a lab hands out a few boot file names to every client."""
+    return option(code, text)
 
 
 def _lease_options(settings: Dhcp4Settings, client: ClientInfo | None,
@@ -210,7 +218,7 @@ def build_reply(request: DhcpMessage, mtype: MessageType, settings: Dhcp4Setting
     siaddr, file = _ZERO, ""
     if decision is not None:
         if decision.vendor_class:
-            options.append(option(60, decision.vendor_class))
+            options.append(_text_option(60, decision.vendor_class))
         siaddr, file, boot = _boot(decision, client, settings)
         options += boot
         if decision.no_proxy_wait and client is not None and (
@@ -339,8 +347,9 @@ def reply_destination(request: DhcpMessage, reply: DhcpMessage) -> tuple[str, in
     we cannot add from a UDP socket; broadcasting is what every PXE ROM,
     iPXE, udhcpc and dhclient accept.
     """
-    if request.giaddr != _ZERO:
+    if request.giaddr is not _ZERO and request.giaddr != _ZERO:
         return str(request.giaddr), SERVER_PORT
-    if reply.message_type is not MessageType.NAK and request.ciaddr != _ZERO:
+    if reply.message_type is not MessageType.NAK and request.ciaddr is not _ZERO and (
+            request.ciaddr != _ZERO):
         return str(request.ciaddr), CLIENT_PORT
     return _BROADCAST_TEXT, CLIENT_PORT

@@ -32,7 +32,14 @@ from typing import Any, cast
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
 from pxelab.server.dhcp4 import codec
-from pxelab.server.dhcp4.codec import DhcpDecodeError, DhcpMessage, MessageType, Op
+from pxelab.server.dhcp4.codec import (
+    MESSAGE_TYPE_NAMES,
+    DhcpDecodeError,
+    DhcpMessage,
+    MessageType,
+    Op,
+    address_text,
+)
 from pxelab.server.dhcp4.leases import FOREVER, LeasePool, LeaseState
 from pxelab.server.dhcp4.replies import (
     CLIENT_PORT,
@@ -66,7 +73,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_ZERO = IPv4Address(0)
+_ZERO = codec.ZERO_ADDRESS  # the decoder's own, so `is` can test it
 # Larger than any DHCP client sends (their own option 57 says ~1500 at most); a bigger
 # datagram is garbage or an attack, not a request.
 MAX_REQUEST_SIZE = 4096
@@ -74,6 +81,11 @@ MAX_REQUEST_SIZE = 4096
 # options are left out and the request is served without them.
 _MUST_PARSE = frozenset({50, 52, 53, 54, 57, 61, 93})
 ETHERNET, ETHERNET_LEN = 1, 6
+# The fault kinds of requests (None: BOOTP) and replies, named once rather than per message.
+_REQUEST_KINDS: dict[MessageType | None, str] = {
+    None: "bootp", **{m: name.lower() for m, name in MESSAGE_TYPE_NAMES.items()}}
+_FAULT_KINDS: dict[str, str] = {
+    name: f"dhcp4.{name.lower()}" for name in (*MESSAGE_TYPE_NAMES.values(), "BOOTREPLY")}
 # A handler gets the request, where it came from and the client it describes.
 Handler = Callable[[DhcpMessage, tuple[str, int], ClientInfo], None]
 
@@ -130,7 +142,7 @@ class _Outgoing:
     @property
     def name(self) -> str:
         mtype = self.reply.message_type
-        return mtype.name if mtype is not None else "BOOTREPLY"
+        return MESSAGE_TYPE_NAMES[mtype] if mtype is not None else "BOOTREPLY"
 
 
 class BaseDhcp4Protocol(asyncio.DatagramProtocol):
@@ -185,8 +197,7 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
         client = self.client(msg)
         if not self.ours(msg, client):
             return
-        kind = "bootp" if mtype is None else mtype.name.lower()
-        verdict = self.faults.packet(f"dhcp4.{kind}", client.mac, client)
+        verdict = self.faults.packet(f"dhcp4.{_REQUEST_KINDS[mtype]}", client.mac, client)
         if verdict.drop:
             return  # the injector emitted fault.injected
         if verdict.delay > 0:
@@ -252,12 +263,13 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
             return "chaddr is all zeros: no client hardware address to answer"
         if len(msg.chaddr) == ETHERNET_LEN and msg.chaddr[0] & 1:
             return f"chaddr {msg.mac} is a multicast/broadcast address, not a NIC's"
-        if msg.giaddr != _ZERO and msg.giaddr not in self.settings.network:
+        giaddr = msg.giaddr
+        if giaddr is not _ZERO and giaddr != _ZERO and giaddr not in self.settings.network:
             return f"relayed from {msg.giaddr}, outside {self.settings.network}"
         return None
 
     def client(self, msg: DhcpMessage, address: IPv4Address | None = None) -> ClientInfo:
-        if address is None and msg.ciaddr != _ZERO:
+        if address is None and msg.ciaddr is not _ZERO and msg.ciaddr != _ZERO:
             address = msg.ciaddr
         return client_info(msg, self.settings.server_text, address)
 
@@ -288,7 +300,7 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
         note["omitted_options"] = list(omitted)
         out = _Outgoing(request, reply, data, client, decision, kind,
                         destination or reply_destination(request, reply), note)
-        verdict = self.faults.packet(f"dhcp4.{out.name.lower()}", client.mac, client)
+        verdict = self.faults.packet(_FAULT_KINDS[out.name], client.mac, client)
         if verdict.drop:
             return  # the injector emitted fault.injected
         if verdict.delay > 0:
@@ -313,23 +325,28 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
 
     def _transmit(self, out: _Outgoing) -> None:
         assert self.transport is not None
-        reply, where = out.reply, out.where
+        reply, where, client, name = out.reply, out.where, out.client, out.name
         self.transport.sendto(out.data, where)
         boot_file = reply.text(67) or reply.file or None
-        yiaddr, siaddr = str(reply.yiaddr), str(reply.siaddr)
-        answer = ("proxy " if out.note["proxy"] else "") + f"{out.name} yiaddr={yiaddr}"
+        yiaddr, siaddr = address_text(reply.yiaddr), address_text(reply.siaddr)
+        answer = f"{'proxy ' if out.note['proxy'] else ''}{name} yiaddr={yiaddr}"
         if boot_file:
             answer += f" next-server={siaddr} file={boot_file}"
-        details: dict[str, Any] = self._client_details(out.client) | out.note | {
+        # One dict, as _client_details(client) | note | {...} would make it.
+        details: dict[str, Any] = {
+            "arch": client.arch, "vendor_class": client.vendor_class,
+            "user_classes": list(client.user_classes), "secs": client.secs,
+            "message_type": client.message_type, **out.note,
             "xid": out.request.xid, "yiaddr": yiaddr, "siaddr": siaddr,
             "vendor_class_echo": reply.text(60),
             "options": [code for code, _ in reply.options],
             "destination": f"{where[0]}:{where[1]}"}
-        self.events.emit("dhcp4", out.kind or out.name.lower(), client=out.client.mac,
-                         mac=out.client.mac, file=boot_file or "",
-                         request=out.client.summary(), answer=answer,
+        self.events.emit("dhcp4", out.kind or name.lower(), client=client.mac,
+                         mac=client.mac, file=boot_file or "",
+                         request=client.summary(), answer=answer,
                          reason=out.decision.reason, details=details)
-        log.debug("%s -> %s: %s (%s)", out.client.mac, where, answer, out.decision.reason)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %s: %s (%s)", client.mac, where, answer, out.decision.reason)
 
     @staticmethod
     def _client_details(client: ClientInfo) -> dict[str, Any]:
@@ -370,7 +387,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
         return self._handlers.get(mtype)
 
     def client(self, msg: DhcpMessage, address: IPv4Address | None = None) -> ClientInfo:
-        if address is None and msg.ciaddr == _ZERO:
+        if address is None and (msg.ciaddr is _ZERO or msg.ciaddr == _ZERO):
             lease = self.leases.lookup(msg.mac)
             address = self.leases.fixed(msg.mac) or (lease.address if lease else None)
         return super().client(msg, address)
