@@ -21,6 +21,7 @@ from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address
 from typing import Any
 
+from pxelab.core.frozen import assemble
 from pxelab.core.mac import format_mac
 from pxelab.core.memo import memoized
 
@@ -424,8 +425,8 @@ def decode(data: bytes) -> DhcpMessage:
         if mode & 2:
             pairs += [p for p in _walk_options(sname, "sname field (overload)") if p[0] != 52]
             sname = b""
-    return DhcpMessage(
-        op=op_value, xid=xid, chaddr=chaddr[:hlen], htype=htype, hops=hops, secs=secs,
+    return assemble(
+        DhcpMessage, op=op_value, xid=xid, chaddr=chaddr[:hlen], htype=htype, hops=hops, secs=secs,
         flags=flags, ciaddr=_address(ciaddr), yiaddr=_address(yiaddr),
         siaddr=_address(siaddr), giaddr=_address(giaddr),
         sname=_cstring(sname), file=_cstring(file), options=_join(pairs))
@@ -436,6 +437,8 @@ def _address(packed: bytes) -> IPv4Address:
 
 
 def _field(text: str, size: int, name: str) -> bytes:
+    if not text:  # sname always, file of most replies
+        return b""
     raw = text.encode("latin-1")
     if len(raw) >= size:
         raise ValueError(f"{name} {text!r} does not fit the {size}-byte field")
@@ -455,7 +458,8 @@ def encode(msg: DhcpMessage) -> bytes:
         if code in (PAD, END):
             raise ValueError(f"option code {code} is reserved for padding/end")
         if len(value) <= 255:
-            body += bytes((code, len(value)))
+            body.append(code)
+            body.append(len(value))
             body += value
             continue
         for i in range(0, len(value), 255):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 
+from pxelab.core.frozen import assemble
 from pxelab.core.memo import memoized
 from pxelab.server.dhcp4 import codec, pxe
 from pxelab.server.dhcp4.codec import DhcpMessage, MessageType, Op, option
@@ -114,7 +115,8 @@ def client_info(msg: DhcpMessage, server: IPv4Address | str,
     params = msg.get(55)
     user_class = msg.raw(77)
     mtype = msg.message_type
-    return ClientInfo(
+    return assemble(  # ClientInfo(...), built the cheaper way: one per request
+        ClientInfo,
         mac=msg.mac,
         protocol="dhcp4",
         message_type=codec.MESSAGE_TYPE_NAMES[mtype] if mtype else "BOOTP",
@@ -227,10 +229,11 @@ def build_reply(request: DhcpMessage, mtype: MessageType, settings: Dhcp4Setting
     options += _echoes(request, client, uuid=True)
     if decision is not None:
         options = _merge(options, decision.extra_options)
-    return DhcpMessage(
-        op=Op.BOOTREPLY, xid=request.xid, chaddr=request.chaddr, htype=request.htype,
-        flags=request.flags, yiaddr=yiaddr, siaddr=siaddr, giaddr=request.giaddr,
-        file=file, options=tuple(options + _relay(request)),
+    return assemble(  # DhcpMessage(...): one per answer, so built the cheaper way
+        DhcpMessage, op=Op.BOOTREPLY, xid=request.xid, chaddr=request.chaddr,
+        htype=request.htype, hops=0, secs=0, flags=request.flags, yiaddr=yiaddr,
+        siaddr=siaddr, giaddr=request.giaddr, sname="", file=file,
+        options=tuple(options + _relay(request)),
         ciaddr=request.ciaddr if mtype is MessageType.ACK else _ZERO)
 
 
