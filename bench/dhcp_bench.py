@@ -84,6 +84,7 @@ from pxelab.server.dhcp6.leases import Lease6Pool
 from pxelab.server.dhcp6.replies import Dhcp6Settings
 from pxelab.server.dhcp6.server import Dhcp6Protocol, server_duid
 from pxelab.server.policy import BootPolicy, HostRule, default_profile
+from pxelab.server.udp import enlarge_receive_buffer
 
 SERVER_IF, CLIENT_IF = "vs0", "eth0"
 SERVER4 = IPv4Interface("198.18.0.1/16")
@@ -342,6 +343,9 @@ def open_dhcp4_client_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, CLIENT_IF.encode())
+    # 256 answers in flight outgrow the default buffer when the client's CPU is busy, and
+    # an answer dropped here would count as the server's loss.
+    enlarge_receive_buffer(sock)
     sock.bind(("0.0.0.0", 68))
     return sock
 
@@ -349,6 +353,7 @@ def open_dhcp4_client_socket() -> socket.socket:
 def open_dhcp6_client_socket() -> socket.socket:
     """UDP on [fe80::50%eth0]:546; in the client namespace."""
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    enlarge_receive_buffer(sock)  # as the DHCPv4 client's
     sock.bind((str(CLIENT_LL), 546, 0, socket.if_nametoindex(CLIENT_IF)))
     return sock
 
