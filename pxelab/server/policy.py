@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from pxelab.core.errors import ConfigError
+from pxelab.core.frozen import replaced
 from pxelab.core.template import placeholders, render
 from pxelab.server.match import (
     Arch,
@@ -98,7 +99,7 @@ def _as_url(decision: BootDecision, client: ClientInfo) -> BootDecision:
     url = boot_url(file, client)
     if url == file:
         return decision
-    return replace(decision, boot_file=url, reason=decision.reason.replace(
+    return replaced(decision, boot_file=url, reason=decision.reason.replace(
         f"-> {file}", f"-> {url}"))
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from pxelab.core.frozen import assemble
+from pxelab.core.frozen import assemble, replaced
 from pxelab.server.dhcp4.codec import DhcpMessage, Op
 from pxelab.server.match import ClientInfo
 
@@ -68,3 +68,17 @@ def test_a_message_assembled_is_one_decoded() -> None:
         "siaddr", "giaddr", "sname", "file", "options")}
     again = assemble(DhcpMessage, **fields)
     assert again == msg and again.message_type == msg.message_type and again.mac == msg.mac
+
+
+def test_replaced_is_replace() -> None:
+    pair = Pair(1, (2,))
+    assert replaced(pair, b=(3,)) == replace(pair, b=(3,)) == Pair(1, (3,))
+    assert replaced(pair) == pair and replaced(pair) is not pair
+    with pytest.raises(TypeError, match="no field"):
+        replaced(pair, c=1)
+
+
+def test_replaced_runs_post_init_where_there_is_one() -> None:
+    assert replaced(Checked(1), a=2) == Checked(2)
+    with pytest.raises(ValueError, match="negative"):
+        replaced(Checked(1), a=-1)

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from pxelab.core.errors import ConfigError
 from pxelab.core.events import EventLog
+from pxelab.core.frozen import replaced
 from pxelab.server.dhcp4 import codec
 from pxelab.server.dhcp4.codec import (
     MESSAGE_TYPE_NAMES,
@@ -408,7 +409,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
         server_id = msg.ipv4(54)
         requested = msg.ipv4(50) or (msg.ciaddr if msg.ciaddr != _ZERO else None)
         if requested is not None and client.client_address != str(requested):
-            client = replace(client, client_address=str(requested))  # what it asks to have
+            client = replaced(client, client_address=str(requested))  # what it asks to have
         if server_id is not None and server_id != self.settings.server:
             if (lease := self.leases.lookup(client.mac)) and lease.state is LeaseState.OFFERED:
                 self.leases.release(client.mac)  # RFC 2131 4.3.2: our offer was declined

@@ -29,12 +29,13 @@ import socket
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv6Address
 from typing import Any, cast
 
 from pxelab.core.events import EventLog
+from pxelab.core.frozen import replaced
 from pxelab.server.dhcp6 import codec
 from pxelab.server.dhcp6.codec import (
     ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
@@ -340,7 +341,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
             return client
         address = self.leases.candidate(self._duid(msg), ia.iaid, client.mac or None,
                                         [a.address for a in ia.addresses])
-        return replace(client, client_address=_text(address)) if address else client
+        return replaced(client, client_address=_text(address)) if address else client
 
     def _assign(self, msg: Dhcp6Message, client: ClientInfo, *,
                 commit: bool) -> tuple[IaNa, ...]:
@@ -368,7 +369,7 @@ class Dhcp6Protocol(asyncio.DatagramProtocol):
         duid = self._duid(msg)
         ias = tuple(self._extend_ia(duid, ia, client, rebind=kind == "rebind")
                     for ia in msg.all(IaNa))
-        client = replace(client, client_address=next(
+        client = replaced(client, client_address=next(
             (_text(a.address) for ia in ias for a in ia.addresses if a.valid), ""))
         reply = build_reply(msg, MessageType.REPLY, self.duid, self.settings, ias=ias,
                             decision=decision, client=client)
