@@ -508,3 +508,11 @@ def test_oversized_reply_loses_unrequested_options_first() -> None:
     small, dropped = fit_to_size(offer, 400, (1, 67, 225))
     assert dropped[:2] == (224, 225) and small.raw(53) and small.raw(54)
     assert fit_to_size(small, 548) == (small, ())
+
+
+def test_is_unset_tells_zero_by_identity_and_by_value() -> None:
+    decoded = codec.decode(codec.encode(codec.DhcpMessage(op=codec.Op.BOOTREQUEST, xid=1,
+                                                          chaddr=bytes(range(1, 7)))))
+    assert decoded.ciaddr is codec.ZERO_ADDRESS and codec.is_unset(decoded.ciaddr)
+    assert codec.is_unset(IPv4Address("0.0.0.0"))  # another 0.0.0.0 object
+    assert not codec.is_unset(IPv4Address("192.0.2.1"))

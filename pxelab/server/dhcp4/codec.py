@@ -41,6 +41,7 @@ __all__ = [
     "decode_value",
     "encode",
     "encode_user_classes",
+    "is_unset",
     "option",
     "option_problems",
     "user_classes",
@@ -144,6 +145,12 @@ BROADCAST_FLAG = 0x8000
 _ZERO = ZERO_ADDRESS = IPv4Address(0)  # one object: "is" tells 0.0.0.0 cheaply
 _ZERO_PACKED = bytes(4)
 _ZERO_TEXT = "0.0.0.0"
+
+
+def is_unset(address: IPv4Address) -> bool:
+    """Whether ``address`` is 0.0.0.0 (a header field left empty); ``is`` first, as
+    decode() and the replies share one 0.0.0.0 and IPv4Address's ``==`` is Python code."""
+    return address is _ZERO or address == _ZERO
 
 
 def address_text(address: IPv4Address) -> str:

@@ -53,7 +53,7 @@ __all__ = [
 SERVER_PORT, CLIENT_PORT = 67, 68
 BROADCAST = IPv4Address("255.255.255.255")
 _BROADCAST_TEXT = str(BROADCAST)
-_ZERO = codec.ZERO_ADDRESS  # the decoder's own, so `is` can test it
+_ZERO = codec.ZERO_ADDRESS  # the decoder's own 0.0.0.0, which codec.is_unset tells by identity
 # iPXE option 175 carrying sub-option 176 (no-pxedhcp) = 1: skip the 2 s proxyDHCP wait.
 _IPXE_NO_PXEDHCP = bytes((176, 1, 1))
 # RFC 2131 section 2: a client accepts 576-byte IP datagrams; 28 of them are IP and UDP
@@ -216,7 +216,7 @@ def build_reply(request: DhcpMessage, mtype: MessageType, settings: Dhcp4Setting
                            htype=request.htype, flags=request.flags, giaddr=request.giaddr,
                            options=tuple(options))
     # RFC 2131 4.3.5: no lease time in the answer to an INFORM.
-    options += _lease_options(settings, client, lease=yiaddr != _ZERO)
+    options += _lease_options(settings, client, lease=not codec.is_unset(yiaddr))
     siaddr, file = _ZERO, ""
     if decision is not None:
         if decision.vendor_class:
@@ -350,9 +350,8 @@ def reply_destination(request: DhcpMessage, reply: DhcpMessage) -> tuple[str, in
     we cannot add from a UDP socket; broadcasting is what every PXE ROM,
     iPXE, udhcpc and dhclient accept.
     """
-    if request.giaddr is not _ZERO and request.giaddr != _ZERO:
+    if not codec.is_unset(request.giaddr):
         return str(request.giaddr), SERVER_PORT
-    if reply.message_type is not MessageType.NAK and request.ciaddr is not _ZERO and (
-            request.ciaddr != _ZERO):
+    if reply.message_type is not MessageType.NAK and not codec.is_unset(request.ciaddr):
         return str(request.ciaddr), CLIENT_PORT
     return _BROADCAST_TEXT, CLIENT_PORT

@@ -74,7 +74,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_ZERO = codec.ZERO_ADDRESS  # the decoder's own, so `is` can test it
 # Larger than any DHCP client sends (their own option 57 says ~1500 at most); a bigger
 # datagram is garbage or an attack, not a request.
 MAX_REQUEST_SIZE = 4096
@@ -264,13 +263,12 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
             return "chaddr is all zeros: no client hardware address to answer"
         if len(msg.chaddr) == ETHERNET_LEN and msg.chaddr[0] & 1:
             return f"chaddr {msg.mac} is a multicast/broadcast address, not a NIC's"
-        giaddr = msg.giaddr
-        if giaddr is not _ZERO and giaddr != _ZERO and giaddr not in self.settings.network:
+        if not codec.is_unset(msg.giaddr) and msg.giaddr not in self.settings.network:
             return f"relayed from {msg.giaddr}, outside {self.settings.network}"
         return None
 
     def client(self, msg: DhcpMessage, address: IPv4Address | None = None) -> ClientInfo:
-        if address is None and msg.ciaddr is not _ZERO and msg.ciaddr != _ZERO:
+        if address is None and not codec.is_unset(msg.ciaddr):
             address = msg.ciaddr
         return client_info(msg, self.settings.server_text, address)
 
@@ -333,11 +331,8 @@ class BaseDhcp4Protocol(asyncio.DatagramProtocol):
         answer = f"{'proxy ' if out.note['proxy'] else ''}{name} yiaddr={yiaddr}"
         if boot_file:
             answer += f" next-server={siaddr} file={boot_file}"
-        # One dict, as _client_details(client) | note | {...} would make it.
         details: dict[str, Any] = {
-            "arch": client.arch, "vendor_class": client.vendor_class,
-            "user_classes": list(client.user_classes), "secs": client.secs,
-            "message_type": client.message_type, **out.note,
+            **self._client_details(client), **out.note,
             "xid": out.request.xid, "yiaddr": yiaddr, "siaddr": siaddr,
             "vendor_class_echo": reply.text(60),
             "options": [code for code, _ in reply.options],
@@ -388,7 +383,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
         return self._handlers.get(mtype)
 
     def client(self, msg: DhcpMessage, address: IPv4Address | None = None) -> ClientInfo:
-        if address is None and (msg.ciaddr is _ZERO or msg.ciaddr == _ZERO):
+        if address is None and codec.is_unset(msg.ciaddr):
             lease = self.leases.lookup(msg.mac)
             address = self.leases.fixed(msg.mac) or (lease.address if lease else None)
         return super().client(msg, address)
@@ -407,7 +402,7 @@ class Dhcp4Protocol(BaseDhcp4Protocol):
     def on_request(self, msg: DhcpMessage, addr: tuple[str, int], client: ClientInfo) -> None:
         """SELECTING (option 54), INIT-REBOOT (50, no 54), RENEWING/REBINDING (ciaddr)."""
         server_id = msg.ipv4(54)
-        requested = msg.ipv4(50) or (msg.ciaddr if msg.ciaddr != _ZERO else None)
+        requested = msg.ipv4(50) or (None if codec.is_unset(msg.ciaddr) else msg.ciaddr)
         if requested is not None and client.client_address != str(requested):
             client = replaced(client, client_address=str(requested))  # what it asks to have
         if server_id is not None and server_id != self.settings.server:
