@@ -1068,13 +1068,25 @@ def test_blksize_above_mtu_from_a_transfer_record() -> None:
 
 # -- tftp.oack_malformed / tftp.oack_unrequested_option ------------------------------------------
 
-def _faulty_oack(boot: Boot, at: float, sent: bytes, fault: str, error: str) -> None:
+def _faulty_oack(boot: Boot, at: float, sent: bytes, fault: str, error: str, *,
+                 ended: str = "aborted", after: float = 0.003) -> None:
+    """RRQ, the faulty OACK, and the transfer's end ``after`` it (the client's ERROR
+    ``error``, or with ``ended`` "error" the server's reason ``error``)."""
     probe = {"blksize": "1468", "tsize": "0", "windowsize": "4"}
     boot.rrq(at, "syslinux.efi", probe)
     boot.oack(at + 0.001, "syslinux.efi", probe | {"tsize": "171456"}, probe, fault=fault,
               sent=sent.hex())
-    boot.transfer(at + 0.003, "syslinux.efi", 171456, "aborted", blksize=1468, blocks=0,
-                  reason=f"client sent ERROR {error} after 0 blocks")
+    reason = f"client sent ERROR {error} after 0 blocks" if ended == "aborted" else error
+    boot.transfer(at + after, "syslinux.efi", 171456, ended, blksize=1468, blocks=0,
+                  reason=reason)
+
+
+def _wire_oack(boot: Boot, oack_options: dict[str, str], *, malformed: bool) -> None:
+    """A UEFI RRQ and the server's OACK, as the capture alone shows them."""
+    boot.packet(4.3, "tftp", "rrq", f"{IP}:1283", f"{SERVER}:69", file="syslinux.efi",
+                options={"blksize": "1468", "tsize": "0"}, blksize=1468)
+    boot.packet(4.301, "tftp", "oack", f"{SERVER}:50000", f"{IP}:1283", file="syslinux.efi",
+                options=oack_options, malformed=malformed)
 
 
 def _uefi_until_nbp() -> Boot:
@@ -1099,13 +1111,9 @@ def test_oack_malformed_when_the_client_aborts_after_a_corrupt_oack() -> None:
 def test_oack_malformed_when_the_client_goes_silent_after_a_corrupt_oack() -> None:
     # OVMF sometimes tears its session down before its ERROR reaches the wire.
     boot = _uefi_until_nbp()
-    probe = {"blksize": "1468", "tsize": "0", "windowsize": "4"}
     corrupt = b"\x00\x06blksize\x001468\x00tsize\x00171456\x00windowsize\x004\x00blksize\x00"
-    boot.rrq(4.3, "syslinux.efi", probe)
-    boot.oack(4.301, "syslinux.efi", probe | {"tsize": "171456"}, probe, fault="corrupt",
-              sent=corrupt.hex())
-    boot.transfer(4.42, "syslinux.efi", 171456, "error", blksize=1468, blocks=0,
-                  reason="the server is stopping")
+    _faulty_oack(boot, 4.3, corrupt, "corrupt", "the server is stopping", ended="error",
+                 after=0.12)
     evidence = boot.evidence("nbp", "PXE-E99: Unexpected network error.", 4.31)
     cause = only(tftp.oack_malformed, evidence, "tftp.oack_malformed")
     assert "192.0.2.100 went silent on the transfer of syslinux.efi" in cause.summary
@@ -1114,10 +1122,7 @@ def test_oack_malformed_when_the_client_goes_silent_after_a_corrupt_oack() -> No
 
 def test_oack_malformed_from_the_wire_when_the_client_goes_silent() -> None:
     boot = _uefi_until_nbp()
-    boot.packet(4.3, "tftp", "rrq", f"{IP}:1283", f"{SERVER}:69", file="syslinux.efi",
-                options={"blksize": "1468", "tsize": "0"}, blksize=1468)
-    boot.packet(4.301, "tftp", "oack", f"{SERVER}:50000", f"{IP}:1283", file="syslinux.efi",
-                options={"blksize": "1468", "tsize": "171456"}, malformed=True)
+    _wire_oack(boot, {"blksize": "1468", "tsize": "171456"}, malformed=True)
     cause = only(tftp.oack_malformed, boot.evidence("nbp", "PXE-E99", 5.0),
                  "tftp.oack_malformed")
     assert "went silent on the transfer of syslinux.efi" in cause.summary
@@ -1137,10 +1142,7 @@ def test_oack_refused_instead_of_acknowledged() -> None:
 
 def test_oack_malformed_from_the_wire() -> None:
     boot = _uefi_until_nbp()
-    boot.packet(4.3, "tftp", "rrq", f"{IP}:1283", f"{SERVER}:69", file="syslinux.efi",
-                options={"blksize": "1468", "tsize": "0"}, blksize=1468)
-    boot.packet(4.301, "tftp", "oack", f"{SERVER}:50000", f"{IP}:1283", file="syslinux.efi",
-                options={"blksize": "1468", "tsize": "171456"}, malformed=True)
+    _wire_oack(boot, {"blksize": "1468", "tsize": "171456"}, malformed=True)
     boot.packet(4.302, "tftp", "error", f"{IP}:1283", f"{SERVER}:50000", code=4,
                 message="Malformatted OACK packet", file="syslinux.efi", from_client=True)
     cause = only(tftp.oack_malformed, boot.evidence("nbp", "PXE-E23", 5.0),
@@ -1171,11 +1173,8 @@ def test_oack_unrequested_option_names_the_option() -> None:
 
 def test_oack_unrequested_option_from_the_wire() -> None:
     boot = _uefi_until_nbp()
-    boot.packet(4.3, "tftp", "rrq", f"{IP}:1283", f"{SERVER}:69", file="syslinux.efi",
-                options={"blksize": "1468", "tsize": "0"}, blksize=1468)
-    boot.packet(4.301, "tftp", "oack", f"{SERVER}:50000", f"{IP}:1283", file="syslinux.efi",
-                options={"blksize": "1468", "tsize": "171456", "windowsize": "64"},
-                malformed=False)
+    _wire_oack(boot, {"blksize": "1468", "tsize": "171456", "windowsize": "64"},
+               malformed=False)
     boot.packet(4.302, "tftp", "error", f"{IP}:1283", f"{SERVER}:50000", code=8,
                 message="Malformatted OACK packet", file="syslinux.efi", from_client=True)
     cause = only(tftp.oack_unrequested_option, boot.evidence("nbp", "PXE-E23", 5.0),
